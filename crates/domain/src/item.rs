@@ -1,0 +1,353 @@
+//! The POA&M item: a weakness of a system and the plan to remediate it.
+
+use crate::ids::{ItemId, SystemId};
+use crate::limits::{CONTACT, LIST, NARRATIVE, RESOURCE};
+use crate::vocab::{DeviationKind, DeviationStatus, ItemStatus, Level, RiskRating, SourceKind};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+/// A named person: the item's owner (accountable) or implementer (responsible).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "Dana Whitfield")]
+    pub name: String,
+    #[serde(default)]
+    #[validate(email, length(max = "CONTACT"))]
+    #[schema(max_length = 100, format = Email, example = "dana.whitfield@example.org")]
+    pub email: Option<String>,
+}
+
+/// How the weakness was found: FedRAMP's "Weakness Detector Source" and "Weakness Source
+/// Identifier".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub kind: SourceKind,
+    /// The tool or team that found it (scanner name, assessor).
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "Tenable Nessus")]
+    pub detector: Option<String>,
+    /// The detector's own id of the finding (plugin id, rule id).
+    #[serde(default)]
+    #[validate(length(min = 1, max = "RESOURCE"))]
+    #[schema(min_length = 1, max_length = 250, example = "plugin 187315")]
+    pub identifier: Option<String>,
+}
+
+/// Resources required for the remediation (eMASS's "resources", FedRAMP's column I).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default)]
+    #[validate(length(min = 1, max = "RESOURCE"))]
+    #[schema(min_length = 1, max_length = 250, example = "Two engineer-weeks and a FIPS 140-3 HSM")]
+    pub description: Option<String>,
+    /// Estimated cost in the organisation's currency.
+    #[serde(default)]
+    #[validate(range(min = 0.0, max = 1e12))]
+    #[schema(minimum = 0.0, maximum = 1e12, example = 12000.0)]
+    pub estimated_cost: Option<f64>,
+    #[serde(default)]
+    #[validate(range(min = 0.0, max = 1e7))]
+    #[schema(minimum = 0.0, maximum = 1e7, example = 80.0)]
+    pub hours: Option<f64>,
+    #[serde(default)]
+    pub funded: Option<bool>,
+    /// A recurring cost (licence, subscription) rather than a one-time one.
+    #[serde(default)]
+    pub recurring: Option<bool>,
+}
+
+/// A deviation request: risk adjustment, false positive or operational requirement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deviation {
+    pub kind: DeviationKind,
+    #[serde(default = "pending")]
+    pub status: DeviationStatus,
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub rationale: String,
+}
+
+fn pending() -> DeviationStatus {
+    DeviationStatus::Pending
+}
+
+/// The remediation waits on a vendor (FedRAMP: check in at least monthly).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VendorDependency {
+    #[validate(length(min = 1, max = "RESOURCE"))]
+    #[schema(min_length = 1, max_length = 250, example = "Acme VPN appliance 9.2")]
+    pub product: String,
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100)]
+    pub vendor: Option<String>,
+    #[serde(default)]
+    pub last_check_in: Option<NaiveDate>,
+}
+
+/// The writable content of an item: the body of a create, and what a merge patch applies to.
+/// Unknown fields are refused, so a misspelt field is never silently dropped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ItemWrite)]
+pub struct ItemFields {
+    /// The client's own id of this item (eMASS `externalUid`, a GRC platform's key), unique per
+    /// system: the key for two-way sync.
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "grc-48213")]
+    pub external_id: Option<String>,
+    /// Weakness name.
+    #[validate(length(min = 1, max = "RESOURCE"))]
+    #[schema(min_length = 1, max_length = 250, example = "TLS 1.0 enabled on the public load balancer")]
+    pub title: String,
+    /// Weakness description.
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000, example = "The load balancer accepts TLS 1.0 and 1.1 handshakes.")]
+    pub description: String,
+    /// Control references: NIST SP 800-53 (`SC-8(1)`), 800-171 (`3.13.8`) or CMMC
+    /// (`SC.L2-3.13.8`). Normalised to upper case; duplicates dropped.
+    #[serde(default)]
+    #[validate(length(max = "LIST"))]
+    #[schema(max_items = 500, example = json!(["SC-8(1)", "3.13.8"]))]
+    pub controls: Vec<String>,
+    #[validate(nested)]
+    pub source: Source,
+    /// CVE ids (`CVE-2024-3094`).
+    #[serde(default)]
+    #[validate(length(max = "LIST"))]
+    #[schema(max_items = 500, example = json!(["CVE-2011-3389"]))]
+    pub cves: Vec<String>,
+    /// Affected assets (host names, IPs, image digests), up to 250 characters each.
+    #[serde(default)]
+    #[validate(length(max = "LIST"))]
+    #[schema(max_items = 500, example = json!(["lb-prod-1.example.org"]))]
+    pub assets: Vec<String>,
+    #[serde(default)]
+    pub likelihood: Option<Level>,
+    #[serde(default)]
+    pub impact: Option<Level>,
+    /// Original risk rating.
+    pub risk_rating: RiskRating,
+    /// Risk rating after an approved risk adjustment; needs a `risk_justification`.
+    #[serde(default)]
+    pub adjusted_risk_rating: Option<RiskRating>,
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub risk_justification: Option<String>,
+    #[serde(default = "open")]
+    pub status: ItemStatus,
+    #[serde(default)]
+    #[validate(nested)]
+    pub owner: Option<Person>,
+    #[serde(default)]
+    #[validate(nested)]
+    pub implementer: Option<Person>,
+    /// Overall remediation plan.
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub remediation_plan: Option<String>,
+    #[serde(default)]
+    #[validate(nested)]
+    pub resources: Option<Resources>,
+    /// Actual spend so far.
+    #[serde(default)]
+    #[validate(range(min = 0.0, max = 1e12))]
+    #[schema(minimum = 0.0, maximum = 1e12)]
+    pub actual_cost: Option<f64>,
+    /// Compensating controls in place until the fix lands.
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub interim_mitigation: Option<String>,
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub residual_risk: Option<String>,
+    /// Original detection date.
+    #[schema(example = "2026-10-01")]
+    pub detected_on: NaiveDate,
+    #[serde(default)]
+    #[schema(example = "2026-10-31")]
+    pub scheduled_completion: Option<NaiveDate>,
+    #[serde(default)]
+    pub completed_on: Option<NaiveDate>,
+    #[serde(default)]
+    pub closed_on: Option<NaiveDate>,
+    #[serde(default)]
+    #[validate(nested)]
+    pub deviation: Option<Deviation>,
+    #[serde(default)]
+    #[validate(nested)]
+    pub vendor_dependency: Option<VendorDependency>,
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub comments: Option<String>,
+}
+
+fn open() -> ItemStatus {
+    ItemStatus::Open
+}
+
+/// A stored item: its identity and bookkeeping, and its content.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Item {
+    pub id: ItemId,
+    /// Human id, unique within the system: `POAM-0001`, … Never reused.
+    #[schema(example = "POAM-0001")]
+    pub display_id: String,
+    pub system_id: SystemId,
+    pub external_id: Option<String>,
+    pub title: String,
+    pub description: String,
+    pub controls: Vec<String>,
+    pub source: Source,
+    pub cves: Vec<String>,
+    pub assets: Vec<String>,
+    pub likelihood: Option<Level>,
+    pub impact: Option<Level>,
+    pub risk_rating: RiskRating,
+    pub adjusted_risk_rating: Option<RiskRating>,
+    pub risk_justification: Option<String>,
+    pub status: ItemStatus,
+    pub owner: Option<Person>,
+    pub implementer: Option<Person>,
+    pub remediation_plan: Option<String>,
+    pub resources: Option<Resources>,
+    pub actual_cost: Option<f64>,
+    pub interim_mitigation: Option<String>,
+    pub residual_risk: Option<String>,
+    pub detected_on: NaiveDate,
+    pub scheduled_completion: Option<NaiveDate>,
+    pub completed_on: Option<NaiveDate>,
+    pub closed_on: Option<NaiveDate>,
+    pub deviation: Option<Deviation>,
+    pub vendor_dependency: Option<VendorDependency>,
+    pub comments: Option<String>,
+    /// Past its scheduled completion date while still unresolved (open, in progress, deferred).
+    pub overdue: bool,
+    /// Optimistic-concurrency version; also the `ETag`.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Set when the item was archived: it is kept, but hidden from default lists.
+    pub archived_at: Option<DateTime<Utc>>,
+}
+
+/// The bookkeeping half of an item, kept by the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemMeta {
+    pub id: ItemId,
+    pub display_id: String,
+    pub system_id: SystemId,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub archived_at: Option<DateTime<Utc>>,
+}
+
+impl Item {
+    /// Assembles an item; `today` decides whether it is overdue.
+    pub fn assemble(meta: ItemMeta, f: ItemFields, today: NaiveDate) -> Item {
+        let overdue = is_overdue(f.status, f.scheduled_completion, today);
+        Item {
+            id: meta.id,
+            display_id: meta.display_id,
+            system_id: meta.system_id,
+            external_id: f.external_id,
+            title: f.title,
+            description: f.description,
+            controls: f.controls,
+            source: f.source,
+            cves: f.cves,
+            assets: f.assets,
+            likelihood: f.likelihood,
+            impact: f.impact,
+            risk_rating: f.risk_rating,
+            adjusted_risk_rating: f.adjusted_risk_rating,
+            risk_justification: f.risk_justification,
+            status: f.status,
+            owner: f.owner,
+            implementer: f.implementer,
+            remediation_plan: f.remediation_plan,
+            resources: f.resources,
+            actual_cost: f.actual_cost,
+            interim_mitigation: f.interim_mitigation,
+            residual_risk: f.residual_risk,
+            detected_on: f.detected_on,
+            scheduled_completion: f.scheduled_completion,
+            completed_on: f.completed_on,
+            closed_on: f.closed_on,
+            deviation: f.deviation,
+            vendor_dependency: f.vendor_dependency,
+            comments: f.comments,
+            overdue,
+            version: meta.version,
+            created_at: meta.created_at,
+            updated_at: meta.updated_at,
+            archived_at: meta.archived_at,
+        }
+    }
+
+    /// The writable content, the document a merge patch applies to.
+    pub fn fields(&self) -> ItemFields {
+        ItemFields {
+            external_id: self.external_id.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            controls: self.controls.clone(),
+            source: self.source.clone(),
+            cves: self.cves.clone(),
+            assets: self.assets.clone(),
+            likelihood: self.likelihood,
+            impact: self.impact,
+            risk_rating: self.risk_rating,
+            adjusted_risk_rating: self.adjusted_risk_rating,
+            risk_justification: self.risk_justification.clone(),
+            status: self.status,
+            owner: self.owner.clone(),
+            implementer: self.implementer.clone(),
+            remediation_plan: self.remediation_plan.clone(),
+            resources: self.resources.clone(),
+            actual_cost: self.actual_cost,
+            interim_mitigation: self.interim_mitigation.clone(),
+            residual_risk: self.residual_risk.clone(),
+            detected_on: self.detected_on,
+            scheduled_completion: self.scheduled_completion,
+            completed_on: self.completed_on,
+            closed_on: self.closed_on,
+            deviation: self.deviation.clone(),
+            vendor_dependency: self.vendor_dependency.clone(),
+            comments: self.comments.clone(),
+        }
+    }
+}
+
+/// An unresolved item past its scheduled completion date.
+pub fn is_overdue(status: ItemStatus, due: Option<NaiveDate>, today: NaiveDate) -> bool {
+    status.is_active() && due.is_some_and(|d| d < today)
+}
+
+/// Names of the item fields the server keeps: a client may read them but never write them.
+pub const READ_ONLY_FIELDS: &[&str] = &[
+    "id",
+    "display_id",
+    "system_id",
+    "overdue",
+    "version",
+    "created_at",
+    "updated_at",
+    "archived_at",
+];

@@ -1,0 +1,26 @@
+//! The POA&M's vocabulary and its rules. No I/O: every function here is pure and unit-tested
+//! without a database or a server.
+//!
+//! The value types double as the validated write shape of the API (serde, `validator` and
+//! `utoipa` derives are metadata, not I/O): the limits they carry are the domain's own (eMASS's
+//! 100/250/2000 characters), so they live here, once.
+
+pub mod access;
+pub mod controls;
+pub mod ids;
+pub mod item;
+pub mod limits;
+pub mod rules;
+pub mod system;
+pub mod vocab;
+
+pub use access::{Permission, Role, SystemScope};
+pub use ids::{ItemId, SystemId};
+pub use item::{
+    Deviation, Item, ItemFields, ItemMeta, Person, Resources, Source, VendorDependency,
+};
+pub use rules::Violation;
+pub use system::{Contact, Contacts, System, SystemFields, SystemMeta};
+pub use vocab::{
+    DeviationKind, DeviationStatus, ImpactLevel, ItemStatus, Level, Regime, RiskRating, SourceKind,
+};

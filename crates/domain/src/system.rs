@@ -1,0 +1,138 @@
+//! The information system whose POA&M this is, and the header data of its POA&M.
+
+use crate::ids::SystemId;
+use crate::limits::{CONTACT, LIST, NARRATIVE, RESOURCE};
+use crate::vocab::{ImpactLevel, Regime};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+/// A point of contact on the POA&M header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "Morgan Reyes")]
+    pub name: String,
+    #[serde(default)]
+    #[validate(email, length(max = "CONTACT"))]
+    #[schema(max_length = 100, format = Email, example = "morgan.reyes@example.org")]
+    pub email: Option<String>,
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "+1 555 0100")]
+    pub phone: Option<String>,
+}
+
+/// The people on the POA&M header: system owner, ISSM and alternate ISSM.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contacts {
+    #[serde(default)]
+    #[validate(nested)]
+    pub system_owner: Option<Contact>,
+    #[serde(default)]
+    #[validate(nested)]
+    pub issm: Option<Contact>,
+    #[serde(default)]
+    #[validate(nested)]
+    pub alternate_issm: Option<Contact>,
+}
+
+/// The writable content of a system: the body of a create, and what a merge patch applies to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SystemWrite)]
+pub struct SystemFields {
+    #[validate(length(min = 1, max = "RESOURCE"))]
+    #[schema(min_length = 1, max_length = 250, example = "Acme Cloud Payroll")]
+    pub name: String,
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub description: Option<String>,
+    /// Company or agency name.
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "Acme Corporation")]
+    pub organization: Option<String>,
+    /// CAGE codes: five characters, digits and letters.
+    #[serde(default)]
+    #[validate(length(max = "LIST"))]
+    #[schema(max_items = 500, example = json!(["1ABC2"]))]
+    pub cage_codes: Vec<String>,
+    #[serde(default)]
+    pub impact_level: Option<ImpactLevel>,
+    #[serde(default = "custom")]
+    pub regime: Regime,
+    #[serde(default)]
+    #[validate(nested)]
+    pub contacts: Contacts,
+}
+
+fn custom() -> Regime {
+    Regime::Custom
+}
+
+/// A stored system.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct System {
+    pub id: SystemId,
+    pub name: String,
+    pub description: Option<String>,
+    pub organization: Option<String>,
+    pub cage_codes: Vec<String>,
+    pub impact_level: Option<ImpactLevel>,
+    pub regime: Regime,
+    pub contacts: Contacts,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub archived_at: Option<DateTime<Utc>>,
+}
+
+/// The bookkeeping half of a system, kept by the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemMeta {
+    pub id: SystemId,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub archived_at: Option<DateTime<Utc>>,
+}
+
+impl System {
+    pub fn assemble(meta: SystemMeta, f: SystemFields) -> System {
+        System {
+            id: meta.id,
+            name: f.name,
+            description: f.description,
+            organization: f.organization,
+            cage_codes: f.cage_codes,
+            impact_level: f.impact_level,
+            regime: f.regime,
+            contacts: f.contacts,
+            version: meta.version,
+            created_at: meta.created_at,
+            updated_at: meta.updated_at,
+            archived_at: meta.archived_at,
+        }
+    }
+
+    pub fn fields(&self) -> SystemFields {
+        SystemFields {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            organization: self.organization.clone(),
+            cage_codes: self.cage_codes.clone(),
+            impact_level: self.impact_level,
+            regime: self.regime,
+            contacts: self.contacts.clone(),
+        }
+    }
+}
+
+/// Names of the system fields the server keeps.
+pub const READ_ONLY_FIELDS: &[&str] =
+    &["id", "version", "created_at", "updated_at", "archived_at"];

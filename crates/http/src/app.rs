@@ -1,0 +1,203 @@
+//! One place registers every route and, with it, the OpenAPI document; one middleware gives
+//! every response a request id, logs it, and turns any error actix produced by itself into a
+//! problem document.
+
+use crate::problem::{ApiError, PROBLEM_JSON};
+use crate::routes::{health, items, systems};
+use crate::state::AppState;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::Method;
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpRequest, HttpResponse, ResponseError};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::{scope, AppExt};
+use utoipa_swagger_ui::SwaggerUi;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "POA&M service",
+        description = "Plans of Action and Milestones for CMMC (NIST SP 800-171), FedRAMP and DoD RMF (eMASS).\n\n\
+Every operation but health and this document needs `Authorization: Bearer <JWT>`; mint one with `poam token`. \
+Errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code` and, for invalid \
+input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETag` of the last read.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+        version = "1.0.0",
+    ),
+    components(schemas(crate::problem::Problem, crate::problem::FieldError)),
+    tags(
+        (name = "systems", description = "Information systems and the header of their POA&M."),
+        (name = "items", description = "POA&M items: the weaknesses and their remediation."),
+        (name = "health", description = "Liveness and readiness, unauthenticated."),
+    ),
+    modifiers(&BearerScheme),
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A JWT with `sub`, `roles` and `systems` claims; `poam token` mints one."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn routes<T>(app: utoipa_actix_web::UtoipaApp<T>) -> utoipa_actix_web::UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    app.service(health::healthz).service(health::readyz).service(
+        scope::scope("/v1")
+            .service(systems::create_system)
+            .service(systems::list_systems)
+            .service(systems::get_system)
+            .service(systems::update_system)
+            .service(systems::archive_system)
+            .service(items::create_item)
+            .service(items::list_items)
+            .service(items::get_item)
+            .service(items::update_item)
+            .service(items::archive_item),
+    )
+}
+
+/// The OpenAPI document, built from the same registration as the server.
+pub fn openapi() -> OpenApiDoc {
+    routes(App::new().into_utoipa_app().openapi(ApiDoc::openapi()))
+        .split_for_parts()
+        .1
+}
+
+/// The route table, for telling 404 from 405.
+struct RouteTable(Vec<(ResourceDef, Vec<Method>)>);
+
+impl RouteTable {
+    fn from_spec(spec: &OpenApiDoc) -> Self {
+        let mut table = Vec::new();
+        for (path, item) in &spec.paths.paths {
+            let methods: Vec<Method> = [
+                (item.get.is_some(), Method::GET),
+                (item.post.is_some(), Method::POST),
+                (item.put.is_some(), Method::PUT),
+                (item.patch.is_some(), Method::PATCH),
+                (item.delete.is_some(), Method::DELETE),
+            ]
+            .into_iter()
+            .filter_map(|(present, m)| present.then_some(m))
+            .collect();
+            table.push((ResourceDef::new(path.as_str()), methods));
+        }
+        RouteTable(table)
+    }
+
+    fn allowed(&self, path: &str) -> Option<&[Method]> {
+        self.0
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, m)| m.as_slice())
+    }
+}
+
+async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpResponse {
+    match table.allowed(req.path()) {
+        Some(methods) => ApiError::MethodNotAllowed(methods.to_vec()).error_response(),
+        None => ApiError::RouteNotFound(req.path().to_owned()).error_response(),
+    }
+}
+
+/// A request id: the caller's `x-request-id` when it is short and printable, else a new one.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Request id, span, access log, and problem+json for errors actix produced by itself
+/// (unknown route, bad path, oversized headers, ...).
+async fn edge(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = request_id(&req);
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let started = Instant::now();
+    let res = next.call(req).instrument(span.clone()).await?;
+    let mut res = res.map_into_boxed_body();
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let (req, _) = res.into_parts();
+        res = ServiceResponse::new(req, ApiError::Other(status).error_response());
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), v);
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), ms, "response");
+        } else {
+            tracing::info!(status = status.as_u16(), ms, "response");
+        }
+    });
+    Ok(res)
+}
+
+/// The application: every route, the docs, the spec, the error handling.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, spec) = routes(
+        App::new()
+            .app_data(web::Data::new(state))
+            .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi()),
+    )
+    .split_for_parts();
+    let table = web::Data::new(RouteTable::from_spec(&spec));
+    let spec = Arc::new(spec);
+    let served = spec.clone();
+    app.app_data(table)
+        .route(
+            "/v1/openapi.json",
+            web::get().to(move || {
+                let spec = served.clone();
+                async move { HttpResponse::Ok().json(&*spec) }
+            }),
+        )
+        .service(web::redirect("/docs", "/docs/"))
+        .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/v1/openapi.json"])))
+        .default_service(web::to(fallback))
+        .wrap(from_fn(edge))
+}

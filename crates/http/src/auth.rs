@@ -1,0 +1,221 @@
+//! Bearer tokens: verification (the `Actor` extractor) and minting (`poam token`).
+//!
+//! The algorithm is pinned by configuration: HS256 with a shared secret, or RS256 / ES256 /
+//! EdDSA with a public key for tokens an organisation's identity provider issues. `exp` is
+//! required; `nbf` is checked when present; `iss` and `aud` when configured.
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use poam_domain::{Permission, Role, SystemId, SystemScope};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::future::{ready, Ready};
+
+/// The claims this service reads and writes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// System ids, or `*` for every system.
+    #[serde(default)]
+    pub systems: Vec<String>,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// The algorithms a deployment may pin.
+pub const ALGORITHMS: &[&str] = &["HS256", "RS256", "ES256", "EdDSA"];
+
+pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+    match name {
+        "HS256" => Ok(Algorithm::HS256),
+        "RS256" => Ok(Algorithm::RS256),
+        "ES256" => Ok(Algorithm::ES256),
+        "EdDSA" => Ok(Algorithm::EdDSA),
+        other => Err(format!(
+            "unsupported JWT algorithm `{other}`; use one of {}",
+            ALGORITHMS.join(", ")
+        )),
+    }
+}
+
+/// Verifies bearer tokens.
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Authenticator {
+    pub fn new(
+        algorithm: Algorithm,
+        key: DecodingKey,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 30;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                validation.required_spec_claims.insert("iss".into());
+            }
+            None => validation.iss = None,
+        }
+        match audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                validation.required_spec_claims.insert("aud".into());
+            }
+            None => validation.validate_aud = false,
+        }
+        Authenticator { key, validation }
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Actor, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| {
+                let (code, detail) = match e.kind() {
+                    ErrorKind::ExpiredSignature => ("token_expired", "the token has expired"),
+                    ErrorKind::ImmatureSignature => ("token_not_yet_valid", "the token is not valid yet (nbf)"),
+                    ErrorKind::InvalidSignature => ("invalid_token", "the token's signature does not verify"),
+                    ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+                        ("invalid_token", "the token's algorithm is not the one this service accepts")
+                    }
+                    ErrorKind::InvalidIssuer => ("invalid_token", "the token's issuer is not accepted"),
+                    ErrorKind::InvalidAudience => ("invalid_token", "the token's audience is not this service"),
+                    ErrorKind::MissingRequiredClaim(_) => ("invalid_token", "the token lacks a required claim (exp, sub, and iss/aud when configured)"),
+                    _ => ("invalid_token", "the token is malformed"),
+                };
+                ApiError::Unauthorized { code, detail: detail.into() }
+            })?;
+        Ok(Actor::from_claims(data.claims))
+    }
+}
+
+/// Mints tokens with the configured signing key.
+pub struct TokenIssuer {
+    algorithm: Algorithm,
+    key: EncodingKey,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl TokenIssuer {
+    pub fn new(algorithm: Algorithm, key: EncodingKey, issuer: Option<String>, audience: Option<String>) -> Self {
+        TokenIssuer { algorithm, key, issuer, audience }
+    }
+
+    /// A token for `sub` with `roles` over `systems` (empty: every system), valid `ttl_secs`.
+    pub fn mint(
+        &self,
+        sub: &str,
+        name: Option<&str>,
+        roles: &[Role],
+        systems: &[SystemId],
+        ttl_secs: i64,
+    ) -> Result<String, String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: sub.to_owned(),
+            name: name.map(str::to_owned),
+            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            systems: if systems.is_empty() {
+                vec!["*".into()]
+            } else {
+                systems.iter().map(|s| s.to_string()).collect()
+            },
+            exp: now + ttl_secs,
+            iat: Some(now),
+            nbf: None,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.key).map_err(|e| e.to_string())
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub sub: String,
+    pub name: Option<String>,
+    pub roles: BTreeSet<Role>,
+    pub scope: SystemScope,
+}
+
+impl Actor {
+    fn from_claims(c: Claims) -> Actor {
+        // Unknown roles and malformed system ids grant nothing.
+        let roles = c.roles.iter().filter_map(|r| r.parse().ok()).collect();
+        let scope = if c.systems.iter().any(|s| s == "*") {
+            SystemScope::All
+        } else {
+            SystemScope::Only(c.systems.iter().filter_map(|s| s.parse().ok()).collect())
+        };
+        Actor { sub: c.sub, name: c.name, roles, scope }
+    }
+
+    pub fn can(&self, p: Permission) -> bool {
+        self.roles.iter().any(|r| r.grants(p))
+    }
+
+    /// Refuses with 403 unless a role grants `p`.
+    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
+        if self.can(p) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "your roles ({}) do not allow this",
+                if self.roles.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                }
+            )))
+        }
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+    let missing = || ApiError::Unauthorized {
+        code: "missing_token",
+        detail: "send Authorization: Bearer <token>".into(),
+    };
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(missing)?;
+    let text = value.to_str().map_err(|_| missing())?;
+    let (scheme, token) = text.split_once(' ').ok_or_else(missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(missing());
+    }
+    Ok(token.trim())
+}
+
+impl FromRequest for Actor {
+    type Error = ApiError;
+    type Future = Ready<Result<Actor, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = (|| {
+            let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Internal)?;
+            state.auth.verify(bearer(req)?)
+        })();
+        ready(result)
+    }
+}

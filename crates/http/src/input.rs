@@ -1,0 +1,357 @@
+//! Reading input: JSON bodies (size-limited, media type checked, unknown fields refused, every
+//! error pointed at its field), query strings and `If-Match`.
+
+use crate::problem::{ApiError, FieldError};
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use poam_domain::Violation;
+use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+
+/// Reads the body as JSON bytes: `application/json` or any `+json` type, at most the configured
+/// limit.
+async fn read_json(req: &HttpRequest, payload: &mut Payload) -> Result<web::BytesMut, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !(essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))) {
+        return Err(ApiError::UnsupportedMediaType(if content_type.is_empty() {
+            "send the body as application/json".into()
+        } else {
+            format!("`{content_type}` is not accepted: send application/json")
+        }));
+    }
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(crate::state::DEFAULT_BODY_LIMIT, |s| s.body_limit);
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Converts a serde path into an RFC 6901 pointer.
+fn pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        let part: Cow<'_, str> = match seg {
+            Segment::Seq { index } => index.to_string().into(),
+            Segment::Map { key } => key.replace('~', "~0").replace('/', "~1").into(),
+            Segment::Enum { variant } => variant.as_str().into(),
+            Segment::Unknown => continue,
+        };
+        out.push('/');
+        out.push_str(&part);
+    }
+    out
+}
+
+/// The text between the first pair of backticks.
+fn quoted(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(&message[start..start + len])
+}
+
+/// serde_json's message without its " at line L column C" suffix.
+fn without_position(message: &str) -> &str {
+    message.find(" at line ").map_or(message, |i| &message[..i])
+}
+
+/// Maps a data error (not a syntax error) to a field violation with a pointer and a code.
+fn data_violation(path: &serde_path_to_error::Path, message: &str) -> Violation {
+    let message = without_position(message);
+    let mut at = pointer(path);
+    let code = if message.starts_with("unknown field") {
+        if !at.ends_with(&format!("/{}", quoted(message).unwrap_or(""))) {
+            at = format!("{at}/{}", quoted(message).unwrap_or(""));
+        }
+        "unknown_field"
+    } else if message.starts_with("missing field") {
+        at = format!("{at}/{}", quoted(message).unwrap_or(""));
+        "missing_field"
+    } else if message.starts_with("unknown variant") {
+        "invalid_value"
+    } else if message.starts_with("invalid type") {
+        "invalid_type"
+    } else if message.starts_with("duplicate field") {
+        "duplicate_field"
+    } else {
+        "invalid_value"
+    };
+    Violation::new(code, at, message.to_owned())
+}
+
+/// Deserialises a JSON value into `T`, reporting every problem with a pointer.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Vec<Violation>> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| vec![data_violation(e.path(), &e.inner().to_string())])
+}
+
+fn parse_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {inner}"))
+        } else {
+            ApiError::Invalid(vec![data_violation(e.path(), &inner.to_string()).into()])
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Turns `validator`'s nested errors into pointed violations, sorted by pointer.
+pub fn validation_violations(errors: &ValidationErrors) -> Vec<Violation> {
+    fn walk(prefix: &str, errors: &ValidationErrors, out: &mut Vec<Violation>) {
+        for (field, kind) in errors.errors() {
+            let at = format!("{prefix}/{field}");
+            match kind {
+                ValidationErrorsKind::Field(list) => {
+                    for e in list {
+                        out.push(describe(&at, e));
+                    }
+                }
+                ValidationErrorsKind::Struct(inner) => walk(&at, inner, out),
+                ValidationErrorsKind::List(items) => {
+                    for (i, inner) in items {
+                        walk(&format!("{at}/{i}"), inner, out);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", errors, &mut out);
+    out.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+    out
+}
+
+fn describe(at: &str, e: &validator::ValidationError) -> Violation {
+    let param = |k: &str| e.params.get(k).map(|v| v.to_string());
+    match e.code.as_ref() {
+        "length" => {
+            let detail = match (param("min"), param("max")) {
+                (Some(min), Some(max)) => format!("must have {min} to {max} characters (or entries)"),
+                (None, Some(max)) => format!("must have at most {max} characters (or entries)"),
+                (Some(min), None) => format!("must have at least {min} characters (or entries)"),
+                _ => "has the wrong length".into(),
+            };
+            Violation::new("invalid_length", at, detail)
+        }
+        "range" => {
+            let detail = match (param("min"), param("max")) {
+                (Some(min), Some(max)) => format!("must be between {min} and {max}"),
+                _ => "is out of range".into(),
+            };
+            Violation::new("out_of_range", at, detail)
+        }
+        "email" => Violation::new("invalid_email", at, "is not a valid e-mail address"),
+        _ => Violation::new(
+            "invalid_value",
+            at,
+            e.message.as_deref().unwrap_or("is not valid").to_owned(),
+        ),
+    }
+}
+
+/// Checks `validator` limits and returns the violations, if any.
+pub fn validate<T: Validate>(value: &T) -> Result<(), Vec<Violation>> {
+    value.validate().map_err(|e| validation_violations(&e))
+}
+
+fn invalid(violations: Vec<Violation>) -> ApiError {
+    ApiError::Invalid(violations.into_iter().map(FieldError::from).collect())
+}
+
+/// A JSON body of type `T`, parsed strictly and checked against its `validator` limits.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let bytes = read_json(&req, &mut payload).await?;
+            let value: T = parse_bytes(&bytes)?;
+            validate(&value).map_err(invalid)?;
+            Ok(JsonBody(value))
+        })
+    }
+}
+
+/// A JSON merge patch (RFC 7396): any JSON object.
+pub struct MergePatch(pub serde_json::Map<String, serde_json::Value>);
+
+impl FromRequest for MergePatch {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let bytes = read_json(&req, &mut payload).await?;
+            match parse_bytes::<serde_json::Value>(&bytes)? {
+                serde_json::Value::Object(map) => Ok(MergePatch(map)),
+                _ => Err(invalid(vec![Violation::new(
+                    "invalid_type",
+                    "",
+                    "a merge patch is a JSON object of the fields to change",
+                )])),
+            }
+        })
+    }
+}
+
+/// Applies an RFC 7396 merge patch to `target`.
+pub fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Default::default());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// Applies a merge patch to a resource's writable fields and re-validates the result as a whole.
+/// Read-only fields in the patch are refused by name.
+pub fn apply_patch<F>(
+    current: &F,
+    patch: &serde_json::Map<String, serde_json::Value>,
+    read_only: &[&str],
+) -> Result<F, Vec<Violation>>
+where
+    F: serde::Serialize + DeserializeOwned + Validate,
+{
+    let read_only_hits: Vec<Violation> = patch
+        .keys()
+        .filter(|k| read_only.contains(&k.as_str()))
+        .map(|k| Violation::new("read_only_field", format!("/{k}"), format!("`{k}` is kept by the server and cannot be written")))
+        .collect();
+    if !read_only_hits.is_empty() {
+        return Err(read_only_hits);
+    }
+    let mut doc = serde_json::to_value(current)
+        .map_err(|e| vec![Violation::new("internal", "", e.to_string())])?;
+    merge(&mut doc, &serde_json::Value::Object(patch.clone()));
+    let next: F = from_value(doc)?;
+    validate(&next)?;
+    Ok(next)
+}
+
+/// Parses `If-Match`: `None` without the header or with `*`; the version in `"N"` otherwise.
+/// A tag this service never issued cannot match: 412.
+pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = raw.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(Some)
+        .ok_or(ApiError::PreconditionFailed { current: None })
+}
+
+/// Parses a query string strictly into `T`: unknown parameters refused, each error named.
+pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    let qs = req.query_string();
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(qs.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let message = e.inner().to_string();
+        let name = quoted(&message)
+            .filter(|_| message.starts_with("unknown field") || message.starts_with("duplicate field") || message.starts_with("missing field"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| e.path().to_string());
+        let code = if message.starts_with("unknown field") {
+            "unknown_parameter"
+        } else {
+            "invalid_value"
+        };
+        ApiError::invalid_param(&name, code, message)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        // The examples of RFC 7396, appendix A (a selection).
+        let cases = [
+            (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
+            (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
+            (json!({"a":"b"}), json!({"a":null}), json!({})),
+            (json!({"a":{"b":"c"}}), json!({"a":{"b":"d","c":null}}), json!({"a":{"b":"d"}})),
+            (json!({"a":[{"b":"c"}]}), json!({"a":[1]}), json!({"a":[1]})),
+            (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
+            (json!([1,2]), json!({"a":"b","c":null}), json!({"a":"b"})),
+            (json!({}), json!({"a":{"bb":{"ccc":null}}}), json!({"a":{"bb":{}}})),
+        ];
+        for (mut target, patch, want) in cases {
+            merge(&mut target, &patch);
+            assert_eq!(target, want, "patch {patch}");
+        }
+    }
+
+    #[test]
+    fn pointers_escape_per_rfc_6901() {
+        let v: Result<std::collections::BTreeMap<String, u8>, _> =
+            from_value(json!({"a/b~c": "x"}));
+        let err = v.err().unwrap_or_default();
+        assert_eq!(err[0].pointer, "/a~1b~0c");
+        assert_eq!(err[0].code, "invalid_type");
+    }
+}

@@ -1,0 +1,13 @@
+//! The only room that knows HTTP: wire handling (strict JSON, limits, merge patch), the bearer
+//! extractor and roles, problem+json, the route table and the OpenAPI document.
+
+pub mod app;
+pub mod auth;
+pub mod input;
+pub mod problem;
+pub mod routes;
+pub mod state;
+
+pub use app::{app, openapi};
+pub use auth::{Actor, Authenticator, TokenIssuer};
+pub use state::AppState;

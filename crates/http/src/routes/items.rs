@@ -1,0 +1,302 @@
+//! `/v1/systems/{system_id}/items` and `/v1/items/{item_id}`: the weaknesses and their plans.
+
+use super::docs::{ItemPatch, ListProblems, ReadProblems, WriteProblems};
+use super::systems::{cursor, page_limit};
+use super::versioned;
+use crate::auth::Actor;
+use crate::input::{apply_patch, if_match, query, JsonBody, MergePatch};
+use crate::problem::ApiError;
+use crate::state::AppState;
+use actix_web::http::{header, StatusCode};
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
+use poam_domain::controls::normalize_control;
+use poam_domain::rules::check_item;
+use poam_domain::{Item, ItemFields, ItemId, ItemStatus, Permission, RiskRating, SourceKind, SystemId};
+use poam_persistence::items::{self, ItemQuery, ItemSort};
+use poam_persistence::StoreError;
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+use utoipa::{IntoParams, ToSchema};
+
+/// A page of items.
+#[derive(Serialize, ToSchema)]
+pub struct ItemPage {
+    pub items: Vec<Item>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters, sort and paging of the item list. Archived items are left out unless asked for.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ItemListParams {
+    /// Statuses to include, comma-separated (`open,in_progress`).
+    #[param(value_type = Option<Vec<ItemStatus>>, style = Form, explode = false)]
+    status: Option<String>,
+    /// Original risk ratings to include, comma-separated (`critical,high`).
+    #[param(value_type = Option<Vec<RiskRating>>, style = Form, explode = false)]
+    risk_rating: Option<String>,
+    /// Source kinds to include, comma-separated (`scan,pen_test`).
+    #[param(value_type = Option<Vec<SourceKind>>, style = Form, explode = false)]
+    source: Option<String>,
+    /// Items mapped to this control (`AC-2`, `3.1.1`, `AC.L2-3.1.1`; case-insensitive).
+    #[param(max_length = 50)]
+    control: Option<String>,
+    /// Items whose owner has this name or e-mail (case-insensitive, exact).
+    #[param(max_length = 100)]
+    owner: Option<String>,
+    /// The item with this external id (the sync key).
+    #[param(max_length = 100)]
+    external_id: Option<String>,
+    /// `true`: only unresolved items past their scheduled completion date; `false`: none of them.
+    overdue: Option<bool>,
+    /// Scheduled completion on or before this date.
+    due_before: Option<NaiveDate>,
+    /// Scheduled completion on or after this date.
+    due_after: Option<NaiveDate>,
+    /// Case-insensitive text in the display id, title, description, external id, source
+    /// identifier, controls, CVEs or assets.
+    #[param(max_length = 200)]
+    q: Option<String>,
+    /// Include archived items.
+    include_archived: Option<bool>,
+    /// Sort key, `-` for descending: `display_id` (default), `created_at`, `updated_at`,
+    /// `detected_on`, `scheduled_completion` (undated last), `risk_rating` (`-risk_rating`:
+    /// most severe first).
+    #[param(pattern = "^-?(display_id|created_at|updated_at|detected_on|scheduled_completion|risk_rating)$")]
+    sort: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page (same filters and sort).
+    cursor: Option<String>,
+}
+
+/// Parses a comma-separated list of vocabulary words.
+fn words<T: FromStr>(name: &str, raw: Option<&str>) -> Result<Vec<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    raw.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().map_err(|e: T::Err| ApiError::invalid_param(name, "invalid_value", e.to_string())))
+        .collect()
+}
+
+fn bounded(name: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::invalid_param(
+            name,
+            "invalid_length",
+            format!("must have at most {max} characters"),
+        )),
+        Some(v) if v.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+impl ItemListParams {
+    fn into_query(self) -> Result<ItemQuery, ApiError> {
+        let control = bounded("control", self.control, 50)?
+            .map(|c| {
+                normalize_control(&c).ok_or_else(|| {
+                    ApiError::invalid_param("control", "invalid_control", format!("`{c}` is not a control reference"))
+                })
+            })
+            .transpose()?;
+        let sort = match self.sort.as_deref() {
+            None => ItemSort::default(),
+            Some(s) => s.parse().map_err(|_| {
+                ApiError::invalid_param(
+                    "sort",
+                    "invalid_value",
+                    format!("`{s}` is not a sort; use one of {} (prefix `-` to descend)", ItemSort::WORDS.join(", ")),
+                )
+            })?,
+        };
+        Ok(ItemQuery {
+            statuses: words("status", self.status.as_deref())?,
+            risk_ratings: words("risk_rating", self.risk_rating.as_deref())?,
+            sources: words("source", self.source.as_deref())?,
+            control,
+            owner: bounded("owner", self.owner, 100)?,
+            external_id: bounded("external_id", self.external_id, 100)?,
+            overdue: self.overdue,
+            due_before: self.due_before,
+            due_after: self.due_after,
+            q: bounded("q", self.q, 200)?,
+            include_archived: self.include_archived.unwrap_or(false),
+            sort,
+            limit: page_limit(self.limit)?,
+            after: cursor(self.cursor.as_deref())?,
+        })
+    }
+}
+
+fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+fn checked(fields: ItemFields) -> Result<ItemFields, StoreError> {
+    check_item(fields, today()).map_err(StoreError::Invalid)
+}
+
+/// Record a weakness in a system (editor).
+///
+/// The server assigns the display id (`POAM-0001`, … unique within the system, never reused),
+/// normalises control and CVE ids, and checks the dates (nothing that happened is dated in the
+/// future; nothing is scheduled, completed or closed before its detection).
+#[utoipa::path(
+    tag = "items",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
+    request_body = ItemFields,
+    responses(
+        (status = 201, description = "Created.", body = Item,
+         headers(("ETag" = String, description = "The version, for If-Match."), ("Location" = String))),
+        WriteProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[post("/systems/{system_id}/items")]
+pub async fn create_item(
+    state: web::Data<AppState>,
+    actor: Actor,
+    path: web::Path<uuid::Uuid>,
+    body: JsonBody<ItemFields>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::WriteItems)?;
+    let system_id = SystemId::from_uuid(path.into_inner());
+    let fields = checked(body.0)?;
+    let item = state
+        .db(move |conn| items::create(conn, system_id, &actor.scope, &fields, &actor.sub))
+        .await?;
+    let mut res = versioned(StatusCode::CREATED, item.version, &item);
+    if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/items/{}", item.id)) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// List a system's items: filters, sort and keyset pagination.
+///
+/// Pages are stable while items are added: a page starts strictly after the last item of the
+/// previous one.
+#[utoipa::path(
+    tag = "items",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), ItemListParams),
+    responses((status = 200, body = ItemPage), ListProblems),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/items")]
+pub async fn list_items(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let system_id = SystemId::from_uuid(path.into_inner());
+    let q = query::<ItemListParams>(&req)?.into_query()?;
+    let page = state
+        .db(move |conn| items::list(conn, system_id, &actor.scope, &q))
+        .await?;
+    Ok(HttpResponse::Ok().json(ItemPage {
+        items: page.rows,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Get an item.
+#[utoipa::path(
+    tag = "items",
+    params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
+    responses(
+        (status = 200, body = Item, headers(("ETag" = String, description = "The version, for If-Match."))),
+        ReadProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[get("/items/{item_id}")]
+pub async fn get_item(
+    state: web::Data<AppState>,
+    actor: Actor,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let id = ItemId::from_uuid(path.into_inner());
+    let item = state.db(move |conn| items::get(conn, id, &actor.scope)).await?;
+    Ok(versioned(StatusCode::OK, item.version, &item))
+}
+
+/// Update an item with a JSON merge patch (editor).
+///
+/// The patched item is validated as a whole, exactly as on create. Read-only fields (`id`,
+/// `display_id`, `version`, …) are refused by name.
+#[utoipa::path(
+    tag = "items",
+    params(
+        ("item_id" = uuid::Uuid, Path, description = "The item's id."),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read; the update is refused with 412 if the item changed since."),
+    ),
+    request_body(content = ItemPatch, content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, body = Item, headers(("ETag" = String, description = "The new version."))),
+        WriteProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[patch("/items/{item_id}")]
+pub async fn update_item(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    patch: MergePatch,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::WriteItems)?;
+    let id = ItemId::from_uuid(path.into_inner());
+    let expected = if_match(&req)?;
+    let item = state
+        .db(move |conn| {
+            items::update(conn, id, &actor.scope, expected, &actor.sub, |current| {
+                let next = apply_patch(&current.fields(), &patch.0, poam_domain::item::READ_ONLY_FIELDS)
+                    .map_err(StoreError::Invalid)?;
+                checked(next)
+            })
+        })
+        .await?;
+    Ok(versioned(StatusCode::OK, item.version, &item))
+}
+
+/// Archive an item (editor): kept with its history, hidden from default lists, frozen.
+#[utoipa::path(
+    tag = "items",
+    params(
+        ("item_id" = uuid::Uuid, Path, description = "The item's id."),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read; refused with 412 if the item changed since."),
+    ),
+    responses(
+        (status = 200, description = "Archived (or already archived).", body = Item, headers(("ETag" = String))),
+        WriteProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/items/{item_id}")]
+pub async fn archive_item(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::WriteItems)?;
+    let id = ItemId::from_uuid(path.into_inner());
+    let expected = if_match(&req)?;
+    let item = state
+        .db(move |conn| items::archive(conn, id, &actor.scope, expected, &actor.sub))
+        .await?;
+    Ok(versioned(StatusCode::OK, item.version, &item))
+}

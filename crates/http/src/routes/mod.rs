@@ -1,0 +1,19 @@
+//! Handlers. Each parses its input, checks the caller's permission, calls one store function on
+//! the blocking pool and renders the result; errors go back as `ApiError`.
+
+pub mod docs;
+pub mod health;
+pub mod items;
+pub mod systems;
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use serde::Serialize;
+
+/// A JSON response carrying the resource's version as a strong ETag.
+pub(crate) fn versioned<T: Serialize>(status: StatusCode, version: i64, body: &T) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, format!("\"{version}\"")))
+        .json(body)
+}

@@ -1,0 +1,52 @@
+//! What every handler shares.
+
+use crate::auth::Authenticator;
+use poam_persistence::db::DbConnection;
+use poam_persistence::{DbPool, StoreError};
+use std::sync::Arc;
+
+use crate::problem::ApiError;
+use actix_web::web;
+
+/// The largest JSON body accepted by default (1 MiB): far above any item (its text fields are
+/// bounded at 2000 characters), far below what could exhaust memory.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: DbPool,
+    pub auth: Arc<Authenticator>,
+    pub body_limit: usize,
+}
+
+impl AppState {
+    pub fn new(pool: DbPool, auth: Authenticator) -> Self {
+        AppState {
+            pool,
+            auth: Arc::new(auth),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// Runs database work on the blocking pool, never on an actix worker, inside the caller's
+    /// tracing span.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        web::block(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(cause = %e, "blocking task failed");
+            ApiError::Internal
+        })?
+        .map_err(ApiError::from)
+    }
+}

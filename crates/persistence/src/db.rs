@@ -1,0 +1,328 @@
+//! Connections, the pool and migrations. The backend is chosen from the URL scheme by the pool's
+//! own connection manager: `postgres://` (or `postgresql://`) or `sqlite://`; anything else is
+//! refused, so a typo never silently creates an empty SQLite file.
+
+use crate::error::StoreError;
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One connection to either backend; queries are written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// The backend type of [`DbConnection`].
+pub type Backend = <DbConnection as Connection>::Backend;
+
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// A parsed database URL.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl fmt::Debug for DatabaseUrl {
+    // A PostgreSQL URL may carry a password: show only where it points.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.redacted())
+    }
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("a sqlite:// URL needs a file path, e.g. sqlite://./data/poam.db".into());
+            }
+            Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(url.to_owned()))
+        } else {
+            let scheme = url.split_once("://").map_or(url, |(s, _)| s);
+            Err(format!(
+                "unsupported database URL scheme `{scheme}`: use sqlite://PATH or postgres://…"
+            ))
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Postgres(_) => "postgres",
+            DatabaseUrl::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The URL with any password replaced, fit for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(u) => match (u.find("://"), u.rfind('@')) {
+                (Some(s), Some(at)) if at > s => {
+                    let userinfo = &u[s + 3..at];
+                    let user = userinfo.split(':').next().unwrap_or_default();
+                    let masked = if userinfo.contains(':') {
+                        format!("{user}:***")
+                    } else {
+                        user.to_owned()
+                    };
+                    format!("{}{}{}", &u[..s + 3], masked, &u[at..])
+                }
+                _ => u.clone(),
+            },
+        }
+    }
+}
+
+/// The r2d2 manager: opens the right variant for the URL and prepares SQLite connections
+/// (foreign keys on, WAL, a busy timeout).
+#[derive(Debug, Clone)]
+pub struct DbManager {
+    url: DatabaseUrl,
+    busy_timeout: Duration,
+}
+
+impl DbManager {
+    pub fn new(url: DatabaseUrl, busy_timeout: Duration) -> Self {
+        Self { url, busy_timeout }
+    }
+
+    fn open_sqlite(&self, path: &Path) -> Result<SqliteConnection, r2d2::Error> {
+        let text = path.to_str().ok_or_else(|| {
+            r2d2::Error::ConnectionError(diesel::ConnectionError::InvalidConnectionUrl(
+                "the SQLite path is not valid UTF-8".into(),
+            ))
+        })?;
+        let mut conn = SqliteConnection::establish(text).map_err(r2d2::Error::ConnectionError)?;
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {};
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA foreign_keys = ON;",
+            self.busy_timeout.as_millis()
+        ))
+        .map_err(r2d2::Error::QueryError)?;
+        Ok(conn)
+    }
+}
+
+impl ManageConnection for DbManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+                .map(DbConnection::Pg)
+                .map_err(r2d2::Error::ConnectionError),
+            DatabaseUrl::Sqlite(path) => self.open_sqlite(path).map(DbConnection::Sqlite),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    }
+}
+
+pub type DbPool = Pool<DbManager>;
+pub type PooledDb = PooledConnection<DbManager>;
+
+/// Pool sizing and waiting.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    /// How long a request waits for a connection before the service answers 503.
+    pub connection_timeout: Duration,
+    /// How long SQLite waits on a lock held by another writer.
+    pub busy_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 8,
+            connection_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens a pool. For SQLite the file's directory must exist; the file is created.
+pub fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<DbPool, String> {
+    let manager = DbManager::new(url.clone(), options.busy_timeout);
+    Pool::builder()
+        .max_size(options.max_size)
+        .min_idle(Some(1))
+        .connection_timeout(options.connection_timeout)
+        // A local SQLite file does not drop connections; skip the per-checkout ping there.
+        .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
+        .build(manager)
+        .map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))
+}
+
+fn migration_error(e: Box<dyn std::error::Error + Send + Sync>) -> StoreError {
+    StoreError::Internal(format!("migration failed: {e}"))
+}
+
+/// Applies every pending migration; returns the versions applied.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    let applied = match conn {
+        DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(migration_error)?;
+    Ok(applied.iter().map(|v| v.to_string()).collect())
+}
+
+/// The migrations not yet applied.
+pub fn pending_migrations(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    match conn {
+        DbConnection::Pg(c) => c
+            .pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|p| p.iter().map(|m| m.name().to_string()).collect()),
+        DbConnection::Sqlite(c) => c
+            .pending_migrations(SQLITE_MIGRATIONS)
+            .map(|p| p.iter().map(|m| m.name().to_string()).collect()),
+    }
+    .map_err(migration_error)
+}
+
+/// Reverts every applied migration (tests prove each runs down and up again).
+pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    let reverted = match conn {
+        DbConnection::Pg(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(migration_error)?;
+    Ok(reverted.iter().map(|v| v.to_string()).collect())
+}
+
+/// The tables and their columns (name, nullable), sorted: what both backends must agree on.
+pub fn describe_tables(
+    conn: &mut DbConnection,
+) -> Result<Vec<(String, Vec<(String, bool)>)>, StoreError> {
+    use diesel::sql_types::{Bool, Text};
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Column {
+        #[diesel(sql_type = Text)]
+        table_name: String,
+        #[diesel(sql_type = Text)]
+        column_name: String,
+        #[diesel(sql_type = Bool)]
+        nullable: bool,
+    }
+    let rows: Vec<Column> = match conn {
+        DbConnection::Pg(c) => diesel::sql_query(
+            "SELECT table_name::text AS table_name, column_name::text AS column_name,
+                    (is_nullable = 'YES') AS nullable
+             FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name <> '__diesel_schema_migrations'",
+        )
+        .load(c)?,
+        DbConnection::Sqlite(c) => diesel::sql_query(
+            "SELECT m.name AS table_name, p.name AS column_name,
+                    (p.\"notnull\" = 0 AND p.pk = 0) AS nullable
+             FROM sqlite_master m, pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+               AND m.name <> '__diesel_schema_migrations'",
+        )
+        .load(c)?,
+    };
+    let mut tables: std::collections::BTreeMap<String, Vec<(String, bool)>> = Default::default();
+    for r in rows {
+        tables
+            .entry(r.table_name)
+            .or_default()
+            .push((r.column_name, r.nullable));
+    }
+    Ok(tables
+        .into_iter()
+        .map(|(t, mut cols)| {
+            cols.sort();
+            (t, cols)
+        })
+        .collect())
+}
+
+/// Runs `f` in one write transaction. On SQLite it begins `IMMEDIATE`, taking the write lock
+/// up front so that concurrent writers queue on the busy timeout instead of failing on a stale
+/// read snapshot; PostgreSQL uses a normal transaction (row locks do the queueing).
+pub fn write<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Pg(_) => return conn.transaction(f),
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+    }
+    let result = f(conn);
+    if let DbConnection::Sqlite(c) = conn {
+        match &result {
+            Ok(_) => AnsiTransactionManager::commit_transaction(c)?,
+            Err(_) => AnsiTransactionManager::rollback_transaction(c)?,
+        }
+    }
+    result
+}
+
+/// A round trip to the database (readiness).
+pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
+    conn.batch_execute("SELECT 1")
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+/// The current time in UTC, at the microsecond precision both backends store.
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend_by_scheme_and_refuse_others() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://./data/poam.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("./data/poam.db")))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/poam/poam.db"),
+            Ok(DatabaseUrl::Sqlite(PathBuf::from("/var/lib/poam/poam.db")))
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        for bad in ["mysql://h/db", "sqlite://", "./poam.db", "sqlite:poam.db"] {
+            assert!(DatabaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        let url = DatabaseUrl::parse("postgres://poam:s3cret@db:5432/poam").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(url.redacted(), "postgres://poam:***@db:5432/poam");
+        assert!(!format!("{url:?}").contains("s3cret"));
+    }
+}

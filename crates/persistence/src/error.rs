@@ -1,0 +1,65 @@
+//! The store's error: what the HTTP room maps to problem+json, once.
+
+use poam_domain::Violation;
+use std::fmt;
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// No such resource, or one outside the caller's scope (the two are not told apart).
+    NotFound,
+    /// `If-Match` named a version that is no longer current.
+    Stale { current: i64 },
+    /// The write conflicts with the current state (a taken external id, an archived parent).
+    Conflict(Violation),
+    /// The content breaks a rule.
+    Invalid(Vec<Violation>),
+    /// The database cannot be reached or is busy past its bound: retry later.
+    Unavailable(String),
+    /// Anything else: logged in full, answered as a bare 500.
+    Internal(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotFound => f.write_str("not found"),
+            StoreError::Stale { current } => write!(f, "stale version (current {current})"),
+            StoreError::Conflict(v) => write!(f, "conflict: {}", v.message),
+            StoreError::Invalid(v) => write!(f, "{} rule violation(s)", v.len()),
+            StoreError::Unavailable(m) => write!(f, "database unavailable: {m}"),
+            StoreError::Internal(m) => write!(f, "internal: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => StoreError::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                StoreError::Unavailable(info.message().to_owned())
+            }
+            Error::DatabaseError(_, info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("database is busy") =>
+            {
+                StoreError::Unavailable(info.message().to_owned())
+            }
+            other => StoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// Stored JSON that does not parse is corruption, never a client error.
+pub(crate) fn corrupt(what: &str, e: impl fmt::Display) -> StoreError {
+    StoreError::Internal(format!("stored {what} does not parse: {e}"))
+}

@@ -1,0 +1,709 @@
+//! POA&M items: creation with a per-system display id, merge-patch updates under optimistic
+//! concurrency, archiving, and the filtered, keyset-paginated list.
+
+use crate::db::{self, Backend, DbConnection};
+use crate::error::{corrupt, StoreError};
+use crate::events::{self, Action, Change};
+use crate::page::{paginate, Cursor, Page};
+use crate::schema::{item_controls, items, systems};
+use crate::systems::{
+    archived_conflict, check_version, escape_like, invalid_cursor, parse_id, parse_word, to_json,
+    utc,
+};
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use poam_domain::ids::display_id;
+use poam_domain::{
+    Deviation, Item, ItemFields, ItemId, ItemMeta, ItemStatus, Level, Person, Resources,
+    RiskRating, Source, SourceKind, SystemId, SystemScope, VendorDependency, Violation,
+};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+const KIND: &str = "item";
+/// The due key of an item without a scheduled completion date: it sorts last.
+const NO_DUE_DATE: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+const TIME_KEY: &str = "%Y-%m-%dT%H:%M:%S%.6f";
+const DATE_KEY: &str = "%Y-%m-%d";
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = items)]
+struct ItemRow {
+    id: String,
+    system_id: String,
+    seq: i64,
+    display_id: String,
+    external_id: Option<String>,
+    title: String,
+    description: String,
+    controls: String,
+    source_kind: String,
+    risk_rating: String,
+    risk_rank: i32,
+    adjusted_risk_rating: Option<String>,
+    status: String,
+    owner: Option<String>,
+    detected_on: NaiveDate,
+    scheduled_completion: Option<NaiveDate>,
+    due_key: NaiveDate,
+    completed_on: Option<NaiveDate>,
+    closed_on: Option<NaiveDate>,
+    details: String,
+    version: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    archived_at: Option<NaiveDateTime>,
+}
+
+/// The item fields no query filters or sorts on, stored as one JSON document. Missing keys
+/// read as empty, so a field added later needs no data migration.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct Details {
+    source_detector: Option<String>,
+    source_identifier: Option<String>,
+    cves: Vec<String>,
+    assets: Vec<String>,
+    likelihood: Option<Level>,
+    impact: Option<Level>,
+    risk_justification: Option<String>,
+    implementer: Option<Person>,
+    remediation_plan: Option<String>,
+    resources: Option<Resources>,
+    actual_cost: Option<f64>,
+    interim_mitigation: Option<String>,
+    residual_risk: Option<String>,
+    deviation: Option<Deviation>,
+    vendor_dependency: Option<VendorDependency>,
+    comments: Option<String>,
+}
+
+/// The content columns (and what is derived from them), written on create and every update.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = items, treat_none_as_null = true)]
+struct ItemContent {
+    external_id: Option<String>,
+    title: String,
+    description: String,
+    controls: String,
+    source_kind: String,
+    risk_rating: String,
+    risk_rank: i32,
+    adjusted_risk_rating: Option<String>,
+    status: String,
+    owner: Option<String>,
+    owner_name_key: Option<String>,
+    owner_email_key: Option<String>,
+    detected_on: NaiveDate,
+    scheduled_completion: Option<NaiveDate>,
+    due_key: NaiveDate,
+    completed_on: Option<NaiveDate>,
+    closed_on: Option<NaiveDate>,
+    details: String,
+    search_text: String,
+}
+
+fn word<T: fmt::Display>(v: Option<T>) -> Option<String> {
+    v.map(|w| w.to_string())
+}
+
+impl ItemContent {
+    fn from_fields(f: &ItemFields, display_id: &str) -> Result<Self, StoreError> {
+        let mut search = vec![display_id, f.title.as_str(), f.description.as_str()];
+        search.extend(f.external_id.as_deref());
+        search.extend(f.source.identifier.as_deref());
+        search.extend(f.controls.iter().map(String::as_str));
+        search.extend(f.cves.iter().map(String::as_str));
+        search.extend(f.assets.iter().map(String::as_str));
+        let details = Details {
+            source_detector: f.source.detector.clone(),
+            source_identifier: f.source.identifier.clone(),
+            cves: f.cves.clone(),
+            assets: f.assets.clone(),
+            likelihood: f.likelihood,
+            impact: f.impact,
+            risk_justification: f.risk_justification.clone(),
+            implementer: f.implementer.clone(),
+            remediation_plan: f.remediation_plan.clone(),
+            resources: f.resources.clone(),
+            actual_cost: f.actual_cost,
+            interim_mitigation: f.interim_mitigation.clone(),
+            residual_risk: f.residual_risk.clone(),
+            deviation: f.deviation.clone(),
+            vendor_dependency: f.vendor_dependency.clone(),
+            comments: f.comments.clone(),
+        };
+        Ok(ItemContent {
+            external_id: f.external_id.clone(),
+            title: f.title.clone(),
+            description: f.description.clone(),
+            controls: to_json(&f.controls)?,
+            source_kind: f.source.kind.to_string(),
+            risk_rating: f.risk_rating.to_string(),
+            risk_rank: f.risk_rating.rank(),
+            adjusted_risk_rating: word(f.adjusted_risk_rating),
+            status: f.status.to_string(),
+            owner: f.owner.as_ref().map(to_json).transpose()?,
+            owner_name_key: f.owner.as_ref().map(|p| p.name.to_lowercase()),
+            owner_email_key: f.owner.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_lowercase()),
+            detected_on: f.detected_on,
+            scheduled_completion: f.scheduled_completion,
+            due_key: f.scheduled_completion.unwrap_or(NO_DUE_DATE),
+            completed_on: f.completed_on,
+            closed_on: f.closed_on,
+            details: to_json(&details)?,
+            search_text: search.join("\n").to_lowercase(),
+        })
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, e))
+}
+
+impl ItemRow {
+    fn into_domain(self, today: NaiveDate) -> Result<Item, StoreError> {
+        let d: Details = json("details", &self.details)?;
+        let fields = ItemFields {
+            external_id: self.external_id,
+            title: self.title,
+            description: self.description,
+            controls: json("controls", &self.controls)?,
+            source: Source {
+                kind: parse_word::<SourceKind>("source_kind", &self.source_kind)?,
+                detector: d.source_detector,
+                identifier: d.source_identifier,
+            },
+            cves: d.cves,
+            assets: d.assets,
+            likelihood: d.likelihood,
+            impact: d.impact,
+            risk_rating: parse_word::<RiskRating>("risk_rating", &self.risk_rating)?,
+            adjusted_risk_rating: self
+                .adjusted_risk_rating
+                .as_deref()
+                .map(|s| parse_word::<RiskRating>("adjusted_risk_rating", s))
+                .transpose()?,
+            risk_justification: d.risk_justification,
+            status: parse_word::<ItemStatus>("status", &self.status)?,
+            owner: self.owner.as_deref().map(|s| json("owner", s)).transpose()?,
+            implementer: d.implementer,
+            remediation_plan: d.remediation_plan,
+            resources: d.resources,
+            actual_cost: d.actual_cost,
+            interim_mitigation: d.interim_mitigation,
+            residual_risk: d.residual_risk,
+            detected_on: self.detected_on,
+            scheduled_completion: self.scheduled_completion,
+            completed_on: self.completed_on,
+            closed_on: self.closed_on,
+            deviation: d.deviation,
+            vendor_dependency: d.vendor_dependency,
+            comments: d.comments,
+        };
+        let meta = ItemMeta {
+            id: parse_id(&self.id)?,
+            display_id: self.display_id,
+            system_id: parse_id(&self.system_id)?,
+            version: self.version,
+            created_at: utc(self.created_at),
+            updated_at: utc(self.updated_at),
+            archived_at: self.archived_at.map(utc),
+        };
+        Ok(Item::assemble(meta, fields, today))
+    }
+}
+
+fn today() -> NaiveDate {
+    db::now().date()
+}
+
+fn record(conn: &mut DbConnection, item: &Item, action: Action, actor: &str) -> Result<(), StoreError> {
+    let (system_id, id) = (item.system_id.to_string(), item.id.to_string());
+    events::append(
+        conn,
+        Change {
+            system_id: &system_id,
+            resource_kind: KIND,
+            resource_id: &id,
+            action,
+            actor,
+            at: item.updated_at.naive_utc(),
+            version: item.version,
+            snapshot: item,
+        },
+    )
+}
+
+fn external_id_taken(existing_display_id: &str) -> StoreError {
+    StoreError::Conflict(Violation::new(
+        "external_id_taken",
+        "/external_id",
+        format!("this external_id already belongs to {existing_display_id} in this system"),
+    ))
+}
+
+/// Refuses an external id another item of the system already has.
+fn check_external_id(
+    conn: &mut DbConnection,
+    system_id: &str,
+    external_id: Option<&str>,
+    except: Option<&str>,
+) -> Result<(), StoreError> {
+    let Some(ext) = external_id else {
+        return Ok(());
+    };
+    let mut q = items::table
+        .filter(items::system_id.eq(system_id))
+        .filter(items::external_id.eq(ext))
+        .select(items::display_id)
+        .into_boxed::<Backend>();
+    if let Some(id) = except {
+        q = q.filter(items::id.ne(id));
+    }
+    match q.first::<String>(conn).optional()? {
+        Some(display) => Err(external_id_taken(&display)),
+        None => Ok(()),
+    }
+}
+
+/// A unique violation that slipped past the pre-check (a concurrent writer) is still a conflict.
+fn unique_to_conflict(e: DieselError) -> StoreError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info)
+            if info.message().contains("external_id")
+                || info.constraint_name().is_some_and(|c| c.contains("external_id")) =>
+        {
+            external_id_taken("another item")
+        }
+        other => other.into(),
+    }
+}
+
+fn index_controls(conn: &mut DbConnection, item_id: &str, system_id: &str, controls: &[String]) -> Result<(), StoreError> {
+    diesel::delete(item_controls::table.filter(item_controls::item_id.eq(item_id))).execute(conn)?;
+    // One statement per control: multi-row VALUES does not go through the MultiConnection.
+    for c in controls {
+        diesel::insert_into(item_controls::table)
+            .values((
+                item_controls::item_id.eq(item_id),
+                item_controls::system_id.eq(system_id),
+                item_controls::control.eq(c.as_str()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn load(conn: &mut DbConnection, id: &str) -> Result<Item, StoreError> {
+    items::table
+        .find(id)
+        .select(ItemRow::as_select())
+        .first(conn)?
+        .into_domain(today())
+}
+
+/// Creates an item in a system. The display id comes from the system's counter, incremented in
+/// the same transaction: on PostgreSQL the row lock, on SQLite the write lock, serialise
+/// concurrent creators (across service instances too), so display ids never repeat.
+pub fn create(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    scope: &SystemScope,
+    fields: &ItemFields,
+    actor: &str,
+) -> Result<Item, StoreError> {
+    if !scope.allows(system_id) {
+        return Err(StoreError::NotFound);
+    }
+    let sid = system_id.to_string();
+    db::write(conn, |conn| {
+        let bumped = diesel::update(systems::table.find(&sid))
+            .set(systems::next_item_seq.eq(systems::next_item_seq + 1))
+            .execute(conn)?;
+        if bumped == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let (seq, archived_at) = systems::table
+            .find(&sid)
+            .select((systems::next_item_seq, systems::archived_at))
+            .first::<(i64, Option<NaiveDateTime>)>(conn)?;
+        if archived_at.is_some() {
+            return Err(archived_conflict("system"));
+        }
+        check_external_id(conn, &sid, fields.external_id.as_deref(), None)?;
+        let id = ItemId::new().to_string();
+        let display = display_id(seq);
+        let now = db::now();
+        diesel::insert_into(items::table)
+            .values((
+                items::id.eq(&id),
+                items::system_id.eq(&sid),
+                items::seq.eq(seq),
+                items::display_id.eq(&display),
+                ItemContent::from_fields(fields, &display)?,
+                items::version.eq(1),
+                items::created_at.eq(now),
+                items::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .map_err(unique_to_conflict)?;
+        index_controls(conn, &id, &sid, &fields.controls)?;
+        let item = load(conn, &id)?;
+        record(conn, &item, Action::Created, actor)?;
+        Ok(item)
+    })
+}
+
+/// An item whose system is in the caller's scope; archived items included.
+pub fn get(conn: &mut DbConnection, id: ItemId, scope: &SystemScope) -> Result<Item, StoreError> {
+    let item = load(conn, &id.to_string())?;
+    if scope.allows(item.system_id) {
+        Ok(item)
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// Applies `apply` to the current item inside one transaction (see `systems::update`).
+pub fn update(
+    conn: &mut DbConnection,
+    id: ItemId,
+    scope: &SystemScope,
+    if_match: Option<i64>,
+    actor: &str,
+    apply: impl FnOnce(&Item) -> Result<ItemFields, StoreError>,
+) -> Result<Item, StoreError> {
+    db::write(conn, |conn| {
+        let current = get(conn, id, scope)?;
+        check_version(if_match, current.version)?;
+        if current.archived_at.is_some() {
+            return Err(archived_conflict("item"));
+        }
+        let fields = apply(&current)?;
+        if fields == current.fields() {
+            return Ok(current);
+        }
+        let (iid, sid) = (id.to_string(), current.system_id.to_string());
+        if fields.external_id != current.external_id {
+            check_external_id(conn, &sid, fields.external_id.as_deref(), Some(&iid))?;
+        }
+        let n = diesel::update(items::table.find(&iid))
+            .filter(items::version.eq(current.version))
+            .set((
+                ItemContent::from_fields(&fields, &current.display_id)?,
+                items::version.eq(current.version + 1),
+                items::updated_at.eq(db::now()),
+            ))
+            .execute(conn)
+            .map_err(unique_to_conflict)?;
+        if n != 1 {
+            return Err(StoreError::Stale { current: current.version });
+        }
+        if fields.controls != current.controls {
+            index_controls(conn, &iid, &sid, &fields.controls)?;
+        }
+        let item = load(conn, &iid)?;
+        record(conn, &item, Action::Updated, actor)?;
+        Ok(item)
+    })
+}
+
+/// Archives an item: kept, with its history, hidden from default lists and frozen.
+pub fn archive(
+    conn: &mut DbConnection,
+    id: ItemId,
+    scope: &SystemScope,
+    if_match: Option<i64>,
+    actor: &str,
+) -> Result<Item, StoreError> {
+    db::write(conn, |conn| {
+        let current = get(conn, id, scope)?;
+        check_version(if_match, current.version)?;
+        if current.archived_at.is_some() {
+            return Ok(current);
+        }
+        let iid = id.to_string();
+        let now = db::now();
+        diesel::update(items::table.find(&iid))
+            .set((
+                items::archived_at.eq(now),
+                items::version.eq(current.version + 1),
+                items::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        let item = load(conn, &iid)?;
+        record(conn, &item, Action::Archived, actor)?;
+        Ok(item)
+    })
+}
+
+/// What the item list can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    DisplayId,
+    CreatedAt,
+    UpdatedAt,
+    DetectedOn,
+    ScheduledCompletion,
+    RiskRating,
+}
+
+/// A sort: a key, ascending or (with a leading `-`) descending. `risk_rating` ascends from
+/// low to critical; `-risk_rating` puts the most severe first. Items without a scheduled
+/// completion date sort after every dated one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemSort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl ItemSort {
+    pub const WORDS: &'static [&'static str] = &[
+        "display_id",
+        "created_at",
+        "updated_at",
+        "detected_on",
+        "scheduled_completion",
+        "risk_rating",
+    ];
+}
+
+impl Default for ItemSort {
+    fn default() -> Self {
+        ItemSort {
+            key: SortKey::DisplayId,
+            descending: false,
+        }
+    }
+}
+
+impl FromStr for ItemSort {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (descending, name) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let key = match name {
+            "display_id" => SortKey::DisplayId,
+            "created_at" => SortKey::CreatedAt,
+            "updated_at" => SortKey::UpdatedAt,
+            "detected_on" => SortKey::DetectedOn,
+            "scheduled_completion" => SortKey::ScheduledCompletion,
+            "risk_rating" => SortKey::RiskRating,
+            _ => return Err(()),
+        };
+        Ok(ItemSort { key, descending })
+    }
+}
+
+impl fmt::Display for ItemSort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = self.key as usize;
+        write!(f, "{}{}", if self.descending { "-" } else { "" }, Self::WORDS[i])
+    }
+}
+
+/// Filters of the item list; every one is backed by an index.
+#[derive(Debug, Clone, Default)]
+pub struct ItemQuery {
+    pub statuses: Vec<ItemStatus>,
+    pub risk_ratings: Vec<RiskRating>,
+    pub sources: Vec<SourceKind>,
+    /// A normalised control reference.
+    pub control: Option<String>,
+    /// The owner's name or e-mail, case-insensitive.
+    pub owner: Option<String>,
+    pub external_id: Option<String>,
+    pub overdue: Option<bool>,
+    /// Scheduled completion on or before.
+    pub due_before: Option<NaiveDate>,
+    /// Scheduled completion on or after.
+    pub due_after: Option<NaiveDate>,
+    /// Case-insensitive substring of the display id, title, description, external id, source
+    /// identifier, controls, CVEs and assets.
+    pub q: Option<String>,
+    pub include_archived: bool,
+    pub sort: ItemSort,
+    pub limit: i64,
+    pub after: Option<Cursor>,
+}
+
+macro_rules! keyset {
+    ($query:ident, $col:expr, $key:expr, $id:expr, $desc:expr) => {{
+        let (k, id) = ($key, $id);
+        if $desc {
+            $query.filter($col.lt(k).or($col.eq(k).and(items::id.lt(id))))
+        } else {
+            $query.filter($col.gt(k).or($col.eq(k).and(items::id.gt(id))))
+        }
+    }};
+}
+
+macro_rules! order {
+    ($query:ident, $col:expr, $desc:expr) => {
+        if $desc {
+            $query.order(($col.desc(), items::id.desc()))
+        } else {
+            $query.order(($col.asc(), items::id.asc()))
+        }
+    };
+}
+
+fn sort_key_of(row: &ItemRow, key: SortKey) -> String {
+    match key {
+        SortKey::DisplayId => row.seq.to_string(),
+        SortKey::CreatedAt => row.created_at.format(TIME_KEY).to_string(),
+        SortKey::UpdatedAt => row.updated_at.format(TIME_KEY).to_string(),
+        SortKey::DetectedOn => row.detected_on.format(DATE_KEY).to_string(),
+        SortKey::ScheduledCompletion => row.due_key.format(DATE_KEY).to_string(),
+        SortKey::RiskRating => row.risk_rank.to_string(),
+    }
+}
+
+/// One page of a system's items.
+pub fn list(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    scope: &SystemScope,
+    q: &ItemQuery,
+) -> Result<Page<Item>, StoreError> {
+    // The system itself must be visible: an unknown system is a 404, not an empty list.
+    crate::systems::get(conn, system_id, scope)?;
+    let sid = system_id.to_string();
+    let today = today();
+    let mut query: items::BoxedQuery<'_, Backend> =
+        items::table.filter(items::system_id.eq(sid.clone())).into_boxed();
+    if !q.statuses.is_empty() {
+        query = query.filter(items::status.eq_any(q.statuses.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+    }
+    if !q.risk_ratings.is_empty() {
+        query = query.filter(
+            items::risk_rating.eq_any(q.risk_ratings.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        );
+    }
+    if !q.sources.is_empty() {
+        query = query.filter(items::source_kind.eq_any(q.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+    }
+    if let Some(c) = &q.control {
+        query = query.filter(
+            items::id.eq_any(
+                item_controls::table
+                    .filter(item_controls::system_id.eq(sid.clone()))
+                    .filter(item_controls::control.eq(c.clone()))
+                    .select(item_controls::item_id),
+            ),
+        );
+    }
+    if let Some(o) = &q.owner {
+        let o = o.to_lowercase();
+        query = query.filter(items::owner_email_key.eq(o.clone()).or(items::owner_name_key.eq(o)));
+    }
+    if let Some(e) = &q.external_id {
+        query = query.filter(items::external_id.eq(e.clone()));
+    }
+    let active: Vec<String> = ItemStatus::active().map(|s| s.to_string()).collect();
+    match q.overdue {
+        Some(true) => {
+            query = query
+                .filter(items::status.eq_any(active))
+                .filter(items::due_key.lt(today));
+        }
+        Some(false) => {
+            query = query.filter(items::status.ne_all(active).or(items::due_key.ge(today)));
+        }
+        None => {}
+    }
+    if let Some(d) = q.due_before {
+        query = query.filter(items::scheduled_completion.le(d));
+    }
+    if let Some(d) = q.due_after {
+        query = query.filter(items::scheduled_completion.ge(d));
+    }
+    if let Some(text) = &q.q {
+        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        query = query.filter(items::search_text.like(pattern).escape('\\'));
+    }
+    if !q.include_archived {
+        query = query.filter(items::archived_at.is_null());
+    }
+    let desc = q.sort.descending;
+    if let Some(c) = &q.after {
+        if c.sort != q.sort.to_string() {
+            return Err(invalid_cursor());
+        }
+        let id = c.id.clone();
+        query = match q.sort.key {
+            SortKey::DisplayId => {
+                let k: i64 = c.key.parse().map_err(|_| invalid_cursor())?;
+                keyset!(query, items::seq, k, id, desc)
+            }
+            SortKey::CreatedAt | SortKey::UpdatedAt => {
+                let k = NaiveDateTime::parse_from_str(&c.key, TIME_KEY).map_err(|_| invalid_cursor())?;
+                if q.sort.key == SortKey::CreatedAt {
+                    keyset!(query, items::created_at, k, id, desc)
+                } else {
+                    keyset!(query, items::updated_at, k, id, desc)
+                }
+            }
+            SortKey::DetectedOn | SortKey::ScheduledCompletion => {
+                let k = NaiveDate::parse_from_str(&c.key, DATE_KEY).map_err(|_| invalid_cursor())?;
+                if q.sort.key == SortKey::DetectedOn {
+                    keyset!(query, items::detected_on, k, id, desc)
+                } else {
+                    keyset!(query, items::due_key, k, id, desc)
+                }
+            }
+            SortKey::RiskRating => {
+                let k: i32 = c.key.parse().map_err(|_| invalid_cursor())?;
+                keyset!(query, items::risk_rank, k, id, desc)
+            }
+        };
+    }
+    query = match q.sort.key {
+        SortKey::DisplayId => order!(query, items::seq, desc),
+        SortKey::CreatedAt => order!(query, items::created_at, desc),
+        SortKey::UpdatedAt => order!(query, items::updated_at, desc),
+        SortKey::DetectedOn => order!(query, items::detected_on, desc),
+        SortKey::ScheduledCompletion => order!(query, items::due_key, desc),
+        SortKey::RiskRating => order!(query, items::risk_rank, desc),
+    };
+    let rows: Vec<ItemRow> = query
+        .limit(q.limit + 1)
+        .select(ItemRow::as_select())
+        .load(conn)?;
+    let sort = q.sort;
+    paginate(
+        rows,
+        q.limit,
+        |r| Cursor {
+            sort: sort.to_string(),
+            key: sort_key_of(r, sort.key),
+            id: r.id.clone(),
+        },
+        |r| r.into_domain(today),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_parse_and_print_back() {
+        for w in ItemSort::WORDS {
+            for s in [w.to_string(), format!("-{w}")] {
+                let parsed: ItemSort = s.parse().unwrap_or_default();
+                assert_eq!(parsed.to_string(), s);
+            }
+        }
+        assert!("priority".parse::<ItemSort>().is_err());
+        assert!("--display_id".parse::<ItemSort>().is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! The only room that knows SQL: one diesel schema over PostgreSQL and SQLite, the pool and its
+//! URL-chosen connection manager, embedded migrations for both backends, and one module per
+//! aggregate. Rows become domain types at this crate's door.
+
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod items;
+pub mod page;
+pub mod schema;
+pub mod systems;
+
+pub use db::{DatabaseUrl, DbConnection, DbPool, PoolOptions};
+pub use error::StoreError;
+pub use page::Page;

@@ -1,0 +1,317 @@
+//! Systems: the header of a POA&M.
+
+use crate::db::{self, Backend, DbConnection};
+use crate::error::{corrupt, StoreError};
+use crate::events::{self, Action, Change};
+use crate::page::{paginate, Cursor, Page};
+use crate::schema::systems;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use poam_domain::system::SystemMeta;
+use poam_domain::{
+    ImpactLevel, Regime, System, SystemFields, SystemId, SystemScope, Violation,
+};
+
+const KIND: &str = "system";
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = systems)]
+struct SystemRow {
+    id: String,
+    name: String,
+    description: Option<String>,
+    organization: Option<String>,
+    cage_codes: String,
+    impact_level: Option<String>,
+    regime: String,
+    contacts: String,
+    version: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    archived_at: Option<NaiveDateTime>,
+}
+
+/// The content columns, written on create and on every update.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = systems, treat_none_as_null = true)]
+struct SystemContent {
+    name: String,
+    description: Option<String>,
+    organization: Option<String>,
+    cage_codes: String,
+    impact_level: Option<String>,
+    regime: String,
+    contacts: String,
+}
+
+impl SystemContent {
+    fn from_fields(f: &SystemFields) -> Result<Self, StoreError> {
+        Ok(SystemContent {
+            name: f.name.clone(),
+            description: f.description.clone(),
+            organization: f.organization.clone(),
+            cage_codes: to_json(&f.cage_codes)?,
+            impact_level: f.impact_level.map(|l| l.as_str().to_owned()),
+            regime: f.regime.as_str().to_owned(),
+            contacts: to_json(&f.contacts)?,
+        })
+    }
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Internal(format!("does not serialise: {e}")))
+}
+
+pub(crate) fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    DateTime::from_naive_utc_and_offset(t, Utc)
+}
+
+pub(crate) fn parse_word<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e| corrupt(what, e))
+}
+
+pub(crate) fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    parse_word("id", s)
+}
+
+impl SystemRow {
+    fn into_domain(self) -> Result<System, StoreError> {
+        let fields = SystemFields {
+            name: self.name,
+            description: self.description,
+            organization: self.organization,
+            cage_codes: serde_json::from_str(&self.cage_codes).map_err(|e| corrupt("cage_codes", e))?,
+            impact_level: self
+                .impact_level
+                .as_deref()
+                .map(|s| parse_word::<ImpactLevel>("impact_level", s))
+                .transpose()?,
+            regime: parse_word::<Regime>("regime", &self.regime)?,
+            contacts: serde_json::from_str(&self.contacts).map_err(|e| corrupt("contacts", e))?,
+        };
+        let meta = SystemMeta {
+            id: parse_id(&self.id)?,
+            version: self.version,
+            created_at: utc(self.created_at),
+            updated_at: utc(self.updated_at),
+            archived_at: self.archived_at.map(utc),
+        };
+        Ok(System::assemble(meta, fields))
+    }
+}
+
+fn record(conn: &mut DbConnection, system: &System, action: Action, actor: &str) -> Result<(), StoreError> {
+    let id = system.id.to_string();
+    events::append(
+        conn,
+        Change {
+            system_id: &id,
+            resource_kind: KIND,
+            resource_id: &id,
+            action,
+            actor,
+            at: system.updated_at.naive_utc(),
+            version: system.version,
+            snapshot: system,
+        },
+    )
+}
+
+/// Creates a system.
+pub fn create(conn: &mut DbConnection, fields: &SystemFields, actor: &str) -> Result<System, StoreError> {
+    let content = SystemContent::from_fields(fields)?;
+    let id = SystemId::new();
+    let now = db::now();
+    db::write(conn, |conn| {
+        diesel::insert_into(systems::table)
+            .values((
+                systems::id.eq(id.to_string()),
+                content,
+                systems::next_item_seq.eq(0),
+                systems::version.eq(1),
+                systems::created_at.eq(now),
+                systems::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        let system = load(conn, id)?;
+        record(conn, &system, Action::Created, actor)?;
+        Ok(system)
+    })
+}
+
+fn load(conn: &mut DbConnection, id: SystemId) -> Result<System, StoreError> {
+    systems::table
+        .find(id.to_string())
+        .select(SystemRow::as_select())
+        .first(conn)?
+        .into_domain()
+}
+
+/// A system in the caller's scope; archived systems included.
+pub fn get(conn: &mut DbConnection, id: SystemId, scope: &SystemScope) -> Result<System, StoreError> {
+    if !scope.allows(id) {
+        return Err(StoreError::NotFound);
+    }
+    load(conn, id)
+}
+
+/// Filters of the system list.
+#[derive(Debug, Clone, Default)]
+pub struct SystemQuery {
+    pub regime: Option<Regime>,
+    /// Case-sensitive substring of the name.
+    pub name: Option<String>,
+    pub include_archived: bool,
+    pub limit: i64,
+    pub after: Option<Cursor>,
+}
+
+const SORT: &str = "created_at";
+const TIME_KEY: &str = "%Y-%m-%dT%H:%M:%S%.6f";
+
+/// Systems in the caller's scope, oldest first.
+pub fn list(conn: &mut DbConnection, q: &SystemQuery, scope: &SystemScope) -> Result<Page<System>, StoreError> {
+    let mut query: systems::BoxedQuery<'_, Backend> = systems::table.into_boxed();
+    if let SystemScope::Only(ids) = scope {
+        query = query.filter(systems::id.eq_any(ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()));
+    }
+    if let Some(r) = q.regime {
+        query = query.filter(systems::regime.eq(r.as_str()));
+    }
+    if let Some(n) = &q.name {
+        query = query.filter(systems::name.like(format!("%{}%", escape_like(n))).escape('\\'));
+    }
+    if !q.include_archived {
+        query = query.filter(systems::archived_at.is_null());
+    }
+    if let Some(c) = &q.after {
+        let key = NaiveDateTime::parse_from_str(&c.key, TIME_KEY).map_err(|_| invalid_cursor())?;
+        query = query.filter(
+            systems::created_at
+                .gt(key)
+                .or(systems::created_at.eq(key).and(systems::id.gt(c.id.clone()))),
+        );
+    }
+    let rows: Vec<SystemRow> = query
+        .order((systems::created_at.asc(), systems::id.asc()))
+        .limit(q.limit + 1)
+        .select(SystemRow::as_select())
+        .load(conn)?;
+    paginate(
+        rows,
+        q.limit,
+        |r| Cursor {
+            sort: SORT.into(),
+            key: r.created_at.format(TIME_KEY).to_string(),
+            id: r.id.clone(),
+        },
+        SystemRow::into_domain,
+    )
+}
+
+pub(crate) fn invalid_cursor() -> StoreError {
+    StoreError::Invalid(vec![Violation::new(
+        "invalid_cursor",
+        "",
+        "the cursor was not issued for this list; start again without it",
+    )])
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `\` as the escape character.
+pub(crate) fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub(crate) fn check_version(expected: Option<i64>, current: i64) -> Result<(), StoreError> {
+    match expected {
+        Some(v) if v != current => Err(StoreError::Stale { current }),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn archived_conflict(what: &str) -> StoreError {
+    StoreError::Conflict(Violation::new(
+        "archived",
+        "",
+        format!("the {what} is archived and can no longer change"),
+    ))
+}
+
+/// Applies `apply` to the current system inside one transaction: the version check, the new
+/// content, the version bump and the history event are all or nothing.
+pub fn update(
+    conn: &mut DbConnection,
+    id: SystemId,
+    scope: &SystemScope,
+    if_match: Option<i64>,
+    actor: &str,
+    apply: impl FnOnce(&System) -> Result<SystemFields, StoreError>,
+) -> Result<System, StoreError> {
+    db::write(conn, |conn| {
+        let current = get(conn, id, scope)?;
+        check_version(if_match, current.version)?;
+        if current.archived_at.is_some() {
+            return Err(archived_conflict("system"));
+        }
+        let fields = apply(&current)?;
+        if fields == current.fields() {
+            return Ok(current);
+        }
+        let n = diesel::update(systems::table.find(id.to_string()))
+            .filter(systems::version.eq(current.version))
+            .set((
+                SystemContent::from_fields(&fields)?,
+                systems::version.eq(current.version + 1),
+                systems::updated_at.eq(db::now()),
+            ))
+            .execute(conn)?;
+        if n != 1 {
+            return Err(StoreError::Stale { current: current.version });
+        }
+        let system = load(conn, id)?;
+        record(conn, &system, Action::Updated, actor)?;
+        Ok(system)
+    })
+}
+
+/// Archives a system: kept with its items and history, hidden from default lists, frozen.
+/// Archiving an archived system changes nothing.
+pub fn archive(
+    conn: &mut DbConnection,
+    id: SystemId,
+    scope: &SystemScope,
+    if_match: Option<i64>,
+    actor: &str,
+) -> Result<System, StoreError> {
+    db::write(conn, |conn| {
+        let current = get(conn, id, scope)?;
+        check_version(if_match, current.version)?;
+        if current.archived_at.is_some() {
+            return Ok(current);
+        }
+        let now = db::now();
+        diesel::update(systems::table.find(id.to_string()))
+            .set((
+                systems::archived_at.eq(now),
+                systems::version.eq(current.version + 1),
+                systems::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        let system = load(conn, id)?;
+        record(conn, &system, Action::Archived, actor)?;
+        Ok(system)
+    })
+}
