@@ -1,0 +1,107 @@
+//! The `poam` binary's library: configuration, keys, telemetry and the server's wiring. The
+//! integration tests start the real server through [`Application`].
+
+pub mod config;
+pub mod keys;
+
+use config::{LogFormat, Settings};
+use poam_persistence::db::{self, DbPool};
+use poam_persistence::DatabaseUrl;
+use std::net::{SocketAddr, TcpListener};
+
+/// Logs go to stderr, so stdout carries only what a command prints (a token, the spec).
+pub fn init_telemetry(settings: &Settings) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match settings.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Opens the pool (creating the SQLite file's directory if needed).
+pub fn open_pool(settings: &Settings) -> Result<DbPool, String> {
+    if let DatabaseUrl::Sqlite(path) = &settings.database_url {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            keys::ensure_data_dir(parent)?;
+        }
+    }
+    db::connect(&settings.database_url, &settings.pool)
+}
+
+/// Applies pending migrations; returns the versions applied.
+pub fn migrate(pool: &DbPool) -> Result<Vec<String>, String> {
+    let mut conn = pool.get().map_err(|e| format!("no database connection: {e}"))?;
+    db::run_migrations(&mut conn).map_err(|e| e.to_string())
+}
+
+/// Migrates (when configured to) or refuses to start on a schema with pending migrations.
+pub fn prepare_schema(settings: &Settings, pool: &DbPool) -> Result<(), String> {
+    if settings.auto_migrate {
+        let applied = migrate(pool)?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrations applied");
+        }
+        return Ok(());
+    }
+    let mut conn = pool.get().map_err(|e| format!("no database connection: {e}"))?;
+    let pending = db::pending_migrations(&mut conn).map_err(|e| e.to_string())?;
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the database has pending migrations ({}): run `poam migrate` (or set POAM_AUTO_MIGRATE=true)",
+            pending.join(", ")
+        ))
+    }
+}
+
+/// The running server.
+pub struct Application {
+    server: actix_web::dev::Server,
+    addr: SocketAddr,
+}
+
+impl Application {
+    /// Binds (port 0 picks a free port) and prepares the server; [`Application::run`] serves.
+    pub fn build(
+        settings: &Settings,
+        pool: DbPool,
+        authenticator: poam_http::Authenticator,
+        listener: Option<TcpListener>,
+    ) -> Result<Application, String> {
+        let listener = match listener {
+            Some(l) => l,
+            None => TcpListener::bind(&settings.bind)
+                .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?,
+        };
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let state = poam_http::AppState::new(pool, authenticator);
+        let mut server = actix_web::HttpServer::new(move || poam_http::app(state.clone()))
+            .shutdown_timeout(30)
+            .client_request_timeout(std::time::Duration::from_secs(30));
+        if let Some(n) = settings.workers {
+            server = server.workers(n);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|e| format!("cannot serve on {addr}: {e}"))?
+            .run();
+        Ok(Application { server, addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops accepting and lets in-flight requests finish.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

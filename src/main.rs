@@ -1,1 +1,205 @@
-fn main() {}
+//! `poam`: the POA&M service and its administration commands.
+
+use clap::{Parser, Subcommand};
+use poam::config::{Settings, VARIABLES};
+use poam::{keys, Application};
+use poam_domain::{Role, SystemId};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "poam",
+    version,
+    about = "POA&M service: Plans of Action and Milestones over a REST/JSON API",
+    long_about = "POA&M service: Plans of Action and Milestones for CMMC, FedRAMP and DoD RMF (eMASS) over a REST/JSON API.\n\nWith no configuration, `poam serve` keeps its data in ./data (a SQLite file and a generated signing key), listens on 127.0.0.1:8080, and prints a bootstrap admin token once.",
+    after_long_help = after_help(),
+    after_help = "Configuration comes from environment variables; `poam --help` lists them."
+)]
+struct Cli {
+    /// A file of KEY=VALUE settings, read before the environment (which overrides it).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Apply pending database migrations (the production path for PostgreSQL).
+    Migrate {
+        /// Only list the pending migrations.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Mint a bearer token for a script or a person; prints only the token.
+    Token {
+        /// Subject: who the token speaks for (recorded as the actor of every change).
+        #[arg(long)]
+        sub: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Role, repeatable or comma-separated: admin, editor, approver, auditor, viewer.
+        #[arg(long = "role", required = true, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// System id the token may reach, repeatable or comma-separated [default: every system].
+        #[arg(long = "system", value_delimiter = ',')]
+        systems: Vec<String>,
+        /// Lifetime: seconds, or a number with s, m, h or d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn after_help() -> String {
+    let mut out = String::from("Environment:\n");
+    for (name, doc) in VARIABLES {
+        out.push_str(&format!("  {name:<26} {doc}\n"));
+    }
+    out.push_str(
+        "\nExamples:\n  poam                                   # serve on SQLite in ./data\n  \
+         POAM_DATABASE_URL=postgres://poam@db/poam poam migrate && poam serve\n  \
+         poam token --sub scanner@ci --role editor --system 6f1c1a8e-… --ttl 30d\n",
+    );
+    out
+}
+
+/// Parses `90`, `90s`, `30m`, `12h`, `7d` into seconds.
+fn parse_ttl(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: i64 = digits.parse().map_err(|_| format!("--ttl: `{text}` is not a duration"))?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("--ttl: unknown unit `{unit}`; use s, m, h or d")),
+    };
+    match n.checked_mul(factor) {
+        Some(secs) if secs > 0 => Ok(secs),
+        _ => Err(format!("--ttl: `{text}` is out of range")),
+    }
+}
+
+fn serve(settings: &Settings) -> Result<(), String> {
+    poam::init_telemetry(settings);
+    let keys = keys::load(settings)?;
+    let pool = poam::open_pool(settings)?;
+    poam::prepare_schema(settings, &pool)?;
+    if keys.generated {
+        if let Some(issuer) = &keys.issuer {
+            let token = issuer.mint("bootstrap-admin", Some("Bootstrap administrator"), &[Role::Admin], &[], 86_400)?;
+            println!(
+                "\nA signing key was generated in {}.\nBootstrap admin token (valid 24 hours; shown only now):\n\n{token}\n\n\
+                 Mint more with: poam token --sub you@example.org --role editor [--system ID] [--ttl 8h]\n",
+                keys::secret_path(settings).display()
+            );
+        }
+    }
+    actix_web::rt::System::new().block_on(async {
+        let app = Application::build(settings, pool, keys.authenticator, None)?;
+        tracing::info!(
+            address = %app.local_addr(),
+            database = %settings.database_url.redacted(),
+            docs = %format!("http://{}/docs/", app.local_addr()),
+            "listening"
+        );
+        app.run().await.map_err(|e| format!("server failed: {e}"))
+    })
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        let spec = poam_http::openapi()
+            .to_pretty_json()
+            .map_err(|e| format!("cannot render the OpenAPI document: {e}"))?;
+        println!("{spec}");
+        return Ok(());
+    }
+    let settings = Settings::load(cli.config.as_deref())?;
+    match command {
+        Command::Serve => serve(&settings),
+        Command::Migrate { status } => {
+            poam::init_telemetry(&settings);
+            let pool = poam::open_pool(&settings)?;
+            if status {
+                let mut conn = pool.get().map_err(|e| e.to_string())?;
+                let pending = poam_persistence::db::pending_migrations(&mut conn).map_err(|e| e.to_string())?;
+                if pending.is_empty() {
+                    println!("up to date");
+                }
+                for name in pending {
+                    println!("pending {name}");
+                }
+            } else {
+                let applied = poam::migrate(&pool)?;
+                if applied.is_empty() {
+                    println!("up to date");
+                }
+                for v in applied {
+                    println!("applied {v}");
+                }
+            }
+            Ok(())
+        }
+        Command::Token { sub, name, roles, systems, ttl } => {
+            let roles = roles
+                .iter()
+                .map(|r| r.trim().parse::<Role>().map_err(|e| format!("--role: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let systems = systems
+                .iter()
+                .filter(|s| s.trim() != "*")
+                .map(|s| s.trim().parse::<SystemId>().map_err(|_| format!("--system: `{s}` is not a system id")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let ttl = parse_ttl(&ttl)?;
+            if sub.trim().is_empty() {
+                return Err("--sub must not be empty".into());
+            }
+            let keys = keys::load(&settings)?;
+            let issuer = keys.issuer.ok_or(
+                "this configuration verifies tokens with a public key only: set POAM_JWT_PRIVATE_KEY_FILE, \
+                 or have your identity provider issue the token",
+            )?;
+            println!("{}", issuer.mint(&sub, name.as_deref(), &roles, &systems, ttl)?);
+            Ok(())
+        }
+        Command::Openapi => Ok(()),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ttl;
+
+    #[test]
+    fn ttls() {
+        assert_eq!(parse_ttl("90"), Ok(90));
+        assert_eq!(parse_ttl("30m"), Ok(1800));
+        assert_eq!(parse_ttl("12h"), Ok(43_200));
+        assert_eq!(parse_ttl("7d"), Ok(604_800));
+        assert!(parse_ttl("0").is_err());
+        assert!(parse_ttl("1w").is_err());
+        assert!(parse_ttl("h").is_err());
+    }
+}

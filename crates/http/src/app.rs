@@ -11,7 +11,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpRequest, HttpResponse, ResponseError};
-use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Instant;
 use tracing::Instrument;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -106,6 +106,7 @@ impl RouteTable {
             .collect();
             table.push((ResourceDef::new(path.as_str()), methods));
         }
+        table.push((ResourceDef::new("/v1/openapi.json"), vec![Method::GET]));
         RouteTable(table)
     }
 
@@ -165,6 +166,16 @@ async fn edge(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Re
     Ok(res)
 }
 
+/// The document, built once per process.
+fn spec() -> &'static OpenApiDoc {
+    static SPEC: OnceLock<OpenApiDoc> = OnceLock::new();
+    SPEC.get_or_init(openapi)
+}
+
+async fn serve_spec() -> HttpResponse {
+    HttpResponse::Ok().json(spec())
+}
+
 /// The application: every route, the docs, the spec, the error handling.
 pub fn app(
     state: AppState,
@@ -177,25 +188,14 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let (app, spec) = routes(
-        App::new()
-            .app_data(web::Data::new(state))
-            .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
-            .into_utoipa_app()
-            .openapi(ApiDoc::openapi()),
-    )
-    .split_for_parts();
-    let table = web::Data::new(RouteTable::from_spec(&spec));
-    let spec = Arc::new(spec);
-    let served = spec.clone();
-    app.app_data(table)
-        .route(
-            "/v1/openapi.json",
-            web::get().to(move || {
-                let spec = served.clone();
-                async move { HttpResponse::Ok().json(&*spec) }
-            }),
-        )
+    // The spec's own route comes before the /v1 scope, which would otherwise claim it.
+    let app = App::new()
+        .app_data(web::Data::new(state))
+        .app_data(web::Data::new(RouteTable::from_spec(spec())))
+        .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
+        .route("/v1/openapi.json", web::get().to(serve_spec));
+    routes(app.into_utoipa_app().openapi(ApiDoc::openapi()))
+        .into_app()
         .service(web::redirect("/docs", "/docs/"))
         .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/v1/openapi.json"])))
         .default_service(web::to(fallback))

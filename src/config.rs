@@ -1,0 +1,242 @@
+//! Configuration: environment variables, optionally layered over a file of `KEY=VALUE` lines
+//! (`POAM_CONFIG`); the environment wins. Secrets are held in [`Secret`], which never prints.
+
+use poam_persistence::{DatabaseUrl, PoolOptions};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every setting, with its default, as `poam --help` documents it.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("POAM_CONFIG", "file of KEY=VALUE lines read first; the environment overrides it"),
+    ("POAM_DATA_DIR", "directory for the SQLite file and the generated signing key [default: ./data]"),
+    ("POAM_DATABASE_URL", "sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB [default: sqlite://$POAM_DATA_DIR/poam.db]"),
+    ("POAM_BIND", "address to listen on [default: 127.0.0.1:8080]"),
+    ("POAM_AUTO_MIGRATE", "apply pending migrations on start: true|false [default: true on SQLite, false on PostgreSQL]"),
+    ("POAM_POOL_SIZE", "database connections per instance [default: 8]"),
+    ("POAM_WORKERS", "HTTP worker threads [default: one per CPU]"),
+    ("POAM_JWT_ALGORITHM", "HS256, RS256, ES256 or EdDSA [default: HS256]"),
+    ("POAM_JWT_SECRET", "HS256 secret, at least 32 bytes [default: generated into $POAM_DATA_DIR/jwt-secret, mode 0600]"),
+    ("POAM_JWT_PUBLIC_KEY_FILE", "PEM public key that verifies RS256/ES256/EdDSA tokens (your identity provider's)"),
+    ("POAM_JWT_PRIVATE_KEY_FILE", "PEM private key, only for `poam token` with RS256/ES256/EdDSA"),
+    ("POAM_JWT_ISSUER", "required `iss` of tokens (and set on minted ones)"),
+    ("POAM_JWT_AUDIENCE", "required `aud` of tokens (and set on minted ones)"),
+    ("POAM_LOG", "log filter, e.g. info or poam_http=debug,info [default: info]"),
+    ("POAM_LOG_FORMAT", "text or json [default: text]"),
+];
+
+/// A secret value: shown as `[redacted]` in every `Debug` and `Display`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    pub algorithm: String,
+    pub secret: Option<Secret>,
+    pub public_key_file: Option<PathBuf>,
+    pub private_key_file: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: DatabaseUrl,
+    pub bind: String,
+    pub auto_migrate: bool,
+    pub pool: PoolOptions,
+    pub workers: Option<usize>,
+    pub jwt: JwtSettings,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+/// Reads a `KEY=VALUE` file: blank lines and `#` comments skipped, optional quotes removed.
+pub fn read_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read configuration file {}: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line.split_once('=').ok_or_else(|| {
+            format!("{}:{}: expected KEY=VALUE", path.display(), n + 1)
+        })?;
+        let k = k.trim().trim_start_matches("export ").trim();
+        if !VARIABLES.iter().any(|(name, _)| *name == k) {
+            return Err(format!("{}:{}: unknown setting `{k}`", path.display(), n + 1));
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v);
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("{name}: `{v}` is not true or false")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
+    v.parse().map_err(|_| format!("{name}: `{v}` is not a positive number"))
+}
+
+impl Settings {
+    /// Builds the settings from a lookup (the process environment over the optional file).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let get = |k: &str| get(k).filter(|v| !v.is_empty());
+        let data_dir = PathBuf::from(get("POAM_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let url_text = get("POAM_DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("poam.db").display()));
+        let database_url = DatabaseUrl::parse(&url_text).map_err(|e| format!("POAM_DATABASE_URL: {e}"))?;
+        let auto_migrate = match get("POAM_AUTO_MIGRATE") {
+            Some(v) => parse_bool("POAM_AUTO_MIGRATE", &v)?,
+            None => matches!(database_url, DatabaseUrl::Sqlite(_)),
+        };
+        let mut pool = PoolOptions::default();
+        if let Some(v) = get("POAM_POOL_SIZE") {
+            pool.max_size = parse_num("POAM_POOL_SIZE", &v)?;
+            if pool.max_size == 0 {
+                return Err("POAM_POOL_SIZE: must be at least 1".into());
+            }
+        }
+        let workers = get("POAM_WORKERS").map(|v| parse_num("POAM_WORKERS", &v)).transpose()?;
+        if workers == Some(0) {
+            return Err("POAM_WORKERS: must be at least 1".into());
+        }
+        let log_format = match get("POAM_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(format!("POAM_LOG_FORMAT: `{other}` is not text or json")),
+        };
+        let jwt = JwtSettings {
+            algorithm: get("POAM_JWT_ALGORITHM").unwrap_or_else(|| "HS256".into()),
+            secret: get("POAM_JWT_SECRET").map(Secret::new),
+            public_key_file: get("POAM_JWT_PUBLIC_KEY_FILE").map(PathBuf::from),
+            private_key_file: get("POAM_JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
+            issuer: get("POAM_JWT_ISSUER"),
+            audience: get("POAM_JWT_AUDIENCE"),
+        };
+        Ok(Settings {
+            data_dir,
+            database_url,
+            bind: get("POAM_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            auto_migrate,
+            pool: PoolOptions {
+                connection_timeout: Duration::from_secs(5),
+                ..pool
+            },
+            workers,
+            jwt,
+            log: get("POAM_LOG").unwrap_or_else(|| "info".into()),
+            log_format,
+        })
+    }
+
+    /// The process environment, over the file named by `config_file` (or `POAM_CONFIG`).
+    pub fn load(config_file: Option<&Path>) -> Result<Settings, String> {
+        let file_path = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("POAM_CONFIG").map(PathBuf::from));
+        let file = match file_path {
+            Some(p) => read_file(&p)?,
+            None => BTreeMap::new(),
+        };
+        Settings::from_lookup(|k| std::env::var(k).ok().or_else(|| file.get(k).cloned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        let map: BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.database_url, DatabaseUrl::Sqlite(PathBuf::from("./data/poam.db")));
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert!(s.auto_migrate);
+        assert_eq!(s.jwt.algorithm, "HS256");
+    }
+
+    #[test]
+    fn the_data_dir_moves_the_default_database() {
+        let s = settings(&[("POAM_DATA_DIR", "/srv/poam")]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.database_url, DatabaseUrl::Sqlite(PathBuf::from("/srv/poam/poam.db")));
+    }
+
+    #[test]
+    fn postgres_does_not_migrate_by_itself_and_unknown_schemes_fail() {
+        let s = settings(&[("POAM_DATABASE_URL", "postgres://u@h/db")]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!s.auto_migrate);
+        let err = settings(&[("POAM_DATABASE_URL", "mysql://u@h/db")]).err().unwrap_or_default();
+        assert!(err.contains("unsupported database URL scheme `mysql`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (k, v) in [("POAM_POOL_SIZE", "0"), ("POAM_LOG_FORMAT", "xml"), ("POAM_AUTO_MIGRATE", "maybe")] {
+            let err = settings(&[(k, v)]).err().unwrap_or_default();
+            assert!(err.starts_with(k), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = settings(&[("POAM_JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!format!("{s:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn files_are_read_and_unknown_keys_refused() {
+        let dir = std::env::temp_dir().join(format!("poam-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let ok = dir.join("ok.env");
+        std::fs::write(&ok, "# comment\nPOAM_BIND=\"0.0.0.0:9000\"\nexport POAM_LOG=debug\n").unwrap_or_default();
+        let map = read_file(&ok).unwrap_or_default();
+        assert_eq!(map.get("POAM_BIND").map(String::as_str), Some("0.0.0.0:9000"));
+        assert_eq!(map.get("POAM_LOG").map(String::as_str), Some("debug"));
+        let bad = dir.join("bad.env");
+        std::fs::write(&bad, "POAM_BINDD=1\n").unwrap_or_default();
+        assert!(read_file(&bad).err().unwrap_or_default().contains("unknown setting `POAM_BINDD`"));
+        std::fs::remove_dir_all(&dir).unwrap_or_default();
+    }
+}
