@@ -84,12 +84,16 @@ pub fn read_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (k, v) = line.split_once('=').ok_or_else(|| {
-            format!("{}:{}: expected KEY=VALUE", path.display(), n + 1)
-        })?;
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| format!("{}:{}: expected KEY=VALUE", path.display(), n + 1))?;
         let k = k.trim().trim_start_matches("export ").trim();
         if !VARIABLES.iter().any(|(name, _)| *name == k) {
-            return Err(format!("{}:{}: unknown setting `{k}`", path.display(), n + 1));
+            return Err(format!(
+                "{}:{}: unknown setting `{k}`",
+                path.display(),
+                n + 1
+            ));
         }
         let v = v.trim();
         let v = v
@@ -110,7 +114,8 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, String> {
 }
 
 fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
-    v.parse().map_err(|_| format!("{name}: `{v}` is not a positive number"))
+    v.parse()
+        .map_err(|_| format!("{name}: `{v}` is not a positive number"))
 }
 
 impl Settings {
@@ -120,7 +125,8 @@ impl Settings {
         let data_dir = PathBuf::from(get("POAM_DATA_DIR").unwrap_or_else(|| "./data".into()));
         let url_text = get("POAM_DATABASE_URL")
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("poam.db").display()));
-        let database_url = DatabaseUrl::parse(&url_text).map_err(|e| format!("POAM_DATABASE_URL: {e}"))?;
+        let database_url =
+            DatabaseUrl::parse(&url_text).map_err(|e| format!("POAM_DATABASE_URL: {e}"))?;
         let auto_migrate = match get("POAM_AUTO_MIGRATE") {
             Some(v) => parse_bool("POAM_AUTO_MIGRATE", &v)?,
             None => matches!(database_url, DatabaseUrl::Sqlite(_)),
@@ -132,7 +138,9 @@ impl Settings {
                 return Err("POAM_POOL_SIZE: must be at least 1".into());
             }
         }
-        let workers = get("POAM_WORKERS").map(|v| parse_num("POAM_WORKERS", &v)).transpose()?;
+        let workers = get("POAM_WORKERS")
+            .map(|v| parse_num("POAM_WORKERS", &v))
+            .transpose()?;
         if workers == Some(0) {
             return Err("POAM_WORKERS: must be at least 1".into());
         }
@@ -183,15 +191,20 @@ mod tests {
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
-        let map: BTreeMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
     #[test]
     fn defaults_need_no_configuration() {
         let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.database_url, DatabaseUrl::Sqlite(PathBuf::from("./data/poam.db")));
+        assert_eq!(
+            s.database_url,
+            DatabaseUrl::Sqlite(PathBuf::from("./data/poam.db"))
+        );
         assert_eq!(s.bind, "127.0.0.1:8080");
         assert!(s.auto_migrate);
         assert_eq!(s.jwt.algorithm, "HS256");
@@ -200,20 +213,33 @@ mod tests {
     #[test]
     fn the_data_dir_moves_the_default_database() {
         let s = settings(&[("POAM_DATA_DIR", "/srv/poam")]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.database_url, DatabaseUrl::Sqlite(PathBuf::from("/srv/poam/poam.db")));
+        assert_eq!(
+            s.database_url,
+            DatabaseUrl::Sqlite(PathBuf::from("/srv/poam/poam.db"))
+        );
     }
 
     #[test]
     fn postgres_does_not_migrate_by_itself_and_unknown_schemes_fail() {
-        let s = settings(&[("POAM_DATABASE_URL", "postgres://u@h/db")]).unwrap_or_else(|e| panic!("{e}"));
+        let s = settings(&[("POAM_DATABASE_URL", "postgres://u@h/db")])
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(!s.auto_migrate);
-        let err = settings(&[("POAM_DATABASE_URL", "mysql://u@h/db")]).err().unwrap_or_default();
-        assert!(err.contains("unsupported database URL scheme `mysql`"), "{err}");
+        let err = settings(&[("POAM_DATABASE_URL", "mysql://u@h/db")])
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.contains("unsupported database URL scheme `mysql`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_values_are_named() {
-        for (k, v) in [("POAM_POOL_SIZE", "0"), ("POAM_LOG_FORMAT", "xml"), ("POAM_AUTO_MIGRATE", "maybe")] {
+        for (k, v) in [
+            ("POAM_POOL_SIZE", "0"),
+            ("POAM_LOG_FORMAT", "xml"),
+            ("POAM_AUTO_MIGRATE", "maybe"),
+        ] {
             let err = settings(&[(k, v)]).err().unwrap_or_default();
             assert!(err.starts_with(k), "{err}");
         }
@@ -221,7 +247,8 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let s = settings(&[("POAM_JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap_or_else(|e| panic!("{e}"));
+        let s = settings(&[("POAM_JWT_SECRET", "0123456789abcdef0123456789abcdef")])
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(!format!("{s:?}").contains("0123456789abcdef"));
     }
 
@@ -230,13 +257,23 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("poam-cfg-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap_or_default();
         let ok = dir.join("ok.env");
-        std::fs::write(&ok, "# comment\nPOAM_BIND=\"0.0.0.0:9000\"\nexport POAM_LOG=debug\n").unwrap_or_default();
+        std::fs::write(
+            &ok,
+            "# comment\nPOAM_BIND=\"0.0.0.0:9000\"\nexport POAM_LOG=debug\n",
+        )
+        .unwrap_or_default();
         let map = read_file(&ok).unwrap_or_default();
-        assert_eq!(map.get("POAM_BIND").map(String::as_str), Some("0.0.0.0:9000"));
+        assert_eq!(
+            map.get("POAM_BIND").map(String::as_str),
+            Some("0.0.0.0:9000")
+        );
         assert_eq!(map.get("POAM_LOG").map(String::as_str), Some("debug"));
         let bad = dir.join("bad.env");
         std::fs::write(&bad, "POAM_BINDD=1\n").unwrap_or_default();
-        assert!(read_file(&bad).err().unwrap_or_default().contains("unknown setting `POAM_BINDD`"));
+        assert!(read_file(&bad)
+            .err()
+            .unwrap_or_default()
+            .contains("unknown setting `POAM_BINDD`"));
         std::fs::remove_dir_all(&dir).unwrap_or_default();
     }
 }

@@ -26,7 +26,8 @@ pub fn ensure_data_dir(dir: &Path) -> Result<(), String> {
     if dir.exists() {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
     set_mode(dir, 0o700)
 }
 
@@ -48,13 +49,17 @@ fn generated_secret(path: &Path) -> Result<(Vec<u8>, bool), String> {
         Ok(text) => {
             let secret = text.trim().as_bytes().to_vec();
             if secret.len() < 32 {
-                return Err(format!("{} holds fewer than 32 bytes; delete it to generate a new one", path.display()));
+                return Err(format!(
+                    "{} holds fewer than 32 bytes; delete it to generate a new one",
+                    path.display()
+                ));
             }
             Ok((secret, false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut raw = [0u8; 32];
-            getrandom::fill(&mut raw).map_err(|e| format!("no randomness for the signing key: {e}"))?;
+            getrandom::fill(&mut raw)
+                .map_err(|e| format!("no randomness for the signing key: {e}"))?;
             let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
             let mut options = fs::OpenOptions::new();
             options.write(true).create_new(true);
@@ -85,7 +90,8 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
 
 pub fn load(settings: &Settings) -> Result<Keys, String> {
     let jwt = &settings.jwt;
-    let algorithm = parse_algorithm(&jwt.algorithm).map_err(|e| format!("POAM_JWT_ALGORITHM: {e}"))?;
+    let algorithm =
+        parse_algorithm(&jwt.algorithm).map_err(|e| format!("POAM_JWT_ALGORITHM: {e}"))?;
     let (decoding, encoding, generated) = match algorithm {
         Algorithm::HS256 => {
             if jwt.public_key_file.is_some() {
@@ -109,13 +115,24 @@ pub fn load(settings: &Settings) -> Result<Keys, String> {
         }
         _ => {
             if jwt.secret.is_some() {
-                return Err(format!("POAM_JWT_SECRET is set but POAM_JWT_ALGORITHM is {}: unset one of them", jwt.algorithm));
+                return Err(format!(
+                    "POAM_JWT_SECRET is set but POAM_JWT_ALGORITHM is {}: unset one of them",
+                    jwt.algorithm
+                ));
             }
             let public = jwt.public_key_file.as_deref().ok_or_else(|| {
-                format!("POAM_JWT_ALGORITHM={} needs POAM_JWT_PUBLIC_KEY_FILE", jwt.algorithm)
+                format!(
+                    "POAM_JWT_ALGORITHM={} needs POAM_JWT_PUBLIC_KEY_FILE",
+                    jwt.algorithm
+                )
             })?;
             let pem = read_pem(public, "public key")?;
-            let bad = |e: jsonwebtoken::errors::Error| format!("POAM_JWT_PUBLIC_KEY_FILE: not a {} public key: {e}", jwt.algorithm);
+            let bad = |e: jsonwebtoken::errors::Error| {
+                format!(
+                    "POAM_JWT_PUBLIC_KEY_FILE: not a {} public key: {e}",
+                    jwt.algorithm
+                )
+            };
             let decoding = match algorithm {
                 Algorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
                 Algorithm::ES256 => DecodingKey::from_ec_pem(&pem),
@@ -126,7 +143,12 @@ pub fn load(settings: &Settings) -> Result<Keys, String> {
                 None => None,
                 Some(path) => {
                     let pem = read_pem(path, "private key")?;
-                    let bad = |e: jsonwebtoken::errors::Error| format!("POAM_JWT_PRIVATE_KEY_FILE: not a {} private key: {e}", jwt.algorithm);
+                    let bad = |e: jsonwebtoken::errors::Error| {
+                        format!(
+                            "POAM_JWT_PRIVATE_KEY_FILE: not a {} private key: {e}",
+                            jwt.algorithm
+                        )
+                    };
                     Some(
                         match algorithm {
                             Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
@@ -141,8 +163,14 @@ pub fn load(settings: &Settings) -> Result<Keys, String> {
         }
     };
     Ok(Keys {
-        authenticator: Authenticator::new(algorithm, decoding, jwt.issuer.as_deref(), jwt.audience.as_deref()),
-        issuer: encoding.map(|key| TokenIssuer::new(algorithm, key, jwt.issuer.clone(), jwt.audience.clone())),
+        authenticator: Authenticator::new(
+            algorithm,
+            decoding,
+            jwt.issuer.as_deref(),
+            jwt.audience.as_deref(),
+        ),
+        issuer: encoding
+            .map(|key| TokenIssuer::new(algorithm, key, jwt.issuer.clone(), jwt.audience.clone())),
         generated,
     })
 }

@@ -13,7 +13,9 @@ use std::net::{SocketAddr, TcpListener};
 pub fn init_telemetry(settings: &Settings) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -32,7 +34,9 @@ pub fn open_pool(settings: &Settings) -> Result<DbPool, String> {
 
 /// Applies pending migrations; returns the versions applied.
 pub fn migrate(pool: &DbPool) -> Result<Vec<String>, String> {
-    let mut conn = pool.get().map_err(|e| format!("no database connection: {e}"))?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| format!("no database connection: {e}"))?;
     db::run_migrations(&mut conn).map_err(|e| e.to_string())
 }
 
@@ -45,7 +49,9 @@ pub fn prepare_schema(settings: &Settings, pool: &DbPool) -> Result<(), String> 
         }
         return Ok(());
     }
-    let mut conn = pool.get().map_err(|e| format!("no database connection: {e}"))?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| format!("no database connection: {e}"))?;
     let pending = db::pending_migrations(&mut conn).map_err(|e| e.to_string())?;
     if pending.is_empty() {
         Ok(())

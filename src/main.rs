@@ -76,7 +76,9 @@ fn parse_ttl(text: &str) -> Result<i64, String> {
         Some((i, _)) => text.split_at(i),
         None => (text, "s"),
     };
-    let n: i64 = digits.parse().map_err(|_| format!("--ttl: `{text}` is not a duration"))?;
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("--ttl: `{text}` is not a duration"))?;
     let factor = match unit {
         "s" => 1,
         "m" => 60,
@@ -97,7 +99,13 @@ fn serve(settings: &Settings) -> Result<(), String> {
     poam::prepare_schema(settings, &pool)?;
     if keys.generated {
         if let Some(issuer) = &keys.issuer {
-            let token = issuer.mint("bootstrap-admin", Some("Bootstrap administrator"), &[Role::Admin], &[], 86_400)?;
+            let token = issuer.mint(
+                "bootstrap-admin",
+                Some("Bootstrap administrator"),
+                &[Role::Admin],
+                &[],
+                86_400,
+            )?;
             println!(
                 "\nA signing key was generated in {}.\nBootstrap admin token (valid 24 hours; shown only now):\n\n{token}\n\n\
                  Mint more with: poam token --sub you@example.org --role editor [--system ID] [--ttl 8h]\n",
@@ -134,7 +142,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let pool = poam::open_pool(&settings)?;
             if status {
                 let mut conn = pool.get().map_err(|e| e.to_string())?;
-                let pending = poam_persistence::db::pending_migrations(&mut conn).map_err(|e| e.to_string())?;
+                let pending = poam_persistence::db::pending_migrations(&mut conn)
+                    .map_err(|e| e.to_string())?;
                 if pending.is_empty() {
                     println!("up to date");
                 }
@@ -152,7 +161,13 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Token { sub, name, roles, systems, ttl } => {
+        Command::Token {
+            sub,
+            name,
+            roles,
+            systems,
+            ttl,
+        } => {
             let roles = roles
                 .iter()
                 .map(|r| r.trim().parse::<Role>().map_err(|e| format!("--role: {e}")))
@@ -160,7 +175,11 @@ fn run(cli: Cli) -> Result<(), String> {
             let systems = systems
                 .iter()
                 .filter(|s| s.trim() != "*")
-                .map(|s| s.trim().parse::<SystemId>().map_err(|_| format!("--system: `{s}` is not a system id")))
+                .map(|s| {
+                    s.trim()
+                        .parse::<SystemId>()
+                        .map_err(|_| format!("--system: `{s}` is not a system id"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let ttl = parse_ttl(&ttl)?;
             if sub.trim().is_empty() {
@@ -171,7 +190,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 "this configuration verifies tokens with a public key only: set POAM_JWT_PRIVATE_KEY_FILE, \
                  or have your identity provider issue the token",
             )?;
-            println!("{}", issuer.mint(&sub, name.as_deref(), &roles, &systems, ttl)?);
+            println!(
+                "{}",
+                issuer.mint(&sub, name.as_deref(), &roles, &systems, ttl)?
+            );
             Ok(())
         }
         Command::Openapi => Ok(()),

@@ -1,1 +1,12 @@
-fn main(){}
+//! Integration tests: the real server over HTTP, on SQLite and on PostgreSQL. One binary, to
+//! keep link time down.
+
+mod harness;
+
+mod auth;
+mod cli;
+mod errors;
+mod items;
+mod lists;
+mod schema;
+mod systems;

@@ -94,8 +94,20 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_control() {
         for raw in [
-            "", "AC", "AC-", "A-2", "AC-2(", "AC-2()", "AC-123", "4.1.1", "3.1", "3.1.1.1",
-            "AC.L4-3.1.1", "AC.L2-3.1", "AC2", "drop table",
+            "",
+            "AC",
+            "AC-",
+            "A-2",
+            "AC-2(",
+            "AC-2()",
+            "AC-123",
+            "4.1.1",
+            "3.1",
+            "3.1.1.1",
+            "AC.L4-3.1.1",
+            "AC.L2-3.1",
+            "AC2",
+            "drop table",
         ] {
             assert_eq!(normalize_control(raw), None, "{raw}");
         }

@@ -45,7 +45,11 @@ pub struct Source {
 pub struct Resources {
     #[serde(default)]
     #[validate(length(min = 1, max = "RESOURCE"))]
-    #[schema(min_length = 1, max_length = 250, example = "Two engineer-weeks and a FIPS 140-3 HSM")]
+    #[schema(
+        min_length = 1,
+        max_length = 250,
+        example = "Two engineer-weeks and a FIPS 140-3 HSM"
+    )]
     pub description: Option<String>,
     /// Estimated cost in the organisation's currency.
     #[serde(default)]
@@ -108,11 +112,19 @@ pub struct ItemFields {
     pub external_id: Option<String>,
     /// Weakness name.
     #[validate(length(min = 1, max = "RESOURCE"))]
-    #[schema(min_length = 1, max_length = 250, example = "TLS 1.0 enabled on the public load balancer")]
+    #[schema(
+        min_length = 1,
+        max_length = 250,
+        example = "TLS 1.0 enabled on the public load balancer"
+    )]
     pub title: String,
     /// Weakness description.
     #[validate(length(min = 1, max = "NARRATIVE"))]
-    #[schema(min_length = 1, max_length = 2000, example = "The load balancer accepts TLS 1.0 and 1.1 handshakes.")]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        example = "The load balancer accepts TLS 1.0 and 1.1 handshakes."
+    )]
     pub description: String,
     /// Control references: NIST SP 800-53 (`SC-8(1)`), 800-171 (`3.13.8`) or CMMC
     /// (`SC.L2-3.13.8`). Normalised to upper case; duplicates dropped.

@@ -65,7 +65,13 @@ pub fn check_item(mut f: ItemFields, today: NaiveDate) -> Result<ItemFields, Vec
         }
     });
 
-    not_after_today(f.detected_on, "/detected_on", "detection date", today, &mut v);
+    not_after_today(
+        f.detected_on,
+        "/detected_on",
+        "detection date",
+        today,
+        &mut v,
+    );
     if let Some(d) = f.completed_on {
         not_after_today(d, "/completed_on", "completion date", today, &mut v);
         not_before_detection(d, "/completed_on", "completion date", f.detected_on, &mut v);

@@ -134,5 +134,4 @@ impl System {
 }
 
 /// Names of the system fields the server keeps.
-pub const READ_ONLY_FIELDS: &[&str] =
-    &["id", "version", "created_at", "updated_at", "archived_at"];
+pub const READ_ONLY_FIELDS: &[&str] = &["id", "version", "created_at", "updated_at", "archived_at"];

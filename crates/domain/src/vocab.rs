@@ -228,7 +228,11 @@ mod tests {
         let active: Vec<_> = ItemStatus::active().collect();
         assert_eq!(
             active,
-            vec![ItemStatus::Open, ItemStatus::InProgress, ItemStatus::Deferred]
+            vec![
+                ItemStatus::Open,
+                ItemStatus::InProgress,
+                ItemStatus::Deferred
+            ]
         );
     }
 }

@@ -54,7 +54,9 @@ impl Modify for BearerScheme {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some("A JWT with `sub`, `roles` and `systems` claims; `poam token` mints one."))
+                    .description(Some(
+                        "A JWT with `sub`, `roles` and `systems` claims; `poam token` mints one.",
+                    ))
                     .build(),
             ),
         );
@@ -65,19 +67,21 @@ fn routes<T>(app: utoipa_actix_web::UtoipaApp<T>) -> utoipa_actix_web::UtoipaApp
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
-    app.service(health::healthz).service(health::readyz).service(
-        scope::scope("/v1")
-            .service(systems::create_system)
-            .service(systems::list_systems)
-            .service(systems::get_system)
-            .service(systems::update_system)
-            .service(systems::archive_system)
-            .service(items::create_item)
-            .service(items::list_items)
-            .service(items::get_item)
-            .service(items::update_item)
-            .service(items::archive_item),
-    )
+    app.service(health::healthz)
+        .service(health::readyz)
+        .service(
+            scope::scope("/v1")
+                .service(systems::create_system)
+                .service(systems::list_systems)
+                .service(systems::get_system)
+                .service(systems::update_system)
+                .service(systems::archive_system)
+                .service(items::create_item)
+                .service(items::list_items)
+                .service(items::get_item)
+                .service(items::update_item)
+                .service(items::archive_item),
+        )
 }
 
 /// The OpenAPI document, built from the same registration as the server.
@@ -137,7 +141,10 @@ fn request_id(req: &ServiceRequest) -> String {
 
 /// Request id, span, access log, and problem+json for errors actix produced by itself
 /// (unknown route, bad path, oversized headers, ...).
-async fn edge(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+async fn edge(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = request_id(&req);
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
@@ -153,7 +160,8 @@ async fn edge(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Re
         res = ServiceResponse::new(req, ApiError::Other(status).error_response());
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), v);
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), v);
     }
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
@@ -197,7 +205,10 @@ pub fn app(
     routes(app.into_utoipa_app().openapi(ApiDoc::openapi()))
         .into_app()
         .service(web::redirect("/docs", "/docs/"))
-        .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/v1/openapi.json"])))
+        .service(
+            SwaggerUi::new("/docs/{_:.*}")
+                .config(utoipa_swagger_ui::Config::new(["/v1/openapi.json"])),
+        )
         .default_service(web::to(fallback))
         .wrap(from_fn(edge))
 }

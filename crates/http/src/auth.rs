@@ -89,21 +89,36 @@ impl Authenticator {
     }
 
     pub fn verify(&self, token: &str) -> Result<Actor, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| {
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
                 let (code, detail) = match e.kind() {
                     ErrorKind::ExpiredSignature => ("token_expired", "the token has expired"),
-                    ErrorKind::ImmatureSignature => ("token_not_yet_valid", "the token is not valid yet (nbf)"),
-                    ErrorKind::InvalidSignature => ("invalid_token", "the token's signature does not verify"),
-                    ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
-                        ("invalid_token", "the token's algorithm is not the one this service accepts")
+                    ErrorKind::ImmatureSignature => {
+                        ("token_not_yet_valid", "the token is not valid yet (nbf)")
                     }
-                    ErrorKind::InvalidIssuer => ("invalid_token", "the token's issuer is not accepted"),
-                    ErrorKind::InvalidAudience => ("invalid_token", "the token's audience is not this service"),
-                    ErrorKind::MissingRequiredClaim(_) => ("invalid_token", "the token lacks a required claim (exp, sub, and iss/aud when configured)"),
+                    ErrorKind::InvalidSignature => {
+                        ("invalid_token", "the token's signature does not verify")
+                    }
+                    ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => (
+                        "invalid_token",
+                        "the token's algorithm is not the one this service accepts",
+                    ),
+                    ErrorKind::InvalidIssuer => {
+                        ("invalid_token", "the token's issuer is not accepted")
+                    }
+                    ErrorKind::InvalidAudience => {
+                        ("invalid_token", "the token's audience is not this service")
+                    }
+                    ErrorKind::MissingRequiredClaim(_) => (
+                        "invalid_token",
+                        "the token lacks a required claim (exp, sub, and iss/aud when configured)",
+                    ),
                     _ => ("invalid_token", "the token is malformed"),
                 };
-                ApiError::Unauthorized { code, detail: detail.into() }
+                ApiError::Unauthorized {
+                    code,
+                    detail: detail.into(),
+                }
             })?;
         Ok(Actor::from_claims(data.claims))
     }
@@ -118,8 +133,18 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    pub fn new(algorithm: Algorithm, key: EncodingKey, issuer: Option<String>, audience: Option<String>) -> Self {
-        TokenIssuer { algorithm, key, issuer, audience }
+    pub fn new(
+        algorithm: Algorithm,
+        key: EncodingKey,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Self {
+        TokenIssuer {
+            algorithm,
+            key,
+            issuer,
+            audience,
+        }
     }
 
     /// A token for `sub` with `roles` over `systems` (empty: every system), valid `ttl_secs`.
@@ -147,7 +172,8 @@ impl TokenIssuer {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
-        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.key).map_err(|e| e.to_string())
+        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.key)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -169,7 +195,12 @@ impl Actor {
         } else {
             SystemScope::Only(c.systems.iter().filter_map(|s| s.parse().ok()).collect())
         };
-        Actor { sub: c.sub, name: c.name, roles, scope }
+        Actor {
+            sub: c.sub,
+            name: c.name,
+            roles,
+            scope,
+        }
     }
 
     pub fn can(&self, p: Permission) -> bool {
@@ -186,7 +217,11 @@ impl Actor {
                 if self.roles.is_empty() {
                     "none".to_owned()
                 } else {
-                    self.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                    self.roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             )))
         }
@@ -198,7 +233,10 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
         code: "missing_token",
         detail: "send Authorization: Bearer <token>".into(),
     };
-    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(missing)?;
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(missing)?;
     let text = value.to_str().map_err(|_| missing())?;
     let (scheme, token) = text.split_once(' ').ok_or_else(missing)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
@@ -213,7 +251,9 @@ impl FromRequest for Actor {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let result = (|| {
-            let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Internal)?;
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or(ApiError::Internal)?;
             state.auth.verify(bearer(req)?)
         })();
         ready(result)

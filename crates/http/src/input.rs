@@ -27,7 +27,9 @@ async fn read_json(req: &HttpRequest, payload: &mut Payload) -> Result<web::Byte
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if !(essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))) {
+    if !(essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json")))
+    {
         return Err(ApiError::UnsupportedMediaType(if content_type.is_empty() {
             "send the body as application/json".into()
         } else {
@@ -118,18 +120,11 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ve
 }
 
 fn parse_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.inner();
-        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {inner}"))
-        } else {
-            ApiError::Invalid(vec![data_violation(e.path(), &inner.to_string()).into()])
-        }
+    // Syntax first (400), then shape (422 with a pointer).
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
     })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
-    Ok(value)
+    from_value(value).map_err(invalid)
 }
 
 /// Turns `validator`'s nested errors into pointed violations, sorted by pointer.
@@ -163,7 +158,9 @@ fn describe(at: &str, e: &validator::ValidationError) -> Violation {
     match e.code.as_ref() {
         "length" => {
             let detail = match (param("min"), param("max")) {
-                (Some(min), Some(max)) => format!("must have {min} to {max} characters (or entries)"),
+                (Some(min), Some(max)) => {
+                    format!("must have {min} to {max} characters (or entries)")
+                }
                 (None, Some(max)) => format!("must have at most {max} characters (or entries)"),
                 (Some(min), None) => format!("must have at least {min} characters (or entries)"),
                 _ => "has the wrong length".into(),
@@ -273,7 +270,13 @@ where
     let read_only_hits: Vec<Violation> = patch
         .keys()
         .filter(|k| read_only.contains(&k.as_str()))
-        .map(|k| Violation::new("read_only_field", format!("/{k}"), format!("`{k}` is kept by the server and cannot be written")))
+        .map(|k| {
+            Violation::new(
+                "read_only_field",
+                format!("/{k}"),
+                format!("`{k}` is kept by the server and cannot be written"),
+            )
+        })
         .collect();
     if !read_only_hits.is_empty() {
         return Err(read_only_hits);
@@ -310,7 +313,11 @@ pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let message = e.inner().to_string();
         let name = quoted(&message)
-            .filter(|_| message.starts_with("unknown field") || message.starts_with("duplicate field") || message.starts_with("missing field"))
+            .filter(|_| {
+                message.starts_with("unknown field")
+                    || message.starts_with("duplicate field")
+                    || message.starts_with("missing field")
+            })
             .map(str::to_owned)
             .unwrap_or_else(|| e.path().to_string());
         let code = if message.starts_with("unknown field") {
@@ -334,11 +341,19 @@ mod tests {
             (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
             (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
             (json!({"a":"b"}), json!({"a":null}), json!({})),
-            (json!({"a":{"b":"c"}}), json!({"a":{"b":"d","c":null}}), json!({"a":{"b":"d"}})),
+            (
+                json!({"a":{"b":"c"}}),
+                json!({"a":{"b":"d","c":null}}),
+                json!({"a":{"b":"d"}}),
+            ),
             (json!({"a":[{"b":"c"}]}), json!({"a":[1]}), json!({"a":[1]})),
             (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
-            (json!([1,2]), json!({"a":"b","c":null}), json!({"a":"b"})),
-            (json!({}), json!({"a":{"bb":{"ccc":null}}}), json!({"a":{"bb":{}}})),
+            (json!([1, 2]), json!({"a":"b","c":null}), json!({"a":"b"})),
+            (
+                json!({}),
+                json!({"a":{"bb":{"ccc":null}}}),
+                json!({"a":{"bb":{}}}),
+            ),
         ];
         for (mut target, patch, want) in cases {
             merge(&mut target, &patch);

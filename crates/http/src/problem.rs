@@ -30,7 +30,11 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn body(pointer: impl Into<String>, code: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn body(
+        pointer: impl Into<String>,
+        code: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         FieldError {
             pointer: Some(pointer.into()),
             parameter: None,
@@ -39,7 +43,11 @@ impl FieldError {
         }
     }
 
-    pub fn param(name: impl Into<String>, code: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn param(
+        name: impl Into<String>,
+        code: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         FieldError {
             pointer: None,
             parameter: Some(name.into()),
@@ -184,7 +192,11 @@ impl ApiError {
             ApiError::RouteNotFound(path) => format!("no route matches {path}"),
             ApiError::MethodNotAllowed(allowed) => format!(
                 "allowed: {}",
-                allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
+                allowed
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             ApiError::BadRequest { detail, .. } => detail.clone(),
             ApiError::Invalid(errors) => match errors.len() {
@@ -192,7 +204,9 @@ impl ApiError {
                 n => format!("{n} fields are invalid"),
             },
             ApiError::Conflict(v) => v.message.clone(),
-            ApiError::PreconditionFailed { current: Some(current) } => format!(
+            ApiError::PreconditionFailed {
+                current: Some(current),
+            } => format!(
                 "If-Match does not name the current version; the current ETag is \"{current}\": \
                  fetch the resource, re-apply your change and retry"
             ),
@@ -278,7 +292,11 @@ impl ResponseError for ApiError {
                 res.insert_header((header::WWW_AUTHENTICATE, challenge));
             }
             ApiError::MethodNotAllowed(allowed) => {
-                let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+                let allow = allowed
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 res.insert_header((header::ALLOW, allow));
             }
             ApiError::Unavailable => {
@@ -297,9 +315,13 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound,
-            StoreError::Stale { current } => ApiError::PreconditionFailed { current: Some(current) },
+            StoreError::Stale { current } => ApiError::PreconditionFailed {
+                current: Some(current),
+            },
             StoreError::Conflict(v) => ApiError::Conflict(v),
-            StoreError::Invalid(v) => ApiError::Invalid(v.into_iter().map(FieldError::from).collect()),
+            StoreError::Invalid(v) => {
+                ApiError::Invalid(v.into_iter().map(FieldError::from).collect())
+            }
             StoreError::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 ApiError::Unavailable

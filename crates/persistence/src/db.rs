@@ -45,7 +45,9 @@ impl DatabaseUrl {
     pub fn parse(url: &str) -> Result<Self, String> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err("a sqlite:// URL needs a file path, e.g. sqlite://./data/poam.db".into());
+                return Err(
+                    "a sqlite:// URL needs a file path, e.g. sqlite://./data/poam.db".into(),
+                );
             }
             Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -132,7 +134,8 @@ impl ManageConnection for DbManager {
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
@@ -213,10 +216,11 @@ pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<Vec<String>, Sto
     Ok(reverted.iter().map(|v| v.to_string()).collect())
 }
 
-/// The tables and their columns (name, nullable), sorted: what both backends must agree on.
-pub fn describe_tables(
-    conn: &mut DbConnection,
-) -> Result<Vec<(String, Vec<(String, bool)>)>, StoreError> {
+/// A table's name and its columns (name, nullable), sorted.
+pub type TableShape = (String, Vec<(String, bool)>);
+
+/// The tables and their columns, sorted: what both backends must agree on.
+pub fn describe_tables(conn: &mut DbConnection) -> Result<Vec<TableShape>, StoreError> {
     use diesel::sql_types::{Bool, Text};
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
@@ -273,7 +277,9 @@ where
 {
     match conn {
         DbConnection::Pg(_) => return conn.transaction(f),
-        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
     }
     let result = f(conn);
     if let DbConnection::Sqlite(c) = conn {
@@ -321,7 +327,8 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_the_log() {
-        let url = DatabaseUrl::parse("postgres://poam:s3cret@db:5432/poam").unwrap_or_else(|e| panic!("{e}"));
+        let url = DatabaseUrl::parse("postgres://poam:s3cret@db:5432/poam")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(url.redacted(), "postgres://poam:***@db:5432/poam");
         assert!(!format!("{url:?}").contains("s3cret"));
     }

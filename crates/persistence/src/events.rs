@@ -52,7 +52,10 @@ pub struct Change<'a, T: Serialize> {
 }
 
 /// Appends one history event; call it inside the write's transaction.
-pub fn append<T: Serialize>(conn: &mut DbConnection, change: Change<'_, T>) -> Result<(), StoreError> {
+pub fn append<T: Serialize>(
+    conn: &mut DbConnection,
+    change: Change<'_, T>,
+) -> Result<(), StoreError> {
     let snapshot = serde_json::to_string(change.snapshot)
         .map_err(|e| StoreError::Internal(format!("snapshot does not serialise: {e}")))?;
     diesel::insert_into(events::table)

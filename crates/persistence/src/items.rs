@@ -150,7 +150,11 @@ impl ItemContent {
             status: f.status.to_string(),
             owner: f.owner.as_ref().map(to_json).transpose()?,
             owner_name_key: f.owner.as_ref().map(|p| p.name.to_lowercase()),
-            owner_email_key: f.owner.as_ref().and_then(|p| p.email.as_ref()).map(|e| e.to_lowercase()),
+            owner_email_key: f
+                .owner
+                .as_ref()
+                .and_then(|p| p.email.as_ref())
+                .map(|e| e.to_lowercase()),
             detected_on: f.detected_on,
             scheduled_completion: f.scheduled_completion,
             due_key: f.scheduled_completion.unwrap_or(NO_DUE_DATE),
@@ -191,7 +195,11 @@ impl ItemRow {
                 .transpose()?,
             risk_justification: d.risk_justification,
             status: parse_word::<ItemStatus>("status", &self.status)?,
-            owner: self.owner.as_deref().map(|s| json("owner", s)).transpose()?,
+            owner: self
+                .owner
+                .as_deref()
+                .map(|s| json("owner", s))
+                .transpose()?,
             implementer: d.implementer,
             remediation_plan: d.remediation_plan,
             resources: d.resources,
@@ -223,7 +231,12 @@ fn today() -> NaiveDate {
     db::now().date()
 }
 
-fn record(conn: &mut DbConnection, item: &Item, action: Action, actor: &str) -> Result<(), StoreError> {
+fn record(
+    conn: &mut DbConnection,
+    item: &Item,
+    action: Action,
+    actor: &str,
+) -> Result<(), StoreError> {
     let (system_id, id) = (item.system_id.to_string(), item.id.to_string());
     events::append(
         conn,
@@ -277,7 +290,9 @@ fn unique_to_conflict(e: DieselError) -> StoreError {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info)
             if info.message().contains("external_id")
-                || info.constraint_name().is_some_and(|c| c.contains("external_id")) =>
+                || info
+                    .constraint_name()
+                    .is_some_and(|c| c.contains("external_id")) =>
         {
             external_id_taken("another item")
         }
@@ -285,8 +300,14 @@ fn unique_to_conflict(e: DieselError) -> StoreError {
     }
 }
 
-fn index_controls(conn: &mut DbConnection, item_id: &str, system_id: &str, controls: &[String]) -> Result<(), StoreError> {
-    diesel::delete(item_controls::table.filter(item_controls::item_id.eq(item_id))).execute(conn)?;
+fn index_controls(
+    conn: &mut DbConnection,
+    item_id: &str,
+    system_id: &str,
+    controls: &[String],
+) -> Result<(), StoreError> {
+    diesel::delete(item_controls::table.filter(item_controls::item_id.eq(item_id)))
+        .execute(conn)?;
     // One statement per control: multi-row VALUES does not go through the MultiConnection.
     for c in controls {
         diesel::insert_into(item_controls::table)
@@ -403,7 +424,9 @@ pub fn update(
             .execute(conn)
             .map_err(unique_to_conflict)?;
         if n != 1 {
-            return Err(StoreError::Stale { current: current.version });
+            return Err(StoreError::Stale {
+                current: current.version,
+            });
         }
         if fields.controls != current.controls {
             index_controls(conn, &iid, &sid, &fields.controls)?;
@@ -506,7 +529,12 @@ impl FromStr for ItemSort {
 impl fmt::Display for ItemSort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = self.key as usize;
-        write!(f, "{}{}", if self.descending { "-" } else { "" }, Self::WORDS[i])
+        write!(
+            f,
+            "{}{}",
+            if self.descending { "-" } else { "" },
+            Self::WORDS[i]
+        )
     }
 }
 
@@ -578,18 +606,28 @@ pub fn list(
     crate::systems::get(conn, system_id, scope)?;
     let sid = system_id.to_string();
     let today = today();
-    let mut query: items::BoxedQuery<'_, Backend> =
-        items::table.filter(items::system_id.eq(sid.clone())).into_boxed();
+    let mut query: items::BoxedQuery<'_, Backend> = items::table
+        .filter(items::system_id.eq(sid.clone()))
+        .into_boxed();
     if !q.statuses.is_empty() {
-        query = query.filter(items::status.eq_any(q.statuses.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+        query = query.filter(
+            items::status.eq_any(q.statuses.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        );
     }
     if !q.risk_ratings.is_empty() {
         query = query.filter(
-            items::risk_rating.eq_any(q.risk_ratings.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+            items::risk_rating.eq_any(
+                q.risk_ratings
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            ),
         );
     }
     if !q.sources.is_empty() {
-        query = query.filter(items::source_kind.eq_any(q.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+        query = query.filter(
+            items::source_kind.eq_any(q.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        );
     }
     if let Some(c) = &q.control {
         query = query.filter(
@@ -603,7 +641,11 @@ pub fn list(
     }
     if let Some(o) = &q.owner {
         let o = o.to_lowercase();
-        query = query.filter(items::owner_email_key.eq(o.clone()).or(items::owner_name_key.eq(o)));
+        query = query.filter(
+            items::owner_email_key
+                .eq(o.clone())
+                .or(items::owner_name_key.eq(o)),
+        );
     }
     if let Some(e) = &q.external_id {
         query = query.filter(items::external_id.eq(e.clone()));
@@ -645,7 +687,8 @@ pub fn list(
                 keyset!(query, items::seq, k, id, desc)
             }
             SortKey::CreatedAt | SortKey::UpdatedAt => {
-                let k = NaiveDateTime::parse_from_str(&c.key, TIME_KEY).map_err(|_| invalid_cursor())?;
+                let k = NaiveDateTime::parse_from_str(&c.key, TIME_KEY)
+                    .map_err(|_| invalid_cursor())?;
                 if q.sort.key == SortKey::CreatedAt {
                     keyset!(query, items::created_at, k, id, desc)
                 } else {
@@ -653,7 +696,8 @@ pub fn list(
                 }
             }
             SortKey::DetectedOn | SortKey::ScheduledCompletion => {
-                let k = NaiveDate::parse_from_str(&c.key, DATE_KEY).map_err(|_| invalid_cursor())?;
+                let k =
+                    NaiveDate::parse_from_str(&c.key, DATE_KEY).map_err(|_| invalid_cursor())?;
                 if q.sort.key == SortKey::DetectedOn {
                     keyset!(query, items::detected_on, k, id, desc)
                 } else {

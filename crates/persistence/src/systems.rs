@@ -8,9 +8,7 @@ use crate::schema::systems;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use poam_domain::system::SystemMeta;
-use poam_domain::{
-    ImpactLevel, Regime, System, SystemFields, SystemId, SystemScope, Violation,
-};
+use poam_domain::{ImpactLevel, Regime, System, SystemFields, SystemId, SystemScope, Violation};
 
 const KIND: &str = "system";
 
@@ -86,7 +84,8 @@ impl SystemRow {
             name: self.name,
             description: self.description,
             organization: self.organization,
-            cage_codes: serde_json::from_str(&self.cage_codes).map_err(|e| corrupt("cage_codes", e))?,
+            cage_codes: serde_json::from_str(&self.cage_codes)
+                .map_err(|e| corrupt("cage_codes", e))?,
             impact_level: self
                 .impact_level
                 .as_deref()
@@ -106,7 +105,12 @@ impl SystemRow {
     }
 }
 
-fn record(conn: &mut DbConnection, system: &System, action: Action, actor: &str) -> Result<(), StoreError> {
+fn record(
+    conn: &mut DbConnection,
+    system: &System,
+    action: Action,
+    actor: &str,
+) -> Result<(), StoreError> {
     let id = system.id.to_string();
     events::append(
         conn,
@@ -124,7 +128,11 @@ fn record(conn: &mut DbConnection, system: &System, action: Action, actor: &str)
 }
 
 /// Creates a system.
-pub fn create(conn: &mut DbConnection, fields: &SystemFields, actor: &str) -> Result<System, StoreError> {
+pub fn create(
+    conn: &mut DbConnection,
+    fields: &SystemFields,
+    actor: &str,
+) -> Result<System, StoreError> {
     let content = SystemContent::from_fields(fields)?;
     let id = SystemId::new();
     let now = db::now();
@@ -154,7 +162,11 @@ fn load(conn: &mut DbConnection, id: SystemId) -> Result<System, StoreError> {
 }
 
 /// A system in the caller's scope; archived systems included.
-pub fn get(conn: &mut DbConnection, id: SystemId, scope: &SystemScope) -> Result<System, StoreError> {
+pub fn get(
+    conn: &mut DbConnection,
+    id: SystemId,
+    scope: &SystemScope,
+) -> Result<System, StoreError> {
     if !scope.allows(id) {
         return Err(StoreError::NotFound);
     }
@@ -176,16 +188,25 @@ const SORT: &str = "created_at";
 const TIME_KEY: &str = "%Y-%m-%dT%H:%M:%S%.6f";
 
 /// Systems in the caller's scope, oldest first.
-pub fn list(conn: &mut DbConnection, q: &SystemQuery, scope: &SystemScope) -> Result<Page<System>, StoreError> {
+pub fn list(
+    conn: &mut DbConnection,
+    q: &SystemQuery,
+    scope: &SystemScope,
+) -> Result<Page<System>, StoreError> {
     let mut query: systems::BoxedQuery<'_, Backend> = systems::table.into_boxed();
     if let SystemScope::Only(ids) = scope {
-        query = query.filter(systems::id.eq_any(ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()));
+        query =
+            query.filter(systems::id.eq_any(ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()));
     }
     if let Some(r) = q.regime {
         query = query.filter(systems::regime.eq(r.as_str()));
     }
     if let Some(n) = &q.name {
-        query = query.filter(systems::name.like(format!("%{}%", escape_like(n))).escape('\\'));
+        query = query.filter(
+            systems::name
+                .like(format!("%{}%", escape_like(n)))
+                .escape('\\'),
+        );
     }
     if !q.include_archived {
         query = query.filter(systems::archived_at.is_null());
@@ -193,9 +214,9 @@ pub fn list(conn: &mut DbConnection, q: &SystemQuery, scope: &SystemScope) -> Re
     if let Some(c) = &q.after {
         let key = NaiveDateTime::parse_from_str(&c.key, TIME_KEY).map_err(|_| invalid_cursor())?;
         query = query.filter(
-            systems::created_at
-                .gt(key)
-                .or(systems::created_at.eq(key).and(systems::id.gt(c.id.clone()))),
+            systems::created_at.gt(key).or(systems::created_at
+                .eq(key)
+                .and(systems::id.gt(c.id.clone()))),
         );
     }
     let rows: Vec<SystemRow> = query
@@ -279,7 +300,9 @@ pub fn update(
             ))
             .execute(conn)?;
         if n != 1 {
-            return Err(StoreError::Stale { current: current.version });
+            return Err(StoreError::Stale {
+                current: current.version,
+            });
         }
         let system = load(conn, id)?;
         record(conn, &system, Action::Updated, actor)?;

@@ -13,18 +13,25 @@ fn problem(description: &str) -> RefOr<Response> {
         .description(description)
         .content(
             crate::problem::PROBLEM_JSON,
-            Content::new(Some(utoipa::openapi::Ref::from_schema_name(Problem::name()))),
+            Content::new(Some(
+                utoipa::openapi::Ref::from_schema_name(Problem::name()),
+            )),
         )
         .build()
         .into()
 }
 
 fn responses(list: &[(&str, &str)]) -> BTreeMap<String, RefOr<Response>> {
-    list.iter().map(|(s, d)| (s.to_string(), problem(d))).collect()
+    list.iter()
+        .map(|(s, d)| (s.to_string(), problem(d)))
+        .collect()
 }
 
 const UNAUTHORIZED: (&str, &str) = ("401", "Missing, malformed, expired or wrongly signed bearer token (`missing_token`, `invalid_token`, `token_expired`, `token_not_yet_valid`).");
-const NOT_FOUND: (&str, &str) = ("404", "No such resource, or one outside the systems of the token (`not_found`).");
+const NOT_FOUND: (&str, &str) = (
+    "404",
+    "No such resource, or one outside the systems of the token (`not_found`).",
+);
 const OTHER_4XX: (&str, &str) = ("4XX", "Any other client error, as a problem document.");
 const SERVER: (&str, &str) = ("5XX", "`service_unavailable` (503: the database is unreachable or busy; retry) or `internal_error` (500: the cause is in the log under the `x-request-id` of the response).");
 

@@ -12,7 +12,9 @@ use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use poam_domain::controls::normalize_control;
 use poam_domain::rules::check_item;
-use poam_domain::{Item, ItemFields, ItemId, ItemStatus, Permission, RiskRating, SourceKind, SystemId};
+use poam_domain::{
+    Item, ItemFields, ItemId, ItemStatus, Permission, RiskRating, SourceKind, SystemId,
+};
 use poam_persistence::items::{self, ItemQuery, ItemSort};
 use poam_persistence::StoreError;
 use serde::{Deserialize, Serialize};
@@ -65,7 +67,9 @@ pub struct ItemListParams {
     /// Sort key, `-` for descending: `display_id` (default), `created_at`, `updated_at`,
     /// `detected_on`, `scheduled_completion` (undated last), `risk_rating` (`-risk_rating`:
     /// most severe first).
-    #[param(pattern = "^-?(display_id|created_at|updated_at|detected_on|scheduled_completion|risk_rating)$")]
+    #[param(
+        pattern = "^-?(display_id|created_at|updated_at|detected_on|scheduled_completion|risk_rating)$"
+    )]
     sort: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -83,7 +87,10 @@ where
         .split(',')
         .map(str::trim)
         .filter(|w| !w.is_empty())
-        .map(|w| w.parse().map_err(|e: T::Err| ApiError::invalid_param(name, "invalid_value", e.to_string())))
+        .map(|w| {
+            w.parse()
+                .map_err(|e: T::Err| ApiError::invalid_param(name, "invalid_value", e.to_string()))
+        })
         .collect()
 }
 
@@ -104,7 +111,11 @@ impl ItemListParams {
         let control = bounded("control", self.control, 50)?
             .map(|c| {
                 normalize_control(&c).ok_or_else(|| {
-                    ApiError::invalid_param("control", "invalid_control", format!("`{c}` is not a control reference"))
+                    ApiError::invalid_param(
+                        "control",
+                        "invalid_control",
+                        format!("`{c}` is not a control reference"),
+                    )
                 })
             })
             .transpose()?;
@@ -114,10 +125,21 @@ impl ItemListParams {
                 ApiError::invalid_param(
                     "sort",
                     "invalid_value",
-                    format!("`{s}` is not a sort; use one of {} (prefix `-` to descend)", ItemSort::WORDS.join(", ")),
+                    format!(
+                        "`{s}` is not a sort; use one of {} (prefix `-` to descend)",
+                        ItemSort::WORDS.join(", ")
+                    ),
                 )
             })?,
         };
+        let after = cursor(self.cursor.as_deref())?;
+        if after.as_ref().is_some_and(|c| c.sort != sort.to_string()) {
+            return Err(ApiError::invalid_param(
+                "cursor",
+                "invalid_cursor",
+                "this cursor belongs to another sort; start again without it",
+            ));
+        }
         Ok(ItemQuery {
             statuses: words("status", self.status.as_deref())?,
             risk_ratings: words("risk_rating", self.risk_rating.as_deref())?,
@@ -132,7 +154,7 @@ impl ItemListParams {
             include_archived: self.include_archived.unwrap_or(false),
             sort,
             limit: page_limit(self.limit)?,
-            after: cursor(self.cursor.as_deref())?,
+            after,
         })
     }
 }
@@ -228,7 +250,9 @@ pub async fn get_item(
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let id = ItemId::from_uuid(path.into_inner());
-    let item = state.db(move |conn| items::get(conn, id, &actor.scope)).await?;
+    let item = state
+        .db(move |conn| items::get(conn, id, &actor.scope))
+        .await?;
     Ok(versioned(StatusCode::OK, item.version, &item))
 }
 
@@ -263,8 +287,12 @@ pub async fn update_item(
     let item = state
         .db(move |conn| {
             items::update(conn, id, &actor.scope, expected, &actor.sub, |current| {
-                let next = apply_patch(&current.fields(), &patch.0, poam_domain::item::READ_ONLY_FIELDS)
-                    .map_err(StoreError::Invalid)?;
+                let next = apply_patch(
+                    &current.fields(),
+                    &patch.0,
+                    poam_domain::item::READ_ONLY_FIELDS,
+                )
+                .map_err(StoreError::Invalid)?;
                 checked(next)
             })
         })

@@ -47,14 +47,22 @@ pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     match limit {
         None => Ok(50),
         Some(n @ 1..=200) => Ok(n),
-        Some(_) => Err(ApiError::invalid_param("limit", "out_of_range", "must be between 1 and 200")),
+        Some(_) => Err(ApiError::invalid_param(
+            "limit",
+            "out_of_range",
+            "must be between 1 and 200",
+        )),
     }
 }
 
 pub(crate) fn cursor(text: Option<&str>) -> Result<Option<Cursor>, ApiError> {
     text.map(|t| {
         Cursor::decode(t).ok_or_else(|| {
-            ApiError::invalid_param("cursor", "invalid_cursor", "not a cursor this service issued")
+            ApiError::invalid_param(
+                "cursor",
+                "invalid_cursor",
+                "not a cursor this service issued",
+            )
         })
     })
     .transpose()
@@ -142,7 +150,9 @@ pub async fn get_system(
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let id = SystemId::from_uuid(path.into_inner());
-    let system = state.db(move |conn| systems::get(conn, id, &actor.scope)).await?;
+    let system = state
+        .db(move |conn| systems::get(conn, id, &actor.scope))
+        .await?;
     Ok(versioned(StatusCode::OK, system.version, &system))
 }
 
@@ -174,8 +184,12 @@ pub async fn update_system(
     let system = state
         .db(move |conn| {
             systems::update(conn, id, &actor.scope, expected, &actor.sub, |current| {
-                let next = apply_patch(&current.fields(), &patch.0, poam_domain::system::READ_ONLY_FIELDS)
-                    .map_err(StoreError::Invalid)?;
+                let next = apply_patch(
+                    &current.fields(),
+                    &patch.0,
+                    poam_domain::system::READ_ONLY_FIELDS,
+                )
+                .map_err(StoreError::Invalid)?;
                 checked(next)
             })
         })

@@ -1,0 +1,307 @@
+use crate::both;
+use crate::harness::{Backend, TestApp, SECRET};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use poam_domain::{Role, SystemId};
+use serde_json::json;
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn sign(claims: &serde_json::Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap_or_default()
+}
+
+fn b64(v: &serde_json::Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+fn tokens_are_checked(app: &TestApp) {
+    let good = json!({"sub": "a", "roles": ["admin"], "systems": ["*"], "exp": now() + 600});
+    app.get("/v1/systems", &sign(&good, SECRET)).expect(200);
+
+    let r = app
+        .request("GET", "/v1/systems", None, &[], None)
+        .problem(401, "missing_token");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"poam\""));
+    app.request(
+        "GET",
+        "/v1/systems",
+        None,
+        &[("Authorization", "Basic YTpi")],
+        None,
+    )
+    .problem(401, "missing_token");
+    let r = app
+        .get(
+            "/v1/systems",
+            &sign(&good, "another-secret-another-secret-0000"),
+        )
+        .problem(401, "invalid_token");
+    assert!(r
+        .header("www-authenticate")
+        .unwrap_or("")
+        .contains("error=\"invalid_token\""));
+    app.get(
+        "/v1/systems",
+        &sign(
+            &json!({"sub": "a", "roles": ["admin"], "systems": ["*"], "exp": now() - 120}),
+            SECRET,
+        ),
+    )
+    .problem(401, "token_expired");
+    app.get("/v1/systems", &sign(&json!({"sub": "a", "roles": ["admin"], "systems": ["*"], "exp": now() + 600, "nbf": now() + 300}), SECRET))
+        .problem(401, "token_not_yet_valid");
+    app.get(
+        "/v1/systems",
+        &sign(
+            &json!({"sub": "a", "roles": ["admin"], "systems": ["*"]}),
+            SECRET,
+        ),
+    )
+    .problem(401, "invalid_token");
+    // alg: none, with and without a signature.
+    let unsigned = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&good)
+    );
+    app.get("/v1/systems", &unsigned)
+        .problem(401, "invalid_token");
+    let signed = sign(&good, SECRET);
+    let sig = signed.rsplit('.').next().unwrap_or_default();
+    app.get(
+        "/v1/systems",
+        &format!("{}.{}.{sig}", b64(&json!({"alg": "none"})), b64(&good)),
+    )
+    .problem(401, "invalid_token");
+    // A tampered payload breaks the signature.
+    let mut parts: Vec<String> = signed.split('.').map(str::to_owned).collect();
+    parts[1] =
+        b64(&json!({"sub": "a", "roles": ["admin"], "systems": ["*"], "exp": now() + 99999}));
+    app.get("/v1/systems", &parts.join("."))
+        .problem(401, "invalid_token");
+    app.get("/v1/systems", "not.a.jwt")
+        .problem(401, "invalid_token");
+    // Health and the spec are open.
+    app.request("GET", "/healthz", None, &[], None).expect(200);
+    app.request("GET", "/readyz", None, &[], None).expect(200);
+    app.request("GET", "/v1/openapi.json", None, &[], None)
+        .expect(200);
+}
+both!(tokens_are_checked);
+
+fn roles_are_enforced(app: &TestApp) {
+    let sid = app.system("Roles");
+    let item = app.item(&sid, json!({})).expect(201);
+    let item_path = format!("/v1/items/{}", item.body["id"].as_str().unwrap_or_default());
+    let items_path = format!("/v1/systems/{sid}/items");
+    let new_system = json!({"name": "New"});
+    for role in Role::ALL {
+        let t = app.token(&[*role], &[]);
+        // Everyone reads.
+        app.get("/v1/systems", &t).expect(200);
+        app.get(&item_path, &t).expect(200);
+        app.get(&items_path, &t).expect(200);
+        let can_write_items = matches!(role, Role::Admin | Role::Editor);
+        let r = app.post(&items_path, &t, &crate::harness::minimal_item());
+        if can_write_items {
+            r.expect(201);
+        } else {
+            r.problem(403, "forbidden");
+        }
+        let r = app.patch(
+            &item_path,
+            &t,
+            &json!({"comments": format!("by {role}")}),
+            None,
+        );
+        if can_write_items {
+            r.expect(200);
+        } else {
+            r.problem(403, "forbidden");
+        }
+        let r = app.post("/v1/systems", &t, &new_system);
+        if *role == Role::Admin {
+            r.expect(201);
+        } else {
+            r.problem(403, "forbidden");
+        }
+        let r = app.patch(
+            &format!("/v1/systems/{sid}"),
+            &t,
+            &json!({"description": format!("by {role}")}),
+            None,
+        );
+        if *role == Role::Admin {
+            r.expect(200);
+        } else {
+            r.problem(403, "forbidden");
+        }
+    }
+    // A token with no roles reads nothing.
+    app.get("/v1/systems", &app.token(&[], &[]))
+        .problem(403, "forbidden");
+}
+both!(roles_are_enforced);
+
+fn other_systems_are_invisible(app: &TestApp) {
+    let mine = app.system("Mine");
+    let theirs = app.system("Theirs");
+    let their_item = app.item(&theirs, json!({})).expect(201);
+    let their_item_path = format!(
+        "/v1/items/{}",
+        their_item.body["id"].as_str().unwrap_or_default()
+    );
+    let mine_id: SystemId = mine.parse().unwrap_or_default();
+    let t = app.token(&[Role::Admin], &[mine_id]);
+    let listed = app.get("/v1/systems", &t).expect(200);
+    let ids: Vec<&str> = listed.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids, [mine.as_str()]);
+    app.get(&format!("/v1/systems/{mine}"), &t).expect(200);
+    // Everything about the other system answers 404, exactly like an id that does not exist.
+    app.get(&format!("/v1/systems/{theirs}"), &t)
+        .problem(404, "not_found");
+    app.get(&format!("/v1/systems/{theirs}/items"), &t)
+        .problem(404, "not_found");
+    app.post(
+        &format!("/v1/systems/{theirs}/items"),
+        &t,
+        &crate::harness::minimal_item(),
+    )
+    .problem(404, "not_found");
+    app.patch(
+        &format!("/v1/systems/{theirs}"),
+        &t,
+        &json!({"name": "x"}),
+        None,
+    )
+    .problem(404, "not_found");
+    app.delete(&format!("/v1/systems/{theirs}"), &t, None)
+        .problem(404, "not_found");
+    app.get(&their_item_path, &t).problem(404, "not_found");
+    app.patch(&their_item_path, &t, &json!({"title": "x"}), None)
+        .problem(404, "not_found");
+    app.delete(&their_item_path, &t, None)
+        .problem(404, "not_found");
+    let missing = app
+        .get(&format!("/v1/items/{}", uuid::Uuid::new_v4()), &t)
+        .problem(404, "not_found");
+    let hidden = app.get(&their_item_path, &t).problem(404, "not_found");
+    assert_eq!(
+        missing.body, hidden.body,
+        "a hidden item is indistinguishable from a missing one"
+    );
+    // Nothing was changed through the refused calls.
+    assert_eq!(app.get(&their_item_path, &app.admin()).body["version"], 1);
+}
+both!(other_systems_are_invisible);
+
+fn issuer_and_audience_are_checked_when_configured(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        &[
+            ("POAM_JWT_ISSUER", "https://idp.example.org"),
+            ("POAM_JWT_AUDIENCE", "poam"),
+        ],
+    ) else {
+        return;
+    };
+    let base = json!({"sub": "a", "roles": ["viewer"], "systems": ["*"], "exp": now() + 600});
+    let with = |iss: Option<&str>, aud: Option<&str>| {
+        let mut c = base.clone();
+        if let Some(i) = iss {
+            c["iss"] = json!(i);
+        }
+        if let Some(a) = aud {
+            c["aud"] = json!(a);
+        }
+        sign(&c, SECRET)
+    };
+    app.get(
+        "/v1/systems",
+        &with(Some("https://idp.example.org"), Some("poam")),
+    )
+    .expect(200);
+    app.get(
+        "/v1/systems",
+        &with(Some("https://evil.example.org"), Some("poam")),
+    )
+    .problem(401, "invalid_token");
+    app.get(
+        "/v1/systems",
+        &with(Some("https://idp.example.org"), Some("other")),
+    )
+    .problem(401, "invalid_token");
+    app.get("/v1/systems", &with(None, Some("poam")))
+        .problem(401, "invalid_token");
+    app.get("/v1/systems", &with(Some("https://idp.example.org"), None))
+        .problem(401, "invalid_token");
+    // Tokens the service mints carry both.
+    app.get("/v1/systems", &app.token(&[Role::Viewer], &[]))
+        .expect(200);
+}
+
+#[test]
+fn issuer_and_audience_sqlite() {
+    issuer_and_audience_are_checked_when_configured(Backend::Sqlite);
+}
+
+/// An identity provider's EdDSA tokens verify against its public key; an HS256 token signed with
+/// that public key as the secret (algorithm confusion) does not.
+#[test]
+fn public_key_tokens_and_algorithm_confusion() {
+    let dir = std::env::temp_dir().join(format!("poam-keys-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap_or_default();
+    let private = dir.join("ed25519.pem");
+    let public = dir.join("ed25519.pub.pem");
+    let ok = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&private)
+        .status();
+    assert!(ok.map(|s| s.success()).unwrap_or(false), "openssl genpkey");
+    let ok = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public)
+        .status();
+    assert!(ok.map(|s| s.success()).unwrap_or(false), "openssl pkey");
+    let Some(app) = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("POAM_JWT_SECRET", ""),
+            ("POAM_JWT_ALGORITHM", "EdDSA"),
+            ("POAM_JWT_PUBLIC_KEY_FILE", &public.display().to_string()),
+            ("POAM_JWT_PRIVATE_KEY_FILE", &private.display().to_string()),
+        ],
+    ) else {
+        return;
+    };
+    let claims =
+        json!({"sub": "idp-user", "roles": ["viewer"], "systems": ["*"], "exp": now() + 600});
+    let pem = std::fs::read(&private).unwrap_or_default();
+    let key = EncodingKey::from_ed_pem(&pem).unwrap_or_else(|e| panic!("{e}"));
+    let idp_token =
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).unwrap_or_default();
+    app.get("/v1/systems", &idp_token).expect(200);
+    app.get("/v1/systems", &app.token(&[Role::Viewer], &[]))
+        .expect(200);
+    let public_pem = std::fs::read_to_string(&public).unwrap_or_default();
+    app.get("/v1/systems", &sign(&claims, &public_pem))
+        .problem(401, "invalid_token");
+    app.get("/v1/systems", &sign(&claims, SECRET))
+        .problem(401, "invalid_token");
+    let _ = std::fs::remove_dir_all(&dir);
+}

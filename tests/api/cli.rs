@@ -1,0 +1,348 @@
+//! The `poam` binary itself: first start, tokens, migrations, help, signals.
+
+use crate::harness::{Backend, PgSchema, TestApp, SECRET};
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn poam(env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_poam"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("POAM_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("poam-{tag}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap_or_default();
+    dir
+}
+
+#[test]
+fn help_documents_every_setting_and_command() {
+    let out = poam(&[])
+        .arg("--help")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (name, _) in poam::config::VARIABLES {
+        assert!(text.contains(name), "--help lacks {name}");
+    }
+    for cmd in ["serve", "migrate", "token", "openapi"] {
+        assert!(text.contains(cmd), "--help lacks {cmd}");
+    }
+}
+
+#[test]
+fn openapi_command_prints_the_generated_document() {
+    let out = poam(&[])
+        .arg("openapi")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(
+        printed,
+        serde_json::to_value(poam_http::openapi()).unwrap_or_default()
+    );
+}
+
+#[test]
+fn an_unknown_database_scheme_is_an_error_and_creates_nothing() {
+    let dir = temp_dir("scheme");
+    let data = dir.join("data");
+    let out = poam(&[
+        ("POAM_DATA_DIR", &data.display().to_string()),
+        ("POAM_DATABASE_URL", "mysql://root@localhost/poam"),
+    ])
+    .arg("migrate")
+    .output()
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unsupported database URL scheme `mysql`"),
+        "{err}"
+    );
+    assert!(!data.exists(), "nothing was created");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tokens_from_the_command_are_accepted_by_a_server_with_the_same_configuration() {
+    // The server generates its secret into the data directory; `poam token` reads it there.
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, &[("POAM_JWT_SECRET", "")]) else {
+        return;
+    };
+    let data = app.dir.display().to_string();
+    let sid = {
+        let admin = poam(&[("POAM_DATA_DIR", &data)])
+            .args(["token", "--sub", "ops@example.org", "--role", "admin"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            admin.status.success(),
+            "{}",
+            String::from_utf8_lossy(&admin.stderr)
+        );
+        let token = String::from_utf8_lossy(&admin.stdout).trim().to_owned();
+        assert_eq!(token.split('.').count(), 3, "stdout is only the token");
+        app.post("/v1/systems", &token, &json!({"name": "Minted"}))
+            .expect(201)
+            .body["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let scoped = poam(&[("POAM_DATA_DIR", &data)])
+        .args([
+            "token",
+            "--sub",
+            "scanner@ci",
+            "--role",
+            "editor,viewer",
+            "--system",
+            &sid,
+            "--ttl",
+            "5m",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let token = String::from_utf8_lossy(&scoped.stdout).trim().to_owned();
+    let created = app
+        .post(
+            &format!("/v1/systems/{sid}/items"),
+            &token,
+            &crate::harness::minimal_item(),
+        )
+        .expect(201);
+    assert_eq!(created.body["display_id"], "POAM-0001");
+    let other = app.system("Other");
+    app.get(&format!("/v1/systems/{other}"), &token)
+        .problem(404, "not_found");
+    // A token signed with another secret is refused.
+    let foreign = poam(&[("POAM_JWT_SECRET", SECRET)])
+        .args(["token", "--sub", "x", "--role", "admin"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    app.get(
+        "/v1/systems",
+        String::from_utf8_lossy(&foreign.stdout).trim(),
+    )
+    .problem(401, "invalid_token");
+    // Bad arguments are named.
+    let bad = poam(&[("POAM_DATA_DIR", &data)])
+        .args(["token", "--sub", "x", "--role", "root"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`root` is not a role"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18080)
+}
+
+fn wait_ready(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if ureq::get(&format!("{base}/healthz")).call().is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the server did not come up");
+}
+
+fn call(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let req = ureq::request(method, url).set("Authorization", &format!("Bearer {token}"));
+    let res = match body {
+        Some(b) => req
+            .set("Content-Type", "application/json")
+            .send_string(&b.to_string()),
+        None => req.call(),
+    };
+    let r = match res {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    (r.status(), r.into_json().unwrap_or_default())
+}
+
+/// The product's promise: on a fresh machine, `poam serve` with no configuration answers an
+/// authenticated create/list/get/patch of a system and an item, and stops cleanly on SIGTERM.
+#[test]
+fn first_start_with_no_configuration_serves_and_stops_on_sigterm() {
+    let dir = temp_dir("first");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = poam(&[("POAM_BIND", &format!("127.0.0.1:{port}"))])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let mut lines = BufReader::new(stdout).lines();
+    let mut token = String::new();
+    for line in lines.by_ref().take(20) {
+        let line = line.unwrap_or_default();
+        if line.starts_with("eyJ") {
+            token = line.trim().to_owned();
+            break;
+        }
+    }
+    assert!(
+        !token.is_empty(),
+        "a bootstrap token is printed on first start"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("data/jwt-secret"))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        assert_eq!(mode, 0o600, "the signing key is private");
+    }
+    assert!(
+        dir.join("data/poam.db").exists(),
+        "the SQLite file is in ./data"
+    );
+    wait_ready(&base);
+
+    let (s, system) = call(
+        "POST",
+        &format!("{base}/v1/systems"),
+        &token,
+        Some(json!({"name": "First"})),
+    );
+    assert_eq!(s, 201, "{system}");
+    let sid = system["id"].as_str().unwrap_or_default();
+    let (s, item) = call(
+        "POST",
+        &format!("{base}/v1/systems/{sid}/items"),
+        &token,
+        Some(crate::harness::minimal_item()),
+    );
+    assert_eq!(s, 201, "{item}");
+    let iid = item["id"].as_str().unwrap_or_default();
+    let (s, list) = call(
+        "GET",
+        &format!("{base}/v1/systems/{sid}/items"),
+        &token,
+        None,
+    );
+    assert_eq!(
+        (s, list["items"][0]["display_id"].as_str()),
+        (200, Some("POAM-0001"))
+    );
+    let (s, _) = call("GET", &format!("{base}/v1/items/{iid}"), &token, None);
+    assert_eq!(s, 200);
+    let (s, patched) = call(
+        "PATCH",
+        &format!("{base}/v1/items/{iid}"),
+        &token,
+        Some(json!({"status": "in_progress"})),
+    );
+    assert_eq!((s, patched["status"].as_str()), (200, Some("in_progress")));
+    let (s, _) = call(
+        "PATCH",
+        &format!("{base}/v1/systems/{sid}"),
+        &token,
+        Some(json!({"organization": "Acme"})),
+    );
+    assert_eq!(s, 200);
+    let (s, systems) = call("GET", &format!("{base}/v1/systems"), &token, None);
+    assert_eq!(
+        (s, systems["items"][0]["organization"].as_str()),
+        (200, Some("Acme"))
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(killed.map(|s| s.success()).unwrap_or(false));
+    let deadline = Instant::now() + Duration::from_secs(35);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "graceful exit: {status:?}");
+
+    // Second start: the key exists, so no token is printed; the data is still there.
+    let out = poam(&[("POAM_BIND", &format!("127.0.0.1:{port}"))])
+        .current_dir(&dir)
+        .arg("token")
+        .args(["--sub", "again", "--role", "viewer"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn postgres_is_migrated_explicitly_and_serve_refuses_a_stale_schema() {
+    let Some(schema) = PgSchema::create() else {
+        return;
+    };
+    let env = [
+        ("POAM_DATABASE_URL", schema.url.as_str()),
+        ("POAM_JWT_SECRET", SECRET),
+        ("POAM_BIND", "127.0.0.1:0"),
+    ];
+    let out = poam(&env)
+        .arg("serve")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pending migrations") && err.contains("poam migrate"),
+        "{err}"
+    );
+    let out = poam(&env)
+        .args(["migrate", "--status"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pending 2026-11-22-000000_foundation"));
+    let out = poam(&env)
+        .arg("migrate")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("applied"));
+    let out = poam(&env)
+        .args(["migrate", "--status"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "up to date");
+    // A wrong password or a stopped server is reported as such, not as a bad URL.
+    let out = poam(&[("POAM_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")])
+        .arg("migrate")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot connect to postgres://nobody@127.0.0.1:1/none"));
+}

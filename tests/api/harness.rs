@@ -1,0 +1,393 @@
+//! One harness starts the real server on a fresh SQLite file or a fresh PostgreSQL schema, on a
+//! free port, and talks to it over HTTP. Every integration test runs on both backends.
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use poam::config::Settings;
+use poam::{keys, Application};
+use poam_domain::{Role, SystemId};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the tests use; `POAM_TEST_DATABASE_URL` overrides it.
+pub fn postgres_url() -> String {
+    std::env::var("POAM_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A PostgreSQL schema of this test's own, dropped when the test ends. Leftovers of crashed
+/// runs older than two hours are swept when a new one is made.
+pub struct PgSchema {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgSchema {
+    pub fn create() -> Option<PgSchema> {
+        let admin = postgres_url();
+        let mut conn = match PgConnection::establish(&admin) {
+            Ok(c) => c,
+            Err(e) => {
+                if std::env::var("POAM_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
+                    eprintln!("PostgreSQL unreachable and POAM_TEST_SKIP_POSTGRES=1: skipping");
+                    return None;
+                }
+                panic!("PostgreSQL is required for this test ({admin}): {e}. Start it, or set POAM_TEST_SKIP_POSTGRES=1 to skip knowingly.");
+            }
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        sweep(&mut conn, now);
+        let name = format!(
+            "poam_t_{now}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        conn.batch_execute(&format!("CREATE SCHEMA {name}"))
+            .unwrap_or_else(|e| panic!("create schema: {e}"));
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-c%20search_path%3D{name}");
+        Some(PgSchema { name, url })
+    }
+}
+
+fn sweep(conn: &mut PgConnection, now: u64) {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        nspname: String,
+    }
+    use diesel::RunQueryDsl;
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT nspname::text AS nspname FROM pg_namespace WHERE nspname LIKE 'poam\\_t\\_%'",
+    )
+    .load(conn)
+    .unwrap_or_default();
+    for r in rows {
+        let stamp: u64 = r
+            .nspname
+            .split('_')
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(now);
+        if now.saturating_sub(stamp) > 7200 {
+            let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", r.nspname));
+        }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&postgres_url()) {
+            let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub settings: Settings,
+    pub dir: PathBuf,
+    handle: actix_web::dev::ServerHandle,
+    agent: ureq::Agent,
+    // Dropped after the server stops (field order).
+    pg: Option<PgSchema>,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The `code` of a problem document.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// The pointers of a problem's field errors.
+    pub fn pointers(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["pointer"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Resp {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        self
+    }
+
+    #[track_caller]
+    pub fn problem(self, status: u16, code: &str) -> Resp {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.body
+        );
+        assert_eq!(self.code(), code, "body: {}", self.body);
+        assert_eq!(self.body["status"], status, "status member");
+        assert!(self.header("x-request-id").is_some(), "request id header");
+        self
+    }
+}
+
+impl TestApp {
+    pub fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, &[])
+    }
+
+    /// Starts the server with the test defaults overlaid by `env` pairs.
+    pub fn spawn_with(backend: Backend, env: &[(&str, &str)]) -> Option<TestApp> {
+        let dir = std::env::temp_dir().join(format!("poam-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let pg = match backend {
+            Backend::Postgres => Some(PgSchema::create()?),
+            Backend::Sqlite => None,
+        };
+        let url = match &pg {
+            Some(s) => s.url.clone(),
+            None => format!("sqlite://{}", dir.join("poam.db").display()),
+        };
+        let mut vars: BTreeMap<String, String> = [
+            ("POAM_DATA_DIR", dir.display().to_string()),
+            ("POAM_DATABASE_URL", url),
+            ("POAM_JWT_SECRET", SECRET.to_owned()),
+            ("POAM_POOL_SIZE", "8".into()),
+            ("POAM_WORKERS", "2".into()),
+            ("POAM_AUTO_MIGRATE", "true".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in env {
+            if v.is_empty() {
+                vars.remove(*k);
+            } else {
+                vars.insert((*k).to_owned(), (*v).to_owned());
+            }
+        }
+        let settings = Settings::from_lookup(|k| vars.get(k).cloned())
+            .unwrap_or_else(|e| panic!("settings: {e}"));
+        let pool = poam::open_pool(&settings).unwrap_or_else(|e| panic!("pool: {e}"));
+        poam::prepare_schema(&settings, &pool).unwrap_or_else(|e| panic!("schema: {e}"));
+        let keys = keys::load(&settings).unwrap_or_else(|e| panic!("keys: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread_settings = settings.clone();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let app =
+                    Application::build(&thread_settings, pool, keys.authenticator, Some(listener))
+                        .unwrap_or_else(|e| panic!("build: {e}"));
+                let _ = tx.send((app.local_addr(), app.handle()));
+                let _ = app.run().await;
+            })
+        });
+        let (addr, handle) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("server did not start: {e}"));
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(60))
+            .build();
+        Some(TestApp {
+            base: format!("http://{addr}"),
+            settings,
+            dir,
+            handle,
+            agent,
+            pg,
+        })
+    }
+
+    /// A token for `roles` over `systems` (none: every system), signed like `poam token`.
+    pub fn token(&self, roles: &[Role], systems: &[SystemId]) -> String {
+        let issuer = keys::load(&self.settings)
+            .ok()
+            .and_then(|k| k.issuer)
+            .unwrap_or_else(|| panic!("no issuer"));
+        issuer
+            .mint("tester@example.org", Some("Tester"), roles, systems, 600)
+            .unwrap_or_default()
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(&[Role::Admin], &[])
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.agent.request(method, &url);
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let result = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .filter_map(|n| {
+                response
+                    .header(&n)
+                    .map(|v| (n.to_ascii_lowercase(), v.to_owned()))
+            })
+            .collect();
+        let text = response.into_string().unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> Resp {
+        self.request("GET", path, Some(token), &[], None)
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: &Value) -> Resp {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        self.request(
+            "POST",
+            path,
+            Some(token),
+            &[("Content-Type", "application/json")],
+            Some(&bytes),
+        )
+    }
+
+    pub fn patch(&self, path: &str, token: &str, body: &Value, if_match: Option<&str>) -> Resp {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let mut headers = vec![("Content-Type", "application/merge-patch+json")];
+        if let Some(tag) = if_match {
+            headers.push(("If-Match", tag));
+        }
+        self.request("PATCH", path, Some(token), &headers, Some(&bytes))
+    }
+
+    pub fn delete(&self, path: &str, token: &str, if_match: Option<&str>) -> Resp {
+        let headers: Vec<(&str, &str)> =
+            if_match.map(|t| vec![("If-Match", t)]).unwrap_or_default();
+        self.request("DELETE", path, Some(token), &headers, None)
+    }
+
+    /// Creates a system and returns its id.
+    pub fn system(&self, name: &str) -> String {
+        let r = self
+            .post(
+                "/v1/systems",
+                &self.admin(),
+                &serde_json::json!({"name": name, "regime": "fedramp"}),
+            )
+            .expect(201);
+        r.body["id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Creates an item from `minimal_item()` overlaid with `extra`, returns the response.
+    pub fn item(&self, system: &str, extra: Value) -> Resp {
+        let mut body = minimal_item();
+        if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+            b.extend(e);
+        }
+        self.post(&format!("/v1/systems/{system}/items"), &self.admin(), &body)
+    }
+
+    /// A direct connection to this test's database.
+    pub fn db(&self) -> poam_persistence::db::DbPool {
+        poam::open_pool(&self.settings).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let stopped =
+            std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)));
+        let _ = stopped.join();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = self.pg.take();
+    }
+}
+
+/// The required fields of an item and nothing else.
+pub fn minimal_item() -> Value {
+    serde_json::json!({
+        "title": "TLS 1.0 enabled on the load balancer",
+        "description": "The public load balancer accepts TLS 1.0 handshakes.",
+        "risk_rating": "high",
+        "detected_on": "2026-10-01",
+        "source": {"kind": "scan"}
+    })
+}
+
+/// Runs a test body on SQLite and on PostgreSQL, as two tests.
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                if let Some(app) = $crate::harness::TestApp::spawn($crate::harness::Backend::Sqlite)
+                {
+                    super::$name(&app);
+                }
+            }
+            #[test]
+            fn postgres() {
+                if let Some(app) =
+                    $crate::harness::TestApp::spawn($crate::harness::Backend::Postgres)
+                {
+                    super::$name(&app);
+                }
+            }
+        }
+    };
+}

@@ -1,0 +1,350 @@
+use crate::both;
+use crate::harness::{minimal_item, TestApp};
+use poam_domain::Role;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+fn full_item() -> Value {
+    json!({
+        "external_id": "grc-48213",
+        "title": "TLS 1.0 enabled on the public load balancer",
+        "description": "The load balancer accepts TLS 1.0 and 1.1 handshakes.",
+        "controls": ["sc-8(1)", "3.13.8", "SC.L2-3.13.8", "SC-8(1)"],
+        "source": {"kind": "scan", "detector": "Tenable Nessus", "identifier": "plugin 104743"},
+        "cves": ["cve-2011-3389"],
+        "assets": ["lb-prod-1.example.org", "10.0.0.7"],
+        "likelihood": "moderate",
+        "impact": "high",
+        "risk_rating": "high",
+        "adjusted_risk_rating": "moderate",
+        "risk_justification": "TLS 1.0 only reachable from the partner VPN.",
+        "status": "in_progress",
+        "owner": {"name": "Dana Whitfield", "email": "dana@example.org"},
+        "implementer": {"name": "Lee Park", "email": null},
+        "remediation_plan": "Disable TLS < 1.2 in the listener policy.",
+        "resources": {"description": "Two engineer-days", "estimated_cost": 1200.5, "hours": 16, "funded": true, "recurring": false},
+        "actual_cost": 300,
+        "interim_mitigation": "WAF rule blocks legacy ciphers.",
+        "residual_risk": "Low once the WAF rule is in place.",
+        "detected_on": "2026-10-01",
+        "scheduled_completion": "2026-10-31",
+        "completed_on": null,
+        "closed_on": null,
+        "deviation": {"kind": "risk_adjustment", "rationale": "Partner VPN only."},
+        "vendor_dependency": {"product": "Acme LB 9.2", "vendor": "Acme", "last_check_in": "2026-11-01"},
+        "comments": "Raised in the October scan."
+    })
+}
+
+fn items_round_trip_every_field(app: &TestApp) {
+    let sid = app.system("Payroll");
+    let created = app.item(&sid, full_item()).expect(201);
+    let b = &created.body;
+    let id = b["id"].as_str().unwrap_or_default();
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/v1/items/{id}").as_str())
+    );
+    assert_eq!(created.header("etag"), Some("\"1\""));
+    assert_eq!(b["display_id"], "POAM-0001");
+    assert_eq!(b["system_id"], sid.as_str());
+    assert_eq!(
+        b["controls"],
+        json!(["SC-8(1)", "3.13.8", "SC.L2-3.13.8"]),
+        "normalised, deduplicated"
+    );
+    assert_eq!(b["cves"], json!(["CVE-2011-3389"]));
+    assert_eq!(
+        b["deviation"],
+        json!({"kind": "risk_adjustment", "status": "pending", "rationale": "Partner VPN only."})
+    );
+    assert_eq!(b["overdue"], true, "in progress and past 2026-10-31");
+    assert_eq!(b["version"], 1);
+    // Every field sent comes back as sent (after normalisation).
+    let sent = full_item();
+    for (k, v) in sent.as_object().into_iter().flatten() {
+        if ["controls", "cves", "deviation", "resources", "actual_cost"].contains(&k.as_str()) {
+            continue;
+        }
+        assert_eq!(&b[k], v, "field {k}");
+    }
+    assert_eq!(b["resources"]["estimated_cost"], 1200.5);
+    assert_eq!(b["actual_cost"].as_f64(), Some(300.0));
+    assert_eq!(b["resources"]["hours"].as_f64(), Some(16.0));
+    let got = app
+        .get(&format!("/v1/items/{id}"), &app.admin())
+        .expect(200);
+    assert_eq!(got.body, created.body, "GET returns what create returned");
+    // Minimal item: defaults.
+    let minimal = app.item(&sid, json!({})).expect(201);
+    assert_eq!(minimal.body["display_id"], "POAM-0002");
+    assert_eq!(minimal.body["status"], "open");
+    assert_eq!(minimal.body["controls"], json!([]));
+    assert_eq!(minimal.body["overdue"], false);
+}
+both!(items_round_trip_every_field);
+
+fn patch_merges_and_revalidates_the_whole_item(app: &TestApp) {
+    let sid = app.system("Payroll");
+    let editor = app.token(&[Role::Editor], &[]);
+    let created = app.item(&sid, full_item()).expect(201);
+    let path = format!(
+        "/v1/items/{}",
+        created.body["id"].as_str().unwrap_or_default()
+    );
+
+    let r = app
+        .patch(&path, &editor, &json!({"owner": {"email": "dana.w@example.org"}, "comments": null, "cves": ["CVE-2024-3094"]}), Some("\"1\""))
+        .expect(200);
+    assert_eq!(r.header("etag"), Some("\"2\""));
+    assert_eq!(
+        r.body["owner"],
+        json!({"name": "Dana Whitfield", "email": "dana.w@example.org"})
+    );
+    assert_eq!(r.body["comments"], json!(null));
+    assert_eq!(r.body["cves"], json!(["CVE-2024-3094"]));
+    assert_eq!(
+        r.body["title"],
+        full_item()["title"],
+        "untouched fields stay"
+    );
+    assert_eq!(r.body["display_id"], "POAM-0001");
+
+    // The whole item is re-checked: a required field cannot be cleared, dates keep order.
+    app.patch(&path, &editor, &json!({"title": null}), None)
+        .problem(422, "validation_failed");
+    let r = app
+        .patch(
+            &path,
+            &editor,
+            &json!({"scheduled_completion": "2026-09-01"}),
+            None,
+        )
+        .problem(422, "validation_failed");
+    assert_eq!(r.pointers(), vec!["/scheduled_completion"]);
+    assert_eq!(r.body["errors"][0]["code"], "date_before_detection");
+    let r = app
+        .patch(&path, &editor, &json!({"risk_justification": null}), None)
+        .problem(422, "validation_failed");
+    assert_eq!(
+        r.body["errors"][0]["code"],
+        "adjustment_needs_justification"
+    );
+    // Unknown and read-only fields are refused by name.
+    let r = app
+        .patch(&path, &editor, &json!({"titel": "typo"}), None)
+        .problem(422, "validation_failed");
+    assert_eq!(r.pointers(), vec!["/titel"]);
+    assert_eq!(r.body["errors"][0]["code"], "unknown_field");
+    let r = app
+        .patch(
+            &path,
+            &editor,
+            &json!({"display_id": "POAM-9999", "version": 7}),
+            None,
+        )
+        .problem(422, "validation_failed");
+    assert_eq!(r.pointers(), vec!["/display_id", "/version"]);
+    app.patch(&path, &editor, &json!([1, 2]), None)
+        .problem(422, "validation_failed");
+    // None of the refused patches changed anything.
+    let now = app.get(&path, &editor).expect(200);
+    assert_eq!(now.body["version"], 2);
+
+    // A stale If-Match loses nothing: 412, and the other writer's change stays.
+    app.patch(&path, &editor, &json!({"title": "Writer A"}), Some("\"2\""))
+        .expect(200);
+    app.patch(&path, &editor, &json!({"title": "Writer B"}), Some("\"2\""))
+        .problem(412, "precondition_failed");
+    app.patch(
+        &path,
+        &editor,
+        &json!({"title": "Writer B"}),
+        Some("W/\"3\""),
+    )
+    .problem(412, "precondition_failed");
+    assert_eq!(app.get(&path, &editor).body["title"], "Writer A");
+    app.patch(&path, &editor, &json!({"title": "Writer B"}), Some("*"))
+        .expect(200);
+}
+both!(patch_merges_and_revalidates_the_whole_item);
+
+fn item_rules_answer_422_with_pointers(app: &TestApp) {
+    let sid = app.system("Rules");
+    let path = format!("/v1/systems/{sid}/items");
+    let admin = app.admin();
+    // Missing required field: pointed at.
+    let mut body = minimal_item();
+    body.as_object_mut().map(|o| o.remove("risk_rating"));
+    let r = app
+        .post(&path, &admin, &body)
+        .problem(422, "validation_failed");
+    assert_eq!(r.pointers(), vec!["/risk_rating"]);
+    assert_eq!(r.body["errors"][0]["code"], "missing_field");
+    let mut body = minimal_item();
+    body["source"] = json!({});
+    assert_eq!(
+        app.post(&path, &admin, &body)
+            .problem(422, "validation_failed")
+            .pointers(),
+        vec!["/source/kind"]
+    );
+    // Unknown field, nested too.
+    let mut body = minimal_item();
+    body["source"]["kind_"] = json!("scan");
+    let r = app
+        .post(&path, &admin, &body)
+        .problem(422, "validation_failed");
+    assert_eq!(r.pointers(), vec!["/source/kind_"]);
+    assert_eq!(r.body["errors"][0]["code"], "unknown_field");
+    // Wrong types and words.
+    let r = app
+        .item(&sid, json!({"risk_rating": "urgent"}))
+        .problem(422, "validation_failed");
+    assert_eq!(r.pointers(), vec!["/risk_rating"]);
+    let r = app
+        .item(&sid, json!({"detected_on": "01/10/2026"}))
+        .problem(422, "validation_failed");
+    assert_eq!(r.pointers(), vec!["/detected_on"]);
+    let r = app
+        .item(&sid, json!({"controls": ["AC-2", 7]}))
+        .problem(422, "validation_failed");
+    assert_eq!(r.pointers(), vec!["/controls/1"]);
+    // eMASS limits: 100 for contacts, 250 for resources, 2000 for narratives — all reported.
+    let r = app
+        .item(
+            &sid,
+            json!({
+                "title": "t".repeat(251),
+                "description": "d".repeat(2001),
+                "owner": {"name": "n".repeat(101), "email": "x@example.org"},
+                "resources": {"description": "r".repeat(251), "estimated_cost": -1},
+                "comments": ""
+            }),
+        )
+        .problem(422, "validation_failed");
+    assert_eq!(
+        r.pointers(),
+        vec![
+            "/comments",
+            "/description",
+            "/owner/name",
+            "/resources/description",
+            "/resources/estimated_cost",
+            "/title"
+        ]
+    );
+    app.item(
+        &sid,
+        json!({"title": "t".repeat(250), "description": "d".repeat(2000), "owner": {"name": "n".repeat(100)}, "resources": {"description": "r".repeat(250)}}),
+    )
+    .expect(201);
+    // Domain rules.
+    let r = app
+        .item(&sid, json!({"controls": ["AC-2", "nonsense"], "cves": ["CVE-1"], "detected_on": "2999-01-01"}))
+        .problem(422, "validation_failed");
+    assert_eq!(r.pointers(), vec!["/controls/1", "/cves/0", "/detected_on"]);
+    let codes: BTreeSet<&str> = r.body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["code"].as_str())
+        .collect();
+    assert_eq!(
+        codes,
+        ["date_in_future", "invalid_control", "invalid_cve"]
+            .into_iter()
+            .collect()
+    );
+    // Nothing half-written: the refused creates used no display id.
+    let next = app.item(&sid, json!({})).expect(201);
+    assert_eq!(next.body["display_id"], "POAM-0002");
+}
+both!(item_rules_answer_422_with_pointers);
+
+fn external_ids_are_unique_per_system(app: &TestApp) {
+    let a = app.system("A");
+    let b = app.system("B");
+    app.item(&a, json!({"external_id": "grc-1"})).expect(201);
+    let r = app
+        .item(&a, json!({"external_id": "grc-1"}))
+        .problem(409, "external_id_taken");
+    assert_eq!(r.pointers(), vec!["/external_id"]);
+    assert!(r.body["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("POAM-0001"));
+    app.item(&b, json!({"external_id": "grc-1"})).expect(201);
+    let second = app.item(&a, json!({"external_id": "grc-2"})).expect(201);
+    let path = format!(
+        "/v1/items/{}",
+        second.body["id"].as_str().unwrap_or_default()
+    );
+    app.patch(&path, &app.admin(), &json!({"external_id": "grc-1"}), None)
+        .problem(409, "external_id_taken");
+    // Sync clients find an item by their own key.
+    let found = app
+        .get(
+            &format!("/v1/systems/{a}/items?external_id=grc-2"),
+            &app.admin(),
+        )
+        .expect(200);
+    assert_eq!(
+        found.body["items"][0]["display_id"], "POAM-0002",
+        "the refused create used no display id"
+    );
+}
+both!(external_ids_are_unique_per_system);
+
+fn archived_items_are_kept_hidden_and_frozen(app: &TestApp) {
+    let sid = app.system("Archive");
+    let admin = app.admin();
+    let item = app.item(&sid, json!({})).expect(201);
+    let path = format!("/v1/items/{}", item.body["id"].as_str().unwrap_or_default());
+    app.delete(&path, &admin, Some("\"9\""))
+        .problem(412, "precondition_failed");
+    let archived = app.delete(&path, &admin, Some("\"1\"")).expect(200);
+    assert!(archived.body["archived_at"].is_string());
+    assert_eq!(archived.body["version"], 2);
+    app.get(&path, &admin).expect(200);
+    let list = format!("/v1/systems/{sid}/items");
+    assert_eq!(app.get(&list, &admin).body["items"], json!([]));
+    assert_eq!(
+        app.get(&format!("{list}?include_archived=true"), &admin)
+            .body["items"][0]["display_id"],
+        "POAM-0001"
+    );
+    app.patch(&path, &admin, &json!({"title": "x"}), None)
+        .problem(409, "archived");
+    // Display ids are never reused.
+    assert_eq!(
+        app.item(&sid, json!({})).expect(201).body["display_id"],
+        "POAM-0002"
+    );
+}
+both!(archived_items_are_kept_hidden_and_frozen);
+
+fn fifty_concurrent_creates_get_fifty_distinct_display_ids(app: &TestApp) {
+    let sid = app.system("Concurrent");
+    let results: Vec<(u16, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let sid = sid.clone();
+                s.spawn(move || {
+                    let r = app.item(&sid, json!({"external_id": format!("scan-{i}")}));
+                    (
+                        r.status,
+                        r.body["display_id"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    assert_eq!(results.len(), 50);
+    assert!(results.iter().all(|(s, _)| *s == 201), "{results:?}");
+    let ids: BTreeSet<String> = results.into_iter().map(|(_, d)| d).collect();
+    let want: BTreeSet<String> = (1..=50).map(|n| format!("POAM-{n:04}")).collect();
+    assert_eq!(ids, want);
+}
+both!(fifty_concurrent_creates_get_fifty_distinct_display_ids);

@@ -1,0 +1,128 @@
+//! The two migration folders describe one schema, every migration runs up, down and up again,
+//! and the checked-in OpenAPI document is the one the code generates.
+
+use crate::harness::{Backend, PgSchema, TestApp};
+use poam::config::Settings;
+use poam_persistence::db;
+use std::collections::BTreeSet;
+
+fn names(dir: &str) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn migration_folders_have_the_same_names() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let pg = names(&format!("{root}/migrations/postgres"));
+    let sqlite = names(&format!("{root}/migrations/sqlite"));
+    assert!(!pg.is_empty());
+    assert_eq!(pg, sqlite);
+    for name in &pg {
+        for backend in ["postgres", "sqlite"] {
+            for f in ["up.sql", "down.sql"] {
+                let path = format!("{root}/migrations/{backend}/{name}/{f}");
+                assert!(std::path::Path::new(&path).exists(), "{path}");
+            }
+        }
+    }
+}
+
+fn pool_for(url: &str, dir: &std::path::Path) -> db::DbPool {
+    let dir_text = dir.display().to_string();
+    let settings = Settings::from_lookup(|k| match k {
+        "POAM_DATABASE_URL" => Some(url.to_owned()),
+        "POAM_DATA_DIR" => Some(dir_text.clone()),
+        _ => None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    poam::open_pool(&settings).unwrap_or_else(|e| panic!("{e}"))
+}
+
+type Tables = Vec<db::TableShape>;
+
+fn up_down_up(pool: &db::DbPool) -> Tables {
+    let mut conn = pool.get().unwrap_or_else(|e| panic!("{e}"));
+    let applied = db::run_migrations(&mut conn).unwrap_or_else(|e| panic!("up: {e}"));
+    assert!(!applied.is_empty());
+    let first = db::describe_tables(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+    let reverted = db::revert_all_migrations(&mut conn).unwrap_or_else(|e| panic!("down: {e}"));
+    assert_eq!(reverted.len(), applied.len());
+    assert_eq!(
+        db::describe_tables(&mut conn).unwrap_or_else(|e| panic!("{e}")),
+        Vec::new(),
+        "down leaves nothing behind"
+    );
+    db::run_migrations(&mut conn).unwrap_or_else(|e| panic!("up again: {e}"));
+    let again = db::describe_tables(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first, again);
+    assert!(db::pending_migrations(&mut conn)
+        .unwrap_or_default()
+        .is_empty());
+    again
+}
+
+#[test]
+fn both_backends_build_the_same_tables_up_down_and_up_again() {
+    let dir = std::env::temp_dir().join(format!("poam-schema-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap_or_default();
+    let sqlite = up_down_up(&pool_for(
+        &format!("sqlite://{}", dir.join("s.db").display()),
+        &dir,
+    ));
+    let Some(schema) = PgSchema::create() else {
+        return;
+    };
+    let pg = up_down_up(&pool_for(&schema.url, &dir));
+    let table_names: Vec<&str> = pg.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(table_names, ["events", "item_controls", "items", "systems"]);
+    assert_eq!(
+        pg, sqlite,
+        "PostgreSQL and SQLite tables, columns and nullability agree"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_checked_in_openapi_document_is_current() {
+    let generated = poam_http::openapi().to_pretty_json().unwrap_or_default();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        generated.trim_end() == checked_in.trim_end(),
+        "openapi/openapi.json is out of date: run `make openapi` and commit the result"
+    );
+}
+
+#[test]
+fn the_served_document_is_the_generated_one() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite) else {
+        return;
+    };
+    let served = app
+        .request("GET", "/v1/openapi.json", None, &[], None)
+        .expect(200);
+    let generated: serde_json::Value =
+        serde_json::to_value(poam_http::openapi()).unwrap_or_default();
+    assert_eq!(served.body, generated);
+    assert_eq!(served.body["openapi"], "3.1.0");
+    assert_eq!(served.body["info"]["title"], "POA&M service");
+    // Every operation but health declares the bearer scheme.
+    for (path, item) in served.body["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            assert_eq!(secured, path.starts_with("/v1/"), "{method} {path}");
+        }
+    }
+    // The interactive docs are served from the binary.
+    let docs = app.request("GET", "/docs/", None, &[], None).expect(200);
+    assert!(
+        docs.body.as_str().unwrap_or("").contains("swagger"),
+        "docs page"
+    );
+    app.request("GET", "/docs/swagger-ui-bundle.js", None, &[], None)
+        .expect(200);
+}
