@@ -119,12 +119,64 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ve
         .map_err(|e| vec![data_violation(e.path(), &e.inner().to_string())])
 }
 
-fn parse_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    // Syntax first (400), then shape (422 with a pointer).
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+/// A write shape whose nested structs must arrive as JSON objects. (serde also accepts an array
+/// for a struct, by position; the wire contract does not.)
+pub trait ObjectMembers {
+    /// JSON pointers of the members that must be objects when present and not null.
+    const OBJECTS: &'static [&'static str];
+}
+
+impl ObjectMembers for poam_domain::ItemFields {
+    const OBJECTS: &'static [&'static str] = &[
+        "/source",
+        "/owner",
+        "/implementer",
+        "/resources",
+        "/deviation",
+        "/vendor_dependency",
+    ];
+}
+
+impl ObjectMembers for poam_domain::SystemFields {
+    const OBJECTS: &'static [&'static str] = &[
+        "/contacts",
+        "/contacts/system_owner",
+        "/contacts/issm",
+        "/contacts/alternate_issm",
+    ];
+}
+
+/// Deserialises a document of `T`: objects where `T` has structs, then the fields themselves.
+fn shaped<T: DeserializeOwned + ObjectMembers>(
+    value: serde_json::Value,
+) -> Result<T, Vec<Violation>> {
+    if !value.is_object() {
+        return Err(vec![Violation::new(
+            "invalid_type",
+            "",
+            "the body must be a JSON object",
+        )]);
+    }
+    let wrong: Vec<Violation> = T::OBJECTS
+        .iter()
+        .filter(|p| {
+            value
+                .pointer(p)
+                .is_some_and(|v| !(v.is_object() || v.is_null()))
+        })
+        .map(|p| Violation::new("invalid_type", *p, "must be a JSON object"))
+        .collect();
+    if !wrong.is_empty() {
+        return Err(wrong);
+    }
+    from_value(value)
+}
+
+/// Parses JSON syntax (400 when broken).
+fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-    })?;
-    from_value(value).map_err(invalid)
+    })
 }
 
 /// Turns `validator`'s nested errors into pointed violations, sorted by pointer.
@@ -195,7 +247,7 @@ fn invalid(violations: Vec<Violation>) -> ApiError {
 /// A JSON body of type `T`, parsed strictly and checked against its `validator` limits.
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned + Validate + 'static> FromRequest for JsonBody<T> {
+impl<T: DeserializeOwned + Validate + ObjectMembers + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -204,7 +256,7 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for JsonBody<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             let bytes = read_json(&req, &mut payload).await?;
-            let value: T = parse_bytes(&bytes)?;
+            let value: T = shaped(parse_json(&bytes)?).map_err(invalid)?;
             validate(&value).map_err(invalid)?;
             Ok(JsonBody(value))
         })
@@ -223,7 +275,7 @@ impl FromRequest for MergePatch {
         let mut payload = payload.take();
         Box::pin(async move {
             let bytes = read_json(&req, &mut payload).await?;
-            match parse_bytes::<serde_json::Value>(&bytes)? {
+            match parse_json(&bytes)? {
                 serde_json::Value::Object(map) => Ok(MergePatch(map)),
                 _ => Err(invalid(vec![Violation::new(
                     "invalid_type",
@@ -265,7 +317,7 @@ pub fn apply_patch<F>(
     read_only: &[&str],
 ) -> Result<F, Vec<Violation>>
 where
-    F: serde::Serialize + DeserializeOwned + Validate,
+    F: serde::Serialize + DeserializeOwned + Validate + ObjectMembers,
 {
     let read_only_hits: Vec<Violation> = patch
         .keys()
@@ -284,13 +336,14 @@ where
     let mut doc = serde_json::to_value(current)
         .map_err(|e| vec![Violation::new("internal", "", e.to_string())])?;
     merge(&mut doc, &serde_json::Value::Object(patch.clone()));
-    let next: F = from_value(doc)?;
+    let next: F = shaped(doc)?;
     validate(&next)?;
     Ok(next)
 }
 
 /// Parses `If-Match`: `None` without the header or with `*`; the version in `"N"` otherwise.
-/// A tag this service never issued cannot match: 412.
+/// A weak tag (`W/"N"`) never matches under the strong comparison RFC 9110 requires: 412.
+/// Anything that is not an entity tag at all: 400.
 pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
     let Some(raw) = req.headers().get(header::IF_MATCH) else {
         return Ok(None);
@@ -299,11 +352,24 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
     if text == "*" {
         return Ok(None);
     }
-    text.strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .and_then(|v| v.parse::<i64>().ok())
-        .map(Some)
-        .ok_or(ApiError::PreconditionFailed { current: None })
+    let quoted_version = |t: &str| {
+        t.strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    if let Some(v) = quoted_version(text) {
+        return Ok(Some(v));
+    }
+    if text
+        .strip_prefix("W/")
+        .is_some_and(|t| quoted_version(t).is_some())
+    {
+        return Err(ApiError::PreconditionFailed { current: None });
+    }
+    Err(ApiError::bad_request(
+        "invalid_if_match",
+        "If-Match must be `*` or the ETag of the resource as returned by this service (\"N\")",
+    ))
 }
 
 /// Parses a query string strictly into `T`: unknown parameters refused, each error named.

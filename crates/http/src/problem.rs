@@ -211,7 +211,8 @@ impl ApiError {
                  fetch the resource, re-apply your change and retry"
             ),
             ApiError::PreconditionFailed { current: None } => {
-                "If-Match must be `*` or one strong ETag (\"N\") as returned by this service".into()
+                "a weak ETag never matches: If-Match needs the strong ETag (\"N\") of the resource"
+                    .into()
             }
             ApiError::PayloadTooLarge { limit } => format!("the limit is {limit} bytes"),
             ApiError::UnsupportedMediaType(detail) => detail.clone(),

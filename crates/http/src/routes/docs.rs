@@ -62,7 +62,7 @@ pub struct WriteProblems;
 impl IntoResponses for WriteProblems {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         responses(&[
-            ("400", "The body is not valid JSON (`malformed_json`)."),
+            ("400", "The body is not valid JSON (`malformed_json`), or `If-Match` is not an entity tag (`invalid_if_match`)."),
             UNAUTHORIZED,
             ("403", "The token's roles do not allow this write (`forbidden`)."),
             NOT_FOUND,

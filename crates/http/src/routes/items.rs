@@ -44,7 +44,10 @@ pub struct ItemListParams {
     #[param(value_type = Option<Vec<SourceKind>>, style = Form, explode = false)]
     source: Option<String>,
     /// Items mapped to this control (`AC-2`, `3.1.1`, `AC.L2-3.1.1`; case-insensitive).
-    #[param(max_length = 50)]
+    #[param(
+        max_length = 50,
+        pattern = r"^\s*([A-Za-z]{2}-[0-9]{1,2}(\([0-9]{1,2}\))?|3\.[0-9]{1,2}\.[0-9]{1,2}|[A-Za-z]{2}\.[Ll][1-3]-3\.[0-9]{1,2}\.[0-9]{1,2})\s*$"
+    )]
     control: Option<String>,
     /// Items whose owner has this name or e-mail (case-insensitive, exact).
     #[param(max_length = 100)]
@@ -94,7 +97,11 @@ where
         .collect()
 }
 
-fn bounded(name: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+pub(crate) fn bounded(
+    name: &str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
     match value {
         Some(v) if v.chars().count() > max => Err(ApiError::invalid_param(
             name,
@@ -108,7 +115,8 @@ fn bounded(name: &str, value: Option<String>, max: usize) -> Result<Option<Strin
 
 impl ItemListParams {
     fn into_query(self) -> Result<ItemQuery, ApiError> {
-        let control = bounded("control", self.control, 50)?
+        let control = self
+            .control
             .map(|c| {
                 normalize_control(&c).ok_or_else(|| {
                     ApiError::invalid_param(

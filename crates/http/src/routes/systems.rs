@@ -56,16 +56,17 @@ pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
 }
 
 pub(crate) fn cursor(text: Option<&str>) -> Result<Option<Cursor>, ApiError> {
-    text.map(|t| {
-        Cursor::decode(t).ok_or_else(|| {
-            ApiError::invalid_param(
-                "cursor",
-                "invalid_cursor",
-                "not a cursor this service issued",
-            )
+    text.filter(|t| !t.is_empty())
+        .map(|t| {
+            Cursor::decode(t).ok_or_else(|| {
+                ApiError::invalid_param(
+                    "cursor",
+                    "invalid_cursor",
+                    "not a cursor this service issued",
+                )
+            })
         })
-    })
-    .transpose()
+        .transpose()
 }
 
 fn checked(fields: SystemFields) -> Result<SystemFields, StoreError> {
@@ -118,7 +119,7 @@ pub async fn list_systems(
     let p: SystemListParams = query(&req)?;
     let q = SystemQuery {
         regime: p.regime,
-        name: p.name,
+        name: super::items::bounded("name", p.name, 250)?,
         include_archived: p.include_archived.unwrap_or(false),
         limit: page_limit(p.limit)?,
         after: cursor(p.cursor.as_deref())?,
