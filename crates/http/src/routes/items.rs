@@ -118,6 +118,13 @@ impl ItemListParams {
         let control = self
             .control
             .map(|c| {
+                if c.chars().count() > 50 {
+                    return Err(ApiError::invalid_param(
+                        "control",
+                        "invalid_length",
+                        "must have at most 50 characters",
+                    ));
+                }
                 normalize_control(&c).ok_or_else(|| {
                     ApiError::invalid_param(
                         "control",
