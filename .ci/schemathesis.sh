@@ -49,7 +49,7 @@ if [ -n "${POAM_TEST_DATABASE_URL:-}" ] || pg_isready -q -h 127.0.0.1 -p 5432 2>
   db=poam_schemathesis_$$
   psql "$base" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
   run_against postgres "${base%/*}/$db"
-  psql "$base" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+  psql "$base" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 elif [ "${CI:-}" = true ]; then
   echo "PostgreSQL is required under CI"; exit 1
 fi

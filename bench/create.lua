@@ -10,7 +10,11 @@ request = function()
   n = n + 1
   local body = string.format([[{"title":"Finding %d from the nightly scan","description":"%s","risk_rating":"%s","detected_on":"2026-10-01","scheduled_completion":"2026-12-31","source":{"kind":"%s","detector":"Tenable Nessus","identifier":"plugin %d"},"controls":["SC-8(1)","3.13.8"],"cves":["CVE-2011-3389"],"assets":["host-%d.example.org"],"owner":{"name":"Dana Whitfield","email":"dana@example.org"},"remediation_plan":"%s"}]],
     n, description, ratings[(n % 4) + 1], sources[(n % 4) + 1], 100000 + n, n % 500, plan)
-  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, body)
+  -- wrk.format replaces wrk.headers (the -H options) when given a table: carry them over.
+  local headers = {}
+  for k, v in pairs(wrk.headers) do headers[k] = v end
+  headers["Content-Type"] = "application/json"
+  return wrk.format("POST", path, headers, body)
 end
 
 done = function(summary, latency, requests)

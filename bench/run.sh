@@ -57,8 +57,10 @@ while True:
         break
 PY
 echo "| (items in the system after the create run: $(wc -l < "$ids")) | | | | |"
+# Fresh tables have no planner statistics yet; autovacuum would gather them within a minute.
+if [ "${BENCH_DB:-sqlite}" = postgres ]; then psql "$POAM_DATABASE_URL" -qc "ANALYZE" >/dev/null; fi
 out=$(IDS_FILE=$ids GET_PREFIX=/v1/items/ GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" -H "$AUTH" -s ../shared/bench/get_by_id.lua "$BASE" | grep WRKJSON)
 row "GET item by random id" "$out"
 out=$(IDS_FILE= GET_PREFIX="/v1/systems/$SID/items?limit=50&status=open&sort=-risk_rating" GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" -H "$AUTH" -s ../shared/bench/get_by_id.lua "$BASE" | grep WRKJSON)
 row "list page (50, status filter, -risk_rating)" "$out"
-if [ "${BENCH_DB:-sqlite}" = postgres ]; then psql "$base" -qc "DROP DATABASE IF EXISTS $db" >/dev/null || true; fi
+if [ "${BENCH_DB:-sqlite}" = postgres ]; then psql "$base" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true; fi
