@@ -39,7 +39,8 @@ impl PgSchema {
         let mut conn = match PgConnection::establish(&admin) {
             Ok(c) => c,
             Err(e) => {
-                if std::env::var("POAM_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
+                let ci = std::env::var("CI").as_deref() == Ok("true");
+                if !ci && std::env::var("POAM_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
                     eprintln!("PostgreSQL unreachable and POAM_TEST_SKIP_POSTGRES=1: skipping");
                     return None;
                 }
@@ -226,6 +227,31 @@ impl TestApp {
         })
     }
 
+    /// Another instance of the service on the same database, as several stateless instances
+    /// share one PostgreSQL (or one SQLite file).
+    pub fn sibling(&self) -> Sibling {
+        let pool = poam::open_pool(&self.settings).unwrap_or_else(|e| panic!("pool: {e}"));
+        let keys = keys::load(&self.settings).unwrap_or_else(|e| panic!("keys: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let settings = self.settings.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let app = Application::build(&settings, pool, keys.authenticator, Some(listener))
+                    .unwrap_or_else(|e| panic!("build: {e}"));
+                let _ = tx.send((app.local_addr(), app.handle()));
+                let _ = app.run().await;
+            })
+        });
+        let (addr, handle) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("sibling did not start: {e}"));
+        Sibling {
+            base: format!("http://{addr}"),
+            handle,
+        }
+    }
+
     /// A token for `roles` over `systems` (none: every system), signed like `poam token`.
     pub fn token(&self, roles: &[Role], systems: &[SystemId]) -> String {
         let issuer = keys::load(&self.settings)
@@ -354,6 +380,21 @@ impl Drop for TestApp {
         let _ = stopped.join();
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = self.pg.take();
+    }
+}
+
+/// A second server on the same database; stopped when dropped.
+pub struct Sibling {
+    pub base: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Sibling {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let _ =
+            std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)))
+                .join();
     }
 }
 

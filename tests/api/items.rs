@@ -357,3 +357,38 @@ fn fifty_concurrent_creates_get_fifty_distinct_display_ids(app: &TestApp) {
     assert_eq!(ids, want);
 }
 both!(fifty_concurrent_creates_get_fifty_distinct_display_ids);
+
+fn two_instances_share_one_counter(app: &TestApp) {
+    let sid = app.system("Two instances");
+    let other = app.sibling();
+    let token = app.admin();
+    let body = serde_json::to_string(&minimal_item()).unwrap_or_default();
+    let results: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                let base = if i % 2 == 0 {
+                    app.base.clone()
+                } else {
+                    other.base.clone()
+                };
+                let (sid, token, body) = (&sid, &token, &body);
+                s.spawn(move || {
+                    let r = ureq::post(&format!("{base}/v1/systems/{sid}/items"))
+                        .set("Authorization", &format!("Bearer {token}"))
+                        .set("Content-Type", "application/json")
+                        .send_string(body);
+                    let v: Value = r.ok().and_then(|r| r.into_json().ok()).unwrap_or_default();
+                    v["display_id"].as_str().unwrap_or("").to_owned()
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let ids: BTreeSet<String> = results.into_iter().collect();
+    let want: BTreeSet<String> = (1..=40).map(|n| format!("POAM-{n:04}")).collect();
+    assert_eq!(
+        ids, want,
+        "40 creates through two instances: 40 distinct display ids, no gaps"
+    );
+}
+both!(two_instances_share_one_counter);

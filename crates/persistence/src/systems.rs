@@ -177,7 +177,7 @@ pub fn get(
 #[derive(Debug, Clone, Default)]
 pub struct SystemQuery {
     pub regime: Option<Regime>,
-    /// Case-sensitive substring of the name.
+    /// Case-insensitive substring of the name.
     pub name: Option<String>,
     pub include_archived: bool,
     pub limit: i64,
@@ -185,6 +185,11 @@ pub struct SystemQuery {
 }
 
 const SORT: &str = "created_at";
+
+diesel::define_sql_function! {
+    /// SQL `lower()`, the same function on both backends.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
 const TIME_KEY: &str = "%Y-%m-%dT%H:%M:%S%.6f";
 
 /// Systems in the caller's scope, oldest first.

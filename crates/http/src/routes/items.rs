@@ -190,7 +190,24 @@ fn checked(fields: ItemFields) -> Result<ItemFields, StoreError> {
 #[utoipa::path(
     tag = "items",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
-    request_body = ItemFields,
+    request_body(
+        content = ItemFields,
+        description = "The weakness. Required: `title`, `description`, `risk_rating`, `detected_on`, `source.kind`.",
+        example = json!({
+            "external_id": "grc-48213",
+            "title": "TLS 1.0 enabled on the public load balancer",
+            "description": "The load balancer accepts TLS 1.0 and 1.1 handshakes.",
+            "controls": ["SC-8(1)", "3.13.8"],
+            "source": {"kind": "scan", "detector": "Tenable Nessus", "identifier": "plugin 104743"},
+            "cves": ["CVE-2011-3389"],
+            "assets": ["lb-prod-1.example.org"],
+            "risk_rating": "high",
+            "owner": {"name": "Dana Whitfield", "email": "dana.whitfield@example.org"},
+            "remediation_plan": "Disable TLS below 1.2 in the listener policy and rescan.",
+            "detected_on": "2026-10-01",
+            "scheduled_completion": "2026-10-31"
+        })
+    ),
     responses(
         (status = 201, description = "Created.", body = Item,
          headers(("ETag" = String, description = "The version, for If-Match."), ("Location" = String))),
@@ -281,7 +298,11 @@ pub async fn get_item(
         ("item_id" = uuid::Uuid, Path, description = "The item's id."),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; the update is refused with 412 if the item changed since."),
     ),
-    request_body(content = ItemPatch, content_type = "application/merge-patch+json"),
+    request_body(
+        content = ItemPatch,
+        content_type = "application/merge-patch+json",
+        example = json!({"owner": {"email": "dana.w@example.org"}, "interim_mitigation": "WAF rule blocks legacy ciphers.", "comments": null})
+    ),
     responses(
         (status = 200, body = Item, headers(("ETag" = String, description = "The new version."))),
         WriteProblems,

@@ -31,7 +31,7 @@ pub struct SystemPage {
 pub struct SystemListParams {
     /// Only systems under this regime.
     regime: Option<Regime>,
-    /// Substring of the name (case-sensitive).
+    /// Substring of the name (case-insensitive).
     #[param(max_length = 250)]
     name: Option<String>,
     /// Include archived systems.
@@ -76,7 +76,21 @@ fn checked(fields: SystemFields) -> Result<SystemFields, StoreError> {
 /// Create a system (admin).
 #[utoipa::path(
     tag = "systems",
-    request_body = SystemFields,
+    request_body(
+        content = SystemFields,
+        description = "The system and its POA&M header. Required: `name`.",
+        example = json!({
+            "name": "Acme Cloud Payroll",
+            "organization": "Acme Corporation",
+            "cage_codes": ["1ABC2"],
+            "impact_level": "moderate",
+            "regime": "fedramp",
+            "contacts": {
+                "system_owner": {"name": "Ada Byron", "email": "ada@example.org"},
+                "issm": {"name": "Morgan Reyes", "email": "morgan.reyes@example.org", "phone": "+1 555 0100"}
+            }
+        })
+    ),
     responses(
         (status = 201, description = "Created.", body = System,
          headers(("ETag" = String, description = "The version, for If-Match."), ("Location" = String))),
@@ -164,7 +178,11 @@ pub async fn get_system(
         ("system_id" = uuid::Uuid, Path, description = "The system's id."),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; the update is refused with 412 if the system changed since."),
     ),
-    request_body(content = SystemPatch, content_type = "application/merge-patch+json"),
+    request_body(
+        content = SystemPatch,
+        content_type = "application/merge-patch+json",
+        example = json!({"contacts": {"alternate_issm": {"name": "Lee Park"}}, "organization": null})
+    ),
     responses(
         (status = 200, body = System, headers(("ETag" = String, description = "The new version."))),
         WriteProblems,
