@@ -54,6 +54,56 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Audit the history.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every system's hash chain (or one's); exit status 1 when a link is broken.
+    Verify {
+        /// Only this system.
+        #[arg(long)]
+        system: Option<String>,
+    },
+}
+
+fn audit_verify(settings: &Settings, system: Option<String>) -> Result<(), String> {
+    let pool = poam::open_pool(settings)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let ids = match system {
+        Some(id) => vec![id
+            .parse::<SystemId>()
+            .map_err(|_| format!("--system: `{id}` is not a system id"))?
+            .to_string()],
+        None => poam_persistence::events::system_ids(&mut conn).map_err(|e| e.to_string())?,
+    };
+    let mut broken = 0;
+    for id in ids {
+        let v = poam_persistence::events::verify(&mut conn, &id).map_err(|e| match e {
+            poam_persistence::StoreError::NotFound => format!("no system {id}"),
+            other => other.to_string(),
+        })?;
+        match v.broken {
+            None => println!("ok      {id}  {} events  head {}", v.events, v.head_hash),
+            Some(b) => {
+                broken += 1;
+                let event = b
+                    .event_id
+                    .map(|e| format!(" (event {e})"))
+                    .unwrap_or_default();
+                println!("BROKEN  {id}  at seq {}{event}: {}", b.seq, b.reason);
+            }
+        }
+    }
+    if broken > 0 {
+        Err(format!("{broken} system(s) with a broken history"))
+    } else {
+        Ok(())
+    }
 }
 
 fn after_help() -> String {
@@ -196,6 +246,9 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Verify { system },
+        } => audit_verify(&settings, system),
         Command::Openapi => Ok(()),
     }
 }

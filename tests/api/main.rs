@@ -6,6 +6,7 @@ mod harness;
 mod auth;
 mod cli;
 mod errors;
+mod history;
 mod items;
 mod lists;
 mod schema;

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod controls;
+pub mod history;
 pub mod ids;
 pub mod item;
 pub mod limits;

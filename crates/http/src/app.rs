@@ -3,7 +3,7 @@
 //! problem document.
 
 use crate::problem::{ApiError, PROBLEM_JSON};
-use crate::routes::{health, items, systems};
+use crate::routes::{health, history, items, systems};
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -37,6 +37,7 @@ input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETa
     tags(
         (name = "systems", description = "Information systems and the header of their POA&M."),
         (name = "items", description = "POA&M items: the weaknesses and their remediation."),
+        (name = "history", description = "The hash-chained record of every change: feed, item history, verification."),
         (name = "health", description = "Liveness and readiness, unauthenticated."),
     ),
     modifiers(&BearerScheme),
@@ -80,7 +81,10 @@ where
                 .service(items::list_items)
                 .service(items::get_item)
                 .service(items::update_item)
-                .service(items::archive_item),
+                .service(items::archive_item)
+                .service(history::list_events)
+                .service(history::verify_events)
+                .service(history::item_history),
         )
 }
 

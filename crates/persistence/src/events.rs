@@ -1,12 +1,14 @@
-//! The history: one append-only row per change, with who, when, and the resource as it stood
-//! after the change. Every write goes through [`append`].
+//! The history: one append-only, hash-chained event per change. Every write goes through
+//! [`append`], inside the write's own transaction, so a change and its record commit together.
 
-use crate::db::DbConnection;
-use crate::error::StoreError;
-use crate::schema::events;
+use crate::db::{Backend, DbConnection};
+use crate::error::{corrupt, StoreError};
+use crate::schema::{events, systems};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use poam_domain::history::{self, BrokenLink, ChainedEvent};
 use serde::Serialize;
+use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -16,27 +18,13 @@ pub enum Action {
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Action::Created => "created",
             Action::Updated => "updated",
             Action::Archived => "archived",
         }
     }
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = events)]
-struct NewEvent<'a> {
-    id: String,
-    system_id: &'a str,
-    resource_kind: &'a str,
-    resource_id: &'a str,
-    action: &'a str,
-    actor: &'a str,
-    at: NaiveDateTime,
-    version: i64,
-    snapshot: String,
 }
 
 /// What changed, for [`append`].
@@ -48,28 +36,68 @@ pub struct Change<'a, T: Serialize> {
     pub actor: &'a str,
     pub at: NaiveDateTime,
     pub version: i64,
-    pub snapshot: &'a T,
+    /// The resource before the change (`None` on creation).
+    pub before: Option<&'a T>,
+    pub after: &'a T,
 }
 
-/// Appends one history event; call it inside the write's transaction.
+const AT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+fn to_value<T: Serialize>(v: &T) -> Result<Value, StoreError> {
+    serde_json::to_value(v).map_err(|e| StoreError::Internal(format!("does not serialise: {e}")))
+}
+
+/// Appends one event to its system's chain; call it inside the write's transaction. The system
+/// row is locked first, so appends to one system are serialised and the chain stays linear,
+/// across service instances too.
 pub fn append<T: Serialize>(
     conn: &mut DbConnection,
     change: Change<'_, T>,
 ) -> Result<(), StoreError> {
-    let snapshot = serde_json::to_string(change.snapshot)
-        .map_err(|e| StoreError::Internal(format!("snapshot does not serialise: {e}")))?;
+    let snapshot = to_value(change.after)?;
+    let before = change.before.map(to_value).transpose()?;
+    diesel::update(systems::table.find(change.system_id))
+        .set(systems::event_seq.eq(systems::event_seq + 1))
+        .execute(conn)?;
+    let (seq, prev_hash) = systems::table
+        .find(change.system_id)
+        .select((systems::event_seq, systems::event_head))
+        .first::<(i64, String)>(conn)?;
+    let mut event = ChainedEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        system_id: change.system_id.to_owned(),
+        seq,
+        at: change.at.format(AT_FORMAT).to_string(),
+        actor: change.actor.to_owned(),
+        action: change.action.as_str().to_owned(),
+        resource_kind: change.resource_kind.to_owned(),
+        resource_id: change.resource_id.to_owned(),
+        version: change.version,
+        changes: history::changes(before.as_ref(), &snapshot),
+        snapshot,
+        prev_hash,
+        hash: String::new(),
+    };
+    event.hash = event.compute_hash(&event.prev_hash);
     diesel::insert_into(events::table)
-        .values(NewEvent {
-            id: uuid::Uuid::new_v4().to_string(),
-            system_id: change.system_id,
-            resource_kind: change.resource_kind,
-            resource_id: change.resource_id,
-            action: change.action.as_str(),
-            actor: change.actor,
-            at: change.at,
-            version: change.version,
-            snapshot,
-        })
+        .values((
+            events::id.eq(&event.id),
+            events::system_id.eq(&event.system_id),
+            events::seq.eq(event.seq),
+            events::resource_kind.eq(&event.resource_kind),
+            events::resource_id.eq(&event.resource_id),
+            events::action.eq(&event.action),
+            events::actor.eq(&event.actor),
+            events::at.eq(change.at),
+            events::version.eq(event.version),
+            events::changes.eq(history::canonical_json(&event.changes)),
+            events::snapshot.eq(history::canonical_json(&event.snapshot)),
+            events::prev_hash.eq(&event.prev_hash),
+            events::hash.eq(&event.hash),
+        ))
+        .execute(conn)?;
+    diesel::update(systems::table.find(change.system_id))
+        .set(systems::event_head.eq(&event.hash))
         .execute(conn)?;
     Ok(())
 }
@@ -80,13 +108,39 @@ pub fn append<T: Serialize>(
 pub struct EventRow {
     pub id: String,
     pub system_id: String,
+    pub seq: i64,
     pub resource_kind: String,
     pub resource_id: String,
     pub action: String,
     pub actor: String,
     pub at: NaiveDateTime,
     pub version: i64,
+    pub changes: String,
     pub snapshot: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl EventRow {
+    pub fn chained(&self) -> Result<ChainedEvent, StoreError> {
+        Ok(ChainedEvent {
+            id: self.id.clone(),
+            system_id: self.system_id.clone(),
+            seq: self.seq,
+            at: self.at.format(AT_FORMAT).to_string(),
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            resource_kind: self.resource_kind.clone(),
+            resource_id: self.resource_id.clone(),
+            version: self.version,
+            changes: serde_json::from_str(&self.changes)
+                .map_err(|e| corrupt("event changes", e))?,
+            snapshot: serde_json::from_str(&self.snapshot)
+                .map_err(|e| corrupt("event snapshot", e))?,
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+        })
+    }
 }
 
 /// The events of one resource, oldest first.
@@ -98,7 +152,105 @@ pub fn of_resource(
     Ok(events::table
         .filter(events::resource_kind.eq(resource_kind))
         .filter(events::resource_id.eq(resource_id))
-        .order((events::at.asc(), events::version.asc()))
+        .order(events::seq.asc())
         .select(EventRow::as_select())
+        .load(conn)?)
+}
+
+/// Filters of a system's event feed.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only events with a greater `seq` (the position a poller last saw).
+    pub after_seq: i64,
+    pub resource_kind: Option<String>,
+    pub resource_id: Option<String>,
+    pub action: Option<String>,
+    pub limit: i64,
+}
+
+/// A page of a system's events in `seq` order, and whether more follow.
+pub fn feed(
+    conn: &mut DbConnection,
+    system_id: &str,
+    q: &EventQuery,
+) -> Result<(Vec<EventRow>, bool), StoreError> {
+    let mut query: events::BoxedQuery<'_, Backend> = events::table
+        .filter(events::system_id.eq(system_id.to_owned()))
+        .filter(events::seq.gt(q.after_seq))
+        .into_boxed();
+    if let Some(k) = &q.resource_kind {
+        query = query.filter(events::resource_kind.eq(k.clone()));
+    }
+    if let Some(r) = &q.resource_id {
+        query = query.filter(events::resource_id.eq(r.clone()));
+    }
+    if let Some(a) = &q.action {
+        query = query.filter(events::action.eq(a.clone()));
+    }
+    let mut rows: Vec<EventRow> = query
+        .order(events::seq.asc())
+        .limit(q.limit + 1)
+        .select(EventRow::as_select())
+        .load(conn)?;
+    let more = rows.len() as i64 > q.limit;
+    rows.truncate(usize::try_from(q.limit).unwrap_or(0));
+    Ok((rows, more))
+}
+
+/// The outcome of checking one system's chain.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub system_id: String,
+    pub events: i64,
+    pub head_seq: i64,
+    pub head_hash: String,
+    pub broken: Option<BrokenLink>,
+}
+
+/// Recomputes every link of a system's chain, in batches, and compares the end with the head
+/// the system recorded.
+pub fn verify(conn: &mut DbConnection, system_id: &str) -> Result<Verification, StoreError> {
+    let (head_seq, head_hash) = systems::table
+        .find(system_id)
+        .select((systems::event_seq, systems::event_head))
+        .first::<(i64, String)>(conn)?;
+    let rows: Vec<EventRow> = events::table
+        .filter(events::system_id.eq(system_id))
+        .order(events::seq.asc())
+        .select(EventRow::as_select())
+        .load(conn)?;
+    let count = rows.len() as i64;
+    let mut chained = Vec::with_capacity(rows.len());
+    let mut broken = None;
+    for row in &rows {
+        match row.chained() {
+            Ok(e) => chained.push(e),
+            Err(_) => {
+                broken = Some(BrokenLink {
+                    seq: row.seq,
+                    event_id: Some(row.id.clone()),
+                    reason: "its stored JSON does not parse: the event was altered".into(),
+                });
+                break;
+            }
+        }
+    }
+    if broken.is_none() {
+        broken = history::verify(&chained, head_seq, &head_hash).err();
+    }
+    Ok(Verification {
+        system_id: system_id.to_owned(),
+        events: count,
+        head_seq,
+        head_hash,
+        broken,
+    })
+}
+
+/// Every system's id, for `poam audit verify`.
+pub fn system_ids(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    Ok(systems::table
+        .select(systems::id)
+        .order(systems::created_at.asc())
         .load(conn)?)
 }

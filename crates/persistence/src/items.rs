@@ -233,6 +233,7 @@ fn today() -> NaiveDate {
 
 fn record(
     conn: &mut DbConnection,
+    before: Option<&Item>,
     item: &Item,
     action: Action,
     actor: &str,
@@ -248,7 +249,8 @@ fn record(
             actor,
             at: item.updated_at.naive_utc(),
             version: item.version,
-            snapshot: item,
+            before,
+            after: item,
         },
     )
 }
@@ -376,7 +378,7 @@ pub fn create(
             .map_err(unique_to_conflict)?;
         index_controls(conn, &id, &sid, &fields.controls)?;
         let item = load(conn, &id)?;
-        record(conn, &item, Action::Created, actor)?;
+        record(conn, None, &item, Action::Created, actor)?;
         Ok(item)
     })
 }
@@ -432,7 +434,7 @@ pub fn update(
             index_controls(conn, &iid, &sid, &fields.controls)?;
         }
         let item = load(conn, &iid)?;
-        record(conn, &item, Action::Updated, actor)?;
+        record(conn, Some(&current), &item, Action::Updated, actor)?;
         Ok(item)
     })
 }
@@ -461,7 +463,7 @@ pub fn archive(
             ))
             .execute(conn)?;
         let item = load(conn, &iid)?;
-        record(conn, &item, Action::Archived, actor)?;
+        record(conn, Some(&current), &item, Action::Archived, actor)?;
         Ok(item)
     })
 }

@@ -11,6 +11,8 @@ diesel::table! {
         regime -> Text,
         contacts -> Text,
         next_item_seq -> BigInt,
+        event_seq -> BigInt,
+        event_head -> Text,
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
@@ -62,16 +64,21 @@ diesel::table! {
     events (id) {
         id -> Text,
         system_id -> Text,
+        seq -> BigInt,
         resource_kind -> Text,
         resource_id -> Text,
         action -> Text,
         actor -> Text,
         at -> Timestamp,
         version -> BigInt,
+        changes -> Text,
         snapshot -> Text,
+        prev_hash -> Text,
+        hash -> Text,
     }
 }
 
 diesel::joinable!(items -> systems (system_id));
 diesel::joinable!(item_controls -> items (item_id));
+diesel::joinable!(events -> systems (system_id));
 diesel::allow_tables_to_appear_in_same_query!(systems, items, item_controls, events);

@@ -107,6 +107,7 @@ impl SystemRow {
 
 fn record(
     conn: &mut DbConnection,
+    before: Option<&System>,
     system: &System,
     action: Action,
     actor: &str,
@@ -122,7 +123,8 @@ fn record(
             actor,
             at: system.updated_at.naive_utc(),
             version: system.version,
-            snapshot: system,
+            before,
+            after: system,
         },
     )
 }
@@ -148,7 +150,7 @@ pub fn create(
             ))
             .execute(conn)?;
         let system = load(conn, id)?;
-        record(conn, &system, Action::Created, actor)?;
+        record(conn, None, &system, Action::Created, actor)?;
         Ok(system)
     })
 }
@@ -310,7 +312,7 @@ pub fn update(
             });
         }
         let system = load(conn, id)?;
-        record(conn, &system, Action::Updated, actor)?;
+        record(conn, Some(&current), &system, Action::Updated, actor)?;
         Ok(system)
     })
 }
@@ -339,7 +341,7 @@ pub fn archive(
             ))
             .execute(conn)?;
         let system = load(conn, id)?;
-        record(conn, &system, Action::Archived, actor)?;
+        record(conn, Some(&current), &system, Action::Archived, actor)?;
         Ok(system)
     })
 }

@@ -13,6 +13,8 @@ CREATE TABLE systems (
     regime        TEXT NOT NULL,
     contacts      TEXT NOT NULL,           -- JSON object
     next_item_seq BIGINT NOT NULL DEFAULT 0,
+    event_seq     BIGINT NOT NULL DEFAULT 0, -- the chain head: last event's seq and hash
+    event_head    TEXT NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000',
     version       BIGINT NOT NULL,
     created_at    TIMESTAMP NOT NULL,
     updated_at    TIMESTAMP NOT NULL,
@@ -72,17 +74,22 @@ CREATE TABLE item_controls (
 );
 CREATE INDEX item_controls_control_idx ON item_controls (system_id, control);
 
--- Append-only history: one row per change, with the resource as it stood after it.
+-- Append-only history, hash-chained per system: each event stores its predecessor's hash and
+-- the hash of its own canonical content (see crates/domain/src/history.rs).
 CREATE TABLE events (
     id            TEXT NOT NULL PRIMARY KEY,
-    system_id     TEXT NOT NULL,
+    system_id     TEXT NOT NULL REFERENCES systems (id),
+    seq           BIGINT NOT NULL,         -- 1, 2, 3, ... per system
     resource_kind TEXT NOT NULL,
     resource_id   TEXT NOT NULL,
     action        TEXT NOT NULL,
     actor         TEXT NOT NULL,
     at            TIMESTAMP NOT NULL,
     version       BIGINT NOT NULL,
-    snapshot      TEXT NOT NULL            -- JSON
+    changes       TEXT NOT NULL,           -- JSON: {field: {before, after}}
+    snapshot      TEXT NOT NULL,           -- JSON: the resource after the change
+    prev_hash     TEXT NOT NULL,
+    hash          TEXT NOT NULL
 );
-CREATE INDEX events_resource_idx ON events (resource_kind, resource_id, at);
-CREATE INDEX events_system_idx ON events (system_id, at);
+CREATE UNIQUE INDEX events_system_seq_key ON events (system_id, seq);
+CREATE INDEX events_resource_idx ON events (resource_kind, resource_id, seq);

@@ -3,6 +3,7 @@
 
 pub mod docs;
 pub mod health;
+pub mod history;
 pub mod items;
 pub mod systems;
 

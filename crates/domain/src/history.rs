@@ -1,0 +1,282 @@
+//! The history's rules: what an event records, how its hash is made, and how a chain is checked.
+//!
+//! Each system's events form a chain: an event's hash is SHA-256 over its predecessor's hash and
+//! its own canonical content (keys sorted, no insignificant white space). Changing, removing or
+//! reordering any recorded event, or cutting the chain's tail, breaks a link that [`verify`]
+//! names.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The hash of the empty chain's (non-existent) predecessor.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// JSON with object keys sorted at every depth and no white space: one text per value.
+pub fn canonical_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                if let Some(inner) = map.get(k) {
+                    write_canonical(inner, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Fields kept by the bookkeeping of every resource: they change on every write and say nothing
+/// about what changed.
+const BOOKKEEPING: &[&str] = &["version", "updated_at", "overdue"];
+
+/// The changed top-level fields: `{field: {"before": old, "after": new}}`. With no `before`
+/// (a creation) every non-null field is a change from null.
+pub fn changes(before: Option<&Value>, after: &Value) -> Value {
+    let empty = serde_json::Map::new();
+    let old = before.and_then(Value::as_object).unwrap_or(&empty);
+    let new = after.as_object().unwrap_or(&empty);
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = serde_json::Map::new();
+    for k in keys {
+        if BOOKKEEPING.contains(&k.as_str()) {
+            continue;
+        }
+        let (b, a) = (
+            old.get(k).unwrap_or(&Value::Null),
+            new.get(k).unwrap_or(&Value::Null),
+        );
+        if b != a {
+            out.insert(k.clone(), serde_json::json!({"before": b, "after": a}));
+        }
+    }
+    Value::Object(out)
+}
+
+/// An event as the chain sees it: everything its hash covers, and the hashes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainedEvent {
+    pub id: String,
+    pub system_id: String,
+    pub seq: i64,
+    /// RFC 3339 UTC with microseconds.
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub resource_kind: String,
+    pub resource_id: String,
+    pub version: i64,
+    pub changes: Value,
+    pub snapshot: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl ChainedEvent {
+    /// The canonical content the hash covers (everything but the hashes themselves).
+    pub fn content(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "system_id": self.system_id,
+            "seq": self.seq,
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "resource_kind": self.resource_kind,
+            "resource_id": self.resource_id,
+            "version": self.version,
+            "changes": self.changes,
+            "snapshot": self.snapshot,
+        })
+    }
+
+    /// SHA-256 (hex) of the predecessor's hash and this event's canonical content.
+    pub fn compute_hash(&self, prev_hash: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(prev_hash.as_bytes());
+        h.update(b"\n");
+        h.update(canonical_json(&self.content()).as_bytes());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Where and why a chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    /// The sequence number at which the chain breaks (the expected one when events are missing).
+    pub seq: i64,
+    /// The event found there, if any.
+    pub event_id: Option<String>,
+    pub reason: String,
+}
+
+/// Checks a system's events, in `seq` order, against each other and against the chain head the
+/// system recorded (`head_seq`, `head_hash`).
+pub fn verify(events: &[ChainedEvent], head_seq: i64, head_hash: &str) -> Result<(), BrokenLink> {
+    let mut prev = GENESIS.to_owned();
+    let mut expected_seq = 1;
+    for e in events {
+        let broken = |reason: String| BrokenLink {
+            seq: expected_seq,
+            event_id: Some(e.id.clone()),
+            reason,
+        };
+        if e.seq != expected_seq {
+            return Err(broken(format!(
+                "event {} is missing (found {} instead): events were removed",
+                expected_seq, e.seq
+            )));
+        }
+        if e.prev_hash != prev {
+            return Err(broken(
+                "its prev_hash does not name the previous event's hash: the chain was re-linked"
+                    .into(),
+            ));
+        }
+        if e.compute_hash(&prev) != e.hash {
+            return Err(broken(
+                "its content does not match its hash: the event was altered".into(),
+            ));
+        }
+        prev = e.hash.clone();
+        expected_seq += 1;
+    }
+    let last = expected_seq - 1;
+    if last != head_seq || prev != head_hash {
+        return Err(BrokenLink {
+            seq: last + 1,
+            event_id: None,
+            reason: format!(
+                "the system recorded {head_seq} events but {last} remain: the chain's tail was removed or replaced"
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let v = json!({"b": 1, "a": {"d": [true, null, {"z": 1, "y": "é"}], "c": 2.5}});
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":2.5,"d":[true,null,{"y":"é","z":1}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn changes_name_each_changed_field_with_before_and_after() {
+        let before = json!({"title": "a", "status": "open", "version": 1, "owner": null});
+        let after = json!({"title": "b", "status": "open", "version": 2, "owner": {"name": "x"}});
+        assert_eq!(
+            changes(Some(&before), &after),
+            json!({"owner": {"before": null, "after": {"name": "x"}}, "title": {"before": "a", "after": "b"}})
+        );
+        assert_eq!(
+            changes(None, &json!({"title": "a", "comments": null})),
+            json!({"title": {"before": null, "after": "a"}})
+        );
+    }
+
+    fn chain(n: i64) -> Vec<ChainedEvent> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let mut e = ChainedEvent {
+                    id: format!("e{seq}"),
+                    system_id: "s".into(),
+                    seq,
+                    at: format!("2026-11-22T00:00:0{seq}.000000Z"),
+                    actor: "a".into(),
+                    action: "updated".into(),
+                    resource_kind: "item".into(),
+                    resource_id: "i".into(),
+                    version: seq,
+                    changes: json!({"title": {"before": seq - 1, "after": seq}}),
+                    snapshot: json!({"title": seq}),
+                    prev_hash: prev.clone(),
+                    hash: String::new(),
+                };
+                e.hash = e.compute_hash(&prev);
+                prev = e.hash.clone();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let c = chain(4);
+        assert_eq!(verify(&c, 4, &c[3].hash), Ok(()));
+        assert_eq!(verify(&[], 0, GENESIS), Ok(()));
+    }
+
+    #[test]
+    fn every_kind_of_tampering_is_named() {
+        let c = chain(4);
+        let head = c[3].hash.clone();
+        let mut altered = c.clone();
+        altered[1].actor = "mallory".into();
+        let err = verify(&altered, 4, &head).err();
+        assert_eq!(
+            err.as_ref().map(|b| (b.seq, b.event_id.clone())),
+            Some((2, Some("e2".into())))
+        );
+        assert!(err
+            .map(|b| b.reason)
+            .unwrap_or_default()
+            .contains("altered"));
+
+        let mut removed = c.clone();
+        removed.remove(2);
+        let err = verify(&removed, 4, &head).err();
+        assert_eq!(err.map(|b| b.seq), Some(3));
+
+        let mut rehashed = c.clone();
+        rehashed[1].actor = "mallory".into();
+        rehashed[1].hash = rehashed[1].compute_hash(&rehashed[0].hash);
+        let err = verify(&rehashed, 4, &head).err();
+        assert_eq!(
+            err.map(|b| b.seq),
+            Some(3),
+            "re-hashing one event breaks the next link"
+        );
+
+        let cut = &c[..3];
+        let err = verify(cut, 4, &head).err();
+        assert_eq!(
+            err.as_ref().map(|b| (b.seq, b.event_id.clone())),
+            Some((4, None))
+        );
+    }
+}

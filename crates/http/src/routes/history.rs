@@ -1,0 +1,285 @@
+//! The history: a system's hash-chained event feed (also the change feed integrations poll), an
+//! item's history, and the chain's verification.
+
+use super::docs::{ListProblems, ReadProblems};
+use crate::auth::Actor;
+use crate::input::query;
+use crate::problem::ApiError;
+use crate::state::AppState;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use poam_domain::{ItemId, Permission, SystemId};
+use poam_persistence::events::{self, EventQuery, EventRow};
+use poam_persistence::{items, systems, StoreError};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// One recorded change.
+#[derive(Serialize, ToSchema)]
+pub struct Event {
+    /// Position in the system's chain: 1, 2, 3, … without gaps.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    /// The token subject that made the change.
+    pub actor: String,
+    #[schema(example = "updated")]
+    pub action: String,
+    /// `system` or `item`.
+    #[schema(example = "item")]
+    pub resource: String,
+    pub resource_id: String,
+    /// The resource's version after the change.
+    pub version: i64,
+    /// The changed fields: `{"field": {"before": …, "after": …}}`.
+    #[schema(value_type = Object, example = json!({"title": {"before": "TLS 1.0", "after": "TLS 1.0 and 1.1"}}))]
+    pub changes: serde_json::Value,
+    /// SHA-256 of the previous event (64 zeros for the first).
+    pub prev_hash: String,
+    /// SHA-256 of `prev_hash` and this event's canonical content.
+    pub hash: String,
+}
+
+impl Event {
+    fn from_row(row: EventRow) -> Result<Event, StoreError> {
+        let e = row.chained()?;
+        Ok(Event {
+            seq: row.seq,
+            at: DateTime::from_naive_utc_and_offset(row.at, Utc),
+            actor: row.actor,
+            action: row.action,
+            resource: row.resource_kind,
+            resource_id: row.resource_id,
+            version: row.version,
+            changes: e.changes,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        })
+    }
+}
+
+/// A page of events.
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    /// Pass as `cursor` for the next page; `null` when there is nothing more now.
+    pub next_cursor: Option<String>,
+    /// The `seq` of the last event served (or the position asked for): a poller passes it as
+    /// `after_seq` next time.
+    pub last_seq: i64,
+}
+
+/// Filters and paging of the event feed, in `seq` order.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// Only events after this position (a poller's `last_seq`).
+    #[param(minimum = 0)]
+    after_seq: Option<i64>,
+    /// `system` or `item`.
+    #[param(pattern = "^(system|item)$")]
+    resource: Option<String>,
+    /// Only the events of this resource.
+    resource_id: Option<uuid::Uuid>,
+    /// `created`, `updated` or `archived`.
+    #[param(pattern = "^(created|updated|archived)$")]
+    action: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn one_of(name: &str, value: Option<String>, allowed: &[&str]) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if !allowed.contains(&v.as_str()) => Err(ApiError::invalid_param(
+            name,
+            "invalid_value",
+            format!("`{v}` is not one of {}", allowed.join(", ")),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// The system's events: every change to the system and its items, in order, hash-chained.
+#[utoipa::path(
+    tag = "history",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), EventParams),
+    responses((status = 200, body = EventPage), ListProblems),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/events")]
+pub async fn list_events(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let id = SystemId::from_uuid(path.into_inner());
+    let p: EventParams = query(&req)?;
+    let cursor_seq = match p.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::invalid_param(
+                "cursor",
+                "invalid_cursor",
+                "not a cursor this service issued",
+            )
+        })?),
+    };
+    let after_seq = match (cursor_seq, p.after_seq) {
+        (Some(c), _) => c,
+        (None, Some(n)) if n >= 0 => n,
+        (None, Some(_)) => {
+            return Err(ApiError::invalid_param(
+                "after_seq",
+                "out_of_range",
+                "must be 0 or more",
+            ))
+        }
+        (None, None) => 0,
+    };
+    let limit = match p.limit {
+        None => 100,
+        Some(n @ 1..=500) => n,
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "limit",
+                "out_of_range",
+                "must be between 1 and 500",
+            ))
+        }
+    };
+    let q = EventQuery {
+        after_seq,
+        resource_kind: one_of("resource", p.resource, &["system", "item"])?,
+        resource_id: p.resource_id.map(|u| u.to_string()),
+        action: one_of("action", p.action, &["created", "updated", "archived"])?,
+        limit,
+    };
+    let page = state
+        .db(move |conn| {
+            systems::get(conn, id, &actor.scope)?;
+            let (rows, more) = events::feed(conn, &id.to_string(), &q)?;
+            let last_seq = rows.last().map_or(q.after_seq, |r| r.seq);
+            let items = rows
+                .into_iter()
+                .map(Event::from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(EventPage {
+                items,
+                next_cursor: more.then(|| last_seq.to_string()),
+                last_seq,
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// An item's history, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct History {
+    pub items: Vec<Event>,
+}
+
+/// Every change to an item, oldest first, with who made it and what changed.
+#[utoipa::path(
+    tag = "history",
+    params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
+    responses((status = 200, body = History), ReadProblems),
+    security(("bearer" = []))
+)]
+#[get("/items/{item_id}/history")]
+pub async fn item_history(
+    state: web::Data<AppState>,
+    actor: Actor,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let id = ItemId::from_uuid(path.into_inner());
+    let history = state
+        .db(move |conn| {
+            items::get(conn, id, &actor.scope)?;
+            let rows = events::of_resource(conn, "item", &id.to_string())?;
+            Ok(History {
+                items: rows
+                    .into_iter()
+                    .map(Event::from_row)
+                    .collect::<Result<Vec<_>, _>>()?,
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(history))
+}
+
+/// The first broken link of a chain.
+#[derive(Serialize, ToSchema)]
+pub struct BrokenLink {
+    /// The position where the chain breaks.
+    pub seq: i64,
+    /// The event found there (absent when events are missing from the tail).
+    pub event_id: Option<String>,
+    pub reason: String,
+}
+
+/// The result of recomputing a system's chain.
+#[derive(Serialize, ToSchema)]
+pub struct Verification {
+    pub system_id: String,
+    /// True when every event links to its predecessor and matches its own hash, and the chain
+    /// ends where the system says it does.
+    pub verified: bool,
+    /// Events found.
+    pub events: i64,
+    /// The number of events the system recorded, and the last one's hash.
+    pub head_seq: i64,
+    pub head_hash: String,
+    pub broken: Option<BrokenLink>,
+}
+
+impl From<events::Verification> for Verification {
+    fn from(v: events::Verification) -> Self {
+        Verification {
+            system_id: v.system_id,
+            verified: v.broken.is_none(),
+            events: v.events,
+            head_seq: v.head_seq,
+            head_hash: v.head_hash,
+            broken: v.broken.map(|b| BrokenLink {
+                seq: b.seq,
+                event_id: b.event_id,
+                reason: b.reason,
+            }),
+        }
+    }
+}
+
+/// Recompute the system's hash chain and report the first broken link (auditor, admin).
+#[utoipa::path(
+    tag = "history",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
+    responses(
+        (status = 200, description = "The verification, intact or not.", body = Verification),
+        (status = 403, description = "Only auditors and admins verify history (`forbidden`).", body = crate::problem::Problem, content_type = "application/problem+json"),
+        ReadProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/events/verification")]
+pub async fn verify_events(
+    state: web::Data<AppState>,
+    actor: Actor,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Audit)?;
+    let id = SystemId::from_uuid(path.into_inner());
+    let v = state
+        .db(move |conn| {
+            systems::get(conn, id, &actor.scope)?;
+            events::verify(conn, &id.to_string())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(Verification::from(v)))
+}
