@@ -10,6 +10,7 @@ pub mod controls;
 pub mod history;
 pub mod ids;
 pub mod item;
+pub mod lifecycle;
 pub mod limits;
 pub mod rules;
 pub mod system;

@@ -1,0 +1,317 @@
+//! The item lifecycle: which status changes exist and what each one needs. Pure: the caller
+//! gathers the facts (milestones, evidence, reviews) and this module decides.
+
+use crate::rules::Violation;
+use crate::vocab::{ItemStatus, Regime};
+use chrono::NaiveDate;
+
+/// What a transition request carries.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub to: Option<ItemStatus>,
+    pub comment: Option<String>,
+    pub completed_on: Option<NaiveDate>,
+    pub target_date: Option<NaiveDate>,
+}
+
+/// What the rules need to know about the item and its surroundings.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub status: ItemStatus,
+    pub regime: Regime,
+    pub scheduled_completion: Option<NaiveDate>,
+    pub detected_on: NaiveDate,
+    pub milestones: usize,
+    /// Milestones neither completed nor cancelled.
+    pub open_milestones: usize,
+    /// Evidence not withdrawn.
+    pub evidence: usize,
+    pub residual_risk: Option<String>,
+    /// The implementer's identities (name and e-mail, lower-cased).
+    pub implementer: Vec<String>,
+    /// Who made the latest transition to `completed`.
+    pub completed_by: Option<String>,
+    /// Reviewers of approved closure verifications since the item was last completed.
+    pub closure_verifiers: Vec<String>,
+    /// An approved risk acceptance exists.
+    pub risk_acceptance_approved: bool,
+    pub today: NaiveDate,
+}
+
+/// The decided change: the new status and the dates it sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub from: ItemStatus,
+    pub to: ItemStatus,
+    pub completed_on: Option<NaiveDate>,
+    pub closed_on: Option<NaiveDate>,
+    pub scheduled_completion: Option<NaiveDate>,
+    /// Dates the item keeps or clears (`None` clears).
+    pub clear_completion: bool,
+}
+
+/// The statuses reachable from `from`.
+pub fn allowed(from: ItemStatus) -> &'static [ItemStatus] {
+    use ItemStatus::*;
+    match from {
+        Open => &[InProgress, Completed, Deferred, RiskAccepted],
+        InProgress => &[Open, Completed, Deferred, RiskAccepted],
+        Deferred => &[Open, InProgress, RiskAccepted],
+        Completed => &[Closed, InProgress],
+        Closed => &[Open],
+        RiskAccepted => &[Open],
+    }
+}
+
+/// Transitions that are decisions (an approver's), not work (an editor's).
+pub fn is_decision(to: ItemStatus) -> bool {
+    matches!(to, ItemStatus::Closed | ItemStatus::RiskAccepted)
+}
+
+fn v(code: &'static str, pointer: &str, message: impl Into<String>) -> Violation {
+    Violation::new(code, pointer, message)
+}
+
+fn filled(s: &Option<String>) -> bool {
+    s.as_deref().is_some_and(|t| !t.trim().is_empty())
+}
+
+/// Decides a transition, or returns every rule it breaks. `actor` is the token subject.
+pub fn decide(req: &Request, facts: &Facts, actor: &str) -> Result<Transition, Vec<Violation>> {
+    let Some(to) = req.to else {
+        return Err(vec![v("missing_field", "/to", "missing field `to`")]);
+    };
+    let from = facts.status;
+    if !allowed(from).contains(&to) {
+        let options: Vec<&str> = allowed(from).iter().map(|s| s.as_str()).collect();
+        return Err(vec![v(
+            "transition_not_allowed",
+            "/to",
+            format!("an item cannot go from {from} to {to}; from {from} it can go to: {}", options.join(", ")),
+        )]);
+    }
+    let mut errors = Vec::new();
+    let mut t = Transition {
+        from,
+        to,
+        completed_on: None,
+        closed_on: None,
+        scheduled_completion: None,
+        clear_completion: false,
+    };
+    use ItemStatus::*;
+    if matches!(to, InProgress | Completed) {
+        if facts.scheduled_completion.is_none() {
+            errors.push(v("scheduled_completion_required", "/scheduled_completion",
+                format!("{to} needs a scheduled completion date (eMASS: Ongoing and Completed items need one)")));
+        }
+        if facts.milestones == 0 {
+            errors.push(v("milestone_required", "/milestones",
+                format!("{to} needs at least one milestone (eMASS: Ongoing and Completed items need one)")));
+        }
+    }
+    match to {
+        Completed => {
+            match req.completed_on {
+                None => errors.push(v("completion_date_required", "/completed_on", "completed needs the completion date")),
+                Some(d) if d > facts.today => errors.push(v("date_in_future", "/completed_on",
+                    format!("the completion date {d} is after today ({}); eMASS refuses future completion dates", facts.today))),
+                Some(d) if d < facts.detected_on => errors.push(v("date_before_detection", "/completed_on",
+                    format!("the completion date {d} is before the detection date {}", facts.detected_on))),
+                Some(d) => t.completed_on = Some(d),
+            }
+            if !filled(&req.comment) {
+                errors.push(v("comment_required", "/comment", "completed needs a comment saying what was done (eMASS: Completed items need comments)"));
+            }
+            if facts.evidence == 0 {
+                errors.push(v("evidence_required", "/evidence",
+                    "completed needs at least one piece of evidence of the remediation (closing needs proof, not the implementer's claim)"));
+            }
+        }
+        Closed => {
+            let me = actor.to_lowercase();
+            let independent: Vec<&String> = facts
+                .closure_verifiers
+                .iter()
+                .filter(|r| !facts.implementer.contains(&r.to_lowercase()) && facts.completed_by.as_deref().map(str::to_lowercase) != Some(r.to_lowercase()))
+                .collect();
+            if facts.closure_verifiers.is_empty() {
+                errors.push(v("closure_verification_required", "/reviews",
+                    "closed needs an approved closure-verification review recorded after the item was completed"));
+            } else if independent.is_empty() {
+                errors.push(v("verifier_not_independent", "/reviews",
+                    "the closure verification must come from an approver who neither implemented the fix nor marked the item completed"));
+            }
+            if facts.implementer.contains(&me) || facts.completed_by.as_deref().map(str::to_lowercase) == Some(me.clone()) {
+                errors.push(v("verifier_not_independent", "/to",
+                    "the implementer, or whoever marked the item completed, cannot close it"));
+            }
+            t.closed_on = Some(facts.today);
+        }
+        RiskAccepted => {
+            if matches!(facts.regime, Regime::CmmcL2 | Regime::CmmcL3) {
+                errors.push(v("risk_acceptance_forbidden", "/to",
+                    "CMMC allows no risk acceptance of a POA&M item: it must be remediated and closed out (32 CFR 170.21)"));
+            }
+            if !facts.risk_acceptance_approved {
+                errors.push(v("risk_acceptance_review_required", "/reviews", "risk accepted needs an approved risk-acceptance review"));
+            }
+            if !filled(&facts.residual_risk) {
+                errors.push(v("residual_risk_required", "/residual_risk", "risk accepted needs a residual-risk justification on the item"));
+            }
+            if facts.open_milestones > 0 {
+                errors.push(v("open_milestones", "/milestones",
+                    format!("risk accepted allows no open milestones ({} open): complete or cancel them (eMASS)", facts.open_milestones)));
+            }
+        }
+        Deferred => {
+            if !filled(&req.comment) {
+                errors.push(v("comment_required", "/comment", "deferred needs the reason (funding, dependency, …)"));
+            }
+            match req.target_date {
+                None => errors.push(v("target_date_required", "/target_date", "deferred needs a new target date")),
+                Some(d) if d <= facts.today => errors.push(v("target_date_not_in_future", "/target_date", "the new target date must lie in the future")),
+                Some(d) => t.scheduled_completion = Some(d),
+            }
+        }
+        Open if from == Closed => {
+            if !filled(&req.comment) {
+                errors.push(v("comment_required", "/comment", "reopening a closed item needs the reason (the weakness recurred)"));
+            }
+            t.clear_completion = true;
+        }
+        Open | InProgress => {
+            if from == Completed || from == RiskAccepted {
+                t.clear_completion = true;
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(t)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ItemStatus::*;
+
+    fn date(s: &str) -> NaiveDate {
+        s.parse().unwrap_or_default()
+    }
+
+    fn ready(status: ItemStatus) -> Facts {
+        Facts {
+            status,
+            regime: Regime::Fedramp,
+            scheduled_completion: Some(date("2026-12-31")),
+            detected_on: date("2026-10-01"),
+            milestones: 2,
+            open_milestones: 0,
+            evidence: 1,
+            residual_risk: Some("low".into()),
+            implementer: vec!["lee@example.org".into()],
+            completed_by: Some("lee@example.org".into()),
+            closure_verifiers: vec!["issm@example.org".into()],
+            risk_acceptance_approved: true,
+            today: date("2026-11-22"),
+        }
+    }
+
+    fn req(to: ItemStatus) -> Request {
+        Request {
+            to: Some(to),
+            comment: Some("done".into()),
+            completed_on: Some(date("2026-11-20")),
+            target_date: Some(date("2027-03-31")),
+        }
+    }
+
+    fn codes(r: Result<Transition, Vec<Violation>>) -> Vec<&'static str> {
+        r.err().unwrap_or_default().into_iter().map(|v| v.code).collect()
+    }
+
+    #[test]
+    fn every_pair_of_statuses_is_either_allowed_or_refused_by_name() {
+        for from in ItemStatus::ALL {
+            for to in ItemStatus::ALL {
+                let r = decide(&req(*to), &ready(*from), "issm@example.org");
+                if allowed(*from).contains(to) {
+                    assert!(r.is_ok(), "{from} -> {to}: {r:?}");
+                } else {
+                    assert_eq!(codes(r), vec!["transition_not_allowed"], "{from} -> {to}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn work_needs_a_date_and_a_milestone() {
+        let mut f = ready(Open);
+        f.scheduled_completion = None;
+        f.milestones = 0;
+        assert_eq!(codes(decide(&req(InProgress), &f, "x")), vec!["scheduled_completion_required", "milestone_required"]);
+    }
+
+    #[test]
+    fn completion_needs_a_past_date_a_comment_and_evidence() {
+        let mut f = ready(InProgress);
+        f.evidence = 0;
+        let mut r = req(Completed);
+        r.comment = Some("  ".into());
+        r.completed_on = Some(date("2026-11-23"));
+        assert_eq!(codes(decide(&r, &f, "x")), vec!["date_in_future", "comment_required", "evidence_required"]);
+        r.completed_on = None;
+        assert!(codes(decide(&r, &f, "x")).contains(&"completion_date_required"));
+        let ok = decide(&req(Completed), &ready(InProgress), "x");
+        assert_eq!(ok.map(|t| t.completed_on), Ok(Some(date("2026-11-20"))));
+    }
+
+    #[test]
+    fn closing_needs_an_independent_verification() {
+        let mut f = ready(Completed);
+        f.closure_verifiers = vec![];
+        assert_eq!(codes(decide(&req(Closed), &f, "issm@example.org")), vec!["closure_verification_required"]);
+        f.closure_verifiers = vec!["lee@example.org".into()];
+        assert_eq!(codes(decide(&req(Closed), &f, "issm@example.org")), vec!["verifier_not_independent"]);
+        let f = ready(Completed);
+        assert_eq!(codes(decide(&req(Closed), &f, "LEE@example.org")), vec!["verifier_not_independent"], "the implementer cannot close");
+        let t = decide(&req(Closed), &f, "issm@example.org");
+        assert_eq!(t.map(|t| t.closed_on), Ok(Some(date("2026-11-22"))));
+    }
+
+    #[test]
+    fn risk_acceptance_rules() {
+        let mut f = ready(InProgress);
+        f.regime = Regime::CmmcL2;
+        f.risk_acceptance_approved = false;
+        f.residual_risk = None;
+        f.open_milestones = 1;
+        assert_eq!(
+            codes(decide(&req(RiskAccepted), &f, "x")),
+            vec!["risk_acceptance_forbidden", "risk_acceptance_review_required", "residual_risk_required", "open_milestones"]
+        );
+        assert!(decide(&req(RiskAccepted), &ready(InProgress), "x").is_ok());
+    }
+
+    #[test]
+    fn deferral_and_reopening_need_reasons() {
+        let mut r = req(Deferred);
+        r.comment = None;
+        r.target_date = Some(date("2026-11-01"));
+        assert_eq!(codes(decide(&r, &ready(Open), "x")), vec!["comment_required", "target_date_not_in_future"]);
+        assert_eq!(decide(&req(Deferred), &ready(Open), "x").map(|t| t.scheduled_completion), Ok(Some(date("2027-03-31"))));
+        let mut r = req(Open);
+        r.comment = None;
+        assert_eq!(codes(decide(&r, &ready(Closed), "x")), vec!["comment_required"]);
+        assert_eq!(decide(&req(Open), &ready(Closed), "x").map(|t| t.clear_completion), Ok(true));
+    }
+
+    #[test]
+    fn decisions_are_closed_and_risk_accepted() {
+        let decisions: Vec<_> = ItemStatus::ALL.iter().copied().filter(|s| is_decision(*s)).collect();
+        assert_eq!(decisions, vec![Closed, RiskAccepted]);
+    }
+}
