@@ -145,6 +145,38 @@ fn roles_are_enforced(app: &TestApp) {
             r.problem(403, "forbidden");
         }
     }
+    // Decisions are the approver's: an editor cannot close an item or approve a deviation by PATCH.
+    let editor = app.token(&[Role::Editor], &[]);
+    app.patch(
+        &item_path,
+        &editor,
+        &json!({"status": "closed", "closed_on": "2026-11-01"}),
+        None,
+    )
+    .problem(403, "forbidden");
+    app.patch(
+        &item_path,
+        &editor,
+        &json!({"deviation": {"kind": "false_positive", "status": "approved", "rationale": "x"}}),
+        None,
+    )
+    .problem(403, "forbidden");
+    app.patch(
+        &item_path,
+        &editor,
+        &json!({"deviation": {"kind": "false_positive", "rationale": "x"}}),
+        None,
+    )
+    .expect(200);
+    // The role is checked before the body is read: a viewer's malformed body is still a 403.
+    app.request(
+        "POST",
+        &items_path,
+        Some(&app.token(&[Role::Viewer], &[])),
+        &[("Content-Type", "application/json")],
+        Some(b"{oops"),
+    )
+    .problem(403, "forbidden");
     // A token with no roles reads nothing.
     app.get("/v1/systems", &app.token(&[], &[]))
         .problem(403, "forbidden");

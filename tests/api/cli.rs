@@ -287,13 +287,33 @@ fn first_start_with_no_configuration_serves_and_stops_on_sigterm() {
     assert!(status.success(), "graceful exit: {status:?}");
 
     // Second start: the key exists, so no token is printed; the data is still there.
-    let out = poam(&[("POAM_BIND", &format!("127.0.0.1:{port}"))])
+    let again = poam(&[("POAM_BIND", &format!("127.0.0.1:{port}"))])
         .current_dir(&dir)
-        .arg("token")
-        .args(["--sub", "again", "--role", "viewer"])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.status.success());
+    wait_ready(&base);
+    let (s, list) = call(
+        "GET",
+        &format!("{base}/v1/systems/{sid}/items"),
+        &token,
+        None,
+    );
+    assert_eq!(
+        (s, list["items"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "the data survived the restart"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &again.id().to_string()])
+        .status();
+    let out = again.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !printed.contains("eyJ"),
+        "no token on the second start: {printed}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

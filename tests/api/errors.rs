@@ -86,3 +86,42 @@ fn every_error_is_a_problem_document(app: &TestApp) {
     assert_eq!(r.header("x-request-id").map(str::len), Some(36));
 }
 both!(every_error_is_a_problem_document);
+
+/// Input that one backend would store and the other refuse is refused by both, at the edge.
+fn input_both_backends_cannot_store_is_refused(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system("Edges");
+    let r = app
+        .item(&sid, json!({"title": "nul\u{0}byte"}))
+        .problem(422, "validation_failed");
+    assert_eq!(r.pointers(), vec!["/title"]);
+    assert_eq!(r.body["errors"][0]["code"], "invalid_character");
+    let r = app
+        .item(&sid, json!({"assets": ["ok", "a\u{0}"]}))
+        .problem(422, "validation_failed");
+    assert_eq!(r.pointers(), vec!["/assets/1"]);
+    let r = app
+        .get(&format!("/v1/systems/{sid}/items?q=a%00b"), &admin)
+        .problem(400, "invalid_query");
+    assert_eq!(r.body["errors"][0]["code"], "invalid_character");
+    for date in ["-5000-01-01", "+10000-01-01", "1899-12-31"] {
+        let r = app
+            .item(&sid, json!({"scheduled_completion": date}))
+            .problem(422, "validation_failed");
+        assert_eq!(r.pointers(), vec!["/scheduled_completion"], "{date}");
+        assert_eq!(r.body["errors"][0]["code"], "date_out_of_range", "{date}");
+    }
+    let r = app
+        .get(
+            &format!("/v1/systems/{sid}/items?due_before=%2B10000-01-01"),
+            &admin,
+        )
+        .problem(400, "invalid_query");
+    assert_eq!(r.body["errors"][0]["parameter"], "due_before");
+    assert_eq!(
+        app.get(&format!("/v1/systems/{sid}/items"), &admin).body["items"],
+        json!([]),
+        "nothing was stored"
+    );
+}
+both!(input_both_backends_cannot_store_is_refused);

@@ -228,28 +228,39 @@ impl TestApp {
     }
 
     /// Another instance of the service on the same database, as several stateless instances
-    /// share one PostgreSQL (or one SQLite file).
+    /// share one PostgreSQL (or one SQLite file): the `poam` binary in a process of its own.
     pub fn sibling(&self) -> Sibling {
-        let pool = poam::open_pool(&self.settings).unwrap_or_else(|e| panic!("pool: {e}"));
-        let keys = keys::load(&self.settings).unwrap_or_else(|e| panic!("keys: {e}"));
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-        let settings = self.settings.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let app = Application::build(&settings, pool, keys.authenticator, Some(listener))
-                    .unwrap_or_else(|e| panic!("build: {e}"));
-                let _ = tx.send((app.local_addr(), app.handle()));
-                let _ = app.run().await;
-            })
-        });
-        let (addr, handle) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("sibling did not start: {e}"));
-        Sibling {
-            base: format!("http://{addr}"),
-            handle,
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("port: {e}"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_poam"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("POAM_") {
+                cmd.env_remove(k);
+            }
         }
+        let child = cmd
+            .arg("serve")
+            .env("POAM_DATABASE_URL", self.settings.database_url.redacted())
+            .env("POAM_DATA_DIR", &self.dir)
+            .env("POAM_JWT_SECRET", SECRET)
+            .env("POAM_BIND", format!("127.0.0.1:{port}"))
+            .env("POAM_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn: {e}"));
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while ureq::get(&format!("{base}/readyz")).call().is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second instance did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sibling { base, child }
     }
 
     /// A token for `roles` over `systems` (none: every system), signed like `poam token`.
@@ -383,18 +394,16 @@ impl Drop for TestApp {
     }
 }
 
-/// A second server on the same database; stopped when dropped.
+/// A second server process on the same database; killed when dropped.
 pub struct Sibling {
     pub base: String,
-    handle: actix_web::dev::ServerHandle,
+    child: std::process::Child,
 }
 
 impl Drop for Sibling {
     fn drop(&mut self) {
-        let handle = self.handle.clone();
-        let _ =
-            std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)))
-                .join();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -388,7 +388,7 @@ fn two_instances_share_one_counter(app: &TestApp) {
     let want: BTreeSet<String> = (1..=40).map(|n| format!("POAM-{n:04}")).collect();
     assert_eq!(
         ids, want,
-        "40 creates through two instances: 40 distinct display ids, no gaps"
+        "40 creates through two processes: 40 distinct display ids, no gaps"
     );
 }
 both!(two_instances_share_one_counter);

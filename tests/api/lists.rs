@@ -12,6 +12,11 @@ fn display_ids(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A due date that stays in the future whenever the tests run.
+fn far_future() -> String {
+    (chrono::Utc::now().date_naive() + chrono::Days::new(400)).to_string()
+}
+
 fn filters_select_what_they_say(app: &TestApp) {
     let sid = app.system("Filters");
     let admin = app.admin();
@@ -19,7 +24,7 @@ fn filters_select_what_they_say(app: &TestApp) {
     app.item(&sid, json!({"risk_rating": "critical", "status": "in_progress", "scheduled_completion": "2026-10-15",
         "controls": ["AC-2"], "owner": {"name": "Dana Whitfield", "email": "Dana@Example.org"}, "cves": ["CVE-2021-44228"]})).expect(201);
     // POAM-0002: low pen test, due far ahead, 3.1.1.
-    app.item(&sid, json!({"risk_rating": "low", "source": {"kind": "pen_test", "identifier": "PT-7"}, "scheduled_completion": "2027-06-30",
+    app.item(&sid, json!({"risk_rating": "low", "source": {"kind": "pen_test", "identifier": "PT-7"}, "scheduled_completion": far_future(),
         "controls": ["3.1.1"], "title": "Weak password policy"})).expect(201);
     // POAM-0003: moderate audit, past due but completed: not overdue.
     app.item(&sid, json!({"risk_rating": "moderate", "source": {"kind": "audit"}, "status": "completed", "completed_on": "2026-11-01",
@@ -231,10 +236,33 @@ fn system_lists_page_too(app: &TestApp) {
         .filter_map(|s| s["name"].as_str())
         .collect();
     assert_eq!(names, ["S2", "S3", "S4"]);
+    let named = |q: &str| -> Vec<String> {
+        app.get(&format!("/v1/systems?{q}"), &admin).body["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(named("name=S3"), ["S3"]);
     assert_eq!(
-        app.get("/v1/systems?name=S3", &admin).body["items"][0]["name"],
-        "S3"
+        named("name=s3"),
+        ["S3"],
+        "case-insensitive on both backends"
     );
+    assert_eq!(named("name=s"), ["S0", "S1", "S2", "S3", "S4"]);
+    assert_eq!(named("name=%25"), Vec::<String>::new(), "% is literal");
+    // A cursor of another list is refused by name.
+    let items_cursor = poam_persistence::page::Cursor {
+        sort: "display_id".into(),
+        key: "1".into(),
+        id: uuid::Uuid::new_v4().to_string(),
+    }
+    .encode();
+    let r = app
+        .get(&format!("/v1/systems?cursor={items_cursor}"), &admin)
+        .problem(400, "invalid_query");
+    assert_eq!(r.body["errors"][0]["parameter"], "cursor");
     assert_eq!(
         app.get("/v1/systems?regime=cmmc_l2", &admin).body["items"],
         json!([])

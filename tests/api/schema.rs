@@ -42,22 +42,22 @@ fn pool_for(url: &str, dir: &std::path::Path) -> db::DbPool {
     poam::open_pool(&settings).unwrap_or_else(|e| panic!("{e}"))
 }
 
-type Tables = Vec<db::TableShape>;
+type Tables = (Vec<db::TableShape>, Vec<String>);
 
 fn up_down_up(pool: &db::DbPool) -> Tables {
     let mut conn = pool.get().unwrap_or_else(|e| panic!("{e}"));
     let applied = db::run_migrations(&mut conn).unwrap_or_else(|e| panic!("up: {e}"));
     assert!(!applied.is_empty());
-    let first = db::describe_tables(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+    let first = db::describe_schema(&mut conn).unwrap_or_else(|e| panic!("{e}"));
     let reverted = db::revert_all_migrations(&mut conn).unwrap_or_else(|e| panic!("down: {e}"));
     assert_eq!(reverted.len(), applied.len());
     assert_eq!(
-        db::describe_tables(&mut conn).unwrap_or_else(|e| panic!("{e}")),
-        Vec::new(),
+        db::describe_schema(&mut conn).unwrap_or_else(|e| panic!("{e}")),
+        (Vec::new(), Vec::new()),
         "down leaves nothing behind"
     );
     db::run_migrations(&mut conn).unwrap_or_else(|e| panic!("up again: {e}"));
-    let again = db::describe_tables(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+    let again = db::describe_schema(&mut conn).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(first, again);
     assert!(db::pending_migrations(&mut conn)
         .unwrap_or_default()
@@ -77,11 +77,16 @@ fn both_backends_build_the_same_tables_up_down_and_up_again() {
         return;
     };
     let pg = up_down_up(&pool_for(&schema.url, &dir));
-    let table_names: Vec<&str> = pg.iter().map(|(t, _)| t.as_str()).collect();
+    let table_names: Vec<&str> = pg.0.iter().map(|(t, _)| t.as_str()).collect();
+    assert!(
+        pg.1.contains(&"items_due_key_idx".to_string()),
+        "indexes are compared too: {:?}",
+        pg.1
+    );
     assert_eq!(table_names, ["events", "item_controls", "items", "systems"]);
     assert_eq!(
         pg, sqlite,
-        "PostgreSQL and SQLite tables, columns and nullability agree"
+        "PostgreSQL and SQLite agree on tables, columns, types, nullability and indexes"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

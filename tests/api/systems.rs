@@ -74,6 +74,8 @@ fn systems_are_created_read_patched_and_archived(app: &TestApp) {
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(listed.body["next_cursor"], json!(null));
 
+    let item = app.item(&id, json!({})).expect(201);
+    let item_id = item.body["id"].as_str().unwrap_or_default().to_owned();
     app.delete(&format!("/v1/systems/{id}"), &admin, Some("\"1\""))
         .problem(412, "precondition_failed");
     let archived = app
@@ -103,6 +105,16 @@ fn systems_are_created_read_patched_and_archived(app: &TestApp) {
         &crate::harness::minimal_item(),
     )
     .problem(409, "archived");
+    // Its items are frozen with it.
+    app.patch(
+        &format!("/v1/items/{item_id}"),
+        &admin,
+        &json!({"title": "x"}),
+        None,
+    )
+    .problem(409, "archived");
+    app.delete(&format!("/v1/items/{item_id}"), &admin, None)
+        .problem(409, "archived");
     // Archiving again changes nothing.
     assert_eq!(
         app.delete(&format!("/v1/systems/{id}"), &admin, None)

@@ -87,7 +87,10 @@ pub fn decide(req: &Request, facts: &Facts, actor: &str) -> Result<Transition, V
         return Err(vec![v(
             "transition_not_allowed",
             "/to",
-            format!("an item cannot go from {from} to {to}; from {from} it can go to: {}", options.join(", ")),
+            format!(
+                "an item cannot go from {from} to {to}; from {from} it can go to: {}",
+                options.join(", ")
+            ),
         )]);
     }
     let mut errors = Vec::new();
@@ -133,7 +136,11 @@ pub fn decide(req: &Request, facts: &Facts, actor: &str) -> Result<Transition, V
             let independent: Vec<&String> = facts
                 .closure_verifiers
                 .iter()
-                .filter(|r| !facts.implementer.contains(&r.to_lowercase()) && facts.completed_by.as_deref().map(str::to_lowercase) != Some(r.to_lowercase()))
+                .filter(|r| {
+                    !facts.implementer.contains(&r.to_lowercase())
+                        && facts.completed_by.as_deref().map(str::to_lowercase)
+                            != Some(r.to_lowercase())
+                })
                 .collect();
             if facts.closure_verifiers.is_empty() {
                 errors.push(v("closure_verification_required", "/reviews",
@@ -142,9 +149,14 @@ pub fn decide(req: &Request, facts: &Facts, actor: &str) -> Result<Transition, V
                 errors.push(v("verifier_not_independent", "/reviews",
                     "the closure verification must come from an approver who neither implemented the fix nor marked the item completed"));
             }
-            if facts.implementer.contains(&me) || facts.completed_by.as_deref().map(str::to_lowercase) == Some(me.clone()) {
-                errors.push(v("verifier_not_independent", "/to",
-                    "the implementer, or whoever marked the item completed, cannot close it"));
+            if facts.implementer.contains(&me)
+                || facts.completed_by.as_deref().map(str::to_lowercase) == Some(me.clone())
+            {
+                errors.push(v(
+                    "verifier_not_independent",
+                    "/to",
+                    "the implementer, or whoever marked the item completed, cannot close it",
+                ));
             }
             t.closed_on = Some(facts.today);
         }
@@ -154,10 +166,18 @@ pub fn decide(req: &Request, facts: &Facts, actor: &str) -> Result<Transition, V
                     "CMMC allows no risk acceptance of a POA&M item: it must be remediated and closed out (32 CFR 170.21)"));
             }
             if !facts.risk_acceptance_approved {
-                errors.push(v("risk_acceptance_review_required", "/reviews", "risk accepted needs an approved risk-acceptance review"));
+                errors.push(v(
+                    "risk_acceptance_review_required",
+                    "/reviews",
+                    "risk accepted needs an approved risk-acceptance review",
+                ));
             }
             if !filled(&facts.residual_risk) {
-                errors.push(v("residual_risk_required", "/residual_risk", "risk accepted needs a residual-risk justification on the item"));
+                errors.push(v(
+                    "residual_risk_required",
+                    "/residual_risk",
+                    "risk accepted needs a residual-risk justification on the item",
+                ));
             }
             if facts.open_milestones > 0 {
                 errors.push(v("open_milestones", "/milestones",
@@ -166,17 +186,33 @@ pub fn decide(req: &Request, facts: &Facts, actor: &str) -> Result<Transition, V
         }
         Deferred => {
             if !filled(&req.comment) {
-                errors.push(v("comment_required", "/comment", "deferred needs the reason (funding, dependency, …)"));
+                errors.push(v(
+                    "comment_required",
+                    "/comment",
+                    "deferred needs the reason (funding, dependency, …)",
+                ));
             }
             match req.target_date {
-                None => errors.push(v("target_date_required", "/target_date", "deferred needs a new target date")),
-                Some(d) if d <= facts.today => errors.push(v("target_date_not_in_future", "/target_date", "the new target date must lie in the future")),
+                None => errors.push(v(
+                    "target_date_required",
+                    "/target_date",
+                    "deferred needs a new target date",
+                )),
+                Some(d) if d <= facts.today => errors.push(v(
+                    "target_date_not_in_future",
+                    "/target_date",
+                    "the new target date must lie in the future",
+                )),
                 Some(d) => t.scheduled_completion = Some(d),
             }
         }
         Open if from == Closed => {
             if !filled(&req.comment) {
-                errors.push(v("comment_required", "/comment", "reopening a closed item needs the reason (the weakness recurred)"));
+                errors.push(v(
+                    "comment_required",
+                    "/comment",
+                    "reopening a closed item needs the reason (the weakness recurred)",
+                ));
             }
             t.clear_completion = true;
         }
@@ -230,7 +266,11 @@ mod tests {
     }
 
     fn codes(r: Result<Transition, Vec<Violation>>) -> Vec<&'static str> {
-        r.err().unwrap_or_default().into_iter().map(|v| v.code).collect()
+        r.err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.code)
+            .collect()
     }
 
     #[test]
@@ -252,7 +292,10 @@ mod tests {
         let mut f = ready(Open);
         f.scheduled_completion = None;
         f.milestones = 0;
-        assert_eq!(codes(decide(&req(InProgress), &f, "x")), vec!["scheduled_completion_required", "milestone_required"]);
+        assert_eq!(
+            codes(decide(&req(InProgress), &f, "x")),
+            vec!["scheduled_completion_required", "milestone_required"]
+        );
     }
 
     #[test]
@@ -262,7 +305,10 @@ mod tests {
         let mut r = req(Completed);
         r.comment = Some("  ".into());
         r.completed_on = Some(date("2026-11-23"));
-        assert_eq!(codes(decide(&r, &f, "x")), vec!["date_in_future", "comment_required", "evidence_required"]);
+        assert_eq!(
+            codes(decide(&r, &f, "x")),
+            vec!["date_in_future", "comment_required", "evidence_required"]
+        );
         r.completed_on = None;
         assert!(codes(decide(&r, &f, "x")).contains(&"completion_date_required"));
         let ok = decide(&req(Completed), &ready(InProgress), "x");
@@ -273,11 +319,21 @@ mod tests {
     fn closing_needs_an_independent_verification() {
         let mut f = ready(Completed);
         f.closure_verifiers = vec![];
-        assert_eq!(codes(decide(&req(Closed), &f, "issm@example.org")), vec!["closure_verification_required"]);
+        assert_eq!(
+            codes(decide(&req(Closed), &f, "issm@example.org")),
+            vec!["closure_verification_required"]
+        );
         f.closure_verifiers = vec!["lee@example.org".into()];
-        assert_eq!(codes(decide(&req(Closed), &f, "issm@example.org")), vec!["verifier_not_independent"]);
+        assert_eq!(
+            codes(decide(&req(Closed), &f, "issm@example.org")),
+            vec!["verifier_not_independent"]
+        );
         let f = ready(Completed);
-        assert_eq!(codes(decide(&req(Closed), &f, "LEE@example.org")), vec!["verifier_not_independent"], "the implementer cannot close");
+        assert_eq!(
+            codes(decide(&req(Closed), &f, "LEE@example.org")),
+            vec!["verifier_not_independent"],
+            "the implementer cannot close"
+        );
         let t = decide(&req(Closed), &f, "issm@example.org");
         assert_eq!(t.map(|t| t.closed_on), Ok(Some(date("2026-11-22"))));
     }
@@ -291,7 +347,12 @@ mod tests {
         f.open_milestones = 1;
         assert_eq!(
             codes(decide(&req(RiskAccepted), &f, "x")),
-            vec!["risk_acceptance_forbidden", "risk_acceptance_review_required", "residual_risk_required", "open_milestones"]
+            vec![
+                "risk_acceptance_forbidden",
+                "risk_acceptance_review_required",
+                "residual_risk_required",
+                "open_milestones"
+            ]
         );
         assert!(decide(&req(RiskAccepted), &ready(InProgress), "x").is_ok());
     }
@@ -301,17 +362,33 @@ mod tests {
         let mut r = req(Deferred);
         r.comment = None;
         r.target_date = Some(date("2026-11-01"));
-        assert_eq!(codes(decide(&r, &ready(Open), "x")), vec!["comment_required", "target_date_not_in_future"]);
-        assert_eq!(decide(&req(Deferred), &ready(Open), "x").map(|t| t.scheduled_completion), Ok(Some(date("2027-03-31"))));
+        assert_eq!(
+            codes(decide(&r, &ready(Open), "x")),
+            vec!["comment_required", "target_date_not_in_future"]
+        );
+        assert_eq!(
+            decide(&req(Deferred), &ready(Open), "x").map(|t| t.scheduled_completion),
+            Ok(Some(date("2027-03-31")))
+        );
         let mut r = req(Open);
         r.comment = None;
-        assert_eq!(codes(decide(&r, &ready(Closed), "x")), vec!["comment_required"]);
-        assert_eq!(decide(&req(Open), &ready(Closed), "x").map(|t| t.clear_completion), Ok(true));
+        assert_eq!(
+            codes(decide(&r, &ready(Closed), "x")),
+            vec!["comment_required"]
+        );
+        assert_eq!(
+            decide(&req(Open), &ready(Closed), "x").map(|t| t.clear_completion),
+            Ok(true)
+        );
     }
 
     #[test]
     fn decisions_are_closed_and_risk_accepted() {
-        let decisions: Vec<_> = ItemStatus::ALL.iter().copied().filter(|s| is_decision(*s)).collect();
+        let decisions: Vec<_> = ItemStatus::ALL
+            .iter()
+            .copied()
+            .filter(|s| is_decision(*s))
+            .collect();
         assert_eq!(decisions, vec![Closed, RiskAccepted]);
     }
 }

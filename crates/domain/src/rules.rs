@@ -8,6 +8,15 @@ use crate::limits::RESOURCE;
 use crate::system::SystemFields;
 use chrono::NaiveDate;
 
+/// The years a date may fall in: four-digit years, and none before computing had POA&Ms.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
+
+/// Whether a date lies in [`YEARS`] (both backends store and compare such dates alike).
+pub fn date_in_range(d: NaiveDate) -> bool {
+    use chrono::Datelike;
+    YEARS.contains(&d.year())
+}
+
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -65,6 +74,33 @@ pub fn check_item(mut f: ItemFields, today: NaiveDate) -> Result<ItemFields, Vec
         }
     });
 
+    let before_dates = v.len();
+    for (d, pointer) in [
+        (Some(f.detected_on), "/detected_on"),
+        (f.scheduled_completion, "/scheduled_completion"),
+        (f.completed_on, "/completed_on"),
+        (f.closed_on, "/closed_on"),
+        (
+            f.vendor_dependency.as_ref().and_then(|vd| vd.last_check_in),
+            "/vendor_dependency/last_check_in",
+        ),
+    ] {
+        if let Some(d) = d.filter(|d| !date_in_range(*d)) {
+            v.push(Violation::new(
+                "date_out_of_range",
+                pointer,
+                format!(
+                    "{d} is outside the years {}..={}",
+                    YEARS.start(),
+                    YEARS.end()
+                ),
+            ));
+        }
+    }
+    if v.len() > before_dates {
+        // Out-of-range dates make the order checks meaningless.
+        return Err(v);
+    }
     not_after_today(
         f.detected_on,
         "/detected_on",
@@ -299,6 +335,20 @@ mod tests {
         let mut f = item();
         f.detected_on = date(TODAY);
         assert!(check_item(f, date(TODAY)).is_ok(), "today itself is fine");
+    }
+
+    #[test]
+    fn dates_outside_four_digit_years_are_refused() {
+        let mut f = item();
+        f.detected_on = date("1899-12-31");
+        f.scheduled_completion = "+10000-01-01".parse().ok();
+        assert_eq!(
+            codes(check_item(f, date(TODAY))),
+            vec![
+                ("date_out_of_range", "/detected_on".to_string()),
+                ("date_out_of_range", "/scheduled_completion".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -174,6 +174,11 @@ impl ItemStatus {
         )
     }
 
+    /// Statuses that are an approver's decision, not an editor's work.
+    pub fn is_decision(self) -> bool {
+        matches!(self, ItemStatus::Closed | ItemStatus::RiskAccepted)
+    }
+
     /// The statuses that count for the overdue filter.
     pub fn active() -> impl Iterator<Item = ItemStatus> {
         Self::ALL.iter().copied().filter(|s| s.is_active())

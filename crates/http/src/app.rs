@@ -211,7 +211,7 @@ pub fn app(
         .service(web::redirect("/docs", "/docs/"))
         .service(
             SwaggerUi::new("/docs/{_:.*}")
-                .config(utoipa_swagger_ui::Config::new(["/v1/openapi.json"])),
+                .config(utoipa_swagger_ui::Config::new(["/v1/openapi.json"]).validator_url("none")),
         )
         .default_service(web::to(fallback))
         .wrap(from_fn(edge))

@@ -34,8 +34,9 @@ pub struct Claims {
     pub nbf: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// A string or an array of strings (RFC 7519); checked by the validation, not read here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<serde_json::Value>,
 }
 
 /// The algorithms a deployment may pin.
@@ -170,7 +171,7 @@ impl TokenIssuer {
             iat: Some(now),
             nbf: None,
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience.clone().map(serde_json::Value::String),
         };
         jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.key)
             .map_err(|e| e.to_string())

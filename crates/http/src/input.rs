@@ -5,8 +5,7 @@ use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
-use futures_util::future::LocalBoxFuture;
+use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 use poam_domain::Violation;
 use serde::de::DeserializeOwned;
@@ -172,11 +171,40 @@ fn shaped<T: DeserializeOwned + ObjectMembers>(
     from_value(value)
 }
 
-/// Parses JSON syntax (400 when broken).
+/// The pointer of the first string (or key) holding U+0000, which PostgreSQL cannot store.
+fn find_nul(v: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.contains('\0') => Some(at.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| find_nul(x, &format!("{at}/{i}"))),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                find_nul(x, &here)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// Parses JSON syntax (400 when broken); text may not hold NUL characters (422).
 fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-    })
+    })?;
+    match find_nul(&value, "") {
+        None => Ok(value),
+        Some(at) => Err(ApiError::Invalid(vec![FieldError::body(
+            at,
+            "invalid_character",
+            "text may not contain the NUL character (U+0000)",
+        )])),
+    }
 }
 
 /// Turns `validator`'s nested errors into pointed violations, sorted by pointer.
@@ -244,46 +272,32 @@ fn invalid(violations: Vec<Violation>) -> ApiError {
     ApiError::Invalid(violations.into_iter().map(FieldError::from).collect())
 }
 
-/// A JSON body of type `T`, parsed strictly and checked against its `validator` limits.
-pub struct JsonBody<T>(pub T);
-
-impl<T: DeserializeOwned + Validate + ObjectMembers + 'static> FromRequest for JsonBody<T> {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let bytes = read_json(&req, &mut payload).await?;
-            let value: T = shaped(parse_json(&bytes)?).map_err(invalid)?;
-            validate(&value).map_err(invalid)?;
-            Ok(JsonBody(value))
-        })
-    }
+/// Reads a JSON body of type `T`, parsed strictly and checked against its `validator` limits.
+/// Handlers call it after the permission check, so a caller without the role never has a body
+/// read.
+pub async fn json_body<T>(req: &HttpRequest, payload: web::Payload) -> Result<T, ApiError>
+where
+    T: DeserializeOwned + Validate + ObjectMembers,
+{
+    let bytes = read_json(req, &mut payload.into_inner()).await?;
+    let value: T = shaped(parse_json(&bytes)?).map_err(invalid)?;
+    validate(&value).map_err(invalid)?;
+    Ok(value)
 }
 
-/// A JSON merge patch (RFC 7396): any JSON object.
-pub struct MergePatch(pub serde_json::Map<String, serde_json::Value>);
-
-impl FromRequest for MergePatch {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let bytes = read_json(&req, &mut payload).await?;
-            match parse_json(&bytes)? {
-                serde_json::Value::Object(map) => Ok(MergePatch(map)),
-                _ => Err(invalid(vec![Violation::new(
-                    "invalid_type",
-                    "",
-                    "a merge patch is a JSON object of the fields to change",
-                )])),
-            }
-        })
+/// Reads a JSON merge patch (RFC 7396): any JSON object.
+pub async fn merge_patch_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let bytes = read_json(req, &mut payload.into_inner()).await?;
+    match parse_json(&bytes)? {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => Err(invalid(vec![Violation::new(
+            "invalid_type",
+            "",
+            "a merge patch is a JSON object of the fields to change",
+        )])),
     }
 }
 
@@ -375,6 +389,15 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
 /// Parses a query string strictly into `T`: unknown parameters refused, each error named.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     let qs = req.query_string();
+    for (k, v) in form_urlencoded::parse(qs.as_bytes()) {
+        if k.contains('\0') || v.contains('\0') {
+            return Err(ApiError::invalid_param(
+                &k.replace('\0', ""),
+                "invalid_character",
+                "text may not contain the NUL character (U+0000)",
+            ));
+        }
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(qs.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let message = e.inner().to_string();

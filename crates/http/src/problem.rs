@@ -320,6 +320,11 @@ impl From<StoreError> for ApiError {
                 current: Some(current),
             },
             StoreError::Conflict(v) => ApiError::Conflict(v),
+            StoreError::BadCursor => ApiError::invalid_param(
+                "cursor",
+                "invalid_cursor",
+                "this cursor was not issued for this list and sort; start again without it",
+            ),
             StoreError::Invalid(v) => {
                 ApiError::Invalid(v.into_iter().map(FieldError::from).collect())
             }

@@ -71,7 +71,7 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         match self {
             DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
-            DatabaseUrl::Postgres(u) => match (u.find("://"), u.rfind('@')) {
+            DatabaseUrl::Postgres(u) => mask_query_password(&match (u.find("://"), u.rfind('@')) {
                 (Some(s), Some(at)) if at > s => {
                     let userinfo = &u[s + 3..at];
                     let user = userinfo.split(':').next().unwrap_or_default();
@@ -83,9 +83,24 @@ impl DatabaseUrl {
                     format!("{}{}{}", &u[..s + 3], masked, &u[at..])
                 }
                 _ => u.clone(),
-            },
+            }),
         }
     }
+}
+
+/// Masks a `password=` parameter in a URL's query string (libpq accepts one there too).
+fn mask_query_password(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => p.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
 }
 
 /// The r2d2 manager: opens the right variant for the URL and prepares SQLite connections
@@ -216,11 +231,22 @@ pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<Vec<String>, Sto
     Ok(reverted.iter().map(|v| v.to_string()).collect())
 }
 
-/// A table's name and its columns (name, nullable), sorted.
-pub type TableShape = (String, Vec<(String, bool)>);
+/// A table's name and its columns (name, portable type, nullable), sorted.
+pub type TableShape = (String, Vec<(String, String, bool)>);
 
-/// The tables and their columns, sorted: what both backends must agree on.
-pub fn describe_tables(conn: &mut DbConnection) -> Result<Vec<TableShape>, StoreError> {
+/// PostgreSQL's spelling of a portable column type, as the migrations write it.
+fn portable_type(pg: &str) -> String {
+    match pg {
+        "timestamp without time zone" => "TIMESTAMP".into(),
+        "bytea" => "BLOB".into(),
+        other => other.to_ascii_uppercase(),
+    }
+}
+
+/// The tables and their columns, and the index names, sorted: what both backends must agree on.
+pub fn describe_schema(
+    conn: &mut DbConnection,
+) -> Result<(Vec<TableShape>, Vec<String>), StoreError> {
     use diesel::sql_types::{Bool, Text};
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
@@ -229,40 +255,66 @@ pub fn describe_tables(conn: &mut DbConnection) -> Result<Vec<TableShape>, Store
         table_name: String,
         #[diesel(sql_type = Text)]
         column_name: String,
+        #[diesel(sql_type = Text)]
+        data_type: String,
         #[diesel(sql_type = Bool)]
         nullable: bool,
     }
-    let rows: Vec<Column> = match conn {
-        DbConnection::Pg(c) => diesel::sql_query(
-            "SELECT table_name::text AS table_name, column_name::text AS column_name,
-                    (is_nullable = 'YES') AS nullable
-             FROM information_schema.columns
-             WHERE table_schema = current_schema() AND table_name <> '__diesel_schema_migrations'",
-        )
-        .load(c)?,
-        DbConnection::Sqlite(c) => diesel::sql_query(
-            "SELECT m.name AS table_name, p.name AS column_name,
-                    (p.\"notnull\" = 0 AND p.pk = 0) AS nullable
-             FROM sqlite_master m, pragma_table_info(m.name) p
-             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
-               AND m.name <> '__diesel_schema_migrations'",
-        )
-        .load(c)?,
-    };
-    let mut tables: std::collections::BTreeMap<String, Vec<(String, bool)>> = Default::default();
-    for r in rows {
-        tables
-            .entry(r.table_name)
-            .or_default()
-            .push((r.column_name, r.nullable));
+    #[derive(diesel::QueryableByName)]
+    struct Index {
+        #[diesel(sql_type = Text)]
+        name: String,
     }
-    Ok(tables
+    let (rows, indexes): (Vec<Column>, Vec<Index>) = match conn {
+        DbConnection::Pg(c) => (
+            diesel::sql_query(
+                "SELECT table_name::text AS table_name, column_name::text AS column_name,
+                        data_type::text AS data_type, (is_nullable = 'YES') AS nullable
+                 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name <> '__diesel_schema_migrations'",
+            )
+            .load(c)?,
+            diesel::sql_query(
+                "SELECT indexname::text AS name FROM pg_indexes
+                 WHERE schemaname = current_schema() AND indexname NOT LIKE '%\\_pkey'
+                   AND tablename <> '__diesel_schema_migrations'",
+            )
+            .load(c)?,
+        ),
+        DbConnection::Sqlite(c) => (
+            diesel::sql_query(
+                "SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type,
+                        (p.\"notnull\" = 0 AND p.pk = 0) AS nullable
+                 FROM sqlite_master m, pragma_table_info(m.name) p
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+                   AND m.name <> '__diesel_schema_migrations'",
+            )
+            .load(c)?,
+            diesel::sql_query(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'",
+            )
+            .load(c)?,
+        ),
+    };
+    let mut tables: std::collections::BTreeMap<String, Vec<(String, String, bool)>> =
+        Default::default();
+    for r in rows {
+        tables.entry(r.table_name).or_default().push((
+            r.column_name,
+            portable_type(&r.data_type),
+            r.nullable,
+        ));
+    }
+    let tables = tables
         .into_iter()
         .map(|(t, mut cols)| {
             cols.sort();
             (t, cols)
         })
-        .collect())
+        .collect();
+    let mut names: Vec<String> = indexes.into_iter().map(|i| i.name).collect();
+    names.sort();
+    Ok((tables, names))
 }
 
 /// SQLite has one writer at a time. Writers of this process queue here, in order, instead of
@@ -341,5 +393,12 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(url.redacted(), "postgres://poam:***@db:5432/poam");
         assert!(!format!("{url:?}").contains("s3cret"));
+        let url =
+            DatabaseUrl::parse("postgres://db/poam?user=poam&password=s3cret&sslmode=require")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            url.redacted(),
+            "postgres://db/poam?user=poam&password=***&sslmode=require"
+        );
     }
 }

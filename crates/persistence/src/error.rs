@@ -11,6 +11,8 @@ pub enum StoreError {
     Stale { current: i64 },
     /// The write conflicts with the current state (a taken external id, an archived parent).
     Conflict(Violation),
+    /// A list cursor that this list did not issue.
+    BadCursor,
     /// The content breaks a rule.
     Invalid(Vec<Violation>),
     /// The database cannot be reached or is busy past its bound: retry later.
@@ -26,6 +28,7 @@ impl fmt::Display for StoreError {
             StoreError::Stale { current } => write!(f, "stale version (current {current})"),
             StoreError::Conflict(v) => write!(f, "conflict: {}", v.message),
             StoreError::Invalid(v) => write!(f, "{} rule violation(s)", v.len()),
+            StoreError::BadCursor => f.write_str("foreign cursor"),
             StoreError::Unavailable(m) => write!(f, "database unavailable: {m}"),
             StoreError::Internal(m) => write!(f, "internal: {m}"),
         }

@@ -393,6 +393,27 @@ pub fn get(conn: &mut DbConnection, id: ItemId, scope: &SystemScope) -> Result<I
     }
 }
 
+/// The item, read under its row's write lock (a no-op update first, as `systems::update`),
+/// refused when its system is archived: an archived system is frozen with its items.
+pub(crate) fn locked(
+    conn: &mut DbConnection,
+    id: ItemId,
+    scope: &SystemScope,
+) -> Result<Item, StoreError> {
+    diesel::update(items::table.find(id.to_string()))
+        .set(items::version.eq(items::version))
+        .execute(conn)?;
+    let item = get(conn, id, scope)?;
+    let system_archived: Option<NaiveDateTime> = systems::table
+        .find(item.system_id.to_string())
+        .select(systems::archived_at)
+        .first(conn)?;
+    if system_archived.is_some() {
+        return Err(archived_conflict("system"));
+    }
+    Ok(item)
+}
+
 /// Applies `apply` to the current item inside one transaction (see `systems::update`).
 pub fn update(
     conn: &mut DbConnection,
@@ -403,7 +424,7 @@ pub fn update(
     apply: impl FnOnce(&Item) -> Result<ItemFields, StoreError>,
 ) -> Result<Item, StoreError> {
     db::write(conn, |conn| {
-        let current = get(conn, id, scope)?;
+        let current = locked(conn, id, scope)?;
         check_version(if_match, current.version)?;
         if current.archived_at.is_some() {
             return Err(archived_conflict("item"));
@@ -448,7 +469,7 @@ pub fn archive(
     actor: &str,
 ) -> Result<Item, StoreError> {
     db::write(conn, |conn| {
-        let current = get(conn, id, scope)?;
+        let current = locked(conn, id, scope)?;
         check_version(if_match, current.version)?;
         if current.archived_at.is_some() {
             return Ok(current);
@@ -456,6 +477,7 @@ pub fn archive(
         let iid = id.to_string();
         let now = db::now();
         diesel::update(items::table.find(&iid))
+            .filter(items::version.eq(current.version))
             .set((
                 items::archived_at.eq(now),
                 items::version.eq(current.version + 1),
@@ -664,11 +686,12 @@ pub fn list(
         }
         None => {}
     }
+    // On the indexed due_key; undated items carry the 9999-12-31 sentinel and match neither.
     if let Some(d) = q.due_before {
-        query = query.filter(items::scheduled_completion.le(d));
+        query = query.filter(items::due_key.le(d).and(items::due_key.lt(NO_DUE_DATE)));
     }
     if let Some(d) = q.due_after {
-        query = query.filter(items::scheduled_completion.ge(d));
+        query = query.filter(items::due_key.ge(d).and(items::due_key.lt(NO_DUE_DATE)));
     }
     if let Some(text) = &q.q {
         let pattern = format!("%{}%", escape_like(&text.to_lowercase()));

@@ -209,16 +209,16 @@ pub fn list(
         query = query.filter(systems::regime.eq(r.as_str()));
     }
     if let Some(n) = &q.name {
-        query = query.filter(
-            systems::name
-                .like(format!("%{}%", escape_like(n)))
-                .escape('\\'),
-        );
+        let pattern = format!("%{}%", escape_like(&n.to_lowercase()));
+        query = query.filter(lower(systems::name).like(pattern).escape('\\'));
     }
     if !q.include_archived {
         query = query.filter(systems::archived_at.is_null());
     }
     if let Some(c) = &q.after {
+        if c.sort != SORT {
+            return Err(invalid_cursor());
+        }
         let key = NaiveDateTime::parse_from_str(&c.key, TIME_KEY).map_err(|_| invalid_cursor())?;
         query = query.filter(
             systems::created_at.gt(key).or(systems::created_at
@@ -244,11 +244,7 @@ pub fn list(
 }
 
 pub(crate) fn invalid_cursor() -> StoreError {
-    StoreError::Invalid(vec![Violation::new(
-        "invalid_cursor",
-        "",
-        "the cursor was not issued for this list; start again without it",
-    )])
+    StoreError::BadCursor
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `\` as the escape character.
@@ -278,6 +274,16 @@ pub(crate) fn archived_conflict(what: &str) -> StoreError {
     ))
 }
 
+/// Takes the system row's write lock before reading it (a no-op update): on PostgreSQL,
+/// concurrent writers of one system queue here instead of failing a version check on a stale
+/// read; SQLite's write transaction already holds the database lock.
+fn lock(conn: &mut DbConnection, id: SystemId) -> Result<(), StoreError> {
+    diesel::update(systems::table.find(id.to_string()))
+        .set(systems::version.eq(systems::version))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Applies `apply` to the current system inside one transaction: the version check, the new
 /// content, the version bump and the history event are all or nothing.
 pub fn update(
@@ -289,6 +295,7 @@ pub fn update(
     apply: impl FnOnce(&System) -> Result<SystemFields, StoreError>,
 ) -> Result<System, StoreError> {
     db::write(conn, |conn| {
+        lock(conn, id)?;
         let current = get(conn, id, scope)?;
         check_version(if_match, current.version)?;
         if current.archived_at.is_some() {
@@ -327,6 +334,7 @@ pub fn archive(
     actor: &str,
 ) -> Result<System, StoreError> {
     db::write(conn, |conn| {
+        lock(conn, id)?;
         let current = get(conn, id, scope)?;
         check_version(if_match, current.version)?;
         if current.archived_at.is_some() {
@@ -334,6 +342,7 @@ pub fn archive(
         }
         let now = db::now();
         diesel::update(systems::table.find(id.to_string()))
+            .filter(systems::version.eq(current.version))
             .set((
                 systems::archived_at.eq(now),
                 systems::version.eq(current.version + 1),

@@ -77,11 +77,33 @@ impl IntoResponses for WriteProblems {
     }
 }
 
-/// Removes `required` from an object schema: in a merge patch every field is optional.
-fn optional_fields(schema: RefOr<Schema>, title: &str) -> RefOr<Schema> {
+/// A nested object in a merge patch: any subset of its fields, or `null` to clear it.
+fn nested_patch(description: &str) -> RefOr<Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    RefOr::T(Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+            .description(Some(description))
+            .build(),
+    ))
+}
+
+/// Turns a write schema into its merge-patch schema: nothing is required, nested objects may be
+/// partial (or `null`), lists may be `null` (which resets them).
+fn optional_fields(schema: RefOr<Schema>, title: &str, objects: &[&str]) -> RefOr<Schema> {
+    use utoipa::openapi::schema::{SchemaType, Type};
     match schema {
         RefOr::T(Schema::Object(mut o)) => {
             o.required.clear();
+            for (name, property) in o.properties.iter_mut() {
+                if objects.contains(&format!("/{name}").as_str()) {
+                    *property = nested_patch(&format!(
+                        "A merge patch of `{name}`: the fields to change, or null to clear it."
+                    ));
+                } else if let RefOr::T(Schema::Array(a)) = property {
+                    a.schema_type = SchemaType::from_iter([Type::Array, Type::Null]);
+                }
+            }
             o.title = Some(title.to_owned());
             o.description = Some(
                 "A JSON merge patch (RFC 7396): the fields to change; `null` clears a field. \
@@ -100,7 +122,11 @@ macro_rules! patch_schema {
         pub struct $name;
         impl PartialSchema for $name {
             fn schema() -> RefOr<Schema> {
-                optional_fields(<$write as PartialSchema>::schema(), stringify!($name))
+                optional_fields(
+                    <$write as PartialSchema>::schema(),
+                    stringify!($name),
+                    <$write as crate::input::ObjectMembers>::OBJECTS,
+                )
             }
         }
         impl ToSchema for $name {

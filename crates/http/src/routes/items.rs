@@ -4,7 +4,7 @@ use super::docs::{ItemPatch, ListProblems, ReadProblems, WriteProblems};
 use super::systems::{cursor, page_limit};
 use super::versioned;
 use crate::auth::Actor;
-use crate::input::{apply_patch, if_match, query, JsonBody, MergePatch};
+use crate::input::{apply_patch, if_match, json_body, merge_patch_body, query};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
@@ -13,7 +13,8 @@ use chrono::NaiveDate;
 use poam_domain::controls::normalize_control;
 use poam_domain::rules::check_item;
 use poam_domain::{
-    Item, ItemFields, ItemId, ItemStatus, Permission, RiskRating, SourceKind, SystemId,
+    DeviationStatus, Item, ItemFields, ItemId, ItemStatus, Permission, RiskRating, SourceKind,
+    SystemId,
 };
 use poam_persistence::items::{self, ItemQuery, ItemSort};
 use poam_persistence::StoreError;
@@ -26,6 +27,7 @@ use utoipa::{IntoParams, ToSchema};
 pub struct ItemPage {
     pub items: Vec<Item>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -155,6 +157,18 @@ impl ItemListParams {
                 "this cursor belongs to another sort; start again without it",
             ));
         }
+        for (name, d) in [
+            ("due_before", self.due_before),
+            ("due_after", self.due_after),
+        ] {
+            if d.is_some_and(|d| !poam_domain::rules::date_in_range(d)) {
+                return Err(ApiError::invalid_param(
+                    name,
+                    "date_out_of_range",
+                    "the year must lie in 1900..=9999",
+                ));
+            }
+        }
         Ok(ItemQuery {
             statuses: words("status", self.status.as_deref())?,
             risk_ratings: words("risk_rating", self.risk_rating.as_deref())?,
@@ -219,12 +233,22 @@ fn checked(fields: ItemFields) -> Result<ItemFields, StoreError> {
 pub async fn create_item(
     state: web::Data<AppState>,
     actor: Actor,
+    req: HttpRequest,
     path: web::Path<uuid::Uuid>,
-    body: JsonBody<ItemFields>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
     let system_id = SystemId::from_uuid(path.into_inner());
-    let fields = checked(body.0)?;
+    let fields: ItemFields = json_body(&req, payload).await?;
+    if fields.status.is_decision()
+        || fields
+            .deviation
+            .as_ref()
+            .is_some_and(|d| d.status == DeviationStatus::Approved)
+    {
+        actor.require(Permission::Decide)?;
+    }
+    let fields = checked(fields)?;
     let item = state
         .db(move |conn| items::create(conn, system_id, &actor.scope, &fields, &actor.sub))
         .await?;
@@ -315,17 +339,31 @@ pub async fn update_item(
     actor: Actor,
     req: HttpRequest,
     path: web::Path<uuid::Uuid>,
-    patch: MergePatch,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
     let id = ItemId::from_uuid(path.into_inner());
     let expected = if_match(&req)?;
+    let patch = merge_patch_body(&req, payload).await?;
+    let patch_value = serde_json::Value::Object(patch.clone());
+    let decides = patch_value
+        .get("status")
+        .and_then(|s| s.as_str())
+        .and_then(|s| s.parse::<ItemStatus>().ok())
+        .is_some_and(ItemStatus::is_decision)
+        || patch_value
+            .pointer("/deviation/status")
+            .and_then(|s| s.as_str())
+            == Some("approved");
+    if decides {
+        actor.require(Permission::Decide)?;
+    }
     let item = state
         .db(move |conn| {
             items::update(conn, id, &actor.scope, expected, &actor.sub, |current| {
                 let next = apply_patch(
                     &current.fields(),
-                    &patch.0,
+                    &patch,
                     poam_domain::item::READ_ONLY_FIELDS,
                 )
                 .map_err(StoreError::Invalid)?;

@@ -3,7 +3,7 @@
 use super::docs::{ListProblems, ReadProblems, SystemPatch, WriteProblems};
 use super::versioned;
 use crate::auth::Actor;
-use crate::input::{apply_patch, if_match, query, JsonBody, MergePatch};
+use crate::input::{apply_patch, if_match, json_body, merge_patch_body, query};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
@@ -21,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 pub struct SystemPage {
     pub items: Vec<System>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -102,10 +103,11 @@ fn checked(fields: SystemFields) -> Result<SystemFields, StoreError> {
 pub async fn create_system(
     state: web::Data<AppState>,
     actor: Actor,
-    body: JsonBody<SystemFields>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::ManageSystems)?;
-    let fields = checked(body.0)?;
+    let fields = checked(json_body::<SystemFields>(&req, payload).await?)?;
     let system = state
         .db(move |conn| systems::create(conn, &fields, &actor.sub))
         .await?;
@@ -195,17 +197,18 @@ pub async fn update_system(
     actor: Actor,
     req: HttpRequest,
     path: web::Path<uuid::Uuid>,
-    patch: MergePatch,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::ManageSystems)?;
     let id = SystemId::from_uuid(path.into_inner());
     let expected = if_match(&req)?;
+    let patch = merge_patch_body(&req, payload).await?;
     let system = state
         .db(move |conn| {
             systems::update(conn, id, &actor.scope, expected, &actor.sub, |current| {
                 let next = apply_patch(
                     &current.fields(),
-                    &patch.0,
+                    &patch,
                     poam_domain::system::READ_ONLY_FIELDS,
                 )
                 .map_err(StoreError::Invalid)?;
