@@ -15,6 +15,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_BIND", "address to listen on [default: 127.0.0.1:8080]"),
     ("POAM_AUTO_MIGRATE", "apply pending migrations on start: true|false [default: true on SQLite, false on PostgreSQL]"),
     ("POAM_POOL_SIZE", "database connections per instance [default: 8]"),
+    ("POAM_EVIDENCE_MAX_BYTES", "largest evidence file accepted, in bytes [default: 31457280, eMASS's 30 MiB]"),
     ("POAM_WORKERS", "HTTP worker threads [default: one per CPU]"),
     ("POAM_JWT_ALGORITHM", "HS256, RS256, ES256 or EdDSA [default: HS256]"),
     ("POAM_JWT_SECRET", "HS256 secret, at least 32 bytes [default: generated into $POAM_DATA_DIR/jwt-secret, mode 0600]"),
@@ -69,6 +70,7 @@ pub struct Settings {
     pub auto_migrate: bool,
     pub pool: PoolOptions,
     pub workers: Option<usize>,
+    pub evidence_max_bytes: usize,
     pub jwt: JwtSettings,
     pub log: String,
     pub log_format: LogFormat,
@@ -144,6 +146,10 @@ impl Settings {
         if workers == Some(0) {
             return Err("POAM_WORKERS: must be at least 1".into());
         }
+        let evidence_max_bytes = match get("POAM_EVIDENCE_MAX_BYTES") {
+            Some(v) => parse_num("POAM_EVIDENCE_MAX_BYTES", &v)?,
+            None => 30 << 20,
+        };
         let log_format = match get("POAM_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -167,6 +173,7 @@ impl Settings {
                 ..pool
             },
             workers,
+            evidence_max_bytes,
             jwt,
             log: get("POAM_LOG").unwrap_or_else(|| "info".into()),
             log_format,

@@ -83,7 +83,16 @@ impl Application {
                 .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?,
         };
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let state = poam_http::AppState::new(pool, authenticator);
+        let spool_dir = settings.data_dir.join("spool");
+        std::fs::create_dir_all(&spool_dir).map_err(|e| {
+            format!(
+                "cannot create the upload spool {}: {e}",
+                spool_dir.display()
+            )
+        })?;
+        let mut state = poam_http::AppState::new(pool, authenticator);
+        state.evidence_limit = settings.evidence_max_bytes;
+        state.spool_dir = spool_dir;
         let mut server = actix_web::HttpServer::new(move || poam_http::app(state.clone()))
             .shutdown_timeout(30)
             .client_request_timeout(std::time::Duration::from_secs(30));

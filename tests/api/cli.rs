@@ -256,9 +256,9 @@ fn first_start_with_no_configuration_serves_and_stops_on_sigterm() {
         "PATCH",
         &format!("{base}/v1/items/{iid}"),
         &token,
-        Some(json!({"status": "in_progress"})),
+        Some(json!({"owner": {"name": "Dana"}})),
     );
-    assert_eq!((s, patched["status"].as_str()), (200, Some("in_progress")));
+    assert_eq!((s, patched["owner"]["name"].as_str()), (200, Some("Dana")));
     let (s, _) = call(
         "PATCH",
         &format!("{base}/v1/systems/{sid}"),

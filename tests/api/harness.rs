@@ -274,6 +274,15 @@ impl TestApp {
             .unwrap_or_default()
     }
 
+    /// A token for a named person with `roles` over every system.
+    pub fn token_as(&self, sub: &str, roles: &[Role]) -> String {
+        let issuer = keys::load(&self.settings)
+            .ok()
+            .and_then(|k| k.issuer)
+            .unwrap_or_else(|| panic!("no issuer"));
+        issuer.mint(sub, None, roles, &[], 600).unwrap_or_default()
+    }
+
     pub fn admin(&self) -> String {
         self.token(&[Role::Admin], &[])
     }
@@ -375,6 +384,70 @@ impl TestApp {
             b.extend(e);
         }
         self.post(&format!("/v1/systems/{system}/items"), &self.admin(), &body)
+    }
+
+    /// Adds a milestone to an item; returns its id.
+    pub fn milestone(&self, item: &str, due_on: &str) -> String {
+        let r = self
+            .post(
+                &format!("/v1/items/{item}/milestones"),
+                &self.admin(),
+                &serde_json::json!({"title": "Fix it", "due_on": due_on}),
+            )
+            .expect(201);
+        r.body["id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Uploads `content` as evidence of an item with the given form fields and extra headers.
+    pub fn upload(
+        &self,
+        item: &str,
+        token: &str,
+        fields: &[(&str, &str)],
+        content: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let boundary = format!("poam-{}", uuid::Uuid::new_v4().simple());
+        let mut body = Vec::new();
+        for (k, v) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"rescan report.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let ct = format!("multipart/form-data; boundary={boundary}");
+        let mut all: Vec<(&str, &str)> = vec![("Content-Type", ct.as_str())];
+        all.extend_from_slice(headers);
+        self.request(
+            "POST",
+            &format!("/v1/items/{item}/evidence"),
+            Some(token),
+            &all,
+            Some(&body),
+        )
+    }
+
+    /// Evidence with default fields.
+    pub fn evidence(&self, item: &str) -> Resp {
+        self.upload(
+            item,
+            &self.admin(),
+            &[("title", "Rescan"), ("kind", "scan_report")],
+            b"%PDF-1.7 scan clean",
+            &[],
+        )
+    }
+
+    /// Requests a status change.
+    pub fn transition(&self, item: &str, token: &str, body: serde_json::Value) -> Resp {
+        self.post(&format!("/v1/items/{item}/transitions"), token, &body)
     }
 
     /// A direct connection to this test's database.

@@ -97,11 +97,8 @@ fn every_change_is_a_chained_event(app: &TestApp) {
             .map(Vec::len),
         Some(1)
     );
-    app.get(
-        &format!("/v1/systems/{sid}/events?resource=milestone"),
-        &admin,
-    )
-    .problem(400, "invalid_query");
+    app.get(&format!("/v1/systems/{sid}/events?resource=widget"), &admin)
+        .problem(400, "invalid_query");
 
     let history = app
         .get(

@@ -18,7 +18,6 @@ fn full_item() -> Value {
         "risk_rating": "high",
         "adjusted_risk_rating": "moderate",
         "risk_justification": "TLS 1.0 only reachable from the partner VPN.",
-        "status": "in_progress",
         "owner": {"name": "Dana Whitfield", "email": "dana@example.org"},
         "implementer": {"name": "Lee Park", "email": null},
         "remediation_plan": "Disable TLS < 1.2 in the listener policy.",

@@ -21,14 +21,22 @@ fn filters_select_what_they_say(app: &TestApp) {
     let sid = app.system("Filters");
     let admin = app.admin();
     // POAM-0001: critical scan, overdue (in progress, due in the past), AC-2, owner Dana.
-    app.item(&sid, json!({"risk_rating": "critical", "status": "in_progress", "scheduled_completion": "2026-10-15",
+    let first = app.item(&sid, json!({"risk_rating": "critical", "scheduled_completion": "2026-10-15",
         "controls": ["AC-2"], "owner": {"name": "Dana Whitfield", "email": "Dana@Example.org"}, "cves": ["CVE-2021-44228"]})).expect(201);
+    let first = first.body["id"].as_str().unwrap_or_default().to_owned();
+    app.milestone(&first, "2026-10-10");
+    app.transition(&first, &admin, json!({"to": "in_progress"}))
+        .expect(200);
     // POAM-0002: low pen test, due far ahead, 3.1.1.
     app.item(&sid, json!({"risk_rating": "low", "source": {"kind": "pen_test", "identifier": "PT-7"}, "scheduled_completion": far_future(),
         "controls": ["3.1.1"], "title": "Weak password policy"})).expect(201);
     // POAM-0003: moderate audit, past due but completed: not overdue.
-    app.item(&sid, json!({"risk_rating": "moderate", "source": {"kind": "audit"}, "status": "completed", "completed_on": "2026-11-01",
+    let third = app.item(&sid, json!({"risk_rating": "moderate", "source": {"kind": "audit"},
         "scheduled_completion": "2026-10-20", "controls": ["ac-2", "AU-6"], "owner": {"name": "Lee Park"}})).expect(201);
+    let third = third.body["id"].as_str().unwrap_or_default().to_owned();
+    app.milestone(&third, "2026-10-18");
+    app.evidence(&third).expect(201);
+    app.transition(&third, &admin, json!({"to": "completed", "comment": "Audit log review enabled", "completed_on": "2026-11-01"})).expect(200);
     // POAM-0004: high, no due date.
     app.item(
         &sid,

@@ -11,3 +11,4 @@ mod items;
 mod lists;
 mod schema;
 mod systems;
+mod workflow;

@@ -83,7 +83,20 @@ fn both_backends_build_the_same_tables_up_down_and_up_again() {
         "indexes are compared too: {:?}",
         pg.1
     );
-    assert_eq!(table_names, ["events", "item_controls", "items", "systems"]);
+    assert_eq!(
+        table_names,
+        [
+            "events",
+            "evidence",
+            "evidence_chunks",
+            "item_controls",
+            "items",
+            "milestones",
+            "reviews",
+            "systems",
+            "transitions"
+        ]
+    );
     assert_eq!(
         pg, sqlite,
         "PostgreSQL and SQLite agree on tables, columns, types, nullability and indexes"

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod rules;
 pub mod system;
 pub mod vocab;
+pub mod workflow;
 
 pub use access::{Permission, Role, SystemScope};
 pub use ids::{ItemId, SystemId};

@@ -3,7 +3,7 @@
 //! problem document.
 
 use crate::problem::{ApiError, PROBLEM_JSON};
-use crate::routes::{health, history, items, systems};
+use crate::routes::{evidence, health, history, items, systems, workflow};
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -37,6 +37,9 @@ input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETa
     tags(
         (name = "systems", description = "Information systems and the header of their POA&M."),
         (name = "items", description = "POA&M items: the weaknesses and their remediation."),
+        (name = "milestones", description = "The steps of an item's plan, with every due-date change kept."),
+        (name = "reviews", description = "Recorded decisions: periodic reviews, approvals, closure verification, risk acceptance, deviations, extensions. Append-only."),
+        (name = "evidence", description = "Immutable files proving remediation and verification, with SHA-256."),
         (name = "history", description = "The hash-chained record of every change: feed, item history, verification."),
         (name = "health", description = "Liveness and readiness, unauthenticated."),
     ),
@@ -82,6 +85,22 @@ where
                 .service(items::get_item)
                 .service(items::update_item)
                 .service(items::archive_item)
+                .service(workflow::transition)
+                .service(workflow::create_milestone)
+                .service(workflow::list_milestones)
+                .service(workflow::get_milestone)
+                .service(workflow::update_milestone)
+                .service(workflow::complete_milestone)
+                .service(workflow::cancel_milestone)
+                .service(workflow::create_system_review)
+                .service(workflow::list_system_reviews)
+                .service(workflow::create_item_review)
+                .service(workflow::list_item_reviews)
+                .service(evidence::upload)
+                .service(evidence::list)
+                .service(evidence::get)
+                .service(evidence::content)
+                .service(evidence::withdraw)
                 .service(history::list_events)
                 .service(history::verify_events)
                 .service(history::item_history),

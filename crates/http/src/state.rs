@@ -12,11 +12,18 @@ use actix_web::web;
 /// bounded at 2000 characters), far below what could exhaust memory.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 
+/// eMASS's limit for one artifact: 30 MiB.
+pub const DEFAULT_EVIDENCE_LIMIT: usize = 30 << 20;
+
 #[derive(Clone)]
 pub struct AppState {
     pub pool: DbPool,
     pub auth: Arc<Authenticator>,
     pub body_limit: usize,
+    /// The largest evidence file accepted.
+    pub evidence_limit: usize,
+    /// Where uploads are spooled while they stream in (never held whole in memory).
+    pub spool_dir: std::path::PathBuf,
 }
 
 impl AppState {
@@ -25,6 +32,8 @@ impl AppState {
             pool,
             auth: Arc::new(auth),
             body_limit: DEFAULT_BODY_LIMIT,
+            evidence_limit: DEFAULT_EVIDENCE_LIMIT,
+            spool_dir: std::env::temp_dir(),
         }
     }
 

@@ -15,17 +15,41 @@ pub enum Action {
     Created,
     Updated,
     Archived,
+    Transitioned,
+    Completed,
+    Cancelled,
+    Recorded,
+    Withdrawn,
 }
 
 impl Action {
+    pub const WORDS: &'static [&'static str] = &[
+        "created",
+        "updated",
+        "archived",
+        "transitioned",
+        "completed",
+        "cancelled",
+        "recorded",
+        "withdrawn",
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Created => "created",
             Action::Updated => "updated",
             Action::Archived => "archived",
+            Action::Transitioned => "transitioned",
+            Action::Completed => "completed",
+            Action::Cancelled => "cancelled",
+            Action::Recorded => "recorded",
+            Action::Withdrawn => "withdrawn",
         }
     }
 }
+
+/// The kinds of resource events name.
+pub const RESOURCES: &[&str] = &["system", "item", "milestone", "review", "evidence"];
 
 /// What changed, for [`append`].
 pub struct Change<'a, T: Serialize> {

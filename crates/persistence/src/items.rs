@@ -433,31 +433,42 @@ pub fn update(
         if fields == current.fields() {
             return Ok(current);
         }
-        let (iid, sid) = (id.to_string(), current.system_id.to_string());
-        if fields.external_id != current.external_id {
-            check_external_id(conn, &sid, fields.external_id.as_deref(), Some(&iid))?;
-        }
-        let n = diesel::update(items::table.find(&iid))
-            .filter(items::version.eq(current.version))
-            .set((
-                ItemContent::from_fields(&fields, &current.display_id)?,
-                items::version.eq(current.version + 1),
-                items::updated_at.eq(db::now()),
-            ))
-            .execute(conn)
-            .map_err(unique_to_conflict)?;
-        if n != 1 {
-            return Err(StoreError::Stale {
-                current: current.version,
-            });
-        }
-        if fields.controls != current.controls {
-            index_controls(conn, &iid, &sid, &fields.controls)?;
-        }
-        let item = load(conn, &iid)?;
+        let item = write_fields(conn, &current, &fields, db::now())?;
         record(conn, Some(&current), &item, Action::Updated, actor)?;
         Ok(item)
     })
+}
+
+/// Writes an item's new content under its version (inside the caller's transaction): the
+/// external id re-checked, the version bumped, the control index kept in step.
+pub(crate) fn write_fields(
+    conn: &mut DbConnection,
+    current: &Item,
+    fields: &ItemFields,
+    now: NaiveDateTime,
+) -> Result<Item, StoreError> {
+    let (iid, sid) = (current.id.to_string(), current.system_id.to_string());
+    if fields.external_id != current.external_id {
+        check_external_id(conn, &sid, fields.external_id.as_deref(), Some(&iid))?;
+    }
+    let n = diesel::update(items::table.find(&iid))
+        .filter(items::version.eq(current.version))
+        .set((
+            ItemContent::from_fields(fields, &current.display_id)?,
+            items::version.eq(current.version + 1),
+            items::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map_err(unique_to_conflict)?;
+    if n != 1 {
+        return Err(StoreError::Stale {
+            current: current.version,
+        });
+    }
+    if fields.controls != current.controls {
+        index_controls(conn, &iid, &sid, &fields.controls)?;
+    }
+    load(conn, &iid)
 }
 
 /// Archives an item: kept, with its history, hidden from default lists and frozen.

@@ -5,10 +5,12 @@
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod evidence;
 pub mod items;
 pub mod page;
 pub mod schema;
 pub mod systems;
+pub mod workflow;
 
 pub use db::{DatabaseUrl, DbConnection, DbPool, PoolOptions};
 pub use error::StoreError;

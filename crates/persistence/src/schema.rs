@@ -81,4 +81,93 @@ diesel::table! {
 diesel::joinable!(items -> systems (system_id));
 diesel::joinable!(item_controls -> items (item_id));
 diesel::joinable!(events -> systems (system_id));
-diesel::allow_tables_to_appear_in_same_query!(systems, items, item_controls, events);
+
+diesel::table! {
+    milestones (id) {
+        id -> Text,
+        item_id -> Text,
+        system_id -> Text,
+        title -> Text,
+        description -> Nullable<Text>,
+        due_on -> Date,
+        status -> Text,
+        completed_on -> Nullable<Date>,
+        position -> Integer,
+        changes -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reviews (id) {
+        id -> Text,
+        system_id -> Text,
+        item_id -> Nullable<Text>,
+        kind -> Text,
+        deviation_kind -> Nullable<Text>,
+        decision -> Text,
+        notes -> Nullable<Text>,
+        attendees -> Text,
+        action_items -> Text,
+        requested_by -> Nullable<Text>,
+        reviewer -> Text,
+        reviewer_name -> Nullable<Text>,
+        reviewed_at -> Timestamp,
+        supersedes -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    transitions (id) {
+        id -> Text,
+        item_id -> Text,
+        from_status -> Text,
+        to_status -> Text,
+        comment -> Nullable<Text>,
+        actor -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    systems,
+    items,
+    item_controls,
+    events,
+    milestones,
+    reviews,
+    transitions,
+    evidence,
+    evidence_chunks,
+);
+
+diesel::table! {
+    evidence (id) {
+        id -> Text,
+        item_id -> Text,
+        system_id -> Text,
+        milestone_id -> Nullable<Text>,
+        title -> Text,
+        kind -> Text,
+        filename -> Text,
+        media_type -> Text,
+        size -> BigInt,
+        sha256 -> Text,
+        collected_on -> Nullable<Date>,
+        uploaded_by -> Text,
+        uploaded_at -> Timestamp,
+        withdrawn_at -> Nullable<Timestamp>,
+        withdrawn_by -> Nullable<Text>,
+        withdrawal_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    evidence_chunks (evidence_id, n) {
+        evidence_id -> Text,
+        n -> Integer,
+        data -> Binary,
+    }
+}

@@ -24,7 +24,7 @@ pub struct Event {
     pub actor: String,
     #[schema(example = "updated")]
     pub action: String,
-    /// `system` or `item`.
+    /// `system`, `item`, `milestone`, `review` or `evidence`.
     #[schema(example = "item")]
     pub resource: String,
     pub resource_id: String,
@@ -76,13 +76,16 @@ pub struct EventParams {
     /// Only events after this position (a poller's `last_seq`).
     #[param(minimum = 0)]
     after_seq: Option<i64>,
-    /// `system` or `item`.
-    #[param(pattern = "^(system|item)$")]
+    /// `system`, `item`, `milestone`, `review` or `evidence`.
+    #[param(pattern = "^(system|item|milestone|review|evidence)$")]
     resource: Option<String>,
     /// Only the events of this resource.
     resource_id: Option<uuid::Uuid>,
-    /// `created`, `updated` or `archived`.
-    #[param(pattern = "^(created|updated|archived)$")]
+    /// `created`, `updated`, `archived`, `transitioned`, `completed`, `cancelled`, `recorded`
+    /// or `withdrawn`.
+    #[param(
+        pattern = "^(created|updated|archived|transitioned|completed|cancelled|recorded|withdrawn)$"
+    )]
     action: Option<String>,
     /// Page size, 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500)]
@@ -154,9 +157,9 @@ pub async fn list_events(
     };
     let q = EventQuery {
         after_seq,
-        resource_kind: one_of("resource", p.resource, &["system", "item"])?,
+        resource_kind: one_of("resource", p.resource, events::RESOURCES)?,
         resource_id: p.resource_id.map(|u| u.to_string()),
-        action: one_of("action", p.action, &["created", "updated", "archived"])?,
+        action: one_of("action", p.action, events::Action::WORDS)?,
         limit,
     };
     let page = state

@@ -240,6 +240,13 @@ pub async fn create_item(
     actor.require(Permission::WriteItems)?;
     let system_id = SystemId::from_uuid(path.into_inner());
     let fields: ItemFields = json_body(&req, payload).await?;
+    if fields.status != ItemStatus::Open {
+        return Err(ApiError::Invalid(vec![crate::problem::FieldError::body(
+            "/status",
+            "status_via_transition",
+            "an item starts open; its status changes through POST /v1/items/{id}/transitions",
+        )]));
+    }
     if fields.status.is_decision()
         || fields
             .deviation
@@ -367,6 +374,13 @@ pub async fn update_item(
                     poam_domain::item::READ_ONLY_FIELDS,
                 )
                 .map_err(StoreError::Invalid)?;
+                if next.status != current.status {
+                    return Err(StoreError::Invalid(vec![poam_domain::Violation::new(
+                        "status_via_transition",
+                        "/status",
+                        "the status changes through POST /v1/items/{id}/transitions, where its rules are checked",
+                    )]));
+                }
                 checked(next)
             })
         })

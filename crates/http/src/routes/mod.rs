@@ -2,10 +2,12 @@
 //! the blocking pool and renders the result; errors go back as `ApiError`.
 
 pub mod docs;
+pub mod evidence;
 pub mod health;
 pub mod history;
 pub mod items;
 pub mod systems;
+pub mod workflow;
 
 use actix_web::http::header;
 use actix_web::http::StatusCode;

@@ -1,0 +1,490 @@
+//! Milestones and reviews: the plan, and the recorded decisions on it.
+
+use crate::ids::{ItemId, SystemId};
+use crate::limits::{CONTACT, LIST, NARRATIVE, RESOURCE};
+use crate::rules::Violation;
+use crate::vocab::{vocabulary_pub as vocabulary, DeviationKind, Regime, RiskRating};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+vocabulary!(
+    /// Where a milestone stands.
+    MilestoneStatus, "milestone status" {
+        Planned => "planned",
+        InProgress => "in_progress",
+        Completed => "completed",
+        Cancelled => "cancelled",
+    }
+);
+
+vocabulary!(
+    /// What a review decides on.
+    ReviewKind, "review kind" {
+        /// A periodic review of the POA&M, with minutes and action items.
+        Periodic => "periodic",
+        Approval => "approval",
+        ClosureVerification => "closure_verification",
+        RiskAcceptance => "risk_acceptance",
+        Deviation => "deviation",
+        Extension => "extension",
+    }
+);
+
+vocabulary!(
+    /// A review's outcome.
+    Decision, "decision" {
+        Approved => "approved",
+        Rejected => "rejected",
+        ChangesRequested => "changes_requested",
+        Noted => "noted",
+    }
+);
+
+vocabulary!(
+    /// What a piece of evidence shows.
+    EvidenceKind, "evidence kind" {
+        ConfigBefore => "config_before",
+        ConfigAfter => "config_after",
+        TestResult => "test_result",
+        ScanReport => "scan_report",
+        Screenshot => "screenshot",
+        Policy => "policy",
+        SignOff => "sign_off",
+        Other => "other",
+    }
+);
+
+/// A piece of evidence: immutable; withdrawal is recorded, never a deletion.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Evidence {
+    pub id: String,
+    pub item_id: ItemId,
+    pub milestone_id: Option<String>,
+    pub title: String,
+    pub kind: EvidenceKind,
+    pub filename: String,
+    /// The media type the uploader declared.
+    #[schema(example = "application/pdf")]
+    pub media_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// SHA-256 of the content, hex; also the download's ETag.
+    pub sha256: String,
+    pub collected_on: Option<NaiveDate>,
+    pub uploaded_by: String,
+    pub uploaded_at: DateTime<Utc>,
+    pub withdrawn_at: Option<DateTime<Utc>>,
+    pub withdrawn_by: Option<String>,
+    pub withdrawal_reason: Option<String>,
+}
+
+/// The body of withdrawing evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawEvidence {
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        example = "Uploaded to the wrong item"
+    )]
+    pub reason: String,
+}
+
+/// Evidence of a completed or closed item is part of the record the decision rests on: it
+/// can no longer be withdrawn.
+pub fn check_withdrawal(status: crate::ItemStatus) -> Result<(), Violation> {
+    if matches!(
+        status,
+        crate::ItemStatus::Completed | crate::ItemStatus::Closed
+    ) {
+        Err(Violation::new(
+            "evidence_locked",
+            "",
+            format!(
+                "the item is {status}: its evidence is part of the record and cannot be withdrawn"
+            ),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+impl ReviewKind {
+    /// Kinds that are an approver's decision (all but the periodic review).
+    pub fn is_approval(self) -> bool {
+        self != ReviewKind::Periodic
+    }
+
+    /// Kinds that decide on one item.
+    pub fn needs_item(self) -> bool {
+        matches!(
+            self,
+            ReviewKind::ClosureVerification
+                | ReviewKind::RiskAcceptance
+                | ReviewKind::Deviation
+                | ReviewKind::Extension
+        )
+    }
+}
+
+impl MilestoneStatus {
+    pub fn is_open(self) -> bool {
+        matches!(self, MilestoneStatus::Planned | MilestoneStatus::InProgress)
+    }
+}
+
+/// The body of a milestone creation.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMilestone {
+    #[validate(length(min = 1, max = "RESOURCE"))]
+    #[schema(
+        min_length = 1,
+        max_length = 250,
+        example = "Disable TLS 1.0 in the listener policy"
+    )]
+    pub title: String,
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub description: Option<String>,
+    #[schema(example = "2026-12-15")]
+    pub due_on: NaiveDate,
+    /// Order within the item's plan (default: after the last).
+    #[serde(default)]
+    #[validate(range(min = 0, max = 10000))]
+    #[schema(minimum = 0, maximum = 10000)]
+    pub position: Option<i32>,
+}
+
+/// The body of a milestone update: the fields to change. Moving `due_on` needs a
+/// `change_reason`, kept in the milestone's `changes`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MilestonePatch {
+    #[serde(default)]
+    #[validate(length(min = 1, max = "RESOURCE"))]
+    #[schema(min_length = 1, max_length = 250)]
+    pub title: Option<String>,
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub due_on: Option<NaiveDate>,
+    /// Why the due date moves (FedRAMP's "Milestone Changes").
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        example = "Vendor patch slipped to January"
+    )]
+    pub change_reason: Option<String>,
+    #[serde(default)]
+    #[validate(range(min = 0, max = 10000))]
+    #[schema(minimum = 0, maximum = 10000)]
+    pub position: Option<i32>,
+    /// `planned` or `in_progress`; completing and cancelling have their own operations.
+    #[serde(default)]
+    pub status: Option<MilestoneStatus>,
+}
+
+/// One move of a milestone's due date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MilestoneChange {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub reason: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A milestone of an item's plan.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Milestone {
+    pub id: String,
+    pub item_id: ItemId,
+    pub title: String,
+    pub description: Option<String>,
+    pub due_on: NaiveDate,
+    pub status: MilestoneStatus,
+    pub completed_on: Option<NaiveDate>,
+    pub position: i32,
+    /// Every due-date move, oldest first.
+    pub changes: Vec<MilestoneChange>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The body of completing a milestone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteMilestone {
+    /// Default: today.
+    #[serde(default)]
+    pub completed_on: Option<NaiveDate>,
+}
+
+/// The body of cancelling a milestone.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelMilestone {
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        example = "Superseded by the vendor's fixed release"
+    )]
+    pub reason: String,
+}
+
+/// A milestone may not fall after its item's scheduled completion date unless an extension was
+/// approved (eMASS: the scheduled date of an approved item does not move; slips go through
+/// milestones and extensions).
+pub fn check_milestone_due(
+    due_on: NaiveDate,
+    scheduled_completion: Option<NaiveDate>,
+    extension_approved: bool,
+) -> Result<(), Violation> {
+    match scheduled_completion {
+        Some(s) if due_on > s && !extension_approved => Err(Violation::new(
+            "milestone_after_scheduled_completion",
+            "/due_on",
+            format!(
+                "the milestone is due {due_on}, after the item's scheduled completion {s}: record an approved extension review for the item first"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The body of a review.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReview {
+    pub kind: ReviewKind,
+    pub decision: Decision,
+    /// For `deviation` reviews: which deviation is decided.
+    #[serde(default)]
+    pub deviation_kind: Option<DeviationKind>,
+    /// Minutes, rationale, conditions.
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    #[validate(length(max = "LIST"))]
+    #[schema(max_items = 500, example = json!(["Morgan Reyes (ISSM)", "Dana Whitfield"]))]
+    pub attendees: Vec<String>,
+    #[serde(default)]
+    #[validate(length(max = "LIST"))]
+    #[schema(max_items = 500, example = json!(["Dana: rescan after the patch window"]))]
+    pub action_items: Vec<String>,
+    /// Who asked for the decision (token subject or e-mail): may not be the reviewer.
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        example = "dana.whitfield@example.org"
+    )]
+    pub requested_by: Option<String>,
+    /// The review this one corrects (reviews are never edited).
+    #[serde(default)]
+    pub supersedes: Option<uuid::Uuid>,
+}
+
+/// A recorded review. Append-only.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Review {
+    pub id: String,
+    pub system_id: SystemId,
+    pub item_id: Option<ItemId>,
+    pub kind: ReviewKind,
+    pub deviation_kind: Option<DeviationKind>,
+    pub decision: Decision,
+    pub notes: Option<String>,
+    pub attendees: Vec<String>,
+    pub action_items: Vec<String>,
+    pub requested_by: Option<String>,
+    /// The token subject that recorded it.
+    pub reviewer: String,
+    pub reviewer_name: Option<String>,
+    pub reviewed_at: DateTime<Utc>,
+    pub supersedes: Option<String>,
+}
+
+/// What a review's rules need to know about its item.
+#[derive(Debug, Clone, Copy)]
+pub struct ReviewContext {
+    pub regime: Regime,
+    pub item_risk: Option<RiskRating>,
+    pub has_item: bool,
+}
+
+/// Checks a review against the rules that do not need the database.
+pub fn check_review(r: &NewReview, reviewer: &str, ctx: ReviewContext) -> Vec<Violation> {
+    let mut v = Vec::new();
+    let entries = |list: &[String], pointer: &str, max: u64, v: &mut Vec<Violation>| {
+        for (i, s) in list.iter().enumerate() {
+            if s.trim().is_empty() || s.chars().count() as u64 > max {
+                v.push(Violation::new(
+                    "invalid_length",
+                    format!("{pointer}/{i}"),
+                    format!("must have 1 to {max} characters"),
+                ));
+            }
+        }
+    };
+    entries(&r.attendees, "/attendees", CONTACT, &mut v);
+    entries(&r.action_items, "/action_items", RESOURCE, &mut v);
+    if r.kind.needs_item() && !ctx.has_item {
+        v.push(Violation::new(
+            "item_required",
+            "/kind",
+            format!(
+                "a {} review decides on one item: record it under /v1/items/{{id}}/reviews",
+                r.kind
+            ),
+        ));
+    }
+    match (r.kind, r.deviation_kind) {
+        (ReviewKind::Deviation, None) => v.push(Violation::new("deviation_kind_required", "/deviation_kind", "a deviation review names the deviation: risk_adjustment, false_positive or operational_requirement")),
+        (k, Some(_)) if k != ReviewKind::Deviation => v.push(Violation::new("deviation_kind_unexpected", "/deviation_kind", "only deviation reviews carry a deviation_kind")),
+        _ => {}
+    }
+    if r.kind.is_approval()
+        && r.requested_by
+            .as_deref()
+            .is_some_and(|q| q.eq_ignore_ascii_case(reviewer))
+    {
+        v.push(Violation::new(
+            "self_approval",
+            "/requested_by",
+            "the requester may not approve their own request (separation of duties)",
+        ));
+    }
+    if ctx.regime == Regime::Fedramp
+        && r.kind == ReviewKind::Deviation
+        && r.deviation_kind == Some(DeviationKind::OperationalRequirement)
+        && matches!(ctx.item_risk, Some(RiskRating::High | RiskRating::Critical))
+    {
+        v.push(Violation::new(
+            "operational_requirement_on_high",
+            "/deviation_kind",
+            "FedRAMP does not approve an operational requirement for a High (or Critical) risk",
+        ));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn review(kind: ReviewKind) -> NewReview {
+        NewReview {
+            kind,
+            decision: Decision::Approved,
+            deviation_kind: None,
+            notes: None,
+            attendees: vec![],
+            action_items: vec![],
+            requested_by: Some("dana@example.org".into()),
+            supersedes: None,
+        }
+    }
+
+    fn ctx() -> ReviewContext {
+        ReviewContext {
+            regime: Regime::Fedramp,
+            item_risk: Some(RiskRating::High),
+            has_item: true,
+        }
+    }
+
+    fn codes(v: Vec<Violation>) -> Vec<&'static str> {
+        v.into_iter().map(|v| v.code).collect()
+    }
+
+    #[test]
+    fn requesters_do_not_approve_their_own_requests() {
+        assert_eq!(
+            codes(check_review(
+                &review(ReviewKind::Extension),
+                "DANA@example.org",
+                ctx()
+            )),
+            vec!["self_approval"]
+        );
+        assert!(check_review(&review(ReviewKind::Extension), "issm@example.org", ctx()).is_empty());
+        assert!(
+            check_review(&review(ReviewKind::Periodic), "dana@example.org", ctx()).is_empty(),
+            "a periodic review is not an approval"
+        );
+    }
+
+    #[test]
+    fn deviations_name_their_kind_and_fedramp_refuses_operational_requirements_on_highs() {
+        assert_eq!(
+            codes(check_review(&review(ReviewKind::Deviation), "x", ctx())),
+            vec!["deviation_kind_required"]
+        );
+        let mut r = review(ReviewKind::Deviation);
+        r.deviation_kind = Some(DeviationKind::OperationalRequirement);
+        assert_eq!(
+            codes(check_review(&r, "x", ctx())),
+            vec!["operational_requirement_on_high"]
+        );
+        let moderate = ReviewContext {
+            item_risk: Some(RiskRating::Moderate),
+            ..ctx()
+        };
+        assert!(check_review(&r, "x", moderate).is_empty());
+        let emass = ReviewContext {
+            regime: Regime::Emass,
+            ..ctx()
+        };
+        assert!(check_review(&r, "x", emass).is_empty());
+        let mut p = review(ReviewKind::Periodic);
+        p.deviation_kind = Some(DeviationKind::FalsePositive);
+        assert_eq!(
+            codes(check_review(&p, "x", ctx())),
+            vec!["deviation_kind_unexpected"]
+        );
+    }
+
+    #[test]
+    fn item_decisions_need_an_item() {
+        let system_level = ReviewContext {
+            has_item: false,
+            ..ctx()
+        };
+        assert_eq!(
+            codes(check_review(
+                &review(ReviewKind::ClosureVerification),
+                "x",
+                system_level
+            )),
+            vec!["item_required"]
+        );
+        assert!(check_review(&review(ReviewKind::Periodic), "x", system_level).is_empty());
+    }
+
+    #[test]
+    fn milestones_stay_within_the_schedule_unless_extended() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap_or_default();
+        assert!(check_milestone_due(d("2026-12-31"), Some(d("2026-12-31")), false).is_ok());
+        assert_eq!(
+            check_milestone_due(d("2027-01-01"), Some(d("2026-12-31")), false).map_err(|v| v.code),
+            Err("milestone_after_scheduled_completion")
+        );
+        assert!(check_milestone_due(d("2027-01-01"), Some(d("2026-12-31")), true).is_ok());
+        assert!(check_milestone_due(d("2027-01-01"), None, false).is_ok());
+    }
+}

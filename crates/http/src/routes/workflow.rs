@@ -1,0 +1,435 @@
+//! The remediation workflow: milestones, status transitions and reviews.
+
+use super::docs::{ReadProblems, WriteProblems};
+use super::versioned;
+use crate::auth::Actor;
+use crate::input::{if_match, json_body};
+use crate::problem::ApiError;
+use crate::state::AppState;
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
+use poam_domain::lifecycle::{self, Request};
+use poam_domain::limits::NARRATIVE;
+use poam_domain::workflow::{
+    CancelMilestone, CompleteMilestone, Milestone, MilestonePatch, NewMilestone, NewReview, Review,
+};
+use poam_domain::{Item, ItemId, ItemStatus, Permission, SystemId};
+use poam_persistence::workflow::{self as store, MilestoneEdit};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+fn created<T: Serialize>(location: String, version: i64, body: &T) -> HttpResponse {
+    let mut res = versioned(StatusCode::CREATED, version, body);
+    if let Ok(v) = header::HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// An item's milestones in plan order.
+#[derive(Serialize, ToSchema)]
+pub struct MilestoneList {
+    pub items: Vec<Milestone>,
+}
+
+/// Add a milestone to an item's plan (editor).
+///
+/// A milestone due after the item's scheduled completion date is refused unless an approved
+/// extension review exists for the item.
+#[utoipa::path(
+    tag = "milestones",
+    params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
+    request_body(content = NewMilestone, example = json!({"title": "Disable TLS 1.0 in the listener policy", "due_on": "2026-12-15"})),
+    responses(
+        (status = 201, body = Milestone, headers(("ETag" = String), ("Location" = String))),
+        WriteProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[post("/items/{item_id}/milestones")]
+pub async fn create_milestone(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::WriteItems)?;
+    let item_id = ItemId::from_uuid(path.into_inner());
+    let body: NewMilestone = json_body(&req, payload).await?;
+    let m = state
+        .db(move |conn| store::create_milestone(conn, item_id, &actor.scope, &body, &actor.sub))
+        .await?;
+    Ok(created(format!("/v1/milestones/{}", m.id), m.version, &m))
+}
+
+/// List an item's milestones in plan order.
+#[utoipa::path(
+    tag = "milestones",
+    params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
+    responses((status = 200, body = MilestoneList), ReadProblems),
+    security(("bearer" = []))
+)]
+#[get("/items/{item_id}/milestones")]
+pub async fn list_milestones(
+    state: web::Data<AppState>,
+    actor: Actor,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let item_id = ItemId::from_uuid(path.into_inner());
+    let items = state
+        .db(move |conn| store::list_milestones(conn, item_id, &actor.scope))
+        .await?;
+    Ok(HttpResponse::Ok().json(MilestoneList { items }))
+}
+
+/// Get a milestone, with every change of its due date.
+#[utoipa::path(
+    tag = "milestones",
+    params(("milestone_id" = uuid::Uuid, Path, description = "The milestone's id.")),
+    responses((status = 200, body = Milestone, headers(("ETag" = String))), ReadProblems),
+    security(("bearer" = []))
+)]
+#[get("/milestones/{milestone_id}")]
+pub async fn get_milestone(
+    state: web::Data<AppState>,
+    actor: Actor,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let id = path.into_inner();
+    let (m, _) = state
+        .db(move |conn| store::get_milestone(conn, id, &actor.scope))
+        .await?;
+    Ok(versioned(StatusCode::OK, m.version, &m))
+}
+
+async fn edit(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: &HttpRequest,
+    id: uuid::Uuid,
+    edit: MilestoneEdit,
+) -> Result<HttpResponse, ApiError> {
+    let expected = if_match(req)?;
+    let m = state
+        .db(move |conn| store::edit_milestone(conn, id, &actor.scope, expected, &actor.sub, edit))
+        .await?;
+    Ok(versioned(StatusCode::OK, m.version, &m))
+}
+
+/// Change a milestone (editor): title, description, position, planned/in progress, or its due
+/// date with a `change_reason` (kept in `changes`).
+#[utoipa::path(
+    tag = "milestones",
+    params(
+        ("milestone_id" = uuid::Uuid, Path, description = "The milestone's id."),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 if the milestone changed since."),
+    ),
+    request_body(content = MilestonePatch, example = json!({"due_on": "2027-01-15", "change_reason": "Vendor patch slipped to January"})),
+    responses((status = 200, body = Milestone, headers(("ETag" = String))), WriteProblems),
+    security(("bearer" = []))
+)]
+#[patch("/milestones/{milestone_id}")]
+pub async fn update_milestone(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::WriteItems)?;
+    let body: MilestonePatch = json_body(&req, payload).await?;
+    edit(
+        state,
+        actor,
+        &req,
+        path.into_inner(),
+        MilestoneEdit::Patch(body),
+    )
+    .await
+}
+
+/// Mark a milestone completed (editor); `completed_on` defaults to today.
+#[utoipa::path(
+    tag = "milestones",
+    params(
+        ("milestone_id" = uuid::Uuid, Path, description = "The milestone's id."),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read."),
+    ),
+    request_body(content = CompleteMilestone, example = json!({"completed_on": "2026-11-20"})),
+    responses((status = 200, body = Milestone, headers(("ETag" = String))), WriteProblems),
+    security(("bearer" = []))
+)]
+#[post("/milestones/{milestone_id}/complete")]
+pub async fn complete_milestone(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::WriteItems)?;
+    let body: CompleteMilestone = json_body(&req, payload).await?;
+    edit(
+        state,
+        actor,
+        &req,
+        path.into_inner(),
+        MilestoneEdit::Complete(body.completed_on),
+    )
+    .await
+}
+
+/// Cancel a milestone (editor), with the reason.
+#[utoipa::path(
+    tag = "milestones",
+    params(
+        ("milestone_id" = uuid::Uuid, Path, description = "The milestone's id."),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read."),
+    ),
+    request_body = CancelMilestone,
+    responses((status = 200, body = Milestone, headers(("ETag" = String))), WriteProblems),
+    security(("bearer" = []))
+)]
+#[post("/milestones/{milestone_id}/cancel")]
+pub async fn cancel_milestone(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::WriteItems)?;
+    let body: CancelMilestone = json_body(&req, payload).await?;
+    edit(
+        state,
+        actor,
+        &req,
+        path.into_inner(),
+        MilestoneEdit::Cancel(body.reason),
+    )
+    .await
+}
+
+/// A status change of an item.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionBody {
+    /// The new status.
+    pub to: ItemStatus,
+    /// What was done, or why (required for completed, deferred and reopening).
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub comment: Option<String>,
+    /// For `completed`: the completion date (not in the future).
+    #[serde(default)]
+    pub completed_on: Option<NaiveDate>,
+    /// For `deferred`: the new target date (becomes the scheduled completion).
+    #[serde(default)]
+    pub target_date: Option<NaiveDate>,
+}
+
+impl crate::input::ObjectMembers for TransitionBody {
+    const OBJECTS: &'static [&'static str] = &[];
+}
+impl crate::input::ObjectMembers for NewMilestone {
+    const OBJECTS: &'static [&'static str] = &[];
+}
+impl crate::input::ObjectMembers for MilestonePatch {
+    const OBJECTS: &'static [&'static str] = &[];
+}
+impl crate::input::ObjectMembers for CompleteMilestone {
+    const OBJECTS: &'static [&'static str] = &[];
+}
+impl crate::input::ObjectMembers for CancelMilestone {
+    const OBJECTS: &'static [&'static str] = &[];
+}
+impl crate::input::ObjectMembers for NewReview {
+    const OBJECTS: &'static [&'static str] = &[];
+}
+
+/// Move an item to another status; each refusal names the rule it enforces.
+///
+/// - `in_progress`, `completed`: a scheduled completion date and at least one milestone;
+/// - `completed`: a completion date not in the future, a comment, at least one piece of evidence;
+/// - `closed` (approver): an approved closure-verification review, recorded after completion by
+///   an approver who neither implemented the fix nor marked the item completed;
+/// - `risk_accepted` (approver): an approved risk-acceptance review, a residual-risk
+///   justification, no open milestones; refused under CMMC;
+/// - `deferred`: a reason and a new target date; `closed` → `open`: a reason.
+#[utoipa::path(
+    tag = "items",
+    params(
+        ("item_id" = uuid::Uuid, Path, description = "The item's id."),
+        ("If-Match" = Option<String>, Header, description = "The item's ETag you read."),
+    ),
+    request_body(content = TransitionBody, example = json!({"to": "completed", "comment": "TLS 1.0 and 1.1 disabled; rescan clean.", "completed_on": "2026-11-20"})),
+    responses((status = 200, body = Item, headers(("ETag" = String))), WriteProblems),
+    security(("bearer" = []))
+)]
+#[post("/items/{item_id}/transitions")]
+pub async fn transition(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    actor
+        .require(Permission::WriteItems)
+        .or_else(|_| actor.require(Permission::Decide))?;
+    let id = ItemId::from_uuid(path.into_inner());
+    let expected = if_match(&req)?;
+    let body: TransitionBody = json_body(&req, payload).await?;
+    if lifecycle::is_decision(body.to) {
+        actor.require(Permission::Decide)?;
+    } else {
+        actor.require(Permission::WriteItems)?;
+    }
+    let request = Request {
+        to: Some(body.to),
+        comment: body.comment,
+        completed_on: body.completed_on,
+        target_date: body.target_date,
+    };
+    let item = state
+        .db(move |conn| store::transition(conn, id, &actor.scope, expected, &actor.sub, &request))
+        .await?;
+    Ok(versioned(StatusCode::OK, item.version, &item))
+}
+
+/// Reviews, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct ReviewList {
+    pub items: Vec<Review>,
+}
+
+fn review_permission(actor: &Actor, r: &NewReview) -> Result<(), ApiError> {
+    if r.kind.is_approval() {
+        actor.require(Permission::Decide)
+    } else {
+        actor
+            .require(Permission::WriteItems)
+            .or_else(|_| actor.require(Permission::Decide))
+    }
+}
+
+/// Record a review of the system's POA&M (periodic: editor; approvals: approver). Append-only.
+#[utoipa::path(
+    tag = "reviews",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
+    request_body(content = NewReview, example = json!({"kind": "periodic", "decision": "noted", "notes": "Monthly review: 3 items overdue.", "attendees": ["Morgan Reyes (ISSM)"], "action_items": ["Dana: rescan lb-prod-1"]})),
+    responses((status = 201, body = Review, headers(("Location" = String))), WriteProblems),
+    security(("bearer" = []))
+)]
+#[post("/systems/{system_id}/reviews")]
+pub async fn create_system_review(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let sid = SystemId::from_uuid(path.into_inner());
+    let body: NewReview = json_body(&req, payload).await?;
+    review_permission(&actor, &body)?;
+    let r = state
+        .db(move |conn| {
+            store::create_review(
+                conn,
+                Some(sid),
+                None,
+                &actor.scope,
+                &body,
+                &actor.sub,
+                actor.name.as_deref(),
+            )
+        })
+        .await?;
+    Ok(created(format!("/v1/systems/{sid}/reviews"), 1, &r))
+}
+
+/// Record a decision on one item: approval, closure verification, risk acceptance, deviation,
+/// extension (approver), or a periodic note (editor). Append-only: correct with `supersedes`.
+#[utoipa::path(
+    tag = "reviews",
+    params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
+    request_body(content = NewReview, example = json!({"kind": "closure_verification", "decision": "approved", "notes": "Rescan of lb-prod-1 shows TLS 1.2+ only.", "requested_by": "lee.park@example.org"})),
+    responses((status = 201, body = Review, headers(("Location" = String))), WriteProblems),
+    security(("bearer" = []))
+)]
+#[post("/items/{item_id}/reviews")]
+pub async fn create_item_review(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let iid = ItemId::from_uuid(path.into_inner());
+    let body: NewReview = json_body(&req, payload).await?;
+    review_permission(&actor, &body)?;
+    let r = state
+        .db(move |conn| {
+            store::create_review(
+                conn,
+                None,
+                Some(iid),
+                &actor.scope,
+                &body,
+                &actor.sub,
+                actor.name.as_deref(),
+            )
+        })
+        .await?;
+    Ok(created(format!("/v1/items/{iid}/reviews"), 1, &r))
+}
+
+/// The reviews of a system's POA&M and of all its items, newest first.
+#[utoipa::path(
+    tag = "reviews",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
+    responses((status = 200, body = ReviewList), ReadProblems),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/reviews")]
+pub async fn list_system_reviews(
+    state: web::Data<AppState>,
+    actor: Actor,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let sid = SystemId::from_uuid(path.into_inner());
+    let items = state
+        .db(move |conn| store::list_reviews(conn, Some(sid), None, &actor.scope))
+        .await?;
+    Ok(HttpResponse::Ok().json(ReviewList { items }))
+}
+
+/// The reviews of one item, newest first.
+#[utoipa::path(
+    tag = "reviews",
+    params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
+    responses((status = 200, body = ReviewList), ReadProblems),
+    security(("bearer" = []))
+)]
+#[get("/items/{item_id}/reviews")]
+pub async fn list_item_reviews(
+    state: web::Data<AppState>,
+    actor: Actor,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let iid = ItemId::from_uuid(path.into_inner());
+    let items = state
+        .db(move |conn| store::list_reviews(conn, None, Some(iid), &actor.scope))
+        .await?;
+    Ok(HttpResponse::Ok().json(ReviewList { items }))
+}

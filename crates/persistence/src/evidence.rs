@@ -1,0 +1,284 @@
+//! Evidence: immutable files, stored in the database in chunks, written with their metadata and
+//! history event in one transaction. Withdrawal is recorded, never a deletion.
+
+use crate::db::{self, DbConnection};
+use crate::error::StoreError;
+use crate::events::{self, Action, Change};
+use crate::schema::{evidence, evidence_chunks, milestones};
+use crate::systems::{parse_id, parse_word, utc};
+use crate::workflow::live_item;
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use poam_domain::workflow::{check_withdrawal, Evidence, EvidenceKind};
+use poam_domain::{ItemId, SystemId, SystemScope, Violation};
+use std::io::Read;
+
+/// Bytes per stored chunk: a download streams one at a time.
+pub const CHUNK: usize = 1 << 20;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = evidence)]
+struct EvidenceRow {
+    id: String,
+    item_id: String,
+    system_id: String,
+    milestone_id: Option<String>,
+    title: String,
+    kind: String,
+    filename: String,
+    media_type: String,
+    size: i64,
+    sha256: String,
+    collected_on: Option<NaiveDate>,
+    uploaded_by: String,
+    uploaded_at: NaiveDateTime,
+    withdrawn_at: Option<NaiveDateTime>,
+    withdrawn_by: Option<String>,
+    withdrawal_reason: Option<String>,
+}
+
+impl EvidenceRow {
+    fn into_domain(self) -> Result<Evidence, StoreError> {
+        Ok(Evidence {
+            id: self.id,
+            item_id: parse_id(&self.item_id)?,
+            milestone_id: self.milestone_id,
+            title: self.title,
+            kind: parse_word::<EvidenceKind>("evidence kind", &self.kind)?,
+            filename: self.filename,
+            media_type: self.media_type,
+            size: self.size,
+            sha256: self.sha256,
+            collected_on: self.collected_on,
+            uploaded_by: self.uploaded_by,
+            uploaded_at: utc(self.uploaded_at),
+            withdrawn_at: self.withdrawn_at.map(utc),
+            withdrawn_by: self.withdrawn_by,
+            withdrawal_reason: self.withdrawal_reason,
+        })
+    }
+}
+
+/// The metadata of an upload, checked by the HTTP room, hashed and measured while it streamed.
+#[derive(Debug, Clone)]
+pub struct NewEvidence {
+    pub title: String,
+    pub kind: EvidenceKind,
+    pub milestone_id: Option<uuid::Uuid>,
+    pub collected_on: Option<NaiveDate>,
+    pub filename: String,
+    pub media_type: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+fn load(conn: &mut DbConnection, id: &str) -> Result<(Evidence, String), StoreError> {
+    let row: EvidenceRow = evidence::table
+        .find(id)
+        .select(EvidenceRow::as_select())
+        .first(conn)?;
+    let sid = row.system_id.clone();
+    Ok((row.into_domain()?, sid))
+}
+
+/// Stores an uploaded file (already on disk, hashed) with its metadata and history event.
+pub fn create(
+    conn: &mut DbConnection,
+    item_id: ItemId,
+    scope: &SystemScope,
+    meta: &NewEvidence,
+    content: &std::path::Path,
+    actor: &str,
+) -> Result<Evidence, StoreError> {
+    db::write(conn, |conn| {
+        let item = live_item(conn, item_id, scope)?;
+        let iid = item_id.to_string();
+        let mut errors = Vec::new();
+        if let Some(m) = meta.milestone_id {
+            let owner: Option<String> = milestones::table
+                .find(m.to_string())
+                .select(milestones::item_id)
+                .first(conn)
+                .optional()?;
+            if owner.as_deref() != Some(iid.as_str()) {
+                errors.push(Violation::new(
+                    "unknown_milestone",
+                    "/milestone_id",
+                    "milestone_id must name a milestone of this item",
+                ));
+            }
+        }
+        let now = db::now();
+        if let Some(d) = meta.collected_on.filter(|d| *d > now.date()) {
+            errors.push(Violation::new(
+                "date_in_future",
+                "/collected_on",
+                format!("the collection date {d} is after today"),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(StoreError::Invalid(errors));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        diesel::insert_into(evidence::table)
+            .values((
+                evidence::id.eq(&id),
+                evidence::item_id.eq(&iid),
+                evidence::system_id.eq(item.system_id.to_string()),
+                evidence::milestone_id.eq(meta.milestone_id.map(|m| m.to_string())),
+                evidence::title.eq(&meta.title),
+                evidence::kind.eq(meta.kind.as_str()),
+                evidence::filename.eq(&meta.filename),
+                evidence::media_type.eq(&meta.media_type),
+                evidence::size.eq(meta.size),
+                evidence::sha256.eq(&meta.sha256),
+                evidence::collected_on.eq(meta.collected_on),
+                evidence::uploaded_by.eq(actor),
+                evidence::uploaded_at.eq(now),
+            ))
+            .execute(conn)?;
+        let mut file = std::fs::File::open(content)
+            .map_err(|e| StoreError::Internal(format!("upload spool: {e}")))?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut n: i32 = 0;
+        loop {
+            let mut filled = 0;
+            while filled < CHUNK {
+                let read = file
+                    .read(&mut buf[filled..])
+                    .map_err(|e| StoreError::Internal(format!("upload spool: {e}")))?;
+                if read == 0 {
+                    break;
+                }
+                filled += read;
+            }
+            if filled == 0 {
+                break;
+            }
+            diesel::insert_into(evidence_chunks::table)
+                .values((
+                    evidence_chunks::evidence_id.eq(&id),
+                    evidence_chunks::n.eq(n),
+                    evidence_chunks::data.eq(&buf[..filled]),
+                ))
+                .execute(conn)?;
+            n += 1;
+            if filled < CHUNK {
+                break;
+            }
+        }
+        let (saved, sid) = load(conn, &id)?;
+        events::append(
+            conn,
+            Change {
+                system_id: &sid,
+                resource_kind: "evidence",
+                resource_id: &id,
+                action: Action::Created,
+                actor,
+                at: now,
+                version: 1,
+                before: None,
+                after: &saved,
+            },
+        )?;
+        Ok(saved)
+    })
+}
+
+/// Evidence of an item that is not withdrawn.
+pub fn active_count(conn: &mut DbConnection, item_id: &str) -> Result<usize, StoreError> {
+    let n: i64 = evidence::table
+        .filter(evidence::item_id.eq(item_id))
+        .filter(evidence::withdrawn_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Evidence whose system the caller may see.
+pub fn get(
+    conn: &mut DbConnection,
+    id: uuid::Uuid,
+    scope: &SystemScope,
+) -> Result<Evidence, StoreError> {
+    let (e, sid) = load(conn, &id.to_string())?;
+    if scope.allows(parse_id::<SystemId>(&sid)?) {
+        Ok(e)
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// An item's evidence, oldest first, withdrawn included.
+pub fn list(
+    conn: &mut DbConnection,
+    item_id: ItemId,
+    scope: &SystemScope,
+) -> Result<Vec<Evidence>, StoreError> {
+    crate::items::get(conn, item_id, scope)?;
+    evidence::table
+        .filter(evidence::item_id.eq(item_id.to_string()))
+        .order((evidence::uploaded_at.asc(), evidence::id.asc()))
+        .select(EvidenceRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(EvidenceRow::into_domain)
+        .collect()
+}
+
+/// Chunk `n` of the content, if there is one.
+pub fn chunk(conn: &mut DbConnection, id: &str, n: i32) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(evidence_chunks::table
+        .find((id, n))
+        .select(evidence_chunks::data)
+        .first(conn)
+        .optional()?)
+}
+
+/// Withdraws evidence: recorded with who and why; refused once the item is completed or closed.
+pub fn withdraw(
+    conn: &mut DbConnection,
+    id: uuid::Uuid,
+    scope: &SystemScope,
+    actor: &str,
+    reason: &str,
+) -> Result<Evidence, StoreError> {
+    db::write(conn, |conn| {
+        let current = get(conn, id, scope)?;
+        let item = live_item(conn, current.item_id, scope)?;
+        check_withdrawal(item.status).map_err(StoreError::Conflict)?;
+        if current.withdrawn_at.is_some() {
+            return Err(StoreError::Conflict(Violation::new(
+                "already_withdrawn",
+                "",
+                "this evidence was already withdrawn",
+            )));
+        }
+        let now = db::now();
+        let key = id.to_string();
+        diesel::update(evidence::table.find(&key))
+            .set((
+                evidence::withdrawn_at.eq(now),
+                evidence::withdrawn_by.eq(actor),
+                evidence::withdrawal_reason.eq(reason),
+            ))
+            .execute(conn)?;
+        let (saved, sid) = load(conn, &key)?;
+        events::append(
+            conn,
+            Change {
+                system_id: &sid,
+                resource_kind: "evidence",
+                resource_id: &key,
+                action: Action::Withdrawn,
+                actor,
+                at: now,
+                version: 2,
+                before: Some(&current),
+                after: &saved,
+            },
+        )?;
+        Ok(saved)
+    })
+}

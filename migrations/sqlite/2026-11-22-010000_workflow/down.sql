@@ -1,0 +1,5 @@
+DROP TABLE evidence_chunks;
+DROP TABLE evidence;
+DROP TABLE transitions;
+DROP TABLE reviews;
+DROP TABLE milestones;
