@@ -34,7 +34,7 @@ run_against() { # name database_url
   echo "== schemathesis on $name (127.0.0.1:$port)"
   .venv/bin/schemathesis run "http://127.0.0.1:$port/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
-    --checks "$CHECKS" --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --workers 2 \
+    --checks "$CHECKS" --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --workers 1 \
     "${SEED_ARGS[@]}" --no-color
   if grep -q '"status":5[0-9][0-9]' "$dir/server.log"; then
     echo "the server answered 5xx:"; grep '"status":5[0-9][0-9]' "$dir/server.log" | head; return 1
