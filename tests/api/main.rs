@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod errors;
 mod history;
+mod idempotency;
 mod items;
 mod lists;
 mod schema;

@@ -89,6 +89,7 @@ fn both_backends_build_the_same_tables_up_down_and_up_again() {
             "events",
             "evidence",
             "evidence_chunks",
+            "idempotency_keys",
             "item_controls",
             "items",
             "milestones",

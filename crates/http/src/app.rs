@@ -109,9 +109,40 @@ where
 
 /// The OpenAPI document, built from the same registration as the server.
 pub fn openapi() -> OpenApiDoc {
-    routes(App::new().into_utoipa_app().openapi(ApiDoc::openapi()))
+    let mut openapi = routes(App::new().into_utoipa_app().openapi(ApiDoc::openapi()))
         .split_for_parts()
-        .1
+        .1;
+    document_idempotency(&mut openapi);
+    openapi
+}
+
+/// Every POST takes an `Idempotency-Key` (see `crate::idempotency`).
+fn document_idempotency(openapi: &mut OpenApiDoc) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::Required;
+    for item in openapi.paths.paths.values_mut() {
+        if let Some(op) = item.post.as_mut() {
+            let parameter = ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "Makes the POST safe to retry: a retry with the same key and content gets the first \
+                         response again (`Idempotent-Replayed: true`) and creates nothing; the same key with \
+                         other content is 422 `idempotency_key_reused`; while the first runs, 409 \
+                         `idempotency_key_in_use`. Keys are per caller, kept 24 hours.",
+                    ))
+                    .schema(Some(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::String)
+                            .min_length(Some(1))
+                            .max_length(Some(255))
+                            .pattern(Some("^[!-~]+$")),
+                    ))
+                    .build();
+            op.parameters.get_or_insert_with(Vec::new).push(parameter);
+        }
+    }
 }
 
 /// The route table, for telling 404 from 405.
@@ -233,5 +264,6 @@ pub fn app(
                 .config(utoipa_swagger_ui::Config::new(["/v1/openapi.json"]).validator_url("none")),
         )
         .default_service(web::to(fallback))
+        .wrap(from_fn(crate::idempotency::middleware))
         .wrap(from_fn(edge))
 }

@@ -6,6 +6,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod evidence;
+pub mod idempotency;
 pub mod items;
 pub mod page;
 pub mod schema;

@@ -141,6 +141,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     transitions,
     evidence,
     evidence_chunks,
+    idempotency_keys,
 );
 
 diesel::table! {
@@ -169,5 +170,18 @@ diesel::table! {
         evidence_id -> Text,
         n -> Integer,
         data -> Binary,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (actor, idem_key) {
+        actor -> Text,
+        idem_key -> Text,
+        path -> Text,
+        body_hash -> Nullable<Text>,
+        status -> Integer,
+        headers -> Text,
+        body -> Nullable<Binary>,
+        created_at -> Timestamp,
     }
 }
