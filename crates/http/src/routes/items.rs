@@ -247,6 +247,23 @@ pub async fn create_item(
             "an item starts open; its status changes through POST /v1/items/{id}/transitions",
         )]));
     }
+    let lifecycle_dates: Vec<_> = [
+        ("/completed_on", fields.completed_on),
+        ("/closed_on", fields.closed_on),
+    ]
+    .into_iter()
+    .filter(|(_, d)| d.is_some())
+    .map(|(p, _)| {
+        crate::problem::FieldError::body(
+            p,
+            "set_by_transition",
+            "set by the completed and closed transitions",
+        )
+    })
+    .collect();
+    if !lifecycle_dates.is_empty() {
+        return Err(ApiError::Invalid(lifecycle_dates));
+    }
     if fields.status.is_decision()
         || fields
             .deviation
@@ -380,6 +397,17 @@ pub async fn update_item(
                         "/status",
                         "the status changes through POST /v1/items/{id}/transitions, where its rules are checked",
                     )]));
+                }
+                let dates: Vec<_> = [
+                    ("/completed_on", next.completed_on != current.completed_on),
+                    ("/closed_on", next.closed_on != current.closed_on),
+                ]
+                .into_iter()
+                .filter(|(_, changed)| *changed)
+                .map(|(p, _)| poam_domain::Violation::new("set_by_transition", p, "set by the completed and closed transitions"))
+                .collect();
+                if !dates.is_empty() {
+                    return Err(StoreError::Invalid(dates));
                 }
                 checked(next)
             })
