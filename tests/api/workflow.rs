@@ -576,6 +576,19 @@ fn refusals_name_their_rules(app: &TestApp) {
         .problem(422, "validation_failed");
     assert_eq!(codes(&r.body), ["status_via_transition"]);
     let r = app
+        .item(&fed, json!({"completed_on": "2026-11-01"}))
+        .problem(422, "validation_failed");
+    assert_eq!(codes(&r.body), ["set_by_transition"]);
+    let r = app
+        .patch(
+            &format!("/v1/items/{later}"),
+            &admin,
+            &json!({"closed_on": "2026-11-01"}),
+            None,
+        )
+        .problem(422, "validation_failed");
+    assert_eq!(codes(&r.body), ["set_by_transition"]);
+    let r = app
         .transition(&later, &admin, json!({"to": "closed"}))
         .problem(422, "validation_failed");
     assert_eq!(codes(&r.body), ["transition_not_allowed"]);
