@@ -6,6 +6,7 @@
 //! 100/250/2000 characters), so they live here, once.
 
 pub mod access;
+pub mod cmmc;
 pub mod controls;
 pub mod history;
 pub mod ids;
