@@ -86,6 +86,7 @@ fn both_backends_build_the_same_tables_up_down_and_up_again() {
     assert_eq!(
         table_names,
         [
+            "cmmc_assessments",
             "events",
             "evidence",
             "evidence_chunks",

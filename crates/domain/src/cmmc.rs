@@ -154,6 +154,19 @@ pub fn score(statuses: &Statuses) -> Option<i32> {
     )
 }
 
+/// A system's recorded self-assessment.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Assessment {
+    pub system_id: crate::SystemId,
+    /// Every requirement named, by 800-171 number; one left out counts as not met.
+    #[schema(value_type = BTreeMap<String, Status>)]
+    pub requirements: Statuses,
+    pub conditional_status_date: Option<NaiveDate>,
+    pub version: i64,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub updated_by: String,
+}
+
 /// Why a Conditional status is not available.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Reason {

@@ -3,7 +3,7 @@
 //! problem document.
 
 use crate::problem::{ApiError, PROBLEM_JSON};
-use crate::routes::{evidence, health, history, items, systems, workflow};
+use crate::routes::{cmmc, evidence, health, history, items, systems, workflow};
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -40,6 +40,7 @@ input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETa
         (name = "milestones", description = "The steps of an item's plan, with every due-date change kept."),
         (name = "reviews", description = "Recorded decisions: periodic reviews, approvals, closure verification, risk acceptance, deviations, extensions. Append-only."),
         (name = "evidence", description = "Immutable files proving remediation and verification, with SHA-256."),
+        (name = "cmmc", description = "CMMC Level 2: the self-assessment, the SPRS score and the Conditional status check (32 CFR 170.21)."),
         (name = "history", description = "The hash-chained record of every change: feed, item history, verification."),
         (name = "health", description = "Liveness and readiness, unauthenticated."),
     ),
@@ -101,6 +102,10 @@ where
                 .service(evidence::get)
                 .service(evidence::content)
                 .service(evidence::withdraw)
+                .service(cmmc::put_assessment)
+                .service(cmmc::get_assessment)
+                .service(cmmc::score)
+                .service(cmmc::what_if)
                 .service(history::list_events)
                 .service(history::verify_events)
                 .service(history::item_history),

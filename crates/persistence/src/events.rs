@@ -49,7 +49,14 @@ impl Action {
 }
 
 /// The kinds of resource events name.
-pub const RESOURCES: &[&str] = &["system", "item", "milestone", "review", "evidence"];
+pub const RESOURCES: &[&str] = &[
+    "system",
+    "item",
+    "milestone",
+    "review",
+    "evidence",
+    "cmmc_assessment",
+];
 
 /// What changed, for [`append`].
 pub struct Change<'a, T: Serialize> {

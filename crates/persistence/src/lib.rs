@@ -2,6 +2,7 @@
 //! URL-chosen connection manager, embedded migrations for both backends, and one module per
 //! aggregate. Rows become domain types at this crate's door.
 
+pub mod cmmc;
 pub mod db;
 pub mod error;
 pub mod events;

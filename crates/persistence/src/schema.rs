@@ -81,6 +81,7 @@ diesel::table! {
 diesel::joinable!(items -> systems (system_id));
 diesel::joinable!(item_controls -> items (item_id));
 diesel::joinable!(events -> systems (system_id));
+diesel::joinable!(item_controls -> systems (system_id));
 
 diesel::table! {
     milestones (id) {
@@ -142,6 +143,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     evidence,
     evidence_chunks,
     idempotency_keys,
+    cmmc_assessments,
 );
 
 diesel::table! {
@@ -183,5 +185,16 @@ diesel::table! {
         headers -> Text,
         body -> Nullable<Binary>,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cmmc_assessments (system_id) {
+        system_id -> Text,
+        requirements -> Text,
+        conditional_status_date -> Nullable<Date>,
+        version -> BigInt,
+        updated_at -> Timestamp,
+        updated_by -> Text,
     }
 }
