@@ -365,13 +365,18 @@ impl TestApp {
         self.request("DELETE", path, Some(token), &headers, None)
     }
 
-    /// Creates a system and returns its id.
+    /// Creates a system under the `custom` regime (no deadline policy) and returns its id.
     pub fn system(&self, name: &str) -> String {
+        self.system_in(name, "custom")
+    }
+
+    /// Creates a system under a regime and returns its id.
+    pub fn system_in(&self, name: &str, regime: &str) -> String {
         let r = self
             .post(
                 "/v1/systems",
                 &self.admin(),
-                &serde_json::json!({"name": name, "regime": "fedramp"}),
+                &serde_json::json!({"name": name, "regime": regime}),
             )
             .expect(201);
         r.body["id"].as_str().unwrap_or_default().to_owned()

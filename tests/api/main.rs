@@ -6,6 +6,7 @@ mod harness;
 mod auth;
 mod cli;
 mod cmmc;
+mod deadlines;
 mod errors;
 mod history;
 mod idempotency;

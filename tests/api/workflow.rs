@@ -520,7 +520,7 @@ fn refusals_name_their_rules(app: &TestApp) {
         ]
     );
     // FedRAMP: no operational requirement on a High.
-    let fed = app.system("FedRAMP");
+    let fed = app.system_in("FedRAMP", "fedramp");
     let high = id(&app
         .item(&fed, json!({"risk_rating": "high"}))
         .expect(201)

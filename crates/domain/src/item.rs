@@ -248,6 +248,10 @@ pub struct Item {
     pub deviation: Option<Deviation>,
     pub vendor_dependency: Option<VendorDependency>,
     pub comments: Option<String>,
+    /// Which rule set `scheduled_completion`: `manual` (a person), a policy rule such as
+    /// `fedramp:high:30d` or `cmmc:conditional_status_date+180d`, or null (none applies).
+    #[schema(example = "fedramp:high:30d")]
+    pub deadline_rule: Option<String>,
     /// Past its scheduled completion date while still unresolved (open, in progress, deferred).
     pub overdue: bool,
     /// Optimistic-concurrency version; also the `ETag`.
@@ -264,6 +268,7 @@ pub struct ItemMeta {
     pub id: ItemId,
     pub display_id: String,
     pub system_id: SystemId,
+    pub deadline_rule: Option<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -305,6 +310,7 @@ impl Item {
             deviation: f.deviation,
             vendor_dependency: f.vendor_dependency,
             comments: f.comments,
+            deadline_rule: meta.deadline_rule,
             overdue,
             version: meta.version,
             created_at: meta.created_at,
@@ -357,6 +363,7 @@ pub const READ_ONLY_FIELDS: &[&str] = &[
     "id",
     "display_id",
     "system_id",
+    "deadline_rule",
     "overdue",
     "version",
     "created_at",

@@ -391,6 +391,7 @@ mod tests {
             impact_level: None,
             regime: crate::Regime::Custom,
             contacts: Default::default(),
+            deadline_policy: None,
         };
         let err = check_system(f.clone()).err().unwrap_or_default();
         assert_eq!(err.len(), 1);

@@ -69,6 +69,11 @@ pub struct SystemFields {
     #[serde(default)]
     #[validate(nested)]
     pub contacts: Contacts,
+    /// The system's own deadline policy (days from detection per rating); without one the
+    /// regime's applies (FedRAMP: 30/30/90/180; CMMC: 180 days from the Conditional status date).
+    #[serde(default)]
+    #[validate(nested)]
+    pub deadline_policy: Option<crate::deadlines::Policy>,
 }
 
 fn custom() -> Regime {
@@ -86,6 +91,7 @@ pub struct System {
     pub impact_level: Option<ImpactLevel>,
     pub regime: Regime,
     pub contacts: Contacts,
+    pub deadline_policy: Option<crate::deadlines::Policy>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -113,6 +119,7 @@ impl System {
             impact_level: f.impact_level,
             regime: f.regime,
             contacts: f.contacts,
+            deadline_policy: f.deadline_policy,
             version: meta.version,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
@@ -129,6 +136,7 @@ impl System {
             impact_level: self.impact_level,
             regime: self.regime,
             contacts: self.contacts.clone(),
+            deadline_policy: self.deadline_policy.clone(),
         }
     }
 }

@@ -142,6 +142,7 @@ impl ObjectMembers for poam_domain::SystemFields {
         "/contacts/system_owner",
         "/contacts/issm",
         "/contacts/alternate_issm",
+        "/deadline_policy",
     ];
 }
 

@@ -142,6 +142,11 @@ pub fn put(
                 after: &saved,
             },
         )?;
+        if current.as_ref().map(|c| c.conditional_status_date)
+            != Some(saved.conditional_status_date)
+        {
+            crate::items::apply_policy(conn, id, actor)?;
+        }
         Ok(saved)
     })
 }

@@ -5,7 +5,7 @@ use crate::db::{self, Backend, DbConnection};
 use crate::error::{corrupt, StoreError};
 use crate::events::{self, Action, Change};
 use crate::page::{paginate, Cursor, Page};
-use crate::schema::{item_controls, items, systems};
+use crate::schema::{cmmc_assessments, item_controls, items, systems};
 use crate::systems::{
     archived_conflict, check_version, escape_like, invalid_cursor, parse_id, parse_word, to_json,
     utc,
@@ -13,6 +13,7 @@ use crate::systems::{
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use poam_domain::deadlines;
 use poam_domain::ids::display_id;
 use poam_domain::{
     Deviation, Item, ItemFields, ItemId, ItemMeta, ItemStatus, Level, Person, Resources,
@@ -58,6 +59,7 @@ struct ItemRow {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     archived_at: Option<NaiveDateTime>,
+    deadline_rule: Option<String>,
 }
 
 /// The item fields no query filters or sorts on, stored as one JSON document. Missing keys
@@ -106,6 +108,7 @@ struct ItemContent {
     closed_on: Option<NaiveDate>,
     details: String,
     search_text: String,
+    deadline_rule: Option<String>,
 }
 
 fn word<T: fmt::Display>(v: Option<T>) -> Option<String> {
@@ -113,7 +116,11 @@ fn word<T: fmt::Display>(v: Option<T>) -> Option<String> {
 }
 
 impl ItemContent {
-    fn from_fields(f: &ItemFields, display_id: &str) -> Result<Self, StoreError> {
+    fn from_fields(
+        f: &ItemFields,
+        display_id: &str,
+        deadline_rule: Option<String>,
+    ) -> Result<Self, StoreError> {
         let mut search = vec![display_id, f.title.as_str(), f.description.as_str()];
         search.extend(f.external_id.as_deref());
         search.extend(f.source.identifier.as_deref());
@@ -162,6 +169,7 @@ impl ItemContent {
             closed_on: f.closed_on,
             details: to_json(&details)?,
             search_text: search.join("\n").to_lowercase(),
+            deadline_rule,
         })
     }
 }
@@ -218,6 +226,7 @@ impl ItemRow {
             id: parse_id(&self.id)?,
             display_id: self.display_id,
             system_id: parse_id(&self.system_id)?,
+            deadline_rule: self.deadline_rule,
             version: self.version,
             created_at: utc(self.created_at),
             updated_at: utc(self.updated_at),
@@ -360,6 +369,16 @@ pub fn create(
             return Err(archived_conflict("system"));
         }
         check_external_id(conn, &sid, fields.external_id.as_deref(), None)?;
+        let ctx = deadline_context(conn, &sid)?;
+        let mut fields = fields.clone();
+        let (scheduled, rule) = deadlines::resolve(
+            &ctx,
+            fields.risk_rating,
+            fields.detected_on,
+            None,
+            fields.scheduled_completion,
+        );
+        fields.scheduled_completion = scheduled;
         let id = ItemId::new().to_string();
         let display = display_id(seq);
         let now = db::now();
@@ -369,7 +388,7 @@ pub fn create(
                 items::system_id.eq(&sid),
                 items::seq.eq(seq),
                 items::display_id.eq(&display),
-                ItemContent::from_fields(fields, &display)?,
+                ItemContent::from_fields(&fields, &display, rule)?,
                 items::version.eq(1),
                 items::created_at.eq(now),
                 items::updated_at.eq(now),
@@ -451,10 +470,24 @@ pub(crate) fn write_fields(
     if fields.external_id != current.external_id {
         check_external_id(conn, &sid, fields.external_id.as_deref(), Some(&iid))?;
     }
+    let ctx = deadline_context(conn, &sid)?;
+    let mut fields = fields.clone();
+    let (scheduled, rule) = deadlines::resolve(
+        &ctx,
+        fields.risk_rating,
+        fields.detected_on,
+        Some((
+            current.scheduled_completion,
+            current.deadline_rule.as_deref(),
+        )),
+        fields.scheduled_completion,
+    );
+    fields.scheduled_completion = scheduled;
+    let fields = &fields;
     let n = diesel::update(items::table.find(&iid))
         .filter(items::version.eq(current.version))
         .set((
-            ItemContent::from_fields(fields, &current.display_id)?,
+            ItemContent::from_fields(fields, &current.display_id, rule)?,
             items::version.eq(current.version + 1),
             items::updated_at.eq(now),
         ))
@@ -469,6 +502,87 @@ pub(crate) fn write_fields(
         index_controls(conn, &iid, &sid, &fields.controls)?;
     }
     load(conn, &iid)
+}
+
+/// What decides the default deadlines of a system's items.
+pub(crate) fn deadline_context(
+    conn: &mut DbConnection,
+    system_id: &str,
+) -> Result<deadlines::Context, StoreError> {
+    let (regime, policy): (String, Option<String>) = systems::table
+        .find(system_id)
+        .select((systems::regime, systems::deadline_policy))
+        .first(conn)?;
+    let conditional: Option<Option<NaiveDate>> = cmmc_assessments::table
+        .find(system_id)
+        .select(cmmc_assessments::conditional_status_date)
+        .first(conn)
+        .optional()?;
+    Ok(deadlines::Context {
+        regime: parse_word("regime", &regime)?,
+        custom: policy
+            .as_deref()
+            .map(|p| serde_json::from_str(p).map_err(|e| corrupt("deadline policy", e)))
+            .transpose()?,
+        conditional_status_date: conditional.flatten(),
+    })
+}
+
+/// Recomputes the deadlines the policy set (never a date a person set) of a system's unresolved
+/// items, after its policy, regime or Conditional status date changed; each change is recorded.
+pub fn apply_policy(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    actor: &str,
+) -> Result<usize, StoreError> {
+    let sid = system_id.to_string();
+    let ctx = deadline_context(conn, &sid)?;
+    let active: Vec<String> = ItemStatus::active().map(|s| s.to_string()).collect();
+    let rows: Vec<ItemRow> = items::table
+        .filter(items::system_id.eq(&sid))
+        .filter(items::archived_at.is_null())
+        .filter(items::status.eq_any(active))
+        .filter(
+            items::deadline_rule
+                .is_null()
+                .or(items::deadline_rule.ne(deadlines::MANUAL)),
+        )
+        .select(ItemRow::as_select())
+        .load(conn)?;
+    let today = today();
+    let now = db::now();
+    let mut changed = 0;
+    for row in rows {
+        let current = row.into_domain(today)?;
+        let (scheduled, rule) = deadlines::resolve(
+            &ctx,
+            current.risk_rating,
+            current.detected_on,
+            Some((
+                current.scheduled_completion,
+                current.deadline_rule.as_deref(),
+            )),
+            current.scheduled_completion,
+        );
+        if scheduled == current.scheduled_completion && rule == current.deadline_rule {
+            continue;
+        }
+        let iid = current.id.to_string();
+        diesel::update(items::table.find(&iid))
+            .filter(items::version.eq(current.version))
+            .set((
+                items::scheduled_completion.eq(scheduled),
+                items::due_key.eq(scheduled.unwrap_or(NO_DUE_DATE)),
+                items::deadline_rule.eq(&rule),
+                items::version.eq(current.version + 1),
+                items::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        let item = load(conn, &iid)?;
+        record(conn, Some(&current), &item, Action::Updated, actor)?;
+        changed += 1;
+    }
+    Ok(changed)
 }
 
 /// Archives an item: kept, with its history, hidden from default lists and frozen.

@@ -17,6 +17,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         archived_at -> Nullable<Timestamp>,
+        deadline_policy -> Nullable<Text>,
     }
 }
 
@@ -49,6 +50,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         archived_at -> Nullable<Timestamp>,
+        deadline_rule -> Nullable<Text>,
     }
 }
 

@@ -27,6 +27,7 @@ struct SystemRow {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     archived_at: Option<NaiveDateTime>,
+    deadline_policy: Option<String>,
 }
 
 /// The content columns, written on create and on every update.
@@ -40,6 +41,7 @@ struct SystemContent {
     impact_level: Option<String>,
     regime: String,
     contacts: String,
+    deadline_policy: Option<String>,
 }
 
 impl SystemContent {
@@ -52,6 +54,7 @@ impl SystemContent {
             impact_level: f.impact_level.map(|l| l.as_str().to_owned()),
             regime: f.regime.as_str().to_owned(),
             contacts: to_json(&f.contacts)?,
+            deadline_policy: f.deadline_policy.as_ref().map(to_json).transpose()?,
         })
     }
 }
@@ -93,6 +96,11 @@ impl SystemRow {
                 .transpose()?,
             regime: parse_word::<Regime>("regime", &self.regime)?,
             contacts: serde_json::from_str(&self.contacts).map_err(|e| corrupt("contacts", e))?,
+            deadline_policy: self
+                .deadline_policy
+                .as_deref()
+                .map(|p| serde_json::from_str(p).map_err(|e| corrupt("deadline policy", e)))
+                .transpose()?,
         };
         let meta = SystemMeta {
             id: parse_id(&self.id)?,
@@ -320,6 +328,9 @@ pub fn update(
         }
         let system = load(conn, id)?;
         record(conn, Some(&current), &system, Action::Updated, actor)?;
+        if system.regime != current.regime || system.deadline_policy != current.deadline_policy {
+            crate::items::apply_policy(conn, id, actor)?;
+        }
         Ok(system)
     })
 }
