@@ -14,4 +14,5 @@ mod items;
 mod lists;
 mod schema;
 mod systems;
+mod validation;
 mod workflow;

@@ -3,7 +3,7 @@
 //! problem document.
 
 use crate::problem::{ApiError, PROBLEM_JSON};
-use crate::routes::{cmmc, evidence, health, history, items, systems, workflow};
+use crate::routes::{cmmc, evidence, health, history, items, systems, validation, workflow};
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -40,6 +40,7 @@ input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETa
         (name = "milestones", description = "The steps of an item's plan, with every due-date change kept."),
         (name = "reviews", description = "Recorded decisions: periodic reviews, approvals, closure verification, risk acceptance, deviations, extensions. Append-only."),
         (name = "evidence", description = "Immutable files proving remediation and verification, with SHA-256."),
+        (name = "validation", description = "Dry runs against the regime profiles (eMASS, FedRAMP, CMMC): findings with rule, severity, pointer and citation."),
         (name = "cmmc", description = "CMMC Level 2: the self-assessment, the SPRS score and the Conditional status check (32 CFR 170.21)."),
         (name = "history", description = "The hash-chained record of every change: feed, item history, verification."),
         (name = "health", description = "Liveness and readiness, unauthenticated."),
@@ -81,6 +82,8 @@ where
                 .service(systems::get_system)
                 .service(systems::update_system)
                 .service(systems::archive_system)
+                .service(validation::validate_item)
+                .service(validation::validate_system)
                 .service(items::create_item)
                 .service(items::list_items)
                 .service(items::get_item)

@@ -193,6 +193,23 @@ fn find_nul(v: &serde_json::Value, at: &str) -> Option<String> {
     }
 }
 
+/// Parses a document of `T` strictly and checks its limits: every problem as a violation.
+pub fn parse_fields<T>(value: serde_json::Value) -> Result<T, Vec<Violation>>
+where
+    T: DeserializeOwned + Validate + ObjectMembers,
+{
+    if let Some(at) = find_nul(&value, "") {
+        return Err(vec![Violation::new(
+            "invalid_character",
+            at,
+            "text may not contain the NUL character (U+0000)",
+        )]);
+    }
+    let parsed: T = shaped(value)?;
+    validate(&parsed)?;
+    Ok(parsed)
+}
+
 /// Parses JSON syntax (400 when broken); text may not hold NUL characters (422).
 fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {

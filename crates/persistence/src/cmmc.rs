@@ -70,6 +70,17 @@ fn load(conn: &mut DbConnection, id: SystemId) -> Result<Option<Assessment>, Sto
         .transpose()
 }
 
+/// The statuses of a system's assessment, if one was recorded (any regime; no checks).
+pub fn statuses(conn: &mut DbConnection, system_id: &str) -> Result<Option<Statuses>, StoreError> {
+    let json: Option<String> = cmmc_assessments::table
+        .find(system_id)
+        .select(cmmc_assessments::requirements)
+        .first(conn)
+        .optional()?;
+    json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt("assessment", e)))
+        .transpose()
+}
+
 /// The system's assessment, if one was recorded.
 pub fn get(
     conn: &mut DbConnection,

@@ -15,6 +15,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use poam_domain::deadlines;
 use poam_domain::ids::display_id;
+use poam_domain::profiles::{self, Finding};
 use poam_domain::{
     Deviation, Item, ItemFields, ItemId, ItemMeta, ItemStatus, Level, Person, Resources,
     RiskRating, Source, SourceKind, SystemId, SystemScope, VendorDependency, Violation,
@@ -370,6 +371,10 @@ pub fn create(
         }
         check_external_id(conn, &sid, fields.external_id.as_deref(), None)?;
         let ctx = deadline_context(conn, &sid)?;
+        let refused = profiles::blocking(ctx.regime, fields, today());
+        if !refused.is_empty() {
+            return Err(StoreError::Invalid(refused));
+        }
         let mut fields = fields.clone();
         let (scheduled, rule) = deadlines::resolve(
             &ctx,
@@ -471,6 +476,10 @@ pub(crate) fn write_fields(
         check_external_id(conn, &sid, fields.external_id.as_deref(), Some(&iid))?;
     }
     let ctx = deadline_context(conn, &sid)?;
+    let refused = profiles::blocking(ctx.regime, fields, today());
+    if !refused.is_empty() {
+        return Err(StoreError::Invalid(refused));
+    }
     let mut fields = fields.clone();
     let (scheduled, rule) = deadlines::resolve(
         &ctx,
@@ -502,6 +511,79 @@ pub(crate) fn write_fields(
         index_controls(conn, &iid, &sid, &fields.controls)?;
     }
     load(conn, &iid)
+}
+
+/// Dry run of a whole POA&M: every unarchived item against the system's profile.
+pub fn validate_system(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    scope: &SystemScope,
+) -> Result<Vec<Finding>, StoreError> {
+    crate::systems::get(conn, system_id, scope)?;
+    let sid = system_id.to_string();
+    let ctx = deadline_context(conn, &sid)?;
+    let statuses = crate::cmmc::statuses(conn, &sid)?;
+    let mut facts: std::collections::BTreeMap<String, profiles::Facts> = Default::default();
+    let milestones: Vec<(String, String)> = crate::schema::milestones::table
+        .filter(crate::schema::milestones::system_id.eq(&sid))
+        .select((
+            crate::schema::milestones::item_id,
+            crate::schema::milestones::status,
+        ))
+        .load(conn)?;
+    for (item, status) in milestones {
+        let f = facts.entry(item).or_default();
+        f.milestones += 1;
+        if status
+            .parse::<poam_domain::workflow::MilestoneStatus>()
+            .is_ok_and(|s| s.is_open())
+        {
+            f.open_milestones += 1;
+        }
+    }
+    let rows: Vec<ItemRow> = items::table
+        .filter(items::system_id.eq(&sid))
+        .filter(items::archived_at.is_null())
+        .order(items::seq.asc())
+        .select(ItemRow::as_select())
+        .load(conn)?;
+    let today = today();
+    let mut findings = Vec::new();
+    for row in rows {
+        let item = row.into_domain(today)?;
+        let id = item.id.to_string();
+        for mut f in profiles::check(
+            ctx.regime,
+            &item.fields(),
+            facts.get(&id),
+            statuses.as_ref(),
+            today,
+        ) {
+            f.item_id = Some(id.clone());
+            findings.push(f);
+        }
+    }
+    Ok(findings)
+}
+
+/// Dry run of a proposed item in a system: its profile findings (the item is not saved).
+pub fn validate_proposed(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    scope: &SystemScope,
+    fields: &ItemFields,
+) -> Result<Vec<Finding>, StoreError> {
+    crate::systems::get(conn, system_id, scope)?;
+    let sid = system_id.to_string();
+    let ctx = deadline_context(conn, &sid)?;
+    let statuses = crate::cmmc::statuses(conn, &sid)?;
+    Ok(profiles::check(
+        ctx.regime,
+        fields,
+        None,
+        statuses.as_ref(),
+        today(),
+    ))
 }
 
 /// What decides the default deadlines of a system's items.

@@ -8,6 +8,7 @@ pub mod health;
 pub mod history;
 pub mod items;
 pub mod systems;
+pub mod validation;
 pub mod workflow;
 
 use actix_web::http::header;
