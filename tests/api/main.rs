@@ -12,6 +12,7 @@ mod history;
 mod idempotency;
 mod items;
 mod lists;
+mod metrics;
 mod schema;
 mod systems;
 mod validation;

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod item;
 pub mod lifecycle;
 pub mod limits;
+pub mod metrics;
 pub mod profiles;
 pub mod rules;
 pub mod system;

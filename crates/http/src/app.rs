@@ -3,7 +3,9 @@
 //! problem document.
 
 use crate::problem::{ApiError, PROBLEM_JSON};
-use crate::routes::{cmmc, evidence, health, history, items, systems, validation, workflow};
+use crate::routes::{
+    cmmc, evidence, health, history, items, metrics, systems, validation, workflow,
+};
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -41,6 +43,7 @@ input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETa
         (name = "reviews", description = "Recorded decisions: periodic reviews, approvals, closure verification, risk acceptance, deviations, extensions. Append-only."),
         (name = "evidence", description = "Immutable files proving remediation and verification, with SHA-256."),
         (name = "validation", description = "Dry runs against the regime profiles (eMASS, FedRAMP, CMMC): findings with rule, severity, pointer and citation."),
+        (name = "metrics", description = "Counts, overdue items, aging, time to close and slips, computed in the database."),
         (name = "cmmc", description = "CMMC Level 2: the self-assessment, the SPRS score and the Conditional status check (32 CFR 170.21)."),
         (name = "history", description = "The hash-chained record of every change: feed, item history, verification."),
         (name = "health", description = "Liveness and readiness, unauthenticated."),
@@ -109,6 +112,8 @@ where
                 .service(cmmc::get_assessment)
                 .service(cmmc::score)
                 .service(cmmc::what_if)
+                .service(metrics::system_metrics)
+                .service(metrics::all_metrics)
                 .service(history::list_events)
                 .service(history::verify_events)
                 .service(history::item_history),

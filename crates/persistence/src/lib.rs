@@ -9,6 +9,7 @@ pub mod events;
 pub mod evidence;
 pub mod idempotency;
 pub mod items;
+pub mod metrics;
 pub mod page;
 pub mod schema;
 pub mod systems;

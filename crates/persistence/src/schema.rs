@@ -82,6 +82,7 @@ diesel::table! {
 
 diesel::joinable!(items -> systems (system_id));
 diesel::joinable!(item_controls -> items (item_id));
+diesel::joinable!(milestones -> items (item_id));
 diesel::joinable!(events -> systems (system_id));
 diesel::joinable!(item_controls -> systems (system_id));
 

@@ -7,6 +7,7 @@ pub mod evidence;
 pub mod health;
 pub mod history;
 pub mod items;
+pub mod metrics;
 pub mod systems;
 pub mod validation;
 pub mod workflow;

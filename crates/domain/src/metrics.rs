@@ -1,0 +1,43 @@
+//! The shape of POA&M metrics (computed by the store with database aggregates).
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
+pub struct Overdue {
+    pub total: i64,
+    pub by_rating: BTreeMap<String, i64>,
+}
+
+/// Unresolved items by how many days they are past their scheduled completion.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
+pub struct Aging {
+    #[serde(rename = "1_30")]
+    pub d1_30: i64,
+    #[serde(rename = "31_90")]
+    pub d31_90: i64,
+    #[serde(rename = "91_120")]
+    pub d91_120: i64,
+    pub over_120: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
+pub struct Metrics {
+    /// Unarchived items.
+    pub total: i64,
+    pub by_status: BTreeMap<String, i64>,
+    pub by_rating: BTreeMap<String, i64>,
+    pub overdue: Overdue,
+    pub aging: Aging,
+    /// Median days from detection to closure of closed items, by rating.
+    pub median_days_to_close: BTreeMap<String, f64>,
+    /// Mean days completed after the scheduled completion date (negative: early), over completed
+    /// and closed items that had one.
+    pub mean_slip_days: Option<f64>,
+    /// Milestones whose due date was moved at least once, of all milestones.
+    pub milestones_moved: i64,
+    pub milestones_total: i64,
+    /// Closed items by rating: the risk their closure removed.
+    pub risk_reduced: BTreeMap<String, i64>,
+}

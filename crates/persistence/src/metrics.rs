@@ -1,0 +1,203 @@
+//! POA&M metrics, computed with aggregates in the database (counts grouped by indexed columns,
+//! date ranges on the indexed due key). Only the two dates of resolved items are read back, for
+//! the medians and slips no portable SQL aggregate gives.
+
+use crate::db::{self, Backend, DbConnection};
+use crate::error::StoreError;
+use crate::schema::{items, milestones};
+use chrono::{Days, NaiveDate};
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use poam_domain::metrics::{Aging, Metrics};
+use poam_domain::{ItemStatus, RiskRating, SystemId};
+use std::collections::BTreeMap;
+
+/// Which systems the metrics cover.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    One(SystemId),
+    /// The systems a token may see (`None`: all of them).
+    Many(Option<Vec<SystemId>>),
+}
+
+fn filtered<'a>(scope: &Scope) -> items::BoxedQuery<'a, Backend> {
+    let mut q = items::table
+        .filter(items::archived_at.is_null())
+        .into_boxed();
+    match scope {
+        Scope::One(id) => q = q.filter(items::system_id.eq(id.to_string())),
+        Scope::Many(Some(ids)) => {
+            q = q.filter(
+                items::system_id.eq_any(ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()),
+            )
+        }
+        Scope::Many(None) => {}
+    }
+    q
+}
+
+/// A grouped count query, boxed, limited to the scope's unarchived items.
+macro_rules! scoped {
+    ($query:expr, $scope:expr) => {{
+        let mut q = $query
+            .filter(items::archived_at.is_null())
+            .into_boxed::<Backend>();
+        match $scope {
+            Scope::One(id) => q = q.filter(items::system_id.eq(id.to_string())),
+            Scope::Many(Some(ids)) => {
+                q = q.filter(
+                    items::system_id.eq_any(ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()),
+                )
+            }
+            Scope::Many(None) => {}
+        }
+        q
+    }};
+}
+
+fn grouped(rows: Vec<(String, i64)>) -> BTreeMap<String, i64> {
+    rows.into_iter().collect()
+}
+
+fn median(mut v: Vec<i64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2] as f64
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) as f64 / 2.0
+    })
+}
+
+/// The metrics of one system, or of several.
+pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreError> {
+    let today = db::now().date();
+    let active: Vec<String> = ItemStatus::active().map(|s| s.to_string()).collect();
+    let mut m = Metrics {
+        by_status: grouped(
+            scoped!(
+                items::table
+                    .group_by(items::status)
+                    .select((items::status, count_star())),
+                scope
+            )
+            .load(conn)?,
+        ),
+        by_rating: grouped(
+            scoped!(
+                items::table
+                    .group_by(items::risk_rating)
+                    .select((items::risk_rating, count_star())),
+                scope
+            )
+            .load(conn)?,
+        ),
+        ..Metrics::default()
+    };
+    m.total = m.by_status.values().sum();
+    m.overdue.by_rating = grouped(
+        scoped!(
+            items::table
+                .filter(items::status.eq_any(active.clone()))
+                .filter(items::due_key.lt(today))
+                .group_by(items::risk_rating)
+                .select((items::risk_rating, count_star())),
+            scope
+        )
+        .load(conn)?,
+    );
+    m.overdue.total = m.overdue.by_rating.values().sum();
+    // Past due by 1..=30 days: due between today-30 and today-1; and so on.
+    let day = |n: u64| {
+        today
+            .checked_sub_days(Days::new(n))
+            .unwrap_or(NaiveDate::MIN)
+    };
+    let mut past_due = |from: u64, to: Option<u64>| -> Result<i64, StoreError> {
+        let mut q = filtered(scope)
+            .filter(items::status.eq_any(active.clone()))
+            .filter(items::due_key.le(day(from)));
+        if let Some(to) = to {
+            q = q.filter(items::due_key.ge(day(to)));
+        }
+        Ok(q.select(count_star()).first(conn)?)
+    };
+    m.aging = Aging {
+        d1_30: past_due(1, Some(30))?,
+        d31_90: past_due(31, Some(90))?,
+        d91_120: past_due(91, Some(120))?,
+        over_120: past_due(121, None)?,
+    };
+    // Resolved items: only their dates are read.
+    let resolved: Vec<(
+        String,
+        String,
+        NaiveDate,
+        Option<NaiveDate>,
+        Option<NaiveDate>,
+        Option<NaiveDate>,
+    )> = filtered(scope)
+        .filter(items::status.eq_any(vec![
+            ItemStatus::Completed.to_string(),
+            ItemStatus::Closed.to_string(),
+        ]))
+        .select((
+            items::status,
+            items::risk_rating,
+            items::detected_on,
+            items::scheduled_completion,
+            items::completed_on,
+            items::closed_on,
+        ))
+        .load(conn)?;
+    let mut to_close: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut slips = Vec::new();
+    for (status, rating, detected, scheduled, completed, closed) in &resolved {
+        if status == ItemStatus::Closed.as_str() {
+            if let Some(c) = closed {
+                to_close
+                    .entry(rating.clone())
+                    .or_default()
+                    .push((*c - *detected).num_days());
+            }
+            *m.risk_reduced.entry(rating.clone()).or_default() += 1;
+        }
+        if let (Some(s), Some(c)) = (scheduled, completed) {
+            slips.push((*c - *s).num_days());
+        }
+    }
+    m.median_days_to_close = to_close
+        .into_iter()
+        .filter_map(|(r, v)| median(v).map(|x| (r, x)))
+        .collect();
+    m.mean_slip_days =
+        (!slips.is_empty()).then(|| slips.iter().sum::<i64>() as f64 / slips.len() as f64);
+    m.milestones_total = scoped!(
+        milestones::table
+            .inner_join(items::table)
+            .select(count_star()),
+        scope
+    )
+    .first(conn)?;
+    m.milestones_moved = scoped!(
+        milestones::table
+            .inner_join(items::table)
+            .filter(milestones::changes.ne("[]"))
+            .select(count_star()),
+        scope
+    )
+    .first(conn)?;
+    // Every rating and status appears, zero or not, so clients need no defaults.
+    for r in RiskRating::ALL {
+        m.by_rating.entry(r.to_string()).or_insert(0);
+        m.overdue.by_rating.entry(r.to_string()).or_insert(0);
+        m.risk_reduced.entry(r.to_string()).or_insert(0);
+    }
+    for s in ItemStatus::ALL {
+        m.by_status.entry(s.to_string()).or_insert(0);
+    }
+    Ok(m)
+}
