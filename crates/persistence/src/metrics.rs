@@ -72,6 +72,16 @@ fn median(mut v: Vec<i64>) -> Option<f64> {
     })
 }
 
+/// Status, rating, detected, scheduled, completed and closed dates of a resolved item.
+type ResolvedDates = (
+    String,
+    String,
+    NaiveDate,
+    Option<NaiveDate>,
+    Option<NaiveDate>,
+    Option<NaiveDate>,
+);
+
 /// The metrics of one system, or of several.
 pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreError> {
     let today = db::now().date();
@@ -132,14 +142,7 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
         over_120: past_due(121, None)?,
     };
     // Resolved items: only their dates are read.
-    let resolved: Vec<(
-        String,
-        String,
-        NaiveDate,
-        Option<NaiveDate>,
-        Option<NaiveDate>,
-        Option<NaiveDate>,
-    )> = filtered(scope)
+    let resolved: Vec<ResolvedDates> = filtered(scope)
         .filter(items::status.eq_any(vec![
             ItemStatus::Completed.to_string(),
             ItemStatus::Closed.to_string(),
