@@ -178,21 +178,30 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
         .collect();
     m.mean_slip_days =
         (!slips.is_empty()).then(|| slips.iter().sum::<i64>() as f64 / slips.len() as f64);
-    m.milestones_total = scoped!(
+    // One system: start from its milestones (indexed by system), not from its items.
+    let only = match scope {
+        Scope::One(id) => Some(id.to_string()),
+        Scope::Many(_) => None,
+    };
+    let mut total = scoped!(
         milestones::table
             .inner_join(items::table)
             .select(count_star()),
         scope
-    )
-    .first(conn)?;
-    m.milestones_moved = scoped!(
+    );
+    let mut moved = scoped!(
         milestones::table
             .inner_join(items::table)
             .filter(milestones::changes.ne("[]"))
             .select(count_star()),
         scope
-    )
-    .first(conn)?;
+    );
+    if let Some(sid) = only {
+        total = total.filter(milestones::system_id.eq(sid.clone()));
+        moved = moved.filter(milestones::system_id.eq(sid));
+    }
+    m.milestones_total = total.first(conn)?;
+    m.milestones_moved = moved.first(conn)?;
     // Every rating and status appears, zero or not, so clients need no defaults.
     for r in RiskRating::ALL {
         m.by_rating.entry(r.to_string()).or_insert(0);
