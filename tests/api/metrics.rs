@@ -19,8 +19,6 @@ fn metrics_match_a_hand_computed_fixture(app: &TestApp) {
         ("critical", days_ago(10)),
         ("high", days_ago(60)),
         ("high", days_ago(100)),
-        ("low", days_ago(150)),
-        ("moderate", days_ago(0)),
     ] {
         app.item(
             &sid,
@@ -28,13 +26,22 @@ fn metrics_match_a_hand_computed_fixture(app: &TestApp) {
         )
         .expect(201);
     }
+    app.item(
+        &sid,
+        json!({"risk_rating": "low", "detected_on": detected, "scheduled_completion": days_ago(150),
+        "vendor_dependency": {"product": "Acme LB", "last_check_in": days_ago(60)}}),
+    )
+    .expect(201);
+    app.item(&sid, json!({"risk_rating": "moderate", "detected_on": detected, "scheduled_completion": days_ago(0),
+        "resources": {"estimated_cost": 1000.5}, "actual_cost": 250,
+        "deviation": {"kind": "false_positive", "rationale": "scanner misread the banner"}})).expect(201);
     // Two closed items: detected 200 days ago, completed 5 and 15 days after their schedule,
     // closed today: 200 days to close each.
     for (rating, scheduled, completed) in [
         ("high", days_ago(20), days_ago(15)),
         ("high", days_ago(10), days_ago(0)),
     ] {
-        let item = app.item(&sid, json!({"risk_rating": rating, "detected_on": detected, "scheduled_completion": scheduled, "implementer": {"name": "Lee", "email": "lee@example.org"}})).expect(201);
+        let item = app.item(&sid, json!({"risk_rating": rating, "detected_on": detected, "scheduled_completion": scheduled, "controls": ["AC-2", "3.1.1"], "implementer": {"name": "Lee", "email": "lee@example.org"}})).expect(201);
         let iid = item.body["id"].as_str().unwrap_or_default().to_owned();
         let m = app.milestone(&iid, &scheduled);
         app.request(
@@ -107,6 +114,13 @@ fn metrics_match_a_hand_computed_fixture(app: &TestApp) {
         m["risk_reduced"],
         json!({"critical": 0, "high": 2, "moderate": 0, "low": 0})
     );
+    assert_eq!(
+        m["median_days_to_close_by_family"],
+        json!({"3.1": 200.0, "AC": 200.0})
+    );
+    assert_eq!(m["resources"], json!({"planned": 1000.5, "spent": 250.0}));
+    assert_eq!(m["deviations"], json!({"false_positive": {"pending": 1}}));
+    assert_eq!(m["vendor_check_ins_overdue"], 1);
 
     // Across systems: everything the token sees, and nothing it does not.
     let all = app.get("/v1/metrics", &admin).expect(200).body;

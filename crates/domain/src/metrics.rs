@@ -40,4 +40,20 @@ pub struct Metrics {
     pub milestones_total: i64,
     /// Closed items by rating: the risk their closure removed.
     pub risk_reduced: BTreeMap<String, i64>,
+    /// Median days from detection to closure of closed items, by control family (`AC`, `SC`,
+    /// 800-171 `3.1`, …).
+    pub median_days_to_close_by_family: BTreeMap<String, f64>,
+    /// Estimated cost of the remediations planned, and what was spent.
+    pub resources: Money,
+    /// Deviations by kind, then by status.
+    pub deviations: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Unresolved items whose vendor dependency was not checked in within the last 31 days
+    /// (FedRAMP: at least monthly).
+    pub vendor_check_ins_overdue: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
+pub struct Money {
+    pub planned: f64,
+    pub spent: f64,
 }

@@ -30,6 +30,11 @@ const NO_DUE_DATE: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
     Some(d) => d,
     None => NaiveDate::MIN,
 };
+/// The vendor check-in of a dependency never checked in: older than any real one.
+const NEVER_CHECKED_IN: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
 const TIME_KEY: &str = "%Y-%m-%dT%H:%M:%S%.6f";
 const DATE_KEY: &str = "%Y-%m-%d";
 
@@ -110,6 +115,10 @@ struct ItemContent {
     details: String,
     search_text: String,
     deadline_rule: Option<String>,
+    estimated_cost: Option<f64>,
+    actual_cost: Option<f64>,
+    deviation_state: Option<String>,
+    vendor_check_in: Option<NaiveDate>,
 }
 
 fn word<T: fmt::Display>(v: Option<T>) -> Option<String> {
@@ -171,6 +180,16 @@ impl ItemContent {
             details: to_json(&details)?,
             search_text: search.join("\n").to_lowercase(),
             deadline_rule,
+            estimated_cost: f.resources.as_ref().and_then(|r| r.estimated_cost),
+            actual_cost: f.actual_cost,
+            deviation_state: f
+                .deviation
+                .as_ref()
+                .map(|d| format!("{}/{}", d.kind, d.status)),
+            vendor_check_in: f
+                .vendor_dependency
+                .as_ref()
+                .map(|v| v.last_check_in.unwrap_or(NEVER_CHECKED_IN)),
         })
     }
 }

@@ -4,11 +4,11 @@
 
 use crate::db::{self, Backend, DbConnection};
 use crate::error::StoreError;
-use crate::schema::{items, milestones};
+use crate::schema::{item_controls, items, milestones};
 use chrono::{Days, NaiveDate};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
-use poam_domain::metrics::{Aging, Metrics};
+use poam_domain::metrics::{Aging, Metrics, Money};
 use poam_domain::{ItemStatus, RiskRating, SystemId};
 use std::collections::BTreeMap;
 
@@ -70,6 +70,22 @@ fn median(mut v: Vec<i64>) -> Option<f64> {
     } else {
         (v[n / 2 - 1] + v[n / 2]) as f64 / 2.0
     })
+}
+
+/// The family of a control reference: `AC` of `AC-2(1)` and `AC.L2-3.1.1`, `3.1` of `3.1.1`.
+fn family(control: &str) -> String {
+    if control.starts_with(|c: char| c.is_ascii_digit()) {
+        control
+            .rsplit_once('.')
+            .map_or(control, |(f, _)| f)
+            .to_owned()
+    } else {
+        control
+            .split(['-', '.'])
+            .next()
+            .unwrap_or(control)
+            .to_owned()
+    }
 }
 
 /// Status, rating, detected, scheduled, completed and closed dates of a resolved item.
@@ -202,6 +218,60 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
     }
     m.milestones_total = total.first(conn)?;
     m.milestones_moved = moved.first(conn)?;
+    let planned: Option<f64> = filtered(scope)
+        .select(diesel::dsl::sum(items::estimated_cost))
+        .first(conn)?;
+    let spent: Option<f64> = filtered(scope)
+        .select(diesel::dsl::sum(items::actual_cost))
+        .first(conn)?;
+    m.resources = Money {
+        planned: planned.unwrap_or(0.0),
+        spent: spent.unwrap_or(0.0),
+    };
+    let deviations: Vec<(Option<String>, i64)> = scoped!(
+        items::table
+            .filter(items::deviation_state.is_not_null())
+            .group_by(items::deviation_state)
+            .select((items::deviation_state, count_star())),
+        scope
+    )
+    .load(conn)?;
+    for (state, n) in deviations {
+        if let Some((kind, status)) = state.as_deref().and_then(|s| s.split_once('/')) {
+            *m.deviations
+                .entry(kind.to_owned())
+                .or_default()
+                .entry(status.to_owned())
+                .or_default() += n;
+        }
+    }
+    m.vendor_check_ins_overdue = filtered(scope)
+        .filter(items::status.eq_any(active.clone()))
+        .filter(items::vendor_check_in.lt(day(31)))
+        .select(count_star())
+        .first(conn)?;
+    // Days to close by control family, from the closed items' controls.
+    let closed_controls: Vec<(String, NaiveDate, Option<NaiveDate>)> = scoped!(
+        item_controls::table
+            .inner_join(items::table)
+            .filter(items::status.eq(ItemStatus::Closed.as_str()))
+            .select((item_controls::control, items::detected_on, items::closed_on)),
+        scope
+    )
+    .load(conn)?;
+    let mut by_family: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for (control, detected, closed) in closed_controls {
+        if let Some(c) = closed {
+            by_family
+                .entry(family(&control))
+                .or_default()
+                .push((c - detected).num_days());
+        }
+    }
+    m.median_days_to_close_by_family = by_family
+        .into_iter()
+        .filter_map(|(f, v)| median(v).map(|x| (f, x)))
+        .collect();
     // Every rating and status appears, zero or not, so clients need no defaults.
     for r in RiskRating::ALL {
         m.by_rating.entry(r.to_string()).or_insert(0);

@@ -51,6 +51,10 @@ diesel::table! {
         updated_at -> Timestamp,
         archived_at -> Nullable<Timestamp>,
         deadline_rule -> Nullable<Text>,
+        estimated_cost -> Nullable<Double>,
+        actual_cost -> Nullable<Double>,
+        deviation_state -> Nullable<Text>,
+        vendor_check_in -> Nullable<Date>,
     }
 }
 
