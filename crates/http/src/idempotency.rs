@@ -22,7 +22,8 @@ const REPLAYED: &str = "idempotent-replayed";
 /// Response headers a replay repeats.
 const KEPT: &[&str] = &["content-type", "location", "etag"];
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

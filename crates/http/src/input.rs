@@ -122,7 +122,7 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ve
 /// for a struct, by position; the wire contract does not.)
 pub trait ObjectMembers {
     /// JSON pointers of the members that must be objects when present and not null.
-    const OBJECTS: &'static [&'static str];
+    const OBJECTS: &'static [&'static str] = &[];
 }
 
 impl ObjectMembers for poam_domain::ItemFields {

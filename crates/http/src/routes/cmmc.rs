@@ -44,9 +44,7 @@ pub struct WhatIf {
     pub close_items: Vec<uuid::Uuid>,
 }
 
-impl ObjectMembers for WhatIf {
-    const OBJECTS: &'static [&'static str] = &[];
-}
+impl ObjectMembers for WhatIf {}
 
 /// The SPRS score and the Conditional Level 2 check.
 #[derive(Debug, Serialize, ToSchema)]

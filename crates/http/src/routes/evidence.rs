@@ -3,11 +3,12 @@
 
 use super::docs::{ReadProblems, WriteProblems};
 use crate::auth::Actor;
+use crate::idempotency::hex;
 use crate::input::json_body;
 use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
 use actix_multipart::Multipart;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -45,9 +46,7 @@ pub struct EvidenceUpload {
     collected_on: Option<String>,
 }
 
-impl crate::input::ObjectMembers for WithdrawEvidence {
-    const OBJECTS: &'static [&'static str] = &[];
-}
+impl crate::input::ObjectMembers for WithdrawEvidence {}
 
 /// A spooled upload, removed when dropped.
 struct Spool {
@@ -100,10 +99,6 @@ fn wanted_digests(value: &str) -> Result<Wanted, ApiError> {
         }
     }
     Ok(Wanted { sha256, sha512 })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Keeps the last path segment of a client's file name, without control characters.
@@ -405,11 +400,10 @@ pub async fn upload(
             stored
         })
         .await?;
-    let mut res = HttpResponse::build(StatusCode::CREATED).json(&e);
-    if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/evidence/{}", e.id)) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    Ok(super::located(
+        HttpResponse::Created().json(&e),
+        &format!("/v1/evidence/{}", e.id),
+    ))
 }
 
 /// An item's evidence, oldest first (withdrawn included, marked).

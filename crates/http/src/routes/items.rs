@@ -2,12 +2,12 @@
 
 use super::docs::{ItemPatch, ListProblems, ReadProblems, WriteProblems};
 use super::systems::{cursor, page_limit};
-use super::versioned;
+use super::{created, versioned};
 use crate::auth::Actor;
 use crate::input::{apply_patch, if_match, json_body, merge_patch_body, query};
 use crate::problem::ApiError;
 use crate::state::AppState;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use poam_domain::controls::normalize_control;
@@ -276,11 +276,11 @@ pub async fn create_item(
     let item = state
         .db(move |conn| items::create(conn, system_id, &actor.scope, &fields, &actor.sub))
         .await?;
-    let mut res = versioned(StatusCode::CREATED, item.version, &item);
-    if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/items/{}", item.id)) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    Ok(created(
+        &format!("/v1/items/{}", item.id),
+        item.version,
+        &item,
+    ))
 }
 
 /// List a system's items: filters, sort and keyset pagination.

@@ -17,6 +17,19 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
 
+/// Adds the `Location` of a created resource.
+pub(crate) fn located(mut res: HttpResponse, location: &str) -> HttpResponse {
+    if let Ok(v) = header::HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// A 201 with the new resource's `Location` and version as its ETag.
+pub(crate) fn created<T: Serialize>(location: &str, version: i64, body: &T) -> HttpResponse {
+    located(versioned(StatusCode::CREATED, version, body), location)
+}
+
 /// A JSON response carrying the resource's version as a strong ETag.
 pub(crate) fn versioned<T: Serialize>(status: StatusCode, version: i64, body: &T) -> HttpResponse {
     HttpResponse::build(status)

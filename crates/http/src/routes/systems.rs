@@ -1,12 +1,12 @@
 //! `/v1/systems`: the systems whose POA&Ms this service keeps.
 
 use super::docs::{ListProblems, ReadProblems, SystemPatch, WriteProblems};
-use super::versioned;
+use super::{created, versioned};
 use crate::auth::Actor;
 use crate::input::{apply_patch, if_match, json_body, merge_patch_body, query};
 use crate::problem::ApiError;
 use crate::state::AppState;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use poam_domain::rules::check_system;
 use poam_domain::{Permission, Regime, System, SystemFields, SystemId};
@@ -111,11 +111,11 @@ pub async fn create_system(
     let system = state
         .db(move |conn| systems::create(conn, &fields, &actor.sub))
         .await?;
-    let mut res = versioned(StatusCode::CREATED, system.version, &system);
-    if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/systems/{}", system.id)) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    Ok(created(
+        &format!("/v1/systems/{}", system.id),
+        system.version,
+        &system,
+    ))
 }
 
 /// List the systems the token may see.

@@ -1,12 +1,12 @@
 //! The remediation workflow: milestones, status transitions and reviews.
 
 use super::docs::{ReadProblems, WriteProblems};
-use super::versioned;
+use super::{created, versioned};
 use crate::auth::Actor;
 use crate::input::{if_match, json_body};
 use crate::problem::ApiError;
 use crate::state::AppState;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use poam_domain::lifecycle::{self, Request};
@@ -19,14 +19,6 @@ use poam_persistence::workflow::{self as store, MilestoneEdit};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
-
-fn created<T: Serialize>(location: String, version: i64, body: &T) -> HttpResponse {
-    let mut res = versioned(StatusCode::CREATED, version, body);
-    if let Ok(v) = header::HeaderValue::from_str(&location) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    res
-}
 
 /// An item's milestones in plan order.
 #[derive(Serialize, ToSchema)]
@@ -62,7 +54,7 @@ pub async fn create_milestone(
     let m = state
         .db(move |conn| store::create_milestone(conn, item_id, &actor.scope, &body, &actor.sub))
         .await?;
-    Ok(created(format!("/v1/milestones/{}", m.id), m.version, &m))
+    Ok(created(&format!("/v1/milestones/{}", m.id), m.version, &m))
 }
 
 /// List an item's milestones in plan order.
@@ -234,24 +226,12 @@ pub struct TransitionBody {
     pub target_date: Option<NaiveDate>,
 }
 
-impl crate::input::ObjectMembers for TransitionBody {
-    const OBJECTS: &'static [&'static str] = &[];
-}
-impl crate::input::ObjectMembers for NewMilestone {
-    const OBJECTS: &'static [&'static str] = &[];
-}
-impl crate::input::ObjectMembers for MilestonePatch {
-    const OBJECTS: &'static [&'static str] = &[];
-}
-impl crate::input::ObjectMembers for CompleteMilestone {
-    const OBJECTS: &'static [&'static str] = &[];
-}
-impl crate::input::ObjectMembers for CancelMilestone {
-    const OBJECTS: &'static [&'static str] = &[];
-}
-impl crate::input::ObjectMembers for NewReview {
-    const OBJECTS: &'static [&'static str] = &[];
-}
+impl crate::input::ObjectMembers for TransitionBody {}
+impl crate::input::ObjectMembers for NewMilestone {}
+impl crate::input::ObjectMembers for MilestonePatch {}
+impl crate::input::ObjectMembers for CompleteMilestone {}
+impl crate::input::ObjectMembers for CancelMilestone {}
+impl crate::input::ObjectMembers for NewReview {}
 
 /// Move an item to another status; each refusal names the rule it enforces.
 ///
@@ -352,7 +332,7 @@ pub async fn create_system_review(
             )
         })
         .await?;
-    Ok(created(format!("/v1/systems/{sid}/reviews"), 1, &r))
+    Ok(created(&format!("/v1/systems/{sid}/reviews"), 1, &r))
 }
 
 /// Record a decision on one item: approval, closure verification, risk acceptance, deviation,
@@ -389,7 +369,7 @@ pub async fn create_item_review(
             )
         })
         .await?;
-    Ok(created(format!("/v1/items/{iid}/reviews"), 1, &r))
+    Ok(created(&format!("/v1/items/{iid}/reviews"), 1, &r))
 }
 
 /// The reviews of a system's POA&M and of all its items, newest first.
