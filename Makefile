@@ -2,7 +2,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test lint fmt openapi migration schemathesis bench clean
+.PHONY: help run test tools lint fmt openapi migration schemathesis bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -10,12 +10,20 @@ help: ## List the targets
 run: ## Run the service on the embedded default (SQLite in ./data, 127.0.0.1:8080)
 	$(CARGO) run --release -- serve
 
-test: ## Run every test, on SQLite and on PostgreSQL (127.0.0.1:5432, or POAM_TEST_DATABASE_URL)
+test: tools ## Run every test, on SQLite and on PostgreSQL (127.0.0.1:5432, or POAM_TEST_DATABASE_URL)
 ifeq ($(NEXTEST),yes)
 	$(CARGO) nextest run --workspace
 else
 	$(CARGO) test --workspace
 endif
+
+TOOLS_PINS := compliance-trestle==3.12.4 openpyxl==3.1.5 jsonschema==4.26.0
+tools: ## The Python checkers the exchange tests use (OSCAL via compliance-trestle, XLSX, JSON Schema) in .venv-tools
+	@if [ "$$(cat .venv-tools/pins 2>/dev/null)" != "$(TOOLS_PINS)" ]; then \
+	  python3 -m venv .venv-tools && \
+	  .venv-tools/bin/pip install --quiet --disable-pip-version-check $(TOOLS_PINS) && \
+	  echo "$(TOOLS_PINS)" > .venv-tools/pins; \
+	fi
 
 lint: ## Formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -24,8 +32,9 @@ lint: ## Formatting and clippy, warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-openapi: ## Regenerate openapi/openapi.json from the code
+openapi: ## Regenerate openapi/openapi.json and openapi/export-bundle.schema.json from the code
 	$(CARGO) run --quiet -- openapi > openapi/openapi.json
+	$(CARGO) run --quiet -- openapi --bundle-schema > openapi/export-bundle.schema.json
 
 migration: ## Create a migration in both backends' folders: make migration name=add_milestones
 	@test -n "$(name)" || { echo "usage: make migration name=snake_case_name"; exit 2; }
@@ -45,4 +54,4 @@ bench: ## Load figures (wrk): GET by id, list page, create; writes nothing but s
 
 clean: ## Remove build output and local data
 	$(CARGO) clean
-	rm -rf data .venv
+	rm -rf data .venv .venv-tools

@@ -16,6 +16,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_AUTO_MIGRATE", "apply pending migrations on start: true|false [default: true on SQLite, false on PostgreSQL]"),
     ("POAM_POOL_SIZE", "database connections per instance [default: 8]"),
     ("POAM_EVIDENCE_MAX_BYTES", "largest evidence file accepted, in bytes [default: 31457280, eMASS's 30 MiB]"),
+    ("POAM_BULK_MAX_ITEMS", "most elements of one bulk upsert; more is 413 [default: 1000]"),
+    ("POAM_IMPORT_MAX_BYTES", "largest bulk or OSCAL import body, in bytes [default: 33554432]"),
     ("POAM_WORKERS", "HTTP worker threads [default: one per CPU]"),
     ("POAM_JWT_ALGORITHM", "HS256, RS256, ES256 or EdDSA [default: HS256]"),
     ("POAM_JWT_SECRET", "HS256 secret, at least 32 bytes [default: generated into $POAM_DATA_DIR/jwt-secret, mode 0600]"),
@@ -71,6 +73,8 @@ pub struct Settings {
     pub pool: PoolOptions,
     pub workers: Option<usize>,
     pub evidence_max_bytes: usize,
+    pub bulk_max_items: usize,
+    pub import_max_bytes: usize,
     pub jwt: JwtSettings,
     pub log: String,
     pub log_format: LogFormat,
@@ -150,6 +154,17 @@ impl Settings {
             Some(v) => parse_num("POAM_EVIDENCE_MAX_BYTES", &v)?,
             None => 30 << 20,
         };
+        let bulk_max_items = match get("POAM_BULK_MAX_ITEMS") {
+            Some(v) => parse_num("POAM_BULK_MAX_ITEMS", &v)?,
+            None => 1000,
+        };
+        if bulk_max_items == 0 {
+            return Err("POAM_BULK_MAX_ITEMS: must be at least 1".into());
+        }
+        let import_max_bytes = match get("POAM_IMPORT_MAX_BYTES") {
+            Some(v) => parse_num("POAM_IMPORT_MAX_BYTES", &v)?,
+            None => 32 << 20,
+        };
         let log_format = match get("POAM_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -174,6 +189,8 @@ impl Settings {
             },
             workers,
             evidence_max_bytes,
+            bulk_max_items,
+            import_max_bytes,
             jwt,
             log: get("POAM_LOG").unwrap_or_else(|| "info".into()),
             log_format,

@@ -52,8 +52,11 @@ enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
-    /// Print the OpenAPI document.
-    Openapi,
+    /// Print the OpenAPI document (or, with --bundle-schema, the export bundle's JSON Schema).
+    Openapi {
+        #[arg(long)]
+        bundle_schema: bool,
+    },
     /// Audit the history.
     Audit {
         #[command(subcommand)]
@@ -177,10 +180,15 @@ fn serve(settings: &Settings) -> Result<(), String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::Openapi = command {
-        let spec = poam_http::openapi()
-            .to_pretty_json()
-            .map_err(|e| format!("cannot render the OpenAPI document: {e}"))?;
+    if let Command::Openapi { bundle_schema } = command {
+        let spec = if bundle_schema {
+            serde_json::to_string_pretty(&poam_http::bundle_schema())
+                .map_err(|e| format!("cannot render the bundle schema: {e}"))?
+        } else {
+            poam_http::openapi()
+                .to_pretty_json()
+                .map_err(|e| format!("cannot render the OpenAPI document: {e}"))?
+        };
         println!("{spec}");
         return Ok(());
     }
@@ -249,7 +257,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Audit {
             command: AuditCommand::Verify { system },
         } => audit_verify(&settings, system),
-        Command::Openapi => Ok(()),
+        Command::Openapi { .. } => Ok(()),
     }
 }
 

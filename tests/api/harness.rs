@@ -335,6 +335,34 @@ impl TestApp {
         }
     }
 
+    /// A GET whose body is kept as bytes (spreadsheets, CSV): status, headers, body.
+    pub fn get_bytes(&self, path: &str, token: &str) -> (u16, BTreeMap<String, String>, Vec<u8>) {
+        let url = format!("{}{}", self.base, path);
+        let result = self
+            .agent
+            .get(&url)
+            .set("Authorization", &format!("Bearer {token}"))
+            .call();
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("GET {path}: {e}"),
+        };
+        let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .filter_map(|n| {
+                response
+                    .header(&n)
+                    .map(|v| (n.to_ascii_lowercase(), v.to_owned()))
+            })
+            .collect();
+        let mut body = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut response.into_reader(), &mut body);
+        (status, headers, body)
+    }
+
     pub fn get(&self, path: &str, token: &str) -> Resp {
         self.request("GET", path, Some(token), &[], None)
     }
@@ -518,4 +546,46 @@ macro_rules! both {
             }
         }
     };
+}
+
+/// The Python with the exchange checkers (compliance-trestle, openpyxl, jsonschema): `make
+/// tools` makes `.venv-tools`. Required under CI; elsewhere its checks are skipped, loudly.
+pub fn python_tools() -> Option<PathBuf> {
+    let path = std::env::var_os("POAM_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-tools/bin/python")
+        });
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "CI=true but {} is missing: run `make tools`",
+            path.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: the Python checks ({} is missing; `make tools` makes it)",
+        path.display()
+    );
+    None
+}
+
+/// Runs `script` with the tools' Python, the file as its argument; panics with its output
+/// unless it exits 0. Returns its stdout.
+pub fn python_check(python: &std::path::Path, script: &str, file: &std::path::Path) -> String {
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }

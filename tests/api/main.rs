@@ -8,6 +8,7 @@ mod cli;
 mod cmmc;
 mod deadlines;
 mod errors;
+mod exchange;
 mod history;
 mod idempotency;
 mod items;

@@ -90,6 +90,7 @@ fn both_backends_build_the_same_tables_up_down_and_up_again() {
             "events",
             "evidence",
             "evidence_chunks",
+            "external_refs",
             "idempotency_keys",
             "item_controls",
             "items",
@@ -118,6 +119,21 @@ fn the_checked_in_openapi_document_is_current() {
 }
 
 #[test]
+fn the_checked_in_bundle_schema_is_current() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/openapi/export-bundle.schema.json"
+    );
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default())
+            .unwrap_or_default();
+    assert!(
+        on_disk == poam_http::bundle_schema(),
+        "openapi/export-bundle.schema.json is out of date: run `make openapi` and commit the result"
+    );
+}
+
+#[test]
 fn the_served_document_is_the_generated_one() {
     let Some(app) = TestApp::spawn(Backend::Sqlite) else {
         return;
@@ -130,11 +146,12 @@ fn the_served_document_is_the_generated_one() {
     assert_eq!(served.body, generated);
     assert_eq!(served.body["openapi"], "3.1.0");
     assert_eq!(served.body["info"]["title"], "POA&M service");
-    // Every operation but health declares the bearer scheme.
+    // Every operation but health and the public schemas declares the bearer scheme.
     for (path, item) in served.body["paths"].as_object().into_iter().flatten() {
         for (method, op) in item.as_object().into_iter().flatten() {
             let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
-            assert_eq!(secured, path.starts_with("/v1/"), "{method} {path}");
+            let public = !path.starts_with("/v1/") || path.starts_with("/v1/schemas/");
+            assert_eq!(secured, !public, "{method} {path}");
         }
     }
     // The interactive docs are served from the binary.

@@ -9,6 +9,7 @@ pub mod access;
 pub mod cmmc;
 pub mod controls;
 pub mod deadlines;
+pub mod exchange;
 pub mod history;
 pub mod ids;
 pub mod item;

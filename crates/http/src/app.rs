@@ -4,7 +4,7 @@
 
 use crate::problem::{ApiError, PROBLEM_JSON};
 use crate::routes::{
-    cmmc, evidence, health, history, items, metrics, systems, validation, workflow,
+    cmmc, evidence, exchange, health, history, items, metrics, systems, validation, workflow,
 };
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
@@ -45,6 +45,7 @@ input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETa
         (name = "validation", description = "Dry runs against the regime profiles (eMASS, FedRAMP, CMMC): findings with rule, severity, pointer and citation."),
         (name = "metrics", description = "Counts, overdue items, aging, time to close and slips, computed in the database."),
         (name = "cmmc", description = "CMMC Level 2: the self-assessment, the SPRS score and the Conditional status check (32 CFR 170.21)."),
+        (name = "exchange", description = "Exports (auditor bundle, OSCAL POA&M, FedRAMP template as CSV and XLSX), bulk upserts with one result per element, OSCAL imports."),
         (name = "history", description = "The hash-chained record of every change: feed, item history, verification."),
         (name = "health", description = "Liveness and readiness, unauthenticated."),
     ),
@@ -116,7 +117,11 @@ where
                 .service(metrics::all_metrics)
                 .service(history::list_events)
                 .service(history::verify_events)
-                .service(history::item_history),
+                .service(history::item_history)
+                .service(exchange::export)
+                .service(exchange::bundle_schema)
+                .service(exchange::bulk)
+                .service(exchange::import_oscal),
         )
 }
 
@@ -156,6 +161,73 @@ fn document_idempotency(openapi: &mut OpenApiDoc) {
             op.parameters.get_or_insert_with(Vec::new).push(parameter);
         }
     }
+}
+
+/// The JSON Schema (2020-12) of the export bundle, built from the same component schemas as
+/// the OpenAPI document (OpenAPI 3.1 schemas are JSON Schema): only those the bundle reaches.
+pub fn bundle_schema() -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("$ref", Value::String(r)) => {
+                            if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                                out.push(name.to_owned());
+                            }
+                        }
+                        _ => refs(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    fn rewrite(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    match (k.as_str(), &mut *x) {
+                        ("$ref", Value::String(r)) => {
+                            *r = r.replace("#/components/schemas/", "#/$defs/");
+                        }
+                        _ => rewrite(x),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(rewrite),
+            _ => {}
+        }
+    }
+    let spec = serde_json::to_value(spec()).unwrap_or(Value::Null);
+    let all = spec
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut defs = Map::new();
+    let mut todo = vec!["ExportBundle".to_owned()];
+    while let Some(name) = todo.pop() {
+        if defs.contains_key(&name) {
+            continue;
+        }
+        if let Some(schema) = all.get(&name) {
+            refs(schema, &mut todo);
+            defs.insert(name, schema.clone());
+        }
+    }
+    let mut defs = Value::Object(defs);
+    rewrite(&mut defs);
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://poam-service.dev/schemas/export-bundle.json",
+        "title": "POA&M export bundle",
+        "description": "GET /v1/systems/{id}/export?format=json: a system's whole POA&M and its hash-chained history, read from one snapshot. Each event's hash is SHA-256 over its prev_hash and the canonical JSON of its other members; the last one equals chain.head.",
+        "$ref": "#/$defs/ExportBundle",
+        "$defs": defs,
+    })
 }
 
 /// The route table, for telling 404 from 405.

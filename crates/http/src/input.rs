@@ -15,6 +15,28 @@ use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 /// Reads the body as JSON bytes: `application/json` or any `+json` type, at most the configured
 /// limit.
 async fn read_json(req: &HttpRequest, payload: &mut Payload) -> Result<web::BytesMut, ApiError> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(crate::state::DEFAULT_BODY_LIMIT, |s| s.body_limit);
+    read_json_within(req, payload, limit).await
+}
+
+/// Reads a JSON body of any shape, at most `limit` bytes (bulk and import bodies are larger than
+/// the default limit), syntax checked, NUL characters refused.
+pub async fn json_document(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<serde_json::Value, ApiError> {
+    let bytes = read_json_within(req, &mut payload.into_inner(), limit).await?;
+    parse_json(&bytes)
+}
+
+async fn read_json_within(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -35,9 +57,6 @@ async fn read_json(req: &HttpRequest, payload: &mut Payload) -> Result<web::Byte
             format!("`{content_type}` is not accepted: send application/json")
         }));
     }
-    let limit = req
-        .app_data::<web::Data<AppState>>()
-        .map_or(crate::state::DEFAULT_BODY_LIMIT, |s| s.body_limit);
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -147,7 +166,7 @@ impl ObjectMembers for poam_domain::SystemFields {
 }
 
 /// Deserialises a document of `T`: objects where `T` has structs, then the fields themselves.
-fn shaped<T: DeserializeOwned + ObjectMembers>(
+pub(crate) fn shaped<T: DeserializeOwned + ObjectMembers>(
     value: serde_json::Value,
 ) -> Result<T, Vec<Violation>> {
     if !value.is_object() {

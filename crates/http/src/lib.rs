@@ -8,7 +8,8 @@ pub mod input;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod xlsx;
 
-pub use app::{app, openapi};
+pub use app::{app, bundle_schema, openapi};
 pub use auth::{Actor, Authenticator, TokenIssuer};
 pub use state::AppState;

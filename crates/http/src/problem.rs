@@ -113,6 +113,8 @@ pub enum ApiError {
     PreconditionFailed { current: Option<i64> },
     /// 413.
     PayloadTooLarge { limit: usize },
+    /// 413: more bulk elements than allowed.
+    BatchTooLarge { limit: usize },
     /// 415.
     UnsupportedMediaType(String),
     /// 503: the database is unreachable or saturated.
@@ -159,6 +161,7 @@ impl ApiError {
             ApiError::Conflict(v) => v.code,
             ApiError::PreconditionFailed { .. } => "precondition_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::BatchTooLarge { .. } => "batch_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable => "service_unavailable",
             ApiError::Internal => "internal_error",
@@ -178,6 +181,7 @@ impl ApiError {
             ApiError::Conflict(_) => "Conflict with the current state",
             ApiError::PreconditionFailed { .. } => "The resource has changed",
             ApiError::PayloadTooLarge { .. } => "Request body too large",
+            ApiError::BatchTooLarge { .. } => "Too many elements in one batch",
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::Unavailable => "Service unavailable",
             ApiError::Internal => "Internal Server Error",
@@ -215,6 +219,9 @@ impl ApiError {
                     .into()
             }
             ApiError::PayloadTooLarge { limit } => format!("the limit is {limit} bytes"),
+            ApiError::BatchTooLarge { limit } => {
+                format!("a batch holds at most {limit} elements: split it")
+            }
             ApiError::UnsupportedMediaType(detail) => detail.clone(),
             ApiError::Unavailable => {
                 "the database is unavailable or busy; retry after a short wait".into()
@@ -272,7 +279,9 @@ impl ResponseError for ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::BatchTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -12,6 +12,13 @@ use actix_web::web;
 /// bounded at 2000 characters), far below what could exhaust memory.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 
+/// The largest bulk or import body accepted by default: 32 MiB (a thousand items at their
+/// longest fit).
+pub const DEFAULT_IMPORT_LIMIT: usize = 32 << 20;
+
+/// The most elements one bulk request may carry by default.
+pub const DEFAULT_BULK_MAX: usize = 1000;
+
 /// eMASS's limit for one artifact: 30 MiB.
 pub const DEFAULT_EVIDENCE_LIMIT: usize = 30 << 20;
 
@@ -22,6 +29,10 @@ pub struct AppState {
     pub body_limit: usize,
     /// The largest evidence file accepted.
     pub evidence_limit: usize,
+    /// The largest bulk or import body.
+    pub import_limit: usize,
+    /// The most elements of one bulk request.
+    pub bulk_max: usize,
     /// Where uploads are spooled while they stream in (never held whole in memory).
     pub spool_dir: std::path::PathBuf,
 }
@@ -33,6 +44,8 @@ impl AppState {
             auth: Arc::new(auth),
             body_limit: DEFAULT_BODY_LIMIT,
             evidence_limit: DEFAULT_EVIDENCE_LIMIT,
+            import_limit: DEFAULT_IMPORT_LIMIT,
+            bulk_max: DEFAULT_BULK_MAX,
             spool_dir: std::env::temp_dir(),
         }
     }

@@ -353,6 +353,33 @@ where
     result
 }
 
+/// Runs `f` inside one read-only snapshot: every read sees the database as of the first one
+/// (PostgreSQL: REPEATABLE READ; SQLite: a WAL read transaction), whatever commits meanwhile.
+/// Always rolled back: nothing written inside survives.
+pub fn snapshot<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction_sql(
+            c,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?,
+    }
+    let result = f(conn);
+    let rolled_back = match conn {
+        DbConnection::Pg(c) => AnsiTransactionManager::rollback_transaction(c),
+        DbConnection::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
+    };
+    let value = result?;
+    rolled_back?;
+    Ok(value)
+}
+
 /// A round trip to the database (readiness).
 pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     conn.batch_execute("SELECT 1")

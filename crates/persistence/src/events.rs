@@ -20,6 +20,8 @@ pub enum Action {
     Cancelled,
     Recorded,
     Withdrawn,
+    Exported,
+    Imported,
 }
 
 impl Action {
@@ -32,6 +34,8 @@ impl Action {
         "cancelled",
         "recorded",
         "withdrawn",
+        "exported",
+        "imported",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +48,8 @@ impl Action {
             Action::Cancelled => "cancelled",
             Action::Recorded => "recorded",
             Action::Withdrawn => "withdrawn",
+            Action::Exported => "exported",
+            Action::Imported => "imported",
         }
     }
 }
@@ -56,6 +62,8 @@ pub const RESOURCES: &[&str] = &[
     "review",
     "evidence",
     "cmmc_assessment",
+    "export",
+    "import",
 ];
 
 /// What changed, for [`append`].

@@ -18,7 +18,7 @@ pub const CHUNK: usize = 1 << 20;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = evidence)]
-struct EvidenceRow {
+pub(crate) struct EvidenceRow {
     id: String,
     item_id: String,
     system_id: String,
@@ -38,7 +38,7 @@ struct EvidenceRow {
 }
 
 impl EvidenceRow {
-    fn into_domain(self) -> Result<Evidence, StoreError> {
+    pub(crate) fn into_domain(self) -> Result<Evidence, StoreError> {
         Ok(Evidence {
             id: self.id,
             item_id: parse_id(&self.item_id)?,

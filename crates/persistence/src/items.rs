@@ -40,10 +40,10 @@ const DATE_KEY: &str = "%Y-%m-%d";
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = items)]
-struct ItemRow {
-    id: String,
+pub(crate) struct ItemRow {
+    pub(crate) id: String,
     system_id: String,
-    seq: i64,
+    pub(crate) seq: i64,
     display_id: String,
     external_id: Option<String>,
     title: String,
@@ -199,7 +199,7 @@ fn json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreE
 }
 
 impl ItemRow {
-    fn into_domain(self, today: NaiveDate) -> Result<Item, StoreError> {
+    pub(crate) fn into_domain(self, today: NaiveDate) -> Result<Item, StoreError> {
         let d: Details = json("details", &self.details)?;
         let fields = ItemFields {
             external_id: self.external_id,
@@ -260,7 +260,7 @@ fn today() -> NaiveDate {
     db::now().date()
 }
 
-fn record(
+pub(crate) fn record(
     conn: &mut DbConnection,
     before: Option<&Item>,
     item: &Item,
@@ -352,7 +352,7 @@ fn index_controls(
     Ok(())
 }
 
-fn load(conn: &mut DbConnection, id: &str) -> Result<Item, StoreError> {
+pub(crate) fn load(conn: &mut DbConnection, id: &str) -> Result<Item, StoreError> {
     items::table
         .find(id)
         .select(ItemRow::as_select())
@@ -375,6 +375,20 @@ pub fn create(
     }
     let sid = system_id.to_string();
     db::write(conn, |conn| {
+        create_in(conn, &sid, fields, actor, Action::Created)
+    })
+}
+
+/// [`create`] inside the caller's transaction, the scope already checked.
+pub(crate) fn create_in(
+    conn: &mut DbConnection,
+    sid: &str,
+    fields: &ItemFields,
+    actor: &str,
+    action: Action,
+) -> Result<Item, StoreError> {
+    {
+        let sid = sid.to_owned();
         let bumped = diesel::update(systems::table.find(&sid))
             .set(systems::next_item_seq.eq(systems::next_item_seq + 1))
             .execute(conn)?;
@@ -421,9 +435,9 @@ pub fn create(
             .map_err(unique_to_conflict)?;
         index_controls(conn, &id, &sid, &fields.controls)?;
         let item = load(conn, &id)?;
-        record(conn, None, &item, Action::Created, actor)?;
+        record(conn, None, &item, action, actor)?;
         Ok(item)
-    })
+    }
 }
 
 /// An item whose system is in the caller's scope; archived items included.

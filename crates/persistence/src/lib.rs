@@ -7,6 +7,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod evidence;
+pub mod exchange;
 pub mod idempotency;
 pub mod items;
 pub mod metrics;

@@ -151,6 +151,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     evidence_chunks,
     idempotency_keys,
     cmmc_assessments,
+    external_refs,
 );
 
 diesel::table! {
@@ -203,5 +204,16 @@ diesel::table! {
         version -> BigInt,
         updated_at -> Timestamp,
         updated_by -> Text,
+    }
+}
+
+diesel::table! {
+    external_refs (system_id, scheme, ref_key) {
+        system_id -> Text,
+        scheme -> Text,
+        ref_key -> Text,
+        resource_kind -> Text,
+        resource_id -> Text,
+        created_at -> Timestamp,
     }
 }

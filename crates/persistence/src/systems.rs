@@ -63,7 +63,7 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> 
     serde_json::to_string(v).map_err(|e| StoreError::Internal(format!("does not serialise: {e}")))
 }
 
-pub(crate) fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     DateTime::from_naive_utc_and_offset(t, Utc)
 }
 

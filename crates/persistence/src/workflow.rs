@@ -19,7 +19,7 @@ use poam_domain::{
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = milestones)]
-struct MilestoneRow {
+pub(crate) struct MilestoneRow {
     id: String,
     item_id: String,
     system_id: String,
@@ -36,7 +36,7 @@ struct MilestoneRow {
 }
 
 impl MilestoneRow {
-    fn into_domain(self) -> Result<Milestone, StoreError> {
+    pub(crate) fn into_domain(self) -> Result<Milestone, StoreError> {
         Ok(Milestone {
             id: self.id,
             item_id: parse_id(&self.item_id)?,
@@ -100,7 +100,7 @@ pub(crate) fn live_item(
     Ok(item)
 }
 
-fn load_milestone(conn: &mut DbConnection, id: &str) -> Result<Milestone, StoreError> {
+pub(crate) fn load_milestone(conn: &mut DbConnection, id: &str) -> Result<Milestone, StoreError> {
     milestones::table
         .find(id)
         .select(MilestoneRow::as_select())
@@ -369,7 +369,7 @@ pub fn edit_milestone(
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = reviews)]
-struct ReviewRow {
+pub(crate) struct ReviewRow {
     id: String,
     system_id: String,
     item_id: Option<String>,
@@ -387,7 +387,7 @@ struct ReviewRow {
 }
 
 impl ReviewRow {
-    fn into_domain(self) -> Result<Review, StoreError> {
+    pub(crate) fn into_domain(self) -> Result<Review, StoreError> {
         Ok(Review {
             id: self.id,
             system_id: parse_id(&self.system_id)?,
@@ -541,6 +541,20 @@ pub fn transition(
     req: &Request,
 ) -> Result<Item, StoreError> {
     db::write(conn, |conn| {
+        transition_in(conn, item_id, scope, if_match, actor, req)
+    })
+}
+
+/// [`transition`] inside the caller's transaction.
+pub(crate) fn transition_in(
+    conn: &mut DbConnection,
+    item_id: ItemId,
+    scope: &SystemScope,
+    if_match: Option<i64>,
+    actor: &str,
+    req: &Request,
+) -> Result<Item, StoreError> {
+    {
         let current = live_item(conn, item_id, scope)?;
         check_version(if_match, current.version)?;
         let iid = item_id.to_string();
@@ -635,5 +649,5 @@ pub fn transition(
             },
         )?;
         Ok(item)
-    })
+    }
 }

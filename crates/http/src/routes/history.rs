@@ -76,15 +76,16 @@ pub struct EventParams {
     /// Only events after this position (a poller's `last_seq`).
     #[param(minimum = 0)]
     after_seq: Option<i64>,
-    /// `system`, `item`, `milestone`, `review` or `evidence`.
-    #[param(pattern = "^(system|item|milestone|review|evidence)$")]
+    /// `system`, `item`, `milestone`, `review`, `evidence`, `cmmc_assessment`, `export` or
+    /// `import`.
+    #[param(pattern = "^(system|item|milestone|review|evidence|cmmc_assessment|export|import)$")]
     resource: Option<String>,
     /// Only the events of this resource.
     resource_id: Option<uuid::Uuid>,
-    /// `created`, `updated`, `archived`, `transitioned`, `completed`, `cancelled`, `recorded`
-    /// or `withdrawn`.
+    /// `created`, `updated`, `archived`, `transitioned`, `completed`, `cancelled`, `recorded`,
+    /// `withdrawn`, `exported` or `imported`.
     #[param(
-        pattern = "^(created|updated|archived|transitioned|completed|cancelled|recorded|withdrawn)$"
+        pattern = "^(created|updated|archived|transitioned|completed|cancelled|recorded|withdrawn|exported|imported)$"
     )]
     action: Option<String>,
     /// Page size, 1 to 500 (default 100).

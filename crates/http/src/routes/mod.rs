@@ -4,6 +4,7 @@
 pub mod cmmc;
 pub mod docs;
 pub mod evidence;
+pub mod exchange;
 pub mod health;
 pub mod history;
 pub mod items;

@@ -1,0 +1,1090 @@
+//! Exchange: exports (the auditor bundle, OSCAL POA&M, the FedRAMP template as CSV or XLSX),
+//! streamed from one snapshot; bulk upserts with one result per element; OSCAL imports.
+
+use super::docs::{ListProblems, WriteProblems};
+use crate::auth::Actor;
+use crate::input::{apply_patch, json_document, parse_fields, query};
+use crate::problem::{ApiError, FieldError, Problem};
+use crate::state::AppState;
+use crate::xlsx::Workbook;
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use poam_domain::exchange::fedramp::{self, Sheet};
+use poam_domain::exchange::oscal::{self, AssetSet};
+use poam_domain::exchange::{ItemRecord, StatusChange};
+use poam_domain::rules::check_item;
+use poam_domain::workflow::{Evidence, Milestone, Review};
+use poam_domain::{
+    DeviationStatus, Item, ItemFields, ItemStatus, Permission, System, SystemId, Violation,
+};
+use poam_persistence::db::{self, DbConnection};
+use poam_persistence::events::EventRow;
+use poam_persistence::exchange::{
+    self as store, BulkKey, ExchangeRecord, ExportHead, ImportItem, Load, Outcome,
+};
+use poam_persistence::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::io::{self, Write};
+use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
+
+/// Items read per page while an export streams.
+const PAGE: i64 = 500;
+/// Bytes gathered before a chunk goes to the client.
+const CHUNK: usize = 64 << 10;
+
+pub const OSCAL_JSON: &str = "application/oscal+json";
+pub const CSV: &str = "text/csv; charset=utf-8";
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// The export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    /// The auditor bundle (`application/json`, schema at `/v1/schemas/export-bundle.json`).
+    Json,
+    /// OSCAL 1.1.2 Plan of Action and Milestones (`application/oscal+json`).
+    Oscal,
+    /// One sheet of the FedRAMP POA&M template (`text/csv`), chosen with `sheet`.
+    Csv,
+    /// The FedRAMP POA&M template's open and closed sheets (`.xlsx`).
+    Xlsx,
+}
+
+/// The template sheet a CSV export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SheetParam {
+    Open,
+    Closed,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// `json` (default), `oscal`, `csv` or `xlsx`.
+    format: Option<ExportFormat>,
+    /// For `csv`: the template's `open` (default) or `closed` sheet.
+    sheet: Option<SheetParam>,
+}
+
+/// A status change in the bundle.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BundleTransition {
+    pub id: String,
+    pub from: ItemStatus,
+    pub to: ItemStatus,
+    pub comment: Option<String>,
+    pub actor: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<StatusChange> for BundleTransition {
+    fn from(t: StatusChange) -> Self {
+        BundleTransition {
+            id: t.id,
+            from: t.from,
+            to: t.to,
+            comment: t.comment,
+            actor: t.actor,
+            at: t.at,
+        }
+    }
+}
+
+/// An item with everything recorded about it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BundleItem {
+    pub item: Item,
+    /// In plan order, each with its due-date changes.
+    pub milestones: Vec<Milestone>,
+    /// Status changes, oldest first.
+    pub transitions: Vec<BundleTransition>,
+    /// Reviews of this item, oldest first.
+    pub reviews: Vec<Review>,
+    /// Evidence metadata (the files themselves download from `/v1/evidence/{id}/content`).
+    pub evidence: Vec<Evidence>,
+}
+
+/// One event of the hash chain, exactly as hashed: recompute `hash` as SHA-256 over
+/// `prev_hash` and the canonical JSON of every other member to check it offline.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChainEvent {
+    pub id: String,
+    pub system_id: String,
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub resource_kind: String,
+    pub resource_id: String,
+    pub version: i64,
+    #[schema(value_type = Object)]
+    pub changes: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub snapshot: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The chain's length and last hash when the snapshot was taken.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChainHead {
+    pub length: i64,
+    pub head: String,
+}
+
+/// The auditor bundle: a system's whole POA&M and its history, from one snapshot.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportBundle {
+    /// Always `poam-export-bundle`.
+    #[schema(example = "poam-export-bundle")]
+    pub format: String,
+    /// Always 1.
+    pub format_version: i32,
+    pub exported_at: chrono::DateTime<chrono::Utc>,
+    /// The token subject that asked for it.
+    pub exported_by: String,
+    pub system: System,
+    pub chain: ChainHead,
+    /// Every item, archived ones included, in display-id order.
+    pub items: Vec<BundleItem>,
+    /// Reviews of the POA&M as a whole (periodic reviews).
+    pub system_reviews: Vec<Review>,
+    /// The whole event chain, oldest first.
+    pub events: Vec<ChainEvent>,
+}
+
+/// Sends what is written to the client in chunks; a full channel makes the writer wait, so
+/// memory stays flat however large the export.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+fn io_err(e: io::Error) -> StoreError {
+    StoreError::Internal(format!("export stream: {e}"))
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Internal(format!("export stream: {e}"))
+}
+
+/// Writes `value` as JSON, preceded by a comma unless it is the first of its array.
+fn member<T: Serialize>(w: &mut impl Write, first: &mut bool, value: &T) -> Result<(), StoreError> {
+    if !*first {
+        w.write_all(b",").map_err(io_err)?;
+    }
+    *first = false;
+    serde_json::to_writer(&mut *w, value).map_err(json_err)
+}
+
+/// Calls `each` on every item record of the system, page by page, in display order.
+fn for_each_record(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    load: Load,
+    mut each: impl FnMut(ItemRecord) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut after = 0;
+    loop {
+        let page = store::records(conn, system_id, after, PAGE, load)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = *last;
+        let full = page.len() as i64 == PAGE;
+        for (_, rec) in page {
+            each(rec)?;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StreamEvent<'a> {
+    id: &'a str,
+    system_id: &'a str,
+    seq: i64,
+    at: String,
+    actor: &'a str,
+    action: &'a str,
+    resource_kind: &'a str,
+    resource_id: &'a str,
+    version: i64,
+    changes: &'a RawValue,
+    snapshot: &'a RawValue,
+    prev_hash: &'a str,
+    hash: &'a str,
+}
+
+fn raw(text: &str) -> Result<Box<RawValue>, StoreError> {
+    RawValue::from_string(text.to_owned())
+        .map_err(|e| StoreError::Internal(format!("a stored event is not JSON: {e}")))
+}
+
+fn write_event(w: &mut impl Write, first: &mut bool, e: &EventRow) -> Result<(), StoreError> {
+    let (changes, snapshot) = (raw(&e.changes)?, raw(&e.snapshot)?);
+    member(
+        w,
+        first,
+        &StreamEvent {
+            id: &e.id,
+            system_id: &e.system_id,
+            seq: e.seq,
+            at: e.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            actor: &e.actor,
+            action: &e.action,
+            resource_kind: &e.resource_kind,
+            resource_id: &e.resource_id,
+            version: e.version,
+            changes: &changes,
+            snapshot: &snapshot,
+            prev_hash: &e.prev_hash,
+            hash: &e.hash,
+        },
+    )
+}
+
+fn write_bundle(
+    conn: &mut DbConnection,
+    head: &ExportHead,
+    actor: &str,
+    w: &mut impl Write,
+) -> Result<(), StoreError> {
+    let system_id = head.system.id;
+    #[derive(Serialize)]
+    struct Opening<'a> {
+        format: &'a str,
+        format_version: i32,
+        exported_at: chrono::DateTime<chrono::Utc>,
+        exported_by: &'a str,
+        system: &'a System,
+        chain: ChainHead,
+    }
+    let opening = serde_json::to_vec(&Opening {
+        format: "poam-export-bundle",
+        format_version: 1,
+        exported_at: chrono::Utc::now(),
+        exported_by: actor,
+        system: &head.system,
+        chain: ChainHead {
+            length: head.event_seq,
+            head: head.event_head.clone(),
+        },
+    })
+    .map_err(json_err)?;
+    // The opening object, left open for the streamed arrays.
+    w.write_all(&opening[..opening.len() - 1]).map_err(io_err)?;
+    w.write_all(b",\"items\":[").map_err(io_err)?;
+    let mut first = true;
+    for_each_record(conn, system_id, Load::ALL, |rec| {
+        member(
+            w,
+            &mut first,
+            &BundleItem {
+                item: rec.item,
+                milestones: rec.milestones,
+                transitions: rec.transitions.into_iter().map(Into::into).collect(),
+                reviews: rec.reviews,
+                evidence: rec.evidence,
+            },
+        )
+    })?;
+    w.write_all(b"],\"system_reviews\":").map_err(io_err)?;
+    let reviews = store::system_reviews(conn, system_id)?;
+    serde_json::to_writer(&mut *w, &reviews).map_err(json_err)?;
+    w.write_all(b",\"events\":[").map_err(io_err)?;
+    let mut first = true;
+    let mut after = 0;
+    loop {
+        let rows = store::events_after(conn, system_id, after, 1000)?;
+        for e in &rows {
+            write_event(w, &mut first, e)?;
+        }
+        match rows.last() {
+            Some(last) if rows.len() == 1000 => after = last.seq,
+            _ => break,
+        }
+    }
+    w.write_all(b"]}").map_err(io_err)
+}
+
+fn write_oscal(
+    conn: &mut DbConnection,
+    head: &ExportHead,
+    w: &mut impl Write,
+) -> Result<(), StoreError> {
+    let system = &head.system;
+    let items_only = Load::default();
+    let root = oscal::header(
+        system,
+        poam_persistence::systems::utc(head.last_modified),
+        head.event_seq,
+    );
+    let opening = serde_json::to_vec(&serde_json::Value::Object(root)).map_err(json_err)?;
+    w.write_all(b"{\"plan-of-action-and-milestones\":")
+        .map_err(io_err)?;
+    w.write_all(&opening[..opening.len() - 1]).map_err(io_err)?;
+    let mut assets = AssetSet::default();
+    w.write_all(b",\"observations\":[").map_err(io_err)?;
+    let mut first = true;
+    for_each_record(conn, system.id, items_only, |rec| {
+        assets.add(&rec.item.assets);
+        member(w, &mut first, &oscal::observation(system, &rec))
+    })?;
+    w.write_all(b"],\"risks\":[").map_err(io_err)?;
+    let mut first = true;
+    let with_plan = Load {
+        milestones: true,
+        transitions: true,
+        ..Load::default()
+    };
+    for_each_record(conn, system.id, with_plan, |rec| {
+        member(w, &mut first, &oscal::risk(system, &rec))
+    })?;
+    w.write_all(b"],\"poam-items\":[").map_err(io_err)?;
+    let mut first = true;
+    let mut evidence = false;
+    let with_evidence = Load {
+        evidence: true,
+        ..Load::default()
+    };
+    for_each_record(conn, system.id, with_evidence, |rec| {
+        evidence |= !rec.evidence.is_empty();
+        member(w, &mut first, &oscal::poam_item(&rec))
+    })?;
+    w.write_all(b"]").map_err(io_err)?;
+    if !assets.is_empty() {
+        w.write_all(b",\"local-definitions\":{\"inventory-items\":[")
+            .map_err(io_err)?;
+        let mut first = true;
+        for a in assets.names() {
+            member(w, &mut first, &oscal::inventory_item(system, a))?;
+        }
+        w.write_all(b"]}").map_err(io_err)?;
+    }
+    if evidence {
+        w.write_all(b",\"back-matter\":{\"resources\":[")
+            .map_err(io_err)?;
+        let mut first = true;
+        for_each_record(conn, system.id, with_evidence, |rec| {
+            for e in &rec.evidence {
+                member(w, &mut first, &oscal::resource(e))?;
+            }
+            Ok(())
+        })?;
+        w.write_all(b"]}").map_err(io_err)?;
+    }
+    w.write_all(b"}}").map_err(io_err)
+}
+
+const TEMPLATE_LOAD: Load = Load {
+    milestones: true,
+    transitions: true,
+    evidence: true,
+    reviews: false,
+    archived: false,
+};
+
+fn write_csv(
+    conn: &mut DbConnection,
+    head: &ExportHead,
+    sheet: Sheet,
+    w: &mut impl Write,
+) -> Result<(), StoreError> {
+    // A byte-order mark, so spreadsheet programs read the file as UTF-8.
+    w.write_all("\u{feff}".as_bytes()).map_err(io_err)?;
+    let header: Vec<String> = fedramp::COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+    w.write_all(fedramp::csv_record(&header).as_bytes())
+        .map_err(io_err)?;
+    for_each_record(conn, head.system.id, TEMPLATE_LOAD, |rec| {
+        if sheet.holds(rec.item.status) {
+            w.write_all(fedramp::csv_record(&fedramp::row(&rec)).as_bytes())
+                .map_err(io_err)?;
+        }
+        Ok(())
+    })
+}
+
+fn write_xlsx(
+    conn: &mut DbConnection,
+    head: &ExportHead,
+    w: &mut impl Write,
+) -> Result<(), StoreError> {
+    let mut book = Workbook::new(w);
+    let header: Vec<String> = fedramp::COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+    for sheet in [Sheet::Open, Sheet::Closed] {
+        book.sheet(sheet.title()).map_err(io_err)?;
+        book.row(&header).map_err(io_err)?;
+        for_each_record(conn, head.system.id, TEMPLATE_LOAD, |rec| {
+            if sheet.holds(rec.item.status) {
+                book.row(&fedramp::row(&rec)).map_err(io_err)?;
+            }
+            Ok(())
+        })?;
+    }
+    book.finish().map_err(io_err)?;
+    Ok(())
+}
+
+/// Export a system's POA&M (any role that reads the system, auditors included).
+///
+/// `json`: the auditor bundle — system, items with milestones (and their due-date changes),
+/// status changes, reviews and evidence metadata, and the whole hash chain with its head —
+/// from one snapshot. `oscal`: an OSCAL 1.1.2 POA&M in FedRAMP's conventions (uuids are v5,
+/// derived from internal ids: re-exports are stable). `csv` and `xlsx`: the FedRAMP POA&M
+/// template, columns A–AE. Archived items are only in the bundle. Every export is recorded in
+/// the history (`export` events). The body streams: memory stays flat however large the POA&M.
+#[utoipa::path(
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), ExportParams),
+    responses(
+        (status = 200, description = "The export, as the format says.",
+         content(
+            (ExportBundle = "application/json"),
+            (Object = "application/oscal+json"),
+            (String = "text/csv"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+         ),
+         headers(("Content-Disposition" = String, description = "attachment; filename=…"))),
+        ListProblems,
+        (status = 409, description = "OSCAL needs at least one item.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/export")]
+pub async fn export(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let system_id = SystemId::from_uuid(path.into_inner());
+    let p = query::<ExportParams>(&req)?;
+    let format = p.format.unwrap_or(ExportFormat::Json);
+    let sheet = match (format, p.sheet) {
+        (ExportFormat::Csv, Some(SheetParam::Closed)) => Sheet::Closed,
+        (ExportFormat::Csv, _) => Sheet::Open,
+        (_, None) => Sheet::Open,
+        (_, Some(_)) => {
+            return Err(ApiError::invalid_param(
+                "sheet",
+                "not_applicable",
+                "`sheet` selects the sheet of a csv export; xlsx holds both",
+            ))
+        }
+    };
+    let word = match format {
+        ExportFormat::Json => "json",
+        ExportFormat::Oscal => "oscal",
+        ExportFormat::Csv => "csv",
+        ExportFormat::Xlsx => "xlsx",
+    };
+    let record = ExchangeRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        format: word.to_owned(),
+        detail: (format == ExportFormat::Csv).then(|| {
+            format!(
+                "sheet={}",
+                if sheet == Sheet::Closed {
+                    "closed"
+                } else {
+                    "open"
+                }
+            )
+        }),
+        by: actor.sub.clone(),
+        counts: None,
+    };
+    let scope = actor.scope.clone();
+    let sub = actor.sub.clone();
+    let pool = state.pool.clone();
+    // The export is recorded, then a connection is taken for the stream: both before the 200,
+    // so an unknown system, an empty OSCAL export or a saturated pool still get a problem.
+    let conn = state
+        .db(move |conn| {
+            let head = store::head(conn, system_id, &scope)?;
+            if format == ExportFormat::Oscal && head.live_items == 0 {
+                return Err(StoreError::Conflict(Violation::new(
+                    "nothing_to_export",
+                    "",
+                    "an OSCAL POA&M needs at least one poam-item: this system has no items",
+                )));
+            }
+            store::record_export(conn, system_id, &scope, &record, &sub)?;
+            Ok(())
+        })
+        .await
+        .and(Ok(()));
+    conn?;
+    let mut stream_conn = web::block(move || pool.get())
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|e| ApiError::from(StoreError::from(e)))?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
+    let sub = actor.sub.clone();
+    let span = tracing::Span::current();
+    let spawned = std::thread::Builder::new()
+        .name("poam-export".into())
+        .spawn(move || {
+            let _entered = span.enter();
+            let mut w = ChannelWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(CHUNK),
+            };
+            let scope = poam_domain::SystemScope::All;
+            let result = db::snapshot(&mut stream_conn, |conn| {
+                let head = store::head(conn, system_id, &scope)?;
+                match format {
+                    ExportFormat::Json => write_bundle(conn, &head, &sub, &mut w),
+                    ExportFormat::Oscal => write_oscal(conn, &head, &mut w),
+                    ExportFormat::Csv => write_csv(conn, &head, sheet, &mut w),
+                    ExportFormat::Xlsx => write_xlsx(conn, &head, &mut w),
+                }?;
+                w.flush().map_err(io_err)
+            });
+            if let Err(e) = result {
+                tracing::warn!(cause = %e, "export stopped before its end");
+                let _ = tx.blocking_send(Err(io::Error::other("the export stopped")));
+            }
+        });
+    if spawned.is_err() {
+        return Err(ApiError::Unavailable);
+    }
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let (content_type, extension) = match format {
+        ExportFormat::Json => ("application/json", "json"),
+        ExportFormat::Oscal => (OSCAL_JSON, "oscal.json"),
+        ExportFormat::Csv => (CSV, "csv"),
+        ExportFormat::Xlsx => (XLSX, "xlsx"),
+    };
+    let name = match (format, sheet) {
+        (ExportFormat::Csv, Sheet::Closed) => format!("poam-{system_id}-closed.{extension}"),
+        (ExportFormat::Csv, Sheet::Open) => format!("poam-{system_id}-open.{extension}"),
+        _ => format!("poam-{system_id}.{extension}"),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .streaming(body))
+}
+
+/// The JSON Schema (2020-12) of the export bundle.
+#[utoipa::path(
+    tag = "exchange",
+    responses((status = 200, description = "The JSON Schema of `format=json` exports.", body = Object)),
+)]
+#[get("/schemas/export-bundle.json")]
+pub async fn bundle_schema() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/schema+json")
+        .json(crate::app::bundle_schema())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk
+
+/// A batch of item creates and updates.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BulkRequest {
+    /// Up to the configured maximum (default 1,000). Each element is an item document
+    /// (`ItemWrite`). An element with an `external_id` updates the item with that id (a merge
+    /// patch: the members it carries replace the item's) or creates it. Without one, a scanner
+    /// finding (`source.identifier` and `assets`) matches the item of the same source, source
+    /// identifier and asset; a closed item whose finding reappears is reopened. Anything else
+    /// creates an item.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<serde_json::Value>,
+}
+
+/// What became of one element.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkStatus {
+    Created,
+    Updated,
+    Unchanged,
+    /// A closed item whose finding reappeared, reopened (and updated).
+    Reopened,
+    Failed,
+}
+
+/// One element's result, in the order of the request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BulkResult {
+    pub index: usize,
+    pub status: BulkStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<uuid::Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Why the element was refused; its field pointers are relative to the element.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+/// Counts per status.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct BulkSummary {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub reopened: usize,
+    pub failed: usize,
+}
+
+/// The answer to a bulk upsert.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BulkResponse {
+    pub results: Vec<BulkResult>,
+    pub summary: BulkSummary,
+}
+
+fn key_of(element: &serde_json::Value) -> BulkKey {
+    if let Some(ext) = element.get("external_id").and_then(|v| v.as_str()) {
+        return BulkKey::External(ext.to_owned());
+    }
+    let source = element.get("source");
+    let identifier = source
+        .and_then(|s| s.get("identifier"))
+        .and_then(|v| v.as_str());
+    let detector = source
+        .and_then(|s| s.get("detector").or_else(|| s.get("kind")))
+        .and_then(|v| v.as_str());
+    let assets: Vec<&str> = element
+        .get("assets")
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    match (detector, identifier) {
+        (Some(d), Some(i)) if !assets.is_empty() => {
+            BulkKey::Finding(assets.iter().map(|a| store::finding_key(d, i, a)).collect())
+        }
+        _ => BulkKey::New,
+    }
+}
+
+fn invalid(v: Vec<Violation>) -> StoreError {
+    StoreError::Invalid(v)
+}
+
+fn decides(fields: &ItemFields) -> bool {
+    fields.status.is_decision()
+        || fields
+            .deviation
+            .as_ref()
+            .is_some_and(|d| d.status == DeviationStatus::Approved)
+}
+
+fn forbidden_decision() -> StoreError {
+    invalid(vec![Violation::new(
+        "decision_needs_approver",
+        "/status",
+        "closing, accepting a risk or approving a deviation needs the approver role",
+    )])
+}
+
+/// A new item from a bulk element: the create rules.
+fn bulk_create(element: &serde_json::Value, can_decide: bool) -> Result<ItemFields, StoreError> {
+    let fields: ItemFields = parse_fields(element.clone()).map_err(invalid)?;
+    if fields.status != ItemStatus::Open {
+        return Err(invalid(vec![Violation::new(
+            "status_via_transition",
+            "/status",
+            "an item starts open; its status changes through POST /v1/items/{id}/transitions",
+        )]));
+    }
+    let dates: Vec<Violation> = [
+        ("/completed_on", fields.completed_on),
+        ("/closed_on", fields.closed_on),
+    ]
+    .into_iter()
+    .filter(|(_, d)| d.is_some())
+    .map(|(p, _)| {
+        Violation::new(
+            "set_by_transition",
+            p,
+            "set by the completed and closed transitions",
+        )
+    })
+    .collect();
+    if !dates.is_empty() {
+        return Err(invalid(dates));
+    }
+    if decides(&fields) && !can_decide {
+        return Err(forbidden_decision());
+    }
+    check_item(fields, today()).map_err(invalid)
+}
+
+/// An update from a bulk element: a merge patch under the update rules.
+fn bulk_update(
+    element: &serde_json::Value,
+    current: &Item,
+    can_decide: bool,
+) -> Result<ItemFields, StoreError> {
+    let Some(patch) = element.as_object() else {
+        return Err(invalid(vec![Violation::new(
+            "invalid_type",
+            "",
+            "an element is a JSON object",
+        )]));
+    };
+    let next = apply_patch(
+        &current.fields(),
+        patch,
+        poam_domain::item::READ_ONLY_FIELDS,
+    )
+    .map_err(invalid)?;
+    if next.status != current.status {
+        return Err(invalid(vec![Violation::new(
+            "status_via_transition",
+            "/status",
+            "the status changes through POST /v1/items/{id}/transitions, where its rules are checked",
+        )]));
+    }
+    let dates: Vec<Violation> = [
+        ("/completed_on", next.completed_on != current.completed_on),
+        ("/closed_on", next.closed_on != current.closed_on),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(p, _)| {
+        Violation::new(
+            "set_by_transition",
+            p,
+            "set by the completed and closed transitions",
+        )
+    })
+    .collect();
+    if !dates.is_empty() {
+        return Err(invalid(dates));
+    }
+    let was_deciding = decides(&current.fields());
+    if decides(&next) && !was_deciding && !can_decide {
+        return Err(forbidden_decision());
+    }
+    check_item(next, today()).map_err(invalid)
+}
+
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+fn result_of(index: usize, outcome: Outcome) -> BulkResult {
+    let (status, item, problem) = match outcome {
+        Outcome::Created(i) => (BulkStatus::Created, Some(i), None),
+        Outcome::Updated(i) => (BulkStatus::Updated, Some(i), None),
+        Outcome::Unchanged(i) => (BulkStatus::Unchanged, Some(i), None),
+        Outcome::Reopened(i) => (BulkStatus::Reopened, Some(i), None),
+        Outcome::Failed(e) => (BulkStatus::Failed, None, Some(ApiError::from(e).problem())),
+    };
+    BulkResult {
+        index,
+        status,
+        id: item.as_ref().map(|i| i.id.as_uuid()),
+        display_id: item.as_ref().map(|i| i.display_id.clone()),
+        version: item.as_ref().map(|i| i.version),
+        problem,
+    }
+}
+
+/// Create or update many items at once (editor): one result per element.
+///
+/// Each element applies whole or not at all, in its own savepoint of one transaction; a bad
+/// element is reported (with field errors) and never blocks the others. Scanner findings are
+/// de-duplicated by (source, source identifier, asset).
+#[utoipa::path(
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
+    request_body(content = BulkRequest, example = json!({"items": [
+        {"external_id": "nessus-104743-lb1", "title": "TLS 1.0 enabled", "description": "The load balancer accepts TLS 1.0.",
+         "source": {"kind": "scan", "detector": "Tenable Nessus", "identifier": "104743"},
+         "assets": ["lb-prod-1.example.org"], "risk_rating": "moderate", "detected_on": "2026-11-01"}
+    ]})),
+    responses(
+        (status = 200, description = "One result per element, in order.", body = BulkResponse),
+        WriteProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[post("/systems/{system_id}/items/bulk")]
+pub async fn bulk(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::WriteItems)?;
+    let system_id = SystemId::from_uuid(path.into_inner());
+    let doc = json_document(&req, payload, state.import_limit).await?;
+    let elements = match doc {
+        serde_json::Value::Object(mut m) if m.len() == 1 && m.contains_key("items") => {
+            match m.remove("items") {
+                Some(serde_json::Value::Array(a)) => a,
+                _ => {
+                    return Err(ApiError::Invalid(vec![FieldError::body(
+                        "/items",
+                        "invalid_type",
+                        "must be an array of item documents",
+                    )]))
+                }
+            }
+        }
+        _ => {
+            return Err(ApiError::Invalid(vec![FieldError::body(
+                "",
+                "invalid_type",
+                "the body is {\"items\": [...]}",
+            )]))
+        }
+    };
+    if elements.len() > state.bulk_max {
+        return Err(ApiError::BatchTooLarge {
+            limit: state.bulk_max,
+        });
+    }
+    let keys: Vec<BulkKey> = elements.iter().map(key_of).collect();
+    let can_decide = actor.can(Permission::Decide);
+    let outcomes = state
+        .db(move |conn| {
+            store::bulk_upsert(
+                conn,
+                system_id,
+                &actor.scope,
+                &actor.sub,
+                &keys,
+                |i, current| {
+                    let element = &elements[i];
+                    if !element.is_object() {
+                        return Err(invalid(vec![Violation::new(
+                            "invalid_type",
+                            "",
+                            "an element is a JSON object",
+                        )]));
+                    }
+                    match current {
+                        None => bulk_create(element, can_decide),
+                        Some(item) => bulk_update(element, item, can_decide),
+                    }
+                },
+            )
+        })
+        .await?;
+    let mut summary = BulkSummary::default();
+    let results: Vec<BulkResult> = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| {
+            match &o {
+                Outcome::Created(_) => summary.created += 1,
+                Outcome::Updated(_) => summary.updated += 1,
+                Outcome::Unchanged(_) => summary.unchanged += 1,
+                Outcome::Reopened(_) => summary.reopened += 1,
+                Outcome::Failed(_) => summary.failed += 1,
+            }
+            result_of(i, o)
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(BulkResponse { results, summary }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// OSCAL import
+
+/// What became of one poam-item.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportResult {
+    /// The poam-item's uuid.
+    pub uuid: String,
+    /// Where it is in the document.
+    pub pointer: String,
+    /// The document's `POAM-ID`, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poam_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<uuid::Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_id: Option<String>,
+    /// Why it was not imported; field pointers name the item field (`/risk_rating`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+/// The answer to an import.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportReport {
+    pub document_uuid: String,
+    pub oscal_version: String,
+    pub created: Vec<ImportResult>,
+    pub updated: Vec<ImportResult>,
+    /// Already imported and unchanged.
+    pub skipped: Vec<ImportResult>,
+    pub failed: Vec<ImportResult>,
+    /// Pointers of every member of the document with no place in the service.
+    pub unmapped: Vec<String>,
+}
+
+/// Import an OSCAL POA&M (JSON, OSCAL 1.0.x to 1.2.x) into a system (editor; approver too for
+/// closed or risk-accepted items).
+///
+/// Each poam-item becomes an item (with its risk's status, deadline, facets, deviations and
+/// milestone tasks, and its observation's source and assets), recorded as `imported` in the
+/// history. Importing the same document again changes nothing: items and milestones are keyed
+/// by the document's uuids. A document whose references dangle is refused whole, each
+/// reference named.
+#[utoipa::path(
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
+    request_body(content = Object, description = "An OSCAL `plan-of-action-and-milestones` document.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "What was created, updated, skipped or refused, and what could not be mapped.", body = ImportReport),
+        WriteProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[post("/systems/{system_id}/imports/oscal")]
+pub async fn import_oscal(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::WriteItems)?;
+    let system_id = SystemId::from_uuid(path.into_inner());
+    let doc = json_document(&req, payload, state.import_limit).await?;
+    let plan = oscal::read(&doc)
+        .map_err(|v| ApiError::Invalid(v.into_iter().map(FieldError::from).collect()))?;
+    let mut failed = Vec::new();
+    let mut ready = Vec::new();
+    let mut drafts = Vec::new();
+    for d in plan.items {
+        let parsed = parse_fields::<ItemFields>(d.fields.clone())
+            .and_then(|f| check_item(f, today()))
+            .map_err(invalid)
+            .and_then(|f| {
+                if decides(&f) && !actor.can(Permission::Decide) {
+                    Err(forbidden_decision())
+                } else {
+                    Ok(f)
+                }
+            });
+        match parsed {
+            Ok(fields) => {
+                ready.push(ImportItem {
+                    uuid: d.uuid.clone(),
+                    fields,
+                    milestones: d.milestones.clone(),
+                });
+                drafts.push(d);
+            }
+            Err(e) => failed.push(ImportResult {
+                uuid: d.uuid,
+                pointer: d.pointer,
+                poam_id: d.poam_id,
+                id: None,
+                display_id: None,
+                problem: Some(ApiError::from(e).problem()),
+            }),
+        }
+    }
+    let mut record = ExchangeRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        format: format!("oscal {}", plan.oscal_version),
+        detail: Some(plan.uuid.clone()),
+        by: actor.sub.clone(),
+        counts: None,
+    };
+    let outcomes = state
+        .db(move |conn| {
+            store::import_oscal(
+                conn,
+                system_id,
+                &actor.scope,
+                &actor.sub,
+                &mut record,
+                &ready,
+            )
+        })
+        .await?;
+    let mut report = ImportReport {
+        document_uuid: plan.uuid,
+        oscal_version: plan.oscal_version,
+        created: vec![],
+        updated: vec![],
+        skipped: vec![],
+        failed,
+        unmapped: plan.unmapped,
+    };
+    for (d, o) in drafts.into_iter().zip(outcomes) {
+        let mut r = ImportResult {
+            uuid: d.uuid,
+            pointer: d.pointer,
+            poam_id: d.poam_id,
+            id: None,
+            display_id: None,
+            problem: None,
+        };
+        let list = match o {
+            Outcome::Created(i) => {
+                (r.id, r.display_id) = (Some(i.id.as_uuid()), Some(i.display_id));
+                &mut report.created
+            }
+            Outcome::Updated(i) | Outcome::Reopened(i) => {
+                (r.id, r.display_id) = (Some(i.id.as_uuid()), Some(i.display_id));
+                &mut report.updated
+            }
+            Outcome::Unchanged(i) => {
+                (r.id, r.display_id) = (Some(i.id.as_uuid()), Some(i.display_id));
+                &mut report.skipped
+            }
+            Outcome::Failed(e) => {
+                r.problem = Some(ApiError::from(e).problem());
+                &mut report.failed
+            }
+        };
+        list.push(r);
+    }
+    Ok(HttpResponse::Ok().json(report))
+}

@@ -1,0 +1,740 @@
+//! Exchange: the reads behind exports (one snapshot, read page by page), the record of every
+//! export, bulk upserts keyed by external id or scanner finding, and OSCAL imports kept
+//! idempotent by the document's uuids.
+
+use crate::db::{self, DbConnection};
+use crate::error::StoreError;
+use crate::events::{self, Action, Change, EventQuery, EventRow};
+use crate::evidence::EvidenceRow;
+use crate::items::{self, ItemRow};
+use crate::schema::{
+    evidence, external_refs, items as items_t, milestones, reviews, systems, transitions,
+};
+use crate::systems::{archived_conflict, parse_word, utc};
+use crate::workflow::{MilestoneRow, ReviewRow};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use poam_domain::exchange::oscal::MilestoneDraft;
+use poam_domain::exchange::{ItemRecord, StatusChange};
+use poam_domain::lifecycle::Request;
+use poam_domain::workflow::{Milestone, Review};
+use poam_domain::{Item, ItemFields, ItemId, ItemStatus, System, SystemId, SystemScope};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The state an export starts from, read inside its snapshot.
+#[derive(Debug, Clone)]
+pub struct ExportHead {
+    pub system: System,
+    /// Events in the chain, and the hash of the last one.
+    pub event_seq: i64,
+    pub event_head: String,
+    /// Items not archived.
+    pub live_items: i64,
+    /// The latest change to the system or an item.
+    pub last_modified: NaiveDateTime,
+}
+
+/// What an export reads beside each item.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Load {
+    pub milestones: bool,
+    pub transitions: bool,
+    pub evidence: bool,
+    pub reviews: bool,
+    pub archived: bool,
+}
+
+impl Load {
+    pub const ALL: Load = Load {
+        milestones: true,
+        transitions: true,
+        evidence: true,
+        reviews: true,
+        archived: true,
+    };
+}
+
+/// The head of a system's export; `NotFound` outside the caller's scope.
+pub fn head(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    scope: &SystemScope,
+) -> Result<ExportHead, StoreError> {
+    let system = crate::systems::get(conn, system_id, scope)?;
+    let sid = system_id.to_string();
+    let (event_seq, event_head, updated): (i64, String, NaiveDateTime) = systems::table
+        .find(&sid)
+        .select((systems::event_seq, systems::event_head, systems::updated_at))
+        .first(conn)?;
+    let live_items: i64 = items_t::table
+        .filter(items_t::system_id.eq(&sid))
+        .filter(items_t::archived_at.is_null())
+        .count()
+        .get_result(conn)?;
+    let latest_item: Option<NaiveDateTime> = items_t::table
+        .filter(items_t::system_id.eq(&sid))
+        .select(diesel::dsl::max(items_t::updated_at))
+        .first(conn)?;
+    Ok(ExportHead {
+        system,
+        event_seq,
+        event_head,
+        live_items,
+        last_modified: latest_item.map_or(updated, |t| t.max(updated)),
+    })
+}
+
+type TransitionRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    NaiveDateTime,
+);
+
+fn group<T>(rows: Vec<(String, T)>) -> HashMap<String, Vec<T>> {
+    let mut map: HashMap<String, Vec<T>> = HashMap::new();
+    for (k, v) in rows {
+        map.entry(k).or_default().push(v);
+    }
+    map
+}
+
+/// Up to `limit` items after display sequence `after_seq`, in display order, each with what
+/// `load` asks for (a handful of queries per page, whatever its size).
+pub fn records(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    after_seq: i64,
+    limit: i64,
+    load: Load,
+) -> Result<Vec<(i64, ItemRecord)>, StoreError> {
+    let sid = system_id.to_string();
+    let mut q = items_t::table
+        .filter(items_t::system_id.eq(&sid))
+        .filter(items_t::seq.gt(after_seq))
+        .into_boxed::<db::Backend>();
+    if !load.archived {
+        q = q.filter(items_t::archived_at.is_null());
+    }
+    let rows: Vec<ItemRow> = q
+        .order(items_t::seq.asc())
+        .limit(limit)
+        .select(ItemRow::as_select())
+        .load(conn)?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let mut milestones_of = if load.milestones && !ids.is_empty() {
+        let rows: Vec<MilestoneRow> = milestones::table
+            .filter(milestones::item_id.eq_any(&ids))
+            .order((
+                milestones::item_id,
+                milestones::position,
+                milestones::created_at,
+            ))
+            .select(MilestoneRow::as_select())
+            .load(conn)?;
+        group(
+            rows.into_iter()
+                .map(|r| {
+                    let m = r.into_domain()?;
+                    Ok((m.item_id.to_string(), m))
+                })
+                .collect::<Result<Vec<(String, Milestone)>, StoreError>>()?,
+        )
+    } else {
+        HashMap::new()
+    };
+    let mut transitions_of = if load.transitions && !ids.is_empty() {
+        let rows: Vec<TransitionRow> = transitions::table
+            .filter(transitions::item_id.eq_any(&ids))
+            .order((transitions::item_id, transitions::at, transitions::id))
+            .select((
+                transitions::item_id,
+                transitions::id,
+                transitions::from_status,
+                transitions::to_status,
+                transitions::comment,
+                transitions::actor,
+                transitions::at,
+            ))
+            .load(conn)?;
+        group(
+            rows.into_iter()
+                .map(|(item, id, from, to, comment, actor, at): TransitionRow| {
+                    Ok((
+                        item,
+                        StatusChange {
+                            id,
+                            from: parse_word::<ItemStatus>("item status", &from)?,
+                            to: parse_word::<ItemStatus>("item status", &to)?,
+                            comment,
+                            actor,
+                            at: utc(at),
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?,
+        )
+    } else {
+        HashMap::new()
+    };
+    let mut evidence_of = if load.evidence && !ids.is_empty() {
+        let rows: Vec<EvidenceRow> = evidence::table
+            .filter(evidence::item_id.eq_any(&ids))
+            .order((evidence::item_id, evidence::uploaded_at, evidence::id))
+            .select(EvidenceRow::as_select())
+            .load(conn)?;
+        group(
+            rows.into_iter()
+                .map(|r| {
+                    let e = r.into_domain()?;
+                    Ok((e.item_id.to_string(), e))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?,
+        )
+    } else {
+        HashMap::new()
+    };
+    let mut reviews_of = if load.reviews && !ids.is_empty() {
+        let rows: Vec<ReviewRow> = reviews::table
+            .filter(reviews::item_id.eq_any(&ids))
+            .order((reviews::reviewed_at, reviews::id))
+            .select(ReviewRow::as_select())
+            .load(conn)?;
+        group(
+            rows.into_iter()
+                .map(|r| {
+                    let v = r.into_domain()?;
+                    Ok((v.item_id.map(|i| i.to_string()).unwrap_or_default(), v))
+                })
+                .collect::<Result<Vec<(String, Review)>, StoreError>>()?,
+        )
+    } else {
+        HashMap::new()
+    };
+    let today = db::now().date();
+    rows.into_iter()
+        .zip(seqs)
+        .map(|(row, seq)| {
+            let id = row.id.clone();
+            Ok((
+                seq,
+                ItemRecord {
+                    item: row.into_domain(today)?,
+                    milestones: milestones_of.remove(&id).unwrap_or_default(),
+                    transitions: transitions_of.remove(&id).unwrap_or_default(),
+                    evidence: evidence_of.remove(&id).unwrap_or_default(),
+                    reviews: reviews_of.remove(&id).unwrap_or_default(),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The reviews of the POA&M as a whole (periodic reviews), oldest first.
+pub fn system_reviews(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+) -> Result<Vec<Review>, StoreError> {
+    reviews::table
+        .filter(reviews::system_id.eq(system_id.to_string()))
+        .filter(reviews::item_id.is_null())
+        .order((reviews::reviewed_at, reviews::id))
+        .select(ReviewRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(ReviewRow::into_domain)
+        .collect()
+}
+
+/// Up to `limit` events of the chain after `after_seq`, as stored.
+pub fn events_after(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let q = EventQuery {
+        after_seq,
+        resource_kind: None,
+        resource_id: None,
+        action: None,
+        limit,
+    };
+    Ok(events::feed(conn, &system_id.to_string(), &q)?.0)
+}
+
+/// What an export or import leaves in the history.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeRecord {
+    pub id: String,
+    pub format: String,
+    /// Parameters that shaped it (`sheet=open`), or the imported document's uuid.
+    pub detail: Option<String>,
+    pub by: String,
+    pub counts: Option<serde_json::Value>,
+}
+
+fn append_record(
+    conn: &mut DbConnection,
+    sid: &str,
+    kind: &'static str,
+    action: Action,
+    record: &ExchangeRecord,
+    actor: &str,
+) -> Result<(), StoreError> {
+    events::append(
+        conn,
+        Change {
+            system_id: sid,
+            resource_kind: kind,
+            resource_id: &record.id,
+            action,
+            actor,
+            at: db::now(),
+            version: 1,
+            before: None,
+            after: record,
+        },
+    )
+}
+
+/// Records an export in the system's history before it is read.
+pub fn record_export(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    scope: &SystemScope,
+    record: &ExchangeRecord,
+    actor: &str,
+) -> Result<(), StoreError> {
+    db::write(conn, |conn| {
+        crate::systems::get(conn, system_id, scope)?;
+        append_record(
+            conn,
+            &system_id.to_string(),
+            "export",
+            Action::Exported,
+            record,
+            actor,
+        )
+    })
+}
+
+fn live_system(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    scope: &SystemScope,
+) -> Result<String, StoreError> {
+    let system = crate::systems::get(conn, system_id, scope)?;
+    if system.archived_at.is_some() {
+        return Err(archived_conflict("system"));
+    }
+    Ok(system_id.to_string())
+}
+
+fn ref_target(
+    conn: &mut DbConnection,
+    sid: &str,
+    scheme: &str,
+    key: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(external_refs::table
+        .filter(external_refs::system_id.eq(sid))
+        .filter(external_refs::scheme.eq(scheme))
+        .filter(external_refs::ref_key.eq(key))
+        .select(external_refs::resource_id)
+        .first(conn)
+        .optional()?)
+}
+
+fn add_ref(
+    conn: &mut DbConnection,
+    sid: &str,
+    scheme: &str,
+    key: &str,
+    kind: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    diesel::insert_into(external_refs::table)
+        .values((
+            external_refs::system_id.eq(sid),
+            external_refs::scheme.eq(scheme),
+            external_refs::ref_key.eq(key),
+            external_refs::resource_kind.eq(kind),
+            external_refs::resource_id.eq(id),
+            external_refs::created_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk upsert
+
+/// How a bulk element finds the item it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BulkKey {
+    /// The client's sync key.
+    External(String),
+    /// A scanner finding: one key per (source, source identifier, asset).
+    Finding(Vec<String>),
+    /// Neither: always a new item.
+    New,
+}
+
+/// The finding key of one asset: the detector (case-insensitive), the detector's id of the
+/// finding, the asset.
+pub fn finding_key(detector: &str, identifier: &str, asset: &str) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{}",
+        detector.trim().to_lowercase(),
+        identifier.trim(),
+        asset.trim()
+    )
+}
+
+/// What happened to one element.
+#[derive(Debug)]
+pub enum Outcome {
+    Created(Item),
+    Updated(Item),
+    Unchanged(Item),
+    /// A closed item whose finding reappeared: reopened (and updated).
+    Reopened(Item),
+    Failed(StoreError),
+}
+
+const FINDING: &str = "finding";
+
+fn find_existing(
+    conn: &mut DbConnection,
+    sid: &str,
+    key: &BulkKey,
+) -> Result<Option<String>, StoreError> {
+    match key {
+        BulkKey::External(ext) => Ok(items_t::table
+            .filter(items_t::system_id.eq(sid))
+            .filter(items_t::external_id.eq(ext))
+            .select(items_t::id)
+            .first(conn)
+            .optional()?),
+        BulkKey::Finding(keys) => {
+            for k in keys {
+                if let Some(id) = ref_target(conn, sid, FINDING, k)? {
+                    return Ok(Some(id));
+                }
+            }
+            Ok(None)
+        }
+        BulkKey::New => Ok(None),
+    }
+}
+
+fn one_element(
+    conn: &mut DbConnection,
+    sid: &str,
+    scope: &SystemScope,
+    actor: &str,
+    key: &BulkKey,
+    decide: &mut dyn FnMut(Option<&Item>) -> Result<ItemFields, StoreError>,
+) -> Result<Outcome, StoreError> {
+    let outcome = match find_existing(conn, sid, key)? {
+        None => {
+            let fields = decide(None)?;
+            Outcome::Created(items::create_in(
+                conn,
+                sid,
+                &fields,
+                actor,
+                Action::Created,
+            )?)
+        }
+        Some(id) => {
+            let item_id: ItemId = crate::systems::parse_id(&id)?;
+            let mut current = items::locked(conn, item_id, scope)?;
+            if current.archived_at.is_some() {
+                return Err(archived_conflict("item"));
+            }
+            let mut reopened = false;
+            if matches!(key, BulkKey::Finding(_)) && current.status == ItemStatus::Closed {
+                let req = Request {
+                    to: Some(ItemStatus::Open),
+                    comment: Some(format!(
+                        "The finding reappeared in a bulk sync by {actor} after the item was closed."
+                    )),
+                    completed_on: None,
+                    target_date: None,
+                };
+                current = crate::workflow::transition_in(conn, item_id, scope, None, actor, &req)?;
+                reopened = true;
+            }
+            let fields = decide(Some(&current))?;
+            if fields == current.fields() {
+                if reopened {
+                    Outcome::Reopened(current)
+                } else {
+                    Outcome::Unchanged(current)
+                }
+            } else {
+                let item = items::write_fields(conn, &current, &fields, db::now())?;
+                items::record(conn, Some(&current), &item, Action::Updated, actor)?;
+                if reopened {
+                    Outcome::Reopened(item)
+                } else {
+                    Outcome::Updated(item)
+                }
+            }
+        }
+    };
+    if let (BulkKey::Finding(keys), Some(item)) = (key, outcome_item(&outcome)) {
+        let id = item.id.to_string();
+        for k in keys {
+            if ref_target(conn, sid, FINDING, k)?.is_none() {
+                add_ref(conn, sid, FINDING, k, "item", &id)?;
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+fn outcome_item(o: &Outcome) -> Option<&Item> {
+    match o {
+        Outcome::Created(i)
+        | Outcome::Updated(i)
+        | Outcome::Unchanged(i)
+        | Outcome::Reopened(i) => Some(i),
+        Outcome::Failed(_) => None,
+    }
+}
+
+/// Upserts a batch in one transaction, each element in its own savepoint: a bad element is
+/// rolled back alone and reported, the others apply. `decide` turns an element (with the item
+/// it matched, if any) into the item's new fields, or refuses it.
+pub fn bulk_upsert(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    scope: &SystemScope,
+    actor: &str,
+    keys: &[BulkKey],
+    mut decide: impl FnMut(usize, Option<&Item>) -> Result<ItemFields, StoreError>,
+) -> Result<Vec<Outcome>, StoreError> {
+    db::write(conn, |conn| {
+        let sid = live_system(conn, system_id, scope)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let mut element = |existing: Option<&Item>| decide(i, existing);
+            let result =
+                conn.transaction(|conn| one_element(conn, &sid, scope, actor, key, &mut element));
+            match result {
+                Ok(o) => out.push(o),
+                Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => return Err(e),
+                Err(e) => out.push(Outcome::Failed(e)),
+            }
+        }
+        Ok(out)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// OSCAL import
+
+/// A poam-item ready to import: its uuid, checked fields, milestones.
+#[derive(Debug, Clone)]
+pub struct ImportItem {
+    pub uuid: String,
+    pub fields: ItemFields,
+    pub milestones: Vec<MilestoneDraft>,
+}
+
+const OSCAL_ITEM: &str = "oscal:poam-item";
+const OSCAL_TASK: &str = "oscal:task";
+
+fn same_milestone(m: &Milestone, d: &MilestoneDraft) -> bool {
+    m.title == d.title
+        && m.description == d.description
+        && m.due_on == d.due_on
+        && m.status == d.status
+        && m.completed_on == d.completed_on
+}
+
+fn import_milestones(
+    conn: &mut DbConnection,
+    sid: &str,
+    item: &Item,
+    drafts: &[MilestoneDraft],
+    actor: &str,
+) -> Result<bool, StoreError> {
+    let iid = item.id.to_string();
+    let mut changed = false;
+    for (n, d) in drafts.iter().enumerate() {
+        let position = i32::try_from(n + 1).unwrap_or(i32::MAX);
+        let now = db::now();
+        let existing = match ref_target(conn, sid, OSCAL_TASK, &d.uuid)? {
+            Some(id) => milestones::table
+                .find(&id)
+                .filter(milestones::item_id.eq(&iid))
+                .select(MilestoneRow::as_select())
+                .first(conn)
+                .optional()?
+                .map(MilestoneRow::into_domain)
+                .transpose()?,
+            None => None,
+        };
+        match existing {
+            Some(m) if same_milestone(&m, d) => {}
+            Some(m) => {
+                diesel::update(milestones::table.find(&m.id))
+                    .set((
+                        milestones::title.eq(&d.title),
+                        milestones::description.eq(&d.description),
+                        milestones::due_on.eq(d.due_on),
+                        milestones::status.eq(d.status.as_str()),
+                        milestones::completed_on.eq(d.completed_on),
+                        milestones::version.eq(m.version + 1),
+                        milestones::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                let after = crate::workflow::load_milestone(conn, &m.id)?;
+                milestone_event(conn, sid, &after, Some(&m), actor)?;
+                changed = true;
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                diesel::insert_into(milestones::table)
+                    .values((
+                        milestones::id.eq(&id),
+                        milestones::item_id.eq(&iid),
+                        milestones::system_id.eq(sid),
+                        milestones::title.eq(&d.title),
+                        milestones::description.eq(&d.description),
+                        milestones::due_on.eq(d.due_on),
+                        milestones::status.eq(d.status.as_str()),
+                        milestones::completed_on.eq(d.completed_on),
+                        milestones::position.eq(position),
+                        milestones::changes.eq("[]"),
+                        milestones::version.eq(1),
+                        milestones::created_at.eq(now),
+                        milestones::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                if ref_target(conn, sid, OSCAL_TASK, &d.uuid)?.is_some() {
+                    diesel::delete(
+                        external_refs::table
+                            .filter(external_refs::system_id.eq(sid))
+                            .filter(external_refs::scheme.eq(OSCAL_TASK))
+                            .filter(external_refs::ref_key.eq(&d.uuid)),
+                    )
+                    .execute(conn)?;
+                }
+                add_ref(conn, sid, OSCAL_TASK, &d.uuid, "milestone", &id)?;
+                let after = crate::workflow::load_milestone(conn, &id)?;
+                milestone_event(conn, sid, &after, None, actor)?;
+                changed = true;
+            }
+        }
+    }
+    Ok(changed)
+}
+
+fn milestone_event(
+    conn: &mut DbConnection,
+    sid: &str,
+    after: &Milestone,
+    before: Option<&Milestone>,
+    actor: &str,
+) -> Result<(), StoreError> {
+    events::append(
+        conn,
+        Change {
+            system_id: sid,
+            resource_kind: "milestone",
+            resource_id: &after.id,
+            action: Action::Imported,
+            actor,
+            at: db::now(),
+            version: after.version,
+            before,
+            after,
+        },
+    )
+}
+
+fn one_import(
+    conn: &mut DbConnection,
+    sid: &str,
+    scope: &SystemScope,
+    actor: &str,
+    it: &ImportItem,
+) -> Result<Outcome, StoreError> {
+    match ref_target(conn, sid, OSCAL_ITEM, &it.uuid)? {
+        None => {
+            let item = items::create_in(conn, sid, &it.fields, actor, Action::Imported)?;
+            add_ref(
+                conn,
+                sid,
+                OSCAL_ITEM,
+                &it.uuid,
+                "item",
+                &item.id.to_string(),
+            )?;
+            import_milestones(conn, sid, &item, &it.milestones, actor)?;
+            Ok(Outcome::Created(item))
+        }
+        Some(id) => {
+            let item_id: ItemId = crate::systems::parse_id(&id)?;
+            let current = items::locked(conn, item_id, scope)?;
+            if current.archived_at.is_some() {
+                return Err(archived_conflict("item"));
+            }
+            let item = if current.fields() == it.fields {
+                current.clone()
+            } else {
+                let item = items::write_fields(conn, &current, &it.fields, db::now())?;
+                items::record(conn, Some(&current), &item, Action::Imported, actor)?;
+                item
+            };
+            let milestones_changed = import_milestones(conn, sid, &item, &it.milestones, actor)?;
+            if item.version == current.version && !milestones_changed {
+                Ok(Outcome::Unchanged(item))
+            } else {
+                Ok(Outcome::Updated(item))
+            }
+        }
+    }
+}
+
+/// Imports the items of one OSCAL document in one transaction (a savepoint each), recording
+/// the import with its counts in the history.
+pub fn import_oscal(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    scope: &SystemScope,
+    actor: &str,
+    record: &mut ExchangeRecord,
+    items: &[ImportItem],
+) -> Result<Vec<Outcome>, StoreError> {
+    db::write(conn, |conn| {
+        let sid = live_system(conn, system_id, scope)?;
+        let mut out = Vec::with_capacity(items.len());
+        for it in items {
+            match conn.transaction(|conn| one_import(conn, &sid, scope, actor, it)) {
+                Ok(o) => out.push(o),
+                Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => return Err(e),
+                Err(e) => out.push(Outcome::Failed(e)),
+            }
+        }
+        let count = |f: fn(&Outcome) -> bool| out.iter().filter(|o| f(o)).count();
+        record.counts = Some(serde_json::json!({
+            "created": count(|o| matches!(o, Outcome::Created(_))),
+            "updated": count(|o| matches!(o, Outcome::Updated(_))),
+            "skipped": count(|o| matches!(o, Outcome::Unchanged(_))),
+            "failed": count(|o| matches!(o, Outcome::Failed(_))),
+        }));
+        append_record(conn, &sid, "import", Action::Imported, record, actor)?;
+        Ok(out)
+    })
+}

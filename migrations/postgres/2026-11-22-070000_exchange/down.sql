@@ -1,0 +1,2 @@
+DROP INDEX external_refs_resource_idx;
+DROP TABLE external_refs;
