@@ -1,19 +1,40 @@
 #!/usr/bin/env bash
-# make bench: release build, a fresh database (SQLite, or PostgreSQL with BENCH_DB=postgres),
-# loopback load with wrk at 16 connections. Scenarios: create item (this also seeds the data),
-# GET item by random id, list page (50 items, a filter and a sort). Prints a Markdown table.
+# make bench: release build, a fresh database (SQLite, or PostgreSQL with BENCH_DB=postgres), a
+# minted token, loopback load with wrk at 16 connections, and the reference ceiling
+# (../shared/bench/limit) in the same run. Bounded in time; stops everything it started.
+#
+# Scenarios, in order: idle RSS; bulk upsert of 1,000 findings (10 batches seed 10,000 items);
+# GET item by random id; list page (50 items, a filter and a sort) at 10,000; PATCH with
+# If-Match; create item; bulk up to 100,000 items; list page at 100,000; metrics at 100,000;
+# export json and oscal of 100,000 (wall time, peak RSS); start to ready on the migrated
+# database; the ceiling's GET /items/{id}. Prints a Markdown table (and keeps it in
+# target/bench-<db>.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${BENCH_DURATION:-15s}
 CONNS=${BENCH_CONNECTIONS:-16}
+BIG=${BENCH_BIG_ITEMS:-100000}
+DB=${BENCH_DB:-sqlite}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 cargo build --release --quiet
 BIN=target/release/poam
+# The ceiling, built from a writable copy of ../shared/bench/limit.
+if [ -d ../shared/bench/limit ]; then
+  mkdir -p target/limit-src
+  cp -r ../shared/bench/limit/. target/limit-src/ && chmod -R u+w target/limit-src
+  (cd target/limit-src && CARGO_TARGET_DIR=../limit-target cargo build --release --quiet)
+fi
 dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ "$DB" = postgres ]; then psql "${base:-}" -qc "DROP DATABASE IF EXISTS ${db:-none} WITH (FORCE)" >/dev/null 2>&1 || true; fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export POAM_DATA_DIR=$dir POAM_BIND=127.0.0.1:$port POAM_LOG=warn POAM_JWT_SECRET=bench-secret-bench-secret-bench-secret-00
-if [ "${BENCH_DB:-sqlite}" = postgres ]; then
+if [ "$DB" = postgres ]; then
   base=${POAM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
   db=poam_bench_$$
   psql "$base" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
@@ -22,45 +43,113 @@ if [ "${BENCH_DB:-sqlite}" = postgres ]; then
 else
   export POAM_DATABASE_URL="sqlite://$dir/poam.db"
 fi
-"$BIN" serve >/dev/null 2>&1 &
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
-TOKEN=$("$BIN" token --sub bench --role admin --ttl 1h)
-AUTH="Authorization: Bearer $TOKEN"
 BASE=http://127.0.0.1:$port
-SID=$(curl -sf -X POST "$BASE/v1/systems" -H "$AUTH" -H 'Content-Type: application/json' -d '{"name":"Bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+start_server() {
+  local line
+  line=$(python3 bench/ready.py "$BASE" -- "$BIN" serve | grep READYJSON)
+  SERVER_PID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1].split(" ",1)[1])["pid"])' "$line")
+  READY_MS=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1].split(" ",1)[1])["ready_ms"])' "$line")
+  pids+=("$SERVER_PID")
+}
+rss_of() { awk '/^VmRSS:/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
+field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1].split(" ",1)[1]); print(d[sys.argv[2]])' "$1" "$2"; }
+json_get() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
+start_server
+sleep 1
+IDLE_RSS=$(rss_of "$SERVER_PID")
+TOKEN=$("$BIN" token --sub bench --role admin --ttl 2h)
+AUTH="Authorization: Bearer $TOKEN"
+SID=$(curl -sf -X POST "$BASE/v1/systems" -H "$AUTH" -H 'Content-Type: application/json' \
+  -d '{"name":"Bench","regime":"fedramp","impact_level":"moderate"}' | json_get id)
+
+out=$dir/table.md
+{
+  echo "| scenario ($DB, $CONNS connections, $DURATION each) | req/s | p50 ms | p99 ms | non-2xx / notes |"
+  echo "|---|---|---|---|---|"
+} > "$out"
 row() { # scenario WRKJSON-line
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$2" >> "$out" <<'PY'
 import json, sys
 d = json.loads(sys.argv[2].split("WRKJSON ", 1)[1])
 print(f"| {sys.argv[1]} | {d['rps']:.0f} | {d['p50_ms']:.2f} | {d['p99_ms']:.2f} | {d['non2xx']} |")
 PY
 }
-
-echo "| scenario (${BENCH_DB:-sqlite}, $CONNS connections, $DURATION) | req/s | p50 ms | p99 ms | non-2xx |"
-echo "|---|---|---|---|---|"
-out=$(CREATE_PATH="/v1/systems/$SID/items" wrk -t2 -c"$CONNS" -d"$DURATION" -H "$AUTH" -s bench/create.lua "$BASE" | grep WRKJSON)
-row "create item (history event included)" "$out"
-ids=$dir/ids.txt
-python3 - "$BASE" "$SID" "$TOKEN" > "$ids" <<'PY'
+note() { echo "| $1 | $2 | | | $3 |" >> "$out"; }
+wrk_run() { wrk -t2 -c"$CONNS" -d"$DURATION" -H "$AUTH" "$@" "$BASE" | grep WRKJSON; }
+ids_file() { # every item id of the system, in display order
+  python3 - "$BASE" "$SID" "$TOKEN" > "$1" <<'PY'
 import json, sys, urllib.request
 base, sid, token = sys.argv[1:]
 cursor = None
 while True:
     url = f"{base}/v1/systems/{sid}/items?limit=200" + (f"&cursor={cursor}" if cursor else "")
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    page = json.load(urllib.request.urlopen(req))
+    page = json.load(urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})))
     for item in page["items"]:
         print(item["id"])
     cursor = page["next_cursor"]
     if not cursor:
         break
 PY
-echo "| (items in the system after the create run: $(wc -l < "$ids")) | | | | |"
-# Fresh tables have no planner statistics yet; autovacuum would gather them within a minute.
-if [ "${BENCH_DB:-sqlite}" = postgres ]; then psql "$POAM_DATABASE_URL" -qc "ANALYZE" >/dev/null; fi
-out=$(IDS_FILE=$ids GET_PREFIX=/v1/items/ GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" -H "$AUTH" -s ../shared/bench/get_by_id.lua "$BASE" | grep WRKJSON)
-row "GET item by random id" "$out"
-out=$(IDS_FILE= GET_PREFIX="/v1/systems/$SID/items?limit=50&status=open&sort=-risk_rating" GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" -H "$AUTH" -s ../shared/bench/get_by_id.lua "$BASE" | grep WRKJSON)
-row "list page (50, status filter, -risk_rating)" "$out"
-if [ "${BENCH_DB:-sqlite}" = postgres ]; then psql "$base" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true; fi
+}
+analyze() { if [ "$DB" = postgres ]; then psql "$POAM_DATABASE_URL" -qc "ANALYZE" >/dev/null; else sqlite3_analyze; fi; }
+sqlite3_analyze() { python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("ANALYZE"); c.commit()' "$dir/poam.db"; }
+
+note "idle RSS after start" "$IDLE_RSS MiB" "target < 20 MiB"
+line=$(python3 bench/bulk.py "$BASE" "$SID" "$TOKEN" 1 10000)
+note "bulk upsert, 1,000 findings per request (10 requests)" "$(field "$line" items_per_s) items/s" "p50 $(field "$line" p50_ms) ms per 1,000; max $(field "$line" max_ms) ms"
+analyze
+ids=$dir/ids.txt
+ids_file "$ids"
+row "GET item by random id (10,000 items)" "$(IDS_FILE=$ids GET_PREFIX=/v1/items/ GET_SUFFIX= wrk_run -s ../shared/bench/get_by_id.lua)"
+LIST="/v1/systems/$SID/items?limit=50&status=open&sort=-risk_rating"
+row "list page (50, status filter, -risk_rating) at 10,000" "$(IDS_FILE= GET_PREFIX=$LIST GET_SUFFIX= wrk_run -s ../shared/bench/get_by_id.lua)"
+row "PATCH with If-Match (random item of 10,000)" "$(IDS_FILE=$ids wrk_run -s bench/patch.lua)"
+row "create item (history event included)" "$(CREATE_PATH=/v1/systems/$SID/items wrk_run -s bench/create.lua)"
+have=$(curl -sf "$BASE/v1/systems/$SID/metrics" -H "$AUTH" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])' 2>/dev/null || echo 0)
+more=$(( BIG - have ))
+if [ "$more" -gt 0 ]; then
+  line=$(python3 bench/bulk.py "$BASE" "$SID" "$TOKEN" 20001 "$more")
+  note "bulk upsert to $BIG items ($(field "$line" batches) requests)" "$(field "$line" items_per_s) items/s" "p50 $(field "$line" p50_ms) ms per 1,000; max $(field "$line" max_ms) ms"
+fi
+analyze
+row "list page (50, status filter, -risk_rating) at $BIG" "$(IDS_FILE= GET_PREFIX=$LIST GET_SUFFIX= wrk_run -s ../shared/bench/get_by_id.lua)"
+times=()
+for _ in 1 2 3 4 5; do
+  times+=("$(curl -s -o /dev/null -w '%{time_total}' "$BASE/v1/systems/$SID/metrics" -H "$AUTH")")
+done
+median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+note "metrics of one system at $BIG items (median of 5)" "$(python3 -c "print(round($median*1000))") ms" ""
+for format in json oscal; do
+  line=$(python3 bench/peak.py "$SERVER_PID" -- curl -s -o /dev/null -w '%{size_download}' -H "$AUTH" "$BASE/v1/systems/$SID/export?format=$format" | grep PEAKJSON)
+  bytes=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1].split(" ",1)[1])["out"][0])' "$line")
+  note "export $format of $BIG items" "$(field "$line" wall_s) s" "server peak RSS $(field "$line" peak_rss_mib) MiB; $(( bytes / 1048576 )) MiB streamed; target < 5 s, < 100 MiB"
+done
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+sleep 0.5
+start_server
+note "start to ready on the migrated database ($BIG items)" "$READY_MS ms" "target < 1,000 ms"
+kill "$SERVER_PID" 2>/dev/null || true
+
+if [ -x target/limit-target/release/limit ]; then
+  LIMIT_ADDR=127.0.0.1:8090 LIMIT_DB=$dir/limit.sqlite3 target/limit-target/release/limit >/dev/null 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8090/static >/dev/null && break; sleep 0.1; done
+  seq 1 10000 > "$dir/limit-ids.txt"
+  line=$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items/ GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s ../shared/bench/get_by_id.lua http://127.0.0.1:8090 | grep WRKJSON)
+  row "ceiling: bare actix + diesel + SQLite GET /items/{id}" "$line"
+  python3 - "$out" >> "$out" <<'PY'
+import re, sys
+rows = open(sys.argv[1]).read().splitlines()
+def rps(prefix):
+    for r in rows:
+        if r.startswith("| " + prefix):
+            return float(r.split("|")[2])
+ours, ceiling = rps("GET item by random id"), rps("ceiling")
+print(f"| GET by id as a share of the ceiling | {100 * ours / ceiling:.0f}% | | | target ≥ 75% (SQLite) |")
+PY
+fi
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(date -u +%Y-%m-%d)"
+cat "$out"
+cp "$out" "target/bench-$DB.md"

@@ -66,8 +66,10 @@ pub enum SheetParam {
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// `json` (default), `oscal`, `csv` or `xlsx`.
+    #[param(inline)]
     format: Option<ExportFormat>,
     /// For `csv`: the template's `open` (default) or `closed` sheet.
+    #[param(inline)]
     sheet: Option<SheetParam>,
 }
 
@@ -609,7 +611,7 @@ pub async fn export(
 /// The JSON Schema (2020-12) of the export bundle.
 #[utoipa::path(
     tag = "exchange",
-    responses((status = 200, description = "The JSON Schema of `format=json` exports.", body = Object)),
+    responses((status = 200, description = "The JSON Schema of `format=json` exports.", body = Object, content_type = "application/schema+json")),
 )]
 #[get("/schemas/export-bundle.json")]
 pub async fn bundle_schema() -> HttpResponse {
