@@ -1,9 +1,23 @@
--- wrk script: PATCH a random item (from IDS_FILE) with If-Match set to the version this thread
+-- wrk script (two threads: -t2): PATCH a random item (from IDS_FILE) with If-Match set to the version this thread
 -- last saw for it (1 at first); each response's id and version (the body's first "id" and its
 -- "version") update the table, so a 412 only happens when two connections race on one item.
+-- Each wrk thread keeps its own table, so the threads patch disjoint halves of the ids (a
+-- thread's table would be stale for items the other one changed).
+local threads = 0
+setup = function(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+
 local ids, versions = {}, {}
-for line in io.lines(os.getenv("IDS_FILE")) do
-  if #line > 0 then ids[#ids + 1] = line; versions[line] = 1 end
+init = function(args)
+  local n = 0
+  for line in io.lines(os.getenv("IDS_FILE")) do
+    if #line > 0 then
+      if n % 2 == (tid or 0) then ids[#ids + 1] = line; versions[line] = 1 end
+      n = n + 1
+    end
+  end
 end
 math.randomseed(os.time() + math.floor(os.clock() * 1e6))
 local n = 0

@@ -22,6 +22,8 @@ BIN=target/release/poam
 if [ -d ../shared/bench/limit ]; then
   mkdir -p target/limit-src
   cp -r ../shared/bench/limit/. target/limit-src/ && chmod -R u+w target/limit-src
+  # Its own workspace, not a member of ours.
+  grep -q '^\[workspace\]' target/limit-src/Cargo.toml || printf '\n[workspace]\n' >> target/limit-src/Cargo.toml
   (cd target/limit-src && CARGO_TARGET_DIR=../limit-target cargo build --release --quiet)
 fi
 dir=$(mktemp -d)
