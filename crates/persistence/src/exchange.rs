@@ -511,9 +511,17 @@ fn outcome_item(o: &Outcome) -> Option<&Item> {
     }
 }
 
-/// Upserts a batch in one transaction, each element in its own savepoint: a bad element is
-/// rolled back alone and reported, the others apply. `decide` turns an element (with the item
-/// it matched, if any) into the item's new fields, or refuses it.
+/// Elements per transaction of a bulk upsert. Every element updates its system's row (display
+/// counter, history head); in one long PostgreSQL transaction those updates pile up row versions
+/// that every later read of the row walks (1,000 elements: ~10 s), so batches commit in chunks.
+/// Small chunks also let other writers in between.
+const BULK_CHUNK: usize = 100;
+
+/// Upserts a batch: chunks of [`BULK_CHUNK`] elements per transaction, each element in its own
+/// savepoint, so a bad element is rolled back alone and reported while the others apply.
+/// `decide` turns an element (with the item it matched, if any) into the item's new fields, or
+/// refuses it. If the database fails mid-batch, the chunks before stay committed and the error
+/// is returned: a retry of the same batch finds them `unchanged`.
 pub fn bulk_upsert(
     conn: &mut DbConnection,
     system_id: SystemId,
@@ -522,21 +530,31 @@ pub fn bulk_upsert(
     keys: &[BulkKey],
     mut decide: impl FnMut(usize, Option<&Item>) -> Result<ItemFields, StoreError>,
 ) -> Result<Vec<Outcome>, StoreError> {
-    db::write(conn, |conn| {
-        let sid = live_system(conn, system_id, scope)?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
-            let mut element = |existing: Option<&Item>| decide(i, existing);
-            let result =
-                conn.transaction(|conn| one_element(conn, &sid, scope, actor, key, &mut element));
-            match result {
-                Ok(o) => out.push(o),
-                Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => return Err(e),
-                Err(e) => out.push(Outcome::Failed(e)),
+    let mut out = Vec::with_capacity(keys.len());
+    let mut start = 0;
+    loop {
+        let end = (start + BULK_CHUNK).min(keys.len());
+        db::write(conn, |conn| {
+            let sid = live_system(conn, system_id, scope)?;
+            for (i, key) in keys.iter().enumerate().take(end).skip(start) {
+                let mut element = |existing: Option<&Item>| decide(i, existing);
+                let result = conn
+                    .transaction(|conn| one_element(conn, &sid, scope, actor, key, &mut element));
+                match result {
+                    Ok(o) => out.push(o),
+                    Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => {
+                        return Err(e)
+                    }
+                    Err(e) => out.push(Outcome::Failed(e)),
+                }
             }
+            Ok(())
+        })?;
+        if end >= keys.len() {
+            return Ok(out);
         }
-        Ok(out)
-    })
+        start = end;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -707,8 +725,9 @@ fn one_import(
     }
 }
 
-/// Imports the items of one OSCAL document in one transaction (a savepoint each), recording
-/// the import with its counts in the history.
+/// Imports the items of one OSCAL document, in chunks of [`BULK_CHUNK`] per transaction (a
+/// savepoint each), recording the import with its counts in the history with the last chunk.
+/// A retry after a failure mid-way is safe: what was imported is found by its uuids.
 pub fn import_oscal(
     conn: &mut DbConnection,
     system_id: SystemId,
@@ -717,24 +736,37 @@ pub fn import_oscal(
     record: &mut ExchangeRecord,
     items: &[ImportItem],
 ) -> Result<Vec<Outcome>, StoreError> {
-    db::write(conn, |conn| {
-        let sid = live_system(conn, system_id, scope)?;
-        let mut out = Vec::with_capacity(items.len());
-        for it in items {
-            match conn.transaction(|conn| one_import(conn, &sid, scope, actor, it)) {
-                Ok(o) => out.push(o),
-                Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => return Err(e),
-                Err(e) => out.push(Outcome::Failed(e)),
+    let mut out = Vec::with_capacity(items.len());
+    let mut start = 0;
+    loop {
+        let end = (start + BULK_CHUNK).min(items.len());
+        let last = end >= items.len();
+        db::write(conn, |conn| {
+            let sid = live_system(conn, system_id, scope)?;
+            for it in &items[start..end] {
+                match conn.transaction(|conn| one_import(conn, &sid, scope, actor, it)) {
+                    Ok(o) => out.push(o),
+                    Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => {
+                        return Err(e)
+                    }
+                    Err(e) => out.push(Outcome::Failed(e)),
+                }
             }
+            if last {
+                let count = |f: fn(&Outcome) -> bool| out.iter().filter(|o| f(o)).count();
+                record.counts = Some(serde_json::json!({
+                    "created": count(|o| matches!(o, Outcome::Created(_))),
+                    "updated": count(|o| matches!(o, Outcome::Updated(_))),
+                    "skipped": count(|o| matches!(o, Outcome::Unchanged(_))),
+                    "failed": count(|o| matches!(o, Outcome::Failed(_))),
+                }));
+                append_record(conn, &sid, "import", Action::Imported, record, actor)?;
+            }
+            Ok(())
+        })?;
+        if last {
+            return Ok(out);
         }
-        let count = |f: fn(&Outcome) -> bool| out.iter().filter(|o| f(o)).count();
-        record.counts = Some(serde_json::json!({
-            "created": count(|o| matches!(o, Outcome::Created(_))),
-            "updated": count(|o| matches!(o, Outcome::Updated(_))),
-            "skipped": count(|o| matches!(o, Outcome::Unchanged(_))),
-            "failed": count(|o| matches!(o, Outcome::Failed(_))),
-        }));
-        append_record(conn, &sid, "import", Action::Imported, record, actor)?;
-        Ok(out)
-    })
+        start = end;
+    }
 }
