@@ -49,8 +49,9 @@ pub struct EvidenceUpload {
 impl crate::input::ObjectMembers for WithdrawEvidence {}
 
 /// A spooled upload, removed when dropped.
-struct Spool {
-    path: PathBuf,
+/// A temporary file, removed when dropped.
+pub(crate) struct Spool {
+    pub(crate) path: PathBuf,
 }
 
 impl Drop for Spool {

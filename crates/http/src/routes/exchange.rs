@@ -342,13 +342,48 @@ fn write_bundle(
     w.write_all(b"]}").map_err(io_err)
 }
 
+/// A spool file the OSCAL export writes one of its arrays to while it streams another.
+struct Part {
+    spool: super::evidence::Spool,
+    out: io::BufWriter<std::fs::File>,
+    first: bool,
+}
+
+impl Part {
+    fn new(dir: &std::path::Path, what: &str) -> Result<Part, StoreError> {
+        let spool = super::evidence::Spool {
+            path: dir.join(format!("export-{what}-{}", uuid::Uuid::new_v4())),
+        };
+        let file = std::fs::File::create(&spool.path).map_err(io_err)?;
+        Ok(Part {
+            spool,
+            out: io::BufWriter::with_capacity(CHUNK, file),
+            first: true,
+        })
+    }
+
+    fn add<T: Serialize>(&mut self, value: &T) -> Result<(), StoreError> {
+        member(&mut self.out, &mut self.first, value)
+    }
+
+    /// Copies what was spooled into `w`.
+    fn drain(mut self, w: &mut impl Write) -> Result<(), StoreError> {
+        self.out.flush().map_err(io_err)?;
+        let mut file = std::fs::File::open(&self.spool.path).map_err(io_err)?;
+        io::copy(&mut file, w).map_err(io_err)?;
+        Ok(())
+    }
+}
+
+/// One pass over the items: risks stream out, while observations, poam-items and evidence
+/// resources are spooled to files and copied after them (member order is free in JSON).
 fn write_oscal(
     conn: &mut DbConnection,
     head: &ExportHead,
+    spool_dir: &std::path::Path,
     w: &mut impl Write,
 ) -> Result<(), StoreError> {
     let system = &head.system;
-    let items_only = Load::default();
     let root = oscal::header(
         system,
         poam_persistence::systems::utc(head.last_modified),
@@ -358,34 +393,32 @@ fn write_oscal(
     w.write_all(b"{\"plan-of-action-and-milestones\":")
         .map_err(io_err)?;
     w.write_all(&opening[..opening.len() - 1]).map_err(io_err)?;
+    let mut observations = Part::new(spool_dir, "observations")?;
+    let mut poam_items = Part::new(spool_dir, "poam-items")?;
+    let mut resources = Part::new(spool_dir, "resources")?;
     let mut assets = AssetSet::default();
-    w.write_all(b",\"observations\":[").map_err(io_err)?;
-    let mut first = true;
-    for_each_record(conn, system.id, items_only, |rec| {
-        assets.add(&rec.item.assets);
-        member(w, &mut first, &oscal::observation(system, &rec))
-    })?;
-    w.write_all(b"],\"risks\":[").map_err(io_err)?;
-    let mut first = true;
-    let with_plan = Load {
+    let load = Load {
         milestones: true,
         transitions: true,
-        ..Load::default()
-    };
-    for_each_record(conn, system.id, with_plan, |rec| {
-        member(w, &mut first, &oscal::risk(system, &rec))
-    })?;
-    w.write_all(b"],\"poam-items\":[").map_err(io_err)?;
-    let mut first = true;
-    let mut evidence = false;
-    let with_evidence = Load {
         evidence: true,
         ..Load::default()
     };
-    for_each_record(conn, system.id, with_evidence, |rec| {
-        evidence |= !rec.evidence.is_empty();
-        member(w, &mut first, &oscal::poam_item(&rec))
+    w.write_all(b",\"risks\":[").map_err(io_err)?;
+    let mut first = true;
+    for_each_record(conn, system.id, load, |rec| {
+        assets.add(&rec.item.assets);
+        member(w, &mut first, &oscal::risk(system, &rec))?;
+        observations.add(&oscal::observation(system, &rec))?;
+        poam_items.add(&oscal::poam_item(&rec))?;
+        for e in &rec.evidence {
+            resources.add(&oscal::resource(e))?;
+        }
+        Ok(())
     })?;
+    w.write_all(b"],\"observations\":[").map_err(io_err)?;
+    observations.drain(w)?;
+    w.write_all(b"],\"poam-items\":[").map_err(io_err)?;
+    poam_items.drain(w)?;
     w.write_all(b"]").map_err(io_err)?;
     if !assets.is_empty() {
         w.write_all(b",\"local-definitions\":{\"inventory-items\":[")
@@ -396,16 +429,10 @@ fn write_oscal(
         }
         w.write_all(b"]}").map_err(io_err)?;
     }
-    if evidence {
+    if !resources.first {
         w.write_all(b",\"back-matter\":{\"resources\":[")
             .map_err(io_err)?;
-        let mut first = true;
-        for_each_record(conn, system.id, with_evidence, |rec| {
-            for e in &rec.evidence {
-                member(w, &mut first, &oscal::resource(e))?;
-            }
-            Ok(())
-        })?;
+        resources.drain(w)?;
         w.write_all(b"]}").map_err(io_err)?;
     }
     w.write_all(b"}}").map_err(io_err)
@@ -558,6 +585,7 @@ pub async fn export(
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
     let sub = actor.sub.clone();
     let span = tracing::Span::current();
+    let spool_dir = state.spool_dir.clone();
     let spawned = std::thread::Builder::new()
         .name("poam-export".into())
         .spawn(move || {
@@ -571,7 +599,7 @@ pub async fn export(
                 let head = store::head(conn, system_id, &scope)?;
                 match format {
                     ExportFormat::Json => write_bundle(conn, &head, &sub, &mut w),
-                    ExportFormat::Oscal => write_oscal(conn, &head, &mut w),
+                    ExportFormat::Oscal => write_oscal(conn, &head, &spool_dir, &mut w),
                     ExportFormat::Csv => write_csv(conn, &head, sheet, &mut w),
                     ExportFormat::Xlsx => write_xlsx(conn, &head, &mut w),
                 }?;
