@@ -13,6 +13,7 @@ mod history;
 mod idempotency;
 mod items;
 mod lists;
+mod matrix;
 mod metrics;
 mod schema;
 mod systems;

@@ -1023,6 +1023,11 @@ pub async fn import_oscal(
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
     let system_id = SystemId::from_uuid(path.into_inner());
+    // Another system's import is a 404 whatever the document says.
+    let scope = actor.scope.clone();
+    state
+        .db(move |conn| poam_persistence::systems::get(conn, system_id, &scope))
+        .await?;
     let doc = json_document(&req, payload, state.import_limit).await?;
     let plan = oscal::read(&doc)
         .map_err(|v| ApiError::Invalid(v.into_iter().map(FieldError::from).collect()))?;

@@ -1,0 +1,373 @@
+//! The authorization matrix: every endpoint × every role × the caller's own system and another
+//! one, the expected answer of each cell generated from one table.
+//!
+//! A role without the permission gets 403 wherever the resource is; a role with it gets 404 for
+//! another system's resources (exactly as for ids that do not exist) and, on its own system, an
+//! answer past authorization (2xx, or a domain rule's 4xx — never 401, 403 or 404).
+
+use crate::both;
+use crate::harness::TestApp;
+use poam_domain::{Role, SystemId};
+use serde_json::{json, Value};
+
+const ALL: &[Role] = &[
+    Role::Admin,
+    Role::Editor,
+    Role::Approver,
+    Role::Auditor,
+    Role::Viewer,
+];
+const READ: &[Role] = ALL;
+const WRITE: &[Role] = &[Role::Admin, Role::Editor];
+const WRITE_OR_DECIDE: &[Role] = &[Role::Admin, Role::Editor, Role::Approver];
+const DECIDE: &[Role] = &[Role::Admin, Role::Approver];
+const AUDIT: &[Role] = &[Role::Admin, Role::Auditor];
+const MANAGE: &[Role] = &[Role::Admin];
+
+/// One system's resources, for filling in paths.
+struct Fixture {
+    system: String,
+    item: String,
+    milestone: String,
+    evidence: String,
+}
+
+fn fixture(app: &TestApp, name: &str) -> Fixture {
+    let system = app.system_in(name, "cmmc_l2");
+    app.request(
+        "PUT",
+        &format!("/v1/systems/{system}/cmmc/assessment"),
+        Some(&app.admin()),
+        &[("Content-Type", "application/json")],
+        Some(br#"{"requirements": {"3.1.1": "met"}}"#),
+    )
+    .expect(200);
+    let item = app
+        .item(&system, json!({"scheduled_completion": "2026-12-31"}))
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let milestone = app.milestone(&item, "2026-12-01");
+    let evidence = app.evidence(&item).expect(201).body["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Fixture {
+        system,
+        item,
+        milestone,
+        evidence,
+    }
+}
+
+/// The table: method, path (with `{s}`, `{i}`, `{m}`, `{e}`), body, the roles allowed, and
+/// whether the resource belongs to a system (system-less endpoints have no "other" column).
+/// One row: method, path, body, the roles allowed, scoped to a system.
+type Row = (
+    &'static str,
+    &'static str,
+    Option<Value>,
+    &'static [Role],
+    bool,
+);
+
+fn table() -> Vec<Row> {
+    let item = crate::harness::minimal_item();
+    vec![
+        ("GET", "/v1/systems", None, READ, false),
+        (
+            "POST",
+            "/v1/systems",
+            Some(json!({"name": "Matrix new"})),
+            MANAGE,
+            false,
+        ),
+        ("GET", "/v1/systems/{s}", None, READ, true),
+        (
+            "PATCH",
+            "/v1/systems/{s}",
+            Some(json!({"description": "Touched"})),
+            MANAGE,
+            true,
+        ),
+        ("GET", "/v1/systems/{s}/items", None, READ, true),
+        (
+            "POST",
+            "/v1/systems/{s}/items",
+            Some(item.clone()),
+            WRITE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/systems/{s}/items/bulk",
+            Some(json!({"items": [item.clone()]})),
+            WRITE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/systems/{s}/validate",
+            Some(json!({})),
+            READ,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/items/validate",
+            Some(json!({"system_id": "{s}", "item": item})),
+            READ,
+            true,
+        ),
+        ("GET", "/v1/systems/{s}/metrics", None, READ, true),
+        ("GET", "/v1/metrics", None, READ, false),
+        ("GET", "/v1/systems/{s}/events", None, READ, true),
+        (
+            "GET",
+            "/v1/systems/{s}/events/verification",
+            None,
+            AUDIT,
+            true,
+        ),
+        ("GET", "/v1/systems/{s}/export", None, READ, true),
+        ("GET", "/v1/systems/{s}/export?format=csv", None, READ, true),
+        (
+            "POST",
+            "/v1/systems/{s}/imports/oscal",
+            Some(json!({"plan-of-action-and-milestones": {}})),
+            WRITE,
+            true,
+        ),
+        ("GET", "/v1/systems/{s}/cmmc/assessment", None, READ, true),
+        (
+            "PUT",
+            "/v1/systems/{s}/cmmc/assessment",
+            Some(json!({"requirements": {}})),
+            WRITE,
+            true,
+        ),
+        ("GET", "/v1/systems/{s}/cmmc/score", None, READ, true),
+        (
+            "POST",
+            "/v1/systems/{s}/cmmc/what-if",
+            Some(json!({"close_items": []})),
+            READ,
+            true,
+        ),
+        ("GET", "/v1/systems/{s}/reviews", None, READ, true),
+        (
+            "POST",
+            "/v1/systems/{s}/reviews",
+            Some(json!({"kind": "periodic", "decision": "noted"})),
+            WRITE_OR_DECIDE,
+            true,
+        ),
+        ("GET", "/v1/items/{i}", None, READ, true),
+        (
+            "PATCH",
+            "/v1/items/{i}",
+            Some(json!({"comments": "Touched"})),
+            WRITE,
+            true,
+        ),
+        ("GET", "/v1/items/{i}/history", None, READ, true),
+        (
+            "POST",
+            "/v1/items/{i}/transitions",
+            Some(json!({"to": "in_progress"})),
+            WRITE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/items/{i}/transitions",
+            Some(json!({"to": "closed"})),
+            DECIDE,
+            true,
+        ),
+        ("GET", "/v1/items/{i}/milestones", None, READ, true),
+        (
+            "POST",
+            "/v1/items/{i}/milestones",
+            Some(json!({"title": "Step", "due_on": "2026-12-15"})),
+            WRITE,
+            true,
+        ),
+        ("GET", "/v1/milestones/{m}", None, READ, true),
+        (
+            "PATCH",
+            "/v1/milestones/{m}",
+            Some(json!({"title": "Renamed step"})),
+            WRITE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/milestones/{m}/complete",
+            Some(json!({})),
+            WRITE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/milestones/{m}/cancel",
+            Some(json!({"reason": "Superseded"})),
+            WRITE,
+            true,
+        ),
+        ("GET", "/v1/items/{i}/reviews", None, READ, true),
+        (
+            "POST",
+            "/v1/items/{i}/reviews",
+            Some(json!({"kind": "periodic", "decision": "noted"})),
+            WRITE_OR_DECIDE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/items/{i}/reviews",
+            Some(json!({"kind": "closure_verification", "decision": "approved"})),
+            DECIDE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/items/{i}/evidence",
+            Some(json!(MULTIPART)),
+            WRITE,
+            true,
+        ),
+        ("GET", "/v1/items/{i}/evidence", None, READ, true),
+        ("GET", "/v1/evidence/{e}", None, READ, true),
+        ("GET", "/v1/evidence/{e}/content", None, READ, true),
+        (
+            "POST",
+            "/v1/evidence/{e}/withdraw",
+            Some(json!({"reason": "Wrong file"})),
+            WRITE,
+            true,
+        ),
+        ("DELETE", "/v1/items/{i}", None, WRITE, true),
+        ("DELETE", "/v1/systems/{s}", None, MANAGE, true),
+    ]
+}
+
+/// Marks the multipart upload, whose body is [`multipart`].
+const MULTIPART: &str = "multipart";
+const BOUNDARY: &str = "matrix-boundary-7f3a";
+
+fn multipart() -> Vec<u8> {
+    format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nRescan\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nscan_report\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"scan.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nclean\r\n--{BOUNDARY}--\r\n"
+    )
+    .into_bytes()
+}
+
+fn fill(template: &str, f: &Fixture) -> String {
+    template
+        .replace("{s}", &f.system)
+        .replace("{i}", &f.item)
+        .replace("{m}", &f.milestone)
+        .replace("{e}", &f.evidence)
+}
+
+fn every_endpoint_every_role_own_and_other_system(app: &TestApp) {
+    let mut failures = Vec::new();
+    let mut cells = 0;
+    for role in ALL {
+        // Fresh systems per role: the writes of one role's row never decide another's.
+        let name = format!("{role:?}");
+        let own = fixture(app, &format!("Own {name}"));
+        let other = fixture(app, &format!("Other {name}"));
+        let own_id: SystemId = own.system.parse().unwrap_or_default();
+        let token = app.token(&[*role], &[own_id]);
+        for (method, path, body, allowed, scoped) in table() {
+            let permitted = allowed.contains(role);
+            let columns: &[(&Fixture, bool)] = if scoped {
+                &[(&other, false), (&own, true)]
+            } else {
+                &[(&own, true)]
+            };
+            for (fx, is_own) in columns {
+                cells += 1;
+                let url = fill(path, fx);
+                let is_multipart = body.as_ref().and_then(Value::as_str) == Some(MULTIPART);
+                let bytes = match &body {
+                    _ if is_multipart => Some(multipart()),
+                    Some(b) => Some(fill(&b.to_string(), fx).into_bytes()),
+                    None => None,
+                };
+                let form = format!("multipart/form-data; boundary={BOUNDARY}");
+                let content_type = match method {
+                    _ if is_multipart => form.as_str(),
+                    "PATCH" => "application/merge-patch+json",
+                    _ => "application/json",
+                };
+                let headers: &[(&str, &str)] = if bytes.is_some() {
+                    &[("Content-Type", content_type)]
+                } else {
+                    &[]
+                };
+                let r = app.request(method, &url, Some(&token), headers, bytes.as_deref());
+                let ok = match (permitted, is_own) {
+                    (false, _) => r.status == 403,
+                    (true, false) => r.status == 404,
+                    (true, true) => r.status < 500 && ![401, 403, 404].contains(&r.status),
+                };
+                if !ok {
+                    let want = match (permitted, is_own) {
+                        (false, _) => "403",
+                        (true, false) => "404",
+                        (true, true) => "past authorization",
+                    };
+                    failures.push(format!(
+                        "{role:?} {method} {path} ({}): {} (want {want}) {}",
+                        if *is_own { "own" } else { "other" },
+                        r.status,
+                        r.body
+                    ));
+                }
+            }
+        }
+    }
+    assert!(cells > 400, "{cells} cells");
+    assert!(
+        failures.is_empty(),
+        "{} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+both!(every_endpoint_every_role_own_and_other_system);
+
+#[test]
+fn the_matrix_covers_every_operation_of_the_spec() {
+    let spec = serde_json::to_value(poam_http::openapi()).unwrap_or_default();
+    let covered: std::collections::BTreeSet<(String, String)> = table()
+        .into_iter()
+        .map(|(m, p, _, _, _)| (m.to_owned(), p.split('?').next().unwrap_or(p).to_owned()))
+        .collect();
+    let mut missing = Vec::new();
+    for (path, item) in spec["paths"].as_object().into_iter().flatten() {
+        if !path.starts_with("/v1/") || path.starts_with("/v1/schemas/") {
+            continue;
+        }
+        let short = path
+            .replace("{system_id}", "{s}")
+            .replace("{item_id}", "{i}")
+            .replace("{milestone_id}", "{m}")
+            .replace("{evidence_id}", "{e}");
+        for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
+            let key = (method.to_uppercase(), short.clone());
+            if !covered.contains(&key) {
+                missing.push(format!("{} {path}", key.0));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in the matrix: {missing:?}");
+}
