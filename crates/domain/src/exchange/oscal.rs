@@ -1191,6 +1191,13 @@ fn read_risk(
                 r.unmapped.insert(tat);
                 continue;
             }
+            if let Some(obj) = t.as_object() {
+                r.rest(
+                    obj,
+                    &tat,
+                    &["uuid", "type", "title", "description", "props", "timing"],
+                );
+            }
             let mut tprops = Props::of(t, &tat);
             let status = tprops
                 .get("milestone-status")
@@ -1233,17 +1240,20 @@ fn read_risk(
         }
     }
     let mut deviation_rationale = None;
-    for (ei, e) in arr(rv, "risk-log")
-        .iter()
-        .chain(rv.get("risk-log").map(|l| arr(l, "entries")).unwrap_or(&[]))
-        .enumerate()
-    {
-        let mut eprops = Props::of(e, &format!("{at}/risk-log/entries/{ei}"));
+    let entries = rv.get("risk-log").map_or(&[][..], |l| arr(l, "entries"));
+    for (ei, e) in entries.iter().enumerate() {
+        let eat = format!("{at}/risk-log/entries/{ei}");
+        let mut eprops = Props::of(e, &eat);
         let kind = eprops.get("deviation-kind");
         let st = eprops.get("deviation-status");
-        let _ = eprops.get("actor");
+        let kind = kind.and_then(|k| k.parse::<DeviationKind>().ok());
+        if kind.is_none() {
+            // A status change of the document's own history: this system keeps its own.
+            r.unmapped.insert(eat);
+            continue;
+        }
         eprops.finish(r);
-        if let Some(kind) = kind.and_then(|k| k.parse::<DeviationKind>().ok()) {
+        if let Some(kind) = kind {
             let st = st
                 .and_then(|s| s.parse::<DeviationStatus>().ok())
                 .unwrap_or(DeviationStatus::Pending);
