@@ -15,6 +15,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_BIND", "address to listen on [default: 127.0.0.1:8080]"),
     ("POAM_AUTO_MIGRATE", "apply pending migrations on start: true|false [default: true on SQLite, false on PostgreSQL]"),
     ("POAM_POOL_SIZE", "database connections per instance [default: 8]"),
+    ("POAM_POOL_TIMEOUT_MS", "longest wait for a database connection before answering 503 [default: 5000]"),
     ("POAM_EVIDENCE_MAX_BYTES", "largest evidence file accepted, in bytes [default: 31457280, eMASS's 30 MiB]"),
     ("POAM_BULK_MAX_ITEMS", "most elements of one bulk upsert; more is 413 [default: 1000]"),
     ("POAM_IMPORT_MAX_BYTES", "largest bulk or OSCAL import body, in bytes [default: 33554432]"),
@@ -184,7 +185,13 @@ impl Settings {
             bind: get("POAM_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
             auto_migrate,
             pool: PoolOptions {
-                connection_timeout: Duration::from_secs(5),
+                connection_timeout: match get("POAM_POOL_TIMEOUT_MS") {
+                    Some(v) => match parse_num::<u64>("POAM_POOL_TIMEOUT_MS", &v)? {
+                        0 => return Err("POAM_POOL_TIMEOUT_MS: must be at least 1".into()),
+                        ms => Duration::from_millis(ms),
+                    },
+                    None => Duration::from_secs(5),
+                },
                 ..pool
             },
             workers,

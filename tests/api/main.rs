@@ -9,6 +9,7 @@ mod cmmc;
 mod deadlines;
 mod errors;
 mod exchange;
+mod faults;
 mod history;
 mod idempotency;
 mod items;

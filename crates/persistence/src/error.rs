@@ -45,15 +45,42 @@ impl From<diesel::result::Error> for StoreError {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 StoreError::Unavailable(info.message().to_owned())
             }
-            Error::DatabaseError(_, info)
-                if info.message().contains("database is locked")
-                    || info.message().contains("database is busy") =>
-            {
+            Error::DatabaseError(_, info) if unavailable(info.message()) => {
                 StoreError::Unavailable(info.message().to_owned())
+            }
+            Error::BrokenTransactionManager => {
+                StoreError::Unavailable("the connection broke inside a transaction".into())
             }
             other => StoreError::Internal(other.to_string()),
         }
     }
+}
+
+/// Messages of a database that is gone, going, busy or unwritable: the request may succeed
+/// later, so it is a 503, never a 500.
+fn unavailable(message: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        // SQLite: another writer holds the lock past the busy timeout; the file cannot be
+        // written (read-only, full disk) or reached.
+        "database is locked",
+        "database is busy",
+        "attempt to write a readonly database",
+        "unable to open database file",
+        "disk I/O error",
+        "database or disk is full",
+        // PostgreSQL: shut down, restarted or unreachable under a live connection.
+        "terminating connection",
+        "server closed the connection",
+        "no connection to the server",
+        "connection to server",
+        "could not connect",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "could not receive data from server",
+        "could not send data to server",
+    ];
+    SIGNS.iter().any(|s| message.contains(s))
 }
 
 impl From<diesel::r2d2::PoolError> for StoreError {
