@@ -31,7 +31,10 @@ impl PrivatePg {
                     .max()
             });
         let Some(bin) = bin else {
-            assert!(!under_ci(), "CI=true but no PostgreSQL binaries under /usr/lib/postgresql");
+            assert!(
+                !under_ci(),
+                "CI=true but no PostgreSQL binaries under /usr/lib/postgresql"
+            );
             eprintln!("SKIPPED: no initdb under /usr/lib/postgresql");
             return None;
         };
@@ -103,7 +106,16 @@ impl PrivatePg {
         let log = self.dir.join("log").display().to_string();
         self.run(
             "pg_ctl",
-            &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"],
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
         );
     }
 
@@ -196,7 +208,12 @@ fn postgres_going_away_is_503_and_the_service_recovers_by_itself() {
     let ready = app.request("GET", "/readyz", None, &[], None);
     assert_eq!(ready.status, 503, "{}", ready.body);
     let r = app.get(&format!("/v1/systems/{sid}"), &admin);
-    assert_eq!((r.status, r.code()), (503, "service_unavailable"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.code()),
+        (503, "service_unavailable"),
+        "{}",
+        r.body
+    );
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "two requests took {:?} while the database was down",
@@ -224,7 +241,10 @@ fn postgres_going_away_is_503_and_the_service_recovers_by_itself() {
     );
     assert!(statuses.contains(&503), "the outage was seen: {statuses:?}");
     let slowest = seen.iter().map(|(_, _, d)| *d).max().unwrap_or_default();
-    assert!(slowest < Duration::from_secs(5), "a request hung for {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(5),
+        "a request hung for {slowest:?}"
+    );
     // Every acknowledged write is there.
     let acknowledged: Vec<&String> = seen.iter().filter_map(|(_, id, _)| id.as_ref()).collect();
     assert!(acknowledged.len() > 10, "{} writes", acknowledged.len());
@@ -242,3 +262,220 @@ fn postgres_going_away_is_503_and_the_service_recovers_by_itself() {
         slowest
     );
 }
+
+/// A request to another base URL: `(status, body)`, or `None` when the connection was refused
+/// or dropped (a server that stopped accepting).
+fn call(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> Option<(u16, serde_json::Value, Option<String>)> {
+    let mut req = agent
+        .request(method, url)
+        .set("Authorization", &format!("Bearer {token}"));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = match body {
+        Some(b) => req.send_json(b.clone()),
+        None => req.call(),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(_) => return None,
+    };
+    let status = response.status();
+    let etag = response.header("etag").map(str::to_owned);
+    let body = response.into_json().unwrap_or_default();
+    Some((status, body, etag))
+}
+
+fn sigterm_under_load_finishes_in_flight_and_loses_nothing(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system("Shutdown");
+    let mut sibling = app.sibling();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let bad = Arc::new(Mutex::new(Vec::<String>::new()));
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let (stop, acked, bad) = (Arc::clone(&stop), Arc::clone(&acked), Arc::clone(&bad));
+            let (url, token) = (
+                format!("{}/v1/systems/{sid}/items", sibling.base),
+                admin.clone(),
+            );
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(60))
+                    .build();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let mut body = minimal_item();
+                    body["title"] = json!(format!("Before shutdown {t}-{n}"));
+                    match call(&agent, "POST", &url, &token, &[], Some(&body)) {
+                        Some((201, b, _)) => {
+                            if let Some(id) = b["id"].as_str() {
+                                if let Ok(mut a) = acked.lock() {
+                                    a.push(id.to_owned());
+                                }
+                            }
+                        }
+                        Some((status, b, _)) if status == 503 => {
+                            let _ = b;
+                        }
+                        Some((status, b, _)) => {
+                            if let Ok(mut x) = bad.lock() {
+                                x.push(format!("{status}: {b}"));
+                            }
+                        }
+                        // Refused: the server stopped accepting; that is the point.
+                        None => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let code = sibling.terminate();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    assert_eq!(code, Some(0), "a graceful stop exits 0");
+    let bad = bad.lock().map(|b| b.clone()).unwrap_or_default();
+    assert!(bad.is_empty(), "answers other than 201/503: {bad:?}");
+    let acked = acked.lock().map(|a| a.clone()).unwrap_or_default();
+    assert!(acked.len() > 10, "{} writes acknowledged", acked.len());
+    for id in &acked {
+        app.get(&format!("/v1/items/{id}"), &admin).expect(200);
+    }
+    let v = app
+        .get(&format!("/v1/systems/{sid}/events/verification"), &admin)
+        .expect(200);
+    assert_eq!(v.body["verified"], true);
+}
+crate::both!(sigterm_under_load_finishes_in_flight_and_loses_nothing);
+
+fn two_instances_writing_the_same_items_lose_nothing(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system("Two instances");
+    let items: Vec<String> = (0..5)
+        .map(|_| {
+            app.item(&sid, json!({})).expect(201).body["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let sibling = app.sibling();
+    let bases = [app.base.clone(), sibling.base.clone()];
+    // Each worker: read an item, append its mark to the comments under If-Match, retry on 412.
+    // A lost update would drop a mark.
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (base, token, items, sid) = (
+                bases[w % 2].clone(),
+                admin.clone(),
+                items.clone(),
+                sid.clone(),
+            );
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(60))
+                    .build();
+                let (mut applied, mut conflicts, mut created) = (0, 0, Vec::new());
+                for round in 0..15 {
+                    let id = &items[round % items.len()];
+                    let url = format!("{base}/v1/items/{id}");
+                    loop {
+                        let Some((200, current, Some(etag))) =
+                            call(&agent, "GET", &url, &token, &[], None)
+                        else {
+                            panic!("GET {url} failed");
+                        };
+                        let before = current["comments"].as_str().unwrap_or("").to_owned();
+                        let patch = json!({"comments": format!("{before}[w{w}r{round}]")});
+                        match call(
+                            &agent,
+                            "PATCH",
+                            &url,
+                            &token,
+                            &[
+                                ("If-Match", &etag),
+                                ("Content-Type", "application/merge-patch+json"),
+                            ],
+                            Some(&patch),
+                        ) {
+                            Some((200, _, _)) => {
+                                applied += 1;
+                                break;
+                            }
+                            Some((412, _, _)) => conflicts += 1,
+                            other => panic!("PATCH {url}: {other:?}"),
+                        }
+                    }
+                    // And a create on each round: display ids stay unique across instances.
+                    let r = call(
+                        &agent,
+                        "POST",
+                        &format!("{base}/v1/systems/{sid}/items"),
+                        &token,
+                        &[],
+                        Some(&minimal_item()),
+                    );
+                    if let Some((201, b, _)) = r {
+                        created.push(b["display_id"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                (applied, conflicts, created)
+            })
+        })
+        .collect();
+    let results: Vec<_> = workers
+        .into_iter()
+        .map(|w| w.join().unwrap_or_else(|_| panic!("a worker panicked")))
+        .collect();
+    let applied: usize = results.iter().map(|r| r.0).sum();
+    assert_eq!(applied, 60);
+    // Every mark is in its item, and each item's version counts every applied write.
+    let mut marks = 0;
+    for id in &items {
+        let item = app.get(&format!("/v1/items/{id}"), &admin).expect(200);
+        let comments = item.body["comments"].as_str().unwrap_or("");
+        let n = comments.matches('[').count();
+        marks += n;
+        assert_eq!(
+            item.body["version"].as_i64(),
+            Some(1 + n as i64),
+            "{comments}"
+        );
+    }
+    assert_eq!(marks, 60, "no update was lost");
+    let mut display: Vec<String> = results.iter().flat_map(|r| r.2.clone()).collect();
+    let total = display.len();
+    display.sort();
+    display.dedup();
+    assert_eq!((display.len(), total), (60, 60), "display ids unique");
+    // The chain is intact: the command line agrees.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_poam"))
+        .args(["audit", "verify"])
+        .env("POAM_DATABASE_URL", app.settings.database_url.redacted())
+        .env("POAM_DATA_DIR", &app.dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    eprintln!(
+        "two instances: 60 writes applied after {} If-Match conflicts",
+        results.iter().map(|r| r.1).sum::<usize>()
+    );
+}
+crate::both!(two_instances_writing_the_same_items_lose_nothing);

@@ -506,6 +506,25 @@ pub struct Sibling {
     child: std::process::Child,
 }
 
+impl Sibling {
+    /// Sends SIGTERM and waits (at most 60 s) for the process to exit; its exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Sibling {
     fn drop(&mut self) {
         let _ = self.child.kill();
