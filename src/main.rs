@@ -57,6 +57,13 @@ enum Command {
         #[arg(long)]
         bundle_schema: bool,
     },
+    /// Copy the SQLite database to a new file while the service runs (online, consistent).
+    /// For PostgreSQL use pg_dump (see the README).
+    Backup {
+        /// The file to create (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
     /// Audit the history.
     Audit {
         #[command(subcommand)]
@@ -72,6 +79,18 @@ enum AuditCommand {
         #[arg(long)]
         system: Option<String>,
     },
+}
+
+fn backup(settings: &Settings, to: &std::path::Path) -> Result<(), String> {
+    let pool = poam::open_pool(settings)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    poam_persistence::db::backup_sqlite(&mut conn, to).map_err(|e| match e {
+        poam_persistence::StoreError::Internal(m) => m,
+        other => other.to_string(),
+    })?;
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    println!("backed up to {} ({bytes} bytes)", to.display());
+    Ok(())
 }
 
 fn audit_verify(settings: &Settings, system: Option<String>) -> Result<(), String> {
@@ -257,6 +276,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Audit {
             command: AuditCommand::Verify { system },
         } => audit_verify(&settings, system),
+        Command::Backup { to } => backup(&settings, &to),
         Command::Openapi { .. } => Ok(()),
     }
 }

@@ -4,6 +4,7 @@
 mod harness;
 
 mod auth;
+mod backup;
 mod cli;
 mod cmmc;
 mod deadlines;

@@ -8,7 +8,7 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionMa
 use diesel::pg::PgConnection;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
-use diesel::Connection;
+use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -378,6 +378,32 @@ where
     let value = result?;
     rolled_back?;
     Ok(value)
+}
+
+/// Writes a consistent copy of a SQLite database to `to` while the service keeps running
+/// (`VACUUM INTO`: one read transaction, so the copy is a snapshot, compacted). PostgreSQL is
+/// backed up with its own tools (`pg_dump`), which this refuses to imitate.
+pub fn backup_sqlite(conn: &mut DbConnection, to: &Path) -> Result<(), StoreError> {
+    if to.exists() {
+        return Err(StoreError::Internal(format!(
+            "{} exists: a backup never overwrites",
+            to.display()
+        )));
+    }
+    let target = to
+        .to_str()
+        .ok_or_else(|| StoreError::Internal("the backup path is not valid UTF-8".into()))?;
+    match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query("VACUUM INTO ?")
+            .bind::<diesel::sql_types::Text, _>(target)
+            .execute(c)
+            .map(|_| ())
+            .map_err(StoreError::from),
+        DbConnection::Pg(_) => Err(StoreError::Internal(
+            "PostgreSQL is backed up with pg_dump (see the README); `poam backup` copies SQLite"
+                .into(),
+        )),
+    }
 }
 
 /// A round trip to the database (readiness).
