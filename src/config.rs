@@ -27,6 +27,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_JWT_ISSUER", "required `iss` of tokens (and set on minted ones)"),
     ("POAM_JWT_AUDIENCE", "required `aud` of tokens (and set on minted ones)"),
     ("POAM_LOG", "log filter, e.g. info or poam_http=debug,info [default: info]"),
+    ("POAM_METRICS", "serve Prometheus metrics at /metrics to admin and auditor tokens: on or off [default: on]"),
     ("POAM_LOG_FORMAT", "text or json [default: text]"),
 ];
 
@@ -75,6 +76,7 @@ pub struct Settings {
     pub workers: Option<usize>,
     pub evidence_max_bytes: usize,
     pub bulk_max_items: usize,
+    pub metrics: bool,
     pub import_max_bytes: usize,
     pub jwt: JwtSettings,
     pub log: String,
@@ -162,6 +164,11 @@ impl Settings {
         if bulk_max_items == 0 {
             return Err("POAM_BULK_MAX_ITEMS: must be at least 1".into());
         }
+        let metrics = match get("POAM_METRICS").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => return Err(format!("POAM_METRICS: `{other}` is not on or off")),
+        };
         let import_max_bytes = match get("POAM_IMPORT_MAX_BYTES") {
             Some(v) => parse_num("POAM_IMPORT_MAX_BYTES", &v)?,
             None => 32 << 20,
@@ -197,6 +204,7 @@ impl Settings {
             workers,
             evidence_max_bytes,
             bulk_max_items,
+            metrics,
             import_max_bytes,
             jwt,
             log: get("POAM_LOG").unwrap_or_else(|| "info".into()),

@@ -93,6 +93,7 @@ impl Application {
         let mut state = poam_http::AppState::new(pool, authenticator);
         state.evidence_limit = settings.evidence_max_bytes;
         state.bulk_max = settings.bulk_max_items;
+        state.metrics_enabled = settings.metrics;
         state.import_limit = settings.import_max_bytes;
         state.spool_dir = spool_dir;
         let mut server = actix_web::HttpServer::new(move || poam_http::app(state.clone()))

@@ -17,6 +17,7 @@ mod items;
 mod lists;
 mod matrix;
 mod metrics;
+mod observability;
 mod schema;
 mod systems;
 mod validation;

@@ -12,7 +12,7 @@ use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceRespons
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use std::sync::OnceLock;
 use std::time::Instant;
 use tracing::Instrument;
@@ -250,6 +250,7 @@ impl RouteTable {
             table.push((ResourceDef::new(path.as_str()), methods));
         }
         table.push((ResourceDef::new("/v1/openapi.json"), vec![Method::GET]));
+        table.push((ResourceDef::new("/metrics"), vec![Method::GET]));
         RouteTable(table)
     }
 
@@ -302,12 +303,29 @@ async fn edge(
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID), v);
     }
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let seconds = started.elapsed().as_secs_f64();
+    let ms = seconds * 1000.0;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let subject = res
+        .request()
+        .extensions()
+        .get::<crate::auth::Subject>()
+        .map(|s| s.0.clone())
+        .unwrap_or_default();
+    crate::telemetry::metrics().request(
+        res.request().method().as_str(),
+        &route,
+        status.as_u16(),
+        seconds,
+    );
     span.in_scope(|| {
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), ms, "response");
+            tracing::error!(status = status.as_u16(), ms, route, subject, "response");
         } else {
-            tracing::info!(status = status.as_u16(), ms, "response");
+            tracing::info!(status = status.as_u16(), ms, route, subject, "response");
         }
     });
     Ok(res)
@@ -317,6 +335,21 @@ async fn edge(
 fn spec() -> &'static OpenApiDoc {
     static SPEC: OnceLock<OpenApiDoc> = OnceLock::new();
     SPEC.get_or_init(openapi)
+}
+
+/// Prometheus metrics (text format 0.0.4), for tokens with the audit permission (admin,
+/// auditor); 404 when `POAM_METRICS=off`.
+async fn serve_metrics(
+    state: web::Data<AppState>,
+    actor: crate::auth::Actor,
+) -> Result<HttpResponse, ApiError> {
+    if !state.metrics_enabled {
+        return Err(ApiError::RouteNotFound("/metrics".into()));
+    }
+    actor.require(poam_domain::Permission::Audit)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::telemetry::metrics().render(&state.pool)))
 }
 
 async fn serve_spec() -> HttpResponse {
@@ -340,7 +373,8 @@ pub fn app(
         .app_data(web::Data::new(state))
         .app_data(web::Data::new(RouteTable::from_spec(spec())))
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
-        .route("/v1/openapi.json", web::get().to(serve_spec));
+        .route("/v1/openapi.json", web::get().to(serve_spec))
+        .route("/metrics", web::get().to(serve_metrics));
     routes(app.into_utoipa_app().openapi(ApiDoc::openapi()))
         .into_app()
         .service(web::redirect("/docs", "/docs/"))

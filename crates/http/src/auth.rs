@@ -8,6 +8,7 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::header;
+use actix_web::HttpMessage as _;
 use actix_web::{web, FromRequest, HttpRequest};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -246,6 +247,10 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
+/// The authenticated subject of a request, left in its extensions for the access log.
+#[derive(Clone)]
+pub struct Subject(pub String);
+
 impl FromRequest for Actor {
     type Error = ApiError;
     type Future = Ready<Result<Actor, ApiError>>;
@@ -257,6 +262,10 @@ impl FromRequest for Actor {
                 .ok_or(ApiError::Internal)?;
             state.auth.verify(bearer(req)?)
         })();
+        if let Ok(actor) = &result {
+            // For the access log: who asked (never the token).
+            req.extensions_mut().insert(Subject(actor.sub.clone()));
+        }
         ready(result)
     }
 }

@@ -8,6 +8,7 @@ pub mod input;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod telemetry;
 pub mod xlsx;
 
 pub use app::{app, bundle_schema, openapi};

@@ -33,6 +33,8 @@ pub struct AppState {
     pub import_limit: usize,
     /// The most elements of one bulk request.
     pub bulk_max: usize,
+    /// Serve Prometheus metrics at `/metrics` (to tokens with the audit permission).
+    pub metrics_enabled: bool,
     /// Where uploads are spooled while they stream in (never held whole in memory).
     pub spool_dir: std::path::PathBuf,
 }
@@ -46,6 +48,7 @@ impl AppState {
             evidence_limit: DEFAULT_EVIDENCE_LIMIT,
             import_limit: DEFAULT_IMPORT_LIMIT,
             bulk_max: DEFAULT_BULK_MAX,
+            metrics_enabled: true,
             spool_dir: std::env::temp_dir(),
         }
     }

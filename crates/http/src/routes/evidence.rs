@@ -401,6 +401,7 @@ pub async fn upload(
             stored
         })
         .await?;
+    crate::telemetry::metrics().evidence_stored(u64::try_from(e.size).unwrap_or(0));
     Ok(super::located(
         HttpResponse::Created().json(&e),
         &format!("/v1/evidence/{}", e.id),
