@@ -15,6 +15,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_BIND", "address to listen on [default: 127.0.0.1:8080]"),
     ("POAM_AUTO_MIGRATE", "apply pending migrations on start: true|false [default: true on SQLite, false on PostgreSQL]"),
     ("POAM_POOL_SIZE", "database connections per instance [default: 8]"),
+    ("POAM_SQLITE_BUSY_TIMEOUT_MS", "how long a SQLite write waits on another process's lock before 503 [default: 5000]"),
     ("POAM_POOL_TIMEOUT_MS", "longest wait for a database connection before answering 503 [default: 5000]"),
     ("POAM_EVIDENCE_MAX_BYTES", "largest evidence file accepted, in bytes [default: 31457280, eMASS's 30 MiB]"),
     ("POAM_BULK_MAX_ITEMS", "most elements of one bulk upsert; more is 413 [default: 1000]"),
@@ -197,6 +198,10 @@ impl Settings {
                         0 => return Err("POAM_POOL_TIMEOUT_MS: must be at least 1".into()),
                         ms => Duration::from_millis(ms),
                     },
+                    None => Duration::from_secs(5),
+                },
+                busy_timeout: match get("POAM_SQLITE_BUSY_TIMEOUT_MS") {
+                    Some(v) => Duration::from_millis(parse_num("POAM_SQLITE_BUSY_TIMEOUT_MS", &v)?),
                     None => Duration::from_secs(5),
                 },
                 ..pool

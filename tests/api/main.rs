@@ -14,6 +14,7 @@ mod faults;
 mod history;
 mod idempotency;
 mod items;
+mod limits;
 mod lists;
 mod matrix;
 mod metrics;

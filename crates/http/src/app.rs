@@ -24,6 +24,10 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The most header bytes a request may carry (names and values): a bearer token is ~1 KiB.
+/// Larger is a 431 problem; far larger (beyond actix's own buffer) a bare 431 from actix.
+pub const MAX_HEADER_BYTES: usize = 16 << 10;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -286,6 +290,21 @@ async fn edge(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = request_id(&req);
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        let (req, _) = req.into_parts();
+        let mut res = ApiError::Other(actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+            .error_response();
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            res.headers_mut()
+                .insert(HeaderName::from_static(REQUEST_ID), v);
+        }
+        return Ok(ServiceResponse::new(req, res));
+    }
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
     let res = next.call(req).instrument(span.clone()).await?;

@@ -230,7 +230,44 @@ where
 }
 
 /// Parses JSON syntax (400 when broken); text may not hold NUL characters (422).
+/// The deepest nesting of arrays and objects a body may have: far beyond any document of this
+/// API (an OSCAL POA&M nests about 10 deep), far below what could exhaust a stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// The nesting depth of a JSON text, strings skipped (a cheap scan before parsing).
+fn depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if depth(bytes) > MAX_DEPTH {
+        return Err(ApiError::Invalid(vec![FieldError::body(
+            "",
+            "too_deeply_nested",
+            format!("arrays and objects may nest at most {MAX_DEPTH} deep"),
+        )]));
+    }
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
     })?;
