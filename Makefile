@@ -2,7 +2,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test tools lint fmt openapi migration schemathesis bench clean
+.PHONY: help run test tools lint fmt openapi migration schemathesis bench fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -51,6 +51,14 @@ schemathesis: ## Property-based API tests against a throwaway server (random see
 
 bench: ## Load figures (wrk): GET by id, list page, create; writes nothing but stdout
 	bash bench/run.sh
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := oscal_import item_document query_words
+fuzz: ## Fuzz the importers and parsers with cargo fuzz (nightly), FUZZ_SECONDS each (default 60)
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | grep -E '^(#[0-9]+ +DONE|Done|==.*ERROR|SUMMARY|artifact_prefix)' || exit 1; \
+	done
 
 clean: ## Remove build output and local data
 	$(CARGO) clean

@@ -77,7 +77,11 @@ fn every_limit_has_its_own_answer() {
         &[],
     );
     assert_eq!((r.status, r.code()), (413, "payload_too_large"));
-    // Headers: over actix's bound.
+    // An oversized token is refused like any bad token (and one over the header limit is 431).
+    let forged = format!("eyJhbGciOiJIUzI1NiJ9.{}.sig", "A".repeat(12_000));
+    let r = app.get("/v1/systems", &forged);
+    assert_eq!(r.status, 401, "{}", r.body);
+    // Headers: over the 16 KiB bound.
     let huge = "h".repeat(20_000);
     let url = format!("{}/v1/systems", app.base);
     match ureq::get(&url).set("X-Padding", &huge).call() {
