@@ -57,7 +57,7 @@ FUZZ_TARGETS := oscal_import item_document query_words
 fuzz: ## Fuzz the importers and parsers with cargo fuzz (nightly), FUZZ_SECONDS each (default 60)
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
-	  $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | grep -E '^(#[0-9]+ +DONE|Done|==.*ERROR|SUMMARY|artifact_prefix)' || exit 1; \
+	  mkdir -p corpus/$$t; $(CARGO) +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | grep -E '^(#[0-9]+ +DONE|Done|==.*ERROR|SUMMARY|artifact_prefix)' || exit 1; \
 	done
 
 clean: ## Remove build output and local data

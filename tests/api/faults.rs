@@ -480,3 +480,49 @@ fn two_instances_writing_the_same_items_lose_nothing(app: &TestApp) {
     );
 }
 crate::both!(two_instances_writing_the_same_items_lose_nothing);
+
+/// `chattr` on the given files; false when the filesystem or the user cannot.
+fn chattr(flag: &str, files: &[PathBuf]) -> bool {
+    files.iter().all(|f| {
+        Command::new("chattr")
+            .arg(flag)
+            .arg(f)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn a_sqlite_file_that_turns_read_only_is_503_and_writes_resume_after() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite) else {
+        return;
+    };
+    let admin = app.admin();
+    let sid = app.system("Read-only");
+    app.post(&format!("/v1/systems/{sid}/items"), &admin, &minimal_item())
+        .expect(201);
+    let files: Vec<PathBuf> = ["poam.db", "poam.db-wal"]
+        .iter()
+        .map(|f| app.dir.join(f))
+        .filter(|f| f.exists())
+        .collect();
+    // Immutable files refuse writes even to root (file modes would not).
+    if !chattr("+i", &files) {
+        chattr("-i", &files);
+        eprintln!("SKIPPED: chattr +i is not available on this filesystem");
+        return;
+    }
+    let r = app.post(&format!("/v1/systems/{sid}/items"), &admin, &minimal_item());
+    let read = app.get(&format!("/v1/systems/{sid}"), &admin);
+    chattr("-i", &files);
+    assert_eq!(
+        (r.status, r.code()),
+        (503, "service_unavailable"),
+        "{}",
+        r.body
+    );
+    assert_eq!(read.status, 200, "reads go on: {}", read.body);
+    // The service did not die: writes resume once the file is writable again.
+    app.post(&format!("/v1/systems/{sid}/items"), &admin, &minimal_item())
+        .expect(201);
+}
