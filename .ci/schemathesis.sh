@@ -17,8 +17,8 @@ if [ "${SCHEMATHESIS_SEED:-fixed}" != random ]; then SEED_ARGS=(--seed 20261122)
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
 
-run_against() { # name database_url
-  local name=$1 url=$2 dir port pid token
+run_against() { # name database_url [role] [examples]
+  local name=$1 url=$2 role=${3:-admin} examples=${4:-${SCHEMATHESIS_EXAMPLES:-40}} dir port pid token
   dir=$(mktemp -d)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   export POAM_DATA_DIR=$dir POAM_BIND=127.0.0.1:$port POAM_DATABASE_URL=$url POAM_LOG=info POAM_LOG_FORMAT=json
@@ -30,11 +30,11 @@ run_against() { # name database_url
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
     sleep 0.1
   done
-  token=$("$BIN" token --sub schemathesis@ci --role admin --ttl 1h)
-  echo "== schemathesis on $name (127.0.0.1:$port)"
+  token=$("$BIN" token --sub schemathesis@ci --role "$role" --ttl 1h)
+  echo "== schemathesis on $name as $role (127.0.0.1:$port)"
   .venv/bin/schemathesis run "http://127.0.0.1:$port/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
-    --checks "$CHECKS" --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --workers 1 \
+    --checks "$CHECKS" --max-examples "$examples" --workers 1 \
     "${SEED_ARGS[@]}" --no-color
   if grep -q '"status":5[0-9][0-9]' "$dir/server.log"; then
     echo "the server answered 5xx:"; grep '"status":5[0-9][0-9]' "$dir/server.log" | head; return 1
@@ -53,3 +53,8 @@ if [ -n "${POAM_TEST_DATABASE_URL:-}" ] || pg_isready -q -h 127.0.0.1 -p 5432 2>
 elif [ "${CI:-}" = true ]; then
   echo "PostgreSQL is required under CI"; exit 1
 fi
+
+# Every other role, on SQLite: refusals (403) and everything a role may do stay inside the spec.
+for role in editor approver auditor viewer; do
+  run_against "sqlite" "sqlite://$(mktemp -d)/poam.db" "$role" "${SCHEMATHESIS_ROLE_EXAMPLES:-15}"
+done
