@@ -373,8 +373,9 @@ fn two_instances_writing_the_same_items_lose_nothing(app: &TestApp) {
                 .to_owned()
         })
         .collect();
-    let sibling = app.sibling();
-    let bases = [app.base.clone(), sibling.base.clone()];
+    // Two `poam serve` processes of their own on the test's database.
+    let (first, second) = (app.sibling(), app.sibling());
+    let bases = [first.base.clone(), second.base.clone()];
     // Each worker: read an item, append its mark to the comments under If-Match, retry on 412.
     // A lost update would drop a mark.
     let workers: Vec<_> = (0..4)
@@ -525,4 +526,31 @@ fn a_sqlite_file_that_turns_read_only_is_503_and_writes_resume_after() {
     // The service did not die: writes resume once the file is writable again.
     app.post(&format!("/v1/systems/{sid}/items"), &admin, &minimal_item())
         .expect(201);
+}
+
+#[test]
+fn a_sqlite_file_removed_under_the_service_is_503_not_silent_loss() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite) else {
+        return;
+    };
+    let admin = app.admin();
+    let sid = app.system("Vanishing");
+    let db = app.dir.join("poam.db");
+    let moved = app.dir.join("poam.db.moved");
+    std::fs::rename(&db, &moved).unwrap_or_else(|e| panic!("{e}"));
+    // Writes would land in an unlinked inode and vanish at the next start: refused instead.
+    let r = app.post(&format!("/v1/systems/{sid}/items"), &admin, &minimal_item());
+    assert_eq!(
+        (r.status, r.code()),
+        (503, "service_unavailable"),
+        "{}",
+        r.body
+    );
+    let ready = app.request("GET", "/readyz", None, &[], None);
+    assert_eq!(ready.status, 503, "not ready without its file");
+    // Put back, the service carries on (no restart).
+    std::fs::rename(&moved, &db).unwrap_or_else(|e| panic!("{e}"));
+    app.post(&format!("/v1/systems/{sid}/items"), &admin, &minimal_item())
+        .expect(201);
+    app.request("GET", "/readyz", None, &[], None).expect(200);
 }

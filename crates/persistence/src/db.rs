@@ -340,6 +340,7 @@ where
     match conn {
         DbConnection::Pg(_) => return conn.transaction(f),
         DbConnection::Sqlite(c) => {
+            sqlite_file_present(c)?;
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
         }
     }
@@ -406,8 +407,37 @@ pub fn backup_sqlite(conn: &mut DbConnection, to: &Path) -> Result<(), StoreErro
     }
 }
 
+#[derive(diesel::QueryableByName)]
+struct MainFile {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    file: String,
+}
+
+/// A SQLite file removed under the running service keeps working on its open inode, and every
+/// write to it would vanish at the next start: refused instead (503, "unable to open database
+/// file"), so the operator sees it at once.
+fn sqlite_file_present(c: &mut SqliteConnection) -> Result<(), diesel::result::Error> {
+    let files: Vec<MainFile> =
+        diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'").load(c)?;
+    match files.first() {
+        Some(f) if !f.file.is_empty() && !Path::new(&f.file).exists() => {
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::Unknown,
+                Box::new(format!(
+                    "unable to open database file: {} was removed under the running service",
+                    f.file
+                )),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A round trip to the database (readiness).
 pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
+    if let DbConnection::Sqlite(c) = conn {
+        sqlite_file_present(c).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    }
     conn.batch_execute("SELECT 1")
         .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
