@@ -20,9 +20,23 @@ struct Series {
 }
 
 /// The process's counters.
+/// Series by route template, then by (method, status): a request that repeats a known series
+/// finds it without allocating.
+type Requests = BTreeMap<String, BTreeMap<(&'static str, u16), Series>>;
+
+/// The methods the API answers, as static labels (anything else is `OTHER`).
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("OTHER")
+}
+
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), Series>>,
+    requests: Mutex<Requests>,
     unavailable: AtomicU64,
     internal_errors: AtomicU64,
     evidence_bytes: AtomicU64,
@@ -46,9 +60,16 @@ impl Metrics {
         let Ok(mut map) = self.requests.lock() else {
             return;
         };
-        let s = map
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default();
+        let key = (method_label(method), status);
+        let series = match map.get_mut(route) {
+            Some(by_key) => by_key.entry(key).or_default(),
+            None => map
+                .entry(route.to_owned())
+                .or_default()
+                .entry(key)
+                .or_default(),
+        };
+        let s = series;
         s.count += 1;
         s.sum += seconds;
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -71,7 +92,16 @@ impl Metrics {
         out.push_str("# TYPE poam_http_requests_total counter\n");
         let map = self.requests.lock().map(|m| {
             m.iter()
-                .map(|(k, s)| (k.clone(), s.count, s.sum, s.buckets))
+                .flat_map(|(route, by_key)| {
+                    by_key.iter().map(move |((method, status), s)| {
+                        (
+                            ((*method).to_owned(), route.clone(), *status),
+                            s.count,
+                            s.sum,
+                            s.buckets,
+                        )
+                    })
+                })
                 .collect::<Vec<_>>()
         });
         let rows = map.unwrap_or_default();
