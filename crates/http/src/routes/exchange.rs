@@ -2,6 +2,7 @@
 //! streamed from one snapshot; bulk upserts with one result per element; OSCAL imports.
 
 use super::docs::{ListProblems, WriteProblems};
+use super::items::{decides, lifecycle_on_create, lifecycle_on_update};
 use crate::auth::Actor;
 use crate::input::{apply_patch, json_document, parse_fields, query};
 use crate::problem::{ApiError, FieldError, Problem};
@@ -15,9 +16,7 @@ use poam_domain::exchange::oscal::{self, AssetSet};
 use poam_domain::exchange::{ItemRecord, StatusChange};
 use poam_domain::rules::check_item;
 use poam_domain::workflow::{Evidence, Milestone, Review};
-use poam_domain::{
-    DeviationStatus, Item, ItemFields, ItemStatus, Permission, System, SystemId, Violation,
-};
+use poam_domain::{Item, ItemFields, ItemStatus, Permission, System, SystemId, Violation};
 use poam_persistence::db::{self, DbConnection};
 use poam_persistence::events::EventRow;
 use poam_persistence::exchange::{
@@ -562,7 +561,7 @@ pub async fn export(
     let pool = state.pool.clone();
     // The export is recorded, then a connection is taken for the stream: both before the 200,
     // so an unknown system, an empty OSCAL export or a saturated pool still get a problem.
-    let conn = state
+    state
         .db(move |conn| {
             let head = store::head(conn, system_id, &scope)?;
             if format == ExportFormat::Oscal && head.live_items == 0 {
@@ -575,9 +574,7 @@ pub async fn export(
             store::record_export(conn, system_id, &scope, &record, &sub)?;
             Ok(())
         })
-        .await
-        .and(Ok(()));
-    conn?;
+        .await?;
     let mut stream_conn = web::block(move || pool.get())
         .await
         .map_err(|_| ApiError::Internal)?
@@ -737,14 +734,6 @@ fn invalid(v: Vec<Violation>) -> StoreError {
     StoreError::Invalid(v)
 }
 
-fn decides(fields: &ItemFields) -> bool {
-    fields.status.is_decision()
-        || fields
-            .deviation
-            .as_ref()
-            .is_some_and(|d| d.status == DeviationStatus::Approved)
-}
-
 fn forbidden_decision() -> StoreError {
     invalid(vec![Violation::new(
         "decision_needs_approver",
@@ -756,30 +745,7 @@ fn forbidden_decision() -> StoreError {
 /// A new item from a bulk element: the create rules.
 fn bulk_create(element: &serde_json::Value, can_decide: bool) -> Result<ItemFields, StoreError> {
     let fields: ItemFields = parse_fields(element.clone()).map_err(invalid)?;
-    if fields.status != ItemStatus::Open {
-        return Err(invalid(vec![Violation::new(
-            "status_via_transition",
-            "/status",
-            "an item starts open; its status changes through POST /v1/items/{id}/transitions",
-        )]));
-    }
-    let dates: Vec<Violation> = [
-        ("/completed_on", fields.completed_on),
-        ("/closed_on", fields.closed_on),
-    ]
-    .into_iter()
-    .filter(|(_, d)| d.is_some())
-    .map(|(p, _)| {
-        Violation::new(
-            "set_by_transition",
-            p,
-            "set by the completed and closed transitions",
-        )
-    })
-    .collect();
-    if !dates.is_empty() {
-        return Err(invalid(dates));
-    }
+    lifecycle_on_create(&fields).map_err(invalid)?;
     if decides(&fields) && !can_decide {
         return Err(forbidden_decision());
     }
@@ -805,30 +771,7 @@ fn bulk_update(
         poam_domain::item::READ_ONLY_FIELDS,
     )
     .map_err(invalid)?;
-    if next.status != current.status {
-        return Err(invalid(vec![Violation::new(
-            "status_via_transition",
-            "/status",
-            "the status changes through POST /v1/items/{id}/transitions, where its rules are checked",
-        )]));
-    }
-    let dates: Vec<Violation> = [
-        ("/completed_on", next.completed_on != current.completed_on),
-        ("/closed_on", next.closed_on != current.closed_on),
-    ]
-    .into_iter()
-    .filter(|(_, changed)| *changed)
-    .map(|(p, _)| {
-        Violation::new(
-            "set_by_transition",
-            p,
-            "set by the completed and closed transitions",
-        )
-    })
-    .collect();
-    if !dates.is_empty() {
-        return Err(invalid(dates));
-    }
+    lifecycle_on_update(current, &next).map_err(invalid)?;
     let was_deciding = decides(&current.fields());
     if decides(&next) && !was_deciding && !can_decide {
         return Err(forbidden_decision());

@@ -14,7 +14,7 @@ use poam_domain::controls::normalize_control;
 use poam_domain::rules::check_item;
 use poam_domain::{
     DeviationStatus, Item, ItemFields, ItemId, ItemStatus, Permission, RiskRating, SourceKind,
-    SystemId,
+    SystemId, Violation,
 };
 use poam_persistence::items::{self, ItemQuery, ItemSort};
 use poam_persistence::StoreError;
@@ -192,6 +192,76 @@ fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
 }
 
+/// Whether these fields carry a decision: a decided status or an approved deviation (the
+/// approver's to make).
+pub(crate) fn decides(fields: &ItemFields) -> bool {
+    fields.status.is_decision()
+        || fields
+            .deviation
+            .as_ref()
+            .is_some_and(|d| d.status == DeviationStatus::Approved)
+}
+
+/// A new item starts open, without completion or closure dates: those come from transitions.
+pub(crate) fn lifecycle_on_create(fields: &ItemFields) -> Result<(), Vec<Violation>> {
+    if fields.status != ItemStatus::Open {
+        return Err(vec![Violation::new(
+            "status_via_transition",
+            "/status",
+            "an item starts open; its status changes through POST /v1/items/{id}/transitions",
+        )]);
+    }
+    let dates: Vec<Violation> = [
+        ("/completed_on", fields.completed_on),
+        ("/closed_on", fields.closed_on),
+    ]
+    .into_iter()
+    .filter(|(_, d)| d.is_some())
+    .map(|(p, _)| {
+        Violation::new(
+            "set_by_transition",
+            p,
+            "set by the completed and closed transitions",
+        )
+    })
+    .collect();
+    if dates.is_empty() {
+        Ok(())
+    } else {
+        Err(dates)
+    }
+}
+
+/// An update leaves the status and its dates alone: they change through transitions only.
+pub(crate) fn lifecycle_on_update(current: &Item, next: &ItemFields) -> Result<(), Vec<Violation>> {
+    if next.status != current.status {
+        return Err(vec![Violation::new(
+            "status_via_transition",
+            "/status",
+            "the status changes through POST /v1/items/{id}/transitions, where its rules are checked",
+        )]);
+    }
+    let dates: Vec<Violation> = [
+        ("/completed_on", next.completed_on != current.completed_on),
+        ("/closed_on", next.closed_on != current.closed_on),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(p, _)| {
+        Violation::new(
+            "set_by_transition",
+            p,
+            "set by the completed and closed transitions",
+        )
+    })
+    .collect();
+    if dates.is_empty() {
+        Ok(())
+    } else {
+        Err(dates)
+    }
+}
+
 fn checked(fields: ItemFields) -> Result<ItemFields, StoreError> {
     check_item(fields, today()).map_err(StoreError::Invalid)
 }
@@ -240,36 +310,14 @@ pub async fn create_item(
     actor.require(Permission::WriteItems)?;
     let system_id = SystemId::from_uuid(path.into_inner());
     let fields: ItemFields = json_body(&req, payload).await?;
-    if fields.status != ItemStatus::Open {
-        return Err(ApiError::Invalid(vec![crate::problem::FieldError::body(
-            "/status",
-            "status_via_transition",
-            "an item starts open; its status changes through POST /v1/items/{id}/transitions",
-        )]));
-    }
-    let lifecycle_dates: Vec<_> = [
-        ("/completed_on", fields.completed_on),
-        ("/closed_on", fields.closed_on),
-    ]
-    .into_iter()
-    .filter(|(_, d)| d.is_some())
-    .map(|(p, _)| {
-        crate::problem::FieldError::body(
-            p,
-            "set_by_transition",
-            "set by the completed and closed transitions",
+    lifecycle_on_create(&fields).map_err(|v| {
+        ApiError::Invalid(
+            v.into_iter()
+                .map(crate::problem::FieldError::from)
+                .collect(),
         )
-    })
-    .collect();
-    if !lifecycle_dates.is_empty() {
-        return Err(ApiError::Invalid(lifecycle_dates));
-    }
-    if fields.status.is_decision()
-        || fields
-            .deviation
-            .as_ref()
-            .is_some_and(|d| d.status == DeviationStatus::Approved)
-    {
+    })?;
+    if decides(&fields) {
         actor.require(Permission::Decide)?;
     }
     let fields = checked(fields)?;
@@ -391,24 +439,7 @@ pub async fn update_item(
                     poam_domain::item::READ_ONLY_FIELDS,
                 )
                 .map_err(StoreError::Invalid)?;
-                if next.status != current.status {
-                    return Err(StoreError::Invalid(vec![poam_domain::Violation::new(
-                        "status_via_transition",
-                        "/status",
-                        "the status changes through POST /v1/items/{id}/transitions, where its rules are checked",
-                    )]));
-                }
-                let dates: Vec<_> = [
-                    ("/completed_on", next.completed_on != current.completed_on),
-                    ("/closed_on", next.closed_on != current.closed_on),
-                ]
-                .into_iter()
-                .filter(|(_, changed)| *changed)
-                .map(|(p, _)| poam_domain::Violation::new("set_by_transition", p, "set by the completed and closed transitions"))
-                .collect();
-                if !dates.is_empty() {
-                    return Err(StoreError::Invalid(dates));
-                }
+                lifecycle_on_update(current, &next).map_err(StoreError::Invalid)?;
                 checked(next)
             })
         })
