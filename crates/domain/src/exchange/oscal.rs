@@ -17,7 +17,7 @@ use crate::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 /// The OSCAL version FedRAMP targets.
 pub const OSCAL_VERSION: &str = "1.1.2";
@@ -1274,19 +1274,17 @@ fn read_risk(
     }
 }
 
-/// The first-seen order of distinct assets, for local-definitions.
+/// The distinct asset names (sorted), for local-definitions.
 #[derive(Debug, Default)]
-pub struct AssetSet(BTreeMap<String, ()>);
+pub struct AssetSet(BTreeSet<String>);
 
 impl AssetSet {
     pub fn add(&mut self, assets: &[String]) {
-        for a in assets {
-            self.0.entry(a.clone()).or_default();
-        }
+        self.0.extend(assets.iter().cloned());
     }
 
     pub fn names(&self) -> impl Iterator<Item = &String> {
-        self.0.keys()
+        self.0.iter()
     }
 
     pub fn is_empty(&self) -> bool {
