@@ -90,7 +90,18 @@ impl Application {
                 spool_dir.display()
             )
         })?;
+        // SQLite takes one writer at a time: this process's writes go through one thread
+        // that commits them in batches. PostgreSQL writes run on the pool, where row locks
+        // order them across instances.
+        let writer = match settings.database_url {
+            DatabaseUrl::Sqlite(_) => Some(
+                poam_persistence::writer::Writer::start(pool.clone())
+                    .map_err(|e| format!("cannot start the writer thread: {e}"))?,
+            ),
+            DatabaseUrl::Postgres(_) => None,
+        };
         let mut state = poam_http::AppState::new(pool, authenticator);
+        state.writer = writer;
         state.evidence_limit = settings.evidence_max_bytes;
         state.bulk_max = settings.bulk_max_items;
         state.metrics_enabled = settings.metrics;

@@ -357,6 +357,61 @@ fn fifty_concurrent_creates_get_fifty_distinct_display_ids(app: &TestApp) {
 }
 both!(fifty_concurrent_creates_get_fifty_distinct_display_ids);
 
+/// Writes that fail among concurrent ones (on SQLite they share a group-commit batch) leave
+/// nothing behind, not even a display number, and do not take the others down with them.
+fn failed_writes_among_concurrent_ones_leave_no_trace(app: &TestApp) {
+    let sid = app.system("Concurrent with conflicts");
+    // 60 creates over 20 external ids: each id is created once, the other two attempts are 409.
+    let results: Vec<(u16, String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..60)
+            .map(|i| {
+                let sid = sid.clone();
+                s.spawn(move || {
+                    let ext = format!("scan-{}", i % 20);
+                    let r = app.item(&sid, json!({"external_id": ext}));
+                    let display = r.body["display_id"].as_str().unwrap_or("").to_owned();
+                    (r.status, ext, display)
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    assert_eq!(results.len(), 60);
+    let created: Vec<&(u16, String, String)> = results.iter().filter(|r| r.0 == 201).collect();
+    assert_eq!(created.len(), 20, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|r| r.0 == 409).count(),
+        40,
+        "{results:?}"
+    );
+    let exts: BTreeSet<&str> = created.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(exts.len(), 20, "one create per external id");
+    let ids: BTreeSet<&str> = created.iter().map(|r| r.2.as_str()).collect();
+    let want: BTreeSet<String> = (1..=20).map(|n| format!("POAM-{n:04}")).collect();
+    assert_eq!(
+        ids,
+        want.iter().map(String::as_str).collect(),
+        "a refused create gives its number back: no gaps"
+    );
+    let admin = app.admin();
+    let history = app
+        .get(
+            &format!("/v1/systems/{sid}/events?resource=item&limit=200"),
+            &admin,
+        )
+        .expect(200);
+    assert_eq!(
+        history.body["items"].as_array().map(Vec::len),
+        Some(20),
+        "one history event per item, none for refusals"
+    );
+    let v = app
+        .get(&format!("/v1/systems/{sid}/events/verification"), &admin)
+        .expect(200);
+    assert_eq!(v.body["verified"], true, "{}", v.body);
+}
+both!(failed_writes_among_concurrent_ones_leave_no_trace);
+
 fn two_instances_share_one_counter(app: &TestApp) {
     let sid = app.system("Two instances");
     let other = app.sibling();

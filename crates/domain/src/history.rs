@@ -9,44 +9,51 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The hash of the empty chain's (non-existent) predecessor.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// JSON with object keys sorted at every depth and no white space: one text per value.
 pub fn canonical_json(v: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(256);
     write_canonical(v, &mut out);
-    out
+    // Only serde_json's own output and ASCII punctuation were written: valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(v: &Value, out: &mut String) {
+/// A string or scalar as serde_json writes it (escaped the same way everywhere).
+fn write_plain<T: serde::Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    // Writing a string or a JSON scalar into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, inner)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(inner) = map.get(k) {
-                    write_canonical(inner, out);
-                }
+                write_plain(k.as_str(), out);
+                out.push(b':');
+                write_canonical(inner, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => write_plain(other, out),
     }
 }
 
@@ -118,11 +125,62 @@ impl ChainedEvent {
 
     /// SHA-256 (hex) of the predecessor's hash and this event's canonical content.
     pub fn compute_hash(&self, prev_hash: &str) -> String {
+        self.hash_of_parts(
+            prev_hash,
+            &canonical_json(&self.changes),
+            &canonical_json(&self.snapshot),
+        )
+    }
+
+    /// [`ChainedEvent::compute_hash`] given the canonical texts of `changes` and `snapshot`,
+    /// which the writer has made anyway to store them: the canonical content is assembled
+    /// around them, its keys in sorted order, without copying or re-serialising either.
+    pub fn hash_of_parts(&self, prev_hash: &str, changes: &str, snapshot: &str) -> String {
+        let mut content = Vec::with_capacity(changes.len() + snapshot.len() + 512);
+        let field = |name: &str, first: bool, out: &mut Vec<u8>| {
+            if !first {
+                out.push(b',');
+            }
+            write_plain(name, out);
+            out.push(b':');
+        };
+        // Sorted: action, actor, at, changes, id, resource_id, resource_kind, seq, snapshot,
+        // system_id, version.
+        content.push(b'{');
+        field("action", true, &mut content);
+        write_plain(&self.action, &mut content);
+        field("actor", false, &mut content);
+        write_plain(&self.actor, &mut content);
+        field("at", false, &mut content);
+        write_plain(&self.at, &mut content);
+        field("changes", false, &mut content);
+        content.extend_from_slice(changes.as_bytes());
+        field("id", false, &mut content);
+        write_plain(&self.id, &mut content);
+        field("resource_id", false, &mut content);
+        write_plain(&self.resource_id, &mut content);
+        field("resource_kind", false, &mut content);
+        write_plain(&self.resource_kind, &mut content);
+        field("seq", false, &mut content);
+        write_plain(&self.seq, &mut content);
+        field("snapshot", false, &mut content);
+        content.extend_from_slice(snapshot.as_bytes());
+        field("system_id", false, &mut content);
+        write_plain(&self.system_id, &mut content);
+        field("version", false, &mut content);
+        write_plain(&self.version, &mut content);
+        content.push(b'}');
         let mut h = Sha256::new();
         h.update(prev_hash.as_bytes());
         h.update(b"\n");
-        h.update(canonical_json(&self.content()).as_bytes());
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        h.update(&content);
+        let digest = h.finalize();
+        let mut hex = String::with_capacity(64);
+        for b in digest {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        hex
     }
 }
 
@@ -206,6 +264,31 @@ mod tests {
             changes(None, &json!({"title": "a", "comments": null})),
             json!({"title": {"before": null, "after": "a"}})
         );
+    }
+
+    #[test]
+    fn the_assembled_content_hashes_as_the_canonical_document() {
+        let event = ChainedEvent {
+            id: "e-1".into(),
+            system_id: "s-\"1\"".into(),
+            seq: 42,
+            at: "2026-11-22T08:00:00.000001Z".into(),
+            actor: "dana\u{7}\u{e9}\u{1F600}\\".into(),
+            action: "created".into(),
+            resource_kind: "item".into(),
+            resource_id: "i-1".into(),
+            version: -3,
+            changes: json!({"title": {"before": null, "after": "a\nb"}}),
+            snapshot: json!({"z": [1, 2.5, {"b": true, "a": null}], "a": "</script>"}),
+            prev_hash: GENESIS.into(),
+            hash: String::new(),
+        };
+        let mut h = Sha256::new();
+        h.update(GENESIS.as_bytes());
+        h.update(b"\n");
+        h.update(canonical_json(&event.content()).as_bytes());
+        let reference: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(event.compute_hash(GENESIS), reference);
     }
 
     fn chain(n: i64) -> Vec<ChainedEvent> {

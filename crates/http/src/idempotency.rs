@@ -82,7 +82,7 @@ pub async fn middleware(
     let claim = {
         let (actor, key, path) = (actor.clone(), key.clone(), path.clone());
         state
-            .db(move |conn| idempotency::claim(conn, &actor, &key, &path))
+            .write(move |conn| idempotency::claim(conn, &actor, &key, &path))
             .await
     };
     let hasher = Rc::new(RefCell::new(Sha256::new()));
@@ -153,7 +153,7 @@ pub async fn middleware(
             if !status.is_success() {
                 let (actor, key) = (actor.clone(), key.clone());
                 if let Err(e) = state
-                    .db(move |conn| idempotency::release(conn, &actor, &key))
+                    .write(move |conn| idempotency::release(conn, &actor, &key))
                     .await
                 {
                     tracing::warn!(error = %e, "cannot release an idempotency key");
@@ -182,7 +182,7 @@ pub async fn middleware(
                 let (actor, key, body) = (actor.clone(), key.clone(), bytes.to_vec());
                 let headers = serde_json::Value::Object(kept).to_string();
                 state
-                    .db(move |conn| {
+                    .write(move |conn| {
                         idempotency::finish(
                             conn,
                             &actor,

@@ -2,6 +2,7 @@
 
 use crate::auth::Authenticator;
 use poam_persistence::db::DbConnection;
+use poam_persistence::writer::Writer;
 use poam_persistence::{DbPool, StoreError};
 use std::sync::Arc;
 
@@ -37,6 +38,9 @@ pub struct AppState {
     pub metrics_enabled: bool,
     /// Where uploads are spooled while they stream in (never held whole in memory).
     pub spool_dir: std::path::PathBuf,
+    /// The group-commit writer (SQLite): single-record writes queue here instead of each
+    /// taking the file's write lock in turn. `None`: every write runs on the pool.
+    pub writer: Option<Writer>,
 }
 
 impl AppState {
@@ -49,6 +53,7 @@ impl AppState {
             import_limit: DEFAULT_IMPORT_LIMIT,
             bulk_max: DEFAULT_BULK_MAX,
             metrics_enabled: true,
+            writer: None,
             spool_dir: std::env::temp_dir(),
         }
     }
@@ -73,5 +78,30 @@ impl AppState {
             ApiError::Internal
         })?
         .map_err(ApiError::from)
+    }
+
+    /// Runs one short write (a record created, changed or moved through its lifecycle): through
+    /// the group-commit writer when there is one, else as [`AppState::db`]. `f` makes its
+    /// changes through `db::write`, and its answer comes once they are committed.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(writer) = &self.writer else {
+            return self.db(f).await;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        writer.submit(f, move |result| {
+            // The caller may have gone (its connection closed); the write stands.
+            let _ = tx.send(result);
+        })?;
+        match rx.await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(_) => {
+                tracing::error!("the writer dropped a write without an answer");
+                Err(ApiError::Internal)
+            }
+        }
     }
 }

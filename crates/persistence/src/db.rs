@@ -127,7 +127,8 @@ impl DbManager {
             "PRAGMA busy_timeout = {};
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
-             PRAGMA foreign_keys = ON;",
+             PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;",
             self.busy_timeout.as_millis()
         ))
         .map_err(r2d2::Error::QueryError)?;
@@ -332,18 +333,13 @@ pub fn write<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    // A writer that panicked released the lock without corrupting anything it guards.
-    let _turn = match conn {
-        DbConnection::Pg(_) => return conn.transaction(f),
-        DbConnection::Sqlite(_) => SQLITE_WRITER.lock().unwrap_or_else(|p| p.into_inner()),
-    };
-    match conn {
-        DbConnection::Pg(_) => return conn.transaction(f),
-        DbConnection::Sqlite(c) => {
-            sqlite_file_present(c)?;
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
-        }
+    // PostgreSQL, or already inside a transaction (a batch of the group-commit writer): a
+    // transaction, or a savepoint inside the open one.
+    if matches!(conn, DbConnection::Pg(_)) || in_transaction(conn) {
+        return conn.transaction(f);
     }
+    let _turn = writer_turn(conn);
+    begin_write(conn)?;
     let result = f(conn);
     if let DbConnection::Sqlite(c) = conn {
         match &result {
@@ -352,6 +348,36 @@ where
         }
     }
     result
+}
+
+/// Whether a transaction is open on the connection.
+fn in_transaction(conn: &mut DbConnection) -> bool {
+    let status = match conn {
+        DbConnection::Pg(c) => AnsiTransactionManager::transaction_manager_status_mut(c),
+        DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c),
+    };
+    !matches!(status.transaction_depth(), Ok(None))
+}
+
+/// This process's turn to write to a SQLite file (nothing to wait for on PostgreSQL).
+pub(crate) fn writer_turn(conn: &DbConnection) -> Option<std::sync::MutexGuard<'static, ()>> {
+    match conn {
+        // A writer that panicked released the lock without corrupting anything it guards.
+        DbConnection::Sqlite(_) => Some(SQLITE_WRITER.lock().unwrap_or_else(|p| p.into_inner())),
+        DbConnection::Pg(_) => None,
+    }
+}
+
+/// Begins a write transaction: `BEGIN IMMEDIATE` on SQLite, after checking that the file is
+/// still there; `BEGIN` on PostgreSQL.
+pub(crate) fn begin_write(conn: &mut DbConnection) -> Result<(), diesel::result::Error> {
+    match conn {
+        DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction(c),
+        DbConnection::Sqlite(c) => {
+            sqlite_file_present(c)?;
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+    }
 }
 
 /// Runs `f` inside one read-only snapshot: every read sees the database as of the first one

@@ -95,15 +95,12 @@ pub fn append<T: Serialize>(
 ) -> Result<(), StoreError> {
     let snapshot = to_value(change.after)?;
     let before = change.before.map(to_value).transpose()?;
-    diesel::update(systems::table.find(change.system_id))
+    let (seq, prev_hash) = diesel::update(systems::table.find(change.system_id))
         .set(systems::event_seq.eq(systems::event_seq + 1))
-        .execute(conn)?;
-    let (seq, prev_hash) = systems::table
-        .find(change.system_id)
-        .select((systems::event_seq, systems::event_head))
-        .first::<(i64, String)>(conn)?;
+        .returning((systems::event_seq, systems::event_head))
+        .get_result::<(i64, String)>(conn)?;
     let mut event = ChainedEvent {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: uuid::Uuid::now_v7().to_string(),
         system_id: change.system_id.to_owned(),
         seq,
         at: change.at.format(AT_FORMAT).to_string(),
@@ -117,7 +114,9 @@ pub fn append<T: Serialize>(
         prev_hash,
         hash: String::new(),
     };
-    event.hash = event.compute_hash(&event.prev_hash);
+    let changes = history::canonical_json(&event.changes);
+    let snapshot = history::canonical_json(&event.snapshot);
+    event.hash = event.hash_of_parts(&event.prev_hash, &changes, &snapshot);
     diesel::insert_into(events::table)
         .values((
             events::id.eq(&event.id),
@@ -129,8 +128,8 @@ pub fn append<T: Serialize>(
             events::actor.eq(&event.actor),
             events::at.eq(change.at),
             events::version.eq(event.version),
-            events::changes.eq(history::canonical_json(&event.changes)),
-            events::snapshot.eq(history::canonical_json(&event.snapshot)),
+            events::changes.eq(&changes),
+            events::snapshot.eq(&snapshot),
             events::prev_hash.eq(&event.prev_hash),
             events::hash.eq(&event.hash),
         ))

@@ -119,7 +119,7 @@ pub fn create(
         if !errors.is_empty() {
             return Err(StoreError::Invalid(errors));
         }
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = uuid::Uuid::now_v7().to_string();
         diesel::insert_into(evidence::table)
             .values((
                 evidence::id.eq(&id),

@@ -621,7 +621,7 @@ fn import_milestones(
                 changed = true;
             }
             None => {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = uuid::Uuid::now_v7().to_string();
                 diesel::insert_into(milestones::table)
                     .values((
                         milestones::id.eq(&id),

@@ -17,7 +17,7 @@ use poam_domain::deadlines;
 use poam_domain::ids::display_id;
 use poam_domain::profiles::{self, Finding};
 use poam_domain::{
-    Deviation, Item, ItemFields, ItemId, ItemMeta, ItemStatus, Level, Person, Resources,
+    Deviation, Item, ItemFields, ItemId, ItemMeta, ItemStatus, Level, Person, Regime, Resources,
     RiskRating, Source, SourceKind, SystemId, SystemScope, VendorDependency, Violation,
 };
 use serde::{Deserialize, Serialize};
@@ -126,6 +126,45 @@ fn word<T: fmt::Display>(v: Option<T>) -> Option<String> {
 }
 
 impl ItemContent {
+    /// The row as stored, with the columns a new item gets besides its content: what reading
+    /// it back right after the insert would return.
+    fn new_row(
+        &self,
+        id: &str,
+        system_id: &str,
+        seq: i64,
+        display_id: &str,
+        now: NaiveDateTime,
+    ) -> ItemRow {
+        ItemRow {
+            id: id.to_owned(),
+            system_id: system_id.to_owned(),
+            seq,
+            display_id: display_id.to_owned(),
+            external_id: self.external_id.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            controls: self.controls.clone(),
+            source_kind: self.source_kind.clone(),
+            risk_rating: self.risk_rating.clone(),
+            risk_rank: self.risk_rank,
+            adjusted_risk_rating: self.adjusted_risk_rating.clone(),
+            status: self.status.clone(),
+            owner: self.owner.clone(),
+            detected_on: self.detected_on,
+            scheduled_completion: self.scheduled_completion,
+            due_key: self.due_key,
+            completed_on: self.completed_on,
+            closed_on: self.closed_on,
+            details: self.details.clone(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            archived_at: None,
+            deadline_rule: self.deadline_rule.clone(),
+        }
+    }
+
     fn from_fields(
         f: &ItemFields,
         display_id: &str,
@@ -339,6 +378,16 @@ fn index_controls(
 ) -> Result<(), StoreError> {
     diesel::delete(item_controls::table.filter(item_controls::item_id.eq(item_id)))
         .execute(conn)?;
+    insert_controls(conn, item_id, system_id, controls)
+}
+
+/// The control index rows of a new item.
+fn insert_controls(
+    conn: &mut DbConnection,
+    item_id: &str,
+    system_id: &str,
+    controls: &[String],
+) -> Result<(), StoreError> {
     // One statement per control: multi-row VALUES does not go through the MultiConnection.
     for c in controls {
         diesel::insert_into(item_controls::table)
@@ -389,21 +438,21 @@ pub(crate) fn create_in(
 ) -> Result<Item, StoreError> {
     {
         let sid = sid.to_owned();
-        let bumped = diesel::update(systems::table.find(&sid))
+        // The system's row is locked here, first, and its counter moved in the same statement.
+        let (seq, archived_at, regime, policy) = diesel::update(systems::table.find(&sid))
             .set(systems::next_item_seq.eq(systems::next_item_seq + 1))
-            .execute(conn)?;
-        if bumped == 0 {
-            return Err(StoreError::NotFound);
-        }
-        let (seq, archived_at) = systems::table
-            .find(&sid)
-            .select((systems::next_item_seq, systems::archived_at))
-            .first::<(i64, Option<NaiveDateTime>)>(conn)?;
+            .returning((
+                systems::next_item_seq,
+                systems::archived_at,
+                systems::regime,
+                systems::deadline_policy,
+            ))
+            .get_result::<(i64, Option<NaiveDateTime>, String, Option<String>)>(conn)?;
         if archived_at.is_some() {
             return Err(archived_conflict("system"));
         }
         check_external_id(conn, &sid, fields.external_id.as_deref(), None)?;
-        let ctx = deadline_context(conn, &sid)?;
+        let ctx = context_of(conn, &sid, &regime, policy.as_deref())?;
         let refused = profiles::blocking(ctx.regime, fields, today());
         if !refused.is_empty() {
             return Err(StoreError::Invalid(refused));
@@ -420,21 +469,23 @@ pub(crate) fn create_in(
         let id = ItemId::new().to_string();
         let display = display_id(seq);
         let now = db::now();
+        let content = ItemContent::from_fields(&fields, &display, rule)?;
+        let row = content.new_row(&id, &sid, seq, &display, now);
         diesel::insert_into(items::table)
             .values((
                 items::id.eq(&id),
                 items::system_id.eq(&sid),
                 items::seq.eq(seq),
                 items::display_id.eq(&display),
-                ItemContent::from_fields(&fields, &display, rule)?,
+                content,
                 items::version.eq(1),
                 items::created_at.eq(now),
                 items::updated_at.eq(now),
             ))
             .execute(conn)
             .map_err(unique_to_conflict)?;
-        index_controls(conn, &id, &sid, &fields.controls)?;
-        let item = load(conn, &id)?;
+        insert_controls(conn, &id, &sid, &fields.controls)?;
+        let item = row.into_domain(today())?;
         record(conn, None, &item, action, actor)?;
         Ok(item)
     }
@@ -628,15 +679,31 @@ pub(crate) fn deadline_context(
         .find(system_id)
         .select((systems::regime, systems::deadline_policy))
         .first(conn)?;
-    let conditional: Option<Option<NaiveDate>> = cmmc_assessments::table
-        .find(system_id)
-        .select(cmmc_assessments::conditional_status_date)
-        .first(conn)
-        .optional()?;
+    context_of(conn, system_id, &regime, policy.as_deref())
+}
+
+/// [`deadline_context`] from the system's regime and policy, already read.
+fn context_of(
+    conn: &mut DbConnection,
+    system_id: &str,
+    regime: &str,
+    policy: Option<&str>,
+) -> Result<deadlines::Context, StoreError> {
+    let regime: Regime = parse_word("regime", regime)?;
+    // Only a CMMC system has an assessment whose Conditional status bounds its deadlines.
+    let conditional: Option<Option<NaiveDate>> =
+        if matches!(regime, Regime::CmmcL2 | Regime::CmmcL3) {
+            cmmc_assessments::table
+                .find(system_id)
+                .select(cmmc_assessments::conditional_status_date)
+                .first(conn)
+                .optional()?
+        } else {
+            None
+        };
     Ok(deadlines::Context {
-        regime: parse_word("regime", &regime)?,
+        regime,
         custom: policy
-            .as_deref()
             .map(|p| serde_json::from_str(p).map_err(|e| corrupt("deadline policy", e)))
             .transpose()?,
         conditional_status_date: conditional.flatten(),

@@ -15,6 +15,7 @@ pub mod page;
 pub mod schema;
 pub mod systems;
 pub mod workflow;
+pub mod writer;
 
 pub use db::{DatabaseUrl, DbConnection, DbPool, PoolOptions};
 pub use error::StoreError;

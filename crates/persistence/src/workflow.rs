@@ -132,7 +132,7 @@ pub fn create_milestone(
                 max.map_or(1, |p| p + 1)
             }
         };
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = uuid::Uuid::now_v7().to_string();
         let now = db::now();
         let sid = item.system_id.to_string();
         diesel::insert_into(milestones::table)
@@ -463,7 +463,7 @@ pub fn create_review(
         if !errors.is_empty() {
             return Err(StoreError::Invalid(errors));
         }
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = uuid::Uuid::now_v7().to_string();
         let now = db::now();
         diesel::insert_into(reviews::table)
             .values((
@@ -625,7 +625,7 @@ pub(crate) fn transition_in(
         let item = crate::items::write_fields(conn, &current, &fields, now)?;
         diesel::insert_into(transitions::table)
             .values((
-                transitions::id.eq(uuid::Uuid::new_v4().to_string()),
+                transitions::id.eq(uuid::Uuid::now_v7().to_string()),
                 transitions::item_id.eq(&iid),
                 transitions::from_status.eq(t.from.as_str()),
                 transitions::to_status.eq(t.to.as_str()),

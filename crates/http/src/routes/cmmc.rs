@@ -116,7 +116,7 @@ pub async fn put_assessment(
         .into());
     }
     let a = state
-        .db(move |conn| {
+        .write(move |conn| {
             store::put(
                 conn,
                 id,

@@ -561,7 +561,7 @@ pub async fn withdraw(
     let id = path.into_inner();
     let body: WithdrawEvidence = json_body(&req, payload).await?;
     let e = state
-        .db(move |conn| store::withdraw(conn, id, &actor.scope, &actor.sub, &body.reason))
+        .write(move |conn| store::withdraw(conn, id, &actor.scope, &actor.sub, &body.reason))
         .await?;
     Ok(HttpResponse::Ok().json(e))
 }

@@ -322,7 +322,7 @@ pub async fn create_item(
     }
     let fields = checked(fields)?;
     let item = state
-        .db(move |conn| items::create(conn, system_id, &actor.scope, &fields, &actor.sub))
+        .write(move |conn| items::create(conn, system_id, &actor.scope, &fields, &actor.sub))
         .await?;
     Ok(created(
         &format!("/v1/items/{}", item.id),
@@ -431,7 +431,7 @@ pub async fn update_item(
         actor.require(Permission::Decide)?;
     }
     let item = state
-        .db(move |conn| {
+        .write(move |conn| {
             items::update(conn, id, &actor.scope, expected, &actor.sub, |current| {
                 let next = apply_patch(
                     &current.fields(),
@@ -471,7 +471,7 @@ pub async fn archive_item(
     let id = ItemId::from_uuid(path.into_inner());
     let expected = if_match(&req)?;
     let item = state
-        .db(move |conn| items::archive(conn, id, &actor.scope, expected, &actor.sub))
+        .write(move |conn| items::archive(conn, id, &actor.scope, expected, &actor.sub))
         .await?;
     Ok(versioned(StatusCode::OK, item.version, &item))
 }

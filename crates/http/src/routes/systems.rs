@@ -109,7 +109,7 @@ pub async fn create_system(
     actor.require(Permission::ManageSystems)?;
     let fields = checked(json_body::<SystemFields>(&req, payload).await?)?;
     let system = state
-        .db(move |conn| systems::create(conn, &fields, &actor.sub))
+        .write(move |conn| systems::create(conn, &fields, &actor.sub))
         .await?;
     Ok(created(
         &format!("/v1/systems/{}", system.id),
@@ -204,7 +204,7 @@ pub async fn update_system(
     let expected = if_match(&req)?;
     let patch = merge_patch_body(&req, payload).await?;
     let system = state
-        .db(move |conn| {
+        .write(move |conn| {
             systems::update(conn, id, &actor.scope, expected, &actor.sub, |current| {
                 let next = apply_patch(
                     &current.fields(),
@@ -243,7 +243,7 @@ pub async fn archive_system(
     let id = SystemId::from_uuid(path.into_inner());
     let expected = if_match(&req)?;
     let system = state
-        .db(move |conn| systems::archive(conn, id, &actor.scope, expected, &actor.sub))
+        .write(move |conn| systems::archive(conn, id, &actor.scope, expected, &actor.sub))
         .await?;
     Ok(versioned(StatusCode::OK, system.version, &system))
 }

@@ -52,7 +52,7 @@ pub async fn create_milestone(
     let item_id = ItemId::from_uuid(path.into_inner());
     let body: NewMilestone = json_body(&req, payload).await?;
     let m = state
-        .db(move |conn| store::create_milestone(conn, item_id, &actor.scope, &body, &actor.sub))
+        .write(move |conn| store::create_milestone(conn, item_id, &actor.scope, &body, &actor.sub))
         .await?;
     Ok(created(&format!("/v1/milestones/{}", m.id), m.version, &m))
 }
@@ -108,7 +108,9 @@ async fn edit(
 ) -> Result<HttpResponse, ApiError> {
     let expected = if_match(req)?;
     let m = state
-        .db(move |conn| store::edit_milestone(conn, id, &actor.scope, expected, &actor.sub, edit))
+        .write(move |conn| {
+            store::edit_milestone(conn, id, &actor.scope, expected, &actor.sub, edit)
+        })
         .await?;
     Ok(versioned(StatusCode::OK, m.version, &m))
 }
@@ -278,7 +280,9 @@ pub async fn transition(
         target_date: body.target_date,
     };
     let item = state
-        .db(move |conn| store::transition(conn, id, &actor.scope, expected, &actor.sub, &request))
+        .write(move |conn| {
+            store::transition(conn, id, &actor.scope, expected, &actor.sub, &request)
+        })
         .await?;
     Ok(versioned(StatusCode::OK, item.version, &item))
 }
@@ -320,7 +324,7 @@ pub async fn create_system_review(
     let body: NewReview = json_body(&req, payload).await?;
     review_permission(&actor, &body)?;
     let r = state
-        .db(move |conn| {
+        .write(move |conn| {
             store::create_review(
                 conn,
                 Some(sid),
@@ -357,7 +361,7 @@ pub async fn create_item_review(
     let body: NewReview = json_body(&req, payload).await?;
     review_permission(&actor, &body)?;
     let r = state
-        .db(move |conn| {
+        .write(move |conn| {
             store::create_review(
                 conn,
                 None,

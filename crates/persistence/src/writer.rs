@@ -1,0 +1,224 @@
+//! Group commit for SQLite. SQLite has one writer at a time, so this process's single-record
+//! writes (an item created, patched, moved through its lifecycle) are run back to back by one
+//! thread on one connection: whatever has queued while a batch ran becomes the next batch, run
+//! inside one `BEGIN IMMEDIATE` transaction, each write in its own savepoint, committed once.
+//!
+//! What a caller sees does not change: its write is atomic (a failed write rolls back to its
+//! savepoint and leaves the batch's other writes alone), and its answer arrives only after the
+//! batch's `COMMIT` returned, so an acknowledged write is a committed one. What changes is the
+//! cost: pages every write touches (the system's row, the right edges of the indexes, the
+//! history's tail) are written to the WAL once per batch instead of once per write, the writer's
+//! page cache stays valid because no other connection of this process writes meanwhile, and no
+//! lock is handed between threads per write.
+//!
+//! A failure of the batch itself (the lock held by another process past the busy timeout, the
+//! file gone or read-only, `COMMIT` refused) fails every write of the batch with that error
+//! (503). A panic inside a write rolls back the whole batch and fails each of its writes with a
+//! bare internal error; the connection is discarded and the thread carries on.
+
+use crate::db::{self, DbConnection, DbPool, PooledDb};
+use crate::error::StoreError;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::Connection;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+
+/// The most writes one transaction holds.
+const MAX_BATCH: usize = 64;
+/// The most writes waiting; beyond it a write is refused with 503 at once.
+const QUEUE: usize = 4096;
+
+/// What a write's caller is told once its batch is settled: `None` when the batch committed,
+/// or the batch's own error.
+type Settle = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+trait Job: Send {
+    /// Runs the write in its savepoint; the answer waits for the batch.
+    fn run(self: Box<Self>, conn: &mut DbConnection) -> Settle;
+    /// The batch failed before this write ran.
+    fn fail(self: Box<Self>, error: StoreError);
+}
+
+struct Pending<F, D> {
+    write: F,
+    done: D,
+    span: tracing::Span,
+}
+
+impl<T, F, D> Job for Pending<F, D>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    D: FnOnce(Result<T, StoreError>) + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &mut DbConnection) -> Settle {
+        let Pending { write, done, span } = *self;
+        let result = {
+            let _entered = span.enter();
+            // Inside the batch's transaction this is a savepoint.
+            conn.transaction(write)
+        };
+        Box::new(move |batch: Option<&StoreError>| {
+            done(match (result, batch) {
+                (Ok(_), Some(e)) => Err(echo(e)),
+                (result, _) => result,
+            })
+        })
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        (self.done)(Err(error))
+    }
+}
+
+/// The batch's error, once for each write it failed.
+fn echo(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        other => StoreError::Internal(other.to_string()),
+    }
+}
+
+/// The queue in front of the writer thread; clones share it. The thread ends when the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct Writer {
+    queue: SyncSender<Box<dyn Job>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Writer")
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread; it borrows a connection from `pool` while it has work.
+    pub fn start(pool: DbPool) -> std::io::Result<Writer> {
+        let (queue, rx) = mpsc::sync_channel::<Box<dyn Job>>(QUEUE);
+        std::thread::Builder::new()
+            .name("poam-writer".into())
+            .spawn(move || serve(&pool, &rx))?;
+        Ok(Writer { queue })
+    }
+
+    /// Queues `write`; `done` receives its result once the batch holding it is settled. `write`
+    /// must not open a transaction of its own other than through [`db::write`] (which joins the
+    /// batch's) and must be short: the writes queued behind it wait for it.
+    pub fn submit<T, F, D>(&self, write: F, done: D) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+        D: FnOnce(Result<T, StoreError>) + Send + 'static,
+    {
+        let job = Box::new(Pending {
+            write,
+            done,
+            span: tracing::Span::current(),
+        });
+        self.queue.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => StoreError::Unavailable("the write queue is full".into()),
+            TrySendError::Disconnected(_) => {
+                StoreError::Unavailable("the writer has stopped".into())
+            }
+        })
+    }
+}
+
+fn serve(pool: &DbPool, rx: &Receiver<Box<dyn Job>>) {
+    // The connection is kept while writes keep coming and given back to the pool when idle.
+    let mut held: Option<PooledDb> = None;
+    let mut next: Option<Box<dyn Job>> = None;
+    loop {
+        let first = match next.take() {
+            Some(job) => job,
+            None => {
+                held = None;
+                match rx.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut conn = match held.take().map(Ok).unwrap_or_else(|| pool.get()) {
+            Ok(conn) => conn,
+            Err(e) => {
+                let e = StoreError::Unavailable(format!("no database connection: {e}"));
+                for job in batch {
+                    job.fail(echo(&e));
+                }
+                continue;
+            }
+        };
+        if run_batch(&mut conn, batch) {
+            match rx.try_recv() {
+                Ok(job) => {
+                    next = Some(job);
+                    held = Some(conn);
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+/// Runs one batch; false when the connection must not be used again.
+fn run_batch(conn: &mut DbConnection, batch: Vec<Box<dyn Job>>) -> bool {
+    let _turn = db::writer_turn(conn);
+    if let Err(e) = db::begin_write(conn) {
+        let e = StoreError::from(e);
+        tracing::warn!(cause = %e, writes = batch.len(), "a write batch could not begin");
+        for job in batch {
+            job.fail(echo(&e));
+        }
+        return false;
+    }
+    let mut settles = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    for job in jobs.by_ref() {
+        match catch_unwind(AssertUnwindSafe(|| job.run(conn))) {
+            Ok(settle) => settles.push(settle),
+            Err(_) => {
+                tracing::error!("a write panicked: its batch is rolled back");
+                let e = StoreError::Internal("a write of the batch panicked".into());
+                for settle in settles {
+                    settle(Some(&e));
+                }
+                for job in jobs {
+                    job.fail(echo(&e));
+                }
+                // Still inside the transaction: the pool discards the connection.
+                return false;
+            }
+        }
+    }
+    let committed = match conn {
+        DbConnection::Pg(c) => AnsiTransactionManager::commit_transaction(c),
+        DbConnection::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
+    };
+    match committed {
+        Ok(()) => {
+            for settle in settles {
+                settle(None);
+            }
+            true
+        }
+        Err(e) => {
+            // diesel has rolled back (or marked the connection broken); it is not reused.
+            let e = StoreError::from(e);
+            tracing::warn!(cause = %e, writes = settles.len(), "a write batch did not commit");
+            for settle in settles {
+                settle(Some(&e));
+            }
+            false
+        }
+    }
+}
