@@ -90,18 +90,14 @@ impl Application {
                 spool_dir.display()
             )
         })?;
-        // SQLite takes one writer at a time: this process's writes go through one thread
-        // that commits them in batches. PostgreSQL writes run on the pool, where row locks
-        // order them across instances.
-        let writer = match settings.database_url {
-            DatabaseUrl::Sqlite(_) => Some(
-                poam_persistence::writer::Writer::start(pool.clone())
-                    .map_err(|e| format!("cannot start the writer thread: {e}"))?,
-            ),
-            DatabaseUrl::Postgres(_) => None,
-        };
+        // SQLite takes one writer at a time: this process's writes go through one thread that
+        // commits them in batches. On PostgreSQL item creations do too, batched per system
+        // (their rows are locked in one order); other writes run on the pool.
+        let per_system = matches!(settings.database_url, DatabaseUrl::Postgres(_));
+        let writer = poam_persistence::writer::Writer::start(pool.clone(), per_system)
+            .map_err(|e| format!("cannot start the writer thread: {e}"))?;
         let mut state = poam_http::AppState::new(pool, authenticator);
-        state.writer = writer;
+        state.writer = Some(writer);
         state.evidence_limit = settings.evidence_max_bytes;
         state.bulk_max = settings.bulk_max_items;
         state.metrics_enabled = settings.metrics;

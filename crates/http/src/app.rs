@@ -77,56 +77,83 @@ impl Modify for BearerScheme {
     }
 }
 
+/// Every operation, listed once: `$register!` gets the unscoped ones, then those under `/v1`.
+macro_rules! every_route {
+    ($register:ident) => {
+        $register!(
+            [health::healthz, health::readyz],
+            [
+                systems::create_system,
+                systems::list_systems,
+                systems::get_system,
+                systems::update_system,
+                systems::archive_system,
+                validation::validate_item,
+                validation::validate_system,
+                items::create_item,
+                items::list_items,
+                items::get_item,
+                items::update_item,
+                items::archive_item,
+                workflow::transition,
+                workflow::create_milestone,
+                workflow::list_milestones,
+                workflow::get_milestone,
+                workflow::update_milestone,
+                workflow::complete_milestone,
+                workflow::cancel_milestone,
+                workflow::create_system_review,
+                workflow::list_system_reviews,
+                workflow::create_item_review,
+                workflow::list_item_reviews,
+                evidence::upload,
+                evidence::list,
+                evidence::get,
+                evidence::content,
+                evidence::withdraw,
+                cmmc::put_assessment,
+                cmmc::get_assessment,
+                cmmc::score,
+                cmmc::what_if,
+                metrics::system_metrics,
+                metrics::all_metrics,
+                history::list_events,
+                history::verify_events,
+                history::item_history,
+                exchange::export,
+                exchange::bundle_schema,
+                exchange::bulk,
+                exchange::import_oscal
+            ]
+        )
+    };
+}
+
+/// The routes with their OpenAPI paths, for the document.
 fn routes<T>(app: utoipa_actix_web::UtoipaApp<T>) -> utoipa_actix_web::UtoipaApp<T>
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
-    app.service(health::healthz)
-        .service(health::readyz)
-        .service(
-            scope::scope("/v1")
-                .service(systems::create_system)
-                .service(systems::list_systems)
-                .service(systems::get_system)
-                .service(systems::update_system)
-                .service(systems::archive_system)
-                .service(validation::validate_item)
-                .service(validation::validate_system)
-                .service(items::create_item)
-                .service(items::list_items)
-                .service(items::get_item)
-                .service(items::update_item)
-                .service(items::archive_item)
-                .service(workflow::transition)
-                .service(workflow::create_milestone)
-                .service(workflow::list_milestones)
-                .service(workflow::get_milestone)
-                .service(workflow::update_milestone)
-                .service(workflow::complete_milestone)
-                .service(workflow::cancel_milestone)
-                .service(workflow::create_system_review)
-                .service(workflow::list_system_reviews)
-                .service(workflow::create_item_review)
-                .service(workflow::list_item_reviews)
-                .service(evidence::upload)
-                .service(evidence::list)
-                .service(evidence::get)
-                .service(evidence::content)
-                .service(evidence::withdraw)
-                .service(cmmc::put_assessment)
-                .service(cmmc::get_assessment)
-                .service(cmmc::score)
-                .service(cmmc::what_if)
-                .service(metrics::system_metrics)
-                .service(metrics::all_metrics)
-                .service(history::list_events)
-                .service(history::verify_events)
-                .service(history::item_history)
-                .service(exchange::export)
-                .service(exchange::bundle_schema)
-                .service(exchange::bulk)
-                .service(exchange::import_oscal),
-        )
+    macro_rules! register {
+        ([$($top:path),*], [$($v1:path),*]) => {
+            app$(.service($top))*.service(scope::scope("/v1")$(.service($v1))*)
+        };
+    }
+    every_route!(register)
+}
+
+/// The same routes on a plain actix app, for serving: no worker builds OpenAPI paths it would
+/// throw away.
+fn serving_routes<T>(app: App<T>) -> App<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    macro_rules! register {
+        ([$($top:path),*], [$($v1:path),*]) => {
+            app$(.service($top))*.service(web::scope("/v1")$(.service($v1))*)
+        };
+    }
+    every_route!(register)
 }
 
 /// The OpenAPI document, built from the same registration as the server.
@@ -266,8 +293,15 @@ impl RouteTable {
     }
 }
 
-async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpResponse {
-    match table.allowed(req.path()) {
+/// Built on the first request no route took, from the spec (itself built on first use): an
+/// idle service holds neither.
+fn route_table() -> &'static RouteTable {
+    static TABLE: OnceLock<RouteTable> = OnceLock::new();
+    TABLE.get_or_init(|| RouteTable::from_spec(spec()))
+}
+
+async fn fallback(req: HttpRequest) -> HttpResponse {
+    match route_table().allowed(req.path()) {
         Some(methods) => ApiError::MethodNotAllowed(methods.to_vec()).error_response(),
         None => ApiError::RouteNotFound(req.path().to_owned()).error_response(),
     }
@@ -390,12 +424,10 @@ pub fn app(
     // The spec's own route comes before the /v1 scope, which would otherwise claim it.
     let app = App::new()
         .app_data(web::Data::new(state))
-        .app_data(web::Data::new(RouteTable::from_spec(spec())))
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
         .route("/v1/openapi.json", web::get().to(serve_spec))
         .route("/metrics", web::get().to(serve_metrics));
-    routes(app.into_utoipa_app().openapi(ApiDoc::openapi()))
-        .into_app()
+    serving_routes(app)
         .service(web::redirect("/docs", "/docs/"))
         .service(
             SwaggerUi::new("/docs/{_:.*}")

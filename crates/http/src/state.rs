@@ -88,11 +88,37 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        let Some(writer) = &self.writer else {
-            return self.db(f).await;
-        };
+        match &self.writer {
+            Some(writer) if !writer.per_system() => self.queue(writer, None, f).await,
+            _ => self.db(f).await,
+        }
+    }
+
+    /// [`AppState::write`] for a write whose every locked row belongs to `system` (creating an
+    /// item): on PostgreSQL too it joins a group-commit batch of that system's writes.
+    pub async fn write_to<T, F>(&self, system: poam_domain::SystemId, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => self.queue(writer, Some(system.to_string()), f).await,
+            None => self.db(f).await,
+        }
+    }
+
+    async fn queue<T, F>(
+        &self,
+        writer: &Writer,
+        system: Option<String>,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        writer.submit(f, move |result| {
+        writer.submit(system, f, move |result| {
             // The caller may have gone (its connection closed); the write stands.
             let _ = tx.send(result);
         })?;

@@ -333,9 +333,16 @@ pub fn write<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    // PostgreSQL, or already inside a transaction (a batch of the group-commit writer): a
-    // transaction, or a savepoint inside the open one.
-    if matches!(conn, DbConnection::Pg(_)) || in_transaction(conn) {
+    if in_transaction(conn) {
+        // Inside a batch of the group-commit writer, which gave this write a savepoint of its
+        // own. SQLite nests another (in-process, free); on PostgreSQL each savepoint is two
+        // more round trips, so the write joins the writer's.
+        return match conn {
+            DbConnection::Sqlite(_) => conn.transaction(f),
+            DbConnection::Pg(_) => f(conn),
+        };
+    }
+    if let DbConnection::Pg(_) = conn {
         return conn.transaction(f);
     }
     let _turn = writer_turn(conn);

@@ -11,6 +11,12 @@
 //! page cache stays valid because no other connection of this process writes meanwhile, and no
 //! lock is handed between threads per write.
 //!
+//! On PostgreSQL (several instances share the database, and row locks order writers) a batch
+//! holds only writes to one system, named when the write is queued: each batch's first
+//! statement locks that system's row, and nothing else a batch's writes lock is held by a
+//! transaction that could be waiting for that row, so batches of two instances never wait on
+//! each other in a cycle.
+//!
 //! A failure of the batch itself (the lock held by another process past the busy timeout, the
 //! file gone or read-only, `COMMIT` refused) fails every write of the batch with that error
 //! (503). A panic inside a write rolls back the whole batch and fails each of its writes with a
@@ -20,6 +26,7 @@ use crate::db::{self, DbConnection, DbPool, PooledDb};
 use crate::error::StoreError;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::Connection;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 
@@ -33,6 +40,8 @@ const QUEUE: usize = 4096;
 type Settle = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
 trait Job: Send {
+    /// The system the write belongs to, when the caller named it.
+    fn key(&self) -> Option<&str>;
     /// Runs the write in its savepoint; the answer waits for the batch.
     fn run(self: Box<Self>, conn: &mut DbConnection) -> Settle;
     /// The batch failed before this write ran.
@@ -40,6 +49,7 @@ trait Job: Send {
 }
 
 struct Pending<F, D> {
+    key: Option<String>,
     write: F,
     done: D,
     span: tracing::Span,
@@ -51,8 +61,14 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     D: FnOnce(Result<T, StoreError>) + Send + 'static,
 {
+    fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     fn run(self: Box<Self>, conn: &mut DbConnection) -> Settle {
-        let Pending { write, done, span } = *self;
+        let Pending {
+            write, done, span, ..
+        } = *self;
         let result = {
             let _entered = span.enter();
             // Inside the batch's transaction this is a savepoint.
@@ -84,6 +100,7 @@ fn echo(e: &StoreError) -> StoreError {
 #[derive(Clone)]
 pub struct Writer {
     queue: SyncSender<Box<dyn Job>>,
+    per_system: bool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -94,24 +111,40 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     /// Starts the writer thread; it borrows a connection from `pool` while it has work.
-    pub fn start(pool: DbPool) -> std::io::Result<Writer> {
+    /// `per_system`: a batch holds writes to one system only (PostgreSQL); otherwise any
+    /// writes share a batch (SQLite, where the file has one writer anyway).
+    pub fn start(pool: DbPool, per_system: bool) -> std::io::Result<Writer> {
         let (queue, rx) = mpsc::sync_channel::<Box<dyn Job>>(QUEUE);
         std::thread::Builder::new()
             .name("poam-writer".into())
-            .spawn(move || serve(&pool, &rx))?;
-        Ok(Writer { queue })
+            .spawn(move || serve(&pool, &rx, per_system))?;
+        Ok(Writer { queue, per_system })
+    }
+
+    /// Whether batches are formed per system (so only writes that name theirs come here).
+    pub fn per_system(&self) -> bool {
+        self.per_system
     }
 
     /// Queues `write`; `done` receives its result once the batch holding it is settled. `write`
     /// must not open a transaction of its own other than through [`db::write`] (which joins the
     /// batch's) and must be short: the writes queued behind it wait for it.
-    pub fn submit<T, F, D>(&self, write: F, done: D) -> Result<(), StoreError>
+    ///
+    /// `system`: the system every row the write locks belongs to. Without it, on a per-system
+    /// writer, the write runs in a batch of its own.
+    pub fn submit<T, F, D>(
+        &self,
+        system: Option<String>,
+        write: F,
+        done: D,
+    ) -> Result<(), StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
         D: FnOnce(Result<T, StoreError>) + Send + 'static,
     {
         let job = Box::new(Pending {
+            key: system,
             write,
             done,
             span: tracing::Span::current(),
@@ -125,25 +158,41 @@ impl Writer {
     }
 }
 
-fn serve(pool: &DbPool, rx: &Receiver<Box<dyn Job>>) {
+fn serve(pool: &DbPool, rx: &Receiver<Box<dyn Job>>, per_system: bool) {
     // The connection is kept while writes keep coming and given back to the pool when idle.
     let mut held: Option<PooledDb> = None;
-    let mut next: Option<Box<dyn Job>> = None;
+    // Writes taken off the queue that belong to another system's batch, in arrival order.
+    let mut deferred: VecDeque<Box<dyn Job>> = VecDeque::new();
     loop {
-        let first = match next.take() {
+        let first = match deferred.pop_front() {
             Some(job) => job,
-            None => {
-                held = None;
-                match rx.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
+            None => match rx.try_recv() {
+                Ok(job) => job,
+                Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) => {
+                    held = None;
+                    match rx.recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    }
                 }
-            }
+            },
         };
+        let key = first.key().map(str::to_owned);
+        let joins = |job: &dyn Job| !per_system || (key.is_some() && job.key() == key.as_deref());
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        let mut i = 0;
+        while i < deferred.len() && batch.len() < MAX_BATCH {
+            if deferred.get(i).is_some_and(|job| joins(job.as_ref())) {
+                batch.extend(deferred.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        while batch.len() < MAX_BATCH && deferred.len() < QUEUE {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) if joins(job.as_ref()) => batch.push(job),
+                Ok(job) => deferred.push_back(job),
                 Err(_) => break,
             }
         }
@@ -158,14 +207,7 @@ fn serve(pool: &DbPool, rx: &Receiver<Box<dyn Job>>) {
             }
         };
         if run_batch(&mut conn, batch) {
-            match rx.try_recv() {
-                Ok(job) => {
-                    next = Some(job);
-                    held = Some(conn);
-                }
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => return,
-            }
+            held = Some(conn);
         }
     }
 }

@@ -322,7 +322,9 @@ pub async fn create_item(
     }
     let fields = checked(fields)?;
     let item = state
-        .write(move |conn| items::create(conn, system_id, &actor.scope, &fields, &actor.sub))
+        .write_to(system_id, move |conn| {
+            items::create(conn, system_id, &actor.scope, &fields, &actor.sub)
+        })
         .await?;
     Ok(created(
         &format!("/v1/items/{}", item.id),
