@@ -24,7 +24,8 @@ if [ -d ../shared/bench/limit ]; then
   cp -r ../shared/bench/limit/. target/limit-src/ && chmod -R u+w target/limit-src
   # Its own workspace, not a member of ours.
   grep -q '^\[workspace\]' target/limit-src/Cargo.toml || printf '\n[workspace]\n' >> target/limit-src/Cargo.toml
-  (cd target/limit-src && CARGO_TARGET_DIR=../limit-target cargo build --release --quiet)
+  # As shipped: not with this project's SQLite build flags (.cargo/config.toml would apply here).
+  (cd target/limit-src && LIBSQLITE3_FLAGS= CARGO_TARGET_DIR=../limit-target cargo build --release --quiet)
 fi
 dir=$(mktemp -d)
 pids=()
