@@ -335,12 +335,9 @@ where
 {
     if in_transaction(conn) {
         // Inside a batch of the group-commit writer, which gave this write a savepoint of its
-        // own. SQLite nests another (in-process, free); on PostgreSQL each savepoint is two
-        // more round trips, so the write joins the writer's.
-        return match conn {
-            DbConnection::Sqlite(_) => conn.transaction(f),
-            DbConnection::Pg(_) => f(conn),
-        };
+        // own (rolled back when the write fails): join it. Another savepoint would cost two
+        // round trips on PostgreSQL, and on SQLite a second copy of every page it touches.
+        return f(conn);
     }
     if let DbConnection::Pg(_) = conn {
         return conn.transaction(f);
