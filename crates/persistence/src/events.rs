@@ -93,12 +93,24 @@ pub fn append<T: Serialize>(
     conn: &mut DbConnection,
     change: Change<'_, T>,
 ) -> Result<(), StoreError> {
-    let snapshot = to_value(change.after)?;
-    let before = change.before.map(to_value).transpose()?;
     let (seq, prev_hash) = diesel::update(systems::table.find(change.system_id))
         .set(systems::event_seq.eq(systems::event_seq + 1))
         .returning((systems::event_seq, systems::event_head))
         .get_result::<(i64, String)>(conn)?;
+    append_at(conn, change, seq, prev_hash)
+}
+
+/// [`append`] at a place in the chain the caller has already taken: `seq` is the system's
+/// `event_seq` after the caller moved it, in this transaction, and `prev_hash` the head it read
+/// in the same statement (an item's creation moves both of the system's counters at once).
+pub(crate) fn append_at<T: Serialize>(
+    conn: &mut DbConnection,
+    change: Change<'_, T>,
+    seq: i64,
+    prev_hash: String,
+) -> Result<(), StoreError> {
+    let snapshot = to_value(change.after)?;
+    let before = change.before.map(to_value).transpose()?;
     let mut event = ChainedEvent {
         id: uuid::Uuid::now_v7().to_string(),
         system_id: change.system_id.to_owned(),

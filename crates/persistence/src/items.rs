@@ -438,16 +438,31 @@ pub(crate) fn create_in(
 ) -> Result<Item, StoreError> {
     {
         let sid = sid.to_owned();
-        // The system's row is locked here, first, and its counter moved in the same statement.
-        let (seq, archived_at, regime, policy) = diesel::update(systems::table.find(&sid))
-            .set(systems::next_item_seq.eq(systems::next_item_seq + 1))
-            .returning((
-                systems::next_item_seq,
-                systems::archived_at,
-                systems::regime,
-                systems::deadline_policy,
-            ))
-            .get_result::<(i64, Option<NaiveDateTime>, String, Option<String>)>(conn)?;
+        // The system's row is locked here, first, and both its counters (display ids, the
+        // history) move in the same statement.
+        type Taken = (
+            i64,
+            i64,
+            String,
+            Option<NaiveDateTime>,
+            String,
+            Option<String>,
+        );
+        let (seq, event_seq, event_head, archived_at, regime, policy) =
+            diesel::update(systems::table.find(&sid))
+                .set((
+                    systems::next_item_seq.eq(systems::next_item_seq + 1),
+                    systems::event_seq.eq(systems::event_seq + 1),
+                ))
+                .returning((
+                    systems::next_item_seq,
+                    systems::event_seq,
+                    systems::event_head,
+                    systems::archived_at,
+                    systems::regime,
+                    systems::deadline_policy,
+                ))
+                .get_result::<Taken>(conn)?;
         if archived_at.is_some() {
             return Err(archived_conflict("system"));
         }
@@ -486,7 +501,23 @@ pub(crate) fn create_in(
             .map_err(unique_to_conflict)?;
         insert_controls(conn, &id, &sid, &fields.controls)?;
         let item = row.into_domain(today())?;
-        record(conn, None, &item, action, actor)?;
+        let (system_id, id) = (item.system_id.to_string(), item.id.to_string());
+        events::append_at(
+            conn,
+            Change {
+                system_id: &system_id,
+                resource_kind: KIND,
+                resource_id: &id,
+                action,
+                actor,
+                at: item.updated_at.naive_utc(),
+                version: item.version,
+                before: None,
+                after: &item,
+            },
+            event_seq,
+            event_head,
+        )?;
         Ok(item)
     }
 }
