@@ -208,28 +208,43 @@ fn member<T: Serialize>(w: &mut impl Write, first: &mut bool, value: &T) -> Resu
     serde_json::to_writer(&mut *w, value).map_err(json_err)
 }
 
-/// Calls `each` on every item record of the system, page by page, in display order.
+/// Calls `each` on every item record of the system, page by page, in display order. The pages
+/// are read on a second thread while `each` renders the previous one (one page read ahead), so
+/// reading and rendering overlap on two cores.
 fn for_each_record(
     conn: &mut DbConnection,
     system_id: SystemId,
     load: Load,
     mut each: impl FnMut(ItemRecord) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let mut after = 0;
-    loop {
-        let page = store::records(conn, system_id, after, PAGE, load)?;
-        let Some((last, _)) = page.last() else {
-            return Ok(());
-        };
-        after = *last;
-        let full = page.len() as i64 == PAGE;
-        for (_, rec) in page {
-            each(rec)?;
+    type Page = Result<Vec<(i64, ItemRecord)>, StoreError>;
+    let (pages, rx) = std::sync::mpsc::sync_channel::<Page>(1);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut after = 0;
+            loop {
+                let page = store::records(conn, system_id, after, PAGE, load);
+                let next = match &page {
+                    Ok(p) if p.len() as i64 == PAGE => p.last().map(|(last, _)| *last),
+                    _ => None,
+                };
+                // The renderer stopped (its output went away, or it failed): stop reading.
+                if pages.send(page).is_err() {
+                    return;
+                }
+                match next {
+                    Some(last) => after = last,
+                    None => return,
+                }
+            }
+        });
+        for page in rx {
+            for (_, rec) in page? {
+                each(rec)?;
+            }
         }
-        if !full {
-            return Ok(());
-        }
-    }
+        Ok(())
+    })
 }
 
 #[derive(Serialize)]
