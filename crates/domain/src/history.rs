@@ -106,7 +106,8 @@ pub struct ChainedEvent {
 }
 
 impl ChainedEvent {
-    /// The canonical content the hash covers (everything but the hashes themselves).
+    /// The canonical content the hash covers (everything but the hashes themselves); the
+    /// reference [`ChainedEvent::hash_of_parts`] is tested against.
     pub fn content(&self) -> Value {
         serde_json::json!({
             "id": self.id,
@@ -136,39 +137,39 @@ impl ChainedEvent {
     /// which the writer has made anyway to store them: the canonical content is assembled
     /// around them, its keys in sorted order, without copying or re-serialising either.
     pub fn hash_of_parts(&self, prev_hash: &str, changes: &str, snapshot: &str) -> String {
+        enum Part<'a> {
+            Text(&'a str),
+            Number(i64),
+            Canonical(&'a str),
+        }
+        // The members of `content()`, in sorted key order.
+        let members = [
+            ("action", Part::Text(&self.action)),
+            ("actor", Part::Text(&self.actor)),
+            ("at", Part::Text(&self.at)),
+            ("changes", Part::Canonical(changes)),
+            ("id", Part::Text(&self.id)),
+            ("resource_id", Part::Text(&self.resource_id)),
+            ("resource_kind", Part::Text(&self.resource_kind)),
+            ("seq", Part::Number(self.seq)),
+            ("snapshot", Part::Canonical(snapshot)),
+            ("system_id", Part::Text(&self.system_id)),
+            ("version", Part::Number(self.version)),
+        ];
         let mut content = Vec::with_capacity(changes.len() + snapshot.len() + 512);
-        let field = |name: &str, first: bool, out: &mut Vec<u8>| {
-            if !first {
-                out.push(b',');
-            }
-            write_plain(name, out);
-            out.push(b':');
-        };
-        // Sorted: action, actor, at, changes, id, resource_id, resource_kind, seq, snapshot,
-        // system_id, version.
         content.push(b'{');
-        field("action", true, &mut content);
-        write_plain(&self.action, &mut content);
-        field("actor", false, &mut content);
-        write_plain(&self.actor, &mut content);
-        field("at", false, &mut content);
-        write_plain(&self.at, &mut content);
-        field("changes", false, &mut content);
-        content.extend_from_slice(changes.as_bytes());
-        field("id", false, &mut content);
-        write_plain(&self.id, &mut content);
-        field("resource_id", false, &mut content);
-        write_plain(&self.resource_id, &mut content);
-        field("resource_kind", false, &mut content);
-        write_plain(&self.resource_kind, &mut content);
-        field("seq", false, &mut content);
-        write_plain(&self.seq, &mut content);
-        field("snapshot", false, &mut content);
-        content.extend_from_slice(snapshot.as_bytes());
-        field("system_id", false, &mut content);
-        write_plain(&self.system_id, &mut content);
-        field("version", false, &mut content);
-        write_plain(&self.version, &mut content);
+        for (i, (name, part)) in members.iter().enumerate() {
+            if i > 0 {
+                content.push(b',');
+            }
+            write_plain(*name, &mut content);
+            content.push(b':');
+            match part {
+                Part::Text(t) => write_plain(*t, &mut content),
+                Part::Number(n) => write_plain(n, &mut content),
+                Part::Canonical(c) => content.extend_from_slice(c.as_bytes()),
+            }
+        }
         content.push(b'}');
         let mut h = Sha256::new();
         h.update(prev_hash.as_bytes());

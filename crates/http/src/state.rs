@@ -38,8 +38,9 @@ pub struct AppState {
     pub metrics_enabled: bool,
     /// Where uploads are spooled while they stream in (never held whole in memory).
     pub spool_dir: std::path::PathBuf,
-    /// The group-commit writer (SQLite): single-record writes queue here instead of each
-    /// taking the file's write lock in turn. `None`: every write runs on the pool.
+    /// The group-commit writer: on SQLite every single-record write queues here instead of each
+    /// taking the file's write lock in turn; on PostgreSQL item creations, batched per system.
+    /// `None`: every write runs on the pool.
     pub writer: Option<Writer>,
 }
 

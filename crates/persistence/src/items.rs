@@ -306,21 +306,35 @@ pub(crate) fn record(
     action: Action,
     actor: &str,
 ) -> Result<(), StoreError> {
+    record_in_chain(conn, before, item, action, actor, None)
+}
+
+/// [`record`], at `place` (the event's `seq` and its predecessor's hash) when the caller has
+/// already taken it from the system's row.
+fn record_in_chain(
+    conn: &mut DbConnection,
+    before: Option<&Item>,
+    item: &Item,
+    action: Action,
+    actor: &str,
+    place: Option<(i64, String)>,
+) -> Result<(), StoreError> {
     let (system_id, id) = (item.system_id.to_string(), item.id.to_string());
-    events::append(
-        conn,
-        Change {
-            system_id: &system_id,
-            resource_kind: KIND,
-            resource_id: &id,
-            action,
-            actor,
-            at: item.updated_at.naive_utc(),
-            version: item.version,
-            before,
-            after: item,
-        },
-    )
+    let change = Change {
+        system_id: &system_id,
+        resource_kind: KIND,
+        resource_id: &id,
+        action,
+        actor,
+        at: item.updated_at.naive_utc(),
+        version: item.version,
+        before,
+        after: item,
+    };
+    match place {
+        Some((seq, prev_hash)) => events::append_at(conn, change, seq, prev_hash),
+        None => events::append(conn, change),
+    }
 }
 
 fn external_id_taken(existing_display_id: &str) -> StoreError {
@@ -501,22 +515,13 @@ pub(crate) fn create_in(
             .map_err(unique_to_conflict)?;
         insert_controls(conn, &id, &sid, &fields.controls)?;
         let item = row.into_domain(today())?;
-        let (system_id, id) = (item.system_id.to_string(), item.id.to_string());
-        events::append_at(
+        record_in_chain(
             conn,
-            Change {
-                system_id: &system_id,
-                resource_kind: KIND,
-                resource_id: &id,
-                action,
-                actor,
-                at: item.updated_at.naive_utc(),
-                version: item.version,
-                before: None,
-                after: &item,
-            },
-            event_seq,
-            event_head,
+            None,
+            &item,
+            action,
+            actor,
+            Some((event_seq, event_head)),
         )?;
         Ok(item)
     }

@@ -1,4 +1,4 @@
-//! Group commit for SQLite. SQLite has one writer at a time, so this process's single-record
+//! Group commit. SQLite has one writer at a time, so this process's single-record
 //! writes (an item created, patched, moved through its lifecycle) are run back to back by one
 //! thread on one connection: whatever has queued while a batch ran becomes the next batch, run
 //! inside one `BEGIN IMMEDIATE` transaction, each write in its own savepoint, committed once.
@@ -11,11 +11,11 @@
 //! page cache stays valid because no other connection of this process writes meanwhile, and no
 //! lock is handed between threads per write.
 //!
-//! On PostgreSQL (several instances share the database, and row locks order writers) a batch
-//! holds only writes to one system, named when the write is queued: each batch's first
-//! statement locks that system's row, and nothing else a batch's writes lock is held by a
-//! transaction that could be waiting for that row, so batches of two instances never wait on
-//! each other in a cycle.
+//! On PostgreSQL (several instances share the database, and row locks order writers) only
+//! writes that name their system come here (item creations), and a batch holds writes to one
+//! system: a creation's first statement locks that system's row, and nothing else it locks (new
+//! rows) can be held by a transaction waiting for that row, so batches of two instances never
+//! wait on each other in a cycle.
 //!
 //! A failure of the batch itself (the lock held by another process past the busy timeout, the
 //! file gone or read-only, `COMMIT` refused) fails every write of the batch with that error

@@ -211,20 +211,25 @@ pub(crate) fn lifecycle_on_create(fields: &ItemFields) -> Result<(), Vec<Violati
             "an item starts open; its status changes through POST /v1/items/{id}/transitions",
         )]);
     }
-    let dates: Vec<Violation> = [
-        ("/completed_on", fields.completed_on),
-        ("/closed_on", fields.closed_on),
-    ]
-    .into_iter()
-    .filter(|(_, d)| d.is_some())
-    .map(|(p, _)| {
-        Violation::new(
-            "set_by_transition",
-            p,
-            "set by the completed and closed transitions",
-        )
-    })
-    .collect();
+    set_by_transitions([
+        ("/completed_on", fields.completed_on.is_some()),
+        ("/closed_on", fields.closed_on.is_some()),
+    ])
+}
+
+/// Refuses each date a request set that only the completed and closed transitions set.
+fn set_by_transitions(set: [(&'static str, bool); 2]) -> Result<(), Vec<Violation>> {
+    let dates: Vec<Violation> = set
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(p, _)| {
+            Violation::new(
+                "set_by_transition",
+                p,
+                "set by the completed and closed transitions",
+            )
+        })
+        .collect();
     if dates.is_empty() {
         Ok(())
     } else {
@@ -241,25 +246,10 @@ pub(crate) fn lifecycle_on_update(current: &Item, next: &ItemFields) -> Result<(
             "the status changes through POST /v1/items/{id}/transitions, where its rules are checked",
         )]);
     }
-    let dates: Vec<Violation> = [
+    set_by_transitions([
         ("/completed_on", next.completed_on != current.completed_on),
         ("/closed_on", next.closed_on != current.closed_on),
-    ]
-    .into_iter()
-    .filter(|(_, changed)| *changed)
-    .map(|(p, _)| {
-        Violation::new(
-            "set_by_transition",
-            p,
-            "set by the completed and closed transitions",
-        )
-    })
-    .collect();
-    if dates.is_empty() {
-        Ok(())
-    } else {
-        Err(dates)
-    }
+    ])
 }
 
 fn checked(fields: ItemFields) -> Result<ItemFields, StoreError> {
