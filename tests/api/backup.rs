@@ -125,18 +125,32 @@ fn postgres_pg_dump_and_restore_verify() {
     assert!(!schema.is_empty());
     let admin = postgres_url();
     let dump = app.dir.join("poam.dump");
-    let out = Command::new("pg_dump")
-        .args([
-            "--format=custom",
-            "--no-owner",
-            "--schema",
-            &schema,
-            "--file",
-        ])
-        .arg(&dump)
-        .arg(&admin)
-        .output()
-        .unwrap_or_else(|e| panic!("pg_dump: {e}"));
+    // Other tests create and drop their schemas in the same database meanwhile, and pg_dump
+    // reads the whole catalog: this test failed once in a full run (not reproduced in six
+    // more), most likely on an object dropped under pg_dump. A failed dump is taken again, up
+    // to three times, its error printed; the restore and the chain check below are unchanged.
+    let dump_once = || {
+        Command::new("pg_dump")
+            .args([
+                "--format=custom",
+                "--no-owner",
+                "--schema",
+                &schema,
+                "--file",
+            ])
+            .arg(&dump)
+            .arg(&admin)
+            .output()
+            .unwrap_or_else(|e| panic!("pg_dump: {e}"))
+    };
+    let mut out = dump_once();
+    for _ in 0..2 {
+        if out.status.success() {
+            break;
+        }
+        eprintln!("pg_dump, again: {}", String::from_utf8_lossy(&out.stderr));
+        out = dump_once();
+    }
     assert!(
         out.status.success(),
         "{}",
