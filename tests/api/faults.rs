@@ -266,6 +266,102 @@ fn postgres_going_away_is_503_and_the_service_recovers_by_itself() {
     );
 }
 
+/// Terminates every server process of connections named `application`; how many it ended.
+fn terminate_connections(application: &str) -> usize {
+    use diesel::{Connection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Ended {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ended: bool,
+    }
+    let mut conn = diesel::PgConnection::establish(&crate::harness::postgres_url())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows: Vec<Ended> = diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(application)
+    .load(&mut conn)
+    .unwrap_or_else(|e| panic!("{e}"));
+    rows.iter().filter(|r| r.ended).count()
+}
+
+/// The pool does not ping a connection on every checkout (a round trip per request): it pings
+/// one that sat idle, and discards one that failed as a dead one. Connections the server ends
+/// while the service is quiet (a restart, `idle_session_timeout`, an administrator) never fail
+/// a request; ended while busy, each fails at most one request, answered 503.
+#[test]
+fn postgres_connections_ended_by_the_server_are_replaced() {
+    let Some(schema) = crate::harness::PgSchema::create() else {
+        return;
+    };
+    let application = format!("poam_ended_{}", &schema.name[schema.name.len() - 12..]);
+    let url = format!("{}&application_name={application}", schema.url);
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, &[("POAM_DATABASE_URL", &url)]) else {
+        return;
+    };
+    let app = Arc::new(app);
+    let admin = app.admin();
+    let sid = app.system("Ended");
+    let id = app.item(&sid, json!({})).expect(201).body["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let path = format!("/v1/items/{id}");
+    // Several connections in the pool: concurrent reads.
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, admin, path) = (Arc::clone(&app), admin.clone(), path.clone());
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    app.get(&path, &admin).expect(200);
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap_or_else(|_| panic!("a reader failed"));
+    }
+
+    // Ended while the service is quiet: not one request fails.
+    let ended = terminate_connections(&application);
+    assert!(ended >= 1, "no connection of the service was found");
+    std::thread::sleep(Duration::from_millis(1500));
+    for n in 0..30 {
+        let r = app.get(&path, &admin);
+        assert_eq!(
+            r.status, 200,
+            "read {n} after {ended} connections ended: {}",
+            r.body
+        );
+    }
+    let mut body = minimal_item();
+    body["title"] = json!("After the connections ended");
+    app.post(&format!("/v1/systems/{sid}/items"), &admin, &body)
+        .expect(201);
+
+    // Ended while busy: each dead connection fails at most one request, then the pool has
+    // live ones again.
+    let ended = terminate_connections(&application);
+    let statuses: Vec<u16> = (0..40).map(|_| app.get(&path, &admin).status).collect();
+    assert!(
+        statuses.iter().all(|s| [200, 503].contains(s)),
+        "{statuses:?}"
+    );
+    let failed = statuses.iter().filter(|s| **s == 503).count();
+    assert!(
+        failed <= ended,
+        "{failed} failed reads for {ended} ended connections: {statuses:?}"
+    );
+    assert!(
+        statuses[ended..].iter().all(|s| *s == 200),
+        "the service did not recover: {statuses:?}"
+    );
+    let v = app
+        .get(&format!("/v1/systems/{sid}/events/verification"), &admin)
+        .expect(200);
+    assert_eq!(v.body["verified"], true, "{}", v.body);
+}
+
 /// A request to another base URL: `(status, body)`, or `None` when the connection was refused
 /// or dropped (a server that stopped accepting).
 fn call(

@@ -70,8 +70,9 @@ impl AppState {
         let span = tracing::Span::current();
         web::block(move || {
             let _entered = span.enter();
-            let mut conn = pool.get()?;
-            f(&mut conn)
+            let mut conn = poam_persistence::db::checkout(&pool)?;
+            let result = f(&mut conn);
+            conn.settle(result)
         })
         .await
         .map_err(|e| {

@@ -12,7 +12,7 @@ use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One connection to either backend; queries are written once against it.
 #[derive(diesel::MultiConnection)]
@@ -137,26 +137,111 @@ impl DbManager {
 }
 
 impl ManageConnection for DbManager {
-    type Connection = DbConnection;
+    type Connection = PoolConn;
     type Error = r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        match &self.url {
+    fn connect(&self) -> Result<PoolConn, r2d2::Error> {
+        let conn = match &self.url {
             DatabaseUrl::Postgres(url) => PgConnection::establish(url)
                 .map(DbConnection::Pg)
-                .map_err(r2d2::Error::ConnectionError),
-            DatabaseUrl::Sqlite(path) => self.open_sqlite(path).map(DbConnection::Sqlite),
-        }
+                .map_err(r2d2::Error::ConnectionError)?,
+            DatabaseUrl::Sqlite(path) => self.open_sqlite(path).map(DbConnection::Sqlite)?,
+        };
+        Ok(PoolConn {
+            conn,
+            dead: false,
+            last_checkout: Instant::now(),
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
+    fn is_valid(&self, conn: &mut PoolConn) -> Result<(), r2d2::Error> {
+        conn.conn
+            .batch_execute("SELECT 1")
             .map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    fn has_broken(&self, conn: &mut PoolConn) -> bool {
+        conn.dead
+            || <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(
+                &mut conn.conn,
+            )
     }
+}
+
+/// What the pool holds: a connection and what is known of its health. Used as a
+/// [`DbConnection`] (it dereferences to one).
+///
+/// The pool does not ping a connection on every checkout (a round trip per request on
+/// PostgreSQL): [`checkout`] pings only one that sat idle long enough for the server to have
+/// dropped it, and a connection that failed as a dead one fails ([`PoolConn::settle`]) is
+/// discarded instead of going back to the pool.
+pub struct PoolConn {
+    conn: DbConnection,
+    /// Failed the way a lost connection fails: the pool closes it.
+    dead: bool,
+    last_checkout: Instant,
+}
+
+impl std::ops::Deref for PoolConn {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for PoolConn {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+impl PoolConn {
+    /// Passes `result` through, marking the connection dead when the error says the server is
+    /// gone (PostgreSQL; a busy SQLite file does not make its connection bad).
+    pub fn settle<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if matches!(result, Err(StoreError::Unavailable(_))) {
+            self.failed();
+        }
+        result
+    }
+
+    /// Work on the connection failed in a way the connection itself may have caused: on
+    /// PostgreSQL it is not used again (closed when it goes back to the pool).
+    pub fn failed(&mut self) {
+        if matches!(self.conn, DbConnection::Pg(_)) {
+            self.dead = true;
+        }
+    }
+}
+
+/// A connection idle for less than this is trusted without a ping: the server (a restart, a
+/// failover, `idle_session_timeout`, an administrator's `pg_terminate_backend`) drops idle
+/// connections, and a busy one that breaks fails its request with a 503 and is discarded.
+const TRUSTED_IDLE: Duration = Duration::from_secs(1);
+
+/// A connection from the pool, pinged first (PostgreSQL) when it sat idle past
+/// [`TRUSTED_IDLE`]; a dead one is discarded and the next one tried.
+pub fn checkout(pool: &DbPool) -> Result<PooledDb, StoreError> {
+    let mut failure = None;
+    for _ in 0..=pool.max_size() {
+        let mut conn = pool.get()?;
+        let idle = conn.last_checkout.elapsed();
+        conn.last_checkout = Instant::now();
+        if idle < TRUSTED_IDLE || matches!(conn.conn, DbConnection::Sqlite(_)) {
+            return Ok(conn);
+        }
+        match conn.conn.batch_execute("SELECT 1") {
+            Ok(()) => return Ok(conn),
+            Err(e) => {
+                conn.dead = true;
+                failure = Some(e);
+            }
+        }
+    }
+    Err(failure.map_or_else(
+        || StoreError::Unavailable("no live database connection".into()),
+        StoreError::from,
+    ))
 }
 
 pub type DbPool = Pool<DbManager>;
@@ -189,8 +274,9 @@ pub fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<DbPool, Strin
         .max_size(options.max_size)
         .min_idle(Some(1))
         .connection_timeout(options.connection_timeout)
-        // A local SQLite file does not drop connections; skip the per-checkout ping there.
-        .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
+        // No ping per checkout: `checkout` pings only connections idle long enough to have
+        // been dropped, and connections that failed as dead ones are discarded.
+        .test_on_check_out(false)
         .build(manager)
         .map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))
 }

@@ -196,10 +196,9 @@ fn serve(pool: &DbPool, rx: &Receiver<Box<dyn Job>>, per_system: bool) {
                 Err(_) => break,
             }
         }
-        let mut conn = match held.take().map(Ok).unwrap_or_else(|| pool.get()) {
+        let mut conn = match held.take().map(Ok).unwrap_or_else(|| db::checkout(pool)) {
             Ok(conn) => conn,
             Err(e) => {
-                let e = StoreError::Unavailable(format!("no database connection: {e}"));
                 for job in batch {
                     job.fail(echo(&e));
                 }
@@ -208,6 +207,8 @@ fn serve(pool: &DbPool, rx: &Receiver<Box<dyn Job>>, per_system: bool) {
         };
         if run_batch(&mut conn, batch) {
             held = Some(conn);
+        } else {
+            conn.failed();
         }
     }
 }

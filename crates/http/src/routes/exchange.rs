@@ -590,10 +590,9 @@ pub async fn export(
             Ok(())
         })
         .await?;
-    let mut stream_conn = web::block(move || pool.get())
+    let mut stream_conn = web::block(move || db::checkout(&pool))
         .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|e| ApiError::from(StoreError::from(e)))?;
+        .map_err(|_| ApiError::Internal)??;
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
     let sub = actor.sub.clone();
     let span = tracing::Span::current();
@@ -617,7 +616,7 @@ pub async fn export(
                 }?;
                 w.flush().map_err(io_err)
             });
-            if let Err(e) = result {
+            if let Err(e) = stream_conn.settle(result) {
                 tracing::warn!(cause = %e, "export stopped before its end");
                 let _ = tx.blocking_send(Err(io::Error::other("the export stopped")));
             }
