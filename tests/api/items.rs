@@ -412,6 +412,190 @@ fn failed_writes_among_concurrent_ones_leave_no_trace(app: &TestApp) {
 }
 both!(failed_writes_among_concurrent_ones_leave_no_trace);
 
+/// The writer runs the creations of one system that share a batch together (one statement per
+/// table): each still gets the answer it would have had alone. Driven directly, so the batch is
+/// known: a taken external id, a repeat inside the batch, a refusal by the regime's rules, and
+/// three that succeed, numbered without gaps, indexed, and chained.
+fn creations_written_together_answer_each_as_alone(app: &TestApp) {
+    use poam_persistence::items::{create_many, NewItem};
+    let admin = app.admin();
+    let sid = app.system_in("Together", "emass");
+    let complete = |ext: Option<&str>, controls: Value| {
+        let mut v = minimal_item();
+        v["resources"] = json!({"description": "r"});
+        v["owner"] = json!({"name": "o"});
+        v["source"] = json!({"kind": "scan", "identifier": "i"});
+        v["controls"] = controls;
+        if let Some(ext) = ext {
+            v["external_id"] = json!(ext);
+        }
+        v
+    };
+    let first = app
+        .item(&sid, complete(Some("taken-1"), json!([])))
+        .expect(201);
+    assert_eq!(first.body["display_id"], "POAM-0001");
+    let batch: Vec<NewItem> = [
+        complete(Some("new-1"), json!(["AC-2", "SI-2"])),
+        complete(Some("taken-1"), json!([])),
+        complete(Some("new-1"), json!([])),
+        minimal_item(),
+        complete(None, json!(["AC-2"])),
+        complete(Some("new-2"), json!([])),
+    ]
+    .into_iter()
+    .map(|v| NewItem {
+        fields: serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}")),
+        actor: "batch-test".into(),
+    })
+    .collect();
+    let refs: Vec<&NewItem> = batch.iter().collect();
+    let pool = app.db();
+    let mut conn = pool.get().unwrap_or_else(|e| panic!("{e}"));
+    let answers = poam_persistence::db::write(&mut conn, |c| create_many(c, &sid, &refs))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shown: Vec<String> = answers
+        .iter()
+        .map(|a| match a {
+            Ok(item) => item.display_id.clone(),
+            Err(poam_persistence::StoreError::Conflict(v)) => format!("{}: {}", v.code, v.message),
+            Err(poam_persistence::StoreError::Invalid(v)) => {
+                format!("invalid {}", v.first().map_or("", |v| v.code))
+            }
+            Err(e) => format!("{e}"),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "POAM-0002",
+            "external_id_taken: this external_id already belongs to POAM-0001 in this system",
+            "external_id_taken: this external_id already belongs to POAM-0002 in this system",
+            "invalid emass.resources_required",
+            "POAM-0003",
+            "POAM-0004",
+        ]
+    );
+    // What was answered is what is stored, and what is stored reads back.
+    for item in answers.iter().flatten() {
+        let r = app
+            .get(&format!("/v1/items/{}", item.id), &admin)
+            .expect(200);
+        assert_eq!(r.body, serde_json::to_value(item).unwrap_or_default());
+    }
+    let with_ac2 = app
+        .get(&format!("/v1/systems/{sid}/items?control=AC-2"), &admin)
+        .expect(200);
+    let mut found: Vec<&str> = with_ac2.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["display_id"].as_str())
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, ["POAM-0002", "POAM-0003"]);
+    // The counters moved by the three written: the next item is POAM-0005.
+    let next = app.item(&sid, complete(None, json!([]))).expect(201);
+    assert_eq!(next.body["display_id"], "POAM-0005");
+    let history = app
+        .get(
+            &format!("/v1/systems/{sid}/events?resource=item&limit=200"),
+            &admin,
+        )
+        .expect(200);
+    assert_eq!(history.body["items"].as_array().map(Vec::len), Some(5));
+    let v = app
+        .get(&format!("/v1/systems/{sid}/events/verification"), &admin)
+        .expect(200);
+    assert_eq!(v.body["verified"], true, "{}", v.body);
+    // An archived system refuses every creation of the batch, and nothing moves.
+    app.delete(&format!("/v1/systems/{sid}"), &admin, None)
+        .expect(200);
+    let refused = poam_persistence::db::write(&mut conn, |c| create_many(c, &sid, &refs[4..]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        refused.iter().all(
+            |a| matches!(a, Err(poam_persistence::StoreError::Conflict(v)) if v.code == "archived")
+        ),
+        "{refused:?}"
+    );
+}
+both!(creations_written_together_answer_each_as_alone);
+
+/// A creation the database itself refuses (here a trigger; in life a constraint the pre-checks
+/// did not foresee) fails alone, though it may share its batch's statements with others: the
+/// batch is written again one creation at a time, and only the faulty one is answered 500.
+fn a_creation_the_database_refuses_fails_alone(app: &TestApp) {
+    use diesel::connection::SimpleConnection;
+    let sid = app.system("Poisoned");
+    let pool = app.db();
+    let mut conn = pool.get().unwrap_or_else(|e| panic!("{e}"));
+    let ddl = match &**conn {
+        poam_persistence::db::DbConnection::Pg(_) => {
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN
+                 IF NEW.title = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW;
+             END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON items
+                 FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
+        }
+        poam_persistence::db::DbConnection::Sqlite(_) => {
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON items WHEN NEW.title = 'poison'
+                 BEGIN SELECT RAISE(ABORT, 'poisoned'); END;"
+        }
+    };
+    conn.batch_execute(ddl).unwrap_or_else(|e| panic!("{e}"));
+    drop(conn);
+    let results: Vec<(u16, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..30)
+            .map(|i| {
+                let sid = sid.clone();
+                s.spawn(move || {
+                    let title = if i % 10 == 0 {
+                        "poison".to_owned()
+                    } else {
+                        format!("Finding {i}")
+                    };
+                    let r = app.item(&sid, json!({"title": title}));
+                    (
+                        r.status,
+                        r.body["display_id"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    assert_eq!(
+        results.iter().filter(|r| r.0 == 500).count(),
+        3,
+        "{results:?}"
+    );
+    let ids: BTreeSet<&str> = results
+        .iter()
+        .filter(|r| r.0 == 201)
+        .map(|r| r.1.as_str())
+        .collect();
+    let want: BTreeSet<String> = (1..=27).map(|n| format!("POAM-{n:04}")).collect();
+    assert_eq!(
+        ids,
+        want.iter().map(String::as_str).collect(),
+        "{results:?}"
+    );
+    let admin = app.admin();
+    let history = app
+        .get(
+            &format!("/v1/systems/{sid}/events?resource=item&limit=200"),
+            &admin,
+        )
+        .expect(200);
+    assert_eq!(history.body["items"].as_array().map(Vec::len), Some(27));
+    let v = app
+        .get(&format!("/v1/systems/{sid}/events/verification"), &admin)
+        .expect(200);
+    assert_eq!(v.body["verified"], true, "{}", v.body);
+}
+both!(a_creation_the_database_refuses_fails_alone);
+
 fn two_instances_share_one_counter(app: &TestApp) {
     let sid = app.system("Two instances");
     let other = app.sibling();

@@ -1,7 +1,9 @@
 //! What every handler shares.
 
 use crate::auth::Authenticator;
+use poam_domain::{Item, SystemScope};
 use poam_persistence::db::DbConnection;
+use poam_persistence::items::{self, NewItem};
 use poam_persistence::writer::Writer;
 use poam_persistence::{DbPool, StoreError};
 use std::sync::Arc;
@@ -91,45 +93,56 @@ impl AppState {
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
         match &self.writer {
-            Some(writer) if !writer.per_system() => self.queue(writer, None, f).await,
+            Some(writer) if !writer.per_system() => self.queue(writer, f).await,
             _ => self.db(f).await,
         }
     }
 
-    /// [`AppState::write`] for a write whose every locked row belongs to `system` (creating an
-    /// item): on PostgreSQL too it joins a group-commit batch of that system's writes.
-    pub async fn write_to<T, F>(&self, system: poam_domain::SystemId, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
-    {
-        match &self.writer {
-            Some(writer) => self.queue(writer, Some(system.to_string()), f).await,
-            None => self.db(f).await,
-        }
+    /// Creates an item (the caller checked the scope): through the group-commit writer when
+    /// there is one, where the creations of one system that share a batch are written together.
+    pub async fn create_item(
+        &self,
+        system: poam_domain::SystemId,
+        item: NewItem,
+    ) -> Result<Item, ApiError> {
+        let Some(writer) = &self.writer else {
+            return self
+                .db(move |conn| {
+                    items::create(conn, system, &SystemScope::All, &item.fields, &item.actor)
+                })
+                .await;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        writer.create(system.to_string(), item, move |result| {
+            // The caller may have gone (its connection closed); the item stands.
+            let _ = tx.send(result);
+        })?;
+        answer(rx.await)
     }
 
-    async fn queue<T, F>(
-        &self,
-        writer: &Writer,
-        system: Option<String>,
-        f: F,
-    ) -> Result<T, ApiError>
+    async fn queue<T, F>(&self, writer: &Writer, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        writer.submit(system, f, move |result| {
+        writer.submit(None, f, move |result| {
             // The caller may have gone (its connection closed); the write stands.
             let _ = tx.send(result);
         })?;
-        match rx.await {
-            Ok(result) => result.map_err(ApiError::from),
-            Err(_) => {
-                tracing::error!("the writer dropped a write without an answer");
-                Err(ApiError::Internal)
-            }
+        answer(rx.await)
+    }
+}
+
+/// What the writer answered, or a bare 500 if it dropped the write unanswered (a panic).
+fn answer<T>(
+    received: Result<Result<T, StoreError>, tokio::sync::oneshot::error::RecvError>,
+) -> Result<T, ApiError> {
+    match received {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(_) => {
+            tracing::error!("the writer dropped a write without an answer");
+            Err(ApiError::Internal)
         }
     }
 }

@@ -109,6 +109,37 @@ pub(crate) fn append_at<T: Serialize>(
     seq: i64,
     prev_hash: String,
 ) -> Result<(), StoreError> {
+    let event = chained(change, seq, prev_hash)?;
+    insert_chained(conn, std::slice::from_ref(&event))?;
+    diesel::update(systems::table.find(&event.system_id))
+        .set(systems::event_head.eq(&event.hash))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// An event ready to be stored: its place in the chain taken, its hash computed.
+pub(crate) struct NewEvent {
+    id: String,
+    system_id: String,
+    seq: i64,
+    resource_kind: &'static str,
+    resource_id: String,
+    action: &'static str,
+    actor: String,
+    at: NaiveDateTime,
+    version: i64,
+    changes: String,
+    snapshot: String,
+    prev_hash: String,
+    pub(crate) hash: String,
+}
+
+/// The event of `change` at `seq`, after the event whose hash is `prev_hash`.
+pub(crate) fn chained<T: Serialize>(
+    change: Change<'_, T>,
+    seq: i64,
+    prev_hash: String,
+) -> Result<NewEvent, StoreError> {
     let snapshot = to_value(change.after)?;
     let before = change.before.map(to_value).transpose()?;
     let mut event = ChainedEvent {
@@ -129,26 +160,51 @@ pub(crate) fn append_at<T: Serialize>(
     let changes = history::canonical_json(&event.changes);
     let snapshot = history::canonical_json(&event.snapshot);
     event.hash = event.hash_of_parts(&event.prev_hash, &changes, &snapshot);
-    diesel::insert_into(events::table)
-        .values((
-            events::id.eq(&event.id),
-            events::system_id.eq(&event.system_id),
-            events::seq.eq(event.seq),
-            events::resource_kind.eq(&event.resource_kind),
-            events::resource_id.eq(&event.resource_id),
-            events::action.eq(&event.action),
-            events::actor.eq(&event.actor),
-            events::at.eq(change.at),
-            events::version.eq(event.version),
-            events::changes.eq(&changes),
-            events::snapshot.eq(&snapshot),
-            events::prev_hash.eq(&event.prev_hash),
-            events::hash.eq(&event.hash),
-        ))
-        .execute(conn)?;
-    diesel::update(systems::table.find(change.system_id))
-        .set(systems::event_head.eq(&event.hash))
-        .execute(conn)?;
+    Ok(NewEvent {
+        id: event.id,
+        system_id: event.system_id,
+        seq,
+        resource_kind: change.resource_kind,
+        resource_id: event.resource_id,
+        action: change.action.as_str(),
+        actor: event.actor,
+        at: change.at,
+        version: event.version,
+        changes,
+        snapshot,
+        prev_hash: event.prev_hash,
+        hash: event.hash,
+    })
+}
+
+/// Stores chained events in one statement (the caller moves the chain's head).
+pub(crate) fn insert_chained(
+    conn: &mut DbConnection,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                events::id.eq(&e.id),
+                events::system_id.eq(&e.system_id),
+                events::seq.eq(e.seq),
+                events::resource_kind.eq(e.resource_kind),
+                events::resource_id.eq(&e.resource_id),
+                events::action.eq(e.action),
+                events::actor.eq(&e.actor),
+                events::at.eq(e.at),
+                events::version.eq(e.version),
+                events::changes.eq(&e.changes),
+                events::snapshot.eq(&e.snapshot),
+                events::prev_hash.eq(&e.prev_hash),
+                events::hash.eq(&e.hash),
+            )
+        })
+        .collect();
+    crate::db::on_inner!(conn, |c| diesel::insert_into(events::table)
+        .values(&rows)
+        .execute(c))?;
     Ok(())
 }
 

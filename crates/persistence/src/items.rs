@@ -320,20 +320,32 @@ fn record_in_chain(
     place: Option<(i64, String)>,
 ) -> Result<(), StoreError> {
     let (system_id, id) = (item.system_id.to_string(), item.id.to_string());
-    let change = Change {
-        system_id: &system_id,
+    let change = change_of(before, item, action, actor, &system_id, &id);
+    match place {
+        Some((seq, prev_hash)) => events::append_at(conn, change, seq, prev_hash),
+        None => events::append(conn, change),
+    }
+}
+
+/// The history's record of a change to an item (`system_id` and `id` are its own, as text).
+fn change_of<'a>(
+    before: Option<&'a Item>,
+    item: &'a Item,
+    action: Action,
+    actor: &'a str,
+    system_id: &'a str,
+    id: &'a str,
+) -> Change<'a, Item> {
+    Change {
+        system_id,
         resource_kind: KIND,
-        resource_id: &id,
+        resource_id: id,
         action,
         actor,
         at: item.updated_at.naive_utc(),
         version: item.version,
         before,
         after: item,
-    };
-    match place {
-        Some((seq, prev_hash)) => events::append_at(conn, change, seq, prev_hash),
-        None => events::append(conn, change),
     }
 }
 
@@ -525,6 +537,153 @@ pub(crate) fn create_in(
         )?;
         Ok(item)
     }
+}
+
+/// An item to create, as one request asked for it (its system named beside it).
+pub struct NewItem {
+    pub fields: ItemFields,
+    pub actor: String,
+}
+
+/// Creates several items of one system at once, inside the caller's transaction, the scope
+/// already checked: the creations of one group-commit batch. Each gets the answer it would have
+/// had alone, in order (a taken external id, a refusal by the regime's rules, an archived
+/// system); the others are written with one statement per table, not one per item.
+///
+/// `Err` when a statement failed: nothing of the group is kept (the caller rolls back to its
+/// savepoint) and may create the items one by one to tell which of them fails.
+pub fn create_many(
+    conn: &mut DbConnection,
+    sid: &str,
+    batch: &[&NewItem],
+) -> Result<Vec<Result<Item, StoreError>>, StoreError> {
+    type System = (
+        i64,
+        i64,
+        String,
+        Option<NaiveDateTime>,
+        String,
+        Option<String>,
+    );
+    // The system's row is locked first, as by a single creation.
+    let (mut seq, mut event_seq, mut head, archived_at, regime, policy) =
+        diesel::update(systems::table.find(sid))
+            .set(systems::next_item_seq.eq(systems::next_item_seq))
+            .returning((
+                systems::next_item_seq,
+                systems::event_seq,
+                systems::event_head,
+                systems::archived_at,
+                systems::regime,
+                systems::deadline_policy,
+            ))
+            .get_result::<System>(conn)?;
+    if archived_at.is_some() {
+        return Ok(batch
+            .iter()
+            .map(|_| Err(archived_conflict("system")))
+            .collect());
+    }
+    let ctx = context_of(conn, sid, &regime, policy.as_deref())?;
+    let wanted: Vec<&str> = batch
+        .iter()
+        .filter_map(|n| n.fields.external_id.as_deref())
+        .collect();
+    let mut taken: std::collections::HashMap<String, String> = if wanted.is_empty() {
+        Default::default()
+    } else {
+        items::table
+            .filter(items::system_id.eq(sid))
+            .filter(items::external_id.eq_any(&wanted))
+            .select((items::external_id, items::display_id))
+            .load::<(Option<String>, String)>(conn)?
+            .into_iter()
+            .filter_map(|(ext, display)| ext.map(|e| (e, display)))
+            .collect()
+    };
+    let now = db::now();
+    let today = now.date();
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut rows = Vec::new();
+    let mut controls = Vec::new();
+    let mut events = Vec::new();
+    for new in batch {
+        if let Some(display) = new.fields.external_id.as_deref().and_then(|e| taken.get(e)) {
+            answers.push(Err(external_id_taken(display)));
+            continue;
+        }
+        let refused = profiles::blocking(ctx.regime, &new.fields, today);
+        if !refused.is_empty() {
+            answers.push(Err(StoreError::Invalid(refused)));
+            continue;
+        }
+        let mut fields = new.fields.clone();
+        let (scheduled, rule) = deadlines::resolve(
+            &ctx,
+            fields.risk_rating,
+            fields.detected_on,
+            None,
+            fields.scheduled_completion,
+        );
+        fields.scheduled_completion = scheduled;
+        seq += 1;
+        event_seq += 1;
+        let id = ItemId::new().to_string();
+        let display = display_id(seq);
+        let content = ItemContent::from_fields(&fields, &display, rule)?;
+        let item = content
+            .new_row(&id, sid, seq, &display, now)
+            .into_domain(today)?;
+        let event = events::chained(
+            change_of(None, &item, Action::Created, &new.actor, sid, &id),
+            event_seq,
+            head,
+        )?;
+        head = event.hash.clone();
+        if let Some(ext) = &fields.external_id {
+            taken.insert(ext.clone(), display.clone());
+        }
+        controls.extend(fields.controls.iter().map(|c| {
+            (
+                item_controls::item_id.eq(id.clone()),
+                item_controls::system_id.eq(sid.to_owned()),
+                item_controls::control.eq(c.clone()),
+            )
+        }));
+        rows.push((
+            items::id.eq(id),
+            items::system_id.eq(sid.to_owned()),
+            items::seq.eq(seq),
+            items::display_id.eq(display),
+            content,
+            items::version.eq(1),
+            items::created_at.eq(now),
+            items::updated_at.eq(now),
+        ));
+        events.push(event);
+        answers.push(Ok(item));
+    }
+    if rows.is_empty() {
+        return Ok(answers);
+    }
+    db::on_inner!(conn, |c| diesel::insert_into(items::table)
+        .values(&rows)
+        .execute(c))
+    .map_err(unique_to_conflict)?;
+    if !controls.is_empty() {
+        db::on_inner!(conn, |c| diesel::insert_into(item_controls::table)
+            .values(&controls)
+            .execute(c))?;
+    }
+    events::insert_chained(conn, &events)?;
+    diesel::update(systems::table.find(sid))
+        .set((
+            systems::next_item_seq.eq(seq),
+            systems::event_seq.eq(event_seq),
+            systems::event_head.eq(&head),
+        ))
+        .execute(conn)?;
+    Ok(answers)
 }
 
 /// An item whose system is in the caller's scope; archived items included.

@@ -11,11 +11,18 @@
 //! page cache stays valid because no other connection of this process writes meanwhile, and no
 //! lock is handed between threads per write.
 //!
-//! On PostgreSQL (several instances share the database, and row locks order writers) only
-//! writes that name their system come here (item creations), and a batch holds writes to one
-//! system: a creation's first statement locks that system's row, and nothing else it locks (new
-//! rows) can be held by a transaction waiting for that row, so batches of two instances never
-//! wait on each other in a cycle.
+//! Item creations ([`Writer::create`]) go further: the creations of one system that follow each
+//! other in a batch are written together by [`items::create_many`], which locks the system's
+//! row once, checks every external id in one query, and inserts the items, their control rows
+//! and their chained history events with one multi-row statement per table. Each creation still
+//! gets the answer it would have had alone (a taken external id, a refusal by the regime's
+//! rules); should one of the shared statements fail, the group's savepoint is rolled back and
+//! its creations are run again one by one, each in its own savepoint.
+//!
+//! On PostgreSQL (several instances share the database, and row locks order writers) only item
+//! creations come here, and a batch holds creations in one system: its first statement locks
+//! that system's row, and nothing else it locks (new rows) can be held by a transaction waiting
+//! for that row, so batches of two instances never wait on each other in a cycle.
 //!
 //! A failure of the batch itself (the lock held by another process past the busy timeout, the
 //! file gone or read-only, `COMMIT` refused) fails every write of the batch with that error
@@ -24,8 +31,11 @@
 
 use crate::db::{self, DbConnection, DbPool, PooledDb};
 use crate::error::StoreError;
+use crate::events::Action;
+use crate::items::{self, NewItem};
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::Connection;
+use poam_domain::Item;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
@@ -46,6 +56,83 @@ trait Job: Send {
     fn run(self: Box<Self>, conn: &mut DbConnection) -> Settle;
     /// The batch failed before this write ran.
     fn fail(self: Box<Self>, error: StoreError);
+    /// The creation, when this is one (run together with the creations of its system beside it
+    /// in the batch).
+    fn into_creation(self: Box<Self>) -> Result<Creation, Box<dyn Job>>;
+}
+
+/// An item creation queued with [`Writer::create`].
+struct Creation {
+    system: String,
+    item: NewItem,
+    done: Box<dyn FnOnce(Result<Item, StoreError>) + Send>,
+    span: tracing::Span,
+}
+
+impl Job for Creation {
+    fn key(&self) -> Option<&str> {
+        Some(&self.system)
+    }
+
+    fn run(self: Box<Self>, conn: &mut DbConnection) -> Settle {
+        let mut settles = run_creations(conn, vec![*self]);
+        settles.pop().unwrap_or_else(|| Box::new(|_| ()))
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        (self.done)(Err(error))
+    }
+
+    fn into_creation(self: Box<Self>) -> Result<Creation, Box<dyn Job>> {
+        Ok(*self)
+    }
+}
+
+/// Runs creations of one system together ([`items::create_many`]), in a savepoint. Should a
+/// statement of theirs fail, the savepoint is rolled back and each is run alone, in its own, so
+/// that only the one at fault fails.
+fn run_creations(conn: &mut DbConnection, group: Vec<Creation>) -> Vec<Settle> {
+    let Some(system) = group.first().map(|c| c.system.clone()) else {
+        return Vec::new();
+    };
+    let together = {
+        let items: Vec<&NewItem> = group.iter().map(|c| &c.item).collect();
+        conn.transaction(|conn| items::create_many(conn, &system, &items))
+    };
+    let results = match together {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::warn!(cause = %e, creations = group.len(), "creations written together failed: each is written alone");
+            group
+                .iter()
+                .map(|c| {
+                    let _entered = c.span.enter();
+                    conn.transaction(|conn| {
+                        items::create_in(
+                            conn,
+                            &system,
+                            &c.item.fields,
+                            &c.item.actor,
+                            Action::Created,
+                        )
+                    })
+                })
+                .collect()
+        }
+    };
+    group
+        .into_iter()
+        .zip(results)
+        .map(|(c, result)| -> Settle {
+            let done = c.done;
+            Box::new(move |batch: Option<&StoreError>| {
+                done(match (result, batch) {
+                    (Ok(_), Some(e)) => Err(echo(e)),
+                    (result, _) => result,
+                })
+            })
+        })
+        .collect()
 }
 
 struct Pending<F, D> {
@@ -84,6 +171,10 @@ where
 
     fn fail(self: Box<Self>, error: StoreError) {
         (self.done)(Err(error))
+    }
+
+    fn into_creation(self: Box<Self>) -> Result<Creation, Box<dyn Job>> {
+        Err(self)
     }
 }
 
@@ -143,12 +234,32 @@ impl Writer {
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
         D: FnOnce(Result<T, StoreError>) + Send + 'static,
     {
-        let job = Box::new(Pending {
+        self.send(Box::new(Pending {
             key: system,
             write,
             done,
             span: tracing::Span::current(),
-        });
+        }))
+    }
+}
+
+impl Writer {
+    /// Queues the creation of `item` in `system` (the caller checked the scope); `done` receives
+    /// the created item once the batch holding it is settled. Creations of one system that share
+    /// a batch are written together: one statement per table for all of them.
+    pub fn create<D>(&self, system: String, item: NewItem, done: D) -> Result<(), StoreError>
+    where
+        D: FnOnce(Result<Item, StoreError>) + Send + 'static,
+    {
+        self.send(Box::new(Creation {
+            system,
+            item,
+            done: Box::new(done),
+            span: tracing::Span::current(),
+        }))
+    }
+
+    fn send(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
         self.queue.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => StoreError::Unavailable("the write queue is full".into()),
             TrySendError::Disconnected(_) => {
@@ -225,10 +336,31 @@ fn run_batch(conn: &mut DbConnection, batch: Vec<Box<dyn Job>>) -> bool {
         return false;
     }
     let mut settles = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter();
-    for job in jobs.by_ref() {
-        match catch_unwind(AssertUnwindSafe(|| job.run(conn))) {
-            Ok(settle) => settles.push(settle),
+    let mut jobs: VecDeque<Box<dyn Job>> = batch.into();
+    while let Some(job) = jobs.pop_front() {
+        // A creation takes the creations of the same system that follow it.
+        let unit = match job.into_creation() {
+            Ok(first) => {
+                let mut group = vec![first];
+                while let Some(next) = jobs.pop_front() {
+                    match next.into_creation() {
+                        Ok(c) if c.system == group[0].system => group.push(c),
+                        Ok(c) => {
+                            jobs.push_front(Box::new(c));
+                            break;
+                        }
+                        Err(other) => {
+                            jobs.push_front(other);
+                            break;
+                        }
+                    }
+                }
+                catch_unwind(AssertUnwindSafe(|| run_creations(conn, group)))
+            }
+            Err(job) => catch_unwind(AssertUnwindSafe(|| vec![job.run(conn)])),
+        };
+        match unit {
+            Ok(done) => settles.extend(done),
             Err(_) => {
                 tracing::error!("a write panicked: its batch is rolled back");
                 let e = StoreError::Internal("a write of the batch panicked".into());

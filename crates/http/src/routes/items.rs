@@ -311,10 +311,17 @@ pub async fn create_item(
         actor.require(Permission::Decide)?;
     }
     let fields = checked(fields)?;
+    if !actor.scope.allows(system_id) {
+        return Err(ApiError::from(StoreError::NotFound));
+    }
     let item = state
-        .write_to(system_id, move |conn| {
-            items::create(conn, system_id, &actor.scope, &fields, &actor.sub)
-        })
+        .create_item(
+            system_id,
+            items::NewItem {
+                fields,
+                actor: actor.sub,
+            },
+        )
         .await?;
     Ok(created(
         &format!("/v1/items/{}", item.id),
