@@ -3,6 +3,7 @@
 //! HTTP room streams.
 
 pub mod fedramp;
+pub mod json_out;
 pub mod oscal;
 
 use crate::workflow::{Evidence, Milestone, Review};

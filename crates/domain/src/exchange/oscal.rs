@@ -9,6 +9,7 @@
 //! In: [`read`] turns a document (OSCAL 1.0.x to 1.2.x) into item drafts, refusing dangling
 //! references and listing every field it could not map.
 
+use super::json_out::{Arr, Obj};
 use super::ItemRecord;
 use crate::workflow::{Evidence, MilestoneStatus};
 use crate::{
@@ -17,6 +18,7 @@ use crate::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 /// The OSCAL version FedRAMP targets.
@@ -66,12 +68,6 @@ fn ours(name: &str, value: &str) -> Option<Value> {
 fn put_list(obj: &mut Map<String, Value>, key: &str, list: Vec<Value>) {
     if !list.is_empty() {
         obj.insert(key.into(), Value::Array(list));
-    }
-}
-
-fn put_text(obj: &mut Map<String, Value>, key: &str, text: Option<&str>) {
-    if let Some(t) = text.filter(|t| !t.trim().is_empty()) {
-        obj.insert(key.into(), Value::String(t.into()));
     }
 }
 
@@ -129,66 +125,12 @@ pub fn asset_uuid(system: &System, asset: &str) -> String {
     uuid_for("asset", &format!("{}:{asset}", system.id))
 }
 
-pub fn inventory_item(system: &System, asset: &str) -> Value {
-    json!({
-        "uuid": asset_uuid(system, asset),
-        "description": asset,
-        "props": [{"name": "asset-id", "value": one_line(asset).unwrap_or_else(|| "unnamed".into())}],
-    })
-}
-
 fn method(kind: SourceKind) -> &'static str {
     match kind {
         SourceKind::Scan | SourceKind::PenTest | SourceKind::ContinuousMonitoring => "TEST",
         SourceKind::Assessment | SourceKind::Audit | SourceKind::SelfAssessment => "EXAMINE",
         SourceKind::Incident => "INTERVIEW",
     }
-}
-
-/// How the weakness was found.
-pub fn observation(system: &System, rec: &ItemRecord) -> Value {
-    let it = &rec.item;
-    let mut o = Map::new();
-    o.insert("uuid".into(), uuid_for("observation", &item_id(rec)).into());
-    o.insert("title".into(), it.title.clone().into());
-    o.insert(
-        "description".into(),
-        format!(
-            "Found by {} ({}).",
-            it.source
-                .detector
-                .as_deref()
-                .unwrap_or("an unnamed detector"),
-            it.source.kind.as_str().replace('_', " ")
-        )
-        .into(),
-    );
-    let props = vec![
-        ours("source-kind", it.source.kind.as_str()),
-        it.source
-            .detector
-            .as_deref()
-            .and_then(|d| ours("detector", d)),
-        it.source
-            .identifier
-            .as_deref()
-            .and_then(|d| ours("source-identifier", d)),
-    ];
-    put_list(&mut o, "props", props.into_iter().flatten().collect());
-    o.insert("methods".into(), json!([method(it.source.kind)]));
-    o.insert("types".into(), json!(["finding"]));
-    put_list(
-        &mut o,
-        "subjects",
-        it.assets
-            .iter()
-            .map(|a| {
-                json!({"subject-uuid": asset_uuid(system, a), "type": "inventory-item", "title": a})
-            })
-            .collect(),
-    );
-    o.insert("collected".into(), at_midnight(it.detected_on).into());
-    Value::Object(o)
 }
 
 /// The OSCAL risk status of an item status (the exact status travels in a prop beside it).
@@ -205,10 +147,6 @@ pub fn risk_status(status: ItemStatus, deviation: Option<&Deviation>) -> &'stati
     }
 }
 
-fn facet(name: &str, value: &str) -> Value {
-    json!({"name": name, "system": FACET_SYSTEM, "value": value})
-}
-
 fn deviation_prop(kind: DeviationKind) -> &'static str {
     match kind {
         DeviationKind::RiskAdjustment => "risk-adjustment",
@@ -217,302 +155,534 @@ fn deviation_prop(kind: DeviationKind) -> &'static str {
     }
 }
 
-fn person_props(role: &str, p: &Option<Person>) -> Vec<Option<Value>> {
-    match p {
-        None => vec![],
-        Some(p) => vec![
-            ours(&format!("{role}-name"), &p.name),
-            p.email
-                .as_deref()
-                .and_then(|e| ours(&format!("{role}-email"), e)),
-        ],
+// ---------------------------------------------------------------------------------------------
+// Export, written straight to the output (no `Value` tree per object). Members are written in
+// the byte order of their keys, the order `serde_json::Map` kept when documents were built as
+// trees, so the output is the same text.
+
+/// A prop to write: its namespace, name and value (already on one line).
+struct Prop<'a> {
+    ns: &'static str,
+    name: &'static str,
+    value: Cow<'a, str>,
+}
+
+/// The prop, unless its value is blank.
+fn prop_of<'a>(ns: &'static str, name: &'static str, value: &'a str) -> Option<Prop<'a>> {
+    one_line_cow(value).map(|value| Prop { ns, name, value })
+}
+
+fn ours_of<'a>(name: &'static str, value: &'a str) -> Option<Prop<'a>> {
+    prop_of(POAM_NS, name, value)
+}
+
+/// A prop whose value is made for it (a number, a date).
+fn ours_owned(name: &'static str, value: String) -> Option<Prop<'static>> {
+    one_line_cow(&value)
+        .map(|v| v.into_owned())
+        .map(|value| Prop {
+            ns: POAM_NS,
+            name,
+            value: Cow::Owned(value),
+        })
+}
+
+/// [`one_line`], borrowing the value when it is one line already (nearly always).
+fn one_line_cow(s: &str) -> Option<Cow<'_, str>> {
+    let clean = !s.starts_with(char::is_whitespace)
+        && !s.ends_with(char::is_whitespace)
+        && !s.contains("  ")
+        && !s.contains(|c: char| c.is_whitespace() && c != ' ');
+    if clean {
+        (!s.is_empty()).then_some(Cow::Borrowed(s))
+    } else {
+        one_line(s).map(Cow::Owned)
     }
 }
 
-/// The risk of an item: status, deadline, characterizations, remediation, risk log.
-pub fn risk(system: &System, rec: &ItemRecord) -> Value {
+/// `"props": […]`, unless there are none (OSCAL arrays have at least one member).
+fn write_props(o: &mut Obj<'_>, props: &[Prop<'_>]) {
+    if props.is_empty() {
+        return;
+    }
+    o.arr("props", |a| {
+        for p in props {
+            a.obj(|o| {
+                o.str("name", p.name);
+                o.str("ns", p.ns);
+                o.str("value", &p.value);
+            });
+        }
+    });
+}
+
+/// `key: "text"` unless the text is blank.
+fn write_text(o: &mut Obj<'_>, key: &str, text: Option<&str>) {
+    if let Some(t) = text.filter(|t| !t.trim().is_empty()) {
+        o.str(key, t);
+    }
+}
+
+/// The uuids several objects of one item name, computed once per item (v5 uuids cost a SHA-1).
+pub struct ItemUuids {
+    id: String,
+    observation: String,
+    risk: String,
+}
+
+impl ItemUuids {
+    pub fn of(rec: &ItemRecord) -> ItemUuids {
+        let id = item_id(rec);
+        ItemUuids {
+            observation: uuid_for("observation", &id),
+            risk: uuid_for("risk", &id),
+            id,
+        }
+    }
+}
+
+/// How the weakness was found.
+pub fn write_observation(out: &mut Vec<u8>, system: &System, rec: &ItemRecord, u: &ItemUuids) {
     let it = &rec.item;
-    let id = item_id(rec);
-    let org = organization_uuid(system);
-    let origin = json!({"actors": [{"type": "party", "actor-uuid": org}]});
-    let mut r = Map::new();
-    r.insert("uuid".into(), uuid_for("risk", &id).into());
-    r.insert("title".into(), it.title.clone().into());
-    r.insert("description".into(), it.description.clone().into());
-    r.insert("statement".into(), it.description.clone().into());
-    let mut props = vec![
-        ours("status", it.status.as_str()),
+    let mut o = Obj::open(out);
+    o.str("collected", &at_midnight(it.detected_on));
+    o.str(
+        "description",
+        &format!(
+            "Found by {} ({}).",
+            it.source
+                .detector
+                .as_deref()
+                .unwrap_or("an unnamed detector"),
+            it.source.kind.as_str().replace('_', " ")
+        ),
+    );
+    o.arr("methods", |a| a.str(method(it.source.kind)));
+    let props: Vec<Prop<'_>> = [
+        ours_of("source-kind", it.source.kind.as_str()),
+        it.source
+            .detector
+            .as_deref()
+            .and_then(|d| ours_of("detector", d)),
+        it.source
+            .identifier
+            .as_deref()
+            .and_then(|d| ours_of("source-identifier", d)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    write_props(&mut o, &props);
+    if !it.assets.is_empty() {
+        o.arr("subjects", |a| {
+            for asset in &it.assets {
+                a.obj(|s| {
+                    s.str("subject-uuid", &asset_uuid(system, asset));
+                    s.str("title", asset);
+                    s.str("type", "inventory-item");
+                });
+            }
+        });
+    }
+    o.str("title", &it.title);
+    o.arr("types", |a| a.str("finding"));
+    o.str("uuid", &u.observation);
+    o.close();
+}
+
+fn person_props_of<'a>(
+    name_key: &'static str,
+    email_key: &'static str,
+    p: &'a Option<Person>,
+    props: &mut Vec<Prop<'a>>,
+) {
+    if let Some(p) = p {
+        props.extend(ours_of(name_key, &p.name));
+        props.extend(p.email.as_deref().and_then(|e| ours_of(email_key, e)));
+    }
+}
+
+fn write_facet(a: &mut Arr<'_>, name: &str, value: &str, remarks: Option<&str>) {
+    a.obj(|f| {
+        f.str("name", name);
+        if let Some(r) = remarks {
+            f.str("remarks", r);
+        }
+        f.str("system", FACET_SYSTEM);
+        f.str("value", value);
+    });
+}
+
+fn write_characterization(
+    a: &mut Arr<'_>,
+    org: &str,
+    which: &str,
+    facets: impl FnOnce(&mut Arr<'_>),
+) {
+    a.obj(|c| {
+        c.arr("facets", facets);
+        c.obj("origin", |o| {
+            o.arr("actors", |a| {
+                a.obj(|actor| {
+                    actor.str("actor-uuid", org);
+                    actor.str("type", "party");
+                })
+            })
+        });
+        c.arr("props", |a| {
+            a.obj(|p| {
+                p.str("name", "characterization");
+                p.str("ns", POAM_NS);
+                p.str("value", which);
+            })
+        });
+    });
+}
+
+/// The risk of an item: status, deadline, characterizations, remediation, risk log. `org` is
+/// the system's [`organization_uuid`].
+pub fn write_risk(out: &mut Vec<u8>, org: &str, rec: &ItemRecord, u: &ItemUuids) {
+    let it = &rec.item;
+    let mut r = Obj::open(out);
+    r.arr("characterizations", |a| {
+        write_characterization(a, org, "initial", |f| {
+            write_facet(f, "risk", it.risk_rating.as_str(), None);
+            if let Some(l) = it.likelihood {
+                write_facet(f, "likelihood", l.as_str(), None);
+            }
+            if let Some(i) = it.impact {
+                write_facet(f, "impact", i.as_str(), None);
+            }
+        });
+        if let Some(adjusted) = it.adjusted_risk_rating {
+            write_characterization(a, org, "adjusted", |f| {
+                write_facet(
+                    f,
+                    "risk",
+                    adjusted.as_str(),
+                    it.risk_justification.as_deref(),
+                );
+            });
+        }
+    });
+    if let Some(d) = it.scheduled_completion {
+        r.str("deadline", &at_midnight(d));
+    }
+    r.str("description", &it.description);
+    if let Some(m) = it.interim_mitigation.as_deref() {
+        r.arr("mitigating-factors", |a| {
+            a.obj(|f| {
+                f.str("description", m);
+                f.str("uuid", &uuid_for("mitigation", &u.id));
+            })
+        });
+    }
+    let mut props: Vec<Prop<'_>> = [
+        ours_of("status", it.status.as_str()),
         it.deadline_rule
             .as_deref()
-            .and_then(|d| ours("deadline-rule", d)),
+            .and_then(|d| ours_of("deadline-rule", d)),
         it.external_id
             .as_deref()
-            .and_then(|d| ours("external-id", d)),
+            .and_then(|d| ours_of("external-id", d)),
         it.completed_on
-            .and_then(|d| ours("completed-on", &d.to_string())),
-        it.closed_on.and_then(|d| ours("closed-on", &d.to_string())),
+            .and_then(|d| ours_owned("completed-on", d.to_string())),
+        it.closed_on
+            .and_then(|d| ours_owned("closed-on", d.to_string())),
         it.actual_cost
-            .and_then(|c| ours("actual-cost", &c.to_string())),
-    ];
-    props.extend(it.controls.iter().map(|c| ours("control-id", c)));
-    props.extend(it.cves.iter().map(|c| ours("cve-id", c)));
-    props.extend(person_props("owner", &it.owner));
-    props.extend(person_props("implementer", &it.implementer));
+            .and_then(|c| ours_owned("actual-cost", c.to_string())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    props.extend(it.controls.iter().filter_map(|c| ours_of("control-id", c)));
+    props.extend(it.cves.iter().filter_map(|c| ours_of("cve-id", c)));
+    person_props_of("owner-name", "owner-email", &it.owner, &mut props);
+    person_props_of(
+        "implementer-name",
+        "implementer-email",
+        &it.implementer,
+        &mut props,
+    );
     for kind in DeviationKind::ALL {
         let value = match &it.deviation {
             Some(d) if d.kind == *kind => d.status.as_str(),
             _ => "no",
         };
-        props.push(prop(FEDRAMP_NS, deviation_prop(*kind), value));
+        props.extend(prop_of(FEDRAMP_NS, deviation_prop(*kind), value));
     }
     if let Some(v) = &it.vendor_dependency {
-        props.push(prop(FEDRAMP_NS, "vendor-dependency", "yes"));
-        props.push(prop(FEDRAMP_NS, "vendor-dependent-product", &v.product));
-        props.extend([
-            v.vendor.as_deref().and_then(|x| ours("vendor-name", x)),
+        props.extend(prop_of(FEDRAMP_NS, "vendor-dependency", "yes"));
+        props.extend(prop_of(FEDRAMP_NS, "vendor-dependent-product", &v.product));
+        props.extend(v.vendor.as_deref().and_then(|x| ours_of("vendor-name", x)));
+        props.extend(
             v.last_check_in
-                .and_then(|d| ours("vendor-last-check-in", &d.to_string())),
-        ]);
-    }
-    put_list(&mut r, "props", props.into_iter().flatten().collect());
-    r.insert(
-        "status".into(),
-        risk_status(it.status, it.deviation.as_ref()).into(),
-    );
-    let mut initial = vec![facet("risk", it.risk_rating.as_str())];
-    if let Some(l) = it.likelihood {
-        initial.push(facet("likelihood", l.as_str()));
-    }
-    if let Some(i) = it.impact {
-        initial.push(facet("impact", i.as_str()));
-    }
-    let mut characterizations = vec![json!({
-        "props": [{"name": "characterization", "ns": POAM_NS, "value": "initial"}],
-        "origin": origin,
-        "facets": initial,
-    })];
-    if let Some(adjusted) = it.adjusted_risk_rating {
-        let mut f = facet("risk", adjusted.as_str());
-        if let (Value::Object(m), Some(j)) = (&mut f, it.risk_justification.as_deref()) {
-            m.insert("remarks".into(), j.into());
-        }
-        characterizations.push(json!({
-            "props": [{"name": "characterization", "ns": POAM_NS, "value": "adjusted"}],
-            "origin": origin,
-            "facets": [f],
-        }));
-    }
-    r.insert("characterizations".into(), Value::Array(characterizations));
-    if let Some(m) = it.interim_mitigation.as_deref() {
-        r.insert(
-            "mitigating-factors".into(),
-            json!([{"uuid": uuid_for("mitigation", &id), "description": m}]),
+                .and_then(|d| ours_owned("vendor-last-check-in", d.to_string())),
         );
     }
-    if let Some(d) = it.scheduled_completion {
-        r.insert("deadline".into(), at_midnight(d).into());
-    }
-    r.insert("remediations".into(), json!([remediation(rec)]));
-    let entries = risk_log(rec, &org);
-    if !entries.is_empty() {
-        r.insert("risk-log".into(), json!({ "entries": entries }));
-    }
-    r.insert(
-        "related-observations".into(),
-        json!([{"observation-uuid": uuid_for("observation", &id)}]),
-    );
-    put_text(&mut r, "remarks", it.residual_risk.as_deref());
-    Value::Object(r)
+    write_props(&mut r, &props);
+    r.arr("related-observations", |a| {
+        a.obj(|o| o.str("observation-uuid", &u.observation))
+    });
+    write_text(&mut r, "remarks", it.residual_risk.as_deref());
+    r.arr("remediations", |a| a.obj(|m| write_remediation(m, rec, u)));
+    write_risk_log(&mut r, rec, org, u);
+    r.str("statement", &it.description);
+    r.str("status", risk_status(it.status, it.deviation.as_ref()));
+    r.str("title", &it.title);
+    r.str("uuid", &u.risk);
+    r.close();
 }
 
-fn remediation(rec: &ItemRecord) -> Value {
+fn write_remediation(m: &mut Obj<'_>, rec: &ItemRecord, u: &ItemUuids) {
     let it = &rec.item;
-    let id = item_id(rec);
-    let mut m = Map::new();
-    m.insert("uuid".into(), uuid_for("remediation", &id).into());
-    m.insert("lifecycle".into(), "planned".into());
-    m.insert("title".into(), "Remediation plan".into());
-    m.insert(
-        "description".into(),
+    m.str(
+        "description",
         it.remediation_plan
-            .clone()
-            .unwrap_or_else(|| "No remediation plan recorded yet.".into())
-            .into(),
+            .as_deref()
+            .unwrap_or("No remediation plan recorded yet."),
     );
-    let mut props = vec![ours(
+    m.str("lifecycle", "planned");
+    let mut props: Vec<Prop<'_>> = Vec::new();
+    props.extend(ours_of(
         "remediation-plan",
         if it.remediation_plan.is_some() {
             "recorded"
         } else {
             "none"
         },
-    )];
+    ));
     if let Some(r) = &it.resources {
-        props.extend([
-            r.estimated_cost
-                .and_then(|c| ours("estimated-cost", &c.to_string())),
-            r.hours.and_then(|h| ours("hours", &h.to_string())),
-            r.funded.and_then(|f| ours("funded", &f.to_string())),
-            r.recurring.and_then(|f| ours("recurring", &f.to_string())),
-        ]);
-        if let Some(d) = r.description.as_deref() {
-            m.insert(
-                "required-assets".into(),
-                json!([{"uuid": uuid_for("required-asset", &id), "description": d}]),
-            );
-        }
+        props.extend(
+            [
+                r.estimated_cost
+                    .and_then(|c| ours_owned("estimated-cost", c.to_string())),
+                r.hours.and_then(|h| ours_owned("hours", h.to_string())),
+                r.funded.and_then(|f| ours_owned("funded", f.to_string())),
+                r.recurring
+                    .and_then(|f| ours_owned("recurring", f.to_string())),
+            ]
+            .into_iter()
+            .flatten(),
+        );
     }
-    put_list(&mut m, "props", props.into_iter().flatten().collect());
-    let tasks: Vec<Value> = rec
-        .milestones
-        .iter()
-        .map(|ms| {
-            let mut t = Map::new();
-            t.insert("uuid".into(), uuid_for("milestone", &ms.id).into());
-            t.insert("type".into(), "milestone".into());
-            t.insert("title".into(), ms.title.clone().into());
-            put_text(&mut t, "description", ms.description.as_deref());
-            let props = vec![
-                ours("milestone-status", ms.status.as_str()),
-                ours("position", &ms.position.to_string()),
-                ms.completed_on
-                    .and_then(|d| ours("completed-on", &d.to_string())),
-            ];
-            put_list(&mut t, "props", props.into_iter().flatten().collect());
-            t.insert(
-                "timing".into(),
-                json!({"on-date": {"date": at_midnight(ms.due_on)}}),
-            );
-            let moves: Vec<String> = ms
-                .changes
-                .iter()
-                .map(|c| {
-                    format!(
-                        "Due date moved from {} to {} by {} on {}: {}",
-                        c.from,
-                        c.to,
-                        c.by,
-                        c.at.date_naive(),
-                        c.reason
-                    )
-                })
-                .collect();
-            if !moves.is_empty() {
-                t.insert("remarks".into(), moves.join("\n\n").into());
+    write_props(m, &props);
+    if let Some(d) = it.resources.as_ref().and_then(|r| r.description.as_deref()) {
+        m.arr("required-assets", |a| {
+            a.obj(|r| {
+                r.str("description", d);
+                r.str("uuid", &uuid_for("required-asset", &u.id));
+            })
+        });
+    }
+    if !rec.milestones.is_empty() {
+        m.arr("tasks", |a| {
+            for ms in &rec.milestones {
+                a.obj(|t| write_task(t, ms));
             }
-            Value::Object(t)
-        })
-        .collect();
-    put_list(&mut m, "tasks", tasks);
-    Value::Object(m)
+        });
+    }
+    m.str("title", "Remediation plan");
+    m.str("uuid", &uuid_for("remediation", &u.id));
 }
 
-fn risk_log(rec: &ItemRecord, org: &str) -> Vec<Value> {
+fn write_task(t: &mut Obj<'_>, ms: &crate::workflow::Milestone) {
+    write_text(t, "description", ms.description.as_deref());
+    let props: Vec<Prop<'_>> = [
+        ours_of("milestone-status", ms.status.as_str()),
+        ours_owned("position", ms.position.to_string()),
+        ms.completed_on
+            .and_then(|d| ours_owned("completed-on", d.to_string())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    write_props(t, &props);
+    if !ms.changes.is_empty() {
+        let moves: Vec<String> = ms
+            .changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "Due date moved from {} to {} by {} on {}: {}",
+                    c.from,
+                    c.to,
+                    c.by,
+                    c.at.date_naive(),
+                    c.reason
+                )
+            })
+            .collect();
+        t.str("remarks", &moves.join("\n\n"));
+    }
+    t.obj("timing", |timing| {
+        timing.obj("on-date", |d| d.str("date", &at_midnight(ms.due_on)))
+    });
+    t.str("title", &ms.title);
+    t.str("type", "milestone");
+    t.str("uuid", &uuid_for("milestone", &ms.id));
+}
+
+fn write_logged_by(e: &mut Obj<'_>, org: &str) {
+    e.arr("logged-by", |a| a.obj(|p| p.str("party-uuid", org)));
+}
+
+fn write_risk_log(r: &mut Obj<'_>, rec: &ItemRecord, org: &str, u: &ItemUuids) {
     let it = &rec.item;
-    let logged_by = json!([{"party-uuid": org}]);
-    let mut entries = vec![json!({
-        "uuid": uuid_for("risk-log-created", &item_id(rec)),
-        "title": "Recorded",
-        "start": timestamp(it.created_at),
-        "logged-by": logged_by,
-        "status-change": "open",
-    })];
-    for t in &rec.transitions {
-        let mut e = Map::new();
-        e.insert("uuid".into(), uuid_for("transition", &t.id).into());
-        e.insert(
-            "title".into(),
-            format!("Status {} to {}", t.from.as_str(), t.to.as_str()).into(),
-        );
-        put_text(&mut e, "description", t.comment.as_deref());
-        e.insert("start".into(), timestamp(t.at).into());
-        if let Some(p) = prop(POAM_NS, "actor", &t.actor) {
-            e.insert("props".into(), json!([p]));
-        }
-        e.insert("logged-by".into(), logged_by.clone());
-        e.insert("status-change".into(), risk_status(t.to, None).into());
-        entries.push(Value::Object(e));
-    }
-    if let Some(d) = &it.deviation {
-        entries.push(json!({
-            "uuid": uuid_for("deviation", &item_id(rec)),
-            "title": format!("Deviation request: {}", d.kind.as_str().replace('_', " ")),
-            "description": d.rationale,
-            "start": timestamp(it.updated_at),
-            "props": [
-                {"name": "deviation-kind", "ns": POAM_NS, "value": d.kind.as_str()},
-                {"name": "deviation-status", "ns": POAM_NS, "value": d.status.as_str()},
-            ],
-            "logged-by": logged_by,
-            "status-change": if d.status == DeviationStatus::Approved { "deviation-approved" } else { "deviation-requested" },
-        }));
-    }
-    entries
+    r.obj("risk-log", |log| {
+        log.arr("entries", |a| {
+            a.obj(|e| {
+                write_logged_by(e, org);
+                e.str("start", &timestamp(it.created_at));
+                e.str("status-change", "open");
+                e.str("title", "Recorded");
+                e.str("uuid", &uuid_for("risk-log-created", &u.id));
+            });
+            for t in &rec.transitions {
+                a.obj(|e| {
+                    write_text(e, "description", t.comment.as_deref());
+                    write_logged_by(e, org);
+                    if let Some(p) = prop_of(POAM_NS, "actor", &t.actor) {
+                        write_props(e, &[p]);
+                    }
+                    e.str("start", &timestamp(t.at));
+                    e.str("status-change", risk_status(t.to, None));
+                    e.str(
+                        "title",
+                        &format!("Status {} to {}", t.from.as_str(), t.to.as_str()),
+                    );
+                    e.str("uuid", &uuid_for("transition", &t.id));
+                });
+            }
+            if let Some(d) = &it.deviation {
+                a.obj(|e| {
+                    e.str("description", &d.rationale);
+                    write_logged_by(e, org);
+                    e.arr("props", |a| {
+                        a.obj(|p| {
+                            p.str("name", "deviation-kind");
+                            p.str("ns", POAM_NS);
+                            p.str("value", d.kind.as_str());
+                        });
+                        a.obj(|p| {
+                            p.str("name", "deviation-status");
+                            p.str("ns", POAM_NS);
+                            p.str("value", d.status.as_str());
+                        });
+                    });
+                    e.str("start", &timestamp(it.updated_at));
+                    e.str(
+                        "status-change",
+                        if d.status == DeviationStatus::Approved {
+                            "deviation-approved"
+                        } else {
+                            "deviation-requested"
+                        },
+                    );
+                    e.str(
+                        "title",
+                        &format!("Deviation request: {}", d.kind.as_str().replace('_', " ")),
+                    );
+                    e.str("uuid", &uuid_for("deviation", &u.id));
+                });
+            }
+        })
+    });
 }
 
 /// The poam-item: the POA&M line that ties the observation and the risk together.
-pub fn poam_item(rec: &ItemRecord) -> Value {
+pub fn write_poam_item(out: &mut Vec<u8>, rec: &ItemRecord, u: &ItemUuids) {
     let it = &rec.item;
-    let id = item_id(rec);
-    let mut p = Map::new();
-    p.insert("uuid".into(), uuid_for("poam-item", &id).into());
-    p.insert("title".into(), it.title.clone().into());
-    p.insert("description".into(), it.description.clone().into());
-    let props = vec![
-        prop(FEDRAMP_NS, "POAM-ID", &it.display_id),
-        ours("detected-on", &it.detected_on.to_string()),
-    ];
-    put_list(&mut p, "props", props.into_iter().flatten().collect());
-    put_list(
-        &mut p,
-        "links",
-        rec.evidence
-            .iter()
-            .filter(|e| e.withdrawn_at.is_none())
-            .map(
-                |e| json!({"href": format!("#{}", uuid_for("evidence", &e.id)), "rel": "evidence"}),
-            )
-            .collect(),
-    );
-    p.insert(
-        "related-observations".into(),
-        json!([{"observation-uuid": uuid_for("observation", &id)}]),
-    );
-    p.insert(
-        "related-risks".into(),
-        json!([{"risk-uuid": uuid_for("risk", &id)}]),
-    );
-    put_text(&mut p, "remarks", it.comments.as_deref());
-    Value::Object(p)
+    let mut p = Obj::open(out);
+    p.str("description", &it.description);
+    let mut live = rec
+        .evidence
+        .iter()
+        .filter(|e| e.withdrawn_at.is_none())
+        .peekable();
+    if live.peek().is_some() {
+        p.arr("links", |a| {
+            for e in live {
+                a.obj(|l| {
+                    l.str("href", &format!("#{}", uuid_for("evidence", &e.id)));
+                    l.str("rel", "evidence");
+                });
+            }
+        });
+    }
+    let detected = it.detected_on.to_string();
+    let props: Vec<Prop<'_>> = [
+        prop_of(FEDRAMP_NS, "POAM-ID", &it.display_id),
+        ours_of("detected-on", &detected),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    write_props(&mut p, &props);
+    p.arr("related-observations", |a| {
+        a.obj(|o| o.str("observation-uuid", &u.observation))
+    });
+    p.arr("related-risks", |a| a.obj(|o| o.str("risk-uuid", &u.risk)));
+    write_text(&mut p, "remarks", it.comments.as_deref());
+    p.str("title", &it.title);
+    p.str("uuid", &uuid_for("poam-item", &u.id));
+    p.close();
 }
 
 /// An evidence file as a back-matter resource, with its hash and where to download it.
-pub fn resource(e: &Evidence) -> Value {
-    let mut r = Map::new();
-    r.insert("uuid".into(), uuid_for("evidence", &e.id).into());
-    r.insert("title".into(), e.title.clone().into());
-    let props = vec![
-        ours("evidence-kind", e.kind.as_str()),
-        ours("filename", &e.filename),
-        ours("size", &e.size.to_string()),
-        ours("uploaded-by", &e.uploaded_by),
-        e.collected_on
-            .and_then(|d| ours("collected-on", &d.to_string())),
-        e.withdrawn_at.and_then(|_| ours("withdrawn", "true")),
-    ];
-    put_list(&mut r, "props", props.into_iter().flatten().collect());
-    r.insert(
-        "rlinks".into(),
-        json!([{
-            "href": format!("/v1/evidence/{}/content", e.id),
-            "media-type": e.media_type,
-            "hashes": [{"algorithm": "SHA-256", "value": e.sha256}],
-        }]),
-    );
+pub fn write_resource(out: &mut Vec<u8>, e: &Evidence) {
+    let mut r = Obj::open(out);
+    let size = e.size.to_string();
+    let collected = e.collected_on.map(|d| d.to_string());
+    let props: Vec<Prop<'_>> = [
+        ours_of("evidence-kind", e.kind.as_str()),
+        ours_of("filename", &e.filename),
+        ours_of("size", &size),
+        ours_of("uploaded-by", &e.uploaded_by),
+        collected
+            .as_deref()
+            .and_then(|d| ours_of("collected-on", d)),
+        e.withdrawn_at.and_then(|_| ours_of("withdrawn", "true")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    write_props(&mut r, &props);
     if let Some(reason) = &e.withdrawal_reason {
-        r.insert("remarks".into(), format!("Withdrawn: {reason}").into());
+        r.str("remarks", &format!("Withdrawn: {reason}"));
     }
-    Value::Object(r)
+    r.arr("rlinks", |a| {
+        a.obj(|l| {
+            l.arr("hashes", |h| {
+                h.obj(|h| {
+                    h.str("algorithm", "SHA-256");
+                    h.str("value", &e.sha256);
+                })
+            });
+            l.str("href", &format!("/v1/evidence/{}/content", e.id));
+            l.str("media-type", &e.media_type);
+        })
+    });
+    r.str("title", &e.title);
+    r.str("uuid", &uuid_for("evidence", &e.id));
+    r.close();
+}
+
+/// The inventory item an asset name becomes (in local-definitions).
+pub fn write_inventory_item(out: &mut Vec<u8>, system: &System, asset: &str) {
+    let mut o = Obj::open(out);
+    o.str("description", asset);
+    o.arr("props", |a| {
+        a.obj(|p| {
+            p.str("name", "asset-id");
+            p.str(
+                "value",
+                &one_line_cow(asset).unwrap_or(Cow::Borrowed("unnamed")),
+            );
+        })
+    });
+    o.str("uuid", &asset_uuid(system, asset));
+    o.close();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1289,5 +1459,222 @@ impl AssetSet {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod rendering {
+    use super::*;
+    use crate::workflow::{EvidenceKind, Milestone, MilestoneChange};
+    use crate::{Item, ItemFields, ItemId, ItemMeta, SystemId};
+    use chrono::TimeZone;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn system() -> System {
+        System {
+            id: SystemId::from_uuid(uuid::Uuid::from_u128(
+                0x0194_0000_0000_7000_8000_0000_0000_0001,
+            )),
+            name: "Payroll".into(),
+            description: None,
+            organization: Some("Acme Federal".into()),
+            cage_codes: vec![],
+            impact_level: None,
+            regime: crate::Regime::Fedramp,
+            contacts: Default::default(),
+            deadline_policy: None,
+            version: 1,
+            created_at: at("2026-09-01T00:00:00Z"),
+            updated_at: at("2026-09-01T00:00:00Z"),
+            archived_at: None,
+        }
+    }
+
+    /// An item with every field set, two milestones (one moved), a transition and two pieces of
+    /// evidence (one withdrawn).
+    fn rich(system: &System, blank: bool) -> ItemRecord {
+        let mut fields: ItemFields = serde_json::from_value(json!({
+            "external_id": "grc-48213",
+            "title": "TLS 1.0 enabled on the \"public\" load balancer",
+            "description": "The load balancer accepts TLS 1.0\nand 1.1 handshakes.",
+            "controls": ["SC-8(1)", "3.13.8"],
+            "source": {"kind": "pen_test", "detector": "  Red   team ", "identifier": "plugin 104743"},
+            "cves": ["CVE-2011-3389"],
+            "assets": ["lb-prod-1.example.org", "10.0.0.7"],
+            "likelihood": "moderate",
+            "impact": "high",
+            "risk_rating": "high",
+            "adjusted_risk_rating": "moderate",
+            "risk_justification": "TLS 1.0 only reachable from the partner VPN.",
+            "owner": {"name": "Dana Whitfield", "email": "dana@example.org"},
+            "implementer": {"name": "Lee Park"},
+            "remediation_plan": "Disable TLS < 1.2 in the listener policy.",
+            "resources": {"description": "Two engineer-days", "estimated_cost": 1200.5, "hours": 16, "funded": true, "recurring": false},
+            "actual_cost": 300.25,
+            "interim_mitigation": "WAF rule blocks legacy ciphers.",
+            "residual_risk": "Low once the WAF rule is in place.",
+            "detected_on": "2026-10-01",
+            "scheduled_completion": "2026-10-31",
+            "deviation": {"kind": "operational_requirement", "status": "approved", "rationale": "Partner VPN only."},
+            "vendor_dependency": {"product": "Acme LB 9.2", "vendor": "Acme", "last_check_in": "2026-11-01"},
+            "comments": "Raised in the October scan."
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        if blank {
+            fields = serde_json::from_value(json!({
+                "title": "t", "description": "d", "risk_rating": "low", "detected_on": "2026-10-01",
+                "source": {"kind": "scan"}, "residual_risk": "  ", "comments": "\t"
+            }))
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let id = ItemId::from_uuid(uuid::Uuid::from_u128(
+            0x0194_0000_0000_7000_8000_0000_0000_0042,
+        ));
+        let item = Item::assemble(
+            ItemMeta {
+                id,
+                display_id: "POAM-0042".into(),
+                system_id: system.id,
+                deadline_rule: Some("manual".into()),
+                version: 3,
+                created_at: at("2026-10-01T08:30:00.123456Z"),
+                updated_at: at("2026-10-05T09:00:00Z"),
+                archived_at: None,
+            },
+            fields,
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
+        );
+        let milestone = |n: i32, moved: bool, done: bool| Milestone {
+            id: format!("ms-{n}"),
+            item_id: id,
+            title: format!("Step {n}"),
+            description: (n == 1).then(|| "Change the policy".into()),
+            due_on: NaiveDate::from_ymd_opt(2026, 10, 10 + n as u32).unwrap_or_default(),
+            status: if done {
+                MilestoneStatus::Completed
+            } else {
+                MilestoneStatus::Planned
+            },
+            completed_on: done.then(|| NaiveDate::from_ymd_opt(2026, 10, 9).unwrap_or_default()),
+            position: n,
+            changes: if moved {
+                vec![
+                    MilestoneChange {
+                        from: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default(),
+                        to: NaiveDate::from_ymd_opt(2026, 10, 5).unwrap_or_default(),
+                        reason: "Vendor patch late".into(),
+                        by: "dana".into(),
+                        at: at("2026-09-30T10:00:00Z"),
+                    },
+                    MilestoneChange {
+                        from: NaiveDate::from_ymd_opt(2026, 10, 5).unwrap_or_default(),
+                        to: NaiveDate::from_ymd_opt(2026, 10, 11).unwrap_or_default(),
+                        reason: "Change freeze".into(),
+                        by: "lee".into(),
+                        at: at("2026-10-04T10:00:00Z"),
+                    },
+                ]
+            } else {
+                vec![]
+            },
+            version: 1,
+            created_at: at("2026-10-01T00:00:00Z"),
+            updated_at: at("2026-10-01T00:00:00Z"),
+        };
+        let evidence = |n: u8, withdrawn: bool| Evidence {
+            id: format!("ev-{n}"),
+            item_id: id,
+            milestone_id: None,
+            title: format!("Scan {n}"),
+            kind: EvidenceKind::ScanReport,
+            filename: format!("scan {n}.pdf"),
+            media_type: "application/pdf".into(),
+            size: 1024 * i64::from(n),
+            sha256: "ab".repeat(32),
+            collected_on: (n == 1)
+                .then(|| NaiveDate::from_ymd_opt(2026, 10, 2).unwrap_or_default()),
+            uploaded_by: "dana".into(),
+            uploaded_at: at("2026-10-02T00:00:00Z"),
+            withdrawn_at: withdrawn.then(|| {
+                Utc.timestamp_opt(1_790_000_000, 0)
+                    .single()
+                    .unwrap_or_default()
+            }),
+            withdrawn_by: withdrawn.then(|| "lee".into()),
+            withdrawal_reason: withdrawn.then(|| "Wrong host".into()),
+        };
+        ItemRecord {
+            item,
+            milestones: if blank {
+                vec![]
+            } else {
+                vec![milestone(1, true, true), milestone(2, false, false)]
+            },
+            transitions: if blank {
+                vec![]
+            } else {
+                vec![StatusChangeFixture::change()]
+            },
+            evidence: if blank {
+                vec![]
+            } else {
+                vec![evidence(1, false), evidence(2, true)]
+            },
+            reviews: vec![],
+        }
+    }
+
+    struct StatusChangeFixture;
+    impl StatusChangeFixture {
+        fn change() -> super::super::StatusChange {
+            super::super::StatusChange {
+                id: "tr-1".into(),
+                from: ItemStatus::Open,
+                to: ItemStatus::InProgress,
+                comment: Some("Started".into()),
+                actor: "dana".into(),
+                at: at("2026-10-03T12:00:00Z"),
+            }
+        }
+    }
+
+    /// The objects of a record with every field set and of one with the least, written, are
+    /// the text in `testdata/oscal-objects.jsonl` (made by the earlier `serde_json::Value`
+    /// rendering, whose member order is kept): a change to the OSCAL output shows here.
+    #[test]
+    fn written_objects_are_the_pinned_text() {
+        let system = system();
+        let org = organization_uuid(&system);
+        let mut written = Vec::new();
+        let mut one = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut out = Vec::new();
+            f(&mut out);
+            written.push(String::from_utf8_lossy(&out).into_owned());
+        };
+        for blank in [false, true] {
+            let rec = rich(&system, blank);
+            let u = ItemUuids::of(&rec);
+            one(&|out| write_risk(out, &org, &rec, &u));
+            one(&|out| write_observation(out, &system, &rec, &u));
+            one(&|out| write_poam_item(out, &rec, &u));
+            for e in &rec.evidence {
+                one(&|out| write_resource(out, e));
+            }
+        }
+        for a in ["lb-1", "  two  words ", ""] {
+            one(&|out| write_inventory_item(out, &system, a));
+        }
+        let pinned: Vec<&str> = include_str!("testdata/oscal-objects.jsonl")
+            .lines()
+            .collect();
+        assert_eq!(written.len(), pinned.len());
+        for (w, p) in written.iter().zip(pinned) {
+            assert_eq!(w, p);
+        }
     }
 }

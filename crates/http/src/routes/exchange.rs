@@ -208,6 +208,15 @@ fn member<T: Serialize>(w: &mut impl Write, first: &mut bool, value: &T) -> Resu
     serde_json::to_writer(&mut *w, value).map_err(json_err)
 }
 
+/// [`member`] for a value already written as JSON.
+fn raw_member(w: &mut impl Write, first: &mut bool, json: &[u8]) -> Result<(), StoreError> {
+    if !*first {
+        w.write_all(b",").map_err(io_err)?;
+    }
+    *first = false;
+    w.write_all(json).map_err(io_err)
+}
+
 /// Calls `each` on every item record of the system, page by page, in display order. The pages
 /// are read on a second thread while `each` renders the previous one (one page read ahead), so
 /// reading and rendering overlap on two cores.
@@ -376,8 +385,9 @@ impl Part {
         })
     }
 
-    fn add<T: Serialize>(&mut self, value: &T) -> Result<(), StoreError> {
-        member(&mut self.out, &mut self.first, value)
+    /// Adds a member already written as JSON.
+    fn add_raw(&mut self, json: &[u8]) -> Result<(), StoreError> {
+        raw_member(&mut self.out, &mut self.first, json)
     }
 
     /// Copies what was spooled into `w`.
@@ -419,13 +429,25 @@ fn write_oscal(
     };
     w.write_all(b",\"risks\":[").map_err(io_err)?;
     let mut first = true;
+    let org = oscal::organization_uuid(system);
+    // One buffer, reused for every object written.
+    let mut buf = Vec::with_capacity(8 << 10);
     for_each_record(conn, system.id, load, |rec| {
         assets.add(&rec.item.assets);
-        member(w, &mut first, &oscal::risk(system, &rec))?;
-        observations.add(&oscal::observation(system, &rec))?;
-        poam_items.add(&oscal::poam_item(&rec))?;
+        let u = oscal::ItemUuids::of(&rec);
+        buf.clear();
+        oscal::write_risk(&mut buf, &org, &rec, &u);
+        raw_member(w, &mut first, &buf)?;
+        buf.clear();
+        oscal::write_observation(&mut buf, system, &rec, &u);
+        observations.add_raw(&buf)?;
+        buf.clear();
+        oscal::write_poam_item(&mut buf, &rec, &u);
+        poam_items.add_raw(&buf)?;
         for e in &rec.evidence {
-            resources.add(&oscal::resource(e))?;
+            buf.clear();
+            oscal::write_resource(&mut buf, e);
+            resources.add_raw(&buf)?;
         }
         Ok(())
     })?;
@@ -439,7 +461,9 @@ fn write_oscal(
             .map_err(io_err)?;
         let mut first = true;
         for a in assets.names() {
-            member(w, &mut first, &oscal::inventory_item(system, a))?;
+            buf.clear();
+            oscal::write_inventory_item(&mut buf, system, a);
+            raw_member(w, &mut first, &buf)?;
         }
         w.write_all(b"]}").map_err(io_err)?;
     }
