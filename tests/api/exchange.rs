@@ -3,7 +3,7 @@
 //! round-trip and are idempotent, bulk upserts that answer per element.
 
 use crate::both;
-use crate::harness::{python_check, python_tools, TestApp};
+use crate::harness::{minimal_item, python_check, python_tools, TestApp};
 use poam_domain::Role;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -701,3 +701,93 @@ fn scanner_findings_deduplicate_and_reopen_when_they_recur(app: &TestApp) {
     assert_eq!(last["changes"]["status"]["after"], "open", "{last}");
 }
 both!(scanner_findings_deduplicate_and_reopen_when_they_recur);
+
+/// New items of a bulk request are created together; an element that names the key of an
+/// earlier new element of the same request still finds the item made for it (updated or
+/// unchanged, never a second item or a conflict).
+fn repeated_keys_in_one_bulk_request_name_one_item(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system("Repeats");
+    let path = format!("/v1/systems/{sid}/items/bulk");
+    let scan = |asset: &str, rating: &str| {
+        json!({
+            "title": "OpenSSH regreSSHion",
+            "description": "CVE-2024-6387 on an exposed sshd.",
+            "source": {"kind": "scan", "detector": "Nessus", "identifier": "plugin 201194"},
+            "assets": [asset],
+            "risk_rating": rating,
+            "detected_on": "2026-10-01",
+        })
+    };
+    let synced = |ext: &str, title: &str| {
+        let mut v = minimal_item();
+        v["external_id"] = json!(ext);
+        v["title"] = json!(title);
+        v
+    };
+    let r = app
+        .post(
+            &path,
+            &admin,
+            &json!({"items": [
+                scan("web-1", "high"),
+                synced("grc-1", "First"),
+                scan("web-2", "high"),
+                scan("web-1", "critical"),
+                synced("grc-1", "First"),
+                synced("grc-2", "Second"),
+                synced("grc-1", "Renamed"),
+            ]}),
+        )
+        .expect(200);
+    let statuses: Vec<&str> = r.body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "created",
+            "created",
+            "created",
+            "updated",
+            "unchanged",
+            "created",
+            "updated"
+        ],
+        "{}",
+        r.body
+    );
+    let id = |n: usize| r.body["results"][n]["id"].as_str().unwrap_or_default();
+    assert_eq!(
+        id(3),
+        id(0),
+        "the repeated finding is the item made for the first"
+    );
+    assert_eq!(id(4), id(1));
+    assert_eq!(id(6), id(1));
+    let web1 = app.get(&format!("/v1/items/{}", id(0)), &admin).expect(200);
+    assert_eq!(web1.body["risk_rating"], "critical");
+    let grc1 = app.get(&format!("/v1/items/{}", id(1)), &admin).expect(200);
+    assert_eq!(grc1.body["title"], "Renamed");
+    let listed = app
+        .get(&format!("/v1/systems/{sid}/items?limit=50"), &admin)
+        .expect(200);
+    let displays: Vec<&str> = listed.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["display_id"].as_str())
+        .collect();
+    assert_eq!(
+        displays,
+        ["POAM-0001", "POAM-0002", "POAM-0003", "POAM-0004"]
+    );
+    let v = app
+        .get(&format!("/v1/systems/{sid}/events/verification"), &admin)
+        .expect(200);
+    assert_eq!(v.body["verified"], true, "{}", v.body);
+}
+both!(repeated_keys_in_one_bulk_request_name_one_item);

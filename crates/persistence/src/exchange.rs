@@ -434,60 +434,49 @@ fn find_existing(
     }
 }
 
-fn one_element(
+/// The element matched the existing item `id`: updated (and reopened, if its finding
+/// reappeared after the item was closed), or unchanged.
+fn update_element(
     conn: &mut DbConnection,
     sid: &str,
     scope: &SystemScope,
     actor: &str,
     key: &BulkKey,
+    id: &str,
     decide: &mut dyn FnMut(Option<&Item>) -> Result<ItemFields, StoreError>,
 ) -> Result<Outcome, StoreError> {
-    let outcome = match find_existing(conn, sid, key)? {
-        None => {
-            let fields = decide(None)?;
-            Outcome::Created(items::create_in(
-                conn,
-                sid,
-                &fields,
-                actor,
-                Action::Created,
-            )?)
+    let item_id: ItemId = crate::systems::parse_id(id)?;
+    let mut current = items::locked(conn, item_id, scope)?;
+    if current.archived_at.is_some() {
+        return Err(archived_conflict("item"));
+    }
+    let mut reopened = false;
+    if matches!(key, BulkKey::Finding(_)) && current.status == ItemStatus::Closed {
+        let req = Request {
+            to: Some(ItemStatus::Open),
+            comment: Some(format!(
+                "The finding reappeared in a bulk sync by {actor} after the item was closed."
+            )),
+            completed_on: None,
+            target_date: None,
+        };
+        current = crate::workflow::transition_in(conn, item_id, scope, None, actor, &req)?;
+        reopened = true;
+    }
+    let fields = decide(Some(&current))?;
+    let outcome = if fields == current.fields() {
+        if reopened {
+            Outcome::Reopened(current)
+        } else {
+            Outcome::Unchanged(current)
         }
-        Some(id) => {
-            let item_id: ItemId = crate::systems::parse_id(&id)?;
-            let mut current = items::locked(conn, item_id, scope)?;
-            if current.archived_at.is_some() {
-                return Err(archived_conflict("item"));
-            }
-            let mut reopened = false;
-            if matches!(key, BulkKey::Finding(_)) && current.status == ItemStatus::Closed {
-                let req = Request {
-                    to: Some(ItemStatus::Open),
-                    comment: Some(format!(
-                        "The finding reappeared in a bulk sync by {actor} after the item was closed."
-                    )),
-                    completed_on: None,
-                    target_date: None,
-                };
-                current = crate::workflow::transition_in(conn, item_id, scope, None, actor, &req)?;
-                reopened = true;
-            }
-            let fields = decide(Some(&current))?;
-            if fields == current.fields() {
-                if reopened {
-                    Outcome::Reopened(current)
-                } else {
-                    Outcome::Unchanged(current)
-                }
-            } else {
-                let item = items::write_fields(conn, &current, &fields, db::now())?;
-                items::record(conn, Some(&current), &item, Action::Updated, actor)?;
-                if reopened {
-                    Outcome::Reopened(item)
-                } else {
-                    Outcome::Updated(item)
-                }
-            }
+    } else {
+        let item = items::write_fields(conn, &current, &fields, db::now())?;
+        items::record(conn, Some(&current), &item, Action::Updated, actor)?;
+        if reopened {
+            Outcome::Reopened(item)
+        } else {
+            Outcome::Updated(item)
         }
     };
     if let (BulkKey::Finding(keys), Some(item)) = (key, outcome_item(&outcome)) {
@@ -501,6 +490,101 @@ fn one_element(
     Ok(outcome)
 }
 
+/// Elements of a chunk that matched no item: created together when the chunk ends (or before
+/// an element that names the same key, which must find the item created for it).
+#[derive(Default)]
+struct NewElements {
+    /// Position in the chunk, the new item, and its finding keys.
+    waiting: Vec<(usize, items::NewItem, Vec<String>)>,
+}
+
+impl NewElements {
+    /// Whether an element with `key` must wait for these to be created.
+    fn claims(&self, key: &BulkKey) -> bool {
+        self.waiting.iter().any(|(_, new, keys)| match key {
+            BulkKey::External(ext) => new.fields.external_id.as_deref() == Some(ext.as_str()),
+            BulkKey::Finding(wanted) => wanted.iter().any(|k| keys.contains(k)),
+            BulkKey::New => false,
+        })
+    }
+
+    /// Creates the waiting items ([`items::create_many`]) with their finding references, and
+    /// puts each one's outcome in its slot. Should a shared statement fail, each is created
+    /// alone in its own savepoint.
+    fn flush(
+        &mut self,
+        conn: &mut DbConnection,
+        sid: &str,
+        actor: &str,
+        slots: &mut [Option<Outcome>],
+    ) -> Result<(), StoreError> {
+        let waiting = std::mem::take(&mut self.waiting);
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let together = conn.transaction(|conn| {
+            let news: Vec<&items::NewItem> = waiting.iter().map(|(_, new, _)| new).collect();
+            let answers = items::create_many(conn, sid, &news)?;
+            let now = db::now();
+            let mut refs = Vec::new();
+            for ((_, _, keys), answer) in waiting.iter().zip(&answers) {
+                if let Ok(item) = answer {
+                    let id = item.id.to_string();
+                    refs.extend(keys.iter().map(|k| {
+                        (
+                            external_refs::system_id.eq(sid.to_owned()),
+                            external_refs::scheme.eq(FINDING),
+                            external_refs::ref_key.eq(k.clone()),
+                            external_refs::resource_kind.eq("item"),
+                            external_refs::resource_id.eq(id.clone()),
+                            external_refs::created_at.eq(now),
+                        )
+                    }));
+                }
+            }
+            if !refs.is_empty() {
+                db::on_inner!(conn, |c| diesel::insert_into(external_refs::table)
+                    .values(&refs)
+                    .execute(c))?;
+            }
+            Ok::<_, StoreError>(answers)
+        });
+        match together {
+            Ok(answers) => {
+                for ((at, _, _), answer) in waiting.into_iter().zip(answers) {
+                    slots[at] = Some(settled(answer.map(Outcome::Created))?);
+                }
+            }
+            Err(e @ StoreError::Unavailable(_)) => return Err(e),
+            Err(_) => {
+                for (at, new, keys) in waiting {
+                    let alone = conn.transaction(|conn| {
+                        let item =
+                            items::create_in(conn, sid, &new.fields, actor, Action::Created)?;
+                        let id = item.id.to_string();
+                        for k in &keys {
+                            add_ref(conn, sid, FINDING, k, "item", &id)?;
+                        }
+                        Ok(Outcome::Created(item))
+                    });
+                    slots[at] = Some(settled(alone)?);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An element's outcome: its own failure (a refusal, a conflict) is reported with it; the
+/// database's failure, or an internal one, stops the batch.
+fn settled(result: Result<Outcome, StoreError>) -> Result<Outcome, StoreError> {
+    match result {
+        Ok(o) => Ok(o),
+        Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => Err(e),
+        Err(e) => Ok(Outcome::Failed(e)),
+    }
+}
+
 fn outcome_item(o: &Outcome) -> Option<&Item> {
     match o {
         Outcome::Created(i)
@@ -511,17 +595,19 @@ fn outcome_item(o: &Outcome) -> Option<&Item> {
     }
 }
 
-/// Elements per transaction of a bulk upsert. Every element updates its system's row (display
-/// counter, history head); in one long PostgreSQL transaction those updates pile up row versions
-/// that every later read of the row walks (1,000 elements: ~10 s), so batches commit in chunks.
-/// Small chunks also let other writers in between.
+/// Elements per transaction of a bulk upsert. An element that updates an item moves its
+/// system's row (the history head); in one long PostgreSQL transaction those updates pile up row
+/// versions that every later read of the row walks (1,000 elements: ~10 s), so batches commit in
+/// chunks. Small chunks also let other writers in between.
 const BULK_CHUNK: usize = 100;
 
-/// Upserts a batch: chunks of [`BULK_CHUNK`] elements per transaction, each element in its own
-/// savepoint, so a bad element is rolled back alone and reported while the others apply.
-/// `decide` turns an element (with the item it matched, if any) into the item's new fields, or
-/// refuses it. If the database fails mid-batch, the chunks before stay committed and the error
-/// is returned: a retry of the same batch finds them `unchanged`.
+/// Upserts a batch: chunks of [`BULK_CHUNK`] elements per transaction. An element that matches
+/// an item updates it in its own savepoint; the elements that match none are created together at
+/// the end of the chunk ([`items::create_many`]: one statement per table), or earlier when a
+/// later element names one of their keys. A bad element is reported alone while the others
+/// apply. `decide` turns an element (with the item it matched, if any) into the item's new
+/// fields, or refuses it. If the database fails mid-batch, the chunks before stay committed and
+/// the error is returned: a retry of the same batch finds them `unchanged`.
 pub fn bulk_upsert(
     conn: &mut DbConnection,
     system_id: SystemId,
@@ -536,19 +622,44 @@ pub fn bulk_upsert(
         let end = (start + BULK_CHUNK).min(keys.len());
         db::write(conn, |conn| {
             let sid = live_system(conn, system_id, scope)?;
+            let mut slots: Vec<Option<Outcome>> = (start..end).map(|_| None).collect();
+            let mut new = NewElements::default();
             for (i, key) in keys.iter().enumerate().take(end).skip(start) {
-                let mut element = |existing: Option<&Item>| decide(i, existing);
-                let result = conn
-                    .transaction(|conn| one_element(conn, &sid, scope, actor, key, &mut element));
-                match result {
-                    Ok(o) => out.push(o),
-                    Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => {
-                        return Err(e)
-                    }
-                    Err(e) => out.push(Outcome::Failed(e)),
+                if new.claims(key) {
+                    new.flush(conn, &sid, actor, &mut slots)?;
                 }
+                let outcome = match find_existing(conn, &sid, key)? {
+                    None => match decide(i, None) {
+                        Ok(fields) => {
+                            let finding_keys = match key {
+                                BulkKey::Finding(keys) => keys.clone(),
+                                _ => Vec::new(),
+                            };
+                            let item = items::NewItem {
+                                fields,
+                                actor: actor.to_owned(),
+                            };
+                            new.waiting.push((i - start, item, finding_keys));
+                            continue;
+                        }
+                        Err(e) => Err(e),
+                    },
+                    Some(id) => {
+                        let mut element = |existing: Option<&Item>| decide(i, existing);
+                        conn.transaction(|conn| {
+                            update_element(conn, &sid, scope, actor, key, &id, &mut element)
+                        })
+                    }
+                };
+                slots[i - start] = Some(settled(outcome)?);
             }
-            Ok(())
+            new.flush(conn, &sid, actor, &mut slots)?;
+            for slot in slots {
+                out.push(slot.ok_or_else(|| {
+                    StoreError::Internal("a bulk element was left without an outcome".into())
+                })?);
+            }
+            Ok::<_, StoreError>(())
         })?;
         if end >= keys.len() {
             return Ok(out);
