@@ -306,7 +306,7 @@ pub(crate) fn record(
     action: Action,
     actor: &str,
 ) -> Result<(), StoreError> {
-    record_in_chain(conn, before, item, action, actor, None)
+    record_in_chain(conn, before, item, action, actor)
 }
 
 /// [`record`], at `place` (the event's `seq` and its predecessor's hash) when the caller has
@@ -317,14 +317,12 @@ fn record_in_chain(
     item: &Item,
     action: Action,
     actor: &str,
-    place: Option<(i64, String)>,
 ) -> Result<(), StoreError> {
     let (system_id, id) = (item.system_id.to_string(), item.id.to_string());
-    let change = change_of(before, item, action, actor, &system_id, &id);
-    match place {
-        Some((seq, prev_hash)) => events::append_at(conn, change, seq, prev_hash),
-        None => events::append(conn, change),
-    }
+    events::append(
+        conn,
+        change_of(before, item, action, actor, &system_id, &id),
+    )
 }
 
 /// The history's record of a change to an item (`system_id` and `id` are its own, as text).
@@ -462,81 +460,63 @@ pub(crate) fn create_in(
     actor: &str,
     action: Action,
 ) -> Result<Item, StoreError> {
-    {
-        let sid = sid.to_owned();
-        // The system's row is locked here, first, and both its counters (display ids, the
-        // history) move in the same statement.
-        type Taken = (
-            i64,
-            i64,
-            String,
-            Option<NaiveDateTime>,
-            String,
-            Option<String>,
-        );
-        let (seq, event_seq, event_head, archived_at, regime, policy) =
-            diesel::update(systems::table.find(&sid))
-                .set((
-                    systems::next_item_seq.eq(systems::next_item_seq + 1),
-                    systems::event_seq.eq(systems::event_seq + 1),
-                ))
-                .returning((
-                    systems::next_item_seq,
-                    systems::event_seq,
-                    systems::event_head,
-                    systems::archived_at,
-                    systems::regime,
-                    systems::deadline_policy,
-                ))
-                .get_result::<Taken>(conn)?;
-        if archived_at.is_some() {
-            return Err(archived_conflict("system"));
-        }
-        check_external_id(conn, &sid, fields.external_id.as_deref(), None)?;
-        let ctx = context_of(conn, &sid, &regime, policy.as_deref())?;
-        let refused = profiles::blocking(ctx.regime, fields, today());
-        if !refused.is_empty() {
-            return Err(StoreError::Invalid(refused));
-        }
-        let mut fields = fields.clone();
-        let (scheduled, rule) = deadlines::resolve(
-            &ctx,
-            fields.risk_rating,
-            fields.detected_on,
-            None,
-            fields.scheduled_completion,
-        );
-        fields.scheduled_completion = scheduled;
-        let id = ItemId::new().to_string();
-        let display = display_id(seq);
-        let now = db::now();
-        let content = ItemContent::from_fields(&fields, &display, rule)?;
-        let row = content.new_row(&id, &sid, seq, &display, now);
-        diesel::insert_into(items::table)
-            .values((
-                items::id.eq(&id),
-                items::system_id.eq(&sid),
-                items::seq.eq(seq),
-                items::display_id.eq(&display),
-                content,
-                items::version.eq(1),
-                items::created_at.eq(now),
-                items::updated_at.eq(now),
-            ))
-            .execute(conn)
-            .map_err(unique_to_conflict)?;
-        insert_controls(conn, &id, &sid, &fields.controls)?;
-        let item = row.into_domain(today())?;
-        record_in_chain(
-            conn,
-            None,
-            &item,
-            action,
-            actor,
-            Some((event_seq, event_head)),
-        )?;
-        Ok(item)
+    // The system's row is locked first; both its counters (display ids, the history) and the
+    // chain head move in one statement at the end.
+    let head = events::lock_system(conn, sid)?;
+    if head.archived_at.is_some() {
+        return Err(archived_conflict("system"));
     }
+    check_external_id(conn, sid, fields.external_id.as_deref(), None)?;
+    let ctx = context_of(conn, sid, &head.regime, head.deadline_policy.as_deref())?;
+    let refused = profiles::blocking(ctx.regime, fields, today());
+    if !refused.is_empty() {
+        return Err(StoreError::Invalid(refused));
+    }
+    let mut fields = fields.clone();
+    let (scheduled, rule) = deadlines::resolve(
+        &ctx,
+        fields.risk_rating,
+        fields.detected_on,
+        None,
+        fields.scheduled_completion,
+    );
+    fields.scheduled_completion = scheduled;
+    let seq = head.next_item_seq + 1;
+    let id = ItemId::new().to_string();
+    let display = display_id(seq);
+    let now = db::now();
+    let content = ItemContent::from_fields(&fields, &display, rule)?;
+    let row = content.new_row(&id, sid, seq, &display, now);
+    diesel::insert_into(items::table)
+        .values((
+            items::id.eq(&id),
+            items::system_id.eq(sid),
+            items::seq.eq(seq),
+            items::display_id.eq(&display),
+            content,
+            items::version.eq(1),
+            items::created_at.eq(now),
+            items::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map_err(unique_to_conflict)?;
+    insert_controls(conn, &id, sid, &fields.controls)?;
+    let item = row.into_domain(today())?;
+    let event_seq = head.event_seq + 1;
+    let event = events::chained(
+        change_of(None, &item, action, actor, sid, &id),
+        event_seq,
+        head.event_head,
+    )?;
+    events::insert_chained(conn, std::slice::from_ref(&event))?;
+    diesel::update(systems::table.find(sid))
+        .set((
+            systems::next_item_seq.eq(seq),
+            systems::event_seq.eq(event_seq),
+            systems::event_head.eq(&event.hash),
+        ))
+        .execute(conn)?;
+    Ok(item)
 }
 
 /// An item to create, as one request asked for it (its system named beside it).
@@ -557,34 +537,17 @@ pub fn create_many(
     sid: &str,
     batch: &[&NewItem],
 ) -> Result<Vec<Result<Item, StoreError>>, StoreError> {
-    type System = (
-        i64,
-        i64,
-        String,
-        Option<NaiveDateTime>,
-        String,
-        Option<String>,
-    );
     // The system's row is locked first, as by a single creation.
-    let (mut seq, mut event_seq, mut head, archived_at, regime, policy) =
-        diesel::update(systems::table.find(sid))
-            .set(systems::next_item_seq.eq(systems::next_item_seq))
-            .returning((
-                systems::next_item_seq,
-                systems::event_seq,
-                systems::event_head,
-                systems::archived_at,
-                systems::regime,
-                systems::deadline_policy,
-            ))
-            .get_result::<System>(conn)?;
-    if archived_at.is_some() {
+    let system = events::lock_system(conn, sid)?;
+    if system.archived_at.is_some() {
         return Ok(batch
             .iter()
             .map(|_| Err(archived_conflict("system")))
             .collect());
     }
-    let ctx = context_of(conn, sid, &regime, policy.as_deref())?;
+    let ctx = context_of(conn, sid, &system.regime, system.deadline_policy.as_deref())?;
+    let (mut seq, mut event_seq, mut head) =
+        (system.next_item_seq, system.event_seq, system.event_head);
     let wanted: Vec<&str> = batch
         .iter()
         .filter_map(|n| n.fields.external_id.as_deref())

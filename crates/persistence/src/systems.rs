@@ -282,14 +282,12 @@ pub(crate) fn archived_conflict(what: &str) -> StoreError {
     ))
 }
 
-/// Takes the system row's write lock before reading it (a no-op update): on PostgreSQL,
-/// concurrent writers of one system queue here instead of failing a version check on a stale
-/// read; SQLite's write transaction already holds the database lock.
+/// Takes the system row's write lock before reading it (`SELECT … FOR NO KEY UPDATE`, which writes
+/// no row version): on PostgreSQL, concurrent writers of one system queue here instead of
+/// failing a version check on a stale read; SQLite's write transaction already holds the
+/// database lock.
 fn lock(conn: &mut DbConnection, id: SystemId) -> Result<(), StoreError> {
-    diesel::update(systems::table.find(id.to_string()))
-        .set(systems::version.eq(systems::version))
-        .execute(conn)?;
-    Ok(())
+    crate::events::lock_system(conn, &id.to_string()).map(|_| ())
 }
 
 /// Applies `apply` to the current system inside one transaction: the version check, the new
