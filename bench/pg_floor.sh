@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# What PostgreSQL alone allows for item creation in one system, with no service in the way:
+# What PostgreSQL alone allows for item creation in one system, one item per transaction, with no
+# service in the way (creations that share a group-commit batch are written together and go past it):
 # pgbench runs the statements one create needs (lock the system row and move its counters, insert
 # the item and its two control rows, insert the hash-chained event, move the chain head), on the
 # migrated schema, with rows copied from an item and an event the service wrote. Prints
