@@ -417,6 +417,7 @@ both!(failed_writes_among_concurrent_ones_leave_no_trace);
 /// known: a taken external id, a repeat inside the batch, a refusal by the regime's rules, and
 /// three that succeed, numbered without gaps, indexed, and chained.
 fn creations_written_together_answer_each_as_alone(app: &TestApp) {
+    use poam_persistence::events::Action;
     use poam_persistence::items::{create_many, NewItem};
     let admin = app.admin();
     let sid = app.system_in("Together", "emass");
@@ -452,8 +453,9 @@ fn creations_written_together_answer_each_as_alone(app: &TestApp) {
     let refs: Vec<&NewItem> = batch.iter().collect();
     let pool = app.db();
     let mut conn = pool.get().unwrap_or_else(|e| panic!("{e}"));
-    let answers = poam_persistence::db::write(&mut conn, |c| create_many(c, &sid, &refs))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let answers =
+        poam_persistence::db::write(&mut conn, |c| create_many(c, &sid, &refs, Action::Created))
+            .unwrap_or_else(|e| panic!("{e}"));
     let shown: Vec<String> = answers
         .iter()
         .map(|a| match a {
@@ -511,8 +513,10 @@ fn creations_written_together_answer_each_as_alone(app: &TestApp) {
     // An archived system refuses every creation of the batch, and nothing moves.
     app.delete(&format!("/v1/systems/{sid}"), &admin, None)
         .expect(200);
-    let refused = poam_persistence::db::write(&mut conn, |c| create_many(c, &sid, &refs[4..]))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = poam_persistence::db::write(&mut conn, |c| {
+        create_many(c, &sid, &refs[4..], Action::Created)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         refused.iter().all(
             |a| matches!(a, Err(poam_persistence::StoreError::Conflict(v)) if v.code == "archived")

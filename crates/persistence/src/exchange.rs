@@ -524,7 +524,7 @@ impl NewElements {
         }
         let together = conn.transaction(|conn| {
             let news: Vec<&items::NewItem> = waiting.iter().map(|(_, new, _)| new).collect();
-            let answers = items::create_many(conn, sid, &news)?;
+            let answers = items::create_many(conn, sid, &news, Action::Created)?;
             let now = db::now();
             let mut refs = Vec::new();
             for ((_, _, keys), answer) in waiting.iter().zip(&answers) {

@@ -452,7 +452,8 @@ pub fn create(
     })
 }
 
-/// [`create`] inside the caller's transaction, the scope already checked.
+/// [`create`] inside the caller's transaction, the scope already checked: [`create_many`] with
+/// one item.
 pub(crate) fn create_in(
     conn: &mut DbConnection,
     sid: &str,
@@ -460,63 +461,13 @@ pub(crate) fn create_in(
     actor: &str,
     action: Action,
 ) -> Result<Item, StoreError> {
-    // The system's row is locked first; both its counters (display ids, the history) and the
-    // chain head move in one statement at the end.
-    let head = events::lock_system(conn, sid)?;
-    if head.archived_at.is_some() {
-        return Err(archived_conflict("system"));
-    }
-    check_external_id(conn, sid, fields.external_id.as_deref(), None)?;
-    let ctx = context_of(conn, sid, &head.regime, head.deadline_policy.as_deref())?;
-    let refused = profiles::blocking(ctx.regime, fields, today());
-    if !refused.is_empty() {
-        return Err(StoreError::Invalid(refused));
-    }
-    let mut fields = fields.clone();
-    let (scheduled, rule) = deadlines::resolve(
-        &ctx,
-        fields.risk_rating,
-        fields.detected_on,
-        None,
-        fields.scheduled_completion,
-    );
-    fields.scheduled_completion = scheduled;
-    let seq = head.next_item_seq + 1;
-    let id = ItemId::new().to_string();
-    let display = display_id(seq);
-    let now = db::now();
-    let content = ItemContent::from_fields(&fields, &display, rule)?;
-    let row = content.new_row(&id, sid, seq, &display, now);
-    diesel::insert_into(items::table)
-        .values((
-            items::id.eq(&id),
-            items::system_id.eq(sid),
-            items::seq.eq(seq),
-            items::display_id.eq(&display),
-            content,
-            items::version.eq(1),
-            items::created_at.eq(now),
-            items::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .map_err(unique_to_conflict)?;
-    insert_controls(conn, &id, sid, &fields.controls)?;
-    let item = row.into_domain(today())?;
-    let event_seq = head.event_seq + 1;
-    let event = events::chained(
-        change_of(None, &item, action, actor, sid, &id),
-        event_seq,
-        head.event_head,
-    )?;
-    events::insert_chained(conn, std::slice::from_ref(&event))?;
-    diesel::update(systems::table.find(sid))
-        .set((
-            systems::next_item_seq.eq(seq),
-            systems::event_seq.eq(event_seq),
-            systems::event_head.eq(&event.hash),
-        ))
-        .execute(conn)?;
-    Ok(item)
+    let new = NewItem {
+        fields: fields.clone(),
+        actor: actor.to_owned(),
+    };
+    create_many(conn, sid, &[&new], action)?
+        .pop()
+        .unwrap_or_else(|| Err(StoreError::Internal("a creation went unanswered".into())))
 }
 
 /// An item to create, as one request asked for it (its system named beside it).
@@ -536,6 +487,7 @@ pub fn create_many(
     conn: &mut DbConnection,
     sid: &str,
     batch: &[&NewItem],
+    action: Action,
 ) -> Result<Vec<Result<Item, StoreError>>, StoreError> {
     // The system's row is locked first, as by a single creation.
     let system = events::lock_system(conn, sid)?;
@@ -598,7 +550,7 @@ pub fn create_many(
             .new_row(&id, sid, seq, &display, now)
             .into_domain(today)?;
         let event = events::chained(
-            change_of(None, &item, Action::Created, &new.actor, sid, &id),
+            change_of(None, &item, action, &new.actor, sid, &id),
             event_seq,
             head,
         )?;

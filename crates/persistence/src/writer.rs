@@ -97,7 +97,7 @@ fn run_creations(conn: &mut DbConnection, group: Vec<Creation>) -> Vec<Settle> {
     };
     let together = {
         let items: Vec<&NewItem> = group.iter().map(|c| &c.item).collect();
-        conn.transaction(|conn| items::create_many(conn, &system, &items))
+        conn.transaction(|conn| items::create_many(conn, &system, &items, Action::Created))
     };
     let results = match together {
         Ok(results) => results,
