@@ -126,7 +126,7 @@ impl AppState {
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        writer.submit(None, f, move |result| {
+        writer.submit(f, move |result| {
             // The caller may have gone (its connection closed); the write stands.
             let _ = tx.send(result);
         })?;

@@ -49,16 +49,38 @@ const QUEUE: usize = 4096;
 /// or the batch's own error.
 type Settle = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
+/// A queued write.
+enum Work {
+    /// Any write, run in its own savepoint.
+    Write(Box<dyn Job>),
+    /// An item creation, run together with the creations of its system beside it in the batch.
+    Create(Box<Creation>),
+}
+
+impl Work {
+    /// The system the write belongs to, when it names one (creations do).
+    fn system(&self) -> Option<&str> {
+        match self {
+            Work::Write(_) => None,
+            Work::Create(c) => Some(&c.system),
+        }
+    }
+
+    /// The batch failed before this write ran.
+    fn fail(self, error: StoreError) {
+        match self {
+            Work::Write(job) => job.fail(error),
+            Work::Create(c) => (c.done)(Err(error)),
+        }
+    }
+}
+
+/// A write of any kind, type-erased.
 trait Job: Send {
-    /// The system the write belongs to, when the caller named it.
-    fn key(&self) -> Option<&str>;
     /// Runs the write in its savepoint; the answer waits for the batch.
     fn run(self: Box<Self>, conn: &mut DbConnection) -> Settle;
     /// The batch failed before this write ran.
     fn fail(self: Box<Self>, error: StoreError);
-    /// The creation, when this is one (run together with the creations of its system beside it
-    /// in the batch).
-    fn into_creation(self: Box<Self>) -> Result<Creation, Box<dyn Job>>;
 }
 
 /// An item creation queued with [`Writer::create`].
@@ -67,25 +89,6 @@ struct Creation {
     item: NewItem,
     done: Box<dyn FnOnce(Result<Item, StoreError>) + Send>,
     span: tracing::Span,
-}
-
-impl Job for Creation {
-    fn key(&self) -> Option<&str> {
-        Some(&self.system)
-    }
-
-    fn run(self: Box<Self>, conn: &mut DbConnection) -> Settle {
-        let mut settles = run_creations(conn, vec![*self]);
-        settles.pop().unwrap_or_else(|| Box::new(|_| ()))
-    }
-
-    fn fail(self: Box<Self>, error: StoreError) {
-        (self.done)(Err(error))
-    }
-
-    fn into_creation(self: Box<Self>) -> Result<Creation, Box<dyn Job>> {
-        Ok(*self)
-    }
 }
 
 /// Runs creations of one system together ([`items::create_many`]), in a savepoint. Should a
@@ -123,20 +126,25 @@ fn run_creations(conn: &mut DbConnection, group: Vec<Creation>) -> Vec<Settle> {
     group
         .into_iter()
         .zip(results)
-        .map(|(c, result)| -> Settle {
-            let done = c.done;
-            Box::new(move |batch: Option<&StoreError>| {
-                done(match (result, batch) {
-                    (Ok(_), Some(e)) => Err(echo(e)),
-                    (result, _) => result,
-                })
-            })
-        })
+        .map(|(c, result)| settle_after(result, c.done))
         .collect()
 }
 
+/// What tells a write's caller its answer once the batch is settled: its own result if the
+/// batch committed, else the batch's error.
+fn settle_after<T: Send + 'static>(
+    result: Result<T, StoreError>,
+    done: impl FnOnce(Result<T, StoreError>) + Send + 'static,
+) -> Settle {
+    Box::new(move |batch: Option<&StoreError>| {
+        done(match (result, batch) {
+            (Ok(_), Some(e)) => Err(echo(e)),
+            (result, _) => result,
+        })
+    })
+}
+
 struct Pending<F, D> {
-    key: Option<String>,
     write: F,
     done: D,
     span: tracing::Span,
@@ -148,33 +156,18 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     D: FnOnce(Result<T, StoreError>) + Send + 'static,
 {
-    fn key(&self) -> Option<&str> {
-        self.key.as_deref()
-    }
-
     fn run(self: Box<Self>, conn: &mut DbConnection) -> Settle {
-        let Pending {
-            write, done, span, ..
-        } = *self;
+        let Pending { write, done, span } = *self;
         let result = {
             let _entered = span.enter();
             // Inside the batch's transaction this is a savepoint.
             conn.transaction(write)
         };
-        Box::new(move |batch: Option<&StoreError>| {
-            done(match (result, batch) {
-                (Ok(_), Some(e)) => Err(echo(e)),
-                (result, _) => result,
-            })
-        })
+        settle_after(result, done)
     }
 
     fn fail(self: Box<Self>, error: StoreError) {
         (self.done)(Err(error))
-    }
-
-    fn into_creation(self: Box<Self>) -> Result<Creation, Box<dyn Job>> {
-        Err(self)
     }
 }
 
@@ -190,7 +183,7 @@ fn echo(e: &StoreError) -> StoreError {
 /// clone is dropped.
 #[derive(Clone)]
 pub struct Writer {
-    queue: SyncSender<Box<dyn Job>>,
+    queue: SyncSender<Work>,
     per_system: bool,
 }
 
@@ -205,45 +198,35 @@ impl Writer {
     /// `per_system`: a batch holds writes to one system only (PostgreSQL); otherwise any
     /// writes share a batch (SQLite, where the file has one writer anyway).
     pub fn start(pool: DbPool, per_system: bool) -> std::io::Result<Writer> {
-        let (queue, rx) = mpsc::sync_channel::<Box<dyn Job>>(QUEUE);
+        let (queue, rx) = mpsc::sync_channel::<Work>(QUEUE);
         std::thread::Builder::new()
             .name("poam-writer".into())
             .spawn(move || serve(&pool, &rx, per_system))?;
         Ok(Writer { queue, per_system })
     }
 
-    /// Whether batches are formed per system (so only writes that name theirs come here).
+    /// Whether batches are formed per system (so only item creations come here).
     pub fn per_system(&self) -> bool {
         self.per_system
     }
 
     /// Queues `write`; `done` receives its result once the batch holding it is settled. `write`
     /// must not open a transaction of its own other than through [`db::write`] (which joins the
-    /// batch's) and must be short: the writes queued behind it wait for it.
-    ///
-    /// `system`: the system every row the write locks belongs to. Without it, on a per-system
-    /// writer, the write runs in a batch of its own.
-    pub fn submit<T, F, D>(
-        &self,
-        system: Option<String>,
-        write: F,
-        done: D,
-    ) -> Result<(), StoreError>
+    /// batch's) and must be short: the writes queued behind it wait for it. On a per-system
+    /// writer it runs in a batch of its own.
+    pub fn submit<T, F, D>(&self, write: F, done: D) -> Result<(), StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
         D: FnOnce(Result<T, StoreError>) + Send + 'static,
     {
-        self.send(Box::new(Pending {
-            key: system,
+        self.send(Work::Write(Box::new(Pending {
             write,
             done,
             span: tracing::Span::current(),
-        }))
+        })))
     }
-}
 
-impl Writer {
     /// Queues the creation of `item` in `system` (the caller checked the scope); `done` receives
     /// the created item once the batch holding it is settled. Creations of one system that share
     /// a batch are written together: one statement per table for all of them.
@@ -251,16 +234,16 @@ impl Writer {
     where
         D: FnOnce(Result<Item, StoreError>) + Send + 'static,
     {
-        self.send(Box::new(Creation {
+        self.send(Work::Create(Box::new(Creation {
             system,
             item,
             done: Box::new(done),
             span: tracing::Span::current(),
-        }))
+        })))
     }
 
-    fn send(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
-        self.queue.try_send(job).map_err(|e| match e {
+    fn send(&self, work: Work) -> Result<(), StoreError> {
+        self.queue.try_send(work).map_err(|e| match e {
             TrySendError::Full(_) => StoreError::Unavailable("the write queue is full".into()),
             TrySendError::Disconnected(_) => {
                 StoreError::Unavailable("the writer has stopped".into())
@@ -269,11 +252,11 @@ impl Writer {
     }
 }
 
-fn serve(pool: &DbPool, rx: &Receiver<Box<dyn Job>>, per_system: bool) {
+fn serve(pool: &DbPool, rx: &Receiver<Work>, per_system: bool) {
     // The connection is kept while writes keep coming and given back to the pool when idle.
     let mut held: Option<PooledDb> = None;
     // Writes taken off the queue that belong to another system's batch, in arrival order.
-    let mut deferred: VecDeque<Box<dyn Job>> = VecDeque::new();
+    let mut deferred: VecDeque<Work> = VecDeque::new();
     loop {
         let first = match deferred.pop_front() {
             Some(job) => job,
@@ -289,12 +272,12 @@ fn serve(pool: &DbPool, rx: &Receiver<Box<dyn Job>>, per_system: bool) {
                 }
             },
         };
-        let key = first.key().map(str::to_owned);
-        let joins = |job: &dyn Job| !per_system || (key.is_some() && job.key() == key.as_deref());
+        let key = first.system().map(str::to_owned);
+        let joins = |work: &Work| !per_system || (key.is_some() && work.system() == key.as_deref());
         let mut batch = vec![first];
         let mut i = 0;
         while i < deferred.len() && batch.len() < MAX_BATCH {
-            if deferred.get(i).is_some_and(|job| joins(job.as_ref())) {
+            if deferred.get(i).is_some_and(joins) {
                 batch.extend(deferred.remove(i));
             } else {
                 i += 1;
@@ -302,16 +285,16 @@ fn serve(pool: &DbPool, rx: &Receiver<Box<dyn Job>>, per_system: bool) {
         }
         while batch.len() < MAX_BATCH && deferred.len() < QUEUE {
             match rx.try_recv() {
-                Ok(job) if joins(job.as_ref()) => batch.push(job),
-                Ok(job) => deferred.push_back(job),
+                Ok(work) if joins(&work) => batch.push(work),
+                Ok(work) => deferred.push_back(work),
                 Err(_) => break,
             }
         }
         let mut conn = match held.take().map(Ok).unwrap_or_else(|| db::checkout(pool)) {
             Ok(conn) => conn,
             Err(e) => {
-                for job in batch {
-                    job.fail(echo(&e));
+                for work in batch {
+                    work.fail(echo(&e));
                 }
                 continue;
             }
@@ -325,39 +308,34 @@ fn serve(pool: &DbPool, rx: &Receiver<Box<dyn Job>>, per_system: bool) {
 }
 
 /// Runs one batch; false when the connection must not be used again.
-fn run_batch(conn: &mut DbConnection, batch: Vec<Box<dyn Job>>) -> bool {
+fn run_batch(conn: &mut DbConnection, batch: Vec<Work>) -> bool {
     let _turn = db::writer_turn(conn);
     if let Err(e) = db::begin_write(conn) {
         let e = StoreError::from(e);
         tracing::warn!(cause = %e, writes = batch.len(), "a write batch could not begin");
-        for job in batch {
-            job.fail(echo(&e));
+        for work in batch {
+            work.fail(echo(&e));
         }
         return false;
     }
     let mut settles = Vec::with_capacity(batch.len());
-    let mut jobs: VecDeque<Box<dyn Job>> = batch.into();
-    while let Some(job) = jobs.pop_front() {
-        // A creation takes the creations of the same system that follow it.
-        let unit = match job.into_creation() {
-            Ok(first) => {
-                let mut group = vec![first];
-                while let Some(next) = jobs.pop_front() {
-                    match next.into_creation() {
-                        Ok(c) if c.system == group[0].system => group.push(c),
-                        Ok(c) => {
-                            jobs.push_front(Box::new(c));
-                            break;
-                        }
-                        Err(other) => {
-                            jobs.push_front(other);
-                            break;
-                        }
+    let mut queued: VecDeque<Work> = batch.into();
+    while let Some(work) = queued.pop_front() {
+        let unit = match work {
+            // A creation takes the creations of the same system that follow it.
+            Work::Create(first) => {
+                let mut group = vec![*first];
+                while let Some(Work::Create(c)) = queued.front() {
+                    if c.system != group[0].system {
+                        break;
+                    }
+                    if let Some(Work::Create(c)) = queued.pop_front() {
+                        group.push(*c);
                     }
                 }
                 catch_unwind(AssertUnwindSafe(|| run_creations(conn, group)))
             }
-            Err(job) => catch_unwind(AssertUnwindSafe(|| vec![job.run(conn)])),
+            Work::Write(job) => catch_unwind(AssertUnwindSafe(|| vec![job.run(conn)])),
         };
         match unit {
             Ok(done) => settles.extend(done),
@@ -367,8 +345,8 @@ fn run_batch(conn: &mut DbConnection, batch: Vec<Box<dyn Job>>) -> bool {
                 for settle in settles {
                     settle(Some(&e));
                 }
-                for job in jobs {
-                    job.fail(echo(&e));
+                for work in queued {
+                    work.fail(echo(&e));
                 }
                 // Still inside the transaction: the pool discards the connection.
                 return false;
