@@ -176,15 +176,13 @@ fn ours_of<'a>(name: &'static str, value: &'a str) -> Option<Prop<'a>> {
     prop_of(POAM_NS, name, value)
 }
 
-/// A prop whose value is made for it (a number, a date).
+/// A prop whose value is made for it: a number or a date, one line and never blank already.
 fn ours_owned(name: &'static str, value: String) -> Option<Prop<'static>> {
-    one_line_cow(&value)
-        .map(|v| v.into_owned())
-        .map(|value| Prop {
-            ns: POAM_NS,
-            name,
-            value: Cow::Owned(value),
-        })
+    Some(Prop {
+        ns: POAM_NS,
+        name,
+        value: Cow::Owned(value),
+    })
 }
 
 /// [`one_line`], borrowing the value when it is one line already (nearly always).

@@ -201,20 +201,22 @@ fn json_err(e: serde_json::Error) -> StoreError {
 
 /// Writes `value` as JSON, preceded by a comma unless it is the first of its array.
 fn member<T: Serialize>(w: &mut impl Write, first: &mut bool, value: &T) -> Result<(), StoreError> {
-    if !*first {
-        w.write_all(b",").map_err(io_err)?;
-    }
-    *first = false;
+    separate(w, first)?;
     serde_json::to_writer(&mut *w, value).map_err(json_err)
 }
 
 /// [`member`] for a value already written as JSON.
 fn raw_member(w: &mut impl Write, first: &mut bool, json: &[u8]) -> Result<(), StoreError> {
-    if !*first {
+    separate(w, first)?;
+    w.write_all(json).map_err(io_err)
+}
+
+/// The comma before every array member but the first.
+fn separate(w: &mut impl Write, first: &mut bool) -> Result<(), StoreError> {
+    if !std::mem::take(first) {
         w.write_all(b",").map_err(io_err)?;
     }
-    *first = false;
-    w.write_all(json).map_err(io_err)
+    Ok(())
 }
 
 /// Calls `each` on every item record of the system, page by page, in display order. The pages
