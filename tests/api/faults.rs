@@ -254,10 +254,7 @@ fn postgres_going_away_is_503_and_the_service_recovers_by_itself() {
     for id in &acknowledged {
         app.get(&format!("/v1/items/{id}"), &admin).expect(200);
     }
-    let v = app
-        .get(&format!("/v1/systems/{sid}/events/verification"), &admin)
-        .expect(200);
-    assert_eq!(v.body["verified"], true, "{}", v.body);
+    app.assert_chain_verifies(&sid);
     eprintln!(
         "postgres outage: {} created, {} answered 503, slowest request {:?}",
         acknowledged.len(),
@@ -356,10 +353,7 @@ fn postgres_connections_ended_by_the_server_are_replaced() {
         statuses[ended..].iter().all(|s| *s == 200),
         "the service did not recover: {statuses:?}"
     );
-    let v = app
-        .get(&format!("/v1/systems/{sid}/events/verification"), &admin)
-        .expect(200);
-    assert_eq!(v.body["verified"], true, "{}", v.body);
+    app.assert_chain_verifies(&sid);
 }
 
 /// A request to another base URL: `(status, body)`, or `None` when the connection was refused

@@ -7,7 +7,7 @@ use poam::config::Settings;
 use poam::{keys, Application};
 use poam_domain::{Role, SystemId};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -483,6 +483,28 @@ impl TestApp {
         self.post(&format!("/v1/items/{item}/transitions"), token, &body)
     }
 
+    /// How many item events the system's history holds (up to 200).
+    pub fn item_events(&self, sid: &str) -> usize {
+        let history = self
+            .get(
+                &format!("/v1/systems/{sid}/events?resource=item&limit=200"),
+                &self.admin(),
+            )
+            .expect(200);
+        history.body["items"].as_array().map_or(0, Vec::len)
+    }
+
+    /// Asserts that the system's history chain verifies.
+    pub fn assert_chain_verifies(&self, sid: &str) {
+        let v = self
+            .get(
+                &format!("/v1/systems/{sid}/events/verification"),
+                &self.admin(),
+            )
+            .expect(200);
+        assert_eq!(v.body["verified"], true, "{}", v.body);
+    }
+
     /// A direct connection to this test's database.
     pub fn db(&self) -> poam_persistence::db::DbPool {
         poam::open_pool(&self.settings).unwrap_or_else(|e| panic!("{e}"))
@@ -533,6 +555,11 @@ impl Drop for Sibling {
 }
 
 /// The required fields of an item and nothing else.
+/// The display ids POAM-0001 to POAM-`n`.
+pub fn display_ids(n: usize) -> BTreeSet<String> {
+    (1..=n).map(|n| format!("POAM-{n:04}")).collect()
+}
+
 pub fn minimal_item() -> Value {
     serde_json::json!({
         "title": "TLS 1.0 enabled on the load balancer",

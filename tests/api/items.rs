@@ -1,5 +1,5 @@
 use crate::both;
-use crate::harness::{minimal_item, TestApp};
+use crate::harness::{display_ids, minimal_item, TestApp};
 use poam_domain::Role;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -352,7 +352,7 @@ fn fifty_concurrent_creates_get_fifty_distinct_display_ids(app: &TestApp) {
     assert_eq!(results.len(), 50);
     assert!(results.iter().all(|(s, _)| *s == 201), "{results:?}");
     let ids: BTreeSet<String> = results.into_iter().map(|(_, d)| d).collect();
-    let want: BTreeSet<String> = (1..=50).map(|n| format!("POAM-{n:04}")).collect();
+    let want = display_ids(50);
     assert_eq!(ids, want);
 }
 both!(fifty_concurrent_creates_get_fifty_distinct_display_ids);
@@ -387,28 +387,18 @@ fn failed_writes_among_concurrent_ones_leave_no_trace(app: &TestApp) {
     let exts: BTreeSet<&str> = created.iter().map(|r| r.1.as_str()).collect();
     assert_eq!(exts.len(), 20, "one create per external id");
     let ids: BTreeSet<&str> = created.iter().map(|r| r.2.as_str()).collect();
-    let want: BTreeSet<String> = (1..=20).map(|n| format!("POAM-{n:04}")).collect();
+    let want = display_ids(20);
     assert_eq!(
         ids,
         want.iter().map(String::as_str).collect(),
         "a refused create gives its number back: no gaps"
     );
-    let admin = app.admin();
-    let history = app
-        .get(
-            &format!("/v1/systems/{sid}/events?resource=item&limit=200"),
-            &admin,
-        )
-        .expect(200);
     assert_eq!(
-        history.body["items"].as_array().map(Vec::len),
-        Some(20),
+        app.item_events(&sid),
+        20,
         "one history event per item, none for refusals"
     );
-    let v = app
-        .get(&format!("/v1/systems/{sid}/events/verification"), &admin)
-        .expect(200);
-    assert_eq!(v.body["verified"], true, "{}", v.body);
+    app.assert_chain_verifies(&sid);
 }
 both!(failed_writes_among_concurrent_ones_leave_no_trace);
 
@@ -499,17 +489,8 @@ fn creations_written_together_answer_each_as_alone(app: &TestApp) {
     // The counters moved by the three written: the next item is POAM-0005.
     let next = app.item(&sid, complete(None, json!([]))).expect(201);
     assert_eq!(next.body["display_id"], "POAM-0005");
-    let history = app
-        .get(
-            &format!("/v1/systems/{sid}/events?resource=item&limit=200"),
-            &admin,
-        )
-        .expect(200);
-    assert_eq!(history.body["items"].as_array().map(Vec::len), Some(5));
-    let v = app
-        .get(&format!("/v1/systems/{sid}/events/verification"), &admin)
-        .expect(200);
-    assert_eq!(v.body["verified"], true, "{}", v.body);
+    assert_eq!(app.item_events(&sid), 5);
+    app.assert_chain_verifies(&sid);
     // An archived system refuses every creation of the batch, and nothing moves.
     app.delete(&format!("/v1/systems/{sid}"), &admin, None)
         .expect(200);
@@ -579,24 +560,14 @@ fn a_creation_the_database_refuses_fails_alone(app: &TestApp) {
         .filter(|r| r.0 == 201)
         .map(|r| r.1.as_str())
         .collect();
-    let want: BTreeSet<String> = (1..=27).map(|n| format!("POAM-{n:04}")).collect();
+    let want = display_ids(27);
     assert_eq!(
         ids,
         want.iter().map(String::as_str).collect(),
         "{results:?}"
     );
-    let admin = app.admin();
-    let history = app
-        .get(
-            &format!("/v1/systems/{sid}/events?resource=item&limit=200"),
-            &admin,
-        )
-        .expect(200);
-    assert_eq!(history.body["items"].as_array().map(Vec::len), Some(27));
-    let v = app
-        .get(&format!("/v1/systems/{sid}/events/verification"), &admin)
-        .expect(200);
-    assert_eq!(v.body["verified"], true, "{}", v.body);
+    assert_eq!(app.item_events(&sid), 27);
+    app.assert_chain_verifies(&sid);
 }
 both!(a_creation_the_database_refuses_fails_alone);
 
@@ -627,7 +598,7 @@ fn two_instances_share_one_counter(app: &TestApp) {
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     let ids: BTreeSet<String> = results.into_iter().collect();
-    let want: BTreeSet<String> = (1..=40).map(|n| format!("POAM-{n:04}")).collect();
+    let want = display_ids(40);
     assert_eq!(
         ids, want,
         "40 creates through two processes: 40 distinct display ids, no gaps"
