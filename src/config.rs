@@ -21,12 +21,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_BULK_MAX_ITEMS", "most elements of one bulk upsert; more is 413 [default: 1000]"),
     ("POAM_IMPORT_MAX_BYTES", "largest bulk or OSCAL import body, in bytes [default: 33554432]"),
     ("POAM_WORKERS", "HTTP worker threads [default: one per CPU]"),
+    ("POAM_ESCALATION_GRACE_DAYS", "days an unresolved item may be overdue before it reads as escalated [default: 14]"),
     ("POAM_JWT_ALGORITHM", "HS256, RS256, ES256 or EdDSA [default: HS256]"),
     ("POAM_JWT_SECRET", "HS256 secret, at least 32 bytes [default: generated into $POAM_DATA_DIR/jwt-secret, mode 0600]"),
     ("POAM_JWT_PUBLIC_KEY_FILE", "PEM public key that verifies RS256/ES256/EdDSA tokens (your identity provider's)"),
     ("POAM_JWT_PRIVATE_KEY_FILE", "PEM private key, only for `poam token` with RS256/ES256/EdDSA"),
     ("POAM_JWT_ISSUER", "required `iss` of tokens (and set on minted ones)"),
     ("POAM_JWT_AUDIENCE", "required `aud` of tokens (and set on minted ones)"),
+    ("POAM_TOKEN_MAX_TTL", "longest token lifetime (exp - iat) the server accepts and `poam token --ttl` mints: seconds, or a number with s, m, h or d [default: 90d]"),
     ("POAM_LOG", "log filter, e.g. info or poam_http=debug,info [default: info]"),
     ("POAM_METRICS", "serve Prometheus metrics at /metrics to admin and auditor tokens: on or off [default: on]"),
     ("POAM_LOG_FORMAT", "text or json [default: text]"),
@@ -65,6 +67,8 @@ pub struct JwtSettings {
     pub private_key_file: Option<PathBuf>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// The longest token lifetime accepted and minted, in seconds.
+    pub max_ttl: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +83,8 @@ pub struct Settings {
     pub bulk_max_items: usize,
     pub metrics: bool,
     pub import_max_bytes: usize,
+    /// Days an unresolved item may be overdue before it is flagged `escalated`.
+    pub escalation_grace_days: u32,
     pub jwt: JwtSettings,
     pub log: String,
     pub log_format: LogFormat,
@@ -120,6 +126,29 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, String> {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(format!("{name}: `{v}` is not true or false")),
+    }
+}
+
+/// Parses `90`, `90s`, `30m`, `12h`, `7d` into a positive number of seconds.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration"))?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit `{unit}`; use s, m, h or d")),
+    };
+    match n.checked_mul(factor) {
+        Some(secs) if secs > 0 => Ok(secs),
+        _ => Err(format!("`{text}` is out of range")),
     }
 }
 
@@ -174,6 +203,13 @@ impl Settings {
             Some(v) => parse_num("POAM_IMPORT_MAX_BYTES", &v)?,
             None => 32 << 20,
         };
+        let escalation_grace_days = match get("POAM_ESCALATION_GRACE_DAYS") {
+            Some(v) => parse_num("POAM_ESCALATION_GRACE_DAYS", &v)?,
+            None => poam_domain::item::DEFAULT_ESCALATION_GRACE_DAYS,
+        };
+        if escalation_grace_days > 3650 {
+            return Err("POAM_ESCALATION_GRACE_DAYS: at most 3650 days".into());
+        }
         let log_format = match get("POAM_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -186,6 +222,10 @@ impl Settings {
             private_key_file: get("POAM_JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
             issuer: get("POAM_JWT_ISSUER"),
             audience: get("POAM_JWT_AUDIENCE"),
+            max_ttl: match get("POAM_TOKEN_MAX_TTL") {
+                Some(v) => parse_duration(&v).map_err(|e| format!("POAM_TOKEN_MAX_TTL: {e}"))?,
+                None => poam_http::auth::DEFAULT_MAX_LIFETIME_SECS,
+            },
         };
         Ok(Settings {
             data_dir,
@@ -211,6 +251,7 @@ impl Settings {
             bulk_max_items,
             metrics,
             import_max_bytes,
+            escalation_grace_days,
             jwt,
             log: get("POAM_LOG").unwrap_or_else(|| "info".into()),
             log_format,

@@ -168,7 +168,8 @@ pub fn load(settings: &Settings) -> Result<Keys, String> {
             decoding,
             jwt.issuer.as_deref(),
             jwt.audience.as_deref(),
-        ),
+        )
+        .with_max_lifetime(jwt.max_ttl),
         issuer: encoding
             .map(|key| TokenIssuer::new(algorithm, key, jwt.issuer.clone(), jwt.audience.clone())),
         generated,

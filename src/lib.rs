@@ -29,6 +29,8 @@ pub fn open_pool(settings: &Settings) -> Result<DbPool, String> {
             keys::ensure_data_dir(parent)?;
         }
     }
+    // Items read through this process are judged escalated by the configured grace.
+    poam_persistence::items::set_escalation_grace_days(settings.escalation_grace_days);
     db::connect(&settings.database_url, &settings.pool)
 }
 

@@ -48,7 +48,8 @@ enum Command {
         /// System id the token may reach, repeatable or comma-separated [default: every system].
         #[arg(long = "system", value_delimiter = ',')]
         systems: Vec<String>,
-        /// Lifetime: seconds, or a number with s, m, h or d.
+        /// Lifetime: seconds, or a number with s, m, h or d; at most POAM_TOKEN_MAX_TTL
+        /// [default maximum: 90d].
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
@@ -143,24 +144,36 @@ fn after_help() -> String {
 
 /// Parses `90`, `90s`, `30m`, `12h`, `7d` into seconds.
 fn parse_ttl(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("--ttl: `{text}` is not a duration"))?;
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("--ttl: unknown unit `{unit}`; use s, m, h or d")),
-    };
-    match n.checked_mul(factor) {
-        Some(secs) if secs > 0 => Ok(secs),
-        _ => Err(format!("--ttl: `{text}` is out of range")),
+    poam::config::parse_duration(text).map_err(|e| format!("--ttl: {e}"))
+}
+
+/// A duration in the largest unit that divides it: `90d`, `36h`, `100s`.
+fn describe_secs(secs: i64) -> String {
+    [(86_400, "d"), (3600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(unit, _)| secs % unit == 0)
+        .map_or_else(
+            || format!("{secs}s"),
+            |(unit, u)| format!("{}{u}", secs / unit),
+        )
+}
+
+/// Why a command failed: a bad argument (exit status 2, as for clap's own usage errors) or
+/// anything else (exit status 1).
+enum Failure {
+    Usage(String),
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Other(e)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(e: &str) -> Self {
+        Failure::Other(e.to_owned())
     }
 }
 
@@ -171,15 +184,22 @@ fn serve(settings: &Settings) -> Result<(), String> {
     poam::prepare_schema(settings, &pool)?;
     if keys.generated {
         if let Some(issuer) = &keys.issuer {
+            // 24 hours, or the configured maximum lifetime when that is shorter.
+            let ttl = settings.jwt.max_ttl.min(86_400);
             let token = issuer.mint(
                 "bootstrap-admin",
                 Some("Bootstrap administrator"),
                 &[Role::Admin],
                 &[],
-                86_400,
+                ttl,
             )?;
+            let valid = if ttl == 86_400 {
+                "24 hours".to_owned()
+            } else {
+                describe_secs(ttl)
+            };
             println!(
-                "\nA signing key was generated in {}.\nBootstrap admin token (valid 24 hours; shown only now):\n\n{token}\n\n\
+                "\nA signing key was generated in {}.\nBootstrap admin token (valid {valid}; shown only now):\n\n{token}\n\n\
                  Mint more with: poam token --sub you@example.org --role editor [--system ID] [--ttl 8h]\n",
                 keys::secret_path(settings).display()
             );
@@ -197,7 +217,7 @@ fn serve(settings: &Settings) -> Result<(), String> {
     })
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<(), Failure> {
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Openapi { bundle_schema } = command {
         let spec = if bundle_schema {
@@ -213,7 +233,7 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     let settings = Settings::load(cli.config.as_deref())?;
     match command {
-        Command::Serve => serve(&settings),
+        Command::Serve => Ok(serve(&settings)?),
         Command::Migrate { status } => {
             poam::init_telemetry(&settings);
             let pool = poam::open_pool(&settings)?;
@@ -248,7 +268,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let roles = roles
                 .iter()
                 .map(|r| r.trim().parse::<Role>().map_err(|e| format!("--role: {e}")))
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Failure::Usage)?;
             let systems = systems
                 .iter()
                 .filter(|s| s.trim() != "*")
@@ -257,11 +278,28 @@ fn run(cli: Cli) -> Result<(), String> {
                         .parse::<SystemId>()
                         .map_err(|_| format!("--system: `{s}` is not a system id"))
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            let ttl = parse_ttl(&ttl)?;
-            if sub.trim().is_empty() {
-                return Err("--sub must not be empty".into());
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Failure::Usage)?;
+            let ttl = parse_ttl(&ttl).map_err(Failure::Usage)?;
+            let max = settings.jwt.max_ttl;
+            if ttl > max {
+                return Err(Failure::Usage(format!(
+                    "--ttl: {} exceeds the longest token lifetime this service accepts, {} \
+                     (POAM_TOKEN_MAX_TTL); mint a shorter token, or raise POAM_TOKEN_MAX_TTL \
+                     where the server runs too",
+                    describe_secs(ttl),
+                    describe_secs(max)
+                )));
             }
+            if sub.trim().is_empty() {
+                return Err(Failure::Usage("--sub must not be empty".into()));
+            }
+            poam_http::auth::check_subject(&sub).map_err(|e| {
+                Failure::Usage(format!(
+                    "--sub: {}",
+                    e.replace("the token's `sub` (subject)", "the subject")
+                ))
+            })?;
             let keys = keys::load(&settings)?;
             let issuer = keys.issuer.ok_or(
                 "this configuration verifies tokens with a public key only: set POAM_JWT_PRIVATE_KEY_FILE, \
@@ -275,8 +313,8 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Audit {
             command: AuditCommand::Verify { system },
-        } => audit_verify(&settings, system),
-        Command::Backup { to } => backup(&settings, &to),
+        } => Ok(audit_verify(&settings, system)?),
+        Command::Backup { to } => Ok(backup(&settings, &to)?),
         Command::Openapi { .. } => Ok(()),
     }
 }
@@ -284,7 +322,11 @@ fn run(cli: Cli) -> Result<(), String> {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(e)) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
@@ -293,7 +335,7 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_ttl;
+    use super::{describe_secs, parse_ttl};
 
     #[test]
     fn ttls() {
@@ -304,5 +346,8 @@ mod tests {
         assert!(parse_ttl("0").is_err());
         assert!(parse_ttl("1w").is_err());
         assert!(parse_ttl("h").is_err());
+        assert_eq!(describe_secs(90 * 86_400), "90d");
+        assert_eq!(describe_secs(36 * 3600), "36h");
+        assert_eq!(describe_secs(61), "61s");
     }
 }

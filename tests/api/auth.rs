@@ -337,3 +337,123 @@ fn public_key_tokens_and_algorithm_confusion() {
         .problem(401, "invalid_token");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `sub` is required, not blank, at most 255 characters: it is the actor of every change and
+/// half of an idempotency record's key.
+fn subjects_are_bounded(app: &TestApp) {
+    let sid = app.system("Subjects");
+    let items = format!("/v1/systems/{sid}/items");
+    let body = serde_json::to_vec(&crate::harness::minimal_item()).unwrap_or_default();
+    let post = |token: &str, key: &str| {
+        app.request(
+            "POST",
+            &items,
+            Some(token),
+            &[
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", key),
+            ],
+            Some(&body),
+        )
+    };
+    let with_sub = |sub: &str| {
+        sign(
+            &json!({"sub": sub, "roles": ["admin"], "systems": ["*"], "iat": now(), "exp": now() + 600}),
+            SECRET,
+        )
+    };
+    // 9 KB that does not compress: refused before anything is recorded (it was a 500 on
+    // PostgreSQL, an index row too large), with or without a key.
+    let noise: String = (0..288)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    assert_eq!(noise.len(), 9 * 1024);
+    let huge = with_sub(&noise);
+    let r = post(&huge, "long-sub-1").problem(401, "invalid_token");
+    let detail = r.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("255"), "{detail}");
+    app.get("/v1/systems", &huge).problem(401, "invalid_token");
+    // Empty and blank subjects are no one.
+    for blank in ["", "   ", "\t"] {
+        let r = post(&with_sub(blank), "blank-sub").problem(401, "invalid_token");
+        let detail = r.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("`sub`"), "{detail}");
+    }
+    // A control character is refused too; 255 characters (multi-byte ones count once) are fine.
+    post(&with_sub("a\u{7}b"), "control-sub").problem(401, "invalid_token");
+    post(&with_sub(&"é".repeat(256)), "long-sub-2").problem(401, "invalid_token");
+    post(&with_sub(&"é".repeat(255)), "long-sub-3").expect(201);
+    // Only that one item was made.
+    assert_eq!(
+        app.get(&items, &app.admin()).body["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+both!(subjects_are_bounded);
+
+/// A token may live at most the configured maximum (90 days by default): `exp - iat`, or
+/// `exp - now` without `iat`.
+fn token_lifetimes_are_bounded(app: &TestApp) {
+    const DAY: i64 = 86_400;
+    let token = |iat: Option<i64>, exp: i64| {
+        let mut claims =
+            json!({"sub": "long-lived", "roles": ["viewer"], "systems": ["*"], "exp": exp});
+        if let Some(iat) = iat {
+            claims["iat"] = json!(iat);
+        }
+        sign(&claims, SECRET)
+    };
+    let t = now();
+    // At the limit.
+    app.get("/v1/systems", &token(Some(t), t + 90 * DAY))
+        .expect(200);
+    app.get("/v1/systems", &token(None, t + 90 * DAY - 60))
+        .expect(200);
+    // Beyond it, with and without iat.
+    let r = app
+        .get("/v1/systems", &token(Some(t), t + 90 * DAY + 1))
+        .problem(401, "invalid_token");
+    let detail = r.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("lifetime") && detail.contains("exceeds"),
+        "{detail}"
+    );
+    app.get("/v1/systems", &token(None, t + 91 * DAY))
+        .problem(401, "invalid_token");
+    app.get("/v1/systems", &token(Some(t - 10 * DAY), t + 81 * DAY))
+        .problem(401, "invalid_token");
+    // An iat in the future does not stretch a token's life.
+    app.get("/v1/systems", &token(Some(t + 200 * DAY), t + 201 * DAY))
+        .problem(401, "invalid_token");
+}
+both!(token_lifetimes_are_bounded);
+
+#[test]
+fn the_token_lifetime_maximum_is_configurable() {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, &[("POAM_TOKEN_MAX_TTL", "1h")]) else {
+        return;
+    };
+    let token = |ttl: i64| {
+        let t = now();
+        sign(
+            &json!({"sub": "a", "roles": ["viewer"], "systems": ["*"], "iat": t, "exp": t + ttl}),
+            SECRET,
+        )
+    };
+    app.get("/v1/systems", &token(3600)).expect(200);
+    let r = app
+        .get("/v1/systems", &token(3601))
+        .problem(401, "invalid_token");
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("3600"),
+        "{}",
+        r.body
+    );
+    app.get("/v1/systems", &app.token(&[Role::Viewer], &[]))
+        .expect(200);
+}

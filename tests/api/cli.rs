@@ -366,3 +366,58 @@ fn postgres_is_migrated_explicitly_and_serve_refuses_a_stale_schema() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("cannot connect to postgres://nobody@127.0.0.1:1/none"));
 }
+
+#[test]
+fn token_lifetimes_have_a_maximum() {
+    let dir = temp_dir("ttl");
+    let data = dir.display().to_string();
+    let mint = |ttl: &str, max: Option<&str>| {
+        let mut env = vec![
+            ("POAM_DATA_DIR", data.as_str()),
+            ("POAM_JWT_SECRET", SECRET),
+        ];
+        if let Some(max) = max {
+            env.push(("POAM_TOKEN_MAX_TTL", max));
+        }
+        poam(&env)
+            .args([
+                "token",
+                "--sub",
+                "ops@example.org",
+                "--role",
+                "viewer",
+                "--ttl",
+                ttl,
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // 90 days by default: at the limit, fine; beyond, a usage error (exit status 2).
+    let ok = mint("90d", None);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let refused = mint("91d", None);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(refused.stdout.is_empty(), "no token printed");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("--ttl: 91d exceeds")
+            && err.contains("90d")
+            && err.contains("POAM_TOKEN_MAX_TTL"),
+        "{err}"
+    );
+    // The maximum is a setting.
+    assert!(mint("365d", Some("400d")).status.success());
+    assert_eq!(mint("2h", Some("1h")).status.code(), Some(2));
+    // A subject longer than 255 characters is refused as well.
+    let long = poam(&[("POAM_DATA_DIR", &data), ("POAM_JWT_SECRET", SECRET)])
+        .args(["token", "--sub", &"s".repeat(256), "--role", "viewer"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(long.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&long.stderr).contains("255"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

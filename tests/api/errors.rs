@@ -125,3 +125,52 @@ fn input_both_backends_cannot_store_is_refused(app: &TestApp) {
     );
 }
 both!(input_both_backends_cannot_store_is_refused);
+
+/// A path that matches a literal route is judged by that route's methods, not by a parameter
+/// sibling's: `PATCH /v1/items/validate` is a 405 (Allow: POST), not `/v1/items/{item_id}`'s 404.
+fn literal_routes_win_over_parameters(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system("Routes");
+    let json_ct = [("Content-Type", "application/json")];
+    for method in ["GET", "PATCH", "DELETE", "PUT"] {
+        let r = app
+            .request(
+                method,
+                "/v1/items/validate",
+                Some(&admin),
+                &json_ct,
+                Some(b"{}"),
+            )
+            .problem(405, "method_not_allowed");
+        assert_eq!(r.header("allow"), Some("POST"), "{method}");
+    }
+    // Without a token too: the route decides before anyone is asked who they are.
+    app.request("PATCH", "/v1/items/validate", None, &json_ct, Some(b"{}"))
+        .problem(405, "method_not_allowed");
+    // The literal route itself still answers, and a parameter route still refuses a bad id.
+    let proposed = json!({"system_id": sid, "item": crate::harness::minimal_item()});
+    app.post("/v1/items/validate", &admin, &proposed)
+        .expect(200);
+    app.get("/v1/items/not-a-uuid", &admin)
+        .problem(404, "not_found");
+    app.patch("/v1/items/not-a-uuid", &admin, &json!({}), None)
+        .problem(404, "not_found");
+    // Other literal routes under parameters.
+    for (method, path, allow) in [
+        ("GET", format!("/v1/systems/{sid}/items/bulk"), "POST"),
+        ("PATCH", format!("/v1/systems/{sid}/items/bulk"), "POST"),
+        (
+            "POST",
+            format!("/v1/systems/{sid}/events/verification"),
+            "GET",
+        ),
+        ("DELETE", format!("/v1/systems/{sid}/cmmc/score"), "GET"),
+        ("GET", format!("/v1/systems/{sid}/imports/oscal"), "POST"),
+    ] {
+        let r = app
+            .request(method, &path, Some(&admin), &json_ct, Some(b"{}"))
+            .problem(405, "method_not_allowed");
+        assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+    }
+}
+both!(literal_routes_win_over_parameters);

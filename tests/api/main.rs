@@ -19,6 +19,7 @@ mod lists;
 mod matrix;
 mod metrics;
 mod observability;
+mod plan;
 mod schema;
 mod systems;
 mod validation;

@@ -5,12 +5,16 @@
 //! reordering any recorded event, or cutting the chain's tail, breaks a link that [`verify`]
 //! names.
 
+use chrono::NaiveDateTime;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
-/// The hash of the empty chain's (non-existent) predecessor.
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The hash of the empty chain's (non-existent) predecessor.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// JSON with object keys sorted at every depth and no white space: one text per value.
@@ -57,9 +61,60 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
-/// Fields kept by the bookkeeping of every resource: they change on every write and say nothing
-/// about what changed.
-const BOOKKEEPING: &[&str] = &["version", "updated_at", "overdue"];
+/// The one text of an event's time, hashed and shown alike: RFC 3339 in UTC with exactly six
+/// fractional digits (`2026-11-22T08:00:00.000001Z`).
+const AT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+/// An event's time as the chain hashes it and every view of an event shows it.
+pub fn event_time(at: NaiveDateTime) -> String {
+    at.format(AT_FORMAT).to_string()
+}
+
+fn serialize_event_time<S: Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&at.format(AT_FORMAT))
+}
+
+/// One recorded change, exactly as hashed: the change feed, an item's history and the auditor
+/// bundle all show an event as this. Recompute `hash` as SHA-256 over `prev_hash`, a newline and
+/// the canonical JSON (keys sorted, no white space) of every other member to check it offline.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct Event<'a> {
+    pub id: &'a str,
+    pub system_id: &'a str,
+    /// Position in the system's chain: 1, 2, 3, … without gaps.
+    pub seq: i64,
+    /// RFC 3339 in UTC with exactly six fractional digits, as hashed.
+    #[serde(serialize_with = "serialize_event_time")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-22T08:00:00.000001Z")]
+    pub at: NaiveDateTime,
+    /// The token subject that made the change.
+    pub actor: &'a str,
+    /// `created`, `updated`, `archived`, `transitioned`, `completed`, `cancelled`, `recorded`,
+    /// `withdrawn`, `exported` or `imported`.
+    #[schema(example = "updated")]
+    pub action: &'a str,
+    /// `system`, `item`, `milestone`, `review`, `evidence`, `cmmc_assessment`, `export` or
+    /// `import`.
+    #[schema(example = "item")]
+    pub resource_kind: &'a str,
+    pub resource_id: &'a str,
+    /// The resource's version after the change.
+    pub version: i64,
+    /// The changed fields: `{"field": {"before": …, "after": …}}`.
+    #[schema(value_type = Object, example = json!({"title": {"before": "TLS 1.0", "after": "TLS 1.0 and 1.1"}}))]
+    pub changes: &'a RawValue,
+    /// The resource as it was after the change.
+    #[schema(value_type = Object)]
+    pub snapshot: &'a RawValue,
+    /// SHA-256 of the previous event (64 zeros for the first).
+    pub prev_hash: &'a str,
+    /// SHA-256 of `prev_hash` and this event's canonical content.
+    pub hash: &'a str,
+}
+
+/// Fields kept by the bookkeeping of every resource: they change on every write (or with the
+/// date: `overdue`, `escalated`, a milestone's `delayed`) and say nothing about what changed.
+const BOOKKEEPING: &[&str] = &["version", "updated_at", "overdue", "escalated", "delayed"];
 
 /// The changed top-level fields: `{field: {"before": old, "after": new}}`. With no `before`
 /// (a creation) every non-null field is a change from null.
@@ -92,7 +147,7 @@ pub struct ChainedEvent {
     pub id: String,
     pub system_id: String,
     pub seq: i64,
-    /// RFC 3339 UTC with microseconds.
+    /// [`event_time`]: RFC 3339 UTC with microseconds.
     pub at: String,
     pub actor: String,
     pub action: String,
@@ -195,48 +250,92 @@ pub struct BrokenLink {
     pub reason: String,
 }
 
-/// Checks a system's events, in `seq` order, against each other and against the chain head the
-/// system recorded (`head_seq`, `head_hash`).
-pub fn verify(events: &[ChainedEvent], head_seq: i64, head_hash: &str) -> Result<(), BrokenLink> {
-    let mut prev = GENESIS.to_owned();
-    let mut expected_seq = 1;
-    for e in events {
+/// Checks a chain one event at a time, in `seq` order, holding only the last hash: a chain of
+/// any length verifies in constant memory, page by page.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    prev: String,
+    expected_seq: i64,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier {
+            prev: GENESIS.to_owned(),
+            expected_seq: 1,
+        }
+    }
+}
+
+impl Verifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The events checked so far.
+    pub fn checked(&self) -> i64 {
+        self.expected_seq - 1
+    }
+
+    /// The sequence number the next event must have.
+    pub fn expected_seq(&self) -> i64 {
+        self.expected_seq
+    }
+
+    /// Checks the next event against its predecessor.
+    pub fn check(&mut self, e: &ChainedEvent) -> Result<(), BrokenLink> {
         let broken = |reason: String| BrokenLink {
-            seq: expected_seq,
+            seq: self.expected_seq,
             event_id: Some(e.id.clone()),
             reason,
         };
-        if e.seq != expected_seq {
+        if e.seq != self.expected_seq {
             return Err(broken(format!(
                 "event {} is missing (found {} instead): events were removed",
-                expected_seq, e.seq
+                self.expected_seq, e.seq
             )));
         }
-        if e.prev_hash != prev {
+        if e.prev_hash != self.prev {
             return Err(broken(
                 "its prev_hash does not name the previous event's hash: the chain was re-linked"
                     .into(),
             ));
         }
-        if e.compute_hash(&prev) != e.hash {
+        if e.compute_hash(&self.prev) != e.hash {
             return Err(broken(
                 "its content does not match its hash: the event was altered".into(),
             ));
         }
-        prev = e.hash.clone();
-        expected_seq += 1;
+        self.prev.clone_from(&e.hash);
+        self.expected_seq += 1;
+        Ok(())
     }
-    let last = expected_seq - 1;
-    if last != head_seq || prev != head_hash {
-        return Err(BrokenLink {
-            seq: last + 1,
-            event_id: None,
-            reason: format!(
-                "the system recorded {head_seq} events but {last} remain: the chain's tail was removed or replaced"
-            ),
-        });
+
+    /// Compares the end of the chain with the head the system recorded (`head_seq`,
+    /// `head_hash`).
+    pub fn finish(&self, head_seq: i64, head_hash: &str) -> Result<(), BrokenLink> {
+        let last = self.checked();
+        if last != head_seq || self.prev != head_hash {
+            return Err(BrokenLink {
+                seq: last + 1,
+                event_id: None,
+                reason: format!(
+                    "the system recorded {head_seq} events but {last} remain: the chain's tail was removed or replaced"
+                ),
+            });
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Checks a system's events, in `seq` order, against each other and against the chain head the
+/// system recorded (`head_seq`, `head_hash`).
+pub fn verify(events: &[ChainedEvent], head_seq: i64, head_hash: &str) -> Result<(), BrokenLink> {
+    let mut v = Verifier::new();
+    for e in events {
+        v.check(e)?;
+    }
+    v.finish(head_seq, head_hash)
 }
 
 #[cfg(test)]
@@ -290,6 +389,82 @@ mod tests {
         h.update(canonical_json(&event.content()).as_bytes());
         let reference: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(event.compute_hash(GENESIS), reference);
+    }
+
+    #[test]
+    fn the_event_view_is_the_hashed_content_and_its_hashes() {
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 22)
+            .and_then(|d| d.and_hms_micro_opt(8, 0, 0, 1))
+            .unwrap_or_default();
+        assert_eq!(event_time(at), "2026-11-22T08:00:00.000001Z");
+        let whole = chrono::NaiveDate::from_ymd_opt(2026, 11, 22)
+            .and_then(|d| d.and_hms_opt(8, 0, 0))
+            .unwrap_or_default();
+        assert_eq!(event_time(whole), "2026-11-22T08:00:00.000000Z");
+        let mut chained = ChainedEvent {
+            id: "e-1".into(),
+            system_id: "s-1".into(),
+            seq: 1,
+            at: event_time(at),
+            actor: "dana".into(),
+            action: "created".into(),
+            resource_kind: "item".into(),
+            resource_id: "i-1".into(),
+            version: 1,
+            changes: json!({"title": {"before": null, "after": "a"}}),
+            snapshot: json!({"title": "a", "b": [1, 2]}),
+            prev_hash: GENESIS.into(),
+            hash: String::new(),
+        };
+        chained.hash = chained.compute_hash(GENESIS);
+        let (changes, snapshot) = (
+            canonical_json(&chained.changes),
+            canonical_json(&chained.snapshot),
+        );
+        fn raw(t: &str) -> Option<&RawValue> {
+            serde_json::from_str(t).ok()
+        }
+        let (Some(changes), Some(snapshot)) = (raw(&changes), raw(&snapshot)) else {
+            panic!("canonical JSON parses");
+        };
+        let view = Event {
+            id: &chained.id,
+            system_id: &chained.system_id,
+            seq: chained.seq,
+            at,
+            actor: &chained.actor,
+            action: &chained.action,
+            resource_kind: &chained.resource_kind,
+            resource_id: &chained.resource_id,
+            version: chained.version,
+            changes,
+            snapshot,
+            prev_hash: &chained.prev_hash,
+            hash: &chained.hash,
+        };
+        let mut shown = serde_json::to_value(view).unwrap_or_default();
+        let mut content = chained.content();
+        if let (Some(shown), Some(content)) = (shown.as_object_mut(), content.as_object_mut()) {
+            assert_eq!(shown.remove("hash"), Some(json!(chained.hash)));
+            assert_eq!(shown.remove("prev_hash"), Some(json!(GENESIS)));
+            assert_eq!(shown, content, "the view shows exactly what is hashed");
+        } else {
+            panic!("objects");
+        }
+    }
+
+    #[test]
+    fn the_verifier_checks_page_by_page_in_constant_memory() {
+        let c = chain(7);
+        let mut v = Verifier::new();
+        for page in c.chunks(2) {
+            for e in page {
+                assert_eq!(v.check(e), Ok(()));
+            }
+        }
+        assert_eq!(v.checked(), 7);
+        assert_eq!(v.finish(7, &c[6].hash), Ok(()));
+        assert_eq!(v.finish(8, &c[6].hash).map_err(|b| b.seq), Err(8));
     }
 
     fn chain(n: i64) -> Vec<ChainedEvent> {

@@ -98,6 +98,96 @@ pub struct VendorDependency {
     pub last_check_in: Option<NaiveDate>,
 }
 
+crate::vocab::vocabulary_pub!(
+    /// The operational impact of a change (seed practice 9): what the implementation may
+    /// disturb.
+    OperationalImpact, "operational impact" {
+        NoImpact => "none",
+        Low => "low",
+        Moderate => "moderate",
+        High => "high",
+    }
+);
+
+/// Change management of the remediation (seed practice 9): the change ticket, testing before
+/// implementation, the approval authority, rollback, communication, the implementation window
+/// (RFC 3339 timestamps; `window_end` not before `window_start`), the operational impact and
+/// whether the change is expedited (critical fixes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeManagement {
+    /// The change ticket's key (Jira, ServiceNow, …).
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "CHG0012345")]
+    pub ticket: Option<String>,
+    /// The ticket's address (an absolute URL).
+    #[serde(default)]
+    #[validate(url, length(max = "RESOURCE"))]
+    #[schema(
+        max_length = 250,
+        example = "https://example.service-now.com/change_request.do?sys_id=CHG0012345"
+    )]
+    pub ticket_url: Option<String>,
+    /// Testing required before implementation.
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        example = "Handshake scan of staging with testssl.sh"
+    )]
+    pub testing: Option<String>,
+    /// Who approves the change (a board, a role, a person).
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "Change Advisory Board")]
+    pub approval_authority: Option<String>,
+    /// Rollback procedure.
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub rollback: Option<String>,
+    /// Communication plan.
+    #[serde(default)]
+    #[validate(length(min = 1, max = "NARRATIVE"))]
+    #[schema(min_length = 1, max_length = 2000)]
+    pub communication: Option<String>,
+    /// Start of the implementation window (RFC 3339 timestamp).
+    #[serde(default)]
+    #[schema(example = "2026-12-05T02:00:00Z")]
+    pub window_start: Option<DateTime<Utc>>,
+    /// End of the implementation window (RFC 3339 timestamp), not before its start.
+    #[serde(default)]
+    #[schema(example = "2026-12-05T04:00:00Z")]
+    pub window_end: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub impact: Option<OperationalImpact>,
+    /// An expedited change (a critical fix that cannot wait for the regular window).
+    #[serde(default)]
+    pub expedited: Option<bool>,
+}
+
+impl ChangeManagement {
+    /// The window's end must not precede its start.
+    pub fn check_window(&self) -> Option<crate::rules::Violation> {
+        match (self.window_start, self.window_end) {
+            (Some(s), Some(e)) if e < s => Some(crate::rules::Violation::new(
+                "change_window_reversed",
+                "/change_management/window_end",
+                format!("the implementation window ends ({e}) before it starts ({s})"),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Ticket, testing and rollback are all recorded (what the profiles look for).
+    pub fn is_planned(&self) -> bool {
+        let filled = |s: &Option<String>| s.as_deref().is_some_and(|t| !t.trim().is_empty());
+        filled(&self.ticket) && filled(&self.testing) && filled(&self.rollback)
+    }
+}
+
 /// The writable content of an item: the body of a create, and what a merge patch applies to.
 /// Unknown fields are refused, so a misspelt field is never silently dropped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
@@ -207,6 +297,14 @@ pub struct ItemFields {
     #[validate(length(min = 1, max = "NARRATIVE"))]
     #[schema(min_length = 1, max_length = 2000)]
     pub comments: Option<String>,
+    /// Change management of the remediation (ticket, testing, rollback, window, …).
+    #[serde(default)]
+    #[validate(nested)]
+    pub change_management: Option<ChangeManagement>,
+    /// Whom an item overdue past the escalation grace goes to.
+    #[serde(default)]
+    #[validate(nested)]
+    pub escalation_contact: Option<Person>,
 }
 
 fn open() -> ItemStatus {
@@ -248,18 +346,25 @@ pub struct Item {
     pub deviation: Option<Deviation>,
     pub vendor_dependency: Option<VendorDependency>,
     pub comments: Option<String>,
+    pub change_management: Option<ChangeManagement>,
+    pub escalation_contact: Option<Person>,
     /// Which rule set `scheduled_completion`: `manual` (a person), a policy rule such as
     /// `fedramp:high:30d` or `cmmc:conditional_status_date+180d`, or null (none applies).
     #[schema(example = "fedramp:high:30d")]
     pub deadline_rule: Option<String>,
     /// Past its scheduled completion date while still unresolved (open, in progress, deferred).
     pub overdue: bool,
+    /// Overdue for longer than the escalation grace (`POAM_ESCALATION_GRACE_DAYS`, default
+    /// 14 days) while still unresolved: escalate to the `escalation_contact`.
+    pub escalated: bool,
     /// Optimistic-concurrency version; also the `ETag`.
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Set when the item was archived: it is kept, but hidden from default lists.
     pub archived_at: Option<DateTime<Utc>>,
+    /// Why it was archived (required when it was archived unresolved).
+    pub archive_reason: Option<String>,
 }
 
 /// The bookkeeping half of an item, kept by the store.
@@ -273,12 +378,25 @@ pub struct ItemMeta {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
+    pub archive_reason: Option<String>,
 }
 
 impl Item {
-    /// Assembles an item; `today` decides whether it is overdue.
+    /// Assembles an item; `today` decides whether it is overdue (and escalated, after the
+    /// default grace).
     pub fn assemble(meta: ItemMeta, f: ItemFields, today: NaiveDate) -> Item {
+        Item::assemble_with_grace(meta, f, today, DEFAULT_ESCALATION_GRACE_DAYS)
+    }
+
+    /// [`Item::assemble`] with the escalation grace in days.
+    pub fn assemble_with_grace(
+        meta: ItemMeta,
+        f: ItemFields,
+        today: NaiveDate,
+        grace_days: u32,
+    ) -> Item {
         let overdue = is_overdue(f.status, f.scheduled_completion, today);
+        let escalated = is_escalated(f.status, f.scheduled_completion, today, grace_days);
         Item {
             id: meta.id,
             display_id: meta.display_id,
@@ -310,12 +428,16 @@ impl Item {
             deviation: f.deviation,
             vendor_dependency: f.vendor_dependency,
             comments: f.comments,
+            change_management: f.change_management,
+            escalation_contact: f.escalation_contact,
             deadline_rule: meta.deadline_rule,
             overdue,
+            escalated,
             version: meta.version,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
             archived_at: meta.archived_at,
+            archive_reason: meta.archive_reason,
         }
     }
 
@@ -349,6 +471,8 @@ impl Item {
             deviation: self.deviation.clone(),
             vendor_dependency: self.vendor_dependency.clone(),
             comments: self.comments.clone(),
+            change_management: self.change_management.clone(),
+            escalation_contact: self.escalation_contact.clone(),
         }
     }
 }
@@ -358,6 +482,28 @@ pub fn is_overdue(status: ItemStatus, due: Option<NaiveDate>, today: NaiveDate) 
     status.is_active() && due.is_some_and(|d| d < today)
 }
 
+/// Days an item may be overdue before it is escalated, unless configured otherwise.
+pub const DEFAULT_ESCALATION_GRACE_DAYS: u32 = 14;
+
+/// `today - grace_days`: an unresolved item whose scheduled completion date lies before it is
+/// escalated (with a grace of 0, escalated is overdue).
+pub fn escalation_cutoff(today: NaiveDate, grace_days: u32) -> NaiveDate {
+    today
+        .checked_sub_days(chrono::Days::new(u64::from(grace_days)))
+        .unwrap_or(NaiveDate::MIN)
+}
+
+/// An unresolved item overdue for more than `grace_days` days: its scheduled completion date
+/// lies before `today - grace_days`.
+pub fn is_escalated(
+    status: ItemStatus,
+    due: Option<NaiveDate>,
+    today: NaiveDate,
+    grace_days: u32,
+) -> bool {
+    status.is_active() && due.is_some_and(|d| d < escalation_cutoff(today, grace_days))
+}
+
 /// Names of the item fields the server keeps: a client may read them but never write them.
 pub const READ_ONLY_FIELDS: &[&str] = &[
     "id",
@@ -365,8 +511,10 @@ pub const READ_ONLY_FIELDS: &[&str] = &[
     "system_id",
     "deadline_rule",
     "overdue",
+    "escalated",
     "version",
     "created_at",
     "updated_at",
     "archived_at",
+    "archive_reason",
 ];

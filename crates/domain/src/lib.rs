@@ -6,6 +6,7 @@
 //! 100/250/2000 characters), so they live here, once.
 
 pub mod access;
+pub mod change;
 pub mod cmmc;
 pub mod controls;
 pub mod deadlines;
@@ -16,6 +17,7 @@ pub mod item;
 pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
+pub mod precondition;
 pub mod profiles;
 pub mod rules;
 pub mod system;
@@ -25,8 +27,10 @@ pub mod workflow;
 pub use access::{Permission, Role, SystemScope};
 pub use ids::{ItemId, SystemId};
 pub use item::{
-    Deviation, Item, ItemFields, ItemMeta, Person, Resources, Source, VendorDependency,
+    ChangeManagement, Deviation, Item, ItemFields, ItemMeta, OperationalImpact, Person, Resources,
+    Source, VendorDependency,
 };
+pub use precondition::IfMatch;
 pub use rules::Violation;
 pub use system::{Contact, Contacts, System, SystemFields, SystemMeta};
 pub use vocab::{

@@ -2,7 +2,7 @@
 //! gathers the facts (milestones, evidence, reviews) and this module decides.
 
 use crate::rules::Violation;
-use crate::vocab::{ItemStatus, Regime};
+use crate::vocab::{ItemStatus, Regime, RiskRating};
 use chrono::NaiveDate;
 
 /// What a transition request carries.
@@ -26,6 +26,10 @@ pub struct Facts {
     pub open_milestones: usize,
     /// Evidence not withdrawn.
     pub evidence: usize,
+    /// The item's original risk rating.
+    pub risk_rating: RiskRating,
+    /// Evidence not withdrawn of a verification kind (`test_result`, `scan_report`).
+    pub verification_evidence: usize,
     pub residual_risk: Option<String>,
     /// The implementer's identities (name and e-mail, lower-cased).
     pub implementer: Vec<String>,
@@ -48,6 +52,28 @@ pub struct Transition {
     pub scheduled_completion: Option<NaiveDate>,
     /// Dates the item keeps or clears (`None` clears).
     pub clear_completion: bool,
+}
+
+impl Transition {
+    /// What the transition does to the item's content: the new status, and the dates it sets
+    /// or clears. The one place that applies a decided transition.
+    pub fn apply(&self, mut f: crate::item::ItemFields) -> crate::item::ItemFields {
+        f.status = self.to;
+        if self.clear_completion {
+            f.completed_on = None;
+            f.closed_on = None;
+        }
+        if let Some(d) = self.completed_on {
+            f.completed_on = Some(d);
+        }
+        if let Some(d) = self.closed_on {
+            f.closed_on = Some(d);
+        }
+        if let Some(d) = self.scheduled_completion {
+            f.scheduled_completion = Some(d);
+        }
+        f
+    }
 }
 
 /// The statuses reachable from `from`.
@@ -74,6 +100,29 @@ fn v(code: &'static str, pointer: &str, message: impl Into<String>) -> Violation
 
 fn filled(s: &Option<String>) -> bool {
     s.as_deref().is_some_and(|t| !t.trim().is_empty())
+}
+
+/// Where closing a high or critical item needs test or scan evidence besides the review.
+const VERIFICATION_EVIDENCE_CITATION: &str = "FedRAMP POA&M Template Completion Guide (closure: evidence the weakness was remediated, e.g. a rescan) and NIST SP 800-171A 3.12.2 / CMMC assessment guide (evidence of implementation)";
+
+/// FedRAMP and CMMC: a high or critical item closes only with at least one non-withdrawn
+/// `test_result` or `scan_report` besides the closure-verification review.
+fn verification_evidence_rule(facts: &Facts) -> Option<Violation> {
+    let regime = matches!(
+        facts.regime,
+        Regime::Fedramp | Regime::CmmcL2 | Regime::CmmcL3
+    );
+    let severe = matches!(facts.risk_rating, RiskRating::High | RiskRating::Critical);
+    (regime && severe && facts.verification_evidence == 0).then(|| {
+        v(
+            "verification_evidence_required",
+            "/evidence",
+            format!(
+                "closing a {} item under {} needs at least one test_result or scan_report evidence besides the verification review ({VERIFICATION_EVIDENCE_CITATION})",
+                facts.risk_rating, facts.regime
+            ),
+        )
+    })
 }
 
 /// Decides a transition, or returns every rule it breaks. `actor` is the token subject.
@@ -157,6 +206,9 @@ pub fn decide(req: &Request, facts: &Facts, actor: &str) -> Result<Transition, V
                     "/to",
                     "the implementer, or whoever marked the item completed, cannot close it",
                 ));
+            }
+            if let Some(e) = verification_evidence_rule(facts) {
+                errors.push(e);
             }
             t.closed_on = Some(facts.today);
         }
@@ -247,6 +299,8 @@ mod tests {
             milestones: 2,
             open_milestones: 0,
             evidence: 1,
+            risk_rating: RiskRating::High,
+            verification_evidence: 1,
             residual_risk: Some("low".into()),
             implementer: vec!["lee@example.org".into()],
             completed_by: Some("lee@example.org".into()),
@@ -336,6 +390,40 @@ mod tests {
         );
         let t = decide(&req(Closed), &f, "issm@example.org");
         assert_eq!(t.map(|t| t.closed_on), Ok(Some(date("2026-11-22"))));
+    }
+
+    #[test]
+    fn closing_a_severe_item_under_fedramp_or_cmmc_needs_test_or_scan_evidence() {
+        for regime in [Regime::Fedramp, Regime::CmmcL2, Regime::CmmcL3] {
+            for rating in [RiskRating::High, RiskRating::Critical] {
+                let mut f = ready(Completed);
+                f.regime = regime;
+                f.risk_rating = rating;
+                f.verification_evidence = 0;
+                assert_eq!(
+                    codes(decide(&req(Closed), &f, "issm@example.org")),
+                    vec!["verification_evidence_required"],
+                    "{regime} {rating}"
+                );
+                f.verification_evidence = 1;
+                assert!(decide(&req(Closed), &f, "issm@example.org").is_ok());
+            }
+        }
+        let mut f = ready(Completed);
+        f.verification_evidence = 0;
+        f.risk_rating = RiskRating::Moderate;
+        assert!(
+            decide(&req(Closed), &f, "issm@example.org").is_ok(),
+            "moderate"
+        );
+        f.risk_rating = RiskRating::Critical;
+        for regime in [Regime::Emass, Regime::Custom] {
+            f.regime = regime;
+            assert!(
+                decide(&req(Closed), &f, "issm@example.org").is_ok(),
+                "{regime}"
+            );
+        }
     }
 
     #[test]

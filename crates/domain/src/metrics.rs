@@ -29,6 +29,9 @@ pub struct Metrics {
     pub by_status: BTreeMap<String, i64>,
     pub by_rating: BTreeMap<String, i64>,
     pub overdue: Overdue,
+    /// Unresolved items overdue for longer than the escalation grace
+    /// (`POAM_ESCALATION_GRACE_DAYS`, default 14 days), by rating.
+    pub escalated: Overdue,
     pub aging: Aging,
     /// Median days from detection to closure of closed items, by rating.
     pub median_days_to_close: BTreeMap<String, f64>,

@@ -46,6 +46,8 @@ pub struct Facts {
 const EMASS: &str = "eMASS REST API v3.22, POA&M required fields";
 const FEDRAMP_OR: &str = "FedRAMP POA&M Template Completion Guide, Operational Requirement";
 const FEDRAMP_VENDOR: &str = "FedRAMP POA&M Template Completion Guide, Vendor Dependency";
+const CHANGE_MANAGEMENT: &str =
+    "NIST SP 800-53 CM-3 (configuration change control); NIST SP 800-171 3.4.3";
 
 fn finding(
     rule: &str,
@@ -249,6 +251,26 @@ pub fn check(
         }
         Regime::Custom => {}
     }
+    if regime != Regime::Custom
+        && item.status == ItemStatus::InProgress
+        && matches!(item.risk_rating, RiskRating::High | RiskRating::Critical)
+        && !item
+            .change_management
+            .as_ref()
+            .is_some_and(|c| c.is_planned())
+    {
+        out.push(finding(
+            "change_management_missing",
+            Warning,
+            "/change_management",
+            format!(
+                "a {} item in progress should carry its change management: the change ticket, the testing before implementation and the rollback procedure",
+                item.risk_rating
+            ),
+            CHANGE_MANAGEMENT,
+            false,
+        ));
+    }
     out
 }
 
@@ -313,6 +335,45 @@ mod tests {
     }
 
     const TODAY: &str = "2026-11-22";
+
+    #[test]
+    fn severe_items_in_progress_without_change_management_are_warned_about() {
+        let mut f = item();
+        f.status = ItemStatus::InProgress;
+        f.scheduled_completion = Some(d("2026-12-31"));
+        let warned = |f: &ItemFields, regime| {
+            check(regime, f, None, None, d(TODAY))
+                .into_iter()
+                .filter(|x| x.rule == "change_management_missing")
+                .map(|x| (x.severity, x.blocking))
+                .collect::<Vec<_>>()
+        };
+        for regime in [Regime::Fedramp, Regime::CmmcL2, Regime::Emass] {
+            assert_eq!(warned(&f, regime), [(Severity::Warning, false)], "{regime}");
+        }
+        assert!(warned(&f, Regime::Custom).is_empty());
+        f.change_management = Some(crate::item::ChangeManagement {
+            ticket: Some("CHG-1".into()),
+            testing: Some("staging rescan".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            warned(&f, Regime::Fedramp).len(),
+            1,
+            "rollback still missing"
+        );
+        if let Some(c) = f.change_management.as_mut() {
+            c.rollback = Some("restore the listener policy".into());
+        }
+        assert!(warned(&f, Regime::Fedramp).is_empty());
+        f.change_management = None;
+        f.risk_rating = RiskRating::Moderate;
+        assert!(warned(&f, Regime::Fedramp).is_empty());
+        f.risk_rating = RiskRating::Critical;
+        f.status = ItemStatus::Open;
+        assert!(warned(&f, Regime::Fedramp).is_empty());
+        assert!(blocking(Regime::Fedramp, &f, d(TODAY)).is_empty());
+    }
 
     #[test]
     fn emass_requires_resources_a_contact_and_the_source() {

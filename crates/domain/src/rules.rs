@@ -141,6 +141,13 @@ pub fn check_item(mut f: ItemFields, today: NaiveDate) -> Result<ItemFields, Vec
             &mut v,
         );
     }
+    if let Some(w) = f
+        .change_management
+        .as_ref()
+        .and_then(|c| c.check_window())
+    {
+        v.push(w);
+    }
     if f.adjusted_risk_rating.is_some() && f.risk_justification.is_none() {
         v.push(Violation::new(
             "adjustment_needs_justification",
@@ -272,6 +279,8 @@ mod tests {
             deviation: None,
             vendor_dependency: None,
             comments: None,
+            change_management: None,
+            escalation_contact: None,
         }
     }
 

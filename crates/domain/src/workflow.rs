@@ -52,9 +52,60 @@ vocabulary!(
         Screenshot => "screenshot",
         Policy => "policy",
         SignOff => "sign_off",
+        /// An implementation procedure.
+        Procedure => "procedure",
+        /// A record of training taken (a course completion report, an attendance list).
+        TrainingRecord => "training_record",
         Other => "other",
     }
 );
+
+vocabulary!(
+    /// What a milestone's step is. A `training` milestone completes only with a training record.
+    MilestoneKind, "milestone kind" {
+        Change => "change",
+        Test => "test",
+        Training => "training",
+        Verification => "verification",
+        Procurement => "procurement",
+        Other => "other",
+    }
+);
+
+impl EvidenceKind {
+    /// Kinds that show the fix was verified (closing a high or critical item needs one).
+    pub fn is_verification(self) -> bool {
+        matches!(self, EvidenceKind::TestResult | EvidenceKind::ScanReport)
+    }
+}
+
+/// A milestone past its due date and neither completed nor cancelled is delayed (eMASS's and
+/// DCSA's "Delayed"). Derived on every read, never stored.
+pub fn is_delayed(status: MilestoneStatus, due_on: NaiveDate, today: NaiveDate) -> bool {
+    status.is_open() && due_on < today
+}
+
+/// A training milestone (seed 002: security awareness training as a remediation step)
+/// completes only with evidence of the training: `training_records` counts the non-withdrawn
+/// evidence of kind `training_record` attached to the milestone.
+pub fn check_milestone_completion(
+    kind: MilestoneKind,
+    training_records: usize,
+) -> Result<(), Violation> {
+    if kind == MilestoneKind::Training && training_records == 0 {
+        Err(Violation::new(
+            "training_evidence_required",
+            "/evidence",
+            "a training milestone completes only with evidence of the training: upload a training_record with this milestone_id first",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn other_kind() -> MilestoneKind {
+    MilestoneKind::Other
+}
 
 /// A piece of evidence: immutable; withdrawal is recorded, never a deletion.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -158,6 +209,14 @@ pub struct NewMilestone {
     #[validate(range(min = 0, max = 10000))]
     #[schema(minimum = 0, maximum = 10000)]
     pub position: Option<i32>,
+    /// What the step is (default `other`).
+    #[serde(default = "other_kind")]
+    pub kind: MilestoneKind,
+    /// Progress, 0 to 100 (default 0).
+    #[serde(default)]
+    #[validate(range(min = 0, max = 100))]
+    #[schema(minimum = 0, maximum = 100, example = 0)]
+    pub percent_complete: Option<i32>,
 }
 
 /// The body of a milestone update: the fields to change. Moving `due_on` needs a
@@ -191,6 +250,13 @@ pub struct MilestonePatch {
     /// `planned` or `in_progress`; completing and cancelling have their own operations.
     #[serde(default)]
     pub status: Option<MilestoneStatus>,
+    #[serde(default)]
+    pub kind: Option<MilestoneKind>,
+    /// Progress, 0 to 100 (completing the milestone sets 100).
+    #[serde(default)]
+    #[validate(range(min = 0, max = 100))]
+    #[schema(minimum = 0, maximum = 100, example = 50)]
+    pub percent_complete: Option<i32>,
 }
 
 /// One move of a milestone's due date.
@@ -214,6 +280,12 @@ pub struct Milestone {
     pub status: MilestoneStatus,
     pub completed_on: Option<NaiveDate>,
     pub position: i32,
+    pub kind: MilestoneKind,
+    /// Progress, 0 to 100; a completed milestone reads 100.
+    pub percent_complete: i32,
+    /// Past its due date and still planned or in progress (derived on read, never stored;
+    /// `status` keeps the stored planned/in_progress).
+    pub delayed: bool,
     /// Every due-date move, oldest first.
     pub changes: Vec<MilestoneChange>,
     pub version: i64,
@@ -328,7 +400,14 @@ pub struct ReviewContext {
 }
 
 /// Checks a review against the rules that do not need the database.
-pub fn check_review(r: &NewReview, reviewer: &str, ctx: ReviewContext) -> Vec<Violation> {
+/// `requesters`: who asked for the decision, as the server derives it from the item's story
+/// ([`crate::change::requesters`]).
+pub fn check_review(
+    r: &NewReview,
+    reviewer: &str,
+    requesters: &[String],
+    ctx: ReviewContext,
+) -> Vec<Violation> {
     let mut v = Vec::new();
     let entries = |list: &[String], pointer: &str, max: u64, v: &mut Vec<Violation>| {
         for (i, s) in list.iter().enumerate() {
@@ -358,15 +437,27 @@ pub fn check_review(r: &NewReview, reviewer: &str, ctx: ReviewContext) -> Vec<Vi
         (k, Some(_)) if k != ReviewKind::Deviation => v.push(Violation::new("deviation_kind_unexpected", "/deviation_kind", "only deviation reviews carry a deviation_kind")),
         _ => {}
     }
+    // Separation of duties: the requester is who the item's story shows asked for the
+    // decision (`requesters`, derived by the server); `requested_by` is a note, and counts
+    // only to refuse more, never to allow.
+    let me = crate::change::subject_key(reviewer);
+    let noted = r
+        .requested_by
+        .as_deref()
+        .map(crate::change::subject_key)
+        .filter(|q| !q.is_empty());
     if r.kind.is_approval()
-        && r.requested_by
-            .as_deref()
-            .is_some_and(|q| q.eq_ignore_ascii_case(reviewer))
+        && (requesters.iter().any(|q| crate::change::subject_key(q) == me)
+            || noted.as_deref() == Some(me.as_str()))
     {
         v.push(Violation::new(
             "self_approval",
-            "/requested_by",
-            "the requester may not approve their own request (separation of duties)",
+            "/kind",
+            format!(
+                "the requester may not decide their own request (separation of duties): the item's history shows {} asked for this {} decision",
+                reviewer.trim(),
+                r.kind
+            ),
         ));
     }
     if ctx.regime == Regime::Fedramp
@@ -414,17 +505,26 @@ mod tests {
 
     #[test]
     fn requesters_do_not_approve_their_own_requests() {
+        // The server's requester, whatever the body says; compared trimmed and case-blind.
+        let mut anonymous = review(ReviewKind::Extension);
+        anonymous.requested_by = None;
         assert_eq!(
             codes(check_review(
-                &review(ReviewKind::Extension),
-                "DANA@example.org",
+                &anonymous,
+                " DANA@example.org",
+                &["dana@example.org".into()],
                 ctx()
             )),
             vec!["self_approval"]
         );
-        assert!(check_review(&review(ReviewKind::Extension), "issm@example.org", ctx()).is_empty());
+        assert!(check_review(&anonymous, "issm@example.org", &["dana@example.org".into()], ctx()).is_empty());
+        assert_eq!(
+            codes(check_review(&review(ReviewKind::Extension), "DANA@example.org", &[], ctx())),
+            vec!["self_approval"]
+        );
+        assert!(check_review(&review(ReviewKind::Extension), "issm@example.org", &[], ctx()).is_empty());
         assert!(
-            check_review(&review(ReviewKind::Periodic), "dana@example.org", ctx()).is_empty(),
+            check_review(&review(ReviewKind::Periodic), "dana@example.org", &[], ctx()).is_empty(),
             "a periodic review is not an approval"
         );
     }
@@ -432,29 +532,29 @@ mod tests {
     #[test]
     fn deviations_name_their_kind_and_fedramp_refuses_operational_requirements_on_highs() {
         assert_eq!(
-            codes(check_review(&review(ReviewKind::Deviation), "x", ctx())),
+            codes(check_review(&review(ReviewKind::Deviation), "x", &[], ctx())),
             vec!["deviation_kind_required"]
         );
         let mut r = review(ReviewKind::Deviation);
         r.deviation_kind = Some(DeviationKind::OperationalRequirement);
         assert_eq!(
-            codes(check_review(&r, "x", ctx())),
+            codes(check_review(&r, "x", &[], ctx())),
             vec!["operational_requirement_on_high"]
         );
         let moderate = ReviewContext {
             item_risk: Some(RiskRating::Moderate),
             ..ctx()
         };
-        assert!(check_review(&r, "x", moderate).is_empty());
+        assert!(check_review(&r, "x", &[], moderate).is_empty());
         let emass = ReviewContext {
             regime: Regime::Emass,
             ..ctx()
         };
-        assert!(check_review(&r, "x", emass).is_empty());
+        assert!(check_review(&r, "x", &[], emass).is_empty());
         let mut p = review(ReviewKind::Periodic);
         p.deviation_kind = Some(DeviationKind::FalsePositive);
         assert_eq!(
-            codes(check_review(&p, "x", ctx())),
+            codes(check_review(&p, "x", &[], ctx())),
             vec!["deviation_kind_unexpected"]
         );
     }
@@ -466,14 +566,48 @@ mod tests {
             ..ctx()
         };
         assert_eq!(
-            codes(check_review(
-                &review(ReviewKind::ClosureVerification),
-                "x",
-                system_level
-            )),
+            codes(check_review(&review(ReviewKind::ClosureVerification), "x", &[], system_level)),
             vec!["item_required"]
         );
-        assert!(check_review(&review(ReviewKind::Periodic), "x", system_level).is_empty());
+        assert!(check_review(&review(ReviewKind::Periodic), "x", &[], system_level).is_empty());
+    }
+
+    #[test]
+    fn training_milestones_complete_only_with_a_training_record() {
+        assert_eq!(
+            check_milestone_completion(MilestoneKind::Training, 0).map_err(|v| v.code),
+            Err("training_evidence_required")
+        );
+        assert!(check_milestone_completion(MilestoneKind::Training, 1).is_ok());
+        for k in MilestoneKind::ALL
+            .iter()
+            .filter(|k| **k != MilestoneKind::Training)
+        {
+            assert!(check_milestone_completion(*k, 0).is_ok(), "{k}");
+        }
+    }
+
+    #[test]
+    fn open_milestones_past_due_are_delayed() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap_or_default();
+        let today = d("2026-12-01");
+        assert!(is_delayed(MilestoneStatus::Planned, d("2026-11-30"), today));
+        assert!(is_delayed(
+            MilestoneStatus::InProgress,
+            d("2026-11-30"),
+            today
+        ));
+        assert!(!is_delayed(MilestoneStatus::Planned, today, today));
+        assert!(!is_delayed(
+            MilestoneStatus::Completed,
+            d("2026-11-30"),
+            today
+        ));
+        assert!(!is_delayed(
+            MilestoneStatus::Cancelled,
+            d("2026-11-30"),
+            today
+        ));
     }
 
     #[test]

@@ -69,7 +69,9 @@ impl Modify for BearerScheme {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "A JWT with `sub`, `roles` and `systems` claims; `poam token` mints one.",
+                        "A JWT with `sub` (1 to 255 characters), `roles`, `systems` and `exp` claims, \
+                         living at most the configured maximum (`POAM_TOKEN_MAX_TTL`, 90 days by default) \
+                         from `iat`; `poam token` mints one.",
                     ))
                     .build(),
             ),
@@ -179,7 +181,9 @@ fn document_idempotency(openapi: &mut OpenApiDoc) {
                         "Makes the POST safe to retry: a retry with the same key and content gets the first \
                          response again (`Idempotent-Replayed: true`) and creates nothing; the same key with \
                          other content is 422 `idempotency_key_reused`; while the first runs, 409 \
-                         `idempotency_key_in_use`. Keys are per caller, kept 24 hours.",
+                         `idempotency_key_in_use`. Keys are per caller, kept 24 hours. A replay answers only \
+                         a token that may still make the request: without the role the first needed it is \
+                         403, without the system in its scope 404, as the operation itself would answer.",
                     ))
                     .schema(Some(
                         utoipa::openapi::ObjectBuilder::new()
@@ -261,12 +265,29 @@ pub fn bundle_schema() -> serde_json::Value {
     })
 }
 
-/// The route table, for telling 404 from 405.
-struct RouteTable(Vec<(ResourceDef, Vec<Method>)>);
+/// The route table, for telling 404 from 405. Literal segments win over parameters: a path
+/// that matches `/v1/items/validate` is judged by that route's methods, never by
+/// `/v1/items/{item_id}`'s.
+struct RouteTable {
+    /// Every route with its methods, most specific first.
+    routes: Vec<(ResourceDef, Vec<Method>)>,
+    /// The routes a parameter route could take a request for (a literal segment where a
+    /// sibling has a parameter): checked before routing, so a method they lack is a 405.
+    shadowed: Vec<usize>,
+}
+
+/// Orders patterns so that, of two that match one path, the one with a literal segment where
+/// the other has a parameter comes first.
+fn specificity(pattern: &str) -> Vec<u8> {
+    pattern
+        .split('/')
+        .map(|segment| u8::from(segment.contains('{')))
+        .collect()
+}
 
 impl RouteTable {
     fn from_spec(spec: &OpenApiDoc) -> Self {
-        let mut table = Vec::new();
+        let mut table: Vec<(String, Vec<Method>)> = Vec::new();
         for (path, item) in &spec.paths.paths {
             let methods: Vec<Method> = [
                 (item.get.is_some(), Method::GET),
@@ -278,26 +299,60 @@ impl RouteTable {
             .into_iter()
             .filter_map(|(present, m)| present.then_some(m))
             .collect();
-            table.push((ResourceDef::new(path.as_str()), methods));
+            table.push((path.clone(), methods));
         }
-        table.push((ResourceDef::new("/v1/openapi.json"), vec![Method::GET]));
-        table.push((ResourceDef::new("/metrics"), vec![Method::GET]));
-        RouteTable(table)
+        table.push(("/v1/openapi.json".into(), vec![Method::GET]));
+        table.push(("/metrics".into(), vec![Method::GET]));
+        table.sort_by_key(|(path, _)| specificity(path));
+        let routes: Vec<(ResourceDef, Vec<Method>)> = table
+            .iter()
+            .map(|(path, methods)| (ResourceDef::new(path.as_str()), methods.clone()))
+            .collect();
+        // A route is shadowed when another route matches its path with every parameter
+        // filled in (`x`): `/v1/items/{item_id}` matches `/v1/items/validate`.
+        let shadowed = table
+            .iter()
+            .enumerate()
+            .filter(|(i, (path, _))| {
+                let sample = path
+                    .split('/')
+                    .map(|s| if s.contains('{') { "x" } else { s })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                routes
+                    .iter()
+                    .enumerate()
+                    .any(|(j, (def, _))| j != *i && def.is_match(&sample))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        RouteTable { routes, shadowed }
     }
 
+    /// The methods of the most specific route matching `path`.
     fn allowed(&self, path: &str) -> Option<&[Method]> {
-        self.0
+        self.routes
             .iter()
             .find(|(def, _)| def.is_match(path))
             .map(|(_, m)| m.as_slice())
     }
+
+    /// The methods of the shadowed route `path` matches, when they exclude `method`.
+    fn refused(&self, path: &str, method: &Method) -> Option<&[Method]> {
+        self.shadowed
+            .iter()
+            .filter_map(|i| self.routes.get(*i))
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, m)| m.as_slice())
+            .filter(|methods| !methods.contains(method))
+    }
 }
 
-/// Built on the first request no route took, from the spec (itself built on first use): an
-/// idle service holds neither.
+/// Built on first use from a document built for it and then dropped: the table is small, and
+/// the document is only kept when it is served.
 fn route_table() -> &'static RouteTable {
     static TABLE: OnceLock<RouteTable> = OnceLock::new();
-    TABLE.get_or_init(|| RouteTable::from_spec(spec()))
+    TABLE.get_or_init(|| RouteTable::from_spec(&openapi()))
 }
 
 async fn fallback(req: HttpRequest) -> HttpResponse {
@@ -305,6 +360,23 @@ async fn fallback(req: HttpRequest) -> HttpResponse {
         Some(methods) => ApiError::MethodNotAllowed(methods.to_vec()).error_response(),
         None => ApiError::RouteNotFound(req.path().to_owned()).error_response(),
     }
+}
+
+/// Literal segments before parameters: actix would hand `PATCH /v1/items/validate` to
+/// `PATCH /v1/items/{item_id}` (and its 404 for a malformed id); the literal route's methods
+/// decide, so it is a 405.
+async fn literal_routes_first(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if let Some(methods) = route_table().refused(req.path(), req.method()) {
+        let e = ApiError::MethodNotAllowed(methods.to_vec());
+        let (req, _) = req.into_parts();
+        return Ok(ServiceResponse::new(req, e.error_response()));
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
 }
 
 /// A request id: the caller's `x-request-id` when it is short and printable, else a new one.
@@ -435,5 +507,6 @@ pub fn app(
         )
         .default_service(web::to(fallback))
         .wrap(from_fn(crate::idempotency::middleware))
+        .wrap(from_fn(literal_routes_first))
         .wrap(from_fn(edge))
 }

@@ -2,7 +2,10 @@
 //!
 //! The algorithm is pinned by configuration: HS256 with a shared secret, or RS256 / ES256 /
 //! EdDSA with a public key for tokens an organisation's identity provider issues. `exp` is
-//! required; `nbf` is checked when present; `iss` and `aud` when configured.
+//! required; `nbf` is checked when present; `iss` and `aud` when configured. `sub` is required:
+//! 1 to 255 characters, not blank, no control characters. A token may live at most the
+//! configured maximum (`POAM_TOKEN_MAX_TTL`, 90 days unless set): `exp - iat`, or `exp - now`
+//! without `iat`.
 
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -16,6 +19,31 @@ use poam_domain::{Permission, Role, SystemId, SystemScope};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::future::{ready, Ready};
+use std::sync::{Arc, Mutex};
+
+/// The longest `sub` accepted, in characters.
+pub const MAX_SUB_CHARS: usize = 255;
+
+/// The default longest lifetime of a token, in seconds: 90 days.
+pub const DEFAULT_MAX_LIFETIME_SECS: i64 = 90 * 86_400;
+
+/// Why a subject cannot be one: `sub` is 1 to [`MAX_SUB_CHARS`] characters, not blank, with
+/// no control characters (it is recorded as the actor of every change and logged).
+pub fn check_subject(sub: &str) -> Result<(), String> {
+    if sub.trim().is_empty() {
+        return Err("the token's `sub` (subject) is empty".into());
+    }
+    let chars = sub.chars().count();
+    if chars > MAX_SUB_CHARS {
+        return Err(format!(
+            "the token's `sub` (subject) has {chars} characters; at most {MAX_SUB_CHARS} are accepted"
+        ));
+    }
+    if sub.chars().any(char::is_control) {
+        return Err("the token's `sub` (subject) contains control characters".into());
+    }
+    Ok(())
+}
 
 /// The claims this service reads and writes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +88,8 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
 pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
+    /// The longest lifetime a token may claim, in seconds.
+    max_lifetime: i64,
 }
 
 impl Authenticator {
@@ -87,7 +117,22 @@ impl Authenticator {
             }
             None => validation.validate_aud = false,
         }
-        Authenticator { key, validation }
+        Authenticator {
+            key,
+            validation,
+            max_lifetime: DEFAULT_MAX_LIFETIME_SECS,
+        }
+    }
+
+    /// Refuses tokens that live longer than `secs` (`exp - iat`, or `exp - now` without `iat`).
+    pub fn with_max_lifetime(mut self, secs: i64) -> Self {
+        self.max_lifetime = secs;
+        self
+    }
+
+    /// The longest lifetime a token may claim, in seconds.
+    pub fn max_lifetime(&self) -> i64 {
+        self.max_lifetime
     }
 
     pub fn verify(&self, token: &str) -> Result<Actor, ApiError> {
@@ -122,6 +167,32 @@ impl Authenticator {
                     detail: detail.into(),
                 }
             })?;
+        let invalid = |detail: String| ApiError::Unauthorized {
+            code: "invalid_token",
+            detail,
+        };
+        check_subject(&data.claims.sub).map_err(invalid)?;
+        // Lifetime: from `iat` (or now, without one) to `exp`. An `iat` in the future counts
+        // from now (within the clock leeway): a future `iat` must not stretch a token's life.
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+        let start = data
+            .claims
+            .iat
+            .map_or(now, |iat| iat.min(now.saturating_add(leeway)));
+        let lifetime = data.claims.exp.saturating_sub(start);
+        if lifetime > self.max_lifetime {
+            return Err(invalid(format!(
+                "the token's lifetime ({lifetime} seconds from {} to exp) exceeds the maximum \
+                 this service accepts ({} seconds)",
+                if data.claims.iat.is_some() {
+                    "iat"
+                } else {
+                    "now"
+                },
+                self.max_lifetime
+            )));
+        }
         Ok(Actor::from_claims(data.claims))
     }
 }
@@ -158,6 +229,7 @@ impl TokenIssuer {
         systems: &[SystemId],
         ttl_secs: i64,
     ) -> Result<String, String> {
+        check_subject(sub).map_err(|e| e.replace("the token's `sub` (subject)", "the subject"))?;
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: sub.to_owned(),
@@ -179,6 +251,32 @@ impl TokenIssuer {
     }
 }
 
+/// The permissions a request's handler asked for and was granted, noted by [`Actor::can`]
+/// and [`Actor::require`] when the idempotency middleware put one in the request's extensions:
+/// what a replay of its response must find in the replaying token again.
+#[derive(Debug, Clone, Default)]
+pub struct Granted(Arc<Mutex<Vec<Permission>>>);
+
+impl Granted {
+    fn note(&self, p: Permission) {
+        let mut noted = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !noted.contains(&p) {
+            noted.push(p);
+        }
+    }
+
+    /// The permissions noted so far, in the order first asked.
+    pub fn permissions(&self) -> Vec<Permission> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Actor {
@@ -186,6 +284,8 @@ pub struct Actor {
     pub name: Option<String>,
     pub roles: BTreeSet<Role>,
     pub scope: SystemScope,
+    /// Where granted permissions are noted (see [`Granted`]), when the request has one.
+    granted: Option<Granted>,
 }
 
 impl Actor {
@@ -202,11 +302,19 @@ impl Actor {
             name: c.name,
             roles,
             scope,
+            granted: None,
         }
     }
 
+    /// Whether a role grants `p`; a granted permission is noted for idempotent replays.
     pub fn can(&self, p: Permission) -> bool {
-        self.roles.iter().any(|r| r.grants(p))
+        let can = self.roles.iter().any(|r| r.grants(p));
+        if can {
+            if let Some(granted) = &self.granted {
+                granted.note(p);
+            }
+        }
+        can
     }
 
     /// Refuses with 403 unless a role grants `p`.
@@ -262,10 +370,25 @@ impl FromRequest for Actor {
                 .ok_or(ApiError::Internal)?;
             state.auth.verify(bearer(req)?)
         })();
-        if let Ok(actor) = &result {
+        let result = result.map(|mut actor| {
             // For the access log: who asked (never the token).
             req.extensions_mut().insert(Subject(actor.sub.clone()));
-        }
+            actor.granted = req.extensions().get::<Granted>().cloned();
+            actor
+        });
         ready(result)
+    }
+}
+
+impl Actor {
+    /// The caller as the domain's change rules see it: the token subject and what its roles
+    /// allow (never what a request body claims).
+    pub fn caller(&self) -> poam_domain::change::Caller {
+        poam_domain::change::Caller {
+            sub: self.sub.clone(),
+            can_decide: self.can(Permission::Decide),
+            can_write: self.can(Permission::WriteItems),
+            is_admin: self.roles.contains(&Role::Admin),
+        }
     }
 }

@@ -2,7 +2,13 @@
 //! first response again and creates nothing; the same key with other content is a 422 problem;
 //! a retry while the first request still runs is a 409 problem. Keys are the caller's own (the
 //! token subject's) and kept 24 hours.
+//!
+//! A replay answers only a token that may still make the request: the first response is
+//! recorded with what it was authorized for ([`Grants`]: the permissions its handler asked for,
+//! the system it touched, the caller's scope), and a retry whose token lacks one of those
+//! permissions gets the handler's 403, one whose scope no longer reaches the system its 404.
 
+use crate::auth::{Actor, Granted};
 use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
@@ -12,9 +18,12 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use futures_util::StreamExt;
-use poam_persistence::idempotency::{self, Claim};
+use poam_domain::{Permission, SystemId, SystemScope};
+use poam_persistence::idempotency::{self, Claim, Owner};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 pub const HEADER: &str = "idempotency-key";
@@ -25,6 +34,105 @@ const KEPT: &[&str] = &["content-type", "location", "etag"];
 /// Lower-case hex of a digest.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every permission, by the name a record keeps.
+const PERMISSIONS: &[(Permission, &str)] = &[
+    (Permission::Read, "read"),
+    (Permission::WriteItems, "write_items"),
+    (Permission::Decide, "decide"),
+    (Permission::Audit, "audit"),
+    (Permission::ManageSystems, "manage_systems"),
+];
+
+fn permission_name(p: Permission) -> &'static str {
+    PERMISSIONS
+        .iter()
+        .find(|(q, _)| *q == p)
+        .map_or("unknown", |(_, name)| name)
+}
+
+/// What the first request of a key was authorized for, kept with its response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Grants {
+    /// The permissions the handler asked for (and the caller had).
+    permissions: Vec<String>,
+    /// The system the request touched, when its path names one (directly or through an
+    /// item, milestone, evidence or review).
+    system: Option<String>,
+    /// The caller's systems, `*` for all: what a replay's token must reach when `system` is
+    /// not known.
+    scope: Vec<String>,
+}
+
+impl Grants {
+    /// For a record that kept nothing (made before grants were): every permission, every system.
+    fn unknown() -> Grants {
+        Grants {
+            permissions: PERMISSIONS.iter().map(|(_, n)| (*n).to_owned()).collect(),
+            system: None,
+            scope: vec!["*".into()],
+        }
+    }
+
+    /// Whether `current` may have the recorded response: what its handler would answer if
+    /// not (403 for a missing permission, 404 for a system out of reach).
+    fn recheck(&self, current: &Actor) -> Result<(), ApiError> {
+        for name in &self.permissions {
+            match PERMISSIONS.iter().find(|(_, n)| n == name) {
+                Some((p, _)) => current.require(*p)?,
+                None => {
+                    return Err(ApiError::Forbidden(format!(
+                        "this response was recorded under a permission (`{name}`) this service does not know"
+                    )))
+                }
+            }
+        }
+        let reaches = match (&self.system, &current.scope) {
+            (_, SystemScope::All) => true,
+            (Some(system), scope) => system.parse::<SystemId>().is_ok_and(|id| scope.allows(id)),
+            // The system is not known: the token must reach every system the first one did.
+            (None, SystemScope::Only(current)) => {
+                let recorded: Option<BTreeSet<SystemId>> = self
+                    .scope
+                    .iter()
+                    .map(|s| s.parse::<SystemId>().ok())
+                    .collect();
+                recorded.is_some_and(|recorded| recorded.is_subset(current))
+            }
+        };
+        if reaches {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+}
+
+fn scope_names(scope: &SystemScope) -> Vec<String> {
+    match scope {
+        SystemScope::All => vec!["*".into()],
+        SystemScope::Only(ids) => ids.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// The record a request path names, whose system the request touched:
+/// `/v1/{systems|items|milestones|evidence|reviews}/{uuid}/...`.
+fn owner(path: &str) -> Option<Owner> {
+    let mut segments = path.trim_start_matches('/').split('/');
+    if segments.next()? != "v1" {
+        return None;
+    }
+    let kind = segments.next()?;
+    let id = segments.next()?.parse::<uuid::Uuid>().ok()?.to_string();
+    match kind {
+        "systems" => Some(Owner::System(id)),
+        "items" => Some(Owner::Item(id)),
+        "milestones" => Some(Owner::Milestone(id)),
+        "evidence" => Some(Owner::Evidence(id)),
+        "reviews" => Some(Owner::Review(id)),
+        _ => None,
+    }
 }
 
 fn problem(req: ServiceRequest, e: ApiError) -> ServiceResponse<BoxBody> {
@@ -69,15 +177,13 @@ pub async fn middleware(
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_owned());
-    let Some(actor) = token
-        .and_then(|t| state.auth.verify(&t).ok())
-        .map(|a| a.sub)
-    else {
+    let Some(current) = token.and_then(|t| state.auth.verify(&t).ok()) else {
         return next
             .call(req)
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
+    let actor = current.sub.clone();
     let path = req.path().to_owned();
     let claim = {
         let (actor, key, path) = (actor.clone(), key.clone(), path.clone());
@@ -97,6 +203,15 @@ pub async fn middleware(
             )),
         )),
         Ok(Claim::Done(recorded)) => {
+            // The token must still allow the request before it may see its answer.
+            let grants = recorded
+                .grants
+                .as_deref()
+                .and_then(|g| serde_json::from_str::<Grants>(g).ok())
+                .unwrap_or_else(Grants::unknown);
+            if let Err(e) = grants.recheck(&current) {
+                return Ok(problem(req, e));
+            }
             let (http, mut payload) = req.into_parts();
             while let Some(chunk) = payload.next().await {
                 match chunk {
@@ -148,6 +263,9 @@ pub async fn middleware(
             req.set_payload(Payload::Stream {
                 payload: Box::pin(stream),
             });
+            // The handler's `Actor` notes here the permissions it asks for.
+            let granted = Granted::default();
+            req.extensions_mut().insert(granted.clone());
             let res = next.call(req).await?;
             let status = res.status();
             if !status.is_success() {
@@ -178,19 +296,38 @@ pub async fn middleware(
                 }
             }
             let hash = hex(&hasher.borrow_mut().clone().finalize());
+            let grants = Grants {
+                permissions: granted
+                    .permissions()
+                    .into_iter()
+                    .map(|p| permission_name(p).to_owned())
+                    .collect(),
+                system: None,
+                scope: scope_names(&current.scope),
+            };
+            let owner = owner(&path);
             let stored = {
                 let (actor, key, body) = (actor.clone(), key.clone(), bytes.to_vec());
                 let headers = serde_json::Value::Object(kept).to_string();
                 state
                     .write(move |conn| {
+                        let system = match &owner {
+                            Some(owner) => idempotency::system_of(conn, owner)?,
+                            None => None,
+                        };
+                        let grants = serde_json::to_string(&Grants { system, ..grants })
+                            .map_err(|e| poam_persistence::StoreError::Internal(e.to_string()))?;
                         idempotency::finish(
                             conn,
                             &actor,
                             &key,
-                            &hash,
-                            status.as_u16(),
-                            &headers,
-                            &body,
+                            idempotency::Response {
+                                body_hash: &hash,
+                                status: status.as_u16(),
+                                headers: &headers,
+                                body: &body,
+                                grants: &grants,
+                            },
                         )
                     })
                     .await

@@ -152,6 +152,8 @@ impl ObjectMembers for poam_domain::ItemFields {
         "/resources",
         "/deviation",
         "/vendor_dependency",
+        "/change_management",
+        "/escalation_contact",
     ];
 }
 
@@ -429,35 +431,28 @@ where
     Ok(next)
 }
 
-/// Parses `If-Match`: `None` without the header or with `*`; the version in `"N"` otherwise.
-/// A weak tag (`W/"N"`) never matches under the strong comparison RFC 9110 requires: 412.
-/// Anything that is not an entity tag at all: 400.
-pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
-    let Some(raw) = req.headers().get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let text = raw.to_str().unwrap_or("").trim();
-    if text == "*" {
-        return Ok(None);
+/// Parses `If-Match` (RFC 9110 §13.1.1): `*` or a list of entity-tags, over every header line.
+/// A well-formed tag this service did not mint, or a weak one, never matches (strong
+/// comparison): the write answers 412. Only a malformed header is a 400.
+pub fn if_match(req: &HttpRequest) -> Result<poam_domain::IfMatch, ApiError> {
+    let mut lines = Vec::new();
+    for raw in req.headers().get_all(header::IF_MATCH) {
+        lines.push(raw.to_str().map_err(|_| malformed_if_match())?);
     }
-    let quoted_version = |t: &str| {
-        t.strip_prefix('"')
-            .and_then(|t| t.strip_suffix('"'))
-            .and_then(|v| v.parse::<i64>().ok())
-    };
-    if let Some(v) = quoted_version(text) {
-        return Ok(Some(v));
-    }
-    if text
-        .strip_prefix("W/")
-        .is_some_and(|t| quoted_version(t).is_some())
-    {
-        return Err(ApiError::PreconditionFailed { current: None });
-    }
-    Err(ApiError::bad_request(
+    poam_domain::IfMatch::parse(lines).map_err(|why| {
+        ApiError::BadRequest {
+            code: "invalid_if_match",
+            detail: format!("If-Match must be `*` or a list of entity-tags (RFC 9110): {why}"),
+            errors: vec![FieldError::param("If-Match", "invalid_value", why)],
+        }
+    })
+}
+
+fn malformed_if_match() -> ApiError {
+    ApiError::bad_request(
         "invalid_if_match",
-        "If-Match must be `*` or the ETag of the resource as returned by this service (\"N\")",
-    ))
+        "If-Match must be `*` or a list of entity-tags (RFC 9110), in visible ASCII",
+    )
 }
 
 /// Parses a query string strictly into `T`: unknown parameters refused, each error named.

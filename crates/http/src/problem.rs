@@ -93,6 +93,8 @@ pub enum ApiError {
     Unauthorized { code: &'static str, detail: String },
     /// 403: authenticated, but the role does not allow it.
     Forbidden(String),
+    /// 403: a rule reserves this change to another role; the code names the rule.
+    Refused(Violation),
     /// 404: unknown resource, or one outside the caller's systems.
     NotFound,
     /// 404: no such route.
@@ -153,6 +155,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized { code, .. } => code,
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Refused(v) => v.code,
             ApiError::NotFound => "not_found",
             ApiError::RouteNotFound(_) => "route_not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
@@ -172,7 +175,7 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             ApiError::Unauthorized { .. } => "Authentication required",
-            ApiError::Forbidden(_) => "Not allowed",
+            ApiError::Forbidden(_) | ApiError::Refused(_) => "Not allowed",
             ApiError::NotFound => "Not found",
             ApiError::RouteNotFound(_) => "No such route",
             ApiError::MethodNotAllowed(_) => "Method not allowed",
@@ -207,7 +210,7 @@ impl ApiError {
                 1 => "1 field is invalid".into(),
                 n => format!("{n} fields are invalid"),
             },
-            ApiError::Conflict(v) => v.message.clone(),
+            ApiError::Conflict(v) | ApiError::Refused(v) => v.message.clone(),
             ApiError::PreconditionFailed {
                 current: Some(current),
             } => format!(
@@ -215,7 +218,8 @@ impl ApiError {
                  fetch the resource, re-apply your change and retry"
             ),
             ApiError::PreconditionFailed { current: None } => {
-                "a weak ETag never matches: If-Match needs the strong ETag (\"N\") of the resource"
+                "If-Match names no current version of the resource (a weak tag, or one this \
+                 service did not mint): send the strong ETag (\"N\") you read"
                     .into()
             }
             ApiError::PayloadTooLarge { limit } => format!("the limit is {limit} bytes"),
@@ -235,7 +239,9 @@ impl ApiError {
         let code = self.code().to_owned();
         let errors = match self {
             ApiError::BadRequest { errors, .. } | ApiError::Invalid(errors) => errors.clone(),
-            ApiError::Conflict(v) if !v.pointer.is_empty() => vec![FieldError::from(v.clone())],
+            ApiError::Conflict(v) | ApiError::Refused(v) if !v.pointer.is_empty() => {
+                vec![FieldError::from(v.clone())]
+            }
             _ => Vec::new(),
         };
         Problem {
@@ -272,7 +278,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Refused(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -329,6 +335,7 @@ impl From<StoreError> for ApiError {
                 current: Some(current),
             },
             StoreError::Conflict(v) => ApiError::Conflict(v),
+            StoreError::Forbidden(v) => ApiError::Refused(v),
             StoreError::BadCursor => ApiError::invalid_param(
                 "cursor",
                 "invalid_cursor",

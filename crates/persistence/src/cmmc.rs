@@ -7,6 +7,7 @@ use crate::schema::{cmmc_assessments, item_controls, items};
 use crate::systems::{archived_conflict, check_version, utc};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
+use poam_domain::IfMatch;
 use poam_domain::cmmc::{self, Assessment, Statuses};
 use poam_domain::{ItemId, ItemStatus, Regime, SystemId, SystemScope, Violation};
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,7 +97,7 @@ pub fn put(
     conn: &mut DbConnection,
     id: SystemId,
     scope: &SystemScope,
-    if_match: Option<i64>,
+    if_match: &IfMatch,
     statuses: &Statuses,
     conditional_status_date: Option<NaiveDate>,
     actor: &str,

@@ -11,6 +11,8 @@ pub enum StoreError {
     Stale { current: i64 },
     /// The write conflicts with the current state (a taken external id, an archived parent).
     Conflict(Violation),
+    /// A rule reserves the change to another role (an approver's decision, an admin's migration).
+    Forbidden(Violation),
     /// A list cursor that this list did not issue.
     BadCursor,
     /// The content breaks a rule.
@@ -27,6 +29,7 @@ impl fmt::Display for StoreError {
             StoreError::NotFound => f.write_str("not found"),
             StoreError::Stale { current } => write!(f, "stale version (current {current})"),
             StoreError::Conflict(v) => write!(f, "conflict: {}", v.message),
+            StoreError::Forbidden(v) => write!(f, "forbidden: {}", v.message),
             StoreError::Invalid(v) => write!(f, "{} rule violation(s)", v.len()),
             StoreError::BadCursor => f.write_str("foreign cursor"),
             StoreError::Unavailable(m) => write!(f, "database unavailable: {m}"),
@@ -36,6 +39,17 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+impl From<poam_domain::change::Refusal> for StoreError {
+    fn from(r: poam_domain::change::Refusal) -> Self {
+        use poam_domain::change::Refusal;
+        match r {
+            Refusal::Forbidden(v) => StoreError::Forbidden(v),
+            Refusal::Invalid(v) => StoreError::Invalid(v),
+            Refusal::Conflict(v) => StoreError::Conflict(v),
+        }
+    }
+}
 
 impl From<diesel::result::Error> for StoreError {
     fn from(e: diesel::result::Error) -> Self {

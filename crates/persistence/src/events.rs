@@ -3,10 +3,10 @@
 
 use crate::db::{Backend, DbConnection};
 use crate::error::{corrupt, StoreError};
-use crate::schema::{events, systems};
+use crate::schema::{events, evidence, milestones, reviews, systems};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use poam_domain::history::{self, BrokenLink, ChainedEvent};
+use poam_domain::history::{self, BrokenLink, ChainedEvent, Event, Verifier};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -22,6 +22,9 @@ pub enum Action {
     Withdrawn,
     Exported,
     Imported,
+    /// Imported by an admin's migration (`migrate=true`): statuses and decisions taken in as
+    /// the document has them.
+    Migrated,
 }
 
 impl Action {
@@ -36,6 +39,7 @@ impl Action {
         "withdrawn",
         "exported",
         "imported",
+        "migrated",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +54,7 @@ impl Action {
             Action::Withdrawn => "withdrawn",
             Action::Exported => "exported",
             Action::Imported => "imported",
+            Action::Migrated => "migrated",
         }
     }
 }
@@ -79,8 +84,6 @@ pub struct Change<'a, T: Serialize> {
     pub before: Option<&'a T>,
     pub after: &'a T,
 }
-
-const AT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
 fn to_value<T: Serialize>(v: &T) -> Result<Value, StoreError> {
     serde_json::to_value(v).map_err(|e| StoreError::Internal(format!("does not serialise: {e}")))
@@ -144,7 +147,10 @@ pub fn append<T: Serialize>(
     change: Change<'_, T>,
 ) -> Result<(), StoreError> {
     let head = lock_system(conn, change.system_id)?;
-    let event = chained(change, head.event_seq + 1, head.event_head)?;
+    let mut event = chained(change, head.event_seq + 1, head.event_head)?;
+    if event.item_id.is_none() {
+        event.item_id = owning_item(conn, event.resource_kind, &event.resource_id)?;
+    }
     insert_chained(conn, std::slice::from_ref(&event))?;
     diesel::update(systems::table.find(&event.system_id))
         .set((
@@ -153,6 +159,34 @@ pub fn append<T: Serialize>(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// The item whose history an event of a milestone, evidence or review belongs to (the row was
+/// written earlier in the same transaction); `None` for other kinds and system reviews.
+fn owning_item(
+    conn: &mut DbConnection,
+    resource_kind: &str,
+    resource_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(match resource_kind {
+        "milestone" => milestones::table
+            .find(resource_id)
+            .select(milestones::item_id)
+            .first::<String>(conn)
+            .optional()?,
+        "evidence" => evidence::table
+            .find(resource_id)
+            .select(evidence::item_id)
+            .first::<String>(conn)
+            .optional()?,
+        "review" => reviews::table
+            .find(resource_id)
+            .select(reviews::item_id)
+            .first::<Option<String>>(conn)
+            .optional()?
+            .flatten(),
+        _ => None,
+    })
 }
 
 /// An event ready to be stored: its place in the chain taken, its hash computed.
@@ -170,6 +204,8 @@ pub(crate) struct NewEvent {
     snapshot: String,
     prev_hash: String,
     pub(crate) hash: String,
+    /// The item whose history shows the event (not hashed: an index, not content).
+    item_id: Option<String>,
 }
 
 /// The event of `change` at `seq`, after the event whose hash is `prev_hash`.
@@ -184,7 +220,7 @@ pub(crate) fn chained<T: Serialize>(
         id: uuid::Uuid::now_v7().to_string(),
         system_id: change.system_id.to_owned(),
         seq,
-        at: change.at.format(AT_FORMAT).to_string(),
+        at: history::event_time(change.at),
         actor: change.actor.to_owned(),
         action: change.action.as_str().to_owned(),
         resource_kind: change.resource_kind.to_owned(),
@@ -198,6 +234,7 @@ pub(crate) fn chained<T: Serialize>(
     let changes = history::canonical_json(&event.changes);
     let snapshot = history::canonical_json(&event.snapshot);
     event.hash = event.hash_of_parts(&event.prev_hash, &changes, &snapshot);
+    let item_id = (change.resource_kind == "item").then(|| event.resource_id.clone());
     Ok(NewEvent {
         id: event.id,
         system_id: event.system_id,
@@ -212,6 +249,7 @@ pub(crate) fn chained<T: Serialize>(
         snapshot,
         prev_hash: event.prev_hash,
         hash: event.hash,
+        item_id,
     })
 }
 
@@ -237,6 +275,7 @@ pub(crate) fn insert_chained(
                 events::snapshot.eq(&e.snapshot),
                 events::prev_hash.eq(&e.prev_hash),
                 events::hash.eq(&e.hash),
+                events::item_id.eq(&e.item_id),
             )
         })
         .collect();
@@ -271,7 +310,7 @@ impl EventRow {
             id: self.id.clone(),
             system_id: self.system_id.clone(),
             seq: self.seq,
-            at: self.at.format(AT_FORMAT).to_string(),
+            at: history::event_time(self.at),
             actor: self.actor.clone(),
             action: self.action.clone(),
             resource_kind: self.resource_kind.clone(),
@@ -285,6 +324,51 @@ impl EventRow {
             hash: self.hash.clone(),
         })
     }
+}
+
+impl EventRow {
+    /// The event as every reader sees it (feed, item history, auditor bundle): the stored JSON
+    /// texts are shown as stored, not re-parsed.
+    pub fn view(&self) -> Result<Event<'_>, StoreError> {
+        Ok(Event {
+            id: &self.id,
+            system_id: &self.system_id,
+            seq: self.seq,
+            at: self.at,
+            actor: &self.actor,
+            action: &self.action,
+            resource_kind: &self.resource_kind,
+            resource_id: &self.resource_id,
+            version: self.version,
+            changes: serde_json::from_str(&self.changes)
+                .map_err(|e| corrupt("event changes", e))?,
+            snapshot: serde_json::from_str(&self.snapshot)
+                .map_err(|e| corrupt("event snapshot", e))?,
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+        })
+    }
+}
+
+/// A page of an item's history in chain order: the item's own events and those of its
+/// milestones, evidence and reviews, after `after_seq`, and whether more follow. One range of
+/// the `(item_id, seq)` index.
+pub fn of_item(
+    conn: &mut DbConnection,
+    item_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> Result<(Vec<EventRow>, bool), StoreError> {
+    let mut rows: Vec<EventRow> = events::table
+        .filter(events::item_id.eq(item_id))
+        .filter(events::seq.gt(after_seq))
+        .order(events::seq.asc())
+        .limit(limit.saturating_add(1))
+        .select(EventRow::as_select())
+        .load(conn)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok((rows, more))
 }
 
 /// The events of one resource, oldest first.
@@ -351,43 +435,76 @@ pub struct Verification {
     pub broken: Option<BrokenLink>,
 }
 
-/// Recomputes every link of a system's chain, in batches, and compares the end with the head
-/// the system recorded.
+/// Events read per query when verifying a chain.
+pub const VERIFY_PAGE: i64 = 1000;
+
+/// Recomputes every link of a system's chain and compares the end with the head the system
+/// recorded: [`verify_paged`] with pages of [`VERIFY_PAGE`] events.
 pub fn verify(conn: &mut DbConnection, system_id: &str) -> Result<Verification, StoreError> {
-    let (head_seq, head_hash) = systems::table
-        .find(system_id)
-        .select((systems::event_seq, systems::event_head))
-        .first::<(i64, String)>(conn)?;
-    let rows: Vec<EventRow> = events::table
-        .filter(events::system_id.eq(system_id))
-        .order(events::seq.asc())
-        .select(EventRow::as_select())
-        .load(conn)?;
-    let count = rows.len() as i64;
-    let mut chained = Vec::with_capacity(rows.len());
-    let mut broken = None;
-    for row in &rows {
-        match row.chained() {
-            Ok(e) => chained.push(e),
-            Err(_) => {
-                broken = Some(BrokenLink {
-                    seq: row.seq,
-                    event_id: Some(row.id.clone()),
-                    reason: "its stored JSON does not parse: the event was altered".into(),
-                });
-                break;
+    verify_paged(conn, system_id, VERIFY_PAGE)
+}
+
+/// [`verify`] reading `page` events per query (keyset on `seq`, from one snapshot): memory
+/// holds one page and the last hash, however long the chain.
+pub fn verify_paged(
+    conn: &mut DbConnection,
+    system_id: &str,
+    page: i64,
+) -> Result<Verification, StoreError> {
+    let page = page.max(1);
+    crate::db::snapshot(conn, |conn| {
+        let (head_seq, head_hash) = systems::table
+            .find(system_id)
+            .select((systems::event_seq, systems::event_head))
+            .first::<(i64, String)>(conn)?;
+        let mut verifier = Verifier::new();
+        let mut count = 0;
+        let mut after = 0;
+        let mut broken = None;
+        'pages: loop {
+            let rows: Vec<EventRow> = events::table
+                .filter(events::system_id.eq(system_id))
+                .filter(events::seq.gt(after))
+                .order(events::seq.asc())
+                .limit(page)
+                .select(EventRow::as_select())
+                .load(conn)?;
+            count += rows.len() as i64;
+            for row in &rows {
+                let checked = match row.chained() {
+                    Ok(e) => verifier.check(&e),
+                    Err(_) => Err(BrokenLink {
+                        seq: verifier.expected_seq(),
+                        event_id: Some(row.id.clone()),
+                        reason: "its stored JSON does not parse: the event was altered".into(),
+                    }),
+                };
+                if let Err(b) = checked {
+                    broken = Some(b);
+                    break 'pages;
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == page => after = last.seq,
+                _ => break,
             }
         }
-    }
-    if broken.is_none() {
-        broken = history::verify(&chained, head_seq, &head_hash).err();
-    }
-    Ok(Verification {
-        system_id: system_id.to_owned(),
-        events: count,
-        head_seq,
-        head_hash,
-        broken,
+        if broken.is_none() {
+            broken = verifier.finish(head_seq, &head_hash).err();
+        } else {
+            // The count is of every event found, as before: the rest are counted, not read.
+            count = events::table
+                .filter(events::system_id.eq(system_id))
+                .count()
+                .get_result(conn)?;
+        }
+        Ok(Verification {
+            system_id: system_id.to_owned(),
+            events: count,
+            head_seq,
+            head_hash,
+            broken,
+        })
     })
 }
 

@@ -196,6 +196,27 @@ pub fn active_count(conn: &mut DbConnection, item_id: &str) -> Result<usize, Sto
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
+/// Evidence not withdrawn of an item of one of `kinds`, optionally only that attached to one
+/// milestone.
+pub fn active_count_of(
+    conn: &mut DbConnection,
+    item_id: &str,
+    milestone_id: Option<&str>,
+    kinds: &[EvidenceKind],
+) -> Result<usize, StoreError> {
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let mut q = evidence::table
+        .filter(evidence::item_id.eq(item_id))
+        .filter(evidence::withdrawn_at.is_null())
+        .filter(evidence::kind.eq_any(kinds))
+        .into_boxed::<crate::db::Backend>();
+    if let Some(m) = milestone_id {
+        q = q.filter(evidence::milestone_id.eq(m));
+    }
+    let n: i64 = q.count().get_result(conn)?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// Evidence whose system the caller may see.
 pub fn get(
     conn: &mut DbConnection,

@@ -17,8 +17,9 @@ use diesel::prelude::*;
 use poam_domain::exchange::oscal::MilestoneDraft;
 use poam_domain::exchange::{ItemRecord, StatusChange};
 use poam_domain::lifecycle::Request;
+use poam_domain::change;
 use poam_domain::workflow::{Milestone, Review};
-use poam_domain::{Item, ItemFields, ItemId, ItemStatus, System, SystemId, SystemScope};
+use poam_domain::{Item, ItemFields, ItemId, ItemStatus, System, SystemId, SystemScope, Violation};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -436,11 +437,13 @@ fn find_existing(
 
 /// The element matched the existing item `id`: updated (and reopened, if its finding
 /// reappeared after the item was closed), or unchanged.
+#[allow(clippy::too_many_arguments)]
 fn update_element(
     conn: &mut DbConnection,
     sid: &str,
     scope: &SystemScope,
     actor: &str,
+    action: Action,
     key: &BulkKey,
     id: &str,
     decide: &mut dyn FnMut(Option<&Item>) -> Result<ItemFields, StoreError>,
@@ -460,7 +463,7 @@ fn update_element(
             completed_on: None,
             target_date: None,
         };
-        current = crate::workflow::transition_in(conn, item_id, scope, None, actor, &req)?;
+        current = crate::workflow::transition_in(conn, item_id, scope, &poam_domain::IfMatch::Any, actor, &req)?;
         reopened = true;
     }
     let fields = decide(Some(&current))?;
@@ -472,7 +475,7 @@ fn update_element(
         }
     } else {
         let item = items::write_fields(conn, &current, &fields, db::now())?;
-        items::record(conn, Some(&current), &item, Action::Updated, actor)?;
+        items::record(conn, Some(&current), &item, action, actor)?;
         if reopened {
             Outcome::Reopened(item)
         } else {
@@ -516,6 +519,7 @@ impl NewElements {
         conn: &mut DbConnection,
         sid: &str,
         actor: &str,
+        action: Action,
         slots: &mut [Option<Outcome>],
     ) -> Result<(), StoreError> {
         let waiting = std::mem::take(&mut self.waiting);
@@ -524,7 +528,7 @@ impl NewElements {
         }
         let together = conn.transaction(|conn| {
             let news: Vec<&items::NewItem> = waiting.iter().map(|(_, new, _)| new).collect();
-            let answers = items::create_many(conn, sid, &news, Action::Created)?;
+            let answers = items::create_many(conn, sid, &news, action)?;
             let now = db::now();
             let mut refs = Vec::new();
             for ((_, _, keys), answer) in waiting.iter().zip(&answers) {
@@ -560,7 +564,7 @@ impl NewElements {
                 for (at, new, keys) in waiting {
                     let alone = conn.transaction(|conn| {
                         let item =
-                            items::create_in(conn, sid, &new.fields, actor, Action::Created)?;
+                            items::create_in(conn, sid, &new.fields, actor, action)?;
                         let id = item.id.to_string();
                         for k in &keys {
                             add_ref(conn, sid, FINDING, k, "item", &id)?;
@@ -607,15 +611,22 @@ const BULK_CHUNK: usize = 100;
 /// later element names one of their keys. A bad element is reported alone while the others
 /// apply. `decide` turns an element (with the item it matched, if any) into the item's new
 /// fields, or refuses it. If the database fails mid-batch, the chunks before stay committed and
-/// the error is returned: a retry of the same batch finds them `unchanged`.
+/// the error is returned: a retry of the same batch finds them `unchanged`. `migrated`: an
+/// admin's migration, recorded as such in the history.
 pub fn bulk_upsert(
     conn: &mut DbConnection,
     system_id: SystemId,
     scope: &SystemScope,
     actor: &str,
+    migrated: bool,
     keys: &[BulkKey],
     mut decide: impl FnMut(usize, Option<&Item>) -> Result<ItemFields, StoreError>,
 ) -> Result<Vec<Outcome>, StoreError> {
+    let (create, update) = if migrated {
+        (Action::Migrated, Action::Migrated)
+    } else {
+        (Action::Created, Action::Updated)
+    };
     let mut out = Vec::with_capacity(keys.len());
     let mut start = 0;
     loop {
@@ -626,7 +637,7 @@ pub fn bulk_upsert(
             let mut new = NewElements::default();
             for (i, key) in keys.iter().enumerate().take(end).skip(start) {
                 if new.claims(key) {
-                    new.flush(conn, &sid, actor, &mut slots)?;
+                    new.flush(conn, &sid, actor, create, &mut slots)?;
                 }
                 let outcome = match find_existing(conn, &sid, key)? {
                     None => match decide(i, None) {
@@ -647,13 +658,13 @@ pub fn bulk_upsert(
                     Some(id) => {
                         let mut element = |existing: Option<&Item>| decide(i, existing);
                         conn.transaction(|conn| {
-                            update_element(conn, &sid, scope, actor, key, &id, &mut element)
+                            update_element(conn, &sid, scope, actor, update, key, &id, &mut element)
                         })
                     }
                 };
                 slots[i - start] = Some(settled(outcome)?);
             }
-            new.flush(conn, &sid, actor, &mut slots)?;
+            new.flush(conn, &sid, actor, create, &mut slots)?;
             for slot in slots {
                 out.push(slot.ok_or_else(|| {
                     StoreError::Internal("a bulk element was left without an outcome".into())
@@ -671,7 +682,8 @@ pub fn bulk_upsert(
 // ---------------------------------------------------------------------------------------------
 // OSCAL import
 
-/// A poam-item ready to import: its uuid, checked fields, milestones.
+/// A poam-item to import: its uuid, its fields as the document has them (the domain decides
+/// what is taken), its milestones.
 #[derive(Debug, Clone)]
 pub struct ImportItem {
     pub uuid: String,
@@ -682,21 +694,25 @@ pub struct ImportItem {
 const OSCAL_ITEM: &str = "oscal:poam-item";
 const OSCAL_TASK: &str = "oscal:task";
 
-fn same_milestone(m: &Milestone, d: &MilestoneDraft) -> bool {
-    m.title == d.title
-        && m.description == d.description
-        && m.due_on == d.due_on
-        && m.status == d.status
-        && m.completed_on == d.completed_on
+/// How one import writes: who, under which action, and the reason its milestone moves carry.
+struct ImportRun<'a> {
+    sid: &'a str,
+    scope: &'a SystemScope,
+    actor: &'a str,
+    migrate: bool,
+    action: Action,
+    reason: String,
 }
 
+/// Imports the milestones of one item; `notes` gets what the rules set aside.
 fn import_milestones(
     conn: &mut DbConnection,
-    sid: &str,
+    run: &ImportRun,
     item: &Item,
     drafts: &[MilestoneDraft],
-    actor: &str,
+    notes: &mut Vec<Violation>,
 ) -> Result<bool, StoreError> {
+    let sid = run.sid;
     let iid = item.id.to_string();
     let mut changed = false;
     for (n, d) in drafts.iter().enumerate() {
@@ -713,23 +729,35 @@ fn import_milestones(
                 .transpose()?,
             None => None,
         };
+        let Some(next) = change::import_milestone(
+            existing.as_ref(),
+            d,
+            run.migrate,
+            &run.reason,
+            run.actor,
+            utc(now),
+            &format!("/milestones/{n}"),
+            notes,
+        ) else {
+            continue;
+        };
+        let changes = crate::systems::to_json(&next.changes)?;
         match existing {
-            Some(m) if same_milestone(&m, d) => {}
             Some(m) => {
                 diesel::update(milestones::table.find(&m.id))
                     .set((
-                        milestones::title.eq(&d.title),
-                        milestones::description.eq(&d.description),
-                        milestones::due_on.eq(d.due_on),
-                        milestones::status.eq(d.status.as_str()),
-                        milestones::completed_on.eq(d.completed_on),
+                        milestones::title.eq(&next.title),
+                        milestones::description.eq(&next.description),
+                        milestones::due_on.eq(next.due_on),
+                        milestones::status.eq(next.status.as_str()),
+                        milestones::completed_on.eq(next.completed_on),
+                        milestones::changes.eq(&changes),
                         milestones::version.eq(m.version + 1),
                         milestones::updated_at.eq(now),
                     ))
                     .execute(conn)?;
                 let after = crate::workflow::load_milestone(conn, &m.id)?;
-                milestone_event(conn, sid, &after, Some(&m), actor)?;
-                changed = true;
+                milestone_event(conn, run, &after, Some(&m))?;
             }
             None => {
                 let id = uuid::Uuid::now_v7().to_string();
@@ -738,13 +766,13 @@ fn import_milestones(
                         milestones::id.eq(&id),
                         milestones::item_id.eq(&iid),
                         milestones::system_id.eq(sid),
-                        milestones::title.eq(&d.title),
-                        milestones::description.eq(&d.description),
-                        milestones::due_on.eq(d.due_on),
-                        milestones::status.eq(d.status.as_str()),
-                        milestones::completed_on.eq(d.completed_on),
+                        milestones::title.eq(&next.title),
+                        milestones::description.eq(&next.description),
+                        milestones::due_on.eq(next.due_on),
+                        milestones::status.eq(next.status.as_str()),
+                        milestones::completed_on.eq(next.completed_on),
                         milestones::position.eq(position),
-                        milestones::changes.eq("[]"),
+                        milestones::changes.eq(&changes),
                         milestones::version.eq(1),
                         milestones::created_at.eq(now),
                         milestones::updated_at.eq(now),
@@ -761,29 +789,28 @@ fn import_milestones(
                 }
                 add_ref(conn, sid, OSCAL_TASK, &d.uuid, "milestone", &id)?;
                 let after = crate::workflow::load_milestone(conn, &id)?;
-                milestone_event(conn, sid, &after, None, actor)?;
-                changed = true;
+                milestone_event(conn, run, &after, None)?;
             }
         }
+        changed = true;
     }
     Ok(changed)
 }
 
 fn milestone_event(
     conn: &mut DbConnection,
-    sid: &str,
+    run: &ImportRun,
     after: &Milestone,
     before: Option<&Milestone>,
-    actor: &str,
 ) -> Result<(), StoreError> {
     events::append(
         conn,
         Change {
-            system_id: sid,
+            system_id: run.sid,
             resource_kind: "milestone",
             resource_id: &after.id,
-            action: Action::Imported,
-            actor,
+            action: run.action,
+            actor: run.actor,
             at: db::now(),
             version: after.version,
             before,
@@ -794,14 +821,16 @@ fn milestone_event(
 
 fn one_import(
     conn: &mut DbConnection,
-    sid: &str,
-    scope: &SystemScope,
-    actor: &str,
+    run: &ImportRun,
     it: &ImportItem,
+    decide: &mut dyn FnMut(Option<&Item>) -> Result<ItemFields, StoreError>,
+    notes: &mut Vec<Violation>,
 ) -> Result<Outcome, StoreError> {
+    let sid = run.sid;
     match ref_target(conn, sid, OSCAL_ITEM, &it.uuid)? {
         None => {
-            let item = items::create_in(conn, sid, &it.fields, actor, Action::Imported)?;
+            let fields = decide(None)?;
+            let item = items::create_in(conn, sid, &fields, run.actor, run.action)?;
             add_ref(
                 conn,
                 sid,
@@ -810,23 +839,24 @@ fn one_import(
                 "item",
                 &item.id.to_string(),
             )?;
-            import_milestones(conn, sid, &item, &it.milestones, actor)?;
+            import_milestones(conn, run, &item, &it.milestones, notes)?;
             Ok(Outcome::Created(item))
         }
         Some(id) => {
             let item_id: ItemId = crate::systems::parse_id(&id)?;
-            let current = items::locked(conn, item_id, scope)?;
+            let current = items::locked(conn, item_id, run.scope)?;
             if current.archived_at.is_some() {
                 return Err(archived_conflict("item"));
             }
-            let item = if current.fields() == it.fields {
+            let fields = decide(Some(&current))?;
+            let item = if current.fields() == fields {
                 current.clone()
             } else {
-                let item = items::write_fields(conn, &current, &it.fields, db::now())?;
-                items::record(conn, Some(&current), &item, Action::Imported, actor)?;
+                let item = items::write_fields(conn, &current, &fields, db::now())?;
+                items::record(conn, Some(&current), &item, run.action, run.actor)?;
                 item
             };
-            let milestones_changed = import_milestones(conn, sid, &item, &it.milestones, actor)?;
+            let milestones_changed = import_milestones(conn, run, &item, &it.milestones, notes)?;
             if item.version == current.version && !milestones_changed {
                 Ok(Outcome::Unchanged(item))
             } else {
@@ -838,25 +868,55 @@ fn one_import(
 
 /// Imports the items of one OSCAL document, in chunks of [`BULK_CHUNK`] per transaction (a
 /// savepoint each), recording the import with its counts in the history with the last chunk.
-/// A retry after a failure mid-way is safe: what was imported is found by its uuids.
+/// `decide` is the domain's decision on each item (its index, and the item it matched), as for
+/// every write path. Returns each item's outcome and what its milestones' rules set aside. A
+/// retry after a failure mid-way is safe: what was imported is found by its uuids.
+#[allow(clippy::too_many_arguments)]
 pub fn import_oscal(
     conn: &mut DbConnection,
     system_id: SystemId,
     scope: &SystemScope,
     actor: &str,
+    migrate: bool,
     record: &mut ExchangeRecord,
     items: &[ImportItem],
-) -> Result<Vec<Outcome>, StoreError> {
+    mut decide: impl FnMut(usize, Option<&Item>) -> Result<ItemFields, StoreError>,
+) -> Result<(Vec<Outcome>, Vec<Vec<Violation>>), StoreError> {
     let mut out = Vec::with_capacity(items.len());
+    let mut notes: Vec<Vec<Violation>> = vec![Vec::new(); items.len()];
+    let action = if migrate {
+        Action::Migrated
+    } else {
+        Action::Imported
+    };
+    let reason = format!(
+        "moved by the import of OSCAL document {}",
+        record.detail.as_deref().unwrap_or("(no uuid)")
+    );
     let mut start = 0;
     loop {
         let end = (start + BULK_CHUNK).min(items.len());
         let last = end >= items.len();
         db::write(conn, |conn| {
             let sid = live_system(conn, system_id, scope)?;
-            for it in &items[start..end] {
-                match conn.transaction(|conn| one_import(conn, &sid, scope, actor, it)) {
-                    Ok(o) => out.push(o),
+            let run = ImportRun {
+                sid: &sid,
+                scope,
+                actor,
+                migrate,
+                action,
+                reason: reason.clone(),
+            };
+            for (i, it) in items.iter().enumerate().take(end).skip(start) {
+                let mut element = |current: Option<&Item>| decide(i, current);
+                let mut found = Vec::new();
+                match conn
+                    .transaction(|conn| one_import(conn, &run, it, &mut element, &mut found))
+                {
+                    Ok(o) => {
+                        notes[i] = found;
+                        out.push(o)
+                    }
                     Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => {
                         return Err(e)
                     }
@@ -870,13 +930,14 @@ pub fn import_oscal(
                     "updated": count(|o| matches!(o, Outcome::Updated(_))),
                     "skipped": count(|o| matches!(o, Outcome::Unchanged(_))),
                     "failed": count(|o| matches!(o, Outcome::Failed(_))),
+                    "migrated": migrate,
                 }));
-                append_record(conn, &sid, "import", Action::Imported, record, actor)?;
+                append_record(conn, &sid, "import", action, record, actor)?;
             }
             Ok(())
         })?;
         if last {
-            return Ok(out);
+            return Ok((out, notes));
         }
         start = end;
     }

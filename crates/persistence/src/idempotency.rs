@@ -5,6 +5,7 @@
 use crate::db::{self, DbConnection};
 use crate::error::StoreError;
 use crate::schema::idempotency_keys as keys;
+use crate::schema::{evidence, items, milestones, reviews};
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -23,6 +24,9 @@ pub struct Recorded {
     /// JSON object of header name to value.
     pub headers: String,
     pub body: Vec<u8>,
+    /// What the first request was authorized for (JSON, written by the HTTP layer); `None`
+    /// for a record made before this was kept.
+    pub grants: Option<String>,
 }
 
 /// What to do with a request carrying a key.
@@ -56,6 +60,7 @@ pub fn claim(
             String,
             Option<Vec<u8>>,
             NaiveDateTime,
+            Option<String>,
         );
         let existing: Option<Row> = keys::table
             .find((actor, key))
@@ -66,20 +71,22 @@ pub fn claim(
                 keys::headers,
                 keys::body,
                 keys::created_at,
+                keys::grants,
             ))
             .first(conn)
             .optional()?;
         match existing {
-            Some((path, body_hash, status, headers, body, _)) if status > 0 => {
+            Some((path, body_hash, status, headers, body, _, grants)) if status > 0 => {
                 Ok(Claim::Done(Recorded {
                     path,
                     body_hash,
                     status: u16::try_from(status).unwrap_or(500),
                     headers,
                     body: body.unwrap_or_default(),
+                    grants,
                 }))
             }
-            Some((_, _, _, _, _, created))
+            Some((_, _, _, _, _, created, _))
                 if created > now - Duration::seconds(STALE_CLAIM_SECONDS) =>
             {
                 Ok(Claim::InFlight)
@@ -133,25 +140,73 @@ impl From<StoreError> for ClaimError {
     }
 }
 
+/// The first response to a claimed key, to record with [`finish`].
+#[derive(Debug, Clone, Copy)]
+pub struct Response<'a> {
+    pub body_hash: &'a str,
+    pub status: u16,
+    /// JSON object of header name to value.
+    pub headers: &'a str,
+    pub body: &'a [u8],
+    /// What the request was authorized for (JSON), checked again by every replay.
+    pub grants: &'a str,
+}
+
 /// Records the first response to a claimed key.
 pub fn finish(
     conn: &mut DbConnection,
     actor: &str,
     key: &str,
-    body_hash: &str,
-    status: u16,
-    headers: &str,
-    body: &[u8],
+    response: Response<'_>,
 ) -> Result<(), StoreError> {
     diesel::update(keys::table.find((actor, key)))
         .set((
-            keys::body_hash.eq(body_hash),
-            keys::status.eq(i32::from(status)),
-            keys::headers.eq(headers),
-            keys::body.eq(body),
+            keys::body_hash.eq(response.body_hash),
+            keys::status.eq(i32::from(response.status)),
+            keys::headers.eq(response.headers),
+            keys::body.eq(response.body),
+            keys::grants.eq(response.grants),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// A record a request path names, whose system a replay must be allowed to reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    System(String),
+    Item(String),
+    Milestone(String),
+    Evidence(String),
+    Review(String),
+}
+
+/// The system `owner` belongs to, archived or not; `None` when there is no such record.
+pub fn system_of(conn: &mut DbConnection, owner: &Owner) -> Result<Option<String>, StoreError> {
+    let found = match owner {
+        Owner::System(id) => Some(id.clone()),
+        Owner::Item(id) => items::table
+            .find(id)
+            .select(items::system_id)
+            .first(conn)
+            .optional()?,
+        Owner::Milestone(id) => milestones::table
+            .find(id)
+            .select(milestones::system_id)
+            .first(conn)
+            .optional()?,
+        Owner::Evidence(id) => evidence::table
+            .find(id)
+            .select(evidence::system_id)
+            .first(conn)
+            .optional()?,
+        Owner::Review(id) => reviews::table
+            .find(id)
+            .select(reviews::system_id)
+            .first(conn)
+            .optional()?,
+    };
+    Ok(found)
 }
 
 /// Gives a claimed key back: the request failed and created nothing, so a retry runs again.

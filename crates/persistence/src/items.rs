@@ -13,11 +13,12 @@ use crate::systems::{
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use poam_domain::IfMatch;
 use poam_domain::deadlines;
 use poam_domain::ids::display_id;
 use poam_domain::profiles::{self, Finding};
 use poam_domain::{
-    Deviation, Item, ItemFields, ItemId, ItemMeta, ItemStatus, Level, Person, Regime, Resources,
+    ChangeManagement, Deviation, Item, ItemFields, ItemId, ItemMeta, ItemStatus, Level, Person, Regime, Resources,
     RiskRating, Source, SourceKind, SystemId, SystemScope, VendorDependency, Violation,
 };
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,10 @@ struct Details {
     deviation: Option<Deviation>,
     vendor_dependency: Option<VendorDependency>,
     comments: Option<String>,
+    change_management: Option<ChangeManagement>,
+    escalation_contact: Option<Person>,
+    /// Why the item was archived: written once, by the archive (an archived item is frozen).
+    archive_reason: Option<String>,
 }
 
 /// The content columns (and what is derived from them), written on create and every update.
@@ -193,6 +198,9 @@ impl ItemContent {
             deviation: f.deviation.clone(),
             vendor_dependency: f.vendor_dependency.clone(),
             comments: f.comments.clone(),
+            change_management: f.change_management.clone(),
+            escalation_contact: f.escalation_contact.clone(),
+            archive_reason: None,
         };
         Ok(ItemContent {
             external_id: f.external_id.clone(),
@@ -239,7 +247,8 @@ fn json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreE
 
 impl ItemRow {
     pub(crate) fn into_domain(self, today: NaiveDate) -> Result<Item, StoreError> {
-        let d: Details = json("details", &self.details)?;
+        let mut d: Details = json("details", &self.details)?;
+        let archive_reason = d.archive_reason.take();
         let fields = ItemFields {
             external_id: self.external_id,
             title: self.title,
@@ -280,6 +289,8 @@ impl ItemRow {
             deviation: d.deviation,
             vendor_dependency: d.vendor_dependency,
             comments: d.comments,
+            change_management: d.change_management,
+            escalation_contact: d.escalation_contact,
         };
         let meta = ItemMeta {
             id: parse_id(&self.id)?,
@@ -290,13 +301,34 @@ impl ItemRow {
             created_at: utc(self.created_at),
             updated_at: utc(self.updated_at),
             archived_at: self.archived_at.map(utc),
+            archive_reason,
         };
-        Ok(Item::assemble(meta, fields, today))
+        Ok(Item::assemble_with_grace(
+            meta,
+            fields,
+            today,
+            escalation_grace_days(),
+        ))
     }
 }
 
 fn today() -> NaiveDate {
     db::now().date()
+}
+
+/// Days an item may be overdue before it reads as escalated; process-wide, set once at start
+/// from `POAM_ESCALATION_GRACE_DAYS`.
+static ESCALATION_GRACE_DAYS: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(poam_domain::item::DEFAULT_ESCALATION_GRACE_DAYS);
+
+/// Sets the escalation grace (days) every item read from now on is judged by.
+pub fn set_escalation_grace_days(days: u32) {
+    ESCALATION_GRACE_DAYS.store(days, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The escalation grace in days.
+pub fn escalation_grace_days() -> u32 {
+    ESCALATION_GRACE_DAYS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 pub(crate) fn record(
@@ -637,7 +669,7 @@ pub fn update(
     conn: &mut DbConnection,
     id: ItemId,
     scope: &SystemScope,
-    if_match: Option<i64>,
+    if_match: &IfMatch,
     actor: &str,
     apply: impl FnOnce(&Item) -> Result<ItemFields, StoreError>,
 ) -> Result<Item, StoreError> {
@@ -877,13 +909,17 @@ pub fn apply_policy(
     Ok(changed)
 }
 
-/// Archives an item: kept, with its history, hidden from default lists and frozen.
+/// Archives an item: kept, with its history, hidden from default lists and frozen. `decide`
+/// is the domain's decision on the current item (who may archive it, whether it needs a
+/// reason); the reason is stored with the item and in the archive's history event.
 pub fn archive(
     conn: &mut DbConnection,
     id: ItemId,
     scope: &SystemScope,
-    if_match: Option<i64>,
+    if_match: &IfMatch,
     actor: &str,
+    reason: Option<&str>,
+    decide: impl FnOnce(&Item) -> Result<(), StoreError>,
 ) -> Result<Item, StoreError> {
     db::write(conn, |conn| {
         let current = locked(conn, id, scope)?;
@@ -891,12 +927,21 @@ pub fn archive(
         if current.archived_at.is_some() {
             return Ok(current);
         }
+        decide(&current)?;
         let iid = id.to_string();
         let now = db::now();
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        let raw: String = items::table
+            .find(&iid)
+            .select(items::details)
+            .first(conn)?;
+        let mut details: Details = json("details", &raw)?;
+        details.archive_reason = reason.map(str::to_owned);
         diesel::update(items::table.find(&iid))
             .filter(items::version.eq(current.version))
             .set((
                 items::archived_at.eq(now),
+                items::details.eq(to_json(&details)?),
                 items::version.eq(current.version + 1),
                 items::updated_at.eq(now),
             ))
@@ -991,6 +1036,8 @@ pub struct ItemQuery {
     pub owner: Option<String>,
     pub external_id: Option<String>,
     pub overdue: Option<bool>,
+    /// Overdue for longer than the escalation grace.
+    pub escalated: Option<bool>,
     /// Scheduled completion on or before.
     pub due_before: Option<NaiveDate>,
     /// Scheduled completion on or after.
@@ -1100,6 +1147,19 @@ pub fn list(
         }
         Some(false) => {
             query = query.filter(items::status.ne_all(active).or(items::due_key.ge(today)));
+        }
+        None => {}
+    }
+    let cutoff = poam_domain::item::escalation_cutoff(today, escalation_grace_days());
+    let active: Vec<String> = ItemStatus::active().map(|s| s.to_string()).collect();
+    match q.escalated {
+        Some(true) => {
+            query = query
+                .filter(items::status.eq_any(active))
+                .filter(items::due_key.lt(cutoff));
+        }
+        Some(false) => {
+            query = query.filter(items::status.ne_all(active).or(items::due_key.ge(cutoff)));
         }
         None => {}
     }

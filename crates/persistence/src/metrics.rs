@@ -136,6 +136,19 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
         .load(conn)?,
     );
     m.overdue.total = m.overdue.by_rating.values().sum();
+    let cutoff = poam_domain::item::escalation_cutoff(today, crate::items::escalation_grace_days());
+    m.escalated.by_rating = grouped(
+        scoped!(
+            items::table
+                .filter(items::status.eq_any(active.clone()))
+                .filter(items::due_key.lt(cutoff))
+                .group_by(items::risk_rating)
+                .select((items::risk_rating, count_star())),
+            scope
+        )
+        .load(conn)?,
+    );
+    m.escalated.total = m.escalated.by_rating.values().sum();
     // Past due by 1..=30 days: due between today-30 and today-1; and so on.
     let day = |n: u64| {
         today
@@ -276,6 +289,7 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
     for r in RiskRating::ALL {
         m.by_rating.entry(r.to_string()).or_insert(0);
         m.overdue.by_rating.entry(r.to_string()).or_insert(0);
+        m.escalated.by_rating.entry(r.to_string()).or_insert(0);
         m.risk_reduced.entry(r.to_string()).or_insert(0);
     }
     for s in ItemStatus::ALL {

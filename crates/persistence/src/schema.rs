@@ -81,6 +81,7 @@ diesel::table! {
         snapshot -> Text,
         prev_hash -> Text,
         hash -> Text,
+        item_id -> Nullable<Text>,
     }
 }
 
@@ -105,6 +106,8 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        kind -> Text,
+        percent_complete -> Integer,
     }
 }
 
@@ -193,6 +196,7 @@ diesel::table! {
         headers -> Text,
         body -> Nullable<Binary>,
         created_at -> Timestamp,
+        grants -> Nullable<Text>,
     }
 }
 

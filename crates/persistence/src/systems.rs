@@ -7,6 +7,7 @@ use crate::page::{paginate, Cursor, Page};
 use crate::schema::systems;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use poam_domain::IfMatch;
 use poam_domain::system::SystemMeta;
 use poam_domain::{ImpactLevel, Regime, System, SystemFields, SystemId, SystemScope, Violation};
 
@@ -267,10 +268,11 @@ pub(crate) fn escape_like(s: &str) -> String {
     out
 }
 
-pub(crate) fn check_version(expected: Option<i64>, current: i64) -> Result<(), StoreError> {
-    match expected {
-        Some(v) if v != current => Err(StoreError::Stale { current }),
-        _ => Ok(()),
+pub(crate) fn check_version(expected: &IfMatch, current: i64) -> Result<(), StoreError> {
+    if expected.admits(current) {
+        Ok(())
+    } else {
+        Err(StoreError::Stale { current })
     }
 }
 
@@ -296,7 +298,7 @@ pub fn update(
     conn: &mut DbConnection,
     id: SystemId,
     scope: &SystemScope,
-    if_match: Option<i64>,
+    if_match: &IfMatch,
     actor: &str,
     apply: impl FnOnce(&System) -> Result<SystemFields, StoreError>,
 ) -> Result<System, StoreError> {
@@ -339,7 +341,7 @@ pub fn archive(
     conn: &mut DbConnection,
     id: SystemId,
     scope: &SystemScope,
-    if_match: Option<i64>,
+    if_match: &IfMatch,
     actor: &str,
 ) -> Result<System, StoreError> {
     db::write(conn, |conn| {

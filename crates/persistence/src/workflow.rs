@@ -8,11 +8,14 @@ use crate::schema::{milestones, reviews, systems, transitions};
 use crate::systems::{archived_conflict, check_version, parse_id, parse_word, to_json, utc};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
+use poam_domain::change;
 use poam_domain::lifecycle::{self, Facts, Request, Transition};
 use poam_domain::workflow::{
-    check_milestone_due, check_review, Decision, Milestone, MilestoneChange, MilestonePatch,
-    MilestoneStatus, NewMilestone, NewReview, Review, ReviewContext, ReviewKind,
+    check_milestone_completion, check_milestone_due, check_review, is_delayed, Decision,
+    EvidenceKind, Milestone, MilestoneChange, MilestonePatch, MilestoneStatus, NewMilestone,
+    NewReview, Review, ReviewContext, ReviewKind,
 };
+use poam_domain::IfMatch;
 use poam_domain::{
     DeviationKind, Item, ItemId, ItemStatus, Regime, SystemId, SystemScope, Violation,
 };
@@ -33,19 +36,31 @@ pub(crate) struct MilestoneRow {
     version: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    kind: String,
+    percent_complete: i32,
 }
 
 impl MilestoneRow {
+    /// The milestone; `delayed` is judged on today's date.
     pub(crate) fn into_domain(self) -> Result<Milestone, StoreError> {
+        let status: MilestoneStatus = parse_word("milestone status", &self.status)?;
+        let delayed = is_delayed(status, self.due_on, db::now().date());
         Ok(Milestone {
             id: self.id,
             item_id: parse_id(&self.item_id)?,
             title: self.title,
             description: self.description,
             due_on: self.due_on,
-            status: parse_word("milestone status", &self.status)?,
+            status,
             completed_on: self.completed_on,
             position: self.position,
+            kind: parse_word("milestone kind", &self.kind)?,
+            percent_complete: if status == MilestoneStatus::Completed {
+                100
+            } else {
+                self.percent_complete
+            },
+            delayed,
             changes: serde_json::from_str(&self.changes)
                 .map_err(|e| corrupt("milestone changes", e))?,
             version: self.version,
@@ -85,6 +100,43 @@ fn approved_reviews(
         .filter(|(id, _, _)| !superseded.contains(id))
         .map(|(_, reviewer, at)| (reviewer, at))
         .collect())
+}
+
+/// An item's story as separation of duties reads it: the item's and its milestones' events,
+/// newest first, with the fields each changed.
+fn story(conn: &mut DbConnection, item_id: &str) -> Result<Vec<change::StoryEvent>, StoreError> {
+    let rows: Vec<(String, String, String, String)> = crate::schema::events::table
+        .filter(crate::schema::events::item_id.eq(item_id))
+        .filter(crate::schema::events::resource_kind.eq_any(["item", "milestone"]))
+        .order(crate::schema::events::seq.desc())
+        .select((
+            crate::schema::events::resource_kind,
+            crate::schema::events::action,
+            crate::schema::events::actor,
+            crate::schema::events::changes,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(resource_kind, action, actor, changes)| {
+            let changes: serde_json::Value =
+                serde_json::from_str(&changes).map_err(|e| corrupt("event changes", e))?;
+            let fields = changes
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            let to_status = changes
+                .pointer("/status/after")
+                .and_then(|s| s.as_str())
+                .and_then(|s| s.parse::<ItemStatus>().ok());
+            Ok(change::StoryEvent {
+                resource_kind,
+                action,
+                actor,
+                fields,
+                to_status,
+            })
+        })
+        .collect()
 }
 
 /// The item, visible and not archived, for a write under it.
@@ -146,6 +198,8 @@ pub fn create_milestone(
                 milestones::status.eq(MilestoneStatus::Planned.as_str()),
                 milestones::position.eq(position),
                 milestones::changes.eq("[]"),
+                milestones::kind.eq(m.kind.as_str()),
+                milestones::percent_complete.eq(m.percent_complete.unwrap_or(0)),
                 milestones::version.eq(1),
                 milestones::created_at.eq(now),
                 milestones::updated_at.eq(now),
@@ -222,7 +276,7 @@ pub fn edit_milestone(
     conn: &mut DbConnection,
     id: uuid::Uuid,
     scope: &SystemScope,
-    if_match: Option<i64>,
+    if_match: &IfMatch,
     actor: &str,
     edit: MilestoneEdit,
 ) -> Result<Milestone, StoreError> {
@@ -251,6 +305,12 @@ pub fn edit_milestone(
                 }
                 if let Some(pos) = p.position {
                     next.position = pos;
+                }
+                if let Some(k) = p.kind {
+                    next.kind = k;
+                }
+                if let Some(pc) = p.percent_complete {
+                    next.percent_complete = pc;
                 }
                 match p.status {
                     Some(s @ (MilestoneStatus::Planned | MilestoneStatus::InProgress)) => {
@@ -307,8 +367,19 @@ pub fn edit_milestone(
                         format!("the completion date {on} is after today ({today})"),
                     ));
                 }
+                let records = crate::evidence::active_count_of(
+                    conn,
+                    &current.item_id.to_string(),
+                    Some(&current.id),
+                    &[EvidenceKind::TrainingRecord],
+                )?;
+                if let Err(v) = check_milestone_completion(current.kind, records) {
+                    errors.push(v);
+                }
                 next.status = MilestoneStatus::Completed;
                 next.completed_on = Some(on);
+                next.percent_complete = 100;
+                next.delayed = false;
                 Action::Completed
             }
             MilestoneEdit::Cancel(_) => {
@@ -320,6 +391,7 @@ pub fn edit_milestone(
                     )));
                 }
                 next.status = MilestoneStatus::Cancelled;
+                next.delayed = false;
                 Action::Cancelled
             }
         };
@@ -338,6 +410,8 @@ pub fn edit_milestone(
                 milestones::status.eq(next.status.as_str()),
                 milestones::completed_on.eq(next.completed_on),
                 milestones::position.eq(next.position),
+                milestones::kind.eq(next.kind.as_str()),
+                milestones::percent_complete.eq(next.percent_complete),
                 milestones::changes.eq(to_json(&next.changes)?),
                 milestones::version.eq(current.version + 1),
                 milestones::updated_at.eq(now),
@@ -444,7 +518,11 @@ pub fn create_review(
             item_risk: item.as_ref().map(|i| i.risk_rating),
             has_item: item.is_some(),
         };
-        let mut errors = check_review(r, reviewer, ctx);
+        let requesters = match &item {
+            Some(i) => change::requesters(r.kind, &story(conn, &i.id.to_string())?),
+            None => Vec::new(),
+        };
+        let mut errors = check_review(r, reviewer, &requesters, ctx);
         let iid_text = item.as_ref().map(|i| i.id.to_string());
         if let Some(old) = r.supersedes {
             let target: Option<(String, Option<String>)> = reviews::table
@@ -536,7 +614,7 @@ pub fn transition(
     conn: &mut DbConnection,
     item_id: ItemId,
     scope: &SystemScope,
-    if_match: Option<i64>,
+    if_match: &IfMatch,
     actor: &str,
     req: &Request,
 ) -> Result<Item, StoreError> {
@@ -550,7 +628,7 @@ pub(crate) fn transition_in(
     conn: &mut DbConnection,
     item_id: ItemId,
     scope: &SystemScope,
-    if_match: Option<i64>,
+    if_match: &IfMatch,
     actor: &str,
     req: &Request,
 ) -> Result<Item, StoreError> {
@@ -587,6 +665,13 @@ pub(crate) fn transition_in(
             milestones: statuses.len(),
             open_milestones,
             evidence: crate::evidence::active_count(conn, &iid)?,
+            risk_rating: current.risk_rating,
+            verification_evidence: crate::evidence::active_count_of(
+                conn,
+                &iid,
+                None,
+                &[EvidenceKind::TestResult, EvidenceKind::ScanReport],
+            )?,
             residual_risk: current.residual_risk.clone(),
             implementer: current
                 .implementer
@@ -606,21 +691,7 @@ pub(crate) fn transition_in(
             today: db::now().date(),
         };
         let t: Transition = lifecycle::decide(req, &facts, actor).map_err(StoreError::Invalid)?;
-        let mut fields = current.fields();
-        fields.status = t.to;
-        if t.clear_completion {
-            fields.completed_on = None;
-            fields.closed_on = None;
-        }
-        if let Some(d) = t.completed_on {
-            fields.completed_on = Some(d);
-        }
-        if let Some(d) = t.closed_on {
-            fields.closed_on = Some(d);
-        }
-        if let Some(d) = t.scheduled_completion {
-            fields.scheduled_completion = Some(d);
-        }
+        let fields = t.apply(current.fields());
         let now = db::now();
         let item = crate::items::write_fields(conn, &current, &fields, now)?;
         diesel::insert_into(transitions::table)

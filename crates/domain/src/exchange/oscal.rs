@@ -288,6 +288,34 @@ pub fn write_observation(out: &mut Vec<u8>, system: &System, rec: &ItemRecord, u
     o.close();
 }
 
+/// The change management of an item as props of its risk (`change-*`).
+fn change_props_of<'a>(c: &'a crate::item::ChangeManagement, props: &mut Vec<Prop<'a>>) {
+    let texts = [
+        ("change-ticket", &c.ticket),
+        ("change-ticket-url", &c.ticket_url),
+        ("change-testing", &c.testing),
+        ("change-approval-authority", &c.approval_authority),
+        ("change-rollback", &c.rollback),
+        ("change-communication", &c.communication),
+    ];
+    for (name, value) in texts {
+        props.extend(value.as_deref().and_then(|v| ours_of(name, v)));
+    }
+    props.extend(
+        c.window_start
+            .and_then(|t| ours_owned("change-window-start", timestamp(t))),
+    );
+    props.extend(
+        c.window_end
+            .and_then(|t| ours_owned("change-window-end", timestamp(t))),
+    );
+    props.extend(c.impact.and_then(|i| ours_of("change-impact", i.as_str())));
+    props.extend(
+        c.expedited
+            .and_then(|e| ours_owned("change-expedited", e.to_string())),
+    );
+}
+
 fn person_props_of<'a>(
     name_key: &'static str,
     email_key: &'static str,
@@ -402,6 +430,15 @@ pub fn write_risk(out: &mut Vec<u8>, org: &str, rec: &ItemRecord, u: &ItemUuids)
         &it.implementer,
         &mut props,
     );
+    person_props_of(
+        "escalation-contact-name",
+        "escalation-contact-email",
+        &it.escalation_contact,
+        &mut props,
+    );
+    if let Some(c) = &it.change_management {
+        change_props_of(c, &mut props);
+    }
     for kind in DeviationKind::ALL {
         let value = match &it.deviation {
             Some(d) if d.kind == *kind => d.status.as_str(),
@@ -491,6 +528,11 @@ fn write_task(t: &mut Obj<'_>, ms: &crate::workflow::Milestone) {
         ours_owned("position", ms.position.to_string()),
         ms.completed_on
             .and_then(|d| ours_owned("completed-on", d.to_string())),
+        ours_of("milestone-kind", ms.kind.as_str()),
+        ours_owned("percent-complete", ms.percent_complete.to_string()),
+        ms.delayed
+            .then(|| ours_of("milestone-delayed", "true"))
+            .flatten(),
     ]
     .into_iter()
     .flatten()
@@ -696,6 +738,10 @@ pub struct MilestoneDraft {
     pub due_on: NaiveDate,
     pub status: MilestoneStatus,
     pub completed_on: Option<NaiveDate>,
+    /// The task's `milestone-kind` prop, when it has one.
+    pub kind: Option<crate::workflow::MilestoneKind>,
+    /// The task's `percent-complete` prop (0 to 100), when it has one.
+    pub percent_complete: Option<i32>,
 }
 
 /// An item read from a poam-item and its risk and observation.
@@ -1244,6 +1290,39 @@ fn read_risk(
             }
         }
     }
+    if let Some(p) = person(
+        props.get("escalation-contact-name"),
+        props.get("escalation-contact-email"),
+    ) {
+        if let Ok(v) = serde_json::to_value(p) {
+            fields.insert("escalation_contact".into(), v);
+        }
+    }
+    let mut change = Map::new();
+    for (name, key) in [
+        ("change-ticket", "ticket"),
+        ("change-ticket-url", "ticket_url"),
+        ("change-testing", "testing"),
+        ("change-approval-authority", "approval_authority"),
+        ("change-rollback", "rollback"),
+        ("change-communication", "communication"),
+        ("change-window-start", "window_start"),
+        ("change-window-end", "window_end"),
+        ("change-impact", "impact"),
+    ] {
+        if let Some(v) = props.get(name) {
+            change.insert(key.into(), v.into());
+        }
+    }
+    if let Some(e) = props
+        .get("change-expedited")
+        .and_then(|e| e.parse::<bool>().ok())
+    {
+        change.insert("expedited".into(), e.into());
+    }
+    if !change.is_empty() {
+        fields.insert("change_management".into(), Value::Object(change));
+    }
     let _ = props.get("deadline-rule");
     props.finish(r);
 
@@ -1372,6 +1451,15 @@ fn read_risk(
                 .and_then(|s| s.parse::<MilestoneStatus>().ok())
                 .unwrap_or(MilestoneStatus::Planned);
             let completed_on = tprops.get("completed-on").and_then(date_of);
+            let kind = tprops
+                .get("milestone-kind")
+                .and_then(|k| k.parse::<crate::workflow::MilestoneKind>().ok());
+            let percent_complete = tprops
+                .get("percent-complete")
+                .and_then(|p| p.parse::<i32>().ok())
+                .filter(|p| (0..=100).contains(p));
+            // Derived on read: the importing system judges it by its own date.
+            let _ = tprops.get("milestone-delayed");
             let _ = tprops.get("position");
             tprops.finish(r);
             let due = t
@@ -1387,6 +1475,8 @@ fn read_risk(
                     due_on,
                     status,
                     completed_on,
+                    kind,
+                    percent_complete,
                 }),
                 _ => {
                     r.unmapped.insert(tat);
@@ -1463,7 +1553,7 @@ impl AssetSet {
 #[cfg(test)]
 mod rendering {
     use super::*;
-    use crate::workflow::{EvidenceKind, Milestone, MilestoneChange};
+    use crate::workflow::{EvidenceKind, Milestone, MilestoneChange, MilestoneKind};
     use crate::{Item, ItemFields, ItemId, ItemMeta, SystemId};
     use chrono::TimeZone;
 
@@ -1520,7 +1610,13 @@ mod rendering {
             "scheduled_completion": "2026-10-31",
             "deviation": {"kind": "operational_requirement", "status": "approved", "rationale": "Partner VPN only."},
             "vendor_dependency": {"product": "Acme LB 9.2", "vendor": "Acme", "last_check_in": "2026-11-01"},
-            "comments": "Raised in the October scan."
+            "comments": "Raised in the October scan.",
+            "change_management": {"ticket": "CHG0012345", "ticket_url": "https://example.service-now.com/CHG0012345",
+                "testing": "Handshake scan of staging.", "approval_authority": "Change Advisory Board",
+                "rollback": "Restore the previous\nlistener policy.", "communication": "Notice to partners 48 h ahead.",
+                "window_start": "2026-10-20T02:00:00Z", "window_end": "2026-10-20T04:00:00+00:00",
+                "impact": "low", "expedited": false},
+            "escalation_contact": {"name": "Morgan Reyes", "email": "morgan@example.org"}
         }))
         .unwrap_or_else(|e| panic!("{e}"));
         if blank {
@@ -1543,6 +1639,7 @@ mod rendering {
                 created_at: at("2026-10-01T08:30:00.123456Z"),
                 updated_at: at("2026-10-05T09:00:00Z"),
                 archived_at: None,
+                archive_reason: None,
             },
             fields,
             NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
@@ -1560,6 +1657,13 @@ mod rendering {
             },
             completed_on: done.then(|| NaiveDate::from_ymd_opt(2026, 10, 9).unwrap_or_default()),
             position: n,
+            kind: if n == 1 {
+                MilestoneKind::Change
+            } else {
+                MilestoneKind::Test
+            },
+            percent_complete: if done { 100 } else { 40 },
+            delayed: !done,
             changes: if moved {
                 vec![
                     MilestoneChange {

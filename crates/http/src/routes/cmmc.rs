@@ -121,7 +121,7 @@ pub async fn put_assessment(
                 conn,
                 id,
                 &actor.scope,
-                expected,
+                &expected,
                 &statuses,
                 body.conditional_status_date,
                 &actor.sub,

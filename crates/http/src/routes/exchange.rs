@@ -2,7 +2,6 @@
 //! streamed from one snapshot; bulk upserts with one result per element; OSCAL imports.
 
 use super::docs::{ListProblems, WriteProblems};
-use super::items::{decides, lifecycle_on_create, lifecycle_on_update};
 use crate::auth::Actor;
 use crate::input::{apply_patch, json_document, parse_fields, query};
 use crate::problem::{ApiError, FieldError, Problem};
@@ -14,7 +13,8 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use poam_domain::exchange::fedramp::{self, Sheet};
 use poam_domain::exchange::oscal::{self, AssetSet};
 use poam_domain::exchange::{ItemRecord, StatusChange};
-use poam_domain::rules::check_item;
+use poam_domain::change::{self, Caller, Channel, Origin};
+use poam_domain::history::Event;
 use poam_domain::workflow::{Evidence, Milestone, Review};
 use poam_domain::{Item, ItemFields, ItemStatus, Permission, System, SystemId, Violation};
 use poam_persistence::db::{self, DbConnection};
@@ -24,7 +24,6 @@ use poam_persistence::exchange::{
 };
 use poam_persistence::StoreError;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use std::io::{self, Write};
 use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
@@ -110,27 +109,6 @@ pub struct BundleItem {
     pub evidence: Vec<Evidence>,
 }
 
-/// One event of the hash chain, exactly as hashed: recompute `hash` as SHA-256 over
-/// `prev_hash` and the canonical JSON of every other member to check it offline.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ChainEvent {
-    pub id: String,
-    pub system_id: String,
-    pub seq: i64,
-    pub at: String,
-    pub actor: String,
-    pub action: String,
-    pub resource_kind: String,
-    pub resource_id: String,
-    pub version: i64,
-    #[schema(value_type = Object)]
-    pub changes: serde_json::Value,
-    #[schema(value_type = Object)]
-    pub snapshot: serde_json::Value,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
 /// The chain's length and last hash when the snapshot was taken.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ChainHead {
@@ -155,8 +133,8 @@ pub struct ExportBundle {
     pub items: Vec<BundleItem>,
     /// Reviews of the POA&M as a whole (periodic reviews).
     pub system_reviews: Vec<Review>,
-    /// The whole event chain, oldest first.
-    pub events: Vec<ChainEvent>,
+    /// The whole event chain, oldest first, each event as the change feed shows it.
+    pub events: Vec<Event<'static>>,
 }
 
 /// Sends what is written to the client in chunks; a full channel makes the writer wait, so
@@ -258,49 +236,8 @@ fn for_each_record(
     })
 }
 
-#[derive(Serialize)]
-struct StreamEvent<'a> {
-    id: &'a str,
-    system_id: &'a str,
-    seq: i64,
-    at: String,
-    actor: &'a str,
-    action: &'a str,
-    resource_kind: &'a str,
-    resource_id: &'a str,
-    version: i64,
-    changes: &'a RawValue,
-    snapshot: &'a RawValue,
-    prev_hash: &'a str,
-    hash: &'a str,
-}
-
-fn raw(text: &str) -> Result<Box<RawValue>, StoreError> {
-    RawValue::from_string(text.to_owned())
-        .map_err(|e| StoreError::Internal(format!("a stored event is not JSON: {e}")))
-}
-
 fn write_event(w: &mut impl Write, first: &mut bool, e: &EventRow) -> Result<(), StoreError> {
-    let (changes, snapshot) = (raw(&e.changes)?, raw(&e.snapshot)?);
-    member(
-        w,
-        first,
-        &StreamEvent {
-            id: &e.id,
-            system_id: &e.system_id,
-            seq: e.seq,
-            at: e.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-            actor: &e.actor,
-            action: &e.action,
-            resource_kind: &e.resource_kind,
-            resource_id: &e.resource_id,
-            version: e.version,
-            changes: &changes,
-            snapshot: &snapshot,
-            prev_hash: &e.prev_hash,
-            hash: &e.hash,
-        },
-    )
+    member(w, first, &e.view()?)
 }
 
 fn write_bundle(
@@ -727,6 +664,10 @@ pub struct BulkResult {
     /// Why the element was refused; its field pointers are relative to the element.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<Problem>,
+    /// What the rules set aside or adjusted while taking the element in (a deviation returned
+    /// to pending, an import's status kept): never silent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<FieldError>,
 }
 
 /// Counts per status.
@@ -774,56 +715,57 @@ fn invalid(v: Vec<Violation>) -> StoreError {
     StoreError::Invalid(v)
 }
 
-fn forbidden_decision() -> StoreError {
-    invalid(vec![Violation::new(
-        "decision_needs_approver",
-        "/status",
-        "closing, accepting a risk or approving a deviation needs the approver role",
-    )])
+/// `?migrate=true` on bulk and imports: an admin takes statuses and decisions in as the
+/// document has them (recorded as `migrated` in the history).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MigrateParams {
+    /// Admins only: take the elements' statuses, transition dates and decisions as they stand
+    /// (a migration from another tool). Without it a new item starts open and an update never
+    /// moves a status: bulk refuses such elements, imports keep the item's own and say so.
+    migrate: Option<bool>,
 }
 
-/// A new item from a bulk element: the create rules.
-fn bulk_create(element: &serde_json::Value, can_decide: bool) -> Result<ItemFields, StoreError> {
-    let fields: ItemFields = parse_fields(element.clone()).map_err(invalid)?;
-    lifecycle_on_create(&fields).map_err(invalid)?;
-    if decides(&fields) && !can_decide {
-        return Err(forbidden_decision());
-    }
-    check_item(fields, today()).map_err(invalid)
-}
-
-/// An update from a bulk element: a merge patch under the update rules.
-fn bulk_update(
+/// One element through the domain's decision: a creation, or an update of the item it matched.
+fn admit(
     element: &serde_json::Value,
-    current: &Item,
-    can_decide: bool,
+    current: Option<&Item>,
+    caller: &Caller,
+    origin: Origin,
+    notes: &mut Vec<Violation>,
 ) -> Result<ItemFields, StoreError> {
-    let Some(patch) = element.as_object() else {
-        return Err(invalid(vec![Violation::new(
-            "invalid_type",
-            "",
-            "an element is a JSON object",
-        )]));
+    let admitted = match current {
+        None => {
+            let fields: ItemFields = parse_fields(element.clone()).map_err(invalid)?;
+            change::create(fields, caller, origin, today())?
+        }
+        Some(current) => {
+            let Some(patch) = element.as_object() else {
+                return Err(invalid(vec![Violation::new(
+                    "invalid_type",
+                    "",
+                    "an element is a JSON object",
+                )]));
+            };
+            let next = apply_patch(
+                &current.fields(),
+                patch,
+                poam_domain::item::READ_ONLY_FIELDS,
+            )
+            .map_err(invalid)?;
+            change::update(current, next, caller, origin, today())?
+        }
     };
-    let next = apply_patch(
-        &current.fields(),
-        patch,
-        poam_domain::item::READ_ONLY_FIELDS,
-    )
-    .map_err(invalid)?;
-    lifecycle_on_update(current, &next).map_err(invalid)?;
-    let was_deciding = decides(&current.fields());
-    if decides(&next) && !was_deciding && !can_decide {
-        return Err(forbidden_decision());
-    }
-    check_item(next, today()).map_err(invalid)
+    notes.extend(admitted.notes);
+    Ok(admitted.fields)
 }
 
 fn today() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive()
 }
 
-fn result_of(index: usize, outcome: Outcome) -> BulkResult {
+fn result_of(index: usize, outcome: Outcome, notes: Vec<Violation>) -> BulkResult {
     let (status, item, problem) = match outcome {
         Outcome::Created(i) => (BulkStatus::Created, Some(i), None),
         Outcome::Updated(i) => (BulkStatus::Updated, Some(i), None),
@@ -838,6 +780,7 @@ fn result_of(index: usize, outcome: Outcome) -> BulkResult {
         display_id: item.as_ref().map(|i| i.display_id.clone()),
         version: item.as_ref().map(|i| i.version),
         problem,
+        notes: notes.into_iter().map(FieldError::from).collect(),
     }
 }
 
@@ -845,10 +788,12 @@ fn result_of(index: usize, outcome: Outcome) -> BulkResult {
 ///
 /// Each element applies whole or not at all, in its own savepoint of one transaction; a bad
 /// element is reported (with field errors) and never blocks the others. Scanner findings are
-/// de-duplicated by (source, source identifier, asset).
+/// de-duplicated by (source, source identifier, asset). Every element goes through the same
+/// decisions as `POST` and `PATCH`: a status moves only through transitions (unless an admin
+/// migrates), a decided deviation is an approver's, a closed or risk-accepted item is frozen.
 #[utoipa::path(
     tag = "exchange",
-    params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), MigrateParams),
     request_body(content = BulkRequest, example = json!({"items": [
         {"external_id": "nessus-104743-lb1", "title": "TLS 1.0 enabled", "description": "The load balancer accepts TLS 1.0.",
          "source": {"kind": "scan", "detector": "Tenable Nessus", "identifier": "104743"},
@@ -870,6 +815,7 @@ pub async fn bulk(
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
     let system_id = SystemId::from_uuid(path.into_inner());
+    let migrate = query::<MigrateParams>(&req)?;
     let doc = json_document(&req, payload, state.import_limit).await?;
     let elements = match doc {
         serde_json::Value::Object(mut m) if m.len() == 1 && m.contains_key("items") => {
@@ -898,14 +844,22 @@ pub async fn bulk(
         });
     }
     let keys: Vec<BulkKey> = elements.iter().map(key_of).collect();
-    let can_decide = actor.can(Permission::Decide);
-    let outcomes = state
+    let caller = actor.caller();
+    let origin = Origin {
+        channel: Channel::Bulk,
+        migrate: migrate.migrate.unwrap_or(false),
+    };
+    // A migration the caller may not make is refused whole, before any element.
+    change::check_migrate(&caller, origin).map_err(StoreError::from)?;
+    let (outcomes, notes) = state
         .db(move |conn| {
-            store::bulk_upsert(
+            let mut notes: Vec<Vec<Violation>> = vec![Vec::new(); elements.len()];
+            let outcomes = store::bulk_upsert(
                 conn,
                 system_id,
                 &actor.scope,
                 &actor.sub,
+                origin.migrate,
                 &keys,
                 |i, current| {
                     let element = &elements[i];
@@ -916,19 +870,18 @@ pub async fn bulk(
                             "an element is a JSON object",
                         )]));
                     }
-                    match current {
-                        None => bulk_create(element, can_decide),
-                        Some(item) => bulk_update(element, item, can_decide),
-                    }
+                    admit(element, current, &caller, origin, &mut notes[i])
                 },
-            )
+            )?;
+            Ok((outcomes, notes))
         })
         .await?;
     let mut summary = BulkSummary::default();
     let results: Vec<BulkResult> = outcomes
         .into_iter()
+        .zip(notes)
         .enumerate()
-        .map(|(i, o)| {
+        .map(|(i, (o, notes))| {
             match &o {
                 Outcome::Created(_) => summary.created += 1,
                 Outcome::Updated(_) => summary.updated += 1,
@@ -936,7 +889,7 @@ pub async fn bulk(
                 Outcome::Reopened(_) => summary.reopened += 1,
                 Outcome::Failed(_) => summary.failed += 1,
             }
-            result_of(i, o)
+            result_of(i, o, notes)
         })
         .collect();
     Ok(HttpResponse::Ok().json(BulkResponse { results, summary }))
@@ -962,6 +915,10 @@ pub struct ImportResult {
     /// Why it was not imported; field pointers name the item field (`/risk_rating`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<Problem>,
+    /// What the rules set aside while importing it (a status kept, a deviation taken in as
+    /// pending, a milestone move recorded): every member is accounted for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<FieldError>,
 }
 
 /// The answer to an import.
@@ -988,7 +945,7 @@ pub struct ImportReport {
 /// reference named.
 #[utoipa::path(
     tag = "exchange",
-    params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), MigrateParams),
     request_body(content = Object, description = "An OSCAL `plan-of-action-and-milestones` document.", content_type = "application/json"),
     responses(
         (status = 200, description = "What was created, updated, skipped or refused, and what could not be mapped.", body = ImportReport),
@@ -1006,6 +963,13 @@ pub async fn import_oscal(
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
     let system_id = SystemId::from_uuid(path.into_inner());
+    let migrate = query::<MigrateParams>(&req)?;
+    let caller = actor.caller();
+    let origin = Origin {
+        channel: Channel::Import,
+        migrate: migrate.migrate.unwrap_or(false),
+    };
+    change::check_migrate(&caller, origin).map_err(StoreError::from)?;
     // Another system's import is a 404 whatever the document says.
     let scope = actor.scope.clone();
     state
@@ -1018,17 +982,7 @@ pub async fn import_oscal(
     let mut ready = Vec::new();
     let mut drafts = Vec::new();
     for d in plan.items {
-        let parsed = parse_fields::<ItemFields>(d.fields.clone())
-            .and_then(|f| check_item(f, today()))
-            .map_err(invalid)
-            .and_then(|f| {
-                if decides(&f) && !actor.can(Permission::Decide) {
-                    Err(forbidden_decision())
-                } else {
-                    Ok(f)
-                }
-            });
-        match parsed {
+        match parse_fields::<ItemFields>(d.fields.clone()) {
             Ok(fields) => {
                 ready.push(ImportItem {
                     uuid: d.uuid.clone(),
@@ -1037,13 +991,14 @@ pub async fn import_oscal(
                 });
                 drafts.push(d);
             }
-            Err(e) => failed.push(ImportResult {
+            Err(v) => failed.push(ImportResult {
                 uuid: d.uuid,
                 pointer: d.pointer,
                 poam_id: d.poam_id,
                 id: None,
                 display_id: None,
-                problem: Some(ApiError::from(e).problem()),
+                problem: Some(ApiError::from(invalid(v)).problem()),
+                notes: Vec::new(),
             }),
         }
     }
@@ -1054,16 +1009,36 @@ pub async fn import_oscal(
         by: actor.sub.clone(),
         counts: None,
     };
-    let outcomes = state
+    let (outcomes, notes) = state
         .db(move |conn| {
-            store::import_oscal(
+            let mut notes: Vec<Vec<Violation>> = vec![Vec::new(); ready.len()];
+            let (outcomes, milestone_notes) = store::import_oscal(
                 conn,
                 system_id,
                 &actor.scope,
                 &actor.sub,
+                origin.migrate,
                 &mut record,
                 &ready,
-            )
+                |i, current| {
+                    let admitted = match current {
+                        None => change::create(ready[i].fields.clone(), &caller, origin, today())?,
+                        Some(current) => change::update(
+                            current,
+                            ready[i].fields.clone(),
+                            &caller,
+                            origin,
+                            today(),
+                        )?,
+                    };
+                    notes[i].extend(admitted.notes);
+                    Ok(admitted.fields)
+                },
+            )?;
+            for (n, m) in notes.iter_mut().zip(milestone_notes) {
+                n.extend(m);
+            }
+            Ok((outcomes, notes))
         })
         .await?;
     let mut report = ImportReport {
@@ -1075,7 +1050,7 @@ pub async fn import_oscal(
         failed,
         unmapped: plan.unmapped,
     };
-    for (d, o) in drafts.into_iter().zip(outcomes) {
+    for ((d, o), notes) in drafts.into_iter().zip(outcomes).zip(notes) {
         let mut r = ImportResult {
             uuid: d.uuid,
             pointer: d.pointer,
@@ -1083,6 +1058,7 @@ pub async fn import_oscal(
             id: None,
             display_id: None,
             problem: None,
+            notes: notes.into_iter().map(FieldError::from).collect(),
         };
         let list = match o {
             Outcome::Created(i) => {

@@ -7,65 +7,87 @@ use crate::input::query;
 use crate::problem::ApiError;
 use crate::state::AppState;
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
+use poam_domain::history::Event;
 use poam_domain::{ItemId, Permission, SystemId};
 use poam_persistence::events::{self, EventQuery, EventRow};
 use poam_persistence::{items, systems, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// One recorded change.
+/// A page of events, each as [`Event`] shows it (the auditor bundle's events are the same).
 #[derive(Serialize, ToSchema)]
-pub struct Event {
-    /// Position in the system's chain: 1, 2, 3, … without gaps.
-    pub seq: i64,
-    pub at: DateTime<Utc>,
-    /// The token subject that made the change.
-    pub actor: String,
-    #[schema(example = "updated")]
-    pub action: String,
-    /// `system`, `item`, `milestone`, `review` or `evidence`.
-    #[schema(example = "item")]
-    pub resource: String,
-    pub resource_id: String,
-    /// The resource's version after the change.
-    pub version: i64,
-    /// The changed fields: `{"field": {"before": …, "after": …}}`.
-    #[schema(value_type = Object, example = json!({"title": {"before": "TLS 1.0", "after": "TLS 1.0 and 1.1"}}))]
-    pub changes: serde_json::Value,
-    /// SHA-256 of the previous event (64 zeros for the first).
-    pub prev_hash: String,
-    /// SHA-256 of `prev_hash` and this event's canonical content.
-    pub hash: String,
-}
-
-impl Event {
-    fn from_row(row: EventRow) -> Result<Event, StoreError> {
-        let e = row.chained()?;
-        Ok(Event {
-            seq: row.seq,
-            at: DateTime::from_naive_utc_and_offset(row.at, Utc),
-            actor: row.actor,
-            action: row.action,
-            resource: row.resource_kind,
-            resource_id: row.resource_id,
-            version: row.version,
-            changes: e.changes,
-            prev_hash: row.prev_hash,
-            hash: row.hash,
-        })
-    }
-}
-
-/// A page of events.
-#[derive(Serialize, ToSchema)]
-pub struct EventPage {
-    pub items: Vec<Event>,
+pub struct EventPage<'a> {
+    pub items: Vec<Event<'a>>,
     /// Pass as `cursor` for the next page; `null` when there is nothing more now.
     pub next_cursor: Option<String>,
     /// The `seq` of the last event served (or the position asked for): a poller passes it as
     /// `after_seq` next time.
     pub last_seq: i64,
+}
+
+/// The rows of a page, and whether more follow.
+struct Rows {
+    rows: Vec<EventRow>,
+    more: bool,
+    after_seq: i64,
+}
+
+impl Rows {
+    fn respond(&self) -> Result<HttpResponse, ApiError> {
+        let last_seq = self.rows.last().map_or(self.after_seq, |r| r.seq);
+        let page = EventPage {
+            items: self
+                .rows
+                .iter()
+                .map(EventRow::view)
+                .collect::<Result<Vec<_>, StoreError>>()?,
+            next_cursor: self.more.then(|| last_seq.to_string()),
+            last_seq,
+        };
+        Ok(HttpResponse::Ok().json(page))
+    }
+}
+
+/// The position and size of a page: `cursor` (or `after_seq`) and `limit`.
+fn paging(
+    cursor: Option<&str>,
+    after_seq: Option<i64>,
+    limit: Option<i64>,
+) -> Result<(i64, i64), ApiError> {
+    let cursor_seq = match cursor.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::invalid_param(
+                "cursor",
+                "invalid_cursor",
+                "not a cursor this service issued",
+            )
+        })?),
+    };
+    let after_seq = match (cursor_seq, after_seq) {
+        (Some(c), _) => c,
+        (None, Some(n)) if n >= 0 => n,
+        (None, Some(_)) => {
+            return Err(ApiError::invalid_param(
+                "after_seq",
+                "out_of_range",
+                "must be 0 or more",
+            ))
+        }
+        (None, None) => 0,
+    };
+    let limit = match limit {
+        None => 100,
+        Some(n @ 1..=500) => n,
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "limit",
+                "out_of_range",
+                "must be between 1 and 500",
+            ))
+        }
+    };
+    Ok((after_seq, limit))
 }
 
 /// Filters and paging of the event feed, in `seq` order.
@@ -123,39 +145,7 @@ pub async fn list_events(
     actor.require(Permission::Read)?;
     let id = SystemId::from_uuid(path.into_inner());
     let p: EventParams = query(&req)?;
-    let cursor_seq = match p.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            ApiError::invalid_param(
-                "cursor",
-                "invalid_cursor",
-                "not a cursor this service issued",
-            )
-        })?),
-    };
-    let after_seq = match (cursor_seq, p.after_seq) {
-        (Some(c), _) => c,
-        (None, Some(n)) if n >= 0 => n,
-        (None, Some(_)) => {
-            return Err(ApiError::invalid_param(
-                "after_seq",
-                "out_of_range",
-                "must be 0 or more",
-            ))
-        }
-        (None, None) => 0,
-    };
-    let limit = match p.limit {
-        None => 100,
-        Some(n @ 1..=500) => n,
-        Some(_) => {
-            return Err(ApiError::invalid_param(
-                "limit",
-                "out_of_range",
-                "must be between 1 and 500",
-            ))
-        }
-    };
+    let (after_seq, limit) = paging(p.cursor.as_deref(), p.after_seq, p.limit)?;
     let q = EventQuery {
         after_seq,
         resource_kind: one_of("resource", p.resource, events::RESOURCES)?,
@@ -163,59 +153,66 @@ pub async fn list_events(
         action: one_of("action", p.action, events::Action::WORDS)?,
         limit,
     };
-    let page = state
+    state
         .db(move |conn| {
             systems::get(conn, id, &actor.scope)?;
             let (rows, more) = events::feed(conn, &id.to_string(), &q)?;
-            let last_seq = rows.last().map_or(q.after_seq, |r| r.seq);
-            let items = rows
-                .into_iter()
-                .map(Event::from_row)
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(EventPage {
-                items,
-                next_cursor: more.then(|| last_seq.to_string()),
-                last_seq,
+            Ok(Rows {
+                rows,
+                more,
+                after_seq: q.after_seq,
             })
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(page))
+        .await?
+        .respond()
 }
 
-/// An item's history, oldest first.
-#[derive(Serialize, ToSchema)]
-pub struct History {
-    pub items: Vec<Event>,
+/// Paging of an item's history, in chain order.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Only events after this position in the system's chain.
+    #[param(minimum = 0)]
+    after_seq: Option<i64>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
-/// Every change to an item, oldest first, with who made it and what changed.
+/// Every change to an item and to its milestones, evidence and reviews, in chain order, with who
+/// made it and what changed; each event as the change feed shows it.
 #[utoipa::path(
     tag = "history",
-    params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
-    responses((status = 200, body = History), ReadProblems),
+    params(("item_id" = uuid::Uuid, Path, description = "The item's id."), HistoryParams),
+    responses((status = 200, body = EventPage), ReadProblems),
     security(("bearer" = []))
 )]
 #[get("/items/{item_id}/history")]
 pub async fn item_history(
     state: web::Data<AppState>,
     actor: Actor,
+    req: HttpRequest,
     path: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let id = ItemId::from_uuid(path.into_inner());
-    let history = state
+    let p: HistoryParams = query(&req)?;
+    let (after_seq, limit) = paging(p.cursor.as_deref(), p.after_seq, p.limit)?;
+    state
         .db(move |conn| {
             items::get(conn, id, &actor.scope)?;
-            let rows = events::of_resource(conn, "item", &id.to_string())?;
-            Ok(History {
-                items: rows
-                    .into_iter()
-                    .map(Event::from_row)
-                    .collect::<Result<Vec<_>, _>>()?,
+            let (rows, more) = events::of_item(conn, &id.to_string(), after_seq, limit)?;
+            Ok(Rows {
+                rows,
+                more,
+                after_seq,
             })
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(history))
+        .await?
+        .respond()
 }
 
 /// The first broken link of a chain.

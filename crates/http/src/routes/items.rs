@@ -10,11 +10,10 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
+use poam_domain::change::{self, Origin};
 use poam_domain::controls::normalize_control;
-use poam_domain::rules::check_item;
 use poam_domain::{
-    DeviationStatus, Item, ItemFields, ItemId, ItemStatus, Permission, RiskRating, SourceKind,
-    SystemId, Violation,
+    Item, ItemFields, ItemId, ItemStatus, Permission, RiskRating, SourceKind, SystemId,
 };
 use poam_persistence::items::{self, ItemQuery, ItemSort};
 use poam_persistence::StoreError;
@@ -59,6 +58,9 @@ pub struct ItemListParams {
     external_id: Option<String>,
     /// `true`: only unresolved items past their scheduled completion date; `false`: none of them.
     overdue: Option<bool>,
+    /// `true`: only unresolved items overdue for longer than the escalation grace
+    /// (`POAM_ESCALATION_GRACE_DAYS`, default 14 days); `false`: none of them.
+    escalated: Option<bool>,
     /// Scheduled completion on or before this date.
     due_before: Option<NaiveDate>,
     /// Scheduled completion on or after this date.
@@ -177,6 +179,7 @@ impl ItemListParams {
             owner: bounded("owner", self.owner, 100)?,
             external_id: bounded("external_id", self.external_id, 100)?,
             overdue: self.overdue,
+            escalated: self.escalated,
             due_before: self.due_before,
             due_after: self.due_after,
             q: bounded("q", self.q, 200)?,
@@ -190,70 +193,6 @@ impl ItemListParams {
 
 fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
-}
-
-/// Whether these fields carry a decision: a decided status or an approved deviation (the
-/// approver's to make).
-pub(crate) fn decides(fields: &ItemFields) -> bool {
-    fields.status.is_decision()
-        || fields
-            .deviation
-            .as_ref()
-            .is_some_and(|d| d.status == DeviationStatus::Approved)
-}
-
-/// A new item starts open, without completion or closure dates: those come from transitions.
-pub(crate) fn lifecycle_on_create(fields: &ItemFields) -> Result<(), Vec<Violation>> {
-    if fields.status != ItemStatus::Open {
-        return Err(vec![Violation::new(
-            "status_via_transition",
-            "/status",
-            "an item starts open; its status changes through POST /v1/items/{id}/transitions",
-        )]);
-    }
-    set_by_transitions([
-        ("/completed_on", fields.completed_on.is_some()),
-        ("/closed_on", fields.closed_on.is_some()),
-    ])
-}
-
-/// Refuses each date a request set that only the completed and closed transitions set.
-fn set_by_transitions(set: [(&'static str, bool); 2]) -> Result<(), Vec<Violation>> {
-    let dates: Vec<Violation> = set
-        .into_iter()
-        .filter(|(_, set)| *set)
-        .map(|(p, _)| {
-            Violation::new(
-                "set_by_transition",
-                p,
-                "set by the completed and closed transitions",
-            )
-        })
-        .collect();
-    if dates.is_empty() {
-        Ok(())
-    } else {
-        Err(dates)
-    }
-}
-
-/// An update leaves the status and its dates alone: they change through transitions only.
-pub(crate) fn lifecycle_on_update(current: &Item, next: &ItemFields) -> Result<(), Vec<Violation>> {
-    if next.status != current.status {
-        return Err(vec![Violation::new(
-            "status_via_transition",
-            "/status",
-            "the status changes through POST /v1/items/{id}/transitions, where its rules are checked",
-        )]);
-    }
-    set_by_transitions([
-        ("/completed_on", next.completed_on != current.completed_on),
-        ("/closed_on", next.closed_on != current.closed_on),
-    ])
-}
-
-fn checked(fields: ItemFields) -> Result<ItemFields, StoreError> {
-    check_item(fields, today()).map_err(StoreError::Invalid)
 }
 
 /// Record a weakness in a system (editor).
@@ -300,17 +239,9 @@ pub async fn create_item(
     actor.require(Permission::WriteItems)?;
     let system_id = SystemId::from_uuid(path.into_inner());
     let fields: ItemFields = json_body(&req, payload).await?;
-    lifecycle_on_create(&fields).map_err(|v| {
-        ApiError::Invalid(
-            v.into_iter()
-                .map(crate::problem::FieldError::from)
-                .collect(),
-        )
-    })?;
-    if decides(&fields) {
-        actor.require(Permission::Decide)?;
-    }
-    let fields = checked(fields)?;
+    let fields = change::create(fields, &actor.caller(), Origin::API, today())
+        .map_err(StoreError::from)?
+        .fields;
     if !actor.scope.allows(system_id) {
         return Err(ApiError::from(StoreError::NotFound));
     }
@@ -416,43 +347,59 @@ pub async fn update_item(
     let id = ItemId::from_uuid(path.into_inner());
     let expected = if_match(&req)?;
     let patch = merge_patch_body(&req, payload).await?;
-    let patch_value = serde_json::Value::Object(patch.clone());
-    let decides = patch_value
-        .get("status")
-        .and_then(|s| s.as_str())
-        .and_then(|s| s.parse::<ItemStatus>().ok())
-        .is_some_and(ItemStatus::is_decision)
-        || patch_value
-            .pointer("/deviation/status")
-            .and_then(|s| s.as_str())
-            == Some("approved");
-    if decides {
-        actor.require(Permission::Decide)?;
-    }
+    let caller = actor.caller();
     let item = state
         .write(move |conn| {
-            items::update(conn, id, &actor.scope, expected, &actor.sub, |current| {
+            items::update(conn, id, &actor.scope, &expected, &actor.sub, |current| {
                 let next = apply_patch(
                     &current.fields(),
                     &patch,
                     poam_domain::item::READ_ONLY_FIELDS,
                 )
                 .map_err(StoreError::Invalid)?;
-                lifecycle_on_update(current, &next).map_err(StoreError::Invalid)?;
-                checked(next)
+                Ok(change::update(current, next, &caller, Origin::API, today())?.fields)
             })
         })
         .await?;
     Ok(versioned(StatusCode::OK, item.version, &item))
 }
 
-/// Archive an item (editor): kept with its history, hidden from default lists, frozen.
+/// Why an item is archived: the JSON body of `DELETE /v1/items/{id}` (or `?reason=`).
+#[derive(Debug, Deserialize, validator::Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveBody {
+    #[validate(length(min = 1, max = 2000))]
+    #[schema(min_length = 1, max_length = 2000, example = "Duplicate of POAM-0042")]
+    pub reason: String,
+}
+
+impl crate::input::ObjectMembers for ArchiveBody {}
+
+/// The query of `DELETE /v1/items/{id}`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ArchiveParams {
+    /// Why the item is archived (or send it as `{"reason": …}`).
+    #[param(max_length = 2000)]
+    reason: Option<String>,
+}
+
+/// Archive an item: kept with its history, hidden from default lists and reports, frozen.
+///
+/// A resolved item (completed, closed, risk accepted) may be archived by an editor or an
+/// approver. An unresolved one (open, in progress, deferred) leaves every report, so archiving
+/// it is an approver's decision (`archive_needs_approver`) and needs a reason
+/// (`reason_required`), given as `?reason=…` or a JSON body `{"reason": …}`. The reason is kept
+/// on the item (`archive_reason`) and in the history event.
 #[utoipa::path(
     tag = "items",
     params(
         ("item_id" = uuid::Uuid, Path, description = "The item's id."),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; refused with 412 if the item changed since."),
+        ArchiveParams,
     ),
+    request_body(content = Option<ArchiveBody>, description = "Optional: the reason, instead of `?reason=`."),
     responses(
         (status = 200, description = "Archived (or already archived).", body = Item, headers(("ETag" = String))),
         WriteProblems,
@@ -465,12 +412,49 @@ pub async fn archive_item(
     actor: Actor,
     req: HttpRequest,
     path: web::Path<uuid::Uuid>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    actor.require(Permission::WriteItems)?;
+    actor
+        .require(Permission::WriteItems)
+        .or_else(|_| actor.require(Permission::Decide))?;
     let id = ItemId::from_uuid(path.into_inner());
     let expected = if_match(&req)?;
+    let from_query = bounded("reason", query::<ArchiveParams>(&req)?.reason, 2000)?;
+    let has_body = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() != "0")
+        || req
+            .headers()
+            .contains_key(actix_web::http::header::TRANSFER_ENCODING);
+    let from_body = if has_body {
+        Some(json_body::<ArchiveBody>(&req, payload).await?.reason)
+    } else {
+        None
+    };
+    let reason = match (from_query, from_body) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "reason_twice",
+                "give the reason once: as ?reason= or as the JSON body, not both",
+            ))
+        }
+        (q, b) => q.or(b),
+    };
+    let caller = actor.caller();
     let item = state
-        .write(move |conn| items::archive(conn, id, &actor.scope, expected, &actor.sub))
+        .write(move |conn| {
+            items::archive(
+                conn,
+                id,
+                &actor.scope,
+                &expected,
+                &actor.sub,
+                reason.as_deref(),
+                |current| Ok(change::archive(current, &caller, reason.as_deref())?),
+            )
+        })
         .await?;
     Ok(versioned(StatusCode::OK, item.version, &item))
 }

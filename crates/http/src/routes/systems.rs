@@ -205,7 +205,7 @@ pub async fn update_system(
     let patch = merge_patch_body(&req, payload).await?;
     let system = state
         .write(move |conn| {
-            systems::update(conn, id, &actor.scope, expected, &actor.sub, |current| {
+            systems::update(conn, id, &actor.scope, &expected, &actor.sub, |current| {
                 let next = apply_patch(
                     &current.fields(),
                     &patch,
@@ -243,7 +243,7 @@ pub async fn archive_system(
     let id = SystemId::from_uuid(path.into_inner());
     let expected = if_match(&req)?;
     let system = state
-        .write(move |conn| systems::archive(conn, id, &actor.scope, expected, &actor.sub))
+        .write(move |conn| systems::archive(conn, id, &actor.scope, &expected, &actor.sub))
         .await?;
     Ok(versioned(StatusCode::OK, system.version, &system))
 }

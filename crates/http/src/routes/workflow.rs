@@ -33,7 +33,7 @@ pub struct MilestoneList {
 #[utoipa::path(
     tag = "milestones",
     params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
-    request_body(content = NewMilestone, example = json!({"title": "Disable TLS 1.0 in the listener policy", "due_on": "2026-12-15"})),
+    request_body(content = NewMilestone, example = json!({"title": "Disable TLS 1.0 in the listener policy", "due_on": "2026-12-15", "kind": "change", "percent_complete": 0})),
     responses(
         (status = 201, body = Milestone, headers(("ETag" = String), ("Location" = String))),
         WriteProblems,
@@ -109,7 +109,7 @@ async fn edit(
     let expected = if_match(req)?;
     let m = state
         .write(move |conn| {
-            store::edit_milestone(conn, id, &actor.scope, expected, &actor.sub, edit)
+            store::edit_milestone(conn, id, &actor.scope, &expected, &actor.sub, edit)
         })
         .await?;
     Ok(versioned(StatusCode::OK, m.version, &m))
@@ -148,6 +148,9 @@ pub async fn update_milestone(
 }
 
 /// Mark a milestone completed (editor); `completed_on` defaults to today.
+///
+/// Its `percent_complete` becomes 100. A `training` milestone completes only with a
+/// non-withdrawn `training_record` evidence attached to it (`training_evidence_required`).
 #[utoipa::path(
     tag = "milestones",
     params(
@@ -281,7 +284,7 @@ pub async fn transition(
     };
     let item = state
         .write(move |conn| {
-            store::transition(conn, id, &actor.scope, expected, &actor.sub, &request)
+            store::transition(conn, id, &actor.scope, &expected, &actor.sub, &request)
         })
         .await?;
     Ok(versioned(StatusCode::OK, item.version, &item))

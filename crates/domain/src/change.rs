@@ -1,0 +1,793 @@
+//! One home for the rules of changing an item: what a creation may set, what an update may
+//! change, which changes are decisions (an approver's), which states are frozen, who may
+//! archive what, and who counts as the requester of a decision. Every write path — `POST`,
+//! `PATCH`, bulk, every import — asks these functions and gets the same answer with the same
+//! rule code; none of them re-spells a rule.
+
+use crate::item::{Deviation, Item, ItemFields};
+use crate::rules::{check_item, Violation};
+use crate::vocab::{DeviationStatus, ItemStatus};
+use crate::exchange::oscal::MilestoneDraft;
+use crate::workflow::{Milestone, MilestoneChange, MilestoneStatus, ReviewKind};
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// Who asks for a change, as the server knows them (never as the request says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token subject.
+    pub sub: String,
+    /// A role grants `Permission::Decide` (approver, admin).
+    pub can_decide: bool,
+    /// A role grants `Permission::WriteItems` (editor, admin).
+    pub can_write: bool,
+    /// The admin role: the only one that may migrate statuses in.
+    pub is_admin: bool,
+}
+
+/// Which path carries the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// `POST /v1/systems/{id}/items`, `PATCH /v1/items/{id}`.
+    Api,
+    /// `POST /v1/systems/{id}/items/bulk`.
+    Bulk,
+    /// A document import (OSCAL, spreadsheets, scanners).
+    Import,
+}
+
+/// Where a change comes from: its path, and whether an admin asked to migrate the document's
+/// statuses and decisions as they stand (`migrate=true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub channel: Channel,
+    pub migrate: bool,
+}
+
+impl Origin {
+    pub const API: Origin = Origin {
+        channel: Channel::Api,
+        migrate: false,
+    };
+    pub const BULK: Origin = Origin {
+        channel: Channel::Bulk,
+        migrate: false,
+    };
+    pub const IMPORT: Origin = Origin {
+        channel: Channel::Import,
+        migrate: false,
+    };
+}
+
+/// Why a change is refused, with the HTTP room's status implied by the variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 403: the caller's roles do not allow this change.
+    Forbidden(Violation),
+    /// 422: the content breaks rules.
+    Invalid(Vec<Violation>),
+    /// 409: the item's state does not allow the change now.
+    Conflict(Violation),
+}
+
+impl From<Vec<Violation>> for Refusal {
+    fn from(v: Vec<Violation>) -> Self {
+        Refusal::Invalid(v)
+    }
+}
+
+/// An admitted change: the fields to store, and what was set aside or adjusted on the way
+/// (an import's status when not migrating, a deviation returned to pending). Notes are never
+/// silent: each path reports them with the element.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    pub fields: ItemFields,
+    pub notes: Vec<Violation>,
+    /// The change carries statuses or decisions in as they stand (an admin's migration): the
+    /// history records it as `migrated`.
+    pub migrated: bool,
+}
+
+/// Normalises a token subject for comparisons: trimmed, lower-cased.
+pub fn subject_key(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// A deviation whose status is an approver's decision (approved or rejected).
+pub fn deviation_decided(d: &Deviation) -> bool {
+    d.status != DeviationStatus::Pending
+}
+
+/// Whether these fields carry a decision: a decided status (closed, risk accepted) or a decided
+/// deviation.
+pub fn carries_decision(f: &ItemFields) -> bool {
+    f.status.is_decision() || f.deviation.as_ref().is_some_and(deviation_decided)
+}
+
+/// Items in these statuses are frozen: only `comments` may change; anything else needs the
+/// item reopened through a transition first.
+pub fn is_frozen(status: ItemStatus) -> bool {
+    matches!(status, ItemStatus::Closed | ItemStatus::RiskAccepted)
+}
+
+fn forbidden_decision(pointer: &str) -> Refusal {
+    Refusal::Forbidden(Violation::new(
+        "decision_needs_approver",
+        pointer,
+        "closing, accepting a risk, or approving or rejecting a deviation is an approver's decision",
+    ))
+}
+
+fn note(code: &'static str, pointer: &str, message: impl Into<String>) -> Violation {
+    Violation::new(code, pointer, message)
+}
+
+/// Only an admin migrates, and only through bulk and imports.
+pub fn check_migrate(caller: &Caller, origin: Origin) -> Result<(), Refusal> {
+    if origin.migrate && (!caller.is_admin || origin.channel == Channel::Api) {
+        return Err(Refusal::Forbidden(Violation::new(
+            "migrate_needs_admin",
+            "",
+            "migrate=true (statuses and decisions taken as they stand) is an admin's, on bulk and imports only",
+        )));
+    }
+    Ok(())
+}
+
+/// The dates only the completed and closed transitions set.
+fn transition_dates(f: &ItemFields) -> [(&'static str, Option<NaiveDate>); 2] {
+    [("/completed_on", f.completed_on), ("/closed_on", f.closed_on)]
+}
+
+/// Decides a new item. Outside a migration it starts `open`, without completion or closure
+/// dates (those come from transitions): the API and bulk refuse them by name, an import sets
+/// them aside and says so. A decided deviation is an approver's (an import outside a migration
+/// takes it in as `pending`).
+pub fn create(
+    mut f: ItemFields,
+    caller: &Caller,
+    origin: Origin,
+    today: NaiveDate,
+) -> Result<Admitted, Refusal> {
+    check_migrate(caller, origin)?;
+    let mut notes = Vec::new();
+    if !origin.migrate {
+        if origin.channel == Channel::Import {
+            if f.status != ItemStatus::Open {
+                notes.push(note(
+                    "status_not_imported",
+                    "/status",
+                    format!(
+                        "the document's status `{}` was not taken: imported items start open (an admin may import statuses with migrate=true)",
+                        f.status
+                    ),
+                ));
+                f.status = ItemStatus::Open;
+            }
+            for (pointer, date) in transition_dates(&f) {
+                if date.is_some() {
+                    notes.push(note(
+                        "date_not_imported",
+                        pointer,
+                        "set by the completed and closed transitions, not by an import (an admin may import it with migrate=true)",
+                    ));
+                }
+            }
+            f.completed_on = None;
+            f.closed_on = None;
+            if let Some(d) = f.deviation.as_mut().filter(|d| deviation_decided(d)) {
+                notes.push(note(
+                    "deviation_pending",
+                    "/deviation/status",
+                    format!(
+                        "the document's deviation status `{}` was taken in as pending: an approver decides it",
+                        d.status
+                    ),
+                ));
+                d.status = DeviationStatus::Pending;
+            }
+        } else {
+            if f.status != ItemStatus::Open {
+                return Err(Refusal::Invalid(vec![Violation::new(
+                    "status_via_transition",
+                    "/status",
+                    "an item starts open; its status changes through POST /v1/items/{id}/transitions",
+                )]));
+            }
+            let dates: Vec<Violation> = transition_dates(&f)
+                .into_iter()
+                .filter(|(_, d)| d.is_some())
+                .map(|(p, _)| {
+                    Violation::new(
+                        "set_by_transition",
+                        p,
+                        "set by the completed and closed transitions",
+                    )
+                })
+                .collect();
+            if !dates.is_empty() {
+                return Err(Refusal::Invalid(dates));
+            }
+            if f.deviation.as_ref().is_some_and(deviation_decided) && !caller.can_decide {
+                return Err(forbidden_decision("/deviation/status"));
+            }
+        }
+    }
+    let fields = check_item(f, today)?;
+    Ok(Admitted {
+        fields,
+        notes,
+        migrated: origin.migrate,
+    })
+}
+
+/// The names of the top-level fields that differ between two versions of an item's content.
+pub fn changed_fields(a: &ItemFields, b: &ItemFields) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    names.extend(b.keys().filter(|k| !a.contains_key(*k)).cloned());
+    names
+}
+
+/// Decides an update of `current` to `next` (the patched or imported content).
+///
+/// - Status and its transition dates change only through transitions (outside a migration the
+///   API and bulk refuse it by name; an import keeps the item's own and says so).
+/// - A `closed` or `risk_accepted` item is frozen except for `comments`.
+/// - Decisions stay decided: setting a deviation to approved or rejected, or removing a decided
+///   one, is an approver's; an editor's change to a decided deviation's content returns it to
+///   `pending` (the approval covered the content that was approved), and says so.
+pub fn update(
+    current: &Item,
+    mut next: ItemFields,
+    caller: &Caller,
+    origin: Origin,
+    today: NaiveDate,
+) -> Result<Admitted, Refusal> {
+    check_migrate(caller, origin)?;
+    let mut notes = Vec::new();
+    let before = current.fields();
+    if !origin.migrate {
+        let moved: Vec<(&'static str, bool)> = vec![
+            ("/status", next.status != current.status),
+            ("/completed_on", next.completed_on != current.completed_on),
+            ("/closed_on", next.closed_on != current.closed_on),
+        ];
+        if origin.channel == Channel::Import {
+            for (pointer, differs) in &moved {
+                if *differs {
+                    notes.push(note(
+                        if *pointer == "/status" {
+                            "status_not_imported"
+                        } else {
+                            "date_not_imported"
+                        },
+                        pointer,
+                        "kept as the item has it: statuses and their dates change through transitions (an admin may import them with migrate=true)",
+                    ));
+                }
+            }
+            next.status = current.status;
+            next.completed_on = current.completed_on;
+            next.closed_on = current.closed_on;
+        } else if moved[0].1 {
+            return Err(Refusal::Invalid(vec![Violation::new(
+                "status_via_transition",
+                "/status",
+                "the status changes through POST /v1/items/{id}/transitions, where its rules are checked",
+            )]));
+        } else {
+            let dates: Vec<Violation> = moved[1..]
+                .iter()
+                .filter(|(_, d)| *d)
+                .map(|(p, _)| {
+                    Violation::new(
+                        "set_by_transition",
+                        *p,
+                        "set by the completed and closed transitions",
+                    )
+                })
+                .collect();
+            if !dates.is_empty() {
+                return Err(Refusal::Invalid(dates));
+            }
+        }
+        if is_frozen(current.status) {
+            let changed: Vec<String> = changed_fields(&before, &next)
+                .into_iter()
+                .filter(|f| f != "comments")
+                .collect();
+            if !changed.is_empty() {
+                return Err(Refusal::Conflict(Violation::new(
+                    "item_frozen",
+                    format!("/{}", changed[0]),
+                    format!(
+                        "the item is {}: only comments may change ({} would); reopen it through POST /v1/items/{{id}}/transitions first",
+                        current.status,
+                        changed.join(", ")
+                    ),
+                )));
+            }
+        }
+        settle_deviation(
+            before.deviation.as_ref(),
+            &mut next.deviation,
+            caller,
+            origin,
+            &mut notes,
+        )?;
+    }
+    let fields = check_item(next, today)?;
+    Ok(Admitted {
+        fields,
+        notes,
+        migrated: origin.migrate,
+    })
+}
+
+fn settle_deviation(
+    before: Option<&Deviation>,
+    next: &mut Option<Deviation>,
+    caller: &Caller,
+    origin: Origin,
+    notes: &mut Vec<Violation>,
+) -> Result<(), Refusal> {
+    if caller.can_decide || before == next.as_ref() {
+        return Ok(());
+    }
+    let was_decided = before.is_some_and(deviation_decided);
+    match next.as_mut() {
+        None if was_decided => Err(forbidden_decision("/deviation")),
+        None => Ok(()),
+        Some(d) if !deviation_decided(d) => Ok(()),
+        Some(d) => {
+            let same_decision = before.is_some_and(|b| b.status == d.status);
+            if same_decision || origin.channel == Channel::Import {
+                // The content moved under a decision (or an import carries one): the decision
+                // no longer covers it.
+                notes.push(note(
+                    "deviation_returned_to_pending",
+                    "/deviation/status",
+                    format!(
+                        "the deviation was {} for other content: changed, it is pending again until an approver decides",
+                        d.status
+                    ),
+                ));
+                d.status = DeviationStatus::Pending;
+                Ok(())
+            } else {
+                Err(forbidden_decision("/deviation/status"))
+            }
+        }
+    }
+}
+
+/// Decides an archive: a resolved item (completed, closed, risk accepted) may be archived by an
+/// editor or an approver; an unresolved one (open, in progress, deferred) only by an approver,
+/// with a reason — archiving it takes an open weakness out of every report.
+pub fn archive(current: &Item, caller: &Caller, reason: Option<&str>) -> Result<(), Refusal> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if current.status.is_active() {
+        if !caller.can_decide {
+            return Err(Refusal::Forbidden(Violation::new(
+                "archive_needs_approver",
+                "",
+                format!(
+                    "the item is {}: archiving an unresolved item takes it out of every report, so it is an approver's decision",
+                    current.status
+                ),
+            )));
+        }
+        if reason.is_none() {
+            return Err(Refusal::Invalid(vec![Violation::new(
+                "reason_required",
+                "/reason",
+                "archiving an unresolved item needs the reason (DELETE …?reason=… or a JSON body {\"reason\": …})",
+            )]));
+        }
+    } else if !caller.can_write && !caller.can_decide {
+        return Err(Refusal::Forbidden(Violation::new(
+            "forbidden",
+            "",
+            "archiving an item needs the editor or approver role",
+        )));
+    }
+    if reason.is_some_and(|r| r.chars().count() > crate::limits::NARRATIVE as usize) {
+        return Err(Refusal::Invalid(vec![Violation::new(
+            "invalid_length",
+            "/reason",
+            "must have at most 2000 characters",
+        )]));
+    }
+    Ok(())
+}
+
+/// What an import stores for one milestone of a document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MilestoneImport {
+    pub title: String,
+    pub description: Option<String>,
+    pub due_on: NaiveDate,
+    pub status: MilestoneStatus,
+    pub completed_on: Option<NaiveDate>,
+    /// The milestone's due-date moves, the import's own appended.
+    pub changes: Vec<MilestoneChange>,
+}
+
+/// Decides an imported milestone against the one it matches (if any). Outside a migration a
+/// new milestone starts `planned` and an existing one keeps its status (milestones complete and
+/// cancel through their own operations, where their rules are checked); a due-date move is
+/// recorded as a milestone change with the import as its reason. `None`: nothing changes.
+#[allow(clippy::too_many_arguments)]
+pub fn import_milestone(
+    existing: Option<&Milestone>,
+    draft: &MilestoneDraft,
+    migrate: bool,
+    reason: &str,
+    by: &str,
+    at: DateTime<Utc>,
+    pointer: &str,
+    notes: &mut Vec<Violation>,
+) -> Option<MilestoneImport> {
+    let (status, completed_on) = match existing {
+        _ if migrate => (draft.status, draft.completed_on),
+        Some(m) => (m.status, m.completed_on),
+        None => (MilestoneStatus::Planned, None),
+    };
+    if !migrate && (status != draft.status || completed_on != draft.completed_on) {
+        notes.push(Violation::new(
+            "milestone_status_not_imported",
+            format!("{pointer}/status"),
+            format!(
+                "the document's milestone status `{}` was not taken (kept `{status}`): milestones complete and cancel through their own operations (an admin may import statuses with migrate=true)",
+                draft.status
+            ),
+        ));
+    }
+    let mut changes = existing.map(|m| m.changes.clone()).unwrap_or_default();
+    if let Some(m) = existing.filter(|m| m.due_on != draft.due_on) {
+        changes.push(MilestoneChange {
+            from: m.due_on,
+            to: draft.due_on,
+            reason: reason.to_owned(),
+            by: by.to_owned(),
+            at,
+        });
+        notes.push(Violation::new(
+            "milestone_moved",
+            format!("{pointer}/due_on"),
+            format!(
+                "the milestone moved from {} to {}: recorded as a milestone change ({reason})",
+                m.due_on, draft.due_on
+            ),
+        ));
+    }
+    let next = MilestoneImport {
+        title: draft.title.clone(),
+        description: draft.description.clone(),
+        due_on: draft.due_on,
+        status,
+        completed_on,
+        changes,
+    };
+    match existing {
+        Some(m)
+            if m.title == next.title
+                && m.description == next.description
+                && m.due_on == next.due_on
+                && m.status == next.status
+                && m.completed_on == next.completed_on =>
+        {
+            None
+        }
+        _ => Some(next),
+    }
+}
+
+/// One event of an item's story, as separation of duties reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoryEvent {
+    /// `item` or `milestone`.
+    pub resource_kind: String,
+    /// `created`, `updated`, `transitioned`, `imported`, …
+    pub action: String,
+    pub actor: String,
+    /// Names of the top-level fields it changed.
+    pub fields: Vec<String>,
+    /// For a transition: the status it led to.
+    pub to_status: Option<ItemStatus>,
+}
+
+/// Who asked for the decision a review of `kind` makes, derived from the item's story (newest
+/// event first), never from the request:
+///
+/// - `deviation`: whoever last set or changed the item's deviation;
+/// - `risk_acceptance`: whoever last set the residual-risk justification, or the deviation;
+/// - `closure_verification`: whoever last marked the item completed;
+/// - `extension`: whoever last moved the item's schedule (its scheduled completion, a deferral)
+///   or last created or changed one of its milestones;
+/// - `approval`: whoever last changed the item's content;
+/// - `periodic`: nobody (it is not a decision).
+///
+/// Subjects come back normalised ([`subject_key`]).
+pub fn requesters(kind: ReviewKind, story: &[StoryEvent]) -> Vec<String> {
+    let item_change = |e: &&StoryEvent, names: &[&str]| {
+        e.resource_kind == "item" && e.fields.iter().any(|f| names.contains(&f.as_str()))
+    };
+    let found = match kind {
+        ReviewKind::Periodic => None,
+        ReviewKind::Deviation => story.iter().find(|e| item_change(e, &["deviation"])),
+        ReviewKind::RiskAcceptance => story
+            .iter()
+            .find(|e| item_change(e, &["residual_risk", "deviation"])),
+        ReviewKind::ClosureVerification => story.iter().find(|e| {
+            e.resource_kind == "item" && e.to_status == Some(ItemStatus::Completed)
+        }),
+        ReviewKind::Extension => story.iter().find(|e| {
+            e.resource_kind == "milestone"
+                || item_change(e, &["scheduled_completion"])
+                || (e.resource_kind == "item" && e.to_status == Some(ItemStatus::Deferred))
+        }),
+        ReviewKind::Approval => story
+            .iter()
+            .find(|e| e.resource_kind == "item" && !e.fields.is_empty()),
+    };
+    found
+        .map(|e| vec![subject_key(&e.actor)])
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::ItemMeta;
+    use crate::vocab::{DeviationKind, RiskRating};
+    use crate::ids::{ItemId, SystemId};
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap_or_default()
+    }
+
+    fn fields() -> ItemFields {
+        serde_json::from_value(serde_json::json!({
+            "title": "TLS 1.0", "description": "Old TLS.", "risk_rating": "high",
+            "detected_on": "2026-10-01", "source": {"kind": "scan"}
+        }))
+        .unwrap_or_else(|e| panic!("fixture: {e}"))
+    }
+
+    fn item(status: ItemStatus, f: ItemFields) -> Item {
+        let now = chrono::Utc::now();
+        let mut f = f;
+        f.status = status;
+        Item::assemble(
+            ItemMeta {
+                id: ItemId::from_uuid(uuid::Uuid::nil()),
+                display_id: "POAM-0001".into(),
+                system_id: SystemId::from_uuid(uuid::Uuid::nil()),
+                deadline_rule: None,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                archived_at: None,
+                archive_reason: None,
+            },
+            f,
+            d("2026-11-22"),
+        )
+    }
+
+    fn editor() -> Caller {
+        Caller {
+            sub: "ed@example.org".into(),
+            can_decide: false,
+            can_write: true,
+            is_admin: false,
+        }
+    }
+
+    fn approver() -> Caller {
+        Caller {
+            sub: "ap@example.org".into(),
+            can_decide: true,
+            can_write: false,
+            is_admin: false,
+        }
+    }
+
+    fn admin() -> Caller {
+        Caller {
+            sub: "root".into(),
+            can_decide: true,
+            can_write: true,
+            is_admin: true,
+        }
+    }
+
+    fn deviation(status: DeviationStatus, rationale: &str) -> Option<Deviation> {
+        Some(Deviation {
+            kind: DeviationKind::FalsePositive,
+            status,
+            rationale: rationale.into(),
+        })
+    }
+
+    fn code(r: Result<Admitted, Refusal>) -> &'static str {
+        match r {
+            Ok(_) => "ok",
+            Err(Refusal::Forbidden(v) | Refusal::Conflict(v)) => v.code,
+            Err(Refusal::Invalid(v)) => v.first().map(|v| v.code).unwrap_or("none"),
+        }
+    }
+
+    const TODAY: &str = "2026-11-22";
+
+    #[test]
+    fn a_creation_starts_open_everywhere_but_a_migration() {
+        let mut f = fields();
+        f.status = ItemStatus::Completed;
+        f.completed_on = Some(d("2026-11-01"));
+        for origin in [Origin::API, Origin::BULK] {
+            assert_eq!(
+                code(create(f.clone(), &admin(), origin, d(TODAY))),
+                "status_via_transition"
+            );
+        }
+        let imported = create(f.clone(), &editor(), Origin::IMPORT, d(TODAY));
+        let Ok(a) = imported else {
+            panic!("import refused: {imported:?}")
+        };
+        assert_eq!(a.fields.status, ItemStatus::Open);
+        assert_eq!(a.fields.completed_on, None);
+        assert_eq!(
+            a.notes.iter().map(|n| n.code).collect::<Vec<_>>(),
+            vec!["status_not_imported", "date_not_imported"]
+        );
+        let migrate = Origin {
+            channel: Channel::Import,
+            migrate: true,
+        };
+        assert_eq!(
+            code(create(f.clone(), &editor(), migrate, d(TODAY))),
+            "migrate_needs_admin"
+        );
+        let m = create(f, &admin(), migrate, d(TODAY));
+        assert!(m.as_ref().is_ok_and(|a| a.migrated && a.fields.status == ItemStatus::Completed));
+    }
+
+    #[test]
+    fn decided_deviations_are_an_approvers_on_every_path() {
+        let mut f = fields();
+        f.deviation = deviation(DeviationStatus::Approved, "scanner misfire");
+        assert_eq!(
+            code(create(f.clone(), &editor(), Origin::API, d(TODAY))),
+            "decision_needs_approver"
+        );
+        assert_eq!(
+            code(create(f.clone(), &editor(), Origin::BULK, d(TODAY))),
+            "decision_needs_approver"
+        );
+        assert!(create(f.clone(), &admin(), Origin::API, d(TODAY)).is_ok());
+        let imported = create(f, &editor(), Origin::IMPORT, d(TODAY));
+        assert!(imported.is_ok_and(|a| a
+            .fields
+            .deviation
+            .is_some_and(|d| d.status == DeviationStatus::Pending)));
+    }
+
+    #[test]
+    fn decisions_stay_decided() {
+        let mut f = fields();
+        f.deviation = deviation(DeviationStatus::Approved, "scanner misfire");
+        let current = item(ItemStatus::Open, f.clone());
+        // An editor rewrites the approved rationale: back to pending, and said so.
+        let mut next = f.clone();
+        next.deviation = deviation(DeviationStatus::Approved, "something else entirely");
+        for origin in [Origin::API, Origin::BULK, Origin::IMPORT] {
+            let r = update(&current, next.clone(), &editor(), origin, d(TODAY));
+            let Ok(a) = r else { panic!("{r:?}") };
+            assert_eq!(
+                a.fields.deviation.map(|d| d.status),
+                Some(DeviationStatus::Pending)
+            );
+            assert_eq!(a.notes[0].code, "deviation_returned_to_pending");
+        }
+        // An approver (admin) keeps the decision.
+        let kept = update(&current, next.clone(), &admin(), Origin::API, d(TODAY));
+        assert!(kept.is_ok_and(|a| a.fields.deviation.is_some_and(|d| d.status == DeviationStatus::Approved)));
+        // An editor may not remove it, nor decide a pending one.
+        let mut removed = f.clone();
+        removed.deviation = None;
+        assert_eq!(
+            code(update(&current, removed, &editor(), Origin::API, d(TODAY))),
+            "decision_needs_approver"
+        );
+        let mut pending = f.clone();
+        pending.deviation = deviation(DeviationStatus::Pending, "scanner misfire");
+        let current = item(ItemStatus::Open, pending.clone());
+        let mut approve = pending;
+        approve.deviation = deviation(DeviationStatus::Approved, "scanner misfire");
+        assert_eq!(
+            code(update(&current, approve, &editor(), Origin::BULK, d(TODAY))),
+            "decision_needs_approver"
+        );
+    }
+
+    #[test]
+    fn closed_and_accepted_items_are_frozen_but_for_comments() {
+        for status in [ItemStatus::Closed, ItemStatus::RiskAccepted] {
+            let mut f = fields();
+            f.residual_risk = Some("low".into());
+            let current = item(status, f.clone());
+            let mut next = current.fields();
+            next.title = "renamed".into();
+            next.risk_rating = RiskRating::Low;
+            let r = update(&current, next, &admin(), Origin::API, d(TODAY));
+            assert_eq!(code(r), "item_frozen", "{status}");
+            let mut next = current.fields();
+            next.comments = Some("note".into());
+            assert!(update(&current, next, &editor(), Origin::API, d(TODAY)).is_ok());
+        }
+    }
+
+    #[test]
+    fn status_moves_only_through_transitions() {
+        let current = item(ItemStatus::Completed, fields());
+        let mut next = current.fields();
+        next.status = ItemStatus::InProgress;
+        assert_eq!(
+            code(update(&current, next.clone(), &admin(), Origin::BULK, d(TODAY))),
+            "status_via_transition"
+        );
+        let r = update(&current, next, &editor(), Origin::IMPORT, d(TODAY));
+        assert!(r.is_ok_and(|a| a.fields.status == ItemStatus::Completed
+            && a.notes[0].code == "status_not_imported"));
+    }
+
+    #[test]
+    fn archiving_an_unresolved_item_is_an_approvers_with_a_reason() {
+        let open = item(ItemStatus::Open, fields());
+        let refused = |r: Result<(), Refusal>| match r {
+            Ok(()) => "ok",
+            Err(Refusal::Forbidden(v) | Refusal::Conflict(v)) => v.code,
+            Err(Refusal::Invalid(v)) => v[0].code,
+        };
+        assert_eq!(
+            refused(archive(&open, &editor(), Some("dup"))),
+            "archive_needs_approver"
+        );
+        assert_eq!(refused(archive(&open, &approver(), Some("  "))), "reason_required");
+        assert_eq!(refused(archive(&open, &approver(), Some("duplicate of POAM-0002"))), "ok");
+        let done = item(ItemStatus::Closed, fields());
+        assert_eq!(refused(archive(&done, &editor(), None)), "ok");
+    }
+
+    #[test]
+    fn requesters_come_from_the_story() {
+        let ev = |kind: &str, actor: &str, fields: &[&str], to: Option<ItemStatus>| StoryEvent {
+            resource_kind: kind.into(),
+            action: "updated".into(),
+            actor: actor.into(),
+            fields: fields.iter().map(|s| s.to_string()).collect(),
+            to_status: to,
+        };
+        let story = vec![
+            ev("item", "  Lee@Example.org", &["status", "completed_on"], Some(ItemStatus::Completed)),
+            ev("milestone", "mo@example.org", &["due_on"], None),
+            ev("item", "dana@example.org", &["deviation"], None),
+            ev("item", "rita@example.org", &["residual_risk"], None),
+        ];
+        assert_eq!(requesters(ReviewKind::ClosureVerification, &story), vec!["lee@example.org"]);
+        assert_eq!(requesters(ReviewKind::Extension, &story), vec!["mo@example.org"]);
+        assert_eq!(requesters(ReviewKind::Deviation, &story), vec!["dana@example.org"]);
+        assert_eq!(requesters(ReviewKind::RiskAcceptance, &story), vec!["dana@example.org"]);
+        assert!(requesters(ReviewKind::Periodic, &story).is_empty());
+    }
+}
