@@ -145,22 +145,26 @@ fn roles_are_enforced(app: &TestApp) {
             r.problem(403, "forbidden");
         }
     }
-    // Decisions are the approver's: an editor cannot close an item or approve a deviation by PATCH.
+    // Decisions are the approver's: an editor cannot close an item or approve a deviation by PATCH
+    // (a status changes only through a transition, whoever asks).
     let editor = app.token(&[Role::Editor], &[]);
-    app.patch(
-        &item_path,
-        &editor,
-        &json!({"status": "closed", "closed_on": "2026-11-01"}),
-        None,
-    )
-    .problem(403, "forbidden");
+    let r = app
+        .patch(
+            &item_path,
+            &editor,
+            &json!({"status": "closed", "closed_on": "2026-11-01"}),
+            None,
+        )
+        .problem(422, "validation_failed");
+    assert_eq!(r.body["errors"][0]["code"], "status_via_transition");
+    assert_eq!(app.get(&item_path, &editor).body["status"], "open");
     app.patch(
         &item_path,
         &editor,
         &json!({"deviation": {"kind": "false_positive", "status": "approved", "rationale": "x"}}),
         None,
     )
-    .problem(403, "forbidden");
+    .problem(403, "decision_needs_approver");
     app.patch(
         &item_path,
         &editor,

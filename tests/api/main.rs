@@ -20,6 +20,7 @@ mod matrix;
 mod metrics;
 mod observability;
 mod plan;
+mod rules;
 mod schema;
 mod systems;
 mod validation;

@@ -260,6 +260,7 @@ fn an_item_walks_from_open_to_closed(app: &TestApp) {
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|e| e["resource_kind"] == "item")
         .filter_map(|e| e["changes"]["status"]["after"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(

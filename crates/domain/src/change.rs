@@ -4,6 +4,7 @@
 //! `PATCH`, bulk, every import — asks these functions and gets the same answer with the same
 //! rule code; none of them re-spells a rule.
 
+use crate::access::Permission;
 use crate::item::{Deviation, Item, ItemFields};
 use crate::rules::{check_item, Violation};
 use crate::vocab::{DeviationStatus, ItemStatus};
@@ -408,6 +409,30 @@ pub fn archive(current: &Item, caller: &Caller, reason: Option<&str>) -> Result<
     }
     Ok(())
 }
+
+/// The permissions, any one of which allows a transition to `to`: a decision (closed, risk
+/// accepted) is an approver's, work is an editor's.
+pub fn transition_permissions(to: ItemStatus) -> &'static [Permission] {
+    if crate::lifecycle::is_decision(to) {
+        &[Permission::Decide]
+    } else {
+        &[Permission::WriteItems]
+    }
+}
+
+/// The permissions, any one of which allows recording a review of `kind`: approvals are an
+/// approver's; a periodic review may be recorded by an editor or an approver.
+pub fn review_permissions(kind: ReviewKind) -> &'static [Permission] {
+    if kind.is_approval() {
+        &[Permission::Decide]
+    } else {
+        &[Permission::WriteItems, Permission::Decide]
+    }
+}
+
+/// The permissions, any one of which lets a caller ask for an archive or a transition (which one
+/// the change itself needs is [`archive`]'s and [`transition_permissions`]' to say).
+pub const EDIT_OR_DECIDE: &[Permission] = &[Permission::WriteItems, Permission::Decide];
 
 /// What an import stores for one milestone of a document.
 #[derive(Debug, Clone, PartialEq)]

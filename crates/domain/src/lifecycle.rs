@@ -181,14 +181,15 @@ pub fn decide(req: &Request, facts: &Facts, actor: &str) -> Result<Transition, V
             }
         }
         Closed => {
-            let me = actor.to_lowercase();
+            let key = crate::change::subject_key;
+            let me = key(actor);
+            let implementer: Vec<String> = facts.implementer.iter().map(|s| key(s)).collect();
+            let completed_by = facts.completed_by.as_deref().map(key);
             let independent: Vec<&String> = facts
                 .closure_verifiers
                 .iter()
                 .filter(|r| {
-                    !facts.implementer.contains(&r.to_lowercase())
-                        && facts.completed_by.as_deref().map(str::to_lowercase)
-                            != Some(r.to_lowercase())
+                    !implementer.contains(&key(r)) && completed_by.as_deref() != Some(key(r).as_str())
                 })
                 .collect();
             if facts.closure_verifiers.is_empty() {
@@ -198,9 +199,7 @@ pub fn decide(req: &Request, facts: &Facts, actor: &str) -> Result<Transition, V
                 errors.push(v("verifier_not_independent", "/reviews",
                     "the closure verification must come from an approver who neither implemented the fix nor marked the item completed"));
             }
-            if facts.implementer.contains(&me)
-                || facts.completed_by.as_deref().map(str::to_lowercase) == Some(me.clone())
-            {
+            if implementer.contains(&me) || completed_by.as_deref() == Some(me.as_str()) {
                 errors.push(v(
                     "verifier_not_independent",
                     "/to",

@@ -24,8 +24,11 @@ pub struct Aging {
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
 pub struct Metrics {
-    /// Unarchived items.
+    /// Items counted (unarchived ones, unless `include_archived=true`).
     pub total: i64,
+    /// Archived items still unresolved (open, in progress, deferred) that these figures leave
+    /// out; 0 with `include_archived=true`, which counts them in.
+    pub archived_unresolved_excluded: i64,
     pub by_status: BTreeMap<String, i64>,
     pub by_rating: BTreeMap<String, i64>,
     pub overdue: Overdue,

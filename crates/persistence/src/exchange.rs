@@ -32,6 +32,9 @@ pub struct ExportHead {
     pub event_head: String,
     /// Items not archived.
     pub live_items: i64,
+    /// Archived items still unresolved (open, in progress, deferred): what a report without
+    /// archived items leaves out, and says so.
+    pub archived_unresolved: i64,
     /// The latest change to the system or an item.
     pub last_modified: NaiveDateTime,
 }
@@ -73,6 +76,13 @@ pub fn head(
         .filter(items_t::archived_at.is_null())
         .count()
         .get_result(conn)?;
+    let active: Vec<String> = ItemStatus::active().map(|s| s.to_string()).collect();
+    let archived_unresolved: i64 = items_t::table
+        .filter(items_t::system_id.eq(&sid))
+        .filter(items_t::archived_at.is_not_null())
+        .filter(items_t::status.eq_any(&active))
+        .count()
+        .get_result(conn)?;
     let latest_item: Option<NaiveDateTime> = items_t::table
         .filter(items_t::system_id.eq(&sid))
         .select(diesel::dsl::max(items_t::updated_at))
@@ -82,6 +92,7 @@ pub fn head(
         event_seq,
         event_head,
         live_items,
+        archived_unresolved,
         last_modified: latest_item.map_or(updated, |t| t.max(updated)),
     })
 }

@@ -20,10 +20,11 @@ pub enum Scope {
     Many(Option<Vec<SystemId>>),
 }
 
-fn filtered<'a>(scope: &Scope) -> items::BoxedQuery<'a, Backend> {
-    let mut q = items::table
-        .filter(items::archived_at.is_null())
-        .into_boxed();
+fn filtered<'a>(scope: &Scope, with_archived: bool) -> items::BoxedQuery<'a, Backend> {
+    let mut q = items::table.into_boxed();
+    if !with_archived {
+        q = q.filter(items::archived_at.is_null());
+    }
     match scope {
         Scope::One(id) => q = q.filter(items::system_id.eq(id.to_string())),
         Scope::Many(Some(ids)) => {
@@ -38,10 +39,11 @@ fn filtered<'a>(scope: &Scope) -> items::BoxedQuery<'a, Backend> {
 
 /// A grouped count query, boxed, limited to the scope's unarchived items.
 macro_rules! scoped {
-    ($query:expr, $scope:expr) => {{
-        let mut q = $query
-            .filter(items::archived_at.is_null())
-            .into_boxed::<Backend>();
+    ($query:expr, $scope:expr, $with_archived:expr) => {{
+        let mut q = $query.into_boxed::<Backend>();
+        if !$with_archived {
+            q = q.filter(items::archived_at.is_null());
+        }
         match $scope {
             Scope::One(id) => q = q.filter(items::system_id.eq(id.to_string())),
             Scope::Many(Some(ids)) => {
@@ -98,8 +100,13 @@ type ResolvedDates = (
     Option<NaiveDate>,
 );
 
-/// The metrics of one system, or of several.
-pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreError> {
+/// The metrics of the scope's items; archived ones only `with_archived`. Either way the answer
+/// says how many archived unresolved items (open, in progress, deferred) it leaves out.
+pub fn compute(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    with_archived: bool,
+) -> Result<Metrics, StoreError> {
     let today = db::now().date();
     let active: Vec<String> = ItemStatus::active().map(|s| s.to_string()).collect();
     let mut m = Metrics {
@@ -107,18 +114,14 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
             scoped!(
                 items::table
                     .group_by(items::status)
-                    .select((items::status, count_star())),
-                scope
-            )
+                    .select((items::status, count_star())), scope, with_archived)
             .load(conn)?,
         ),
         by_rating: grouped(
             scoped!(
                 items::table
                     .group_by(items::risk_rating)
-                    .select((items::risk_rating, count_star())),
-                scope
-            )
+                    .select((items::risk_rating, count_star())), scope, with_archived)
             .load(conn)?,
         ),
         ..Metrics::default()
@@ -130,9 +133,7 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
                 .filter(items::status.eq_any(active.clone()))
                 .filter(items::due_key.lt(today))
                 .group_by(items::risk_rating)
-                .select((items::risk_rating, count_star())),
-            scope
-        )
+                .select((items::risk_rating, count_star())), scope, with_archived)
         .load(conn)?,
     );
     m.overdue.total = m.overdue.by_rating.values().sum();
@@ -143,9 +144,7 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
                 .filter(items::status.eq_any(active.clone()))
                 .filter(items::due_key.lt(cutoff))
                 .group_by(items::risk_rating)
-                .select((items::risk_rating, count_star())),
-            scope
-        )
+                .select((items::risk_rating, count_star())), scope, with_archived)
         .load(conn)?,
     );
     m.escalated.total = m.escalated.by_rating.values().sum();
@@ -156,7 +155,7 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
             .unwrap_or(NaiveDate::MIN)
     };
     let mut past_due = |from: u64, to: Option<u64>| -> Result<i64, StoreError> {
-        let mut q = filtered(scope)
+        let mut q = filtered(scope, with_archived)
             .filter(items::status.eq_any(active.clone()))
             .filter(items::due_key.le(day(from)));
         if let Some(to) = to {
@@ -171,7 +170,7 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
         over_120: past_due(121, None)?,
     };
     // Resolved items: only their dates are read.
-    let resolved: Vec<ResolvedDates> = filtered(scope)
+    let resolved: Vec<ResolvedDates> = filtered(scope, with_archived)
         .filter(items::status.eq_any(vec![
             ItemStatus::Completed.to_string(),
             ItemStatus::Closed.to_string(),
@@ -215,26 +214,22 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
     let mut total = scoped!(
         milestones::table
             .inner_join(items::table)
-            .select(count_star()),
-        scope
-    );
+            .select(count_star()), scope, with_archived);
     let mut moved = scoped!(
         milestones::table
             .inner_join(items::table)
             .filter(milestones::changes.ne("[]"))
-            .select(count_star()),
-        scope
-    );
+            .select(count_star()), scope, with_archived);
     if let Some(sid) = only {
         total = total.filter(milestones::system_id.eq(sid.clone()));
         moved = moved.filter(milestones::system_id.eq(sid));
     }
     m.milestones_total = total.first(conn)?;
     m.milestones_moved = moved.first(conn)?;
-    let planned: Option<f64> = filtered(scope)
+    let planned: Option<f64> = filtered(scope, with_archived)
         .select(diesel::dsl::sum(items::estimated_cost))
         .first(conn)?;
-    let spent: Option<f64> = filtered(scope)
+    let spent: Option<f64> = filtered(scope, with_archived)
         .select(diesel::dsl::sum(items::actual_cost))
         .first(conn)?;
     m.resources = Money {
@@ -245,9 +240,7 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
         items::table
             .filter(items::deviation_state.is_not_null())
             .group_by(items::deviation_state)
-            .select((items::deviation_state, count_star())),
-        scope
-    )
+            .select((items::deviation_state, count_star())), scope, with_archived)
     .load(conn)?;
     for (state, n) in deviations {
         if let Some((kind, status)) = state.as_deref().and_then(|s| s.split_once('/')) {
@@ -258,7 +251,16 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
                 .or_default() += n;
         }
     }
-    m.vendor_check_ins_overdue = filtered(scope)
+    m.archived_unresolved_excluded = if with_archived {
+        0
+    } else {
+        filtered(scope, true)
+            .filter(items::archived_at.is_not_null())
+            .filter(items::status.eq_any(&active))
+            .count()
+            .get_result(conn)?
+    };
+    m.vendor_check_ins_overdue = filtered(scope, with_archived)
         .filter(items::status.eq_any(active.clone()))
         .filter(items::vendor_check_in.lt(day(31)))
         .select(count_star())
@@ -268,9 +270,7 @@ pub fn compute(conn: &mut DbConnection, scope: &Scope) -> Result<Metrics, StoreE
         item_controls::table
             .inner_join(items::table)
             .filter(items::status.eq(ItemStatus::Closed.as_str()))
-            .select((item_controls::control, items::detected_on, items::closed_on)),
-        scope
-    )
+            .select((item_controls::control, items::detected_on, items::closed_on)), scope, with_archived)
     .load(conn)?;
     let mut by_family: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (control, detected, closed) in closed_controls {

@@ -69,7 +69,15 @@ pub struct ExportParams {
     /// For `csv`: the template's `open` (default) or `closed` sheet.
     #[param(inline)]
     sheet: Option<SheetParam>,
+    /// For `oscal`, `csv` and `xlsx`: include archived items. Without it they are left out, and
+    /// the response says how many archived unresolved items it leaves out (the header
+    /// `POAM-Archived-Unresolved-Excluded`, and in OSCAL a metadata prop of that name). The
+    /// `json` bundle always holds every item.
+    include_archived: Option<bool>,
 }
+
+/// The response header that states how many archived unresolved items an export leaves out.
+pub const ARCHIVED_EXCLUDED: &str = "poam-archived-unresolved-excluded";
 
 /// A status change in the bundle.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -343,15 +351,32 @@ impl Part {
 fn write_oscal(
     conn: &mut DbConnection,
     head: &ExportHead,
+    archived: bool,
     spool_dir: &std::path::Path,
     w: &mut impl Write,
 ) -> Result<(), StoreError> {
     let system = &head.system;
-    let root = oscal::header(
+    let mut root = oscal::header(
         system,
         poam_persistence::systems::utc(head.last_modified),
         head.event_seq,
     );
+    if !archived {
+        if let Some(serde_json::Value::Object(metadata)) = root.get_mut("metadata") {
+            let prop = serde_json::json!({
+                "name": "archived-unresolved-excluded",
+                "ns": oscal::POAM_NS,
+                "value": head.archived_unresolved.to_string(),
+                "remarks": "Archived items still open, in progress or deferred that this export leaves out (export with include_archived=true to include them)."
+            });
+            match metadata.get_mut("props") {
+                Some(serde_json::Value::Array(props)) => props.push(prop),
+                _ => {
+                    metadata.insert("props".into(), serde_json::Value::Array(vec![prop]));
+                }
+            }
+        }
+    }
     let opening = serde_json::to_vec(&serde_json::Value::Object(root)).map_err(json_err)?;
     w.write_all(b"{\"plan-of-action-and-milestones\":")
         .map_err(io_err)?;
@@ -364,6 +389,7 @@ fn write_oscal(
         milestones: true,
         transitions: true,
         evidence: true,
+        archived,
         ..Load::default()
     };
     w.write_all(b",\"risks\":[").map_err(io_err)?;
@@ -415,17 +441,20 @@ fn write_oscal(
     w.write_all(b"}}").map_err(io_err)
 }
 
-const TEMPLATE_LOAD: Load = Load {
-    milestones: true,
-    transitions: true,
-    evidence: true,
-    reviews: false,
-    archived: false,
-};
+fn template_load(archived: bool) -> Load {
+    Load {
+        milestones: true,
+        transitions: true,
+        evidence: true,
+        reviews: false,
+        archived,
+    }
+}
 
 fn write_csv(
     conn: &mut DbConnection,
     head: &ExportHead,
+    archived: bool,
     sheet: Sheet,
     w: &mut impl Write,
 ) -> Result<(), StoreError> {
@@ -434,7 +463,7 @@ fn write_csv(
     let header: Vec<String> = fedramp::COLUMNS.iter().map(|c| (*c).to_owned()).collect();
     w.write_all(fedramp::csv_record(&header).as_bytes())
         .map_err(io_err)?;
-    for_each_record(conn, head.system.id, TEMPLATE_LOAD, |rec| {
+    for_each_record(conn, head.system.id, template_load(archived), |rec| {
         if sheet.holds(rec.item.status) {
             w.write_all(fedramp::csv_record(&fedramp::row(&rec)).as_bytes())
                 .map_err(io_err)?;
@@ -446,6 +475,7 @@ fn write_csv(
 fn write_xlsx(
     conn: &mut DbConnection,
     head: &ExportHead,
+    archived: bool,
     w: &mut impl Write,
 ) -> Result<(), StoreError> {
     let mut book = Workbook::new(w);
@@ -453,7 +483,7 @@ fn write_xlsx(
     for sheet in [Sheet::Open, Sheet::Closed] {
         book.sheet(sheet.title()).map_err(io_err)?;
         book.row(&header).map_err(io_err)?;
-        for_each_record(conn, head.system.id, TEMPLATE_LOAD, |rec| {
+        for_each_record(conn, head.system.id, template_load(archived), |rec| {
             if sheet.holds(rec.item.status) {
                 book.row(&fedramp::row(&rec)).map_err(io_err)?;
             }
@@ -483,7 +513,7 @@ fn write_xlsx(
             (String = "text/csv"),
             (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
          ),
-         headers(("Content-Disposition" = String, description = "attachment; filename=…"))),
+         headers(("Content-Disposition" = String, description = "attachment; filename=…"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "How many archived items still open, in progress or deferred the export leaves out (0 with include_archived=true, and for json)."))),
         ListProblems,
         (status = 409, description = "OSCAL needs at least one item.", body = Problem, content_type = "application/problem+json"),
     ),
@@ -500,6 +530,7 @@ pub async fn export(
     let system_id = SystemId::from_uuid(path.into_inner());
     let p = query::<ExportParams>(&req)?;
     let format = p.format.unwrap_or(ExportFormat::Json);
+    let archived = p.include_archived.unwrap_or(false) || format == ExportFormat::Json;
     let sheet = match (format, p.sheet) {
         (ExportFormat::Csv, Some(SheetParam::Closed)) => Sheet::Closed,
         (ExportFormat::Csv, _) => Sheet::Open,
@@ -539,10 +570,11 @@ pub async fn export(
     let pool = state.pool.clone();
     // The export is recorded, then a connection is taken for the stream: both before the 200,
     // so an unknown system, an empty OSCAL export or a saturated pool still get a problem.
-    state
+    let excluded = state
         .db(move |conn| {
             let head = store::head(conn, system_id, &scope)?;
-            if format == ExportFormat::Oscal && head.live_items == 0 {
+            let items = head.live_items + if archived { head.archived_unresolved } else { 0 };
+            if format == ExportFormat::Oscal && items == 0 {
                 return Err(StoreError::Conflict(Violation::new(
                     "nothing_to_export",
                     "",
@@ -550,7 +582,7 @@ pub async fn export(
                 )));
             }
             store::record_export(conn, system_id, &scope, &record, &sub)?;
-            Ok(())
+            Ok(if archived { 0 } else { head.archived_unresolved })
         })
         .await?;
     let mut stream_conn = web::block(move || db::checkout(&pool))
@@ -573,9 +605,9 @@ pub async fn export(
                 let head = store::head(conn, system_id, &scope)?;
                 match format {
                     ExportFormat::Json => write_bundle(conn, &head, &sub, &mut w),
-                    ExportFormat::Oscal => write_oscal(conn, &head, &spool_dir, &mut w),
-                    ExportFormat::Csv => write_csv(conn, &head, sheet, &mut w),
-                    ExportFormat::Xlsx => write_xlsx(conn, &head, &mut w),
+                    ExportFormat::Oscal => write_oscal(conn, &head, archived, &spool_dir, &mut w),
+                    ExportFormat::Csv => write_csv(conn, &head, archived, sheet, &mut w),
+                    ExportFormat::Xlsx => write_xlsx(conn, &head, archived, &mut w),
                 }?;
                 w.flush().map_err(io_err)
             });
@@ -607,6 +639,7 @@ pub async fn export(
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{name}\""),
         ))
+        .insert_header((ARCHIVED_EXCLUDED, excluded.to_string()))
         .streaming(body))
 }
 

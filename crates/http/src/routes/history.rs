@@ -14,7 +14,7 @@ use poam_persistence::{items, systems, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// A page of events, each as [`Event`] shows it (the auditor bundle's events are the same).
+/// A page of events, each shown as the auditor bundle shows it.
 #[derive(Serialize, ToSchema)]
 pub struct EventPage<'a> {
     pub items: Vec<Event<'a>>,

@@ -414,9 +414,7 @@ pub async fn archive_item(
     path: web::Path<uuid::Uuid>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    actor
-        .require(Permission::WriteItems)
-        .or_else(|_| actor.require(Permission::Decide))?;
+    actor.require_any(change::EDIT_OR_DECIDE)?;
     let id = ItemId::from_uuid(path.into_inner());
     let expected = if_match(&req)?;
     let from_query = bounded("reason", query::<ArchiveParams>(&req)?.reason, 2000)?;

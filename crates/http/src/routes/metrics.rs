@@ -4,16 +4,29 @@ use super::docs::ReadProblems;
 use crate::auth::Actor;
 use crate::problem::ApiError;
 use crate::state::AppState;
-use actix_web::{get, web, HttpResponse};
+use crate::input::query;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use poam_domain::metrics::Metrics;
 use poam_domain::{Permission, SystemId, SystemScope};
 use poam_persistence::metrics::{self as store, Scope};
+
+/// Whether archived items count.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReportParams {
+    /// Count archived items too. Without it the answer leaves them out and says how many
+    /// unresolved ones it left out (`archived_unresolved_excluded`).
+    include_archived: Option<bool>,
+}
 
 /// Counts by status and rating, overdue items, aging past due, median days to close, mean slip,
 /// moved milestones and the risk closed items removed.
 #[utoipa::path(
     tag = "metrics",
-    params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), ReportParams),
     responses((status = 200, body = Metrics), ReadProblems),
     security(("bearer" = []))
 )]
@@ -21,14 +34,16 @@ use poam_persistence::metrics::{self as store, Scope};
 pub async fn system_metrics(
     state: web::Data<AppState>,
     actor: Actor,
+    req: HttpRequest,
     path: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let id = SystemId::from_uuid(path.into_inner());
+    let all = query::<ReportParams>(&req)?.include_archived.unwrap_or(false);
     let m = state
         .db(move |conn| {
             poam_persistence::systems::get(conn, id, &actor.scope)?;
-            store::compute(conn, &Scope::One(id))
+            store::compute(conn, &Scope::One(id), all)
         })
         .await?;
     Ok(HttpResponse::Ok().json(m))
@@ -37,6 +52,7 @@ pub async fn system_metrics(
 /// The same metrics across every system the token may see.
 #[utoipa::path(
     tag = "metrics",
+    params(ReportParams),
     responses((status = 200, body = Metrics), ReadProblems),
     security(("bearer" = []))
 )]
@@ -44,12 +60,14 @@ pub async fn system_metrics(
 pub async fn all_metrics(
     state: web::Data<AppState>,
     actor: Actor,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
+    let all = query::<ReportParams>(&req)?.include_archived.unwrap_or(false);
     let scope = match &actor.scope {
         SystemScope::All => Scope::Many(None),
         SystemScope::Only(ids) => Scope::Many(Some(ids.iter().copied().collect())),
     };
-    let m = state.db(move |conn| store::compute(conn, &scope)).await?;
+    let m = state.db(move |conn| store::compute(conn, &scope, all)).await?;
     Ok(HttpResponse::Ok().json(m))
 }

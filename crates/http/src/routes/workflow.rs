@@ -9,7 +9,8 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
-use poam_domain::lifecycle::{self, Request};
+use poam_domain::change;
+use poam_domain::lifecycle::Request;
 use poam_domain::limits::NARRATIVE;
 use poam_domain::workflow::{
     CancelMilestone, CompleteMilestone, Milestone, MilestonePatch, NewMilestone, NewReview, Review,
@@ -265,17 +266,12 @@ pub async fn transition(
     path: web::Path<uuid::Uuid>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    actor
-        .require(Permission::WriteItems)
-        .or_else(|_| actor.require(Permission::Decide))?;
+    // Either role may ask; which one the transition needs is the domain's to say.
+    actor.require_any(change::EDIT_OR_DECIDE)?;
     let id = ItemId::from_uuid(path.into_inner());
     let expected = if_match(&req)?;
     let body: TransitionBody = json_body(&req, payload).await?;
-    if lifecycle::is_decision(body.to) {
-        actor.require(Permission::Decide)?;
-    } else {
-        actor.require(Permission::WriteItems)?;
-    }
+    actor.require_any(change::transition_permissions(body.to))?;
     let request = Request {
         to: Some(body.to),
         comment: body.comment,
@@ -297,13 +293,7 @@ pub struct ReviewList {
 }
 
 fn review_permission(actor: &Actor, r: &NewReview) -> Result<(), ApiError> {
-    if r.kind.is_approval() {
-        actor.require(Permission::Decide)
-    } else {
-        actor
-            .require(Permission::WriteItems)
-            .or_else(|_| actor.require(Permission::Decide))
-    }
+    actor.require_any(change::review_permissions(r.kind))
 }
 
 /// Record a review of the system's POA&M (periodic: editor; approvals: approver). Append-only.
