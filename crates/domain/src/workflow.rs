@@ -371,6 +371,13 @@ pub struct NewReview {
     pub supersedes: Option<uuid::Uuid>,
 }
 
+/// What a review decides on: a system's POA&M as a whole, or one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewTarget {
+    System(SystemId),
+    Item(ItemId),
+}
+
 /// A recorded review. Append-only.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Review {

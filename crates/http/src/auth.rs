@@ -381,8 +381,6 @@ impl FromRequest for Actor {
 }
 
 impl Actor {
-    /// The caller as the domain's change rules see it: the token subject and what its roles
-    /// allow (never what a request body claims).
     /// Refuses with 403 unless a role grants one of `any`.
     pub fn require_any(&self, any: &[Permission]) -> Result<(), ApiError> {
         match any.iter().find(|p| self.can(**p)) {
@@ -391,6 +389,9 @@ impl Actor {
         }
     }
 
+    /// The caller as the domain's change rules see it: the token subject and what its roles
+    /// allow (never what a request body claims). Both permissions it reads are noted for an
+    /// idempotent replay, on the safe side: the rules may have used either.
     pub fn caller(&self) -> poam_domain::change::Caller {
         poam_domain::change::Caller {
             sub: self.sub.clone(),

@@ -13,7 +13,7 @@ use poam_domain::lifecycle::{self, Facts, Request, Transition};
 use poam_domain::workflow::{
     check_milestone_completion, check_milestone_due, check_review, is_delayed, Decision,
     EvidenceKind, Milestone, MilestoneChange, MilestonePatch, MilestoneStatus, NewMilestone,
-    NewReview, Review, ReviewContext, ReviewKind,
+    NewReview, Review, ReviewContext, ReviewKind, ReviewTarget,
 };
 use poam_domain::IfMatch;
 use poam_domain::{
@@ -490,27 +490,25 @@ impl ReviewRow {
 /// Records a review of a system's POA&M or of one item. Append-only: corrections supersede.
 pub fn create_review(
     conn: &mut DbConnection,
-    system_id: Option<SystemId>,
-    item_id: Option<ItemId>,
+    target: ReviewTarget,
     scope: &SystemScope,
     r: &NewReview,
     reviewer: &str,
     reviewer_name: Option<&str>,
 ) -> Result<Review, StoreError> {
     db::write(conn, |conn| {
-        let (sid, item) = match (item_id, system_id) {
-            (Some(iid), _) => {
+        let (sid, item) = match target {
+            ReviewTarget::Item(iid) => {
                 let item = live_item(conn, iid, scope)?;
                 (item.system_id, Some(item))
             }
-            (None, Some(sid)) => {
+            ReviewTarget::System(sid) => {
                 let system = crate::systems::get(conn, sid, scope)?;
                 if system.archived_at.is_some() {
                     return Err(archived_conflict("system"));
                 }
                 (sid, None)
             }
-            (None, None) => return Err(StoreError::NotFound),
         };
         let sid_text = sid.to_string();
         let ctx = ReviewContext {
@@ -584,28 +582,41 @@ pub fn create_review(
     })
 }
 
-/// Reviews of a system (all, including its items') or of one item, newest first.
+/// A page of reviews of a system (all, including its items') or of one item, newest first:
+/// up to `limit` reviews older than the review `before` (a previous page's last), and whether
+/// more follow. Review ids are time-ordered (UUID v7), so the id is the keyset.
 pub fn list_reviews(
     conn: &mut DbConnection,
-    system_id: Option<SystemId>,
-    item_id: Option<ItemId>,
+    target: ReviewTarget,
     scope: &SystemScope,
-) -> Result<Vec<Review>, StoreError> {
+    before: Option<&str>,
+    limit: i64,
+) -> Result<(Vec<Review>, bool), StoreError> {
     let mut q = reviews::table.into_boxed::<crate::db::Backend>();
-    if let Some(iid) = item_id {
-        crate::items::get(conn, iid, scope)?;
-        q = q.filter(reviews::item_id.eq(iid.to_string()));
-    } else if let Some(sid) = system_id {
-        crate::systems::get(conn, sid, scope)?;
-        q = q.filter(reviews::system_id.eq(sid.to_string()));
+    match target {
+        ReviewTarget::Item(iid) => {
+            crate::items::get(conn, iid, scope)?;
+            q = q.filter(reviews::item_id.eq(iid.to_string()));
+        }
+        ReviewTarget::System(sid) => {
+            crate::systems::get(conn, sid, scope)?;
+            q = q.filter(reviews::system_id.eq(sid.to_string()));
+        }
     }
-    q.order((reviews::reviewed_at.desc(), reviews::id.desc()))
-        .limit(1000)
+    if let Some(b) = before {
+        q = q.filter(reviews::id.lt(b.to_owned()));
+    }
+    let mut rows: Vec<Review> = q
+        .order(reviews::id.desc())
+        .limit(limit.saturating_add(1))
         .select(ReviewRow::as_select())
         .load(conn)?
         .into_iter()
         .map(ReviewRow::into_domain)
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok((rows, more))
 }
 
 /// Moves an item to another status, if the rules allow: the facts are gathered, the domain

@@ -3,7 +3,7 @@
 use super::docs::{ReadProblems, WriteProblems};
 use super::{created, versioned};
 use crate::auth::Actor;
-use crate::input::{if_match, json_body};
+use crate::input::{if_match, json_body, query};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -14,11 +14,12 @@ use poam_domain::lifecycle::Request;
 use poam_domain::limits::NARRATIVE;
 use poam_domain::workflow::{
     CancelMilestone, CompleteMilestone, Milestone, MilestonePatch, NewMilestone, NewReview, Review,
+    ReviewTarget,
 };
 use poam_domain::{Item, ItemId, ItemStatus, Permission, SystemId};
 use poam_persistence::workflow::{self as store, MilestoneEdit};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 /// An item's milestones in plan order.
@@ -290,6 +291,57 @@ pub async fn transition(
 #[derive(Serialize, ToSchema)]
 pub struct ReviewList {
     pub items: Vec<Review>,
+    /// Pass as `cursor` to get the next (older) page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// Paging of a review list.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReviewListParams {
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(max_length = 36)]
+    cursor: Option<String>,
+}
+
+async fn review_page(
+    state: &AppState,
+    actor: Actor,
+    req: &HttpRequest,
+    target: ReviewTarget,
+) -> Result<HttpResponse, ApiError> {
+    let p = query::<ReviewListParams>(req)?;
+    let limit = super::systems::page_limit(p.limit)?;
+    let before = match p.cursor {
+        Some(c) => Some(
+            c.parse::<uuid::Uuid>()
+                .map_err(|_| {
+                    ApiError::invalid_param(
+                        "cursor",
+                        "invalid_cursor",
+                        "this cursor was not issued for this list; start again without it",
+                    )
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let (items, more) = state
+        .db(move |conn| {
+            store::list_reviews(conn, target, &actor.scope, before.as_deref(), limit)
+        })
+        .await?;
+    let next_cursor = if more {
+        items.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(ReviewList { items, next_cursor }))
 }
 
 fn review_permission(actor: &Actor, r: &NewReview) -> Result<(), ApiError> {
@@ -320,8 +372,7 @@ pub async fn create_system_review(
         .write(move |conn| {
             store::create_review(
                 conn,
-                Some(sid),
-                None,
+                ReviewTarget::System(sid),
                 &actor.scope,
                 &body,
                 &actor.sub,
@@ -357,8 +408,7 @@ pub async fn create_item_review(
         .write(move |conn| {
             store::create_review(
                 conn,
-                None,
-                Some(iid),
+                ReviewTarget::Item(iid),
                 &actor.scope,
                 &body,
                 &actor.sub,
@@ -372,7 +422,7 @@ pub async fn create_item_review(
 /// The reviews of a system's POA&M and of all its items, newest first.
 #[utoipa::path(
     tag = "reviews",
-    params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), ReviewListParams),
     responses((status = 200, body = ReviewList), ReadProblems),
     security(("bearer" = []))
 )]
@@ -380,20 +430,18 @@ pub async fn create_item_review(
 pub async fn list_system_reviews(
     state: web::Data<AppState>,
     actor: Actor,
+    req: HttpRequest,
     path: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let sid = SystemId::from_uuid(path.into_inner());
-    let items = state
-        .db(move |conn| store::list_reviews(conn, Some(sid), None, &actor.scope))
-        .await?;
-    Ok(HttpResponse::Ok().json(ReviewList { items }))
+    review_page(&state, actor, &req, ReviewTarget::System(sid)).await
 }
 
 /// The reviews of one item, newest first.
 #[utoipa::path(
     tag = "reviews",
-    params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
+    params(("item_id" = uuid::Uuid, Path, description = "The item's id."), ReviewListParams),
     responses((status = 200, body = ReviewList), ReadProblems),
     security(("bearer" = []))
 )]
@@ -401,12 +449,10 @@ pub async fn list_system_reviews(
 pub async fn list_item_reviews(
     state: web::Data<AppState>,
     actor: Actor,
+    req: HttpRequest,
     path: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let iid = ItemId::from_uuid(path.into_inner());
-    let items = state
-        .db(move |conn| store::list_reviews(conn, None, Some(iid), &actor.scope))
-        .await?;
-    Ok(HttpResponse::Ok().json(ReviewList { items }))
+    review_page(&state, actor, &req, ReviewTarget::Item(iid)).await
 }
