@@ -231,7 +231,7 @@ fn overdue_items_past_the_grace_are_escalated(app: &TestApp) {
             .map(id)
             .collect()
     };
-    assert_eq!(list("escalated=true"), [late.clone()]);
+    assert_eq!(list("escalated=true"), std::slice::from_ref(&late));
     assert_eq!(list("escalated=false"), [overdue.clone(), future.clone()]);
     assert_eq!(list("overdue=true"), [late.clone(), overdue.clone()]);
     let all = app

@@ -88,13 +88,20 @@ fn only(r: &Resp) -> &Value {
 /// An item walked to `closed` through the real workflow (milestone, evidence, completion, an
 /// independent verification). Returns its id.
 fn closed_item(app: &TestApp, sid: &str) -> String {
-    let lee = app.token_as("lee@example.org", &[Role::Editor]);
-    let issm = app.token_as("issm@example.org", &[Role::Approver]);
     let item = app
         .item(sid, json!({"scheduled_completion": days(30), "external_id": format!("closed-{}", uuid::Uuid::new_v4())}))
         .expect(201);
     let iid = id(&item.body);
     app.milestone(&iid, &days(10));
+    close(app, &iid);
+    iid
+}
+
+/// Walks an item with a schedule and a milestone to `closed`.
+fn close(app: &TestApp, iid: &str) {
+    let lee = app.token_as("lee@example.org", &[Role::Editor]);
+    let issm = app.token_as("issm@example.org", &[Role::Approver]);
+    let iid = iid.to_owned();
     app.transition(&iid, &lee, json!({"to": "in_progress"}))
         .expect(200);
     app.evidence(&iid).expect(201);
@@ -112,7 +119,6 @@ fn closed_item(app: &TestApp, sid: &str) -> String {
     .expect(201);
     app.transition(&iid, &issm, json!({"to": "closed"}))
         .expect(200);
-    iid
 }
 
 /// One rule, asked through every write path: what each path answers.
@@ -416,6 +422,27 @@ fn closed_items_are_frozen_on_every_path(app: &TestApp) {
         .expect(200);
     assert_eq!(after.body["status"], "closed");
     assert_eq!(after.body["title"], minimal_item()["title"]);
+
+    // The OSCAL import: a re-import that would rewrite a closed item is refused by the same rule.
+    let source = app.system("Frozen source");
+    let src = app
+        .item(&source, json!({"scheduled_completion": days(30)}))
+        .expect(201);
+    app.milestone(&id(&src.body), &days(10));
+    let doc = export_oscal(app, &source);
+    let target = app.system("Frozen target");
+    let r = import(app, &target, &editor, "", &doc).expect(200);
+    let imported = id(&r.body["created"][0]);
+    close(app, &imported);
+    let renamed: Value = serde_json::from_str(&doc.to_string().replace(
+        "TLS 1.0 enabled on the load balancer",
+        "Renamed by a later document",
+    ))
+    .unwrap_or_default();
+    let r = import(app, &target, &editor, "", &renamed).expect(200);
+    assert_eq!(r.body["failed"][0]["problem"]["code"], "item_frozen", "{}", r.body);
+    let item = app.get(&format!("/v1/items/{imported}"), &editor).expect(200);
+    assert_eq!(item.body["title"], minimal_item()["title"]);
 }
 both!(closed_items_are_frozen_on_every_path);
 
@@ -633,3 +660,35 @@ fn if_match_follows_rfc_9110(app: &TestApp) {
     assert_eq!(r.status, 412, "{}", r.body);
 }
 both!(if_match_follows_rfc_9110);
+
+/// The status of an existing item, asked to move by PATCH, bulk and an import: the same rule.
+fn statuses_move_only_through_transitions_on_every_path(app: &TestApp) {
+    let editor = app.token_as("ed@example.org", &[Role::Editor]);
+    let approver_admin = app.admin();
+    let sid = app.system("Status paths");
+    let item = app.item(&sid, json!({"external_id": "s-1"})).expect(201);
+    let iid = id(&item.body);
+    for (token, to) in [(&editor, "in_progress"), (&approver_admin, "closed")] {
+        let r = app
+            .patch(&format!("/v1/items/{iid}"), token, &json!({ "status": to }), None)
+            .problem(422, "validation_failed");
+        assert_eq!(codes(&r.body), ["status_via_transition"]);
+        let r = bulk(app, &sid, token, "", vec![json!({"external_id": "s-1", "status": to})])
+            .expect(200);
+        assert_eq!(only(&r)["problem"]["code"], "validation_failed");
+        assert_eq!(codes(&only(&r)["problem"]), ["status_via_transition"]);
+    }
+    let r = app
+        .patch(
+            &format!("/v1/items/{iid}"),
+            &editor,
+            &json!({"completed_on": "2026-10-20"}),
+            None,
+        )
+        .problem(422, "validation_failed");
+    assert_eq!(codes(&r.body), ["set_by_transition"]);
+    let item = app.get(&format!("/v1/items/{iid}"), &editor).expect(200);
+    assert_eq!(item.body["status"], "open");
+    assert_eq!(item.body["version"], 1);
+}
+both!(statuses_move_only_through_transitions_on_every_path);
