@@ -28,6 +28,13 @@ fn id(v: &Value) -> String {
     v["id"].as_str().unwrap_or_default().to_owned()
 }
 
+const TRESTLE: &str = r#"
+import sys
+from trestle.oscal.poam import PlanOfActionAndMilestones
+doc = PlanOfActionAndMilestones.oscal_read(__import__('pathlib').Path(sys.argv[1]))
+print(len(doc.poam_items), doc.metadata.oscal_version.__root__ if hasattr(doc.metadata.oscal_version, '__root__') else doc.metadata.oscal_version)
+"#;
+
 fn change() -> Value {
     json!({
         "ticket": "CHG0012345",
@@ -174,6 +181,41 @@ fn change_management_and_escalation_contact_round_trip(app: &TestApp) {
             )
         })
         .collect();
+    if let Some(py) = crate::harness::python_tools() {
+        let path = app.dir.join("plan.oscal.json");
+        std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        let out = crate::harness::python_check(&py, TRESTLE, &path);
+        assert!(out.contains("1.1.2"), "{out}");
+    }
+    // Imported elsewhere, the props come back as the fields.
+    let target = app.system("Change copy");
+    let r = app
+        .post(&format!("/v1/systems/{target}/imports/oscal"), &admin, &doc)
+        .expect(200);
+    let unmapped = r.body["unmapped"].to_string();
+    assert!(
+        !unmapped.contains("props"),
+        "every prop is mapped: {unmapped}"
+    );
+    let copied = app
+        .get(&format!("/v1/systems/{target}/items"), &admin)
+        .expect(200);
+    let copied = copied.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| {
+            i["change_management"]["ticket"] == "CHG0012345" && i["title"] == created.body["title"]
+        })
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(copied["change_management"]["impact"], "high");
+    assert_eq!(
+        copied["change_management"]["window_end"],
+        "2026-12-05T04:00:00Z"
+    );
+    assert_eq!(copied["change_management"]["expedited"], true);
+    assert_eq!(copied["escalation_contact"], contact);
     for (name, value) in [
         ("change-ticket", "CHG0012345"),
         ("change-impact", "high"),

@@ -5,10 +5,10 @@
 //! rule code; none of them re-spells a rule.
 
 use crate::access::Permission;
+use crate::exchange::oscal::MilestoneDraft;
 use crate::item::{Deviation, Item, ItemFields};
 use crate::rules::{check_item, Violation};
 use crate::vocab::{DeviationStatus, ItemStatus};
-use crate::exchange::oscal::MilestoneDraft;
 use crate::workflow::{Milestone, MilestoneChange, MilestoneStatus, ReviewKind};
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -136,7 +136,10 @@ pub fn check_migrate(caller: &Caller, origin: Origin) -> Result<(), Refusal> {
 
 /// The dates only the completed and closed transitions set.
 fn transition_dates(f: &ItemFields) -> [(&'static str, Option<NaiveDate>); 2] {
-    [("/completed_on", f.completed_on), ("/closed_on", f.closed_on)]
+    [
+        ("/completed_on", f.completed_on),
+        ("/closed_on", f.closed_on),
+    ]
 }
 
 /// Decides a new item. Outside a migration it starts `open`, without completion or closure
@@ -552,9 +555,9 @@ pub fn requesters(kind: ReviewKind, story: &[StoryEvent]) -> Vec<String> {
         ReviewKind::RiskAcceptance => story
             .iter()
             .find(|e| item_change(e, &["residual_risk", "deviation"])),
-        ReviewKind::ClosureVerification => story.iter().find(|e| {
-            e.resource_kind == "item" && e.to_status == Some(ItemStatus::Completed)
-        }),
+        ReviewKind::ClosureVerification => story
+            .iter()
+            .find(|e| e.resource_kind == "item" && e.to_status == Some(ItemStatus::Completed)),
         ReviewKind::Extension => story.iter().find(|e| {
             e.resource_kind == "milestone"
                 || item_change(e, &["scheduled_completion"])
@@ -572,9 +575,9 @@ pub fn requesters(kind: ReviewKind, story: &[StoryEvent]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{ItemId, SystemId};
     use crate::item::ItemMeta;
     use crate::vocab::{DeviationKind, RiskRating};
-    use crate::ids::{ItemId, SystemId};
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap_or_default()
@@ -684,7 +687,9 @@ mod tests {
             "migrate_needs_admin"
         );
         let m = create(f, &admin(), migrate, d(TODAY));
-        assert!(m.as_ref().is_ok_and(|a| a.migrated && a.fields.status == ItemStatus::Completed));
+        assert!(m
+            .as_ref()
+            .is_ok_and(|a| a.migrated && a.fields.status == ItemStatus::Completed));
     }
 
     #[test]
@@ -726,7 +731,10 @@ mod tests {
         }
         // An approver (admin) keeps the decision.
         let kept = update(&current, next.clone(), &admin(), Origin::API, d(TODAY));
-        assert!(kept.is_ok_and(|a| a.fields.deviation.is_some_and(|d| d.status == DeviationStatus::Approved)));
+        assert!(kept.is_ok_and(|a| a
+            .fields
+            .deviation
+            .is_some_and(|d| d.status == DeviationStatus::Approved)));
         // An editor may not remove it, nor decide a pending one.
         let mut removed = f.clone();
         removed.deviation = None;
@@ -768,7 +776,13 @@ mod tests {
         let mut next = current.fields();
         next.status = ItemStatus::InProgress;
         assert_eq!(
-            code(update(&current, next.clone(), &admin(), Origin::BULK, d(TODAY))),
+            code(update(
+                &current,
+                next.clone(),
+                &admin(),
+                Origin::BULK,
+                d(TODAY)
+            )),
             "status_via_transition"
         );
         let r = update(&current, next, &editor(), Origin::IMPORT, d(TODAY));
@@ -788,8 +802,14 @@ mod tests {
             refused(archive(&open, &editor(), Some("dup"))),
             "archive_needs_approver"
         );
-        assert_eq!(refused(archive(&open, &approver(), Some("  "))), "reason_required");
-        assert_eq!(refused(archive(&open, &approver(), Some("duplicate of POAM-0002"))), "ok");
+        assert_eq!(
+            refused(archive(&open, &approver(), Some("  "))),
+            "reason_required"
+        );
+        assert_eq!(
+            refused(archive(&open, &approver(), Some("duplicate of POAM-0002"))),
+            "ok"
+        );
         let done = item(ItemStatus::Closed, fields());
         assert_eq!(refused(archive(&done, &editor(), None)), "ok");
     }
@@ -804,15 +824,32 @@ mod tests {
             to_status: to,
         };
         let story = vec![
-            ev("item", "  Lee@Example.org", &["status", "completed_on"], Some(ItemStatus::Completed)),
+            ev(
+                "item",
+                "  Lee@Example.org",
+                &["status", "completed_on"],
+                Some(ItemStatus::Completed),
+            ),
             ev("milestone", "mo@example.org", &["due_on"], None),
             ev("item", "dana@example.org", &["deviation"], None),
             ev("item", "rita@example.org", &["residual_risk"], None),
         ];
-        assert_eq!(requesters(ReviewKind::ClosureVerification, &story), vec!["lee@example.org"]);
-        assert_eq!(requesters(ReviewKind::Extension, &story), vec!["mo@example.org"]);
-        assert_eq!(requesters(ReviewKind::Deviation, &story), vec!["dana@example.org"]);
-        assert_eq!(requesters(ReviewKind::RiskAcceptance, &story), vec!["dana@example.org"]);
+        assert_eq!(
+            requesters(ReviewKind::ClosureVerification, &story),
+            vec!["lee@example.org"]
+        );
+        assert_eq!(
+            requesters(ReviewKind::Extension, &story),
+            vec!["mo@example.org"]
+        );
+        assert_eq!(
+            requesters(ReviewKind::Deviation, &story),
+            vec!["dana@example.org"]
+        );
+        assert_eq!(
+            requesters(ReviewKind::RiskAcceptance, &story),
+            vec!["dana@example.org"]
+        );
         assert!(requesters(ReviewKind::Periodic, &story).is_empty());
     }
 }

@@ -189,7 +189,8 @@ pub fn decide(req: &Request, facts: &Facts, actor: &str) -> Result<Transition, V
                 .closure_verifiers
                 .iter()
                 .filter(|r| {
-                    !implementer.contains(&key(r)) && completed_by.as_deref() != Some(key(r).as_str())
+                    !implementer.contains(&key(r))
+                        && completed_by.as_deref() != Some(key(r).as_str())
                 })
                 .collect();
             if facts.closure_verifiers.is_empty() {

@@ -52,8 +52,13 @@ impl IfMatch {
                     return Err(format!("`{line}`: an entity-tag lacks its closing quote"));
                 };
                 let opaque = &body[..end];
-                if !opaque.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80) {
-                    return Err(format!("`{line}`: an entity-tag holds a character it may not"));
+                if !opaque
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+                {
+                    return Err(format!(
+                        "`{line}`: an entity-tag holds a character it may not"
+                    ));
                 }
                 rest = &body[end + 1..];
                 let after = rest.trim_start_matches([' ', '\t']);
@@ -92,7 +97,10 @@ mod tests {
             IfMatch::parse(["\"stale-0\", \"4\" ,W/\"5\""]),
             Ok(IfMatch::Versions(vec![4]))
         );
-        assert_eq!(IfMatch::parse(["\"2\"", "\"7\""]), Ok(IfMatch::Versions(vec![2, 7])));
+        assert_eq!(
+            IfMatch::parse(["\"2\"", "\"7\""]),
+            Ok(IfMatch::Versions(vec![2, 7]))
+        );
         let none = IfMatch::parse(["\"stale-0\""]);
         assert_eq!(none, Ok(IfMatch::Versions(vec![])));
         assert!(!IfMatch::Versions(vec![]).admits(1));

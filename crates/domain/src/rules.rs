@@ -141,11 +141,7 @@ pub fn check_item(mut f: ItemFields, today: NaiveDate) -> Result<ItemFields, Vec
             &mut v,
         );
     }
-    if let Some(w) = f
-        .change_management
-        .as_ref()
-        .and_then(|c| c.check_window())
-    {
+    if let Some(w) = f.change_management.as_ref().and_then(|c| c.check_window()) {
         v.push(w);
     }
     if f.adjusted_risk_rating.is_some() && f.risk_justification.is_none() {

@@ -454,7 +454,9 @@ pub fn check_review(
         .map(crate::change::subject_key)
         .filter(|q| !q.is_empty());
     if r.kind.is_approval()
-        && (requesters.iter().any(|q| crate::change::subject_key(q) == me)
+        && (requesters
+            .iter()
+            .any(|q| crate::change::subject_key(q) == me)
             || noted.as_deref() == Some(me.as_str()))
     {
         v.push(Violation::new(
@@ -524,14 +526,37 @@ mod tests {
             )),
             vec!["self_approval"]
         );
-        assert!(check_review(&anonymous, "issm@example.org", &["dana@example.org".into()], ctx()).is_empty());
+        assert!(check_review(
+            &anonymous,
+            "issm@example.org",
+            &["dana@example.org".into()],
+            ctx()
+        )
+        .is_empty());
         assert_eq!(
-            codes(check_review(&review(ReviewKind::Extension), "DANA@example.org", &[], ctx())),
+            codes(check_review(
+                &review(ReviewKind::Extension),
+                "DANA@example.org",
+                &[],
+                ctx()
+            )),
             vec!["self_approval"]
         );
-        assert!(check_review(&review(ReviewKind::Extension), "issm@example.org", &[], ctx()).is_empty());
+        assert!(check_review(
+            &review(ReviewKind::Extension),
+            "issm@example.org",
+            &[],
+            ctx()
+        )
+        .is_empty());
         assert!(
-            check_review(&review(ReviewKind::Periodic), "dana@example.org", &[], ctx()).is_empty(),
+            check_review(
+                &review(ReviewKind::Periodic),
+                "dana@example.org",
+                &[],
+                ctx()
+            )
+            .is_empty(),
             "a periodic review is not an approval"
         );
     }
@@ -539,7 +564,12 @@ mod tests {
     #[test]
     fn deviations_name_their_kind_and_fedramp_refuses_operational_requirements_on_highs() {
         assert_eq!(
-            codes(check_review(&review(ReviewKind::Deviation), "x", &[], ctx())),
+            codes(check_review(
+                &review(ReviewKind::Deviation),
+                "x",
+                &[],
+                ctx()
+            )),
             vec!["deviation_kind_required"]
         );
         let mut r = review(ReviewKind::Deviation);
@@ -573,7 +603,12 @@ mod tests {
             ..ctx()
         };
         assert_eq!(
-            codes(check_review(&review(ReviewKind::ClosureVerification), "x", &[], system_level)),
+            codes(check_review(
+                &review(ReviewKind::ClosureVerification),
+                "x",
+                &[],
+                system_level
+            )),
             vec!["item_required"]
         );
         assert!(check_review(&review(ReviewKind::Periodic), "x", &[], system_level).is_empty());

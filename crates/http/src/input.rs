@@ -439,12 +439,10 @@ pub fn if_match(req: &HttpRequest) -> Result<poam_domain::IfMatch, ApiError> {
     for raw in req.headers().get_all(header::IF_MATCH) {
         lines.push(raw.to_str().map_err(|_| malformed_if_match())?);
     }
-    poam_domain::IfMatch::parse(lines).map_err(|why| {
-        ApiError::BadRequest {
-            code: "invalid_if_match",
-            detail: format!("If-Match must be `*` or a list of entity-tags (RFC 9110): {why}"),
-            errors: vec![FieldError::param("If-Match", "invalid_value", why)],
-        }
+    poam_domain::IfMatch::parse(lines).map_err(|why| ApiError::BadRequest {
+        code: "invalid_if_match",
+        detail: format!("If-Match must be `*` or a list of entity-tags (RFC 9110): {why}"),
+        errors: vec![FieldError::param("If-Match", "invalid_value", why)],
     })
 }
 

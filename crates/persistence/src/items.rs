@@ -13,13 +13,14 @@ use crate::systems::{
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use poam_domain::IfMatch;
 use poam_domain::deadlines;
 use poam_domain::ids::display_id;
 use poam_domain::profiles::{self, Finding};
+use poam_domain::IfMatch;
 use poam_domain::{
-    ChangeManagement, Deviation, Item, ItemFields, ItemId, ItemMeta, ItemStatus, Level, Person, Regime, Resources,
-    RiskRating, Source, SourceKind, SystemId, SystemScope, VendorDependency, Violation,
+    ChangeManagement, Deviation, Item, ItemFields, ItemId, ItemMeta, ItemStatus, Level, Person,
+    Regime, Resources, RiskRating, Source, SourceKind, SystemId, SystemScope, VendorDependency,
+    Violation,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -931,10 +932,7 @@ pub fn archive(
         let iid = id.to_string();
         let now = db::now();
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-        let raw: String = items::table
-            .find(&iid)
-            .select(items::details)
-            .first(conn)?;
+        let raw: String = items::table.find(&iid).select(items::details).first(conn)?;
         let mut details: Details = json("details", &raw)?;
         details.archive_reason = reason.map(str::to_owned);
         diesel::update(items::table.find(&iid))

@@ -114,14 +114,20 @@ pub fn compute(
             scoped!(
                 items::table
                     .group_by(items::status)
-                    .select((items::status, count_star())), scope, with_archived)
+                    .select((items::status, count_star())),
+                scope,
+                with_archived
+            )
             .load(conn)?,
         ),
         by_rating: grouped(
             scoped!(
                 items::table
                     .group_by(items::risk_rating)
-                    .select((items::risk_rating, count_star())), scope, with_archived)
+                    .select((items::risk_rating, count_star())),
+                scope,
+                with_archived
+            )
             .load(conn)?,
         ),
         ..Metrics::default()
@@ -133,7 +139,10 @@ pub fn compute(
                 .filter(items::status.eq_any(active.clone()))
                 .filter(items::due_key.lt(today))
                 .group_by(items::risk_rating)
-                .select((items::risk_rating, count_star())), scope, with_archived)
+                .select((items::risk_rating, count_star())),
+            scope,
+            with_archived
+        )
         .load(conn)?,
     );
     m.overdue.total = m.overdue.by_rating.values().sum();
@@ -144,7 +153,10 @@ pub fn compute(
                 .filter(items::status.eq_any(active.clone()))
                 .filter(items::due_key.lt(cutoff))
                 .group_by(items::risk_rating)
-                .select((items::risk_rating, count_star())), scope, with_archived)
+                .select((items::risk_rating, count_star())),
+            scope,
+            with_archived
+        )
         .load(conn)?,
     );
     m.escalated.total = m.escalated.by_rating.values().sum();
@@ -214,12 +226,18 @@ pub fn compute(
     let mut total = scoped!(
         milestones::table
             .inner_join(items::table)
-            .select(count_star()), scope, with_archived);
+            .select(count_star()),
+        scope,
+        with_archived
+    );
     let mut moved = scoped!(
         milestones::table
             .inner_join(items::table)
             .filter(milestones::changes.ne("[]"))
-            .select(count_star()), scope, with_archived);
+            .select(count_star()),
+        scope,
+        with_archived
+    );
     if let Some(sid) = only {
         total = total.filter(milestones::system_id.eq(sid.clone()));
         moved = moved.filter(milestones::system_id.eq(sid));
@@ -240,7 +258,10 @@ pub fn compute(
         items::table
             .filter(items::deviation_state.is_not_null())
             .group_by(items::deviation_state)
-            .select((items::deviation_state, count_star())), scope, with_archived)
+            .select((items::deviation_state, count_star())),
+        scope,
+        with_archived
+    )
     .load(conn)?;
     for (state, n) in deviations {
         if let Some((kind, status)) = state.as_deref().and_then(|s| s.split_once('/')) {
@@ -270,7 +291,10 @@ pub fn compute(
         item_controls::table
             .inner_join(items::table)
             .filter(items::status.eq(ItemStatus::Closed.as_str()))
-            .select((item_controls::control, items::detected_on, items::closed_on)), scope, with_archived)
+            .select((item_controls::control, items::detected_on, items::closed_on)),
+        scope,
+        with_archived
+    )
     .load(conn)?;
     let mut by_family: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (control, detected, closed) in closed_controls {

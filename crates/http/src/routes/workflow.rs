@@ -332,9 +332,7 @@ async fn review_page(
         None => None,
     };
     let (items, more) = state
-        .db(move |conn| {
-            store::list_reviews(conn, target, &actor.scope, before.as_deref(), limit)
-        })
+        .db(move |conn| store::list_reviews(conn, target, &actor.scope, before.as_deref(), limit))
         .await?;
     let next_cursor = if more {
         items.last().map(|r| r.id.clone())
