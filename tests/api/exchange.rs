@@ -204,10 +204,15 @@ fn oscal_round_trips_into_an_empty_system(app: &TestApp) {
         assert!(out.starts_with("3 "), "trestle read: {out}");
     }
 
-    // Into an empty system: the same items, milestones and statuses.
+    // Into an empty system, as an admin's migration (statuses taken as they stand): the same
+    // items, milestones and statuses.
     let target = app.system_in("Target", "fedramp");
     let report = app
-        .post(&format!("/v1/systems/{target}/imports/oscal"), &admin, &doc)
+        .post(
+            &format!("/v1/systems/{target}/imports/oscal?migrate=true"),
+            &admin,
+            &doc,
+        )
         .expect(200);
     assert_eq!(
         (
@@ -221,7 +226,11 @@ fn oscal_round_trips_into_an_empty_system(app: &TestApp) {
     assert_eq!(essentials(app, &target), essentials(app, &sid));
     // Importing twice changes nothing.
     let twice = app
-        .post(&format!("/v1/systems/{target}/imports/oscal"), &admin, &doc)
+        .post(
+            &format!("/v1/systems/{target}/imports/oscal?migrate=true"),
+            &admin,
+            &doc,
+        )
         .expect(200);
     assert_eq!(
         (

@@ -76,7 +76,10 @@ fn metrics_match_a_hand_computed_fixture(app: &TestApp) {
     // An archived item and another system's item count nowhere here.
     let gone = app.item(&sid, json!({"risk_rating": "critical", "scheduled_completion": days_ago(5), "detected_on": detected})).expect(201);
     app.delete(
-        &format!("/v1/items/{}", gone.body["id"].as_str().unwrap_or_default()),
+        &format!(
+            "/v1/items/{}?reason=Duplicate",
+            gone.body["id"].as_str().unwrap_or_default()
+        ),
         &admin,
         None,
     )

@@ -76,7 +76,12 @@ fn export_oscal(app: &TestApp, sid: &str) -> Value {
 fn document_with(app: &TestApp, items: Vec<Value>) -> Value {
     let source = app.system(&format!("Source {}", uuid::Uuid::new_v4()));
     let r = bulk(app, &source, &app.admin(), "?migrate=true", items).expect(200);
-    assert_eq!(r.body["summary"]["created"], r.body["results"].as_array().map_or(0, Vec::len) as i64, "{}", r.body);
+    assert_eq!(
+        r.body["summary"]["created"],
+        r.body["results"].as_array().map_or(0, Vec::len) as i64,
+        "{}",
+        r.body
+    );
     export_oscal(app, &source)
 }
 
@@ -193,7 +198,12 @@ fn every_creation_path_asks_the_same_rule(app: &TestApp) {
         let created = &r.body["created"][0];
         let notes = note_codes(created);
         for expected in case.import_notes {
-            assert!(notes.contains(&(*expected).to_owned()), "{}: {}", case.rule, r.body);
+            assert!(
+                notes.contains(&(*expected).to_owned()),
+                "{}: {}",
+                case.rule,
+                r.body
+            );
         }
         if case.import_notes.is_empty() {
             assert!(notes.is_empty(), "{}: {}", case.rule, r.body);
@@ -233,12 +243,20 @@ fn imports_carry_statuses_only_in_an_admins_migration(app: &TestApp) {
 
     // Only an admin migrates, and the history says so.
     import(app, &sid, &editor, "?migrate=true", &doc).problem(403, "migrate_needs_admin");
-    bulk(app, &sid, &editor, "?migrate=true", vec![item_body(json!({}))])
-        .problem(403, "migrate_needs_admin");
+    bulk(
+        app,
+        &sid,
+        &editor,
+        "?migrate=true",
+        vec![item_body(json!({}))],
+    )
+    .problem(403, "migrate_needs_admin");
     let other = app.system("Migration target");
     let r = import(app, &other, &app.admin(), "?migrate=true", &doc).expect(200);
     let migrated = id(&r.body["created"][0]);
-    let item = app.get(&format!("/v1/items/{migrated}"), &editor).expect(200);
+    let item = app
+        .get(&format!("/v1/items/{migrated}"), &editor)
+        .expect(200);
     assert_eq!(item.body["status"], "completed");
     assert_eq!(item.body["completed_on"], "2026-10-20");
     let history = app
@@ -279,8 +297,14 @@ fn imports_carry_statuses_only_in_an_admins_migration(app: &TestApp) {
         .cloned()
         .unwrap_or_default();
     assert_eq!(id(&updated), migrated, "{}", r.body);
-    assert!(note_codes(&updated).contains(&"status_not_imported".to_owned()), "{}", r.body);
-    let item = app.get(&format!("/v1/items/{migrated}"), &editor).expect(200);
+    assert!(
+        note_codes(&updated).contains(&"status_not_imported".to_owned()),
+        "{}",
+        r.body
+    );
+    let item = app
+        .get(&format!("/v1/items/{migrated}"), &editor)
+        .expect(200);
     assert_eq!(item.body["status"], "completed");
 }
 both!(imports_carry_statuses_only_in_an_admins_migration);
@@ -314,7 +338,11 @@ fn imported_milestone_moves_are_recorded_with_the_import_as_reason(app: &TestApp
     let r = import(app, &target, &editor, "", &moved).expect(200);
     let updated = &r.body["updated"][0];
     assert_eq!(id(updated), iid, "{}", r.body);
-    assert!(note_codes(updated).contains(&"milestone_moved".to_owned()), "{}", r.body);
+    assert!(
+        note_codes(updated).contains(&"milestone_moved".to_owned()),
+        "{}",
+        r.body
+    );
     let milestones = app
         .get(&format!("/v1/items/{iid}/milestones"), &editor)
         .expect(200);
@@ -357,10 +385,15 @@ fn decisions_stay_decided_on_patch_and_bulk(app: &TestApp) {
             let e = only(&r);
             assert_eq!(e["status"], "updated", "{e}");
             assert_eq!(note_codes(e), ["deviation_returned_to_pending"]);
-            app.get(&format!("/v1/items/{iid}"), &editor).expect(200).body
+            app.get(&format!("/v1/items/{iid}"), &editor)
+                .expect(200)
+                .body
         };
         assert_eq!(after["deviation"]["status"], "pending", "{path}: {after}");
-        assert_eq!(after["deviation"]["kind"], "operational_requirement", "{path}");
+        assert_eq!(
+            after["deviation"]["kind"], "operational_requirement",
+            "{path}"
+        );
 
         // Deciding it again, or removing a decided one, is an approver's.
         let decide = json!({"deviation": {"status": "approved"}});
@@ -394,7 +427,10 @@ fn closed_items_are_frozen_on_every_path(app: &TestApp) {
     let iid = closed_item(app, &sid);
     let item = app.get(&format!("/v1/items/{iid}"), &editor).expect(200);
     assert_eq!(item.body["status"], "closed");
-    let ext = item.body["external_id"].as_str().unwrap_or_default().to_owned();
+    let ext = item.body["external_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     for change in [
         json!({"title": "Renamed"}),
         json!({"description": "Rewritten."}),
@@ -403,7 +439,9 @@ fn closed_items_are_frozen_on_every_path(app: &TestApp) {
         let r = app
             .patch(&format!("/v1/items/{iid}"), &editor, &change, None)
             .problem(409, "item_frozen");
-        assert!(r.body["detail"].as_str().is_some_and(|d| d.contains("reopen")));
+        assert!(r.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("reopen")));
         let mut element = change.clone();
         element["external_id"] = json!(ext);
         let r = bulk(app, &sid, &editor, "", vec![element]).expect(200);
@@ -440,8 +478,14 @@ fn closed_items_are_frozen_on_every_path(app: &TestApp) {
     ))
     .unwrap_or_default();
     let r = import(app, &target, &editor, "", &renamed).expect(200);
-    assert_eq!(r.body["failed"][0]["problem"]["code"], "item_frozen", "{}", r.body);
-    let item = app.get(&format!("/v1/items/{imported}"), &editor).expect(200);
+    assert_eq!(
+        r.body["failed"][0]["problem"]["code"], "item_frozen",
+        "{}",
+        r.body
+    );
+    let item = app
+        .get(&format!("/v1/items/{imported}"), &editor)
+        .expect(200);
     assert_eq!(item.body["title"], minimal_item()["title"]);
 }
 both!(closed_items_are_frozen_on_every_path);
@@ -471,7 +515,11 @@ fn requesters_never_decide_their_own_requests(app: &TestApp) {
         app.post(&format!("/v1/items/{iid}/reviews"), token, &body)
     };
     // Leaving requested_by out, or naming someone else, or padding her own name: refused.
-    for requested_by in [None, Some("someone.else@example.org"), Some(" dana@example.org")] {
+    for requested_by in [
+        None,
+        Some("someone.else@example.org"),
+        Some(" dana@example.org"),
+    ] {
         let r = review(&dana_approver, requested_by).problem(422, "validation_failed");
         assert_eq!(codes(&r.body), ["self_approval"], "{requested_by:?}");
     }
@@ -492,8 +540,12 @@ fn requesters_never_decide_their_own_requests(app: &TestApp) {
     app.transition(&iid, &lee, json!({"to": "in_progress"}))
         .expect(200);
     app.evidence(&iid).expect(201);
-    app.transition(&iid, &lee, json!({"to": "completed", "comment": "Done.", "completed_on": today().to_string()}))
-        .expect(200);
+    app.transition(
+        &iid,
+        &lee,
+        json!({"to": "completed", "comment": "Done.", "completed_on": today().to_string()}),
+    )
+    .expect(200);
     let r = app
         .post(
             &format!("/v1/items/{iid}/reviews"),
@@ -547,7 +599,10 @@ fn archiving_an_unresolved_item_is_a_reasoned_decision_reports_count(app: &TestA
         .cloned()
         .unwrap_or_default();
     assert_eq!(last["action"], "archived");
-    assert_eq!(last["changes"]["archive_reason"]["after"], "Duplicate of POAM-0002");
+    assert_eq!(
+        last["changes"]["archive_reason"]["after"],
+        "Duplicate of POAM-0002"
+    );
 
     // The reason as a JSON body works too.
     let other = app.item(&sid, json!({"title": "Other"})).expect(201);
@@ -575,18 +630,26 @@ fn archiving_an_unresolved_item_is_a_reasoned_decision_reports_count(app: &TestA
         .expect(200);
     assert_eq!(m.body["total"], 3);
     assert_eq!(m.body["archived_unresolved_excluded"], 0);
-    let (status, headers, csv) = app.get_bytes(
-        &format!("/v1/systems/{sid}/export?format=csv"),
-        &editor,
-    );
+    let (status, headers, csv) =
+        app.get_bytes(&format!("/v1/systems/{sid}/export?format=csv"), &editor);
     assert_eq!(status, 200);
-    assert_eq!(headers.get("poam-archived-unresolved-excluded").map(String::as_str), Some("2"));
+    assert_eq!(
+        headers
+            .get("poam-archived-unresolved-excluded")
+            .map(String::as_str),
+        Some("2")
+    );
     let rows = String::from_utf8_lossy(&csv).lines().count();
     let (_, headers, csv) = app.get_bytes(
         &format!("/v1/systems/{sid}/export?format=csv&include_archived=true"),
         &editor,
     );
-    assert_eq!(headers.get("poam-archived-unresolved-excluded").map(String::as_str), Some("0"));
+    assert_eq!(
+        headers
+            .get("poam-archived-unresolved-excluded")
+            .map(String::as_str),
+        Some("0")
+    );
     assert_eq!(String::from_utf8_lossy(&csv).lines().count(), rows + 2);
     let doc = export_oscal(app, &sid);
     let props = doc["plan-of-action-and-milestones"]["metadata"]["props"]
@@ -646,7 +709,10 @@ fn if_match_follows_rfc_9110(app: &TestApp) {
         "POST",
         &format!("/v1/items/{iid}/transitions"),
         Some(&app.admin()),
-        &[("Content-Type", "application/json"), ("If-Match", "\"x-1\"")],
+        &[
+            ("Content-Type", "application/json"),
+            ("If-Match", "\"x-1\""),
+        ],
         Some(json!({"to": "open"}).to_string().as_bytes()),
     );
     assert_eq!(r.status, 412, "{}", r.body);
@@ -654,7 +720,10 @@ fn if_match_follows_rfc_9110(app: &TestApp) {
         "PATCH",
         &format!("/v1/systems/{sid}"),
         Some(&app.admin()),
-        &[("Content-Type", "application/merge-patch+json"), ("If-Match", "\"stale-0\"")],
+        &[
+            ("Content-Type", "application/merge-patch+json"),
+            ("If-Match", "\"stale-0\""),
+        ],
         Some(br#"{"description": "x"}"#),
     );
     assert_eq!(r.status, 412, "{}", r.body);
@@ -670,11 +739,22 @@ fn statuses_move_only_through_transitions_on_every_path(app: &TestApp) {
     let iid = id(&item.body);
     for (token, to) in [(&editor, "in_progress"), (&approver_admin, "closed")] {
         let r = app
-            .patch(&format!("/v1/items/{iid}"), token, &json!({ "status": to }), None)
+            .patch(
+                &format!("/v1/items/{iid}"),
+                token,
+                &json!({ "status": to }),
+                None,
+            )
             .problem(422, "validation_failed");
         assert_eq!(codes(&r.body), ["status_via_transition"]);
-        let r = bulk(app, &sid, token, "", vec![json!({"external_id": "s-1", "status": to})])
-            .expect(200);
+        let r = bulk(
+            app,
+            &sid,
+            token,
+            "",
+            vec![json!({"external_id": "s-1", "status": to})],
+        )
+        .expect(200);
         assert_eq!(only(&r)["problem"]["code"], "validation_failed");
         assert_eq!(codes(&only(&r)["problem"]), ["status_via_transition"]);
     }

@@ -183,7 +183,7 @@ fn history_keeps_every_change(app: &TestApp) {
         None,
     )
     .expect(200);
-    app.delete(&format!("/v1/items/{iid}"), &admin, None)
+    app.delete(&format!("/v1/items/{iid}?reason=Duplicate"), &admin, None)
         .expect(200);
     let pool = app.db();
     let mut conn = pool.get().unwrap_or_else(|e| panic!("{e}"));

@@ -7,8 +7,8 @@ use crate::schema::{cmmc_assessments, item_controls, items};
 use crate::systems::{archived_conflict, check_version, utc};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use poam_domain::IfMatch;
 use poam_domain::cmmc::{self, Assessment, Statuses};
+use poam_domain::IfMatch;
 use poam_domain::{ItemId, ItemStatus, Regime, SystemId, SystemScope, Violation};
 use std::collections::{BTreeMap, BTreeSet};
 

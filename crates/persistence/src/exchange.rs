@@ -14,10 +14,10 @@ use crate::systems::{archived_conflict, parse_word, utc};
 use crate::workflow::{MilestoneRow, ReviewRow};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use poam_domain::change;
 use poam_domain::exchange::oscal::MilestoneDraft;
 use poam_domain::exchange::{ItemRecord, StatusChange};
 use poam_domain::lifecycle::Request;
-use poam_domain::change;
 use poam_domain::workflow::{Milestone, Review};
 use poam_domain::{Item, ItemFields, ItemId, ItemStatus, System, SystemId, SystemScope, Violation};
 use serde::Serialize;
@@ -474,7 +474,14 @@ fn update_element(
             completed_on: None,
             target_date: None,
         };
-        current = crate::workflow::transition_in(conn, item_id, scope, &poam_domain::IfMatch::Any, actor, &req)?;
+        current = crate::workflow::transition_in(
+            conn,
+            item_id,
+            scope,
+            &poam_domain::IfMatch::Any,
+            actor,
+            &req,
+        )?;
         reopened = true;
     }
     let fields = decide(Some(&current))?;
@@ -574,8 +581,7 @@ impl NewElements {
             Err(_) => {
                 for (at, new, keys) in waiting {
                     let alone = conn.transaction(|conn| {
-                        let item =
-                            items::create_in(conn, sid, &new.fields, actor, action)?;
+                        let item = items::create_in(conn, sid, &new.fields, actor, action)?;
                         let id = item.id.to_string();
                         for k in &keys {
                             add_ref(conn, sid, FINDING, k, "item", &id)?;
@@ -921,8 +927,7 @@ pub fn import_oscal(
             for (i, it) in items.iter().enumerate().take(end).skip(start) {
                 let mut element = |current: Option<&Item>| decide(i, current);
                 let mut found = Vec::new();
-                match conn
-                    .transaction(|conn| one_import(conn, &run, it, &mut element, &mut found))
+                match conn.transaction(|conn| one_import(conn, &run, it, &mut element, &mut found))
                 {
                     Ok(o) => {
                         notes[i] = found;

@@ -7,8 +7,8 @@ use crate::page::{paginate, Cursor, Page};
 use crate::schema::systems;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use poam_domain::IfMatch;
 use poam_domain::system::SystemMeta;
+use poam_domain::IfMatch;
 use poam_domain::{ImpactLevel, Regime, System, SystemFields, SystemId, SystemScope, Violation};
 
 const KIND: &str = "system";

@@ -10,10 +10,10 @@ use crate::xlsx::Workbook;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use poam_domain::change::{self, Caller, Channel, Origin};
 use poam_domain::exchange::fedramp::{self, Sheet};
 use poam_domain::exchange::oscal::{self, AssetSet};
 use poam_domain::exchange::{ItemRecord, StatusChange};
-use poam_domain::change::{self, Caller, Channel, Origin};
 use poam_domain::history::Event;
 use poam_domain::workflow::{Evidence, Milestone, Review};
 use poam_domain::{Item, ItemFields, ItemStatus, Permission, System, SystemId, Violation};
@@ -573,7 +573,12 @@ pub async fn export(
     let excluded = state
         .db(move |conn| {
             let head = store::head(conn, system_id, &scope)?;
-            let items = head.live_items + if archived { head.archived_unresolved } else { 0 };
+            let items = head.live_items
+                + if archived {
+                    head.archived_unresolved
+                } else {
+                    0
+                };
             if format == ExportFormat::Oscal && items == 0 {
                 return Err(StoreError::Conflict(Violation::new(
                     "nothing_to_export",
@@ -582,7 +587,11 @@ pub async fn export(
                 )));
             }
             store::record_export(conn, system_id, &scope, &record, &sub)?;
-            Ok(if archived { 0 } else { head.archived_unresolved })
+            Ok(if archived {
+                0
+            } else {
+                head.archived_unresolved
+            })
         })
         .await?;
     let mut stream_conn = web::block(move || db::checkout(&pool))

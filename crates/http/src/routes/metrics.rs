@@ -2,15 +2,15 @@
 
 use super::docs::ReadProblems;
 use crate::auth::Actor;
+use crate::input::query;
 use crate::problem::ApiError;
 use crate::state::AppState;
-use crate::input::query;
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use utoipa::IntoParams;
 use poam_domain::metrics::Metrics;
 use poam_domain::{Permission, SystemId, SystemScope};
 use poam_persistence::metrics::{self as store, Scope};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 /// Whether archived items count.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -39,7 +39,9 @@ pub async fn system_metrics(
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let id = SystemId::from_uuid(path.into_inner());
-    let all = query::<ReportParams>(&req)?.include_archived.unwrap_or(false);
+    let all = query::<ReportParams>(&req)?
+        .include_archived
+        .unwrap_or(false);
     let m = state
         .db(move |conn| {
             poam_persistence::systems::get(conn, id, &actor.scope)?;
@@ -63,11 +65,15 @@ pub async fn all_metrics(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let all = query::<ReportParams>(&req)?.include_archived.unwrap_or(false);
+    let all = query::<ReportParams>(&req)?
+        .include_archived
+        .unwrap_or(false);
     let scope = match &actor.scope {
         SystemScope::All => Scope::Many(None),
         SystemScope::Only(ids) => Scope::Many(Some(ids.iter().copied().collect())),
     };
-    let m = state.db(move |conn| store::compute(conn, &scope, all)).await?;
+    let m = state
+        .db(move |conn| store::compute(conn, &scope, all))
+        .await?;
     Ok(HttpResponse::Ok().json(m))
 }
