@@ -317,7 +317,12 @@ fn imported_milestone_moves_are_recorded_with_the_import_as_reason(app: &TestApp
         .item(&source, json!({"scheduled_completion": days(60)}))
         .expect(201);
     let src_item = id(&item.body);
-    app.milestone(&src_item, &days(10));
+    app.post(
+        &format!("/v1/items/{src_item}/milestones"),
+        &app.admin(),
+        &json!({"title": "Rescan", "due_on": days(10), "kind": "test", "percent_complete": 40}),
+    )
+    .expect(201);
     let doc = export_oscal(app, &source);
     let target = app.system("Milestone target");
     let r = import(app, &target, &editor, "", &doc).expect(200);
@@ -328,6 +333,10 @@ fn imported_milestone_moves_are_recorded_with_the_import_as_reason(app: &TestApp
     let m = &milestones.body["items"][0];
     assert_eq!(m["due_on"], days(10));
     assert_eq!(m["changes"], json!([]));
+    assert_eq!(
+        (m["kind"].as_str(), m["percent_complete"].as_i64()),
+        (Some("test"), Some(40))
+    );
 
     // The document moves the task five days later.
     let text = doc.to_string().replace(

@@ -9,7 +9,7 @@ use crate::exchange::oscal::MilestoneDraft;
 use crate::item::{Deviation, Item, ItemFields};
 use crate::rules::{check_item, Violation};
 use crate::vocab::{DeviationStatus, ItemStatus};
-use crate::workflow::{Milestone, MilestoneChange, MilestoneStatus, ReviewKind};
+use crate::workflow::{Milestone, MilestoneChange, MilestoneKind, MilestoneStatus, ReviewKind};
 use chrono::{DateTime, NaiveDate, Utc};
 
 /// Who asks for a change, as the server knows them (never as the request says).
@@ -445,6 +445,9 @@ pub struct MilestoneImport {
     pub due_on: NaiveDate,
     pub status: MilestoneStatus,
     pub completed_on: Option<NaiveDate>,
+    pub kind: MilestoneKind,
+    /// 0–100.
+    pub percent_complete: i32,
     /// The milestone's due-date moves, the import's own appended.
     pub changes: Vec<MilestoneChange>,
 }
@@ -497,12 +500,23 @@ pub fn import_milestone(
             ),
         ));
     }
+    let kind = draft
+        .kind
+        .or(existing.map(|m| m.kind))
+        .unwrap_or(MilestoneKind::Other);
+    let percent_complete = draft
+        .percent_complete
+        .or(existing.map(|m| m.percent_complete))
+        .unwrap_or(0)
+        .clamp(0, 100);
     let next = MilestoneImport {
         title: draft.title.clone(),
         description: draft.description.clone(),
         due_on: draft.due_on,
         status,
         completed_on,
+        kind,
+        percent_complete,
         changes,
     };
     match existing {
@@ -511,7 +525,10 @@ pub fn import_milestone(
                 && m.description == next.description
                 && m.due_on == next.due_on
                 && m.status == next.status
-                && m.completed_on == next.completed_on =>
+                && m.completed_on == next.completed_on
+                && m.kind == next.kind
+                && (m.percent_complete == next.percent_complete
+                    || m.status == MilestoneStatus::Completed) =>
         {
             None
         }

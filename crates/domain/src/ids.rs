@@ -56,6 +56,18 @@ typed_id!(
     /// The stable id of a POA&M item (a weakness).
     ItemId
 );
+typed_id!(
+    /// The id of a milestone of an item's plan.
+    MilestoneId
+);
+typed_id!(
+    /// The id of a review (a recorded decision or periodic review).
+    ReviewId
+);
+typed_id!(
+    /// The id of a piece of evidence.
+    EvidenceId
+);
 
 /// The human id of an item within its system: `POAM-0001`, `POAM-0002`, … (at least four digits).
 pub fn display_id(sequence: i64) -> String {

@@ -25,7 +25,7 @@ pub mod vocab;
 pub mod workflow;
 
 pub use access::{Permission, Role, SystemScope};
-pub use ids::{ItemId, SystemId};
+pub use ids::{EvidenceId, ItemId, MilestoneId, ReviewId, SystemId};
 pub use item::{
     ChangeManagement, Deviation, Item, ItemFields, ItemMeta, OperationalImpact, Person, Resources,
     Source, VendorDependency,

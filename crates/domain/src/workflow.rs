@@ -1,6 +1,6 @@
 //! Milestones and reviews: the plan, and the recorded decisions on it.
 
-use crate::ids::{ItemId, SystemId};
+use crate::ids::{EvidenceId, ItemId, MilestoneId, ReviewId, SystemId};
 use crate::limits::{CONTACT, LIST, NARRATIVE, RESOURCE};
 use crate::rules::Violation;
 use crate::vocab::{vocabulary_pub as vocabulary, DeviationKind, Regime, RiskRating};
@@ -110,9 +110,9 @@ fn other_kind() -> MilestoneKind {
 /// A piece of evidence: immutable; withdrawal is recorded, never a deletion.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Evidence {
-    pub id: String,
+    pub id: EvidenceId,
     pub item_id: ItemId,
-    pub milestone_id: Option<String>,
+    pub milestone_id: Option<MilestoneId>,
     pub title: String,
     pub kind: EvidenceKind,
     pub filename: String,
@@ -272,7 +272,7 @@ pub struct MilestoneChange {
 /// A milestone of an item's plan.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Milestone {
-    pub id: String,
+    pub id: MilestoneId,
     pub item_id: ItemId,
     pub title: String,
     pub description: Option<String>,
@@ -368,7 +368,7 @@ pub struct NewReview {
     pub requested_by: Option<String>,
     /// The review this one corrects (reviews are never edited).
     #[serde(default)]
-    pub supersedes: Option<uuid::Uuid>,
+    pub supersedes: Option<ReviewId>,
 }
 
 /// What a review decides on: a system's POA&M as a whole, or one item.
@@ -381,7 +381,7 @@ pub enum ReviewTarget {
 /// A recorded review. Append-only.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Review {
-    pub id: String,
+    pub id: ReviewId,
     pub system_id: SystemId,
     pub item_id: Option<ItemId>,
     pub kind: ReviewKind,
@@ -395,7 +395,7 @@ pub struct Review {
     pub reviewer: String,
     pub reviewer_name: Option<String>,
     pub reviewed_at: DateTime<Utc>,
-    pub supersedes: Option<String>,
+    pub supersedes: Option<ReviewId>,
 }
 
 /// What a review's rules need to know about its item.

@@ -10,7 +10,7 @@ use crate::workflow::live_item;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use poam_domain::workflow::{check_withdrawal, Evidence, EvidenceKind};
-use poam_domain::{ItemId, SystemId, SystemScope, Violation};
+use poam_domain::{EvidenceId, ItemId, MilestoneId, SystemId, SystemScope, Violation};
 use std::io::Read;
 
 /// Bytes per stored chunk: a download streams one at a time.
@@ -40,9 +40,9 @@ pub(crate) struct EvidenceRow {
 impl EvidenceRow {
     pub(crate) fn into_domain(self) -> Result<Evidence, StoreError> {
         Ok(Evidence {
-            id: self.id,
+            id: parse_id(&self.id)?,
             item_id: parse_id(&self.item_id)?,
-            milestone_id: self.milestone_id,
+            milestone_id: self.milestone_id.as_deref().map(parse_id).transpose()?,
             title: self.title,
             kind: parse_word::<EvidenceKind>("evidence kind", &self.kind)?,
             filename: self.filename,
@@ -64,7 +64,7 @@ impl EvidenceRow {
 pub struct NewEvidence {
     pub title: String,
     pub kind: EvidenceKind,
-    pub milestone_id: Option<uuid::Uuid>,
+    pub milestone_id: Option<MilestoneId>,
     pub collected_on: Option<NaiveDate>,
     pub filename: String,
     pub media_type: String,
@@ -220,7 +220,7 @@ pub fn active_count_of(
 /// Evidence whose system the caller may see.
 pub fn get(
     conn: &mut DbConnection,
-    id: uuid::Uuid,
+    id: EvidenceId,
     scope: &SystemScope,
 ) -> Result<Evidence, StoreError> {
     let (e, sid) = load(conn, &id.to_string())?;
@@ -260,7 +260,7 @@ pub fn chunk(conn: &mut DbConnection, id: &str, n: i32) -> Result<Option<Vec<u8>
 /// Withdraws evidence: recorded with who and why; refused once the item is completed or closed.
 pub fn withdraw(
     conn: &mut DbConnection,
-    id: uuid::Uuid,
+    id: EvidenceId,
     scope: &SystemScope,
     actor: &str,
     reason: &str,

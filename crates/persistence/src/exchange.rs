@@ -761,19 +761,21 @@ fn import_milestones(
         let changes = crate::systems::to_json(&next.changes)?;
         match existing {
             Some(m) => {
-                diesel::update(milestones::table.find(&m.id))
+                diesel::update(milestones::table.find(m.id.to_string()))
                     .set((
                         milestones::title.eq(&next.title),
                         milestones::description.eq(&next.description),
                         milestones::due_on.eq(next.due_on),
                         milestones::status.eq(next.status.as_str()),
                         milestones::completed_on.eq(next.completed_on),
+                        milestones::kind.eq(next.kind.as_str()),
+                        milestones::percent_complete.eq(next.percent_complete),
                         milestones::changes.eq(&changes),
                         milestones::version.eq(m.version + 1),
                         milestones::updated_at.eq(now),
                     ))
                     .execute(conn)?;
-                let after = crate::workflow::load_milestone(conn, &m.id)?;
+                let after = crate::workflow::load_milestone(conn, &m.id.to_string())?;
                 milestone_event(conn, run, &after, Some(&m))?;
             }
             None => {
@@ -788,6 +790,8 @@ fn import_milestones(
                         milestones::due_on.eq(next.due_on),
                         milestones::status.eq(next.status.as_str()),
                         milestones::completed_on.eq(next.completed_on),
+                        milestones::kind.eq(next.kind.as_str()),
+                        milestones::percent_complete.eq(next.percent_complete),
                         milestones::position.eq(position),
                         milestones::changes.eq(&changes),
                         milestones::version.eq(1),
@@ -825,7 +829,7 @@ fn milestone_event(
         Change {
             system_id: run.sid,
             resource_kind: "milestone",
-            resource_id: &after.id,
+            resource_id: &after.id.to_string(),
             action: run.action,
             actor: run.actor,
             at: db::now(),

@@ -15,10 +15,10 @@ use poam_domain::workflow::{
     EvidenceKind, Milestone, MilestoneChange, MilestonePatch, MilestoneStatus, NewMilestone,
     NewReview, Review, ReviewContext, ReviewKind, ReviewTarget,
 };
-use poam_domain::IfMatch;
 use poam_domain::{
     DeviationKind, Item, ItemId, ItemStatus, Regime, SystemId, SystemScope, Violation,
 };
+use poam_domain::{IfMatch, MilestoneId};
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = milestones)]
@@ -46,7 +46,7 @@ impl MilestoneRow {
         let status: MilestoneStatus = parse_word("milestone status", &self.status)?;
         let delayed = is_delayed(status, self.due_on, db::now().date());
         Ok(Milestone {
-            id: self.id,
+            id: parse_id(&self.id)?,
             item_id: parse_id(&self.item_id)?,
             title: self.title,
             description: self.description,
@@ -248,7 +248,7 @@ pub fn list_milestones(
 /// A milestone whose system the caller may see.
 pub fn get_milestone(
     conn: &mut DbConnection,
-    id: uuid::Uuid,
+    id: MilestoneId,
     scope: &SystemScope,
 ) -> Result<(Milestone, String), StoreError> {
     let row: MilestoneRow = milestones::table
@@ -274,7 +274,7 @@ pub enum MilestoneEdit {
 /// cancellation. One transaction, with its history event.
 pub fn edit_milestone(
     conn: &mut DbConnection,
-    id: uuid::Uuid,
+    id: MilestoneId,
     scope: &SystemScope,
     if_match: &IfMatch,
     actor: &str,
@@ -370,7 +370,7 @@ pub fn edit_milestone(
                 let records = crate::evidence::active_count_of(
                     conn,
                     &current.item_id.to_string(),
-                    Some(&current.id),
+                    Some(&current.id.to_string()),
                     &[EvidenceKind::TrainingRecord],
                 )?;
                 if let Err(v) = check_milestone_completion(current.kind, records) {
@@ -401,7 +401,7 @@ pub fn edit_milestone(
         if next == current {
             return Ok(current);
         }
-        let n = diesel::update(milestones::table.find(&current.id))
+        let n = diesel::update(milestones::table.find(current.id.to_string()))
             .filter(milestones::version.eq(current.version))
             .set((
                 milestones::title.eq(&next.title),
@@ -422,13 +422,13 @@ pub fn edit_milestone(
                 current: current.version,
             });
         }
-        let saved = load_milestone(conn, &current.id)?;
+        let saved = load_milestone(conn, &current.id.to_string())?;
         events::append(
             conn,
             Change {
                 system_id: &sid,
                 resource_kind: "milestone",
-                resource_id: &current.id,
+                resource_id: &current.id.to_string(),
                 action,
                 actor,
                 at: now,
@@ -463,7 +463,7 @@ pub(crate) struct ReviewRow {
 impl ReviewRow {
     pub(crate) fn into_domain(self) -> Result<Review, StoreError> {
         Ok(Review {
-            id: self.id,
+            id: parse_id(&self.id)?,
             system_id: parse_id(&self.system_id)?,
             item_id: self.item_id.as_deref().map(parse_id).transpose()?,
             kind: parse_word("review kind", &self.kind)?,
@@ -482,7 +482,7 @@ impl ReviewRow {
             reviewer: self.reviewer,
             reviewer_name: self.reviewer_name,
             reviewed_at: utc(self.reviewed_at),
-            supersedes: self.supersedes,
+            supersedes: self.supersedes.as_deref().map(parse_id).transpose()?,
         })
     }
 }

@@ -560,7 +560,7 @@ fn write_task(t: &mut Obj<'_>, ms: &crate::workflow::Milestone) {
     });
     t.str("title", &ms.title);
     t.str("type", "milestone");
-    t.str("uuid", &uuid_for("milestone", &ms.id));
+    t.str("uuid", &uuid_for("milestone", &ms.id.to_string()));
 }
 
 fn write_logged_by(e: &mut Obj<'_>, org: &str) {
@@ -644,7 +644,10 @@ pub fn write_poam_item(out: &mut Vec<u8>, rec: &ItemRecord, u: &ItemUuids) {
         p.arr("links", |a| {
             for e in live {
                 a.obj(|l| {
-                    l.str("href", &format!("#{}", uuid_for("evidence", &e.id)));
+                    l.str(
+                        "href",
+                        &format!("#{}", uuid_for("evidence", &e.id.to_string())),
+                    );
                     l.str("rel", "evidence");
                 });
             }
@@ -704,7 +707,7 @@ pub fn write_resource(out: &mut Vec<u8>, e: &Evidence) {
         })
     });
     r.str("title", &e.title);
-    r.str("uuid", &uuid_for("evidence", &e.id));
+    r.str("uuid", &uuid_for("evidence", &e.id.to_string()));
     r.close();
 }
 
@@ -1645,7 +1648,9 @@ mod rendering {
             NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
         );
         let milestone = |n: i32, moved: bool, done: bool| Milestone {
-            id: format!("ms-{n}"),
+            id: crate::ids::MilestoneId::from_uuid(uuid::Uuid::from_u128(
+                0x0194_0000_0000_7000_8000_0000_0001_0000 + n as u128,
+            )),
             item_id: id,
             title: format!("Step {n}"),
             description: (n == 1).then(|| "Change the policy".into()),
@@ -1689,7 +1694,9 @@ mod rendering {
             updated_at: at("2026-10-01T00:00:00Z"),
         };
         let evidence = |n: u8, withdrawn: bool| Evidence {
-            id: format!("ev-{n}"),
+            id: crate::ids::EvidenceId::from_uuid(uuid::Uuid::from_u128(
+                0x0194_0000_0000_7000_8000_0000_0002_0000 + n as u128,
+            )),
             item_id: id,
             milestone_id: None,
             title: format!("Scan {n}"),
@@ -1770,6 +1777,10 @@ mod rendering {
         }
         for a in ["lb-1", "  two  words ", ""] {
             one(&|out| write_inventory_item(out, &system, a));
+        }
+        // `POAM_REPIN=path` writes the rendering there, to pin a deliberate change.
+        if let Ok(path) = std::env::var("POAM_REPIN") {
+            let _ = std::fs::write(path, written.join("\n") + "\n");
         }
         let pinned: Vec<&str> = include_str!("testdata/oscal-objects.jsonl")
             .lines()

@@ -95,11 +95,11 @@ pub async fn put_assessment(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
-    let id = SystemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let expected = if_match(&req)?;
     let body: AssessmentBody = json_body(&req, payload).await?;
     let statuses = cmmc::check_assessment(&body.requirements)
@@ -142,10 +142,10 @@ pub async fn put_assessment(
 pub async fn get_assessment(
     state: web::Data<AppState>,
     actor: Actor,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let id = SystemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let a = state
         .db(move |conn| store::get(conn, id, &actor.scope))
         .await?
@@ -164,10 +164,10 @@ pub async fn get_assessment(
 pub async fn score(
     state: web::Data<AppState>,
     actor: Actor,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let id = SystemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let c = state
         .db(move |conn| store::evaluate(conn, id, &actor.scope, &[]))
         .await?;
@@ -188,11 +188,11 @@ pub async fn what_if(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let id = SystemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let body: WhatIf = json_body(&req, payload).await?;
     let closing: Vec<ItemId> = body
         .close_items

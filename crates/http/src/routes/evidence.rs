@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use futures_util::StreamExt;
 use poam_domain::workflow::{Evidence, EvidenceKind, WithdrawEvidence};
-use poam_domain::{ItemId, Permission};
+use poam_domain::{EvidenceId, ItemId, MilestoneId, Permission};
 use poam_persistence::evidence::{self as store, NewEvidence};
 use serde::Serialize;
 use sha2::{Digest, Sha256, Sha512};
@@ -147,11 +147,11 @@ pub async fn upload(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<ItemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
-    let item_id = ItemId::from_uuid(path.into_inner());
+    let item_id = path.into_inner();
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -350,7 +350,7 @@ pub async fn upload(
     };
     let milestone_id = match milestone_id
         .filter(|m| !m.is_empty())
-        .map(|m| uuid::Uuid::parse_str(m.trim()))
+        .map(|m| m.trim().parse::<MilestoneId>())
     {
         Some(Ok(u)) => Some(u),
         Some(Err(_)) => {
@@ -425,10 +425,10 @@ pub struct EvidenceList {
 pub async fn list(
     state: web::Data<AppState>,
     actor: Actor,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<ItemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let item_id = ItemId::from_uuid(path.into_inner());
+    let item_id = path.into_inner();
     let items = state
         .db(move |conn| store::list(conn, item_id, &actor.scope))
         .await?;
@@ -446,7 +446,7 @@ pub async fn list(
 pub async fn get(
     state: web::Data<AppState>,
     actor: Actor,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<EvidenceId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let id = path.into_inner();
@@ -496,7 +496,7 @@ fn disposition(filename: &str) -> String {
 pub async fn content(
     state: web::Data<AppState>,
     actor: Actor,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<EvidenceId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let id = path.into_inner();
@@ -506,7 +506,7 @@ pub async fn content(
     let digest: Vec<u8> = (0..e.sha256.len() / 2)
         .filter_map(|i| u8::from_str_radix(e.sha256.get(2 * i..2 * i + 2)?, 16).ok())
         .collect();
-    let key = e.id.clone();
+    let key = e.id.to_string();
     let chunks = futures_util::stream::unfold(Some(0i32), move |next| {
         let state = state.clone();
         let key = key.clone();
@@ -554,7 +554,7 @@ pub async fn withdraw(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<EvidenceId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;

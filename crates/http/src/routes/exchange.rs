@@ -524,10 +524,10 @@ pub async fn export(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let system_id = SystemId::from_uuid(path.into_inner());
+    let system_id = path.into_inner();
     let p = query::<ExportParams>(&req)?;
     let format = p.format.unwrap_or(ExportFormat::Json);
     let archived = p.include_archived.unwrap_or(false) || format == ExportFormat::Json;
@@ -852,11 +852,11 @@ pub async fn bulk(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
-    let system_id = SystemId::from_uuid(path.into_inner());
+    let system_id = path.into_inner();
     let migrate = query::<MigrateParams>(&req)?;
     let doc = json_document(&req, payload, state.import_limit).await?;
     let elements = match doc {
@@ -1000,11 +1000,11 @@ pub async fn import_oscal(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
-    let system_id = SystemId::from_uuid(path.into_inner());
+    let system_id = path.into_inner();
     let migrate = query::<MigrateParams>(&req)?;
     let caller = actor.caller();
     let origin = Origin {

@@ -140,10 +140,10 @@ pub async fn list_events(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let id = SystemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let p: EventParams = query(&req)?;
     let (after_seq, limit) = paging(p.cursor.as_deref(), p.after_seq, p.limit)?;
     let q = EventQuery {
@@ -195,10 +195,10 @@ pub async fn item_history(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<ItemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let id = ItemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let p: HistoryParams = query(&req)?;
     let (after_seq, limit) = paging(p.cursor.as_deref(), p.after_seq, p.limit)?;
     state
@@ -272,10 +272,10 @@ impl From<events::Verification> for Verification {
 pub async fn verify_events(
     state: web::Data<AppState>,
     actor: Actor,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Audit)?;
-    let id = SystemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let v = state
         .db(move |conn| {
             systems::get(conn, id, &actor.scope)?;

@@ -233,11 +233,11 @@ pub async fn create_item(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
-    let system_id = SystemId::from_uuid(path.into_inner());
+    let system_id = path.into_inner();
     let fields: ItemFields = json_body(&req, payload).await?;
     let fields = change::create(fields, &actor.caller(), Origin::API, today())
         .map_err(StoreError::from)?
@@ -276,10 +276,10 @@ pub async fn list_items(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let system_id = SystemId::from_uuid(path.into_inner());
+    let system_id = path.into_inner();
     let q = query::<ItemListParams>(&req)?.into_query()?;
     let page = state
         .db(move |conn| items::list(conn, system_id, &actor.scope, &q))
@@ -304,10 +304,10 @@ pub async fn list_items(
 pub async fn get_item(
     state: web::Data<AppState>,
     actor: Actor,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<ItemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let id = ItemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let item = state
         .db(move |conn| items::get(conn, id, &actor.scope))
         .await?;
@@ -340,11 +340,11 @@ pub async fn update_item(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<ItemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
-    let id = ItemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let expected = if_match(&req)?;
     let patch = merge_patch_body(&req, payload).await?;
     let caller = actor.caller();
@@ -411,11 +411,11 @@ pub async fn archive_item(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<ItemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require_any(change::EDIT_OR_DECIDE)?;
-    let id = ItemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let expected = if_match(&req)?;
     let from_query = bounded("reason", query::<ArchiveParams>(&req)?.reason, 2000)?;
     let has_body = req

@@ -35,10 +35,10 @@ pub async fn system_metrics(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let id = SystemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let all = query::<ReportParams>(&req)?
         .include_archived
         .unwrap_or(false);

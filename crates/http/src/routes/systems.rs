@@ -163,10 +163,10 @@ pub async fn list_systems(
 pub async fn get_system(
     state: web::Data<AppState>,
     actor: Actor,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let id = SystemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let system = state
         .db(move |conn| systems::get(conn, id, &actor.scope))
         .await?;
@@ -196,11 +196,11 @@ pub async fn update_system(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::ManageSystems)?;
-    let id = SystemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let expected = if_match(&req)?;
     let patch = merge_patch_body(&req, payload).await?;
     let system = state
@@ -237,10 +237,10 @@ pub async fn archive_system(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::ManageSystems)?;
-    let id = SystemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let expected = if_match(&req)?;
     let system = state
         .write(move |conn| systems::archive(conn, id, &actor.scope, &expected, &actor.sub))

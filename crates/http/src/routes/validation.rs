@@ -50,10 +50,10 @@ fn today() -> chrono::NaiveDate {
 pub async fn validate_system(
     state: web::Data<AppState>,
     actor: Actor,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let id = SystemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let findings = state
         .db(move |conn| store::validate_system(conn, id, &actor.scope))
         .await?;

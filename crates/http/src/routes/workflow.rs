@@ -16,7 +16,7 @@ use poam_domain::workflow::{
     CancelMilestone, CompleteMilestone, Milestone, MilestonePatch, NewMilestone, NewReview, Review,
     ReviewTarget,
 };
-use poam_domain::{Item, ItemId, ItemStatus, Permission, SystemId};
+use poam_domain::{Item, ItemId, ItemStatus, MilestoneId, Permission, SystemId};
 use poam_persistence::workflow::{self as store, MilestoneEdit};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -47,11 +47,11 @@ pub async fn create_milestone(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<ItemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
-    let item_id = ItemId::from_uuid(path.into_inner());
+    let item_id = path.into_inner();
     let body: NewMilestone = json_body(&req, payload).await?;
     let m = state
         .write(move |conn| store::create_milestone(conn, item_id, &actor.scope, &body, &actor.sub))
@@ -70,10 +70,10 @@ pub async fn create_milestone(
 pub async fn list_milestones(
     state: web::Data<AppState>,
     actor: Actor,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<ItemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let item_id = ItemId::from_uuid(path.into_inner());
+    let item_id = path.into_inner();
     let items = state
         .db(move |conn| store::list_milestones(conn, item_id, &actor.scope))
         .await?;
@@ -91,7 +91,7 @@ pub async fn list_milestones(
 pub async fn get_milestone(
     state: web::Data<AppState>,
     actor: Actor,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<MilestoneId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let id = path.into_inner();
@@ -105,7 +105,7 @@ async fn edit(
     state: web::Data<AppState>,
     actor: Actor,
     req: &HttpRequest,
-    id: uuid::Uuid,
+    id: MilestoneId,
     edit: MilestoneEdit,
 ) -> Result<HttpResponse, ApiError> {
     let expected = if_match(req)?;
@@ -134,7 +134,7 @@ pub async fn update_milestone(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<MilestoneId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
@@ -168,7 +168,7 @@ pub async fn complete_milestone(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<MilestoneId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
@@ -199,7 +199,7 @@ pub async fn cancel_milestone(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<MilestoneId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
@@ -264,12 +264,12 @@ pub async fn transition(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<ItemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     // Either role may ask; which one the transition needs is the domain's to say.
     actor.require_any(change::EDIT_OR_DECIDE)?;
-    let id = ItemId::from_uuid(path.into_inner());
+    let id = path.into_inner();
     let expected = if_match(&req)?;
     let body: TransitionBody = json_body(&req, payload).await?;
     actor.require_any(change::transition_permissions(body.to))?;
@@ -335,7 +335,7 @@ async fn review_page(
         .db(move |conn| store::list_reviews(conn, target, &actor.scope, before.as_deref(), limit))
         .await?;
     let next_cursor = if more {
-        items.last().map(|r| r.id.clone())
+        items.last().map(|r| r.id.to_string())
     } else {
         None
     };
@@ -359,11 +359,11 @@ pub async fn create_system_review(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let sid = SystemId::from_uuid(path.into_inner());
+    let sid = path.into_inner();
     let body: NewReview = json_body(&req, payload).await?;
     review_permission(&actor, &body)?;
     let r = state
@@ -395,11 +395,11 @@ pub async fn create_item_review(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<ItemId>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let iid = ItemId::from_uuid(path.into_inner());
+    let iid = path.into_inner();
     let body: NewReview = json_body(&req, payload).await?;
     review_permission(&actor, &body)?;
     let r = state
@@ -429,10 +429,10 @@ pub async fn list_system_reviews(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let sid = SystemId::from_uuid(path.into_inner());
+    let sid = path.into_inner();
     review_page(&state, actor, &req, ReviewTarget::System(sid)).await
 }
 
@@ -448,9 +448,9 @@ pub async fn list_item_reviews(
     state: web::Data<AppState>,
     actor: Actor,
     req: HttpRequest,
-    path: web::Path<uuid::Uuid>,
+    path: web::Path<ItemId>,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let iid = ItemId::from_uuid(path.into_inner());
+    let iid = path.into_inner();
     review_page(&state, actor, &req, ReviewTarget::Item(iid)).await
 }
