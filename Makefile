@@ -17,19 +17,25 @@ else
 	$(CARGO) test --workspace
 endif
 
-TOOLS_PINS := compliance-trestle==3.12.4 openpyxl==3.1.5 jsonschema==4.26.0
-tools: ## The Python checkers the exchange tests use (OSCAL via compliance-trestle, XLSX, JSON Schema) in .venv-tools
-	@if [ "$$(cat .venv-tools/pins 2>/dev/null)" != "$(TOOLS_PINS)" ]; then \
-	  if python3 -m venv .venv-tools && \
-	     .venv-tools/bin/pip install --quiet --disable-pip-version-check $(TOOLS_PINS); then \
-	    echo "$(TOOLS_PINS)" > .venv-tools/pins; \
-	  elif [ "$$CI" = true ]; then \
-	    echo "cannot install the Python checkers (python3-venv, PyPI)"; exit 1; \
-	  else \
-	    rm -rf .venv-tools; \
-	    echo "warning: the Python checkers could not be installed: their checks are skipped"; \
+# regex: the OSCAL schemas' patterns use Unicode classes (\p{L}) that Python's re lacks.
+TOOLS_PINS := compliance-trestle==3.12.4 openpyxl==3.1.5 jsonschema==4.26.0 regex==2026.11.19
+# The current compliance-trestle (OSCAL 1.2.x) beside 3.12 (1.1.x), in a venv of its own.
+TOOLS5_PINS := compliance-trestle==5.2.0 jsonschema==4.26.0 regex==2026.11.19
+tools: ## The Python checkers the exchange tests use (OSCAL via compliance-trestle 3.12 and 5.x, XLSX, JSON Schema) in .venv-tools and .venv-tools5
+	@for v in "tools:$(TOOLS_PINS)" "tools5:$(TOOLS5_PINS)"; do \
+	  dir=.venv-$${v%%:*}; pins=$${v#*:}; \
+	  if [ "$$(cat $$dir/pins 2>/dev/null)" != "$$pins" ]; then \
+	    if python3 -m venv $$dir && \
+	       $$dir/bin/pip install --quiet --disable-pip-version-check $$pins; then \
+	      echo "$$pins" > $$dir/pins; \
+	    elif [ "$$CI" = true ]; then \
+	      echo "cannot install the Python checkers (python3-venv, PyPI)"; exit 1; \
+	    else \
+	      rm -rf $$dir; \
+	      echo "warning: the Python checkers could not be installed: their checks are skipped"; \
+	    fi; \
 	  fi; \
-	fi
+	done
 
 lint: ## Formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -68,4 +74,4 @@ fuzz: ## Fuzz the importers and parsers with cargo fuzz (nightly), FUZZ_SECONDS 
 
 clean: ## Remove build output and local data
 	$(CARGO) clean
-	rm -rf data .venv .venv-tools
+	rm -rf data .venv .venv-tools .venv-tools5

@@ -24,8 +24,18 @@ if [ -d ../shared/bench/limit ]; then
   cp -r ../shared/bench/limit/. target/limit-src/ && chmod -R u+w target/limit-src
   # Its own workspace, not a member of ours.
   grep -q '^\[workspace\]' target/limit-src/Cargo.toml || printf '\n[workspace]\n' >> target/limit-src/Cargo.toml
-  # As shipped: not with this project's SQLite build flags (.cargo/config.toml would apply here).
-  (cd target/limit-src && LIBSQLITE3_FLAGS= CARGO_TARGET_DIR=../limit-target cargo build --release --quiet)
+  # Built as fairly as the service: with this project's SQLite flags (.cargo/config.toml applies
+  # under this directory, and an explicit LIBSQLITE3_FLAGS is passed on) and its release profile
+  # (fat LTO, one codegen unit). A ceiling built with less would flatter the ratio.
+  python3 - target/limit-src/Cargo.toml <<'PY'
+import re, sys
+path = sys.argv[1]
+text = open(path).read()
+text = re.sub(r"\[profile\.release\][^\[]*", "", text)
+text += "\n[profile.release]\ncodegen-units = 1\nlto = \"fat\"\n"
+open(path, "w").write(text)
+PY
+  (cd target/limit-src && CARGO_TARGET_DIR=../limit-target cargo build --release --quiet)
 fi
 dir=$(mktemp -d)
 pids=()
@@ -149,7 +159,7 @@ def rps(prefix):
         if r.startswith("| " + prefix):
             return float(r.split("|")[2])
 ours, ceiling = rps("GET item by random id"), rps("ceiling")
-print(f"| GET by id as a share of the ceiling | {100 * ours / ceiling:.0f}% | | | target ≥ 75% (SQLite) |")
+print(f"| GET by id as a share of the ceiling | {100 * ours / ceiling:.0f}% | | | target ≥ 90% (SQLite) |")
 PY
 fi
 echo

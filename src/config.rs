@@ -32,6 +32,21 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_LOG", "log filter, e.g. info or poam_http=debug,info [default: info]"),
     ("POAM_METRICS", "serve Prometheus metrics at /metrics to admin and auditor tokens: on or off [default: on]"),
     ("POAM_LOG_FORMAT", "text or json [default: text]"),
+    ("POAM_RATE_LIMIT_PER_SECOND", "requests per second one token subject may make, sustained; 0 turns the limit off [default: 100]"),
+    ("POAM_RATE_LIMIT_BURST", "requests one token subject may make at once above that rate; 0 turns the limit off [default: 200]"),
+    ("POAM_RATE_LIMIT_ADDRESS_PER_SECOND", "requests per second from one client address; 0 turns the limit off [default: 500]"),
+    ("POAM_RATE_LIMIT_ADDRESS_BURST", "requests one client address may make at once above that rate [default: 1000]"),
+    ("POAM_AUTH_FAILURES_PER_MINUTE", "failed authentications per minute one client address may make before 429; 0 turns the limit off [default: 30]"),
+    ("POAM_AUTH_FAILURE_BURST", "failed authentications one client address may make at once [default: 10]"),
+    ("POAM_EXPORT_CONCURRENCY", "exports one token subject may run at once, and the service in all unless POAM_EXPORT_CONCURRENCY_TOTAL says otherwise; 0: no limit [default: 4]"),
+    ("POAM_EXPORT_CONCURRENCY_TOTAL", "exports the service runs at once [default: POAM_EXPORT_CONCURRENCY]"),
+    ("POAM_HEAVY_CONCURRENCY", "bulk upserts, OSCAL imports and evidence uploads one token subject may run at once, and the service in all unless POAM_HEAVY_CONCURRENCY_TOTAL says otherwise; 0: no limit [default: 4]"),
+    ("POAM_HEAVY_CONCURRENCY_TOTAL", "bulk upserts, imports and uploads the service runs at once [default: POAM_HEAVY_CONCURRENCY]"),
+    ("POAM_MEMORY_BUDGET_BYTES", "memory the heavy operations may hold together (a bulk or import reserves 12 times its body); 0: no budget [default: 536870912]"),
+    ("POAM_EVIDENCE_QUOTA_BYTES", "evidence bytes one system may store; 0: no quota [default: 10737418240, 10 GiB]"),
+    ("POAM_BODY_IDLE_TIMEOUT", "longest pause in a request body before 408: seconds, or a number with s, m or h [default: 10s]"),
+    ("POAM_BODY_MIN_RATE", "slowest average rate of a request body, bytes per second, once the idle timeout has passed; 0: none [default: 1024]"),
+    ("POAM_SEND_IDLE_TIMEOUT", "longest a streamed response waits for a client that takes nothing before it is abandoned [default: 30s]"),
 ];
 
 /// A secret value: shown as `[redacted]` in every `Debug` and `Display`.
@@ -88,6 +103,8 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub log: String,
     pub log_format: LogFormat,
+    /// Rate limits, concurrency limits, the memory budget, the evidence quota, idle timeouts.
+    pub limits: poam_http::protection::Limits,
 }
 
 /// Reads a `KEY=VALUE` file: blank lines and `#` comments skipped, optional quotes removed.
@@ -156,6 +173,74 @@ fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
     v.parse()
         .map_err(|_| format!("{name}: `{v}` is not a positive number"))
 }
+
+/// The protection settings (see `poam_http::protection`).
+fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<poam_http::protection::Limits, String> {
+    use poam_http::protection::Limits;
+    let d = Limits::default();
+    let num = |name: &str, default: u64| -> Result<u64, String> {
+        get(name).map_or(Ok(default), |v| parse_num(name, &v))
+    };
+    let small = |name: &str, default: u32| -> Result<u32, String> {
+        get(name).map_or(Ok(default), |v| parse_num(name, &v))
+    };
+    let secs = |name: &str, default: Duration| -> Result<Duration, String> {
+        match get(name) {
+            Some(v) => parse_duration(&v)
+                .map(|s| Duration::from_secs(s.unsigned_abs()))
+                .map_err(|e| format!("{name}: {e}")),
+            None => Ok(default),
+        }
+    };
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    // Either of rate and burst at 0 turns a limiter off.
+    let pair = |rate: &str, burst: &str, d_rate: u32, d_burst: u32| -> Result<(u32, u32), String> {
+        let (r, b) = (small(rate, d_rate)?, small(burst, d_burst)?);
+        Ok(if r == 0 || b == 0 { (0, 0) } else { (r, b) })
+    };
+    let (rate_per_second, rate_burst) = pair(
+        "POAM_RATE_LIMIT_PER_SECOND",
+        "POAM_RATE_LIMIT_BURST",
+        d.rate_per_second,
+        d.rate_burst,
+    )?;
+    let (address_per_second, address_burst) = pair(
+        "POAM_RATE_LIMIT_ADDRESS_PER_SECOND",
+        "POAM_RATE_LIMIT_ADDRESS_BURST",
+        d.address_per_second,
+        d.address_burst,
+    )?;
+    let (auth_failures_per_minute, auth_failure_burst) = pair(
+        "POAM_AUTH_FAILURES_PER_MINUTE",
+        "POAM_AUTH_FAILURE_BURST",
+        d.auth_failures_per_minute,
+        d.auth_failure_burst,
+    )?;
+    let export_per_token = size(num("POAM_EXPORT_CONCURRENCY", d.export_per_token as u64)?);
+    let export_total = size(num("POAM_EXPORT_CONCURRENCY_TOTAL", export_per_token as u64)?);
+    let heavy_per_token = size(num("POAM_HEAVY_CONCURRENCY", d.heavy_per_token as u64)?);
+    let heavy_total = size(num("POAM_HEAVY_CONCURRENCY_TOTAL", heavy_per_token as u64)?);
+    Ok(Limits {
+        rate_per_second,
+        rate_burst,
+        address_per_second,
+        address_burst,
+        auth_failures_per_minute,
+        auth_failure_burst,
+        export_per_token,
+        export_total,
+        heavy_per_token,
+        heavy_total,
+        memory_budget: size(num("POAM_MEMORY_BUDGET_BYTES", d.memory_budget as u64)?),
+        evidence_quota: num("POAM_EVIDENCE_QUOTA_BYTES", DEFAULT_EVIDENCE_QUOTA)?,
+        body_idle: secs("POAM_BODY_IDLE_TIMEOUT", d.body_idle)?,
+        body_min_rate: num("POAM_BODY_MIN_RATE", d.body_min_rate)?,
+        send_idle: secs("POAM_SEND_IDLE_TIMEOUT", d.send_idle)?,
+    })
+}
+
+/// Evidence one system may store unless configured: 10 GiB.
+pub const DEFAULT_EVIDENCE_QUOTA: u64 = 10 << 30;
 
 impl Settings {
     /// Builds the settings from a lookup (the process environment over the optional file).
@@ -227,7 +312,9 @@ impl Settings {
                 None => poam_http::auth::DEFAULT_MAX_LIFETIME_SECS,
             },
         };
+        let limits = limits(&get)?;
         Ok(Settings {
+            limits,
             data_dir,
             database_url,
             bind: get("POAM_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
@@ -264,7 +351,12 @@ impl Settings {
             .map(Path::to_path_buf)
             .or_else(|| std::env::var_os("POAM_CONFIG").map(PathBuf::from));
         let file = match file_path {
-            Some(p) => read_file(&p)?,
+            Some(p) => {
+                let file = read_file(&p)?;
+                // It may hold POAM_JWT_SECRET or a database password.
+                crate::keys::check_private(&p, "the configuration file")?;
+                file
+            }
             None => BTreeMap::new(),
         };
         Settings::from_lookup(|k| std::env::var(k).ok().or_else(|| file.get(k).cloned()))

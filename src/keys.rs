@@ -43,10 +43,81 @@ fn set_mode(_: &Path, _: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// The estimated entropy of a secret, in bits: its length times the Shannon entropy of its
+/// byte frequencies. A guess from the text alone (a random secret scores about its true
+/// strength, a repeated character or a short repeated pattern far below).
+pub fn entropy_bits(secret: &[u8]) -> f64 {
+    let mut counts = [0usize; 256];
+    for b in secret {
+        counts[usize::from(*b)] += 1;
+    }
+    let n = secret.len() as f64;
+    let per_byte: f64 = counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = *c as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    per_byte * n
+}
+
+/// The least estimated entropy an HS256 secret may have.
+pub const MIN_SECRET_BITS: f64 = 96.0;
+
+/// Refuses a secret shorter than 32 bytes, or one whose bytes are too few or too repetitive
+/// to be random (`aaaa…`, `abab…`).
+pub fn check_secret(secret: &[u8], what: &str) -> Result<(), String> {
+    if secret.len() < 32 {
+        return Err(format!("{what} must have at least 32 bytes"));
+    }
+    let distinct = secret
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let bits = entropy_bits(secret);
+    if distinct < 8 || bits < MIN_SECRET_BITS {
+        return Err(format!(
+            "{what} is too weak: {distinct} distinct characters, about {bits:.0} bits of entropy \
+             (at least 8 and {MIN_SECRET_BITS:.0} are needed); use a random one, e.g. \
+             `openssl rand -hex 32`"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a file holding a secret (or settings that may hold one) that its group or others
+/// may read or write.
+#[cfg(unix)]
+pub fn check_private(path: &Path, what: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{what} {} is open to its group or others (mode {:04o}): it may hold secrets; \
+             restrict it with `chmod 600 {}` (and keep it owned by the service's user)",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub fn check_private(_: &Path, _: &str) -> Result<(), String> {
+    Ok(())
+}
+
 /// Reads the generated secret, or creates it (32 random bytes, hex) with mode 0600.
 fn generated_secret(path: &Path) -> Result<(Vec<u8>, bool), String> {
     match fs::read_to_string(path) {
         Ok(text) => {
+            check_private(path, "the signing key file")?;
             let secret = text.trim().as_bytes().to_vec();
             if secret.len() < 32 {
                 return Err(format!(
@@ -98,10 +169,10 @@ pub fn load(settings: &Settings) -> Result<Keys, String> {
                 return Err("POAM_JWT_PUBLIC_KEY_FILE is set but POAM_JWT_ALGORITHM is HS256: pin RS256, ES256 or EdDSA".into());
             }
             let (secret, generated) = match &jwt.secret {
-                Some(s) if s.expose().len() < 32 => {
-                    return Err("POAM_JWT_SECRET must have at least 32 bytes".into())
+                Some(s) => {
+                    check_secret(s.expose().as_bytes(), "POAM_JWT_SECRET")?;
+                    (s.expose().as_bytes().to_vec(), false)
                 }
-                Some(s) => (s.expose().as_bytes().to_vec(), false),
                 None => {
                     ensure_data_dir(&settings.data_dir)?;
                     generated_secret(&secret_path(settings))?
@@ -142,6 +213,7 @@ pub fn load(settings: &Settings) -> Result<Keys, String> {
             let encoding = match &jwt.private_key_file {
                 None => None,
                 Some(path) => {
+                    check_private(path, "the JWT private key file")?;
                     let pem = read_pem(path, "private key")?;
                     let bad = |e: jsonwebtoken::errors::Error| {
                         format!(
@@ -174,4 +246,33 @@ pub fn load(settings: &Settings) -> Result<Keys, String> {
             .map(|key| TokenIssuer::new(algorithm, key, jwt.issuer.clone(), jwt.audience.clone())),
         generated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_secrets_are_refused_and_random_ones_accepted() {
+        let weak = [
+            "a".repeat(32),
+            "ab".repeat(20),
+            "abcd".repeat(10),
+            "short".to_owned(),
+        ];
+        for w in &weak {
+            let err = check_secret(w.as_bytes(), "POAM_JWT_SECRET")
+                .err()
+                .unwrap_or_default();
+            assert!(err.starts_with("POAM_JWT_SECRET"), "{w}: {err}");
+        }
+        for ok in [
+            "integration-test-secret-0123456789abcdef",
+            "bench-secret-bench-secret-bench-secret-00",
+            "3f9c1e7a5b2d4c6e8f0a1b3c5d7e9f21",
+            "0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(check_secret(ok.as_bytes(), "s"), Ok(()), "{ok}");
+        }
+    }
 }

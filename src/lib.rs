@@ -28,10 +28,29 @@ pub fn open_pool(settings: &Settings) -> Result<DbPool, String> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             keys::ensure_data_dir(parent)?;
         }
+        create_private_file(path)?;
     }
     // Items read through this process are judged escalated by the configured grace.
     poam_persistence::items::set_escalation_grace_days(settings.escalation_grace_days);
     db::connect(&settings.database_url, &settings.pool)
+}
+
+/// Creates `path` empty with mode 0600 unless it exists, so the SQLite file (and the journal
+/// files SQLite creates with its mode) is the service user's alone, whatever the umask and
+/// whether or not the data directory already existed.
+fn create_private_file(path: &std::path::Path) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create the database file {}: {e}", path.display())),
+    }
 }
 
 /// Applies pending migrations; returns the versions applied.
@@ -105,6 +124,9 @@ impl Application {
         state.metrics_enabled = settings.metrics;
         state.import_limit = settings.import_max_bytes;
         state.spool_dir = spool_dir;
+        state.protection = std::sync::Arc::new(poam_http::protection::Protection::new(
+            settings.limits.clone(),
+        ));
         let mut server = actix_web::HttpServer::new(move || poam_http::app(state.clone()))
             .shutdown_timeout(30)
             .client_request_timeout(std::time::Duration::from_secs(30));

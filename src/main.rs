@@ -12,7 +12,7 @@ use std::process::ExitCode;
     name = "poam",
     version,
     about = "POA&M service: Plans of Action and Milestones over a REST/JSON API",
-    long_about = "POA&M service: Plans of Action and Milestones for CMMC, FedRAMP and DoD RMF (eMASS) over a REST/JSON API.\n\nWith no configuration, `poam serve` keeps its data in ./data (a SQLite file and a generated signing key), listens on 127.0.0.1:8080, and prints a bootstrap admin token once.",
+    long_about = "POA&M service: Plans of Action and Milestones for CMMC, FedRAMP and DoD RMF (eMASS) over a REST/JSON API.\n\nWith no configuration, `poam serve` keeps its data in ./data (a SQLite file and a generated signing key), listens on 127.0.0.1:8080, and writes a bootstrap admin token to ./data/bootstrap-admin-token (mode 0600; `--print-token` prints it instead).",
     after_long_help = after_help(),
     after_help = "Configuration comes from environment variables; `poam --help` lists them."
 )]
@@ -20,6 +20,10 @@ struct Cli {
     /// A file of KEY=VALUE settings, read before the environment (which overrides it).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// On the first start, print the bootstrap admin token to stdout instead of writing it to
+    /// `$POAM_DATA_DIR/bootstrap-admin-token` (mode 0600): stdout often ends in logs.
+    #[arg(long, global = true)]
+    print_token: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -177,7 +181,32 @@ impl From<&str> for Failure {
     }
 }
 
-fn serve(settings: &Settings) -> Result<(), String> {
+/// Writes the bootstrap token to a file of the data directory only its owner may read.
+fn write_token_file(path: &std::path::Path, token: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    // A file left by an earlier start with another mode is made private too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot set permissions of {}: {e}", path.display()))?;
+    }
+    writeln!(file, "{token}")
+        .and_then(|_| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn serve(settings: &Settings, print_token: bool) -> Result<(), String> {
     poam::init_telemetry(settings);
     let keys = keys::load(settings)?;
     let pool = poam::open_pool(settings)?;
@@ -198,11 +227,23 @@ fn serve(settings: &Settings) -> Result<(), String> {
             } else {
                 describe_secs(ttl)
             };
-            println!(
-                "\nA signing key was generated in {}.\nBootstrap admin token (valid {valid}; shown only now):\n\n{token}\n\n\
-                 Mint more with: poam token --sub you@example.org --role editor [--system ID] [--ttl 8h]\n",
-                keys::secret_path(settings).display()
-            );
+            if print_token {
+                println!(
+                    "\nA signing key was generated in {}.\nBootstrap admin token (valid {valid}; shown only now):\n\n{token}\n\n\
+                     Mint more with: poam token --sub you@example.org --role editor [--system ID] [--ttl 8h]\n",
+                    keys::secret_path(settings).display()
+                );
+            } else {
+                let path = settings.data_dir.join("bootstrap-admin-token");
+                write_token_file(&path, &token)?;
+                println!(
+                    "\nA signing key was generated in {}.\nBootstrap admin token (valid {valid}) written to {} (mode 0600); \
+                     read it, then delete the file.\n\n\
+                     Mint more with: poam token --sub you@example.org --role editor [--system ID] [--ttl 8h]\n",
+                    keys::secret_path(settings).display(),
+                    path.display()
+                );
+            }
         }
     }
     actix_web::rt::System::new().block_on(async {
@@ -233,7 +274,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
     let settings = Settings::load(cli.config.as_deref())?;
     match command {
-        Command::Serve => Ok(serve(&settings)?),
+        Command::Serve => Ok(serve(&settings, cli.print_token)?),
         Command::Migrate { status } => {
             poam::init_telemetry(&settings);
             let pool = poam::open_pool(&settings)?;

@@ -38,10 +38,14 @@ fn verified(url: &str, dir: &std::path::Path, sid: &str) {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{text}{}",
+        "audit verify exited with {:?}: stdout {text} stderr {}",
+        out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains(&format!("ok      {sid}")), "{text}");
+    assert!(
+        text.contains(&format!("ok      {sid}")),
+        "want `ok      {sid}` in: {text}"
+    );
 }
 
 #[test]

@@ -198,18 +198,30 @@ fn first_start_with_no_configuration_serves_and_stops_on_sigterm() {
         .unwrap_or_else(|e| panic!("{e}"));
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
     let mut lines = BufReader::new(stdout).lines();
-    let mut token = String::new();
+    let token_file = dir.join("data/bootstrap-admin-token");
+    let mut announced = false;
     for line in lines.by_ref().take(20) {
         let line = line.unwrap_or_default();
-        if line.starts_with("eyJ") {
-            token = line.trim().to_owned();
+        assert!(!line.contains("eyJ"), "the token is not printed: {line}");
+        if line.contains(&token_file.display().to_string()) || line.contains("bootstrap-admin-token") {
+            announced = true;
             break;
         }
     }
-    assert!(
-        !token.is_empty(),
-        "a bootstrap token is printed on first start"
-    );
+    assert!(announced, "the token file's path is printed on first start");
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert!(token.starts_with("eyJ"), "a bootstrap token is written on first start");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        assert_eq!(mode, 0o600, "the token file is private");
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

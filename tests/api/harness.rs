@@ -14,6 +14,20 @@ use std::time::Duration;
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 
+/// Limits far above what any test needs, so no test is throttled by another's requests (the
+/// protection tests set their own).
+pub const GENEROUS_LIMITS: &[(&str, &str)] = &[
+    ("POAM_RATE_LIMIT_PER_SECOND", "100000"),
+    ("POAM_RATE_LIMIT_BURST", "100000"),
+    ("POAM_RATE_LIMIT_ADDRESS_PER_SECOND", "100000"),
+    ("POAM_RATE_LIMIT_ADDRESS_BURST", "100000"),
+    ("POAM_AUTH_FAILURES_PER_MINUTE", "100000"),
+    ("POAM_AUTH_FAILURE_BURST", "100000"),
+    ("POAM_EXPORT_CONCURRENCY", "64"),
+    ("POAM_HEAVY_CONCURRENCY", "64"),
+    ("POAM_MEMORY_BUDGET_BYTES", "4294967296"),
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -185,6 +199,7 @@ impl TestApp {
             ("POAM_AUTO_MIGRATE", "true".into()),
         ]
         .into_iter()
+        .chain(GENEROUS_LIMITS.iter().map(|(k, v)| (*k, (*v).to_owned())))
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         for (k, v) in env {
@@ -244,6 +259,7 @@ impl TestApp {
             .arg("serve")
             .env("POAM_DATABASE_URL", self.settings.database_url.redacted())
             .env("POAM_DATA_DIR", &self.dir)
+            .envs(GENEROUS_LIMITS.iter().copied())
             .env("POAM_JWT_SECRET", SECRET)
             .env("POAM_BIND", format!("127.0.0.1:{port}"))
             .env("POAM_LOG", "warn")

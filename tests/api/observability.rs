@@ -23,7 +23,7 @@ fn metrics_count_requests_by_route_and_are_protected(app: &TestApp) {
     let r = app.get("/metrics", &auditor).expect(200);
     assert!(r
         .header("content-type")
-        .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")));
+        .is_some_and(|c| c.starts_with("application/openmetrics-text; version=1.0.0")));
     let text = r.body.as_str().unwrap_or_default().to_owned();
     assert!(
         text.contains(
@@ -35,7 +35,7 @@ fn metrics_count_requests_by_route_and_are_protected(app: &TestApp) {
         "poam_http_requests_total{method=\"GET\",route=\"/v1/systems/{system_id}\",status=\"404\"} 1"
     ));
     assert!(text.contains(
-        "poam_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/systems/{system_id}\",status=\"200\",le=\"+Inf\"} 3"
+        "poam_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/systems/{system_id}\",status=\"200\"} 3"
     ));
     for name in [
         "poam_db_pool_connections ",

@@ -473,7 +473,7 @@ async fn serve_metrics(
     }
     actor.require(poam_domain::Permission::Audit)?;
     Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .content_type(crate::telemetry::CONTENT_TYPE)
         .body(crate::telemetry::metrics().render(&state.pool)))
 }
 
@@ -508,5 +508,6 @@ pub fn app(
         .default_service(web::to(fallback))
         .wrap(from_fn(crate::idempotency::middleware))
         .wrap(from_fn(literal_routes_first))
+        .wrap(from_fn(crate::protection::guard))
         .wrap(from_fn(edge))
 }

@@ -368,11 +368,24 @@ impl FromRequest for Actor {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or(ApiError::Internal)?;
-            state.auth.verify(bearer(req)?)
-        })();
-        let result = result.map(|mut actor| {
+            let protection = &state.protection;
+            // An address that spent its failed-authentication budget is refused before its
+            // token is even looked at; each failure spends from that budget.
+            let ip = req.peer_addr().map(|a| a.ip());
+            protection.check_auth_allowed(ip)?;
+            let actor = bearer(req)
+                .and_then(|token| state.auth.verify(token))
+                .map_err(|failure| protection.auth_failed(ip, failure))?;
             // For the access log: who asked (never the token).
             req.extensions_mut().insert(Subject(actor.sub.clone()));
+            let standing = protection.check_token(&actor.sub)?;
+            if let Some(s) = standing {
+                req.extensions_mut()
+                    .insert(crate::protection::TokenStanding(s));
+            }
+            Ok(actor)
+        })();
+        let result = result.map(|mut actor| {
             actor.granted = req.extensions().get::<Granted>().cloned();
             actor
         });

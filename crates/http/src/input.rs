@@ -69,7 +69,7 @@ async fn read_json_within(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+        let chunk = chunk.map_err(|e| crate::protection::body_error(&e))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
@@ -270,9 +270,7 @@ fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
             format!("arrays and objects may nest at most {MAX_DEPTH} deep"),
         )]));
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-    })?;
+    let value = strict::parse(bytes)?;
     match find_nul(&value, "") {
         None => Ok(value),
         Some(at) => Err(ApiError::Invalid(vec![FieldError::body(
@@ -280,6 +278,132 @@ fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
             "invalid_character",
             "text may not contain the NUL character (U+0000)",
         )])),
+    }
+}
+
+/// JSON parsing that refuses an object with two members of one name (RFC 8259 says names
+/// SHOULD be unique; serde_json keeps the last silently, so what a client meant is guessed).
+mod strict {
+    use crate::problem::{ApiError, FieldError};
+    use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+    use std::fmt;
+
+    /// Where a value is: its parent and its key or index, rendered only for an error.
+    #[derive(Clone, Copy)]
+    enum At<'a> {
+        Root,
+        Key(&'a At<'a>, &'a str),
+        Index(&'a At<'a>, usize),
+    }
+
+    impl At<'_> {
+        fn pointer(&self) -> String {
+            match self {
+                At::Root => String::new(),
+                At::Key(parent, k) => format!(
+                    "{}/{}",
+                    parent.pointer(),
+                    k.replace('~', "~0").replace('/', "~1")
+                ),
+                At::Index(parent, i) => format!("{}/{i}", parent.pointer()),
+            }
+        }
+    }
+
+    const DUPLICATE: &str = "duplicate key";
+
+    struct Seed<'a>(At<'a>);
+
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
+        type Value = Value;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Seed<'_> {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element_seed(Seed(At::Index(&self.0, out.len())))? {
+                out.push(v);
+            }
+            Ok(Value::Array(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let at = At::Key(&self.0, &key);
+                if out.contains_key(&key) {
+                    return Err(A::Error::custom(format!(
+                        "{DUPLICATE}\u{0}{}\u{0}{key}",
+                        at.pointer()
+                    )));
+                }
+                let value = map.next_value_seed(Seed(at))?;
+                out.insert(key, value);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+
+    /// Parses a JSON text: 400 `malformed_json` when broken, 400 `duplicate_key` naming the
+    /// key and where it is when an object repeats a member.
+    pub(super) fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let parsed = Seed(At::Root)
+            .deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v));
+        parsed.map_err(|e| {
+            let message = e.to_string();
+            let mut parts = message.split('\u{0}');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(DUPLICATE), Some(pointer), Some(rest)) => {
+                    let key = rest.find(" at line ").map_or(rest, |i| &rest[..i]);
+                    let detail = format!(
+                        "the member `{key}` appears twice in one object (at {}): send it once",
+                        if pointer.is_empty() { "the top level" } else { pointer }
+                    );
+                    ApiError::BadRequest {
+                        code: "duplicate_key",
+                        detail: detail.clone(),
+                        errors: vec![FieldError::body(pointer, "duplicate_key", detail)],
+                    }
+                }
+                _ => ApiError::bad_request(
+                    "malformed_json",
+                    format!("the body is not valid JSON: {e}"),
+                ),
+            }
+        })
     }
 }
 

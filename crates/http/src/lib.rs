@@ -6,6 +6,7 @@ pub mod auth;
 pub mod idempotency;
 pub mod input;
 pub mod problem;
+pub mod protection;
 pub mod routes;
 pub mod state;
 pub mod telemetry;

@@ -121,6 +121,19 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 503: the database is unreachable or saturated.
     Unavailable,
+    /// 429: a rate limit or the caller's share of a concurrency limit; with `Retry-After`
+    /// (and the `RateLimit` headers of the budget it spent).
+    TooManyRequests {
+        code: &'static str,
+        detail: String,
+        standing: Option<crate::protection::Standing>,
+    },
+    /// 503: the service runs all the heavy work it may at once; with `Retry-After`.
+    Busy { code: &'static str, detail: String },
+    /// 408: the request body paused too long or arrived too slowly; the connection is closed.
+    BodyTimeout(String),
+    /// 413: storing this would exceed a quota.
+    QuotaExceeded(String),
     /// 500: the cause is in the log, never in the body.
     Internal,
     /// Any other status that actix produced by itself.
@@ -167,6 +180,9 @@ impl ApiError {
             ApiError::BatchTooLarge { .. } => "batch_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable => "service_unavailable",
+            ApiError::TooManyRequests { code, .. } | ApiError::Busy { code, .. } => code,
+            ApiError::BodyTimeout(_) => "body_timeout",
+            ApiError::QuotaExceeded(_) => "evidence_quota_exceeded",
             ApiError::Internal => "internal_error",
             ApiError::Other(s) => generic_code(*s),
         }
@@ -187,6 +203,10 @@ impl ApiError {
             ApiError::BatchTooLarge { .. } => "Too many elements in one batch",
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::Unavailable => "Service unavailable",
+            ApiError::TooManyRequests { .. } => "Too many requests",
+            ApiError::Busy { .. } => "Service busy",
+            ApiError::BodyTimeout(_) => "The request body timed out",
+            ApiError::QuotaExceeded(_) => "Quota exceeded",
             ApiError::Internal => "Internal Server Error",
             ApiError::Other(s) => s.canonical_reason().unwrap_or("Error"),
         }
@@ -226,7 +246,11 @@ impl ApiError {
             ApiError::BatchTooLarge { limit } => {
                 format!("a batch holds at most {limit} elements: split it")
             }
-            ApiError::UnsupportedMediaType(detail) => detail.clone(),
+            ApiError::UnsupportedMediaType(detail)
+            | ApiError::BodyTimeout(detail)
+            | ApiError::QuotaExceeded(detail)
+            | ApiError::TooManyRequests { detail, .. }
+            | ApiError::Busy { detail, .. } => detail.clone(),
             ApiError::Unavailable => {
                 "the database is unavailable or busy; retry after a short wait".into()
             }
@@ -289,7 +313,10 @@ impl ResponseError for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Other(s) => *s,
         }
@@ -315,8 +342,23 @@ impl ResponseError for ApiError {
                     .join(", ");
                 res.insert_header((header::ALLOW, allow));
             }
-            ApiError::Unavailable => {
+            ApiError::Unavailable | ApiError::Busy { .. } => {
                 res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::TooManyRequests { standing, .. } => {
+                let mut headers = header::HeaderMap::new();
+                match standing {
+                    Some(s) => s.insert_into(&mut headers),
+                    None => {
+                        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    }
+                }
+                for (k, v) in headers {
+                    res.insert_header((k, v));
+                }
+            }
+            ApiError::BodyTimeout(_) => {
+                res.force_close();
             }
             _ => {}
         }

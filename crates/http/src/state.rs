@@ -44,6 +44,8 @@ pub struct AppState {
     /// taking the file's write lock in turn; on PostgreSQL item creations, batched per system.
     /// `None`: every write runs on the pool.
     pub writer: Option<Writer>,
+    /// Rate limits, concurrency limits, the memory budget, quotas and idle timeouts.
+    pub protection: Arc<crate::protection::Protection>,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             metrics_enabled: true,
             writer: None,
             spool_dir: std::env::temp_dir(),
+            protection: Arc::new(crate::protection::Protection::default()),
         }
     }
 

@@ -1,28 +1,32 @@
 //! Prometheus metrics: request counts and latency histograms per route template and status,
 //! database unavailability, evidence bytes stored, and the pool's connections (read at scrape
-//! time). Exposed at `/metrics` in the text format, behind a token with the audit permission.
+//! time). Exposed at `/metrics` in the OpenMetrics text format, behind a token with the audit
+//! permission.
+//!
+//! The registry is `prometheus-client`'s: a request finds its series under a shared (read)
+//! lock and counts with atomics, so concurrent requests never queue behind one another here.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-#[derive(Default)]
-struct Series {
-    count: u64,
-    sum: f64,
-    buckets: [u64; BUCKETS.len()],
+/// The labels of a request series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
 }
-
-/// The process's counters.
-/// Series by route template, then by (method, status): a request that repeats a known series
-/// finds it without allocating.
-type Requests = BTreeMap<String, BTreeMap<(&'static str, u16), Series>>;
 
 /// The methods the API answers, as static labels (anything else is `OTHER`).
 fn method_label(method: &str) -> &'static str {
@@ -34,156 +38,163 @@ fn method_label(method: &str) -> &'static str {
         .unwrap_or("OTHER")
 }
 
-#[derive(Default)]
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+type Durations = Family<RequestLabels, Histogram, fn() -> Histogram>;
+
+/// The process's metrics and the registry that renders them.
 pub struct Metrics {
-    requests: Mutex<Requests>,
-    unavailable: AtomicU64,
-    internal_errors: AtomicU64,
-    evidence_bytes: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Durations,
+    unavailable: Counter,
+    internal_errors: Counter,
+    evidence_bytes: Counter,
+    pool_connections: Gauge,
+    pool_idle: Gauge,
+    pool_max: Gauge,
 }
 
 /// The one registry of this process.
 pub fn metrics() -> &'static Metrics {
-    static METRICS: std::sync::OnceLock<Metrics> = std::sync::OnceLock::new();
-    METRICS.get_or_init(Metrics::default)
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
 }
 
 impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations: Durations = Family::new_with_constructor(latency_histogram);
+        let unavailable = Counter::default();
+        let internal_errors = Counter::default();
+        let evidence_bytes = Counter::default();
+        let (pool_connections, pool_idle, pool_max) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "poam_http_requests",
+            "Requests answered, by method, route template and status",
+            requests.clone(),
+        );
+        registry.register(
+            "poam_http_request_duration_seconds",
+            "Time to answer, by method, route template and status",
+            durations.clone(),
+        );
+        registry.register(
+            "poam_db_pool_connections",
+            "Open database connections",
+            pool_connections.clone(),
+        );
+        registry.register(
+            "poam_db_pool_idle_connections",
+            "Idle database connections",
+            pool_idle.clone(),
+        );
+        registry.register(
+            "poam_db_pool_max_connections",
+            "The pool's size",
+            pool_max.clone(),
+        );
+        registry.register(
+            "poam_db_unavailable",
+            "Requests answered 503 because the database was unreachable, saturated or busy",
+            unavailable.clone(),
+        );
+        registry.register(
+            "poam_internal_errors",
+            "Requests answered 500 (the cause is in the log)",
+            internal_errors.clone(),
+        );
+        registry.register(
+            "poam_evidence_stored_bytes",
+            "Bytes of evidence stored by this process",
+            evidence_bytes.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            durations,
+            unavailable,
+            internal_errors,
+            evidence_bytes,
+            pool_connections,
+            pool_idle,
+            pool_max,
+        }
+    }
+
     /// Records one answered request.
     pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         if status == 503 {
-            self.unavailable.fetch_add(1, Ordering::Relaxed);
+            self.unavailable.inc();
         }
         if status == 500 {
-            self.internal_errors.fetch_add(1, Ordering::Relaxed);
+            self.internal_errors.inc();
         }
-        let Ok(mut map) = self.requests.lock() else {
-            return;
+        let labels = RequestLabels {
+            method: method_label(method),
+            route: route.to_owned(),
+            status,
         };
-        let key = (method_label(method), status);
-        let series = match map.get_mut(route) {
-            Some(by_key) => by_key.entry(key).or_default(),
-            None => map
-                .entry(route.to_owned())
-                .or_default()
-                .entry(key)
-                .or_default(),
-        };
-        let s = series;
-        s.count += 1;
-        s.sum += seconds;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                s.buckets[i] += 1;
-            }
-        }
+        self.requests.get_or_create(&labels).inc();
+        self.durations.get_or_create(&labels).observe(seconds);
     }
 
     /// Counts stored evidence bytes.
     pub fn evidence_stored(&self, bytes: u64) {
-        self.evidence_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.evidence_bytes.inc_by(bytes);
     }
 
-    /// The text exposition format (version 0.0.4).
+    /// The OpenMetrics text format, with the pool's gauges read now.
     pub fn render(&self, pool: &poam_persistence::DbPool) -> String {
-        let mut out = String::new();
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        out.push_str("# HELP poam_http_requests_total Requests answered, by method, route template and status.\n");
-        out.push_str("# TYPE poam_http_requests_total counter\n");
-        let map = self.requests.lock().map(|m| {
-            m.iter()
-                .flat_map(|(route, by_key)| {
-                    by_key.iter().map(move |((method, status), s)| {
-                        (
-                            ((*method).to_owned(), route.clone(), *status),
-                            s.count,
-                            s.sum,
-                            s.buckets,
-                        )
-                    })
-                })
-                .collect::<Vec<_>>()
-        });
-        let rows = map.unwrap_or_default();
-        for ((method, route, status), count, _, _) in &rows {
-            let _ = writeln!(
-                out,
-                "poam_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
-                esc(route)
-            );
-        }
-        out.push_str("# HELP poam_http_request_duration_seconds Time to answer, by method, route template and status.\n");
-        out.push_str("# TYPE poam_http_request_duration_seconds histogram\n");
-        for ((method, route, status), count, sum, buckets) in &rows {
-            let labels = format!(
-                "method=\"{method}\",route=\"{}\",status=\"{status}\"",
-                esc(route)
-            );
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "poam_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
-                    buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "poam_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                out,
-                "poam_http_request_duration_seconds_sum{{{labels}}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "poam_http_request_duration_seconds_count{{{labels}}} {count}"
-            );
-        }
         let state = pool.state();
-        let gauges = [
-            (
-                "poam_db_pool_connections",
-                "Open database connections.",
-                "gauge",
-                u64::from(state.connections),
-            ),
-            (
-                "poam_db_pool_idle_connections",
-                "Idle database connections.",
-                "gauge",
-                u64::from(state.idle_connections),
-            ),
-            (
-                "poam_db_pool_max_connections",
-                "The pool's size.",
-                "gauge",
-                u64::from(pool.max_size()),
-            ),
-            (
-                "poam_db_unavailable_total",
-                "Requests answered 503 because the database was unreachable, saturated or busy.",
-                "counter",
-                self.unavailable.load(Ordering::Relaxed),
-            ),
-            (
-                "poam_internal_errors_total",
-                "Requests answered 500 (the cause is in the log).",
-                "counter",
-                self.internal_errors.load(Ordering::Relaxed),
-            ),
-            (
-                "poam_evidence_stored_bytes_total",
-                "Bytes of evidence stored by this process.",
-                "counter",
-                self.evidence_bytes.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, kind, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+        self.pool_connections.set(i64::from(state.connections));
+        self.pool_idle.set(i64::from(state.idle_connections));
+        self.pool_max.set(i64::from(pool.max_size()));
+        self.text()
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
         }
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_render_in_the_openmetrics_text_format() {
+        let m = Metrics::new();
+        for _ in 0..3 {
+            m.request("GET", "/v1/systems/{system_id}", 200, 0.002);
+        }
+        m.request("BREW", "/v1/systems/{system_id}", 404, 0.02);
+        m.request("GET", "/v1/items/{item_id}", 503, 0.2);
+        m.evidence_stored(42);
+        let text = m.text();
+        for line in [
+            "poam_http_requests_total{method=\"GET\",route=\"/v1/systems/{system_id}\",status=\"200\"} 3",
+            "poam_http_requests_total{method=\"OTHER\",route=\"/v1/systems/{system_id}\",status=\"404\"} 1",
+            "poam_http_request_duration_seconds_bucket{le=\"0.0025\",method=\"GET\",route=\"/v1/systems/{system_id}\",status=\"200\"} 3",
+            "poam_http_request_duration_seconds_bucket{le=\"0.001\",method=\"GET\",route=\"/v1/systems/{system_id}\",status=\"200\"} 0",
+            "poam_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/systems/{system_id}\",status=\"200\"} 3",
+            "poam_db_unavailable_total 1",
+            "poam_internal_errors_total 0",
+            "poam_evidence_stored_bytes_total 42",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+    }
+}
+
+/// The media type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -81,7 +81,33 @@ fn load(conn: &mut DbConnection, id: &str) -> Result<(Evidence, String), StoreEr
     Ok((row.into_domain()?, sid))
 }
 
+/// The bytes of evidence a system stores (withdrawn evidence included: it is kept).
+pub fn stored_bytes(conn: &mut DbConnection, system_id: &str) -> Result<i64, StoreError> {
+    Ok(evidence::table
+        .filter(evidence::system_id.eq(system_id))
+        .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "CAST(COALESCE(SUM(size), 0) AS BIGINT)",
+        ))
+        .first(conn)?)
+}
+
+/// The code of the conflict [`create`] answers when a system's evidence quota is spent.
+pub const QUOTA_EXCEEDED: &str = "evidence_quota_exceeded";
+
+fn over_quota(used: i64, size: i64, quota: i64) -> StoreError {
+    StoreError::Conflict(Violation::new(
+        QUOTA_EXCEEDED,
+        "/file",
+        format!(
+            "this system stores {used} bytes of evidence and its quota is {quota} bytes: this {size}-byte file does not fit (nothing was stored)"
+        ),
+    ))
+}
+
 /// Stores an uploaded file (already on disk, hashed) with its metadata and history event.
+/// With a `quota`, the system's evidence may not grow beyond it: checked before the file is
+/// written and again once its history event holds the system's chain lock (so two concurrent
+/// uploads cannot both squeeze in); a refusal stores nothing.
 pub fn create(
     conn: &mut DbConnection,
     item_id: ItemId,
@@ -89,9 +115,16 @@ pub fn create(
     meta: &NewEvidence,
     content: &std::path::Path,
     actor: &str,
+    quota: Option<i64>,
 ) -> Result<Evidence, StoreError> {
     db::write(conn, |conn| {
         let item = live_item(conn, item_id, scope)?;
+        if let Some(quota) = quota {
+            let used = stored_bytes(conn, &item.system_id.to_string())?;
+            if used.saturating_add(meta.size) > quota {
+                return Err(over_quota(used, meta.size, quota));
+            }
+        }
         let iid = item_id.to_string();
         let mut errors = Vec::new();
         if let Some(m) = meta.milestone_id {
@@ -182,6 +215,12 @@ pub fn create(
                 after: &saved,
             },
         )?;
+        if let Some(quota) = quota {
+            let used = stored_bytes(conn, &sid)?;
+            if used > quota {
+                return Err(over_quota(used - meta.size, meta.size, quota));
+            }
+        }
         Ok(saved)
     })
 }

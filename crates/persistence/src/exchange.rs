@@ -15,7 +15,7 @@ use crate::workflow::{MilestoneRow, ReviewRow};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use poam_domain::change;
-use poam_domain::exchange::oscal::MilestoneDraft;
+use poam_domain::exchange::oscal::{self, MilestoneDraft};
 use poam_domain::exchange::{ItemRecord, StatusChange};
 use poam_domain::lifecycle::Request;
 use poam_domain::workflow::{Milestone, Review};
@@ -704,8 +704,30 @@ pub fn bulk_upsert(
 #[derive(Debug, Clone)]
 pub struct ImportItem {
     pub uuid: String,
+    /// The document's `POAM-ID`: with a poam-item uuid this service derived from the same
+    /// item's id, it names an item of this system (a system's own export imported back).
+    pub poam_id: Option<String>,
     pub fields: ItemFields,
     pub milestones: Vec<MilestoneDraft>,
+}
+
+/// The item of this system a poam-item of its own export stands for: the `POAM-ID` names it
+/// and the poam-item's uuid is the one an export derives from its id.
+fn own_item(
+    conn: &mut DbConnection,
+    sid: &str,
+    it: &ImportItem,
+) -> Result<Option<String>, StoreError> {
+    let Some(display) = it.poam_id.as_deref() else {
+        return Ok(None);
+    };
+    let id: Option<String> = items_t::table
+        .filter(items_t::system_id.eq(sid))
+        .filter(items_t::display_id.eq(display))
+        .select(items_t::id)
+        .first(conn)
+        .optional()?;
+    Ok(id.filter(|id| oscal::uuid_for("poam-item", id) == it.uuid))
 }
 
 const OSCAL_ITEM: &str = "oscal:poam-item";
@@ -735,7 +757,17 @@ fn import_milestones(
     for (n, d) in drafts.iter().enumerate() {
         let position = i32::try_from(n + 1).unwrap_or(i32::MAX);
         let now = db::now();
-        let existing = match ref_target(conn, sid, OSCAL_TASK, &d.uuid)? {
+        // A task of this system's own export names its milestone by a uuid derived from it.
+        let target = match ref_target(conn, sid, OSCAL_TASK, &d.uuid)? {
+            Some(id) => Some(id),
+            None => milestones::table
+                .filter(milestones::item_id.eq(&iid))
+                .select(milestones::id)
+                .load::<String>(conn)?
+                .into_iter()
+                .find(|id| oscal::uuid_for("milestone", id) == d.uuid),
+        };
+        let existing = match target {
             Some(id) => milestones::table
                 .find(&id)
                 .filter(milestones::item_id.eq(&iid))
@@ -848,7 +880,11 @@ fn one_import(
     notes: &mut Vec<Violation>,
 ) -> Result<Outcome, StoreError> {
     let sid = run.sid;
-    match ref_target(conn, sid, OSCAL_ITEM, &it.uuid)? {
+    let target = match ref_target(conn, sid, OSCAL_ITEM, &it.uuid)? {
+        Some(id) => Some(id),
+        None => own_item(conn, sid, it)?,
+    };
+    match target {
         None => {
             let fields = decide(None)?;
             let item = items::create_in(conn, sid, &fields, run.actor, run.action)?;
@@ -870,6 +906,9 @@ fn one_import(
                 return Err(archived_conflict("item"));
             }
             let fields = decide(Some(&current))?;
+            // A document without a deadline leaves the item's derived one as it is: compared
+            // as the write would store it, an unchanged item is not written again.
+            let fields = items::with_deadline(conn, &current, fields)?;
             let item = if current.fields() == fields {
                 current.clone()
             } else {

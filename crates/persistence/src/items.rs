@@ -740,6 +740,28 @@ pub(crate) fn write_fields(
     load(conn, &iid)
 }
 
+/// The fields as [`write_fields`] would store them: the scheduled completion resolved by the
+/// system's deadline rules (a document without one keeps the item's derived deadline).
+pub(crate) fn with_deadline(
+    conn: &mut DbConnection,
+    current: &Item,
+    mut fields: ItemFields,
+) -> Result<ItemFields, StoreError> {
+    let ctx = deadline_context(conn, &current.system_id.to_string())?;
+    let (scheduled, _) = deadlines::resolve(
+        &ctx,
+        fields.risk_rating,
+        fields.detected_on,
+        Some((
+            current.scheduled_completion,
+            current.deadline_rule.as_deref(),
+        )),
+        fields.scheduled_completion,
+    );
+    fields.scheduled_completion = scheduled;
+    Ok(fields)
+}
+
 /// Dry run of a whole POA&M: every unarchived item against the system's profile.
 pub fn validate_system(
     conn: &mut DbConnection,

@@ -238,8 +238,9 @@ pub fn csv_record(fields: &[String]) -> String {
         if i > 0 {
             out.push(',');
         }
-        // A leading =, +, - or @ would be a formula to a spreadsheet: neutralised with a quote.
-        let guarded = if f.starts_with(['=', '+', '-', '@']) {
+        // A leading =, +, - or @ would be a formula to a spreadsheet, and so would a tab or a
+        // carriage return before one (OWASP's list): neutralised with a quote.
+        let guarded = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
             format!("'{f}")
         } else {
             f.clone()
@@ -271,6 +272,8 @@ mod tests {
     fn csv_quotes_what_needs_it_and_defuses_formulas() {
         let rec = csv_record(&["a".into(), "b,c".into(), "say \"hi\"".into(), "=1+1".into()]);
         assert_eq!(rec, "a,\"b,c\",\"say \"\"hi\"\"\",'=1+1\r\n");
+        let rec = csv_record(&["\t=1+1".into(), "\r=2".into()]);
+        assert_eq!(rec, "'\t=1+1,\"'\r=2\"\r\n");
     }
 
     #[test]

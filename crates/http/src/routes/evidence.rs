@@ -123,6 +123,14 @@ fn clean_filename(raw: Option<&str>) -> String {
 
 const FIELD_LIMIT: usize = 4096;
 
+/// A broken form is 400; a body cut off for idling is 408.
+fn multipart_error(e: actix_multipart::MultipartError) -> ApiError {
+    match e {
+        actix_multipart::MultipartError::Payload(p) => crate::protection::body_error(&p),
+        other => ApiError::bad_request("malformed_multipart", other.to_string()),
+    }
+}
+
 /// Upload a piece of evidence (editor): `multipart/form-data` with a `file` part and the
 /// fields `title`, `kind`, optional `milestone_id` and `collected_on`.
 ///
@@ -174,6 +182,10 @@ pub async fn upload(
     if declared.is_some_and(|n| n > limit + 64 * 1024) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
+    // A slot of the heavy operations (the file streams to disk: a small share of memory).
+    let _pass = state
+        .protection
+        .enter(crate::protection::Heavy::Write, &actor.sub, 1 << 20)?;
     let wanted = match req.headers().get("content-digest") {
         Some(v) => Some(wanted_digests(v.to_str().unwrap_or(""))?),
         None => None,
@@ -196,7 +208,7 @@ pub async fn upload(
     let mut file: Option<(Spool, String, String, i64, String)> = None;
     while let Some(field) = form.next().await {
         let mut field =
-            field.map_err(|e| ApiError::bad_request("malformed_multipart", e.to_string()))?;
+            field.map_err(multipart_error)?;
         let name = field.name().unwrap_or("").to_owned();
         if name == "file" {
             if file.is_some() {
@@ -223,7 +235,7 @@ pub async fn upload(
             let mut pending: Vec<u8> = Vec::with_capacity(store::CHUNK);
             while let Some(chunk) = field.next().await {
                 let chunk = chunk
-                    .map_err(|e| ApiError::bad_request("malformed_multipart", e.to_string()))?;
+                    .map_err(multipart_error)?;
                 size += chunk.len();
                 if size > limit {
                     return Err(ApiError::PayloadTooLarge { limit });
@@ -267,7 +279,7 @@ pub async fn upload(
         let mut text = Vec::new();
         while let Some(chunk) = field.next().await {
             let chunk =
-                chunk.map_err(|e| ApiError::bad_request("malformed_multipart", e.to_string()))?;
+                chunk.map_err(multipart_error)?;
             if text.len() + chunk.len() > FIELD_LIMIT {
                 return Err(invalid(
                     &format!("/{name}"),
@@ -394,13 +406,31 @@ pub async fn upload(
         size,
         sha256,
     };
+    let quota = match state.protection.limits.evidence_quota {
+        0 => None,
+        q => Some(i64::try_from(q).unwrap_or(i64::MAX)),
+    };
     let e = state
         .db(move |conn| {
-            let stored = store::create(conn, item_id, &actor.scope, &meta, &spool.path, &actor.sub);
+            let stored = store::create(
+                conn,
+                item_id,
+                &actor.scope,
+                &meta,
+                &spool.path,
+                &actor.sub,
+                quota,
+            );
             drop(spool);
             stored
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(v) if v.code == store::QUOTA_EXCEEDED => {
+                ApiError::QuotaExceeded(v.message)
+            }
+            other => other,
+        })?;
     crate::telemetry::metrics().evidence_stored(u64::try_from(e.size).unwrap_or(0));
     Ok(super::located(
         HttpResponse::Created().json(&e),
@@ -536,6 +566,8 @@ pub async fn content(
         ))
         .insert_header((header::CONTENT_DISPOSITION, disposition(&e.filename)))
         .insert_header(("X-Content-Type-Options", "nosniff"))
+        // Whatever the uploader called it, the file never runs as a page of this origin.
+        .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
         .no_chunking(u64::try_from(e.size).unwrap_or(0))
         .streaming(chunks))
 }

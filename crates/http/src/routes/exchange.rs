@@ -8,7 +8,6 @@ use crate::problem::{ApiError, FieldError, Problem};
 use crate::state::AppState;
 use crate::xlsx::Workbook;
 use actix_web::http::header;
-use actix_web::web::Bytes;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use poam_domain::change::{self, Caller, Channel, Origin};
 use poam_domain::exchange::fedramp::{self, Sheet};
@@ -25,7 +24,7 @@ use poam_persistence::exchange::{
 use poam_persistence::StoreError;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
-use tokio::sync::mpsc;
+use crate::protection::Heavy;
 use utoipa::{IntoParams, ToSchema};
 
 /// Items read per page while an export streams.
@@ -74,6 +73,10 @@ pub struct ExportParams {
     /// `POAM-Archived-Unresolved-Excluded`, and in OSCAL a metadata prop of that name). The
     /// `json` bundle always holds every item.
     include_archived: Option<bool>,
+    /// For `oscal`: the OSCAL version the document claims and follows, `1.1.2` (default, the
+    /// version FedRAMP targets) or `1.2.1`.
+    #[param(inline)]
+    oscal_version: Option<oscal::OscalVersion>,
 }
 
 /// The response header that states how many archived unresolved items an export leaves out.
@@ -145,36 +148,16 @@ pub struct ExportBundle {
     pub events: Vec<Event<'static>>,
 }
 
-/// Sends what is written to the client in chunks; a full channel makes the writer wait, so
-/// memory stays flat however large the export.
-struct ChannelWriter {
-    tx: mpsc::Sender<Result<Bytes, io::Error>>,
-    buf: Vec<u8>,
-}
-
-impl ChannelWriter {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+/// Creates a spool file readable by this user only.
+fn create_private(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
     }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
+    options.open(path).map_err(io_err)
 }
 
 fn io_err(e: io::Error) -> StoreError {
@@ -352,6 +335,7 @@ fn write_oscal(
     conn: &mut DbConnection,
     head: &ExportHead,
     archived: bool,
+    version: oscal::OscalVersion,
     spool_dir: &std::path::Path,
     w: &mut impl Write,
 ) -> Result<(), StoreError> {
@@ -360,6 +344,7 @@ fn write_oscal(
         system,
         poam_persistence::systems::utc(head.last_modified),
         head.event_seq,
+        version,
     );
     if !archived {
         if let Some(serde_json::Value::Object(metadata)) = root.get_mut("metadata") {
@@ -398,8 +383,8 @@ fn write_oscal(
     // One buffer, reused for every object written.
     let mut buf = Vec::with_capacity(8 << 10);
     for_each_record(conn, system.id, load, |rec| {
-        assets.add(&rec.item.assets);
-        let u = oscal::ItemUuids::of(&rec);
+        assets.add_record(&rec);
+        let u = oscal::ItemUuids::of(system, &rec);
         buf.clear();
         oscal::write_risk(&mut buf, &org, &rec, &u);
         raw_member(w, &mut first, &buf)?;
@@ -422,22 +407,44 @@ fn write_oscal(
     poam_items.drain(w)?;
     w.write_all(b"]").map_err(io_err)?;
     if !assets.is_empty() {
-        w.write_all(b",\"local-definitions\":{\"inventory-items\":[")
-            .map_err(io_err)?;
-        let mut first = true;
-        for a in assets.names() {
-            buf.clear();
-            oscal::write_inventory_item(&mut buf, system, a);
-            raw_member(w, &mut first, &buf)?;
+        // The detectors as tool components (FedRAMP), the assets as inventory items.
+        w.write_all(b",\"local-definitions\":{").map_err(io_err)?;
+        let mut open = "";
+        if assets.tools().next().is_some() {
+            w.write_all(b"\"components\":[").map_err(io_err)?;
+            let mut first = true;
+            for t in assets.tools() {
+                buf.clear();
+                oscal::write_tool_component(&mut buf, system, t);
+                raw_member(w, &mut first, &buf)?;
+            }
+            w.write_all(b"]").map_err(io_err)?;
+            open = ",";
         }
-        w.write_all(b"]}").map_err(io_err)?;
+        if assets.names().next().is_some() {
+            w.write_all(open.as_bytes()).map_err(io_err)?;
+            w.write_all(b"\"inventory-items\":[").map_err(io_err)?;
+            let mut first = true;
+            for a in assets.names() {
+                buf.clear();
+                oscal::write_inventory_item(&mut buf, system, a);
+                raw_member(w, &mut first, &buf)?;
+            }
+            w.write_all(b"]").map_err(io_err)?;
+        }
+        w.write_all(b"}").map_err(io_err)?;
     }
+    // The security plan `import-ssp` points at, then the evidence.
+    w.write_all(b",\"back-matter\":{\"resources\":[")
+        .map_err(io_err)?;
+    buf.clear();
+    oscal::write_ssp_resource(&mut buf, system);
+    w.write_all(&buf).map_err(io_err)?;
     if !resources.first {
-        w.write_all(b",\"back-matter\":{\"resources\":[")
-            .map_err(io_err)?;
+        w.write_all(b",").map_err(io_err)?;
         resources.drain(w)?;
-        w.write_all(b"]}").map_err(io_err)?;
     }
+    w.write_all(b"]}").map_err(io_err)?;
     w.write_all(b"}}").map_err(io_err)
 }
 
@@ -531,6 +538,7 @@ pub async fn export(
     let p = query::<ExportParams>(&req)?;
     let format = p.format.unwrap_or(ExportFormat::Json);
     let archived = p.include_archived.unwrap_or(false) || format == ExportFormat::Json;
+    let oscal_version = p.oscal_version.unwrap_or_default();
     let sheet = match (format, p.sheet) {
         (ExportFormat::Csv, Some(SheetParam::Closed)) => Sheet::Closed,
         (ExportFormat::Csv, _) => Sheet::Open,
@@ -565,11 +573,15 @@ pub async fn export(
         by: actor.sub.clone(),
         counts: None,
     };
+    // One slot per export, per token subject and overall, held until the client has the
+    // whole export or stops taking it: refused at once (429 / 503) before any work.
+    let pass = state
+        .protection
+        .enter(Heavy::Export, &actor.sub, CHUNK * 4)?;
     let scope = actor.scope.clone();
     let sub = actor.sub.clone();
-    let pool = state.pool.clone();
-    // The export is recorded, then a connection is taken for the stream: both before the 200,
-    // so an unknown system, an empty OSCAL export or a saturated pool still get a problem.
+    // The export is recorded, then the snapshot is written: both before the 200, so an unknown
+    // system, an empty OSCAL export or a saturated pool still get a problem.
     let excluded = state
         .db(move |conn| {
             let head = store::head(conn, system_id, &scope)?;
@@ -594,43 +606,43 @@ pub async fn export(
             })
         })
         .await?;
-    let mut stream_conn = web::block(move || db::checkout(&pool))
-        .await
-        .map_err(|_| ApiError::Internal)??;
-    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
+    // The snapshot goes to a spool file at database speed and the connection back to the pool
+    // before the first byte is sent: a slow or stalled client holds a file, never a connection.
     let sub = actor.sub.clone();
     let span = tracing::Span::current();
     let spool_dir = state.spool_dir.clone();
-    let spawned = std::thread::Builder::new()
-        .name("poam-export".into())
-        .spawn(move || {
-            let _entered = span.enter();
-            let mut w = ChannelWriter {
-                tx: tx.clone(),
-                buf: Vec::with_capacity(CHUNK),
-            };
-            let scope = poam_domain::SystemScope::All;
-            let result = db::snapshot(&mut stream_conn, |conn| {
-                let head = store::head(conn, system_id, &scope)?;
-                match format {
-                    ExportFormat::Json => write_bundle(conn, &head, &sub, &mut w),
-                    ExportFormat::Oscal => write_oscal(conn, &head, archived, &spool_dir, &mut w),
-                    ExportFormat::Csv => write_csv(conn, &head, archived, sheet, &mut w),
-                    ExportFormat::Xlsx => write_xlsx(conn, &head, archived, &mut w),
-                }?;
-                w.flush().map_err(io_err)
-            });
-            if let Err(e) = stream_conn.settle(result) {
-                tracing::warn!(cause = %e, "export stopped before its end");
-                let _ = tx.blocking_send(Err(io::Error::other("the export stopped")));
-            }
+    let pool = state.pool.clone();
+    let (file, len) = web::block(move || -> Result<(std::fs::File, u64), StoreError> {
+        let _entered = span.enter();
+        let spool = super::evidence::Spool {
+            path: spool_dir.join(format!("export-{}", uuid::Uuid::new_v4())),
+        };
+        let mut w = io::BufWriter::with_capacity(CHUNK, create_private(&spool.path)?);
+        let mut conn = db::checkout(&pool)?;
+        let scope = poam_domain::SystemScope::All;
+        let result = db::snapshot(&mut conn, |conn| {
+            let head = store::head(conn, system_id, &scope)?;
+            match format {
+                ExportFormat::Json => write_bundle(conn, &head, &sub, &mut w),
+                ExportFormat::Oscal => {
+                    write_oscal(conn, &head, archived, oscal_version, &spool_dir, &mut w)
+                }
+                ExportFormat::Csv => write_csv(conn, &head, archived, sheet, &mut w),
+                ExportFormat::Xlsx => write_xlsx(conn, &head, archived, &mut w),
+            }?;
+            w.flush().map_err(io_err)
         });
-    if spawned.is_err() {
-        return Err(ApiError::Unavailable);
-    }
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
+        conn.settle(result)?;
+        drop(conn);
+        let written = w.into_inner().map_err(|e| io_err(e.into_error()))?;
+        let len = written.metadata().map_err(io_err)?.len();
+        // Opened again for reading; the name goes when `spool` drops, the open file stays.
+        let file = std::fs::File::open(&spool.path).map_err(io_err)?;
+        Ok((file, len))
+    })
+    .await
+    .map_err(|_| ApiError::Internal)??;
+    let body = crate::protection::stream_spool(file, len, state.protection.limits.send_idle, Some(pass));
     let (content_type, extension) = match format {
         ExportFormat::Json => ("application/json", "json"),
         ExportFormat::Oscal => (OSCAL_JSON, "oscal.json"),
@@ -649,7 +661,7 @@ pub async fn export(
             format!("attachment; filename=\"{name}\""),
         ))
         .insert_header((ARCHIVED_EXCLUDED, excluded.to_string()))
-        .streaming(body))
+        .body(body))
 }
 
 /// The JSON Schema (2020-12) of the export bundle.
@@ -858,6 +870,12 @@ pub async fn bulk(
     actor.require(Permission::WriteItems)?;
     let system_id = path.into_inner();
     let migrate = query::<MigrateParams>(&req)?;
+    // A slot and a share of the memory budget, taken before the body is read.
+    let _pass = state.protection.enter(
+        Heavy::Write,
+        &actor.sub,
+        crate::protection::json_reservation(&req, state.import_limit),
+    )?;
     let doc = json_document(&req, payload, state.import_limit).await?;
     let elements = match doc {
         serde_json::Value::Object(mut m) if m.len() == 1 && m.contains_key("items") => {
@@ -972,9 +990,27 @@ pub struct ImportReport {
     pub updated: Vec<ImportResult>,
     /// Already imported and unchanged.
     pub skipped: Vec<ImportResult>,
+    /// Refused by the rules, or (with `on_dangling=skip`) kept out by a dangling reference,
+    /// each reference named in the problem's errors.
     pub failed: Vec<ImportResult>,
-    /// Pointers of every member of the document with no place in the service.
-    pub unmapped: Vec<String>,
+    /// Every member of the document with no place in the service, and why: unknown,
+    /// unparseable (the value quoted), not kept, or a dangling reference.
+    pub unmapped: Vec<oscal::Unmapped>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OscalImportParams {
+    /// Admins only: take the items' statuses, transition dates and decisions as they stand
+    /// (a migration from another tool). Without it a new item starts open and an update never
+    /// moves a status: the import keeps the item's own and says so.
+    migrate: Option<bool>,
+    /// `refuse` (default): a document with a reference to nothing in it is refused whole,
+    /// each reference named. `skip`: what is consistent is imported, and each poam-item a
+    /// dangling reference touches is listed in `failed` with its references.
+    #[param(inline)]
+    on_dangling: Option<oscal::OnDangling>,
 }
 
 /// Import an OSCAL POA&M (JSON, OSCAL 1.0.x to 1.2.x) into a system (editor; approver too for
@@ -983,11 +1019,14 @@ pub struct ImportReport {
 /// Each poam-item becomes an item (with its risk's status, deadline, facets, deviations and
 /// milestone tasks, and its observation's source and assets), recorded as `imported` in the
 /// history. Importing the same document again changes nothing: items and milestones are keyed
-/// by the document's uuids. A document whose references dangle is refused whole, each
-/// reference named.
+/// by the document's uuids, and a system's own export is recognised by the uuids it derives
+/// from its ids. A document whose references dangle is refused whole, each reference named
+/// (`on_dangling=skip` imports the rest). Remediations are read by lifecycle (the planned one
+/// is the plan, with the milestones), facets by FedRAMP's `state`; a missing risk rating is
+/// derived from likelihood and impact (NIST SP 800-30 Table I-2) and noted on the item.
 #[utoipa::path(
     tag = "exchange",
-    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), MigrateParams),
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), OscalImportParams),
     request_body(content = Object, description = "An OSCAL `plan-of-action-and-milestones` document.", content_type = "application/json"),
     responses(
         (status = 200, description = "What was created, updated, skipped or refused, and what could not be mapped.", body = ImportReport),
@@ -1005,7 +1044,7 @@ pub async fn import_oscal(
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
     let system_id = path.into_inner();
-    let migrate = query::<MigrateParams>(&req)?;
+    let migrate = query::<OscalImportParams>(&req)?;
     let caller = actor.caller();
     let origin = Origin {
         channel: Channel::Import,
@@ -1017,17 +1056,38 @@ pub async fn import_oscal(
     state
         .db(move |conn| poam_persistence::systems::get(conn, system_id, &scope))
         .await?;
+    // A slot and a share of the memory budget, taken before the body is read.
+    let _pass = state.protection.enter(
+        Heavy::Write,
+        &actor.sub,
+        crate::protection::json_reservation(&req, state.import_limit),
+    )?;
     let doc = json_document(&req, payload, state.import_limit).await?;
-    let plan = oscal::read(&doc)
+    let options = oscal::ReadOptions {
+        on_dangling: migrate.on_dangling.unwrap_or_default(),
+    };
+    let plan = oscal::read(&doc, options)
         .map_err(|v| ApiError::Invalid(v.into_iter().map(FieldError::from).collect()))?;
     let mut failed = Vec::new();
+    for k in plan.kept_out {
+        failed.push(ImportResult {
+            uuid: k.uuid,
+            pointer: k.pointer,
+            poam_id: k.poam_id,
+            id: None,
+            display_id: None,
+            problem: Some(ApiError::Invalid(k.dangling.into_iter().map(FieldError::from).collect()).problem()),
+            notes: Vec::new(),
+        });
+    }
     let mut ready = Vec::new();
     let mut drafts = Vec::new();
     for d in plan.items {
-        match parse_fields::<ItemFields>(d.fields.clone()) {
+        match parse_fields::<ItemFields>(d.fields.to_document()) {
             Ok(fields) => {
                 ready.push(ImportItem {
                     uuid: d.uuid.clone(),
+                    poam_id: d.poam_id.clone(),
                     fields,
                     milestones: d.milestones.clone(),
                 });
@@ -1040,7 +1100,7 @@ pub async fn import_oscal(
                 id: None,
                 display_id: None,
                 problem: Some(ApiError::from(invalid(v)).problem()),
-                notes: Vec::new(),
+                notes: d.notes.into_iter().map(FieldError::from).collect(),
             }),
         }
     }
@@ -1100,7 +1160,12 @@ pub async fn import_oscal(
             id: None,
             display_id: None,
             problem: None,
-            notes: notes.into_iter().map(FieldError::from).collect(),
+            notes: d
+                .notes
+                .into_iter()
+                .chain(notes)
+                .map(FieldError::from)
+                .collect(),
         };
         let list = match o {
             Outcome::Created(i) => {
