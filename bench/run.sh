@@ -16,8 +16,9 @@ CONNS=${BENCH_CONNECTIONS:-16}
 BIG=${BENCH_BIG_ITEMS:-100000}
 DB=${BENCH_DB:-sqlite}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-cargo build --release --quiet
-BIN=target/release/poam
+# The shipped build (the `dist` profile: fat LTO, one codegen unit), as the Dockerfile makes it.
+cargo build --profile dist --quiet
+BIN=target/dist/poam
 # The ceiling, built from a writable copy of ../shared/bench/limit.
 if [ -d ../shared/bench/limit ]; then
   mkdir -p target/limit-src
@@ -114,9 +115,9 @@ note "bulk upsert, 1,000 findings per request (10 requests)" "$(field "$line" it
 analyze
 ids=$dir/ids.txt
 ids_file "$ids"
-row "GET item by random id (10,000 items)" "$(IDS_FILE=$ids GET_PREFIX=/v1/items/ GET_SUFFIX= wrk_run -s ../shared/bench/get_by_id.lua)"
+row "GET item by random id (10,000 items)" "$(IDS_FILE=$ids GET_PREFIX=/v1/items/ GET_SUFFIX= wrk_run -s bench/get.lua)"
 LIST="/v1/systems/$SID/items?limit=50&status=open&sort=-risk_rating"
-row "list page (50, status filter, -risk_rating) at 10,000" "$(IDS_FILE= GET_PREFIX=$LIST GET_SUFFIX= wrk_run -s ../shared/bench/get_by_id.lua)"
+row "list page (50, status filter, -risk_rating) at 10,000" "$(IDS_FILE= GET_PREFIX=$LIST GET_SUFFIX= wrk_run -s bench/get.lua)"
 row "PATCH with If-Match (random item of 10,000)" "$(IDS_FILE=$ids wrk_run -s bench/patch.lua)"
 row "create item (history event included)" "$(CREATE_PATH=/v1/systems/$SID/items wrk_run -s bench/create.lua)"
 have=$(curl -sf "$BASE/v1/systems/$SID/metrics" -H "$AUTH" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])' 2>/dev/null || echo 0)
@@ -126,7 +127,7 @@ if [ "$more" -gt 0 ]; then
   note "bulk upsert to $BIG items ($(field "$line" batches) requests)" "$(field "$line" items_per_s) items/s" "p50 $(field "$line" p50_ms) ms per 1,000; max $(field "$line" max_ms) ms"
 fi
 analyze
-row "list page (50, status filter, -risk_rating) at $BIG" "$(IDS_FILE= GET_PREFIX=$LIST GET_SUFFIX= wrk_run -s ../shared/bench/get_by_id.lua)"
+row "list page (50, status filter, -risk_rating) at $BIG" "$(IDS_FILE= GET_PREFIX=$LIST GET_SUFFIX= wrk_run -s bench/get.lua)"
 times=()
 for _ in 1 2 3 4 5; do
   times+=("$(curl -s -o /dev/null -w '%{time_total}' "$BASE/v1/systems/$SID/metrics" -H "$AUTH")")
@@ -149,7 +150,7 @@ if [ -x target/limit-target/release/limit ]; then
   pids+=("$!")
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8090/static >/dev/null && break; sleep 0.1; done
   seq 1 10000 > "$dir/limit-ids.txt"
-  line=$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items/ GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s ../shared/bench/get_by_id.lua http://127.0.0.1:8090 | grep WRKJSON)
+  line=$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items/ GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s bench/get.lua http://127.0.0.1:8090 | grep WRKJSON)
   row "ceiling: bare actix + diesel + SQLite GET /items/{id}" "$line"
   python3 - "$out" >> "$out" <<'PY'
 import re, sys

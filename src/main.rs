@@ -74,6 +74,9 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Ask the running service's `/healthz` (at POAM_BIND); exit status 0 when it answers 200.
+    /// The container's HEALTHCHECK.
+    Health,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +99,54 @@ fn backup(settings: &Settings, to: &std::path::Path) -> Result<(), String> {
     let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
     println!("backed up to {} ({bytes} bytes)", to.display());
     Ok(())
+}
+
+/// GET /healthz over plain HTTP/1.1 on the bind address (a wildcard address is asked on
+/// loopback), within 3 s.
+fn health(bind: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let addr: SocketAddr = bind
+        .to_socket_addrs()
+        .map_err(|e| format!("POAM_BIND `{bind}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("POAM_BIND `{bind}` names no address"))?;
+    let addr = if addr.ip().is_unspecified() {
+        SocketAddr::new(
+            if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            },
+            addr.port(),
+        )
+    } else {
+        addr
+    };
+    let timeout = Duration::from_secs(3);
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("{addr}: {e}"))?;
+    let mut head = [0u8; 12];
+    stream
+        .read_exact(&mut head)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let status = String::from_utf8_lossy(&head);
+    if status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200") {
+        println!("ok");
+        Ok(())
+    } else {
+        Err(format!("{addr}/healthz answered `{}`", status.trim()))
+    }
 }
 
 fn audit_verify(settings: &Settings, system: Option<String>) -> Result<(), String> {
@@ -356,6 +407,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             command: AuditCommand::Verify { system },
         } => Ok(audit_verify(&settings, system)?),
         Command::Backup { to } => Ok(backup(&settings, &to)?),
+        Command::Health => Ok(health(&settings.bind)?),
         Command::Openapi { .. } => Ok(()),
     }
 }

@@ -34,7 +34,7 @@ fn help_documents_every_setting_and_command() {
     for (name, _) in poam::config::VARIABLES {
         assert!(text.contains(name), "--help lacks {name}");
     }
-    for cmd in ["serve", "migrate", "token", "openapi"] {
+    for cmd in ["serve", "migrate", "token", "openapi", "health"] {
         assert!(text.contains(cmd), "--help lacks {cmd}");
     }
 }
@@ -432,4 +432,34 @@ fn token_lifetimes_have_a_maximum() {
     assert_eq!(long.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&long.stderr).contains("255"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `poam health` (the container's HEALTHCHECK) asks the running service, and fails when none
+/// answers.
+#[test]
+fn health_asks_the_running_service() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite) else {
+        return;
+    };
+    let bind = app.base.trim_start_matches("http://").to_owned();
+    let out = poam(&[("POAM_BIND", bind.as_str())])
+        .arg("health")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    // Nothing listens on a port just taken and released.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = poam(&[("POAM_BIND", free.as_str())])
+        .arg("health")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
 }

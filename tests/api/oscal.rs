@@ -396,7 +396,7 @@ fn a_fedramp_shaped_document_keeps_its_plan_milestones_facets_and_ids(app: &Test
         .flatten()
         .map(|m| &m["due_on"])
         .collect();
-    assert_eq!(dues, [&json!("2026-10-20"), &json!("2026-10-30")]);
+    assert_eq!(dues, [&json!("2026-10-20"), &json!("2026-10-30")], "{milestones}");
     // Every member is accounted for, with a reason.
     let unmapped = report["unmapped"].as_array().cloned().unwrap_or_default();
     let reason = |suffix: &str| -> Option<(String, String)> {
