@@ -25,6 +25,7 @@ tools: ## The Python checkers the exchange tests use (OSCAL via compliance-trest
 	@for v in "tools:$(TOOLS_PINS)" "tools5:$(TOOLS5_PINS)"; do \
 	  dir=.venv-$${v%%:*}; pins=$${v#*:}; \
 	  if [ "$$(cat $$dir/pins 2>/dev/null)" != "$$pins" ]; then \
+	    echo "installing the Python checkers into $$dir ($$pins): once, about 30 s"; \
 	    if python3 -m venv $$dir && \
 	       $$dir/bin/pip install --quiet --disable-pip-version-check $$pins; then \
 	      echo "$$pins" > $$dir/pins; \

@@ -47,6 +47,15 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_BODY_IDLE_TIMEOUT", "longest pause in a request body before 408: seconds, or a number with s, m or h [default: 10s]"),
     ("POAM_BODY_MIN_RATE", "slowest average rate of a request body, bytes per second, once the idle timeout has passed; 0: none [default: 1024]"),
     ("POAM_SEND_IDLE_TIMEOUT", "longest a streamed response waits for a client that takes nothing before it is abandoned [default: 30s]"),
+    ("POAM_WEBHOOK_ALLOW", "hosts, addresses or CIDRs webhooks may reach despite the private-range rule (loopback, private, link-local, CGNAT, metadata), over http too; comma-separated [default: none]"),
+    ("POAM_WEBHOOK_RETRY_SCHEDULE", "delays between a delivery's attempts, each spread by ±20% jitter; after the last the delivery is dead: comma-separated, units ms, s, m, h, d [default: 5s,5m,30m,2h,5h,10h,14h,20h,24h]"),
+    ("POAM_WEBHOOK_TIMEOUT", "longest one delivery attempt may take, connection included [default: 15s]"),
+    ("POAM_WEBHOOK_CONNECT_TIMEOUT", "longest the connection of one attempt may take [default: 5s]"),
+    ("POAM_WEBHOOK_PAUSE_AFTER", "how long a subscription may fail without a success before it is paused [default: 3d]"),
+    ("POAM_WEBHOOK_POLL", "how often an idle delivery worker looks for due deliveries [default: 1s]"),
+    ("POAM_WEBHOOK_CONCURRENCY", "delivery attempts one instance makes at once, 1 to 256 [default: 8]"),
+    ("POAM_WEBHOOK_SECRET_OVERLAP", "how long the previous secret keeps signing after a rotation, unless the request says [default: 24h]"),
+    ("POAM_WEBHOOK_DELIVERY", "run the delivery worker in this instance: on or off (the outbox is written either way) [default: on]"),
 ];
 
 /// A secret value: shown as `[redacted]` in every `Debug` and `Display`.
@@ -105,6 +114,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Rate limits, concurrency limits, the memory budget, the evidence quota, idle timeouts.
     pub limits: poam_http::protection::Limits,
+    /// Webhook delivery (`POAM_WEBHOOK_*`).
+    pub webhooks: poam_http::delivery::WebhookSettings,
 }
 
 /// Reads a `KEY=VALUE` file: blank lines and `#` comments skipped, optional quotes removed.
@@ -217,7 +228,10 @@ fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<poam_http::protection
         d.auth_failure_burst,
     )?;
     let export_per_token = size(num("POAM_EXPORT_CONCURRENCY", d.export_per_token as u64)?);
-    let export_total = size(num("POAM_EXPORT_CONCURRENCY_TOTAL", export_per_token as u64)?);
+    let export_total = size(num(
+        "POAM_EXPORT_CONCURRENCY_TOTAL",
+        export_per_token as u64,
+    )?);
     let heavy_per_token = size(num("POAM_HEAVY_CONCURRENCY", d.heavy_per_token as u64)?);
     let heavy_total = size(num("POAM_HEAVY_CONCURRENCY_TOTAL", heavy_per_token as u64)?);
     Ok(Limits {
@@ -313,8 +327,10 @@ impl Settings {
             },
         };
         let limits = limits(&get)?;
+        let webhooks = crate::webhook_config::from_lookup(&get)?;
         Ok(Settings {
             limits,
+            webhooks,
             data_dir,
             database_url,
             bind: get("POAM_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),

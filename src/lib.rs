@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod keys;
+pub mod webhook_config;
 
 use config::{LogFormat, Settings};
 use poam_persistence::db::{self, DbPool};
@@ -49,7 +50,10 @@ fn create_private_file(path: &std::path::Path) -> Result<(), String> {
     match options.open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(format!("cannot create the database file {}: {e}", path.display())),
+        Err(e) => Err(format!(
+            "cannot create the database file {}: {e}",
+            path.display()
+        )),
     }
 }
 
@@ -88,6 +92,8 @@ pub fn prepare_schema(settings: &Settings, pool: &DbPool) -> Result<(), String> 
 pub struct Application {
     server: actix_web::dev::Server,
     addr: SocketAddr,
+    /// The webhook delivery worker, stopped when the server stops.
+    delivery: Option<poam_http::delivery::DeliveryWorker>,
 }
 
 impl Application {
@@ -127,6 +133,16 @@ impl Application {
         state.protection = std::sync::Arc::new(poam_http::protection::Protection::new(
             settings.limits.clone(),
         ));
+        let webhooks = std::sync::Arc::new(settings.webhooks.clone());
+        state.webhooks = webhooks.clone();
+        let delivery = if webhooks.deliver {
+            Some(
+                poam_http::delivery::DeliveryWorker::start(state.pool.clone(), webhooks)
+                    .map_err(|e| format!("cannot start the webhook delivery thread: {e}"))?,
+            )
+        } else {
+            None
+        };
         let mut server = actix_web::HttpServer::new(move || poam_http::app(state.clone()))
             .shutdown_timeout(30)
             .client_request_timeout(std::time::Duration::from_secs(30));
@@ -137,7 +153,11 @@ impl Application {
             .listen(listener)
             .map_err(|e| format!("cannot serve on {addr}: {e}"))?
             .run();
-        Ok(Application { server, addr })
+        Ok(Application {
+            server,
+            addr,
+            delivery,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -151,6 +171,11 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then stops accepting and lets in-flight requests finish.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(worker) = self.delivery {
+            // Joining waits for the attempts in flight, each bounded by its timeout.
+            let _ = actix_web::rt::task::spawn_blocking(move || worker.stop()).await;
+        }
+        served
     }
 }

@@ -6,7 +6,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(data) {
         if let Ok(plan) = poam_domain::exchange::oscal::read(&doc, Default::default()) {
             for item in plan.items {
-                let _ = serde_json::from_value::<poam_domain::ItemFields>(item.fields.to_document());
+                let _ =
+                    serde_json::from_value::<poam_domain::ItemFields>(item.fields.to_document());
             }
         }
     }

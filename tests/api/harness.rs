@@ -651,3 +651,28 @@ pub fn python_check(python: &std::path::Path, script: &str, file: &std::path::Pa
     );
     stdout
 }
+
+/// The server's date (UTC).
+pub fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// The date `n` days from today (negative: ago), as the API writes dates.
+pub fn days(n: i64) -> String {
+    (today() + chrono::Duration::days(n)).to_string()
+}
+
+/// The codes of a problem's field errors, in order.
+pub fn codes(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["code"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The `id` member of a resource.
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap_or_default().to_owned()
+}

@@ -2,7 +2,7 @@
 //! in the database is found and named, on both backends.
 
 use crate::both;
-use crate::harness::TestApp;
+use crate::harness::{days, id, TestApp};
 use diesel::connection::SimpleConnection;
 use poam_domain::Role;
 use serde_json::{json, Value};
@@ -230,13 +230,6 @@ fn tampering_in_the_database_is_found_and_named(app: &TestApp) {
 }
 both!(tampering_in_the_database_is_found_and_named);
 
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap_or_default().to_owned()
-}
-
-fn days(n: u64) -> String {
-    (chrono::Utc::now().date_naive() + chrono::Days::new(n)).to_string()
-}
 
 /// Every page of an item's history, following `next_cursor`.
 fn history(app: &TestApp, iid: &str, limit: u32) -> Vec<Value> {

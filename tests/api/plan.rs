@@ -3,30 +3,13 @@
 //! severe item needs to close under FedRAMP and CMMC. Every refusal names its rule.
 
 use crate::both;
-use crate::harness::{Backend, TestApp};
+use crate::harness::{codes, days, id, today, Backend, TestApp};
 use poam_domain::Role;
 use serde_json::{json, Value};
 
-fn today() -> chrono::NaiveDate {
-    chrono::Utc::now().date_naive()
-}
 
-fn days(n: i64) -> String {
-    (today() + chrono::Duration::days(n)).to_string()
-}
 
-fn codes(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["code"].as_str().map(str::to_owned))
-        .collect()
-}
 
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap_or_default().to_owned()
-}
 
 const TRESTLE: &str = r#"
 import sys

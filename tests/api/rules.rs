@@ -4,30 +4,13 @@
 //! reproduced against the old main, as a test.
 
 use crate::both;
-use crate::harness::{minimal_item, Resp, TestApp};
+use crate::harness::{codes, days, id, today, minimal_item, Resp, TestApp};
 use poam_domain::Role;
 use serde_json::{json, Value};
 
-fn today() -> chrono::NaiveDate {
-    chrono::Utc::now().date_naive()
-}
 
-fn days(n: i64) -> String {
-    (today() + chrono::Duration::days(n)).to_string()
-}
 
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap_or_default().to_owned()
-}
 
-fn codes(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["code"].as_str().map(str::to_owned))
-        .collect()
-}
 
 fn note_codes(v: &Value) -> Vec<String> {
     v["notes"]
@@ -102,20 +85,26 @@ fn closed_item(app: &TestApp, sid: &str) -> String {
     iid
 }
 
-/// Walks an item with a schedule and a milestone to `closed`.
-fn close(app: &TestApp, iid: &str) {
+/// Lee (an editor) walks an item with a schedule and a milestone to `completed`.
+fn complete(app: &TestApp, iid: &str) {
     let lee = app.token_as("lee@example.org", &[Role::Editor]);
-    let issm = app.token_as("issm@example.org", &[Role::Approver]);
-    let iid = iid.to_owned();
-    app.transition(&iid, &lee, json!({"to": "in_progress"}))
+    app.transition(iid, &lee, json!({"to": "in_progress"}))
         .expect(200);
-    app.evidence(&iid).expect(201);
+    app.evidence(iid).expect(201);
     app.transition(
-        &iid,
+        iid,
         &lee,
         json!({"to": "completed", "comment": "Patched and rescanned.", "completed_on": today().to_string()}),
     )
     .expect(200);
+}
+
+/// Walks an item with a schedule and a milestone to `closed`: completed by Lee, verified and
+/// closed by the ISSM.
+fn close(app: &TestApp, iid: &str) {
+    let issm = app.token_as("issm@example.org", &[Role::Approver]);
+    let iid = iid.to_owned();
+    complete(app, &iid);
     app.post(
         &format!("/v1/items/{iid}/reviews"),
         &issm,
@@ -539,22 +528,13 @@ fn requesters_never_decide_their_own_requests(app: &TestApp) {
     review(&issm, None).expect(201);
 
     // Closure: whoever marked the item completed may not verify it.
-    let lee = app.token_as("lee@example.org", &[Role::Editor]);
     let lee_approver = app.token_as("lee@example.org", &[Role::Approver]);
     let item = app
         .item(&sid, json!({"scheduled_completion": days(30)}))
         .expect(201);
     let iid = id(&item.body);
     app.milestone(&iid, &days(10));
-    app.transition(&iid, &lee, json!({"to": "in_progress"}))
-        .expect(200);
-    app.evidence(&iid).expect(201);
-    app.transition(
-        &iid,
-        &lee,
-        json!({"to": "completed", "comment": "Done.", "completed_on": today().to_string()}),
-    )
-    .expect(200);
+    complete(app, &iid);
     let r = app
         .post(
             &format!("/v1/items/{iid}/reviews"),

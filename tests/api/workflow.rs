@@ -2,31 +2,14 @@
 //! evidence and an independent verification; every refusal names its rule.
 
 use crate::both;
-use crate::harness::{Backend, TestApp};
+use crate::harness::{codes, days, id, today, Backend, TestApp};
 use poam_domain::Role;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-fn today() -> chrono::NaiveDate {
-    chrono::Utc::now().date_naive()
-}
 
-fn days(n: u64) -> String {
-    (today() + chrono::Days::new(n)).to_string()
-}
 
-fn codes(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["code"].as_str().map(str::to_owned))
-        .collect()
-}
 
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap_or_default().to_owned()
-}
 
 fn an_item_walks_from_open_to_closed(app: &TestApp) {
     let lee = app.token_as("lee@example.org", &[Role::Editor]);

@@ -7,6 +7,7 @@
 use crate::access::Permission;
 use crate::exchange::oscal::MilestoneDraft;
 use crate::item::{Deviation, Item, ItemFields};
+use crate::vdr::Evaluation;
 use crate::rules::{check_item, Violation};
 use crate::vocab::{DeviationStatus, ItemStatus};
 use crate::workflow::{Milestone, MilestoneChange, MilestoneKind, MilestoneStatus, ReviewKind};
@@ -142,6 +143,29 @@ fn transition_dates(f: &ItemFields) -> [(&'static str, Option<NaiveDate>); 2] {
     ]
 }
 
+/// Refuses, by name, each transition date a request set: only the completed and closed
+/// transitions set them.
+fn refuse_set_dates(
+    set: impl IntoIterator<Item = (&'static str, bool)>,
+) -> Result<(), Refusal> {
+    let dates: Vec<Violation> = set
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(p, _)| {
+            Violation::new(
+                "set_by_transition",
+                p,
+                "set by the completed and closed transitions",
+            )
+        })
+        .collect();
+    if dates.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::Invalid(dates))
+    }
+}
+
 /// Decides a new item. Outside a migration it starts `open`, without completion or closure
 /// dates (those come from transitions): the API and bulk refuse them by name, an import sets
 /// them aside and says so. A decided deviation is an approver's (an import outside a migration
@@ -197,25 +221,14 @@ pub fn create(
                     "an item starts open; its status changes through POST /v1/items/{id}/transitions",
                 )]));
             }
-            let dates: Vec<Violation> = transition_dates(&f)
-                .into_iter()
-                .filter(|(_, d)| d.is_some())
-                .map(|(p, _)| {
-                    Violation::new(
-                        "set_by_transition",
-                        p,
-                        "set by the completed and closed transitions",
-                    )
-                })
-                .collect();
-            if !dates.is_empty() {
-                return Err(Refusal::Invalid(dates));
-            }
+            refuse_set_dates(transition_dates(&f).map(|(p, d)| (p, d.is_some())))?;
             if f.deviation.as_ref().is_some_and(deviation_decided) && !caller.can_decide {
                 return Err(forbidden_decision("/deviation/status"));
             }
         }
+        settle_evaluation(None, &mut f.evaluation, caller, origin, &mut notes)?;
     }
+    check_evaluation(&f, today)?;
     let fields = check_item(f, today)?;
     Ok(Admitted {
         fields,
@@ -288,20 +301,7 @@ pub fn update(
                 "the status changes through POST /v1/items/{id}/transitions, where its rules are checked",
             )]));
         } else {
-            let dates: Vec<Violation> = moved[1..]
-                .iter()
-                .filter(|(_, d)| *d)
-                .map(|(p, _)| {
-                    Violation::new(
-                        "set_by_transition",
-                        *p,
-                        "set by the completed and closed transitions",
-                    )
-                })
-                .collect();
-            if !dates.is_empty() {
-                return Err(Refusal::Invalid(dates));
-            }
+            refuse_set_dates(moved[1..].iter().copied())?;
         }
         if is_frozen(current.status) {
             let changed: Vec<String> = changed_fields(&before, &next)
@@ -327,7 +327,15 @@ pub fn update(
             origin,
             &mut notes,
         )?;
+        settle_evaluation(
+            before.evaluation.as_ref(),
+            &mut next.evaluation,
+            caller,
+            origin,
+            &mut notes,
+        )?;
     }
+    check_evaluation(&next, today)?;
     let fields = check_item(next, today)?;
     Ok(Admitted {
         fields,
@@ -371,6 +379,95 @@ fn settle_deviation(
             }
         }
     }
+}
+
+/// The evaluation's own consistency (FedRAMP 2026, [`crate::vdr::check`]), on every path.
+fn check_evaluation(f: &ItemFields, today: NaiveDate) -> Result<(), Refusal> {
+    let bad = f
+        .evaluation
+        .as_ref()
+        .map(|e| crate::vdr::check(e, today))
+        .unwrap_or_default();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::Invalid(bad))
+    }
+}
+
+/// The write rules of an item's FedRAMP 2026 evaluation (outside a migration):
+///
+/// - Accepting a vulnerability the provider does not intend to fix (FRD-ACV), changing or
+///   withdrawing that acceptance is an approver's decision; an import keeps the item's own.
+/// - The recorded reductions are append-only: a step once recorded is neither changed nor
+///   removed (an import keeps the item's), and a new step starts from the current rating.
+/// - A lower N-rating is a reduction: it comes with its recorded step (time, new rating, what
+///   was done). A higher one is a re-evaluation and needs none.
+pub fn settle_evaluation(
+    before: Option<&Evaluation>,
+    next: &mut Option<Evaluation>,
+    caller: &Caller,
+    origin: Origin,
+    notes: &mut Vec<Violation>,
+) -> Result<(), Refusal> {
+    let import = origin.channel == Channel::Import;
+    let before_accepted = before.and_then(|e| e.accepted.as_ref());
+    let next_accepted = next.as_ref().and_then(|e| e.accepted.as_ref());
+    if !caller.can_decide && before_accepted != next_accepted {
+        if !import {
+            return Err(forbidden_decision("/evaluation/accepted"));
+        }
+        notes.push(note(
+            "acceptance_not_imported",
+            "/evaluation/accepted",
+            "accepting a vulnerability (FRD-ACV) is an approver's decision: the item's own was kept",
+        ));
+        if let Some(e) = next.as_mut() {
+            e.accepted = before_accepted.cloned();
+        }
+    }
+    let (Some(before), Some(e)) = (before, next.as_mut()) else {
+        return Ok(());
+    };
+    let kept = before.reductions.len();
+    if e.reductions.get(..kept) != Some(&before.reductions[..]) {
+        if !import {
+            return Err(Refusal::Invalid(vec![Violation::new(
+                "reduction_history_rewritten",
+                "/evaluation/reductions",
+                "recorded reductions are kept as they are: send them unchanged and append the new step",
+            )]));
+        }
+        notes.push(note(
+            "reduction_history_kept",
+            "/evaluation/reductions",
+            "the item's recorded reductions were kept: they are append-only",
+        ));
+        e.reductions = before.reductions.clone();
+        e.agency_impact = before.agency_impact;
+        return Ok(());
+    }
+    if let (Some(step), Some(current)) = (e.reductions.get(kept), before.agency_impact) {
+        if step.from != current {
+            return Err(Refusal::Invalid(vec![Violation::new(
+                "reduction_from_mismatch",
+                format!("/evaluation/reductions/{kept}/from"),
+                format!("a new reduction starts from the current N-rating ({current})"),
+            )]));
+        }
+    }
+    if let (Some(was), Some(now)) = (before.agency_impact, e.agency_impact) {
+        if now < was && e.reductions.len() == kept {
+            return Err(Refusal::Invalid(vec![Violation::new(
+                "reduction_needs_step",
+                "/evaluation/reductions",
+                format!(
+                    "lowering the N-rating from {was} to {now} is a reduction: append its step (at, from, to, action) to reductions"
+                ),
+            )]));
+        }
+    }
+    Ok(())
 }
 
 /// Decides an archive: a resolved item (completed, closed, risk accepted) may be archived by an

@@ -305,6 +305,12 @@ pub struct ItemFields {
     #[serde(default)]
     #[validate(nested)]
     pub escalation_contact: Option<Person>,
+    /// FedRAMP 2026 (VDR/VER): detection, evaluation, mitigation and N-rating reductions.
+    /// Its deadlines apply once the system follows the 2026 rules (`fedramp_class`,
+    /// `vdr_since`).
+    #[serde(default)]
+    #[validate(nested)]
+    pub evaluation: Option<crate::vdr::Evaluation>,
 }
 
 fn open() -> ItemStatus {
@@ -348,6 +354,7 @@ pub struct Item {
     pub comments: Option<String>,
     pub change_management: Option<ChangeManagement>,
     pub escalation_contact: Option<Person>,
+    pub evaluation: Option<crate::vdr::Evaluation>,
     /// Which rule set `scheduled_completion`: `manual` (a person), a policy rule such as
     /// `fedramp:high:30d` or `cmmc:conditional_status_date+180d`, or null (none applies).
     #[schema(example = "fedramp:high:30d")]
@@ -357,6 +364,10 @@ pub struct Item {
     /// Overdue for longer than the escalation grace (`POAM_ESCALATION_GRACE_DAYS`, default
     /// 14 days) while still unresolved: escalate to the `escalation_contact`.
     pub escalated: bool,
+    /// Under FedRAMP's 2026 rules (the system's `vdr_since` reached): the item's deadlines,
+    /// each naming its rule and cell, and whether it is overdue (FRD-ODV), accepted (FRD-ACV)
+    /// or a reportable incident (VER-TFR-IRI/NRI), with explanations. Computed, never written.
+    pub vdr: Option<crate::vdr::Status>,
     /// Optimistic-concurrency version; also the `ETag`.
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -430,9 +441,11 @@ impl Item {
             comments: f.comments,
             change_management: f.change_management,
             escalation_contact: f.escalation_contact,
+            evaluation: f.evaluation,
             deadline_rule: meta.deadline_rule,
             overdue,
             escalated,
+            vdr: None,
             version: meta.version,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
@@ -473,6 +486,7 @@ impl Item {
             comments: self.comments.clone(),
             change_management: self.change_management.clone(),
             escalation_contact: self.escalation_contact.clone(),
+            evaluation: self.evaluation.clone(),
         }
     }
 }
@@ -512,6 +526,7 @@ pub const READ_ONLY_FIELDS: &[&str] = &[
     "deadline_rule",
     "overdue",
     "escalated",
+    "vdr",
     "version",
     "created_at",
     "updated_at",

@@ -21,7 +21,9 @@ pub mod precondition;
 pub mod profiles;
 pub mod rules;
 pub mod system;
+pub mod vdr;
 pub mod vocab;
+pub mod webhooks;
 pub mod workflow;
 
 pub use access::{Permission, Role, SystemScope};

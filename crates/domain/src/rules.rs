@@ -171,6 +171,13 @@ pub fn check_system(mut f: SystemFields) -> Result<SystemFields, Vec<Violation>>
             )
         })
     });
+    if f.vdr_since.is_some() && (f.fedramp_class.is_none() || f.regime != crate::Regime::Fedramp) {
+        v.push(Violation::new(
+            "vdr_needs_fedramp_class",
+            "/vdr_since",
+            "FedRAMP's 2026 rules apply to a system of the `fedramp` regime with its `fedramp_class`",
+        ));
+    }
     if v.is_empty() {
         Ok(f)
     } else {
@@ -277,6 +284,7 @@ mod tests {
             comments: None,
             change_management: None,
             escalation_contact: None,
+            evaluation: None,
         }
     }
 
@@ -397,6 +405,10 @@ mod tests {
             regime: crate::Regime::Custom,
             contacts: Default::default(),
             deadline_policy: None,
+            fedramp_class: None,
+            vdr_since: None,
+            vdr_clock: None,
+            certification_package_uri: None,
         };
         let err = check_system(f.clone()).err().unwrap_or_default();
         assert_eq!(err.len(), 1);

@@ -3,7 +3,7 @@
 use crate::ids::SystemId;
 use crate::limits::{CONTACT, LIST, NARRATIVE, RESOURCE};
 use crate::vocab::{ImpactLevel, Regime};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
@@ -74,6 +74,39 @@ pub struct SystemFields {
     #[serde(default)]
     #[validate(nested)]
     pub deadline_policy: Option<crate::deadlines::Policy>,
+    /// FedRAMP certification class (A–D): picks the cells of the 2026 timeframe tables.
+    #[serde(default)]
+    pub fedramp_class: Option<crate::vdr::FedrampClass>,
+    /// The date the system follows FedRAMP's 2026 rules (VDR/VER) from; until then its items
+    /// keep the legacy 30/30/90/180 deadlines. Needs `fedramp_class` and the `fedramp` regime.
+    /// Setting or moving it recomputes the policy dates of unresolved items, recorded in their
+    /// history.
+    #[serde(default)]
+    #[schema(example = "2026-12-07")]
+    pub vdr_since: Option<NaiveDate>,
+    /// Where the VDR-TFR-PVR clock of a reduced rating starts; null: `from_reduction`.
+    #[serde(default)]
+    pub vdr_clock: Option<crate::vdr::Clock>,
+    /// The Certification Package Overview's URI, which FedRAMP's reports carry
+    /// (`certificationPackageOverviewUri`).
+    #[serde(default)]
+    #[validate(url, length(max = "RESOURCE"))]
+    #[schema(max_length = 250, example = "https://packages.example.org/acme-payroll/overview")]
+    pub certification_package_uri: Option<String>,
+}
+
+impl SystemFields {
+    /// The system's VDR/VER regime, when it has one (the `fedramp` regime, a class and a date).
+    pub fn vdr_regime(&self) -> Option<crate::vdr::Regime> {
+        match (self.regime, self.fedramp_class, self.vdr_since) {
+            (Regime::Fedramp, Some(class), Some(since)) => Some(crate::vdr::Regime {
+                class,
+                since,
+                clock: self.vdr_clock.unwrap_or(crate::vdr::DEFAULT_CLOCK),
+            }),
+            _ => None,
+        }
+    }
 }
 
 fn custom() -> Regime {
@@ -92,6 +125,10 @@ pub struct System {
     pub regime: Regime,
     pub contacts: Contacts,
     pub deadline_policy: Option<crate::deadlines::Policy>,
+    pub fedramp_class: Option<crate::vdr::FedrampClass>,
+    pub vdr_since: Option<NaiveDate>,
+    pub vdr_clock: Option<crate::vdr::Clock>,
+    pub certification_package_uri: Option<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -120,6 +157,10 @@ impl System {
             regime: f.regime,
             contacts: f.contacts,
             deadline_policy: f.deadline_policy,
+            fedramp_class: f.fedramp_class,
+            vdr_since: f.vdr_since,
+            vdr_clock: f.vdr_clock,
+            certification_package_uri: f.certification_package_uri,
             version: meta.version,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
@@ -137,6 +178,10 @@ impl System {
             regime: self.regime,
             contacts: self.contacts.clone(),
             deadline_policy: self.deadline_policy.clone(),
+            fedramp_class: self.fedramp_class,
+            vdr_since: self.vdr_since,
+            vdr_clock: self.vdr_clock,
+            certification_package_uri: self.certification_package_uri.clone(),
         }
     }
 }

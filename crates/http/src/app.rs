@@ -4,7 +4,8 @@
 
 use crate::problem::{ApiError, PROBLEM_JSON};
 use crate::routes::{
-    cmmc, evidence, exchange, health, history, items, metrics, systems, validation, workflow,
+    cmmc, evidence, exchange, health, history, items, metrics, systems, validation, webhooks,
+    workflow,
 };
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
@@ -51,6 +52,7 @@ input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETa
         (name = "cmmc", description = "CMMC Level 2: the self-assessment, the SPRS score and the Conditional status check (32 CFR 170.21)."),
         (name = "exchange", description = "Exports (auditor bundle, OSCAL POA&M, FedRAMP template as CSV and XLSX), bulk upserts with one result per element, OSCAL imports."),
         (name = "history", description = "The hash-chained record of every change: feed, item history, verification."),
+        (name = "webhooks", description = "Subscriptions to the history's events, delivered at least once, in chain order per system, signed per Standard Webhooks (admin)."),
         (name = "health", description = "Liveness and readiness, unauthenticated."),
     ),
     modifiers(&BearerScheme),
@@ -125,7 +127,14 @@ macro_rules! every_route {
                 exchange::export,
                 exchange::bundle_schema,
                 exchange::bulk,
-                exchange::import_oscal
+                exchange::import_oscal,
+                webhooks::create_webhook,
+                webhooks::list_webhooks,
+                webhooks::get_webhook,
+                webhooks::update_webhook,
+                webhooks::delete_webhook,
+                webhooks::list_deliveries,
+                webhooks::redeliver
             ]
         )
     };

@@ -390,7 +390,11 @@ mod strict {
                     let key = rest.find(" at line ").map_or(rest, |i| &rest[..i]);
                     let detail = format!(
                         "the member `{key}` appears twice in one object (at {}): send it once",
-                        if pointer.is_empty() { "the top level" } else { pointer }
+                        if pointer.is_empty() {
+                            "the top level"
+                        } else {
+                            pointer
+                        }
                     );
                     ApiError::BadRequest {
                         code: "duplicate_key",

@@ -108,8 +108,7 @@ impl Default for Limits {
     }
 }
 
-type Keyed<K> =
-    RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
 /// Where a caller stands against one budget: what the `RateLimit` headers say.
 #[derive(Debug, Clone)]
@@ -305,12 +304,8 @@ impl Protection {
                 limits.heavy_per_token,
                 limits.heavy_total,
             ),
-            memory: (memory_kib > 0).then(|| {
-                (
-                    Arc::new(Semaphore::new(memory_kib as usize)),
-                    memory_kib,
-                )
-            }),
+            memory: (memory_kib > 0)
+                .then(|| (Arc::new(Semaphore::new(memory_kib as usize)), memory_kib)),
             refused: AtomicU64::new(0),
             limits,
         }
@@ -470,7 +465,9 @@ impl Protection {
             })?);
         }
         if let Some((budget, whole)) = &self.memory {
-            let kib = u32::try_from(memory / 1024).unwrap_or(u32::MAX).clamp(1, *whole);
+            let kib = u32::try_from(memory / 1024)
+                .unwrap_or(u32::MAX)
+                .clamp(1, *whole);
             pass._memory = Some(budget.clone().try_acquire_many_owned(kib).map_err(|_| {
                 self.refuse();
                 ApiError::Busy {
@@ -542,7 +539,9 @@ where
                     && (this.bytes as f64) < this.min_rate as f64 * elapsed.as_secs_f64()
                 {
                     this.done = true;
-                    return Poll::Ready(Some(Err(timed_out("the request body arrives too slowly"))));
+                    return Poll::Ready(Some(Err(timed_out(
+                        "the request body arrives too slowly",
+                    ))));
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
@@ -710,23 +709,24 @@ pub fn stream_spool(
             }
         }
     });
-    let body = futures_util::stream::unfold((rx, 0u64, false), move |(mut rx, sent, over)| async move {
-        if over {
-            return None;
-        }
-        match rx.recv().await {
-            Some(chunk) => {
-                let sent = sent + chunk.len() as u64;
-                Some((Ok(chunk), (rx, sent, false)))
+    let body =
+        futures_util::stream::unfold((rx, 0u64, false), move |(mut rx, sent, over)| async move {
+            if over {
+                return None;
             }
-            None if sent >= len => None,
-            None => Some((
-                Err(actix_web::error::ErrorInternalServerError(
-                    "the response was abandoned before its end",
+            match rx.recv().await {
+                Some(chunk) => {
+                    let sent = sent + chunk.len() as u64;
+                    Some((Ok(chunk), (rx, sent, false)))
+                }
+                None if sent >= len => None,
+                None => Some((
+                    Err(actix_web::error::ErrorInternalServerError(
+                        "the response was abandoned before its end",
+                    )),
+                    (rx, sent, true),
                 )),
-                (rx, sent, true),
-            )),
-        }
-    });
+            }
+        });
     actix_web::body::SizedStream::new(len, body)
 }

@@ -46,6 +46,8 @@ pub struct AppState {
     pub writer: Option<Writer>,
     /// Rate limits, concurrency limits, the memory budget, quotas and idle timeouts.
     pub protection: Arc<crate::protection::Protection>,
+    /// Webhook settings: the URL checks of subscriptions and the secret overlap of rotations.
+    pub webhooks: Arc<crate::delivery::WebhookSettings>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
             writer: None,
             spool_dir: std::env::temp_dir(),
             protection: Arc::new(crate::protection::Protection::default()),
+            webhooks: Arc::new(crate::delivery::WebhookSettings::default()),
         }
     }
 

@@ -282,6 +282,18 @@ pub(crate) fn insert_chained(
     crate::db::on_inner!(conn, |c| diesel::insert_into(events::table)
         .values(&rows)
         .execute(c))?;
+    // The webhook outbox: deliveries of these events, in the same transaction.
+    let emitted: Vec<crate::webhooks::Emitted<'_>> = events
+        .iter()
+        .map(|e| crate::webhooks::Emitted {
+            event_id: &e.id,
+            system_id: &e.system_id,
+            seq: e.seq,
+            resource_kind: e.resource_kind,
+            action: e.action,
+        })
+        .collect();
+    crate::webhooks::enqueue(conn, &emitted)?;
     Ok(())
 }
 

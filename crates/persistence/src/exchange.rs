@@ -791,18 +791,22 @@ fn import_milestones(
             continue;
         };
         let changes = crate::systems::to_json(&next.changes)?;
+        // What the document decides of the milestone, for an update and an insert alike.
+        let content = (
+            milestones::title.eq(&next.title),
+            milestones::description.eq(&next.description),
+            milestones::due_on.eq(next.due_on),
+            milestones::status.eq(next.status.as_str()),
+            milestones::completed_on.eq(next.completed_on),
+            milestones::kind.eq(next.kind.as_str()),
+            milestones::percent_complete.eq(next.percent_complete),
+            milestones::changes.eq(&changes),
+        );
         match existing {
             Some(m) => {
                 diesel::update(milestones::table.find(m.id.to_string()))
                     .set((
-                        milestones::title.eq(&next.title),
-                        milestones::description.eq(&next.description),
-                        milestones::due_on.eq(next.due_on),
-                        milestones::status.eq(next.status.as_str()),
-                        milestones::completed_on.eq(next.completed_on),
-                        milestones::kind.eq(next.kind.as_str()),
-                        milestones::percent_complete.eq(next.percent_complete),
-                        milestones::changes.eq(&changes),
+                        content,
                         milestones::version.eq(m.version + 1),
                         milestones::updated_at.eq(now),
                     ))
@@ -817,15 +821,8 @@ fn import_milestones(
                         milestones::id.eq(&id),
                         milestones::item_id.eq(&iid),
                         milestones::system_id.eq(sid),
-                        milestones::title.eq(&next.title),
-                        milestones::description.eq(&next.description),
-                        milestones::due_on.eq(next.due_on),
-                        milestones::status.eq(next.status.as_str()),
-                        milestones::completed_on.eq(next.completed_on),
-                        milestones::kind.eq(next.kind.as_str()),
-                        milestones::percent_complete.eq(next.percent_complete),
+                        content,
                         milestones::position.eq(position),
-                        milestones::changes.eq(&changes),
                         milestones::version.eq(1),
                         milestones::created_at.eq(now),
                         milestones::updated_at.eq(now),

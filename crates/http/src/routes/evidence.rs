@@ -207,8 +207,7 @@ pub async fn upload(
     let mut collected_on = None;
     let mut file: Option<(Spool, String, String, i64, String)> = None;
     while let Some(field) = form.next().await {
-        let mut field =
-            field.map_err(multipart_error)?;
+        let mut field = field.map_err(multipart_error)?;
         let name = field.name().unwrap_or("").to_owned();
         if name == "file" {
             if file.is_some() {
@@ -234,8 +233,7 @@ pub async fn upload(
             let mut size: usize = 0;
             let mut pending: Vec<u8> = Vec::with_capacity(store::CHUNK);
             while let Some(chunk) = field.next().await {
-                let chunk = chunk
-                    .map_err(multipart_error)?;
+                let chunk = chunk.map_err(multipart_error)?;
                 size += chunk.len();
                 if size > limit {
                     return Err(ApiError::PayloadTooLarge { limit });
@@ -278,8 +276,7 @@ pub async fn upload(
         }
         let mut text = Vec::new();
         while let Some(chunk) = field.next().await {
-            let chunk =
-                chunk.map_err(multipart_error)?;
+            let chunk = chunk.map_err(multipart_error)?;
             if text.len() + chunk.len() > FIELD_LIMIT {
                 return Err(invalid(
                     &format!("/{name}"),

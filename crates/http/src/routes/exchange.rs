@@ -1076,7 +1076,9 @@ pub async fn import_oscal(
             poam_id: k.poam_id,
             id: None,
             display_id: None,
-            problem: Some(ApiError::Invalid(k.dangling.into_iter().map(FieldError::from).collect()).problem()),
+            problem: Some(
+                ApiError::Invalid(k.dangling.into_iter().map(FieldError::from).collect()).problem(),
+            ),
             notes: Vec::new(),
         });
     }

@@ -11,6 +11,7 @@ pub mod items;
 pub mod metrics;
 pub mod systems;
 pub mod validation;
+pub mod webhooks;
 pub mod workflow;
 
 use actix_web::http::header;

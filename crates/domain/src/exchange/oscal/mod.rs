@@ -9,8 +9,8 @@ pub mod reader;
 pub mod writer;
 
 pub use reader::{
-    read, FieldsDraft, ItemDraft, KeptOut, MilestoneDraft, OnDangling, Plan, ReadOptions,
-    Unmapped, UnmappedReason,
+    read, FieldsDraft, ItemDraft, KeptOut, MilestoneDraft, OnDangling, Plan, ReadOptions, Unmapped,
+    UnmappedReason,
 };
 pub use writer::*;
 

@@ -7,9 +7,7 @@
 //! FedRAMP's `state` (initial or adjusted). A missing risk rating is derived from likelihood
 //! and impact by NIST SP 800-30 Table I-2, and the derivation noted for review.
 
-use super::{
-    control_from_oscal, deviation_prop, level_of_risk, rating_of_level, POAM_NS,
-};
+use super::{control_from_oscal, deviation_prop, level_of_risk, rating_of_level, POAM_NS};
 use crate::item::ChangeManagement;
 use crate::workflow::{MilestoneKind, MilestoneStatus};
 use crate::{
@@ -161,9 +159,7 @@ pub struct Unmapped {
 }
 
 /// What to do with references that point at nothing in the document.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnDangling {
     /// Refuse the whole document, every dangling reference named (the default).
@@ -420,7 +416,9 @@ impl<'a> Locals<'a> {
             .iter()
             .find(|p| p.get("name").and_then(Value::as_str) == Some("name"))
             .and_then(|p| text(p, "value"));
-        named.or_else(|| text(c, "title")).map(|s| s.trim().to_owned())
+        named
+            .or_else(|| text(c, "title"))
+            .map(|s| s.trim().to_owned())
     }
 
     /// An asset's name: the inventory item's `asset-id`, `fqdn` or `ipv4-address` prop, or its
@@ -885,12 +883,18 @@ fn read_risk(r: &mut Reader, locals: &mut Locals<'_>, rv: &Value, ri: usize, d: 
     let status_prop = props.parsed(r, "status", "an item status", |s| {
         s.parse::<ItemStatus>().ok()
     });
-    f.status = Some(status_prop.unwrap_or_else(|| status_of_risk(text(rv, "status").unwrap_or("open"))));
-    f.external_id = props.get("external-id").map(str::to_owned).or(f.external_id.take());
+    f.status =
+        Some(status_prop.unwrap_or_else(|| status_of_risk(text(rv, "status").unwrap_or("open"))));
+    f.external_id = props
+        .get("external-id")
+        .map(str::to_owned)
+        .or(f.external_id.take());
     f.completed_on = props.parsed(r, "completed-on", "a date", date_of);
     f.closed_on = props.parsed(r, "closed-on", "a date", date_of);
     f.actual_cost = props.parsed(r, "actual-cost", "a number", |c| c.parse::<f64>().ok());
-    let _ = props.get("deadline-rule"); // derived again by the importing system
+    // A deadline this service derived by a rule (not set by hand) is derived again by the
+    // importing system's own rules.
+    let derived_deadline = props.get("deadline-rule").is_some_and(|r| r != "manual");
     if let Some(i) = props.find("residual-risk") {
         let (_, v, _, remarks) = props.list[i];
         f.residual_risk = Some(remarks.unwrap_or(v).to_owned());
@@ -907,7 +911,10 @@ fn read_risk(r: &mut Reader, locals: &mut Locals<'_>, rv: &Value, ri: usize, d: 
         f.cves.push(v.to_owned());
     }
     f.owner = person(props.get("owner-name"), props.get("owner-email"));
-    f.implementer = person(props.get("implementer-name"), props.get("implementer-email"));
+    f.implementer = person(
+        props.get("implementer-name"),
+        props.get("implementer-email"),
+    );
     f.escalation_contact = person(
         props.get("escalation-contact-name"),
         props.get("escalation-contact-email"),
@@ -917,26 +924,32 @@ fn read_risk(r: &mut Reader, locals: &mut Locals<'_>, rv: &Value, ri: usize, d: 
     let mut deviation: Option<(DeviationKind, DeviationStatus)> = None;
     for kind in DeviationKind::ALL {
         let name = deviation_prop(*kind);
-        let st = props.parsed(r, name, "investigating, pending, approved or withdrawn", |v| {
-            match v.to_ascii_lowercase().as_str() {
+        let st = props.parsed(
+            r,
+            name,
+            "investigating, pending, approved or withdrawn",
+            |v| match v.to_ascii_lowercase().as_str() {
                 "approved" | "yes" => Some(Some(DeviationStatus::Approved)),
                 "pending" | "investigating" => Some(Some(DeviationStatus::Pending)),
                 "rejected" => Some(Some(DeviationStatus::Rejected)),
                 "withdrawn" | "no" => Some(None),
                 _ => None,
-            }
-        });
+            },
+        );
         if let (Some(Some(st)), None) = (st, deviation) {
             deviation = Some((*kind, st));
         }
     }
-    let vendor = props.parsed(r, "vendor-dependency", "investigating, tracking or resolved", |v| {
-        match v.to_ascii_lowercase().as_str() {
+    let vendor = props.parsed(
+        r,
+        "vendor-dependency",
+        "investigating, tracking or resolved",
+        |v| match v.to_ascii_lowercase().as_str() {
             "investigating" | "tracking" | "yes" => Some(true),
             "resolved" | "no" => Some(false),
             _ => None,
-        }
-    });
+        },
+    );
     let product = props.get("vendor-dependent-product");
     let vendor_name = props.get("vendor-name");
     let check_in = props.parsed(r, "vendor-last-check-in", "a date", date_of);
@@ -958,10 +971,13 @@ fn read_risk(r: &mut Reader, locals: &mut Locals<'_>, rv: &Value, ri: usize, d: 
             f.interim_mitigation = text(m, "description").map(str::to_owned);
             r.rest(m, &mat, &["uuid", "description"]);
         } else {
-            r.not_kept(mat, "an item keeps one interim mitigation: the first is read");
+            r.not_kept(
+                mat,
+                "an item keeps one interim mitigation: the first is read",
+            );
         }
     }
-    if let Some(dl) = text(rv, "deadline") {
+    if let Some(dl) = text(rv, "deadline").filter(|_| !derived_deadline) {
         f.scheduled_completion = date_of(dl);
         if f.scheduled_completion.is_none() {
             r.unparseable(format!("{at}/deadline"), dl, "a date-time");
@@ -1037,10 +1053,17 @@ fn read_characterizations(
         }
         for (fi, facet) in arr(c, "facets").iter().enumerate() {
             let fat = format!("{cat}/facets/{fi}");
-            r.rest(facet, &fat, &["name", "system", "value", "props", "remarks", "links"]);
+            r.rest(
+                facet,
+                &fat,
+                &["name", "system", "value", "props", "remarks", "links"],
+            );
             let mut fprops = Props::of(facet, &fat);
             let state_i = fprops.find("state");
-            let state = state_i.map(|i| fprops.list[i].1).or(whole).unwrap_or("initial");
+            let state = state_i
+                .map(|i| fprops.list[i].1)
+                .or(whole)
+                .unwrap_or("initial");
             let state_remarks = state_i.and_then(|i| fprops.list[i].3);
             fprops.finish(r);
             let name = text(facet, "name").unwrap_or("");
@@ -1143,7 +1166,11 @@ fn read_tool_actor(
     r.rest(origin, at, &["actors", "related-tasks"]);
     for (ai, a) in arr(origin, "actors").iter().enumerate() {
         let aat = format!("{at}/actors/{ai}");
-        r.rest(a, &aat, &["type", "actor-uuid", "role-id", "props", "links"]);
+        r.rest(
+            a,
+            &aat,
+            &["type", "actor-uuid", "role-id", "props", "links"],
+        );
         let mut props = Props::of(a, &aat);
         let id = props.get("vulnerability-id");
         let plugin = props.get("plugin-id");
@@ -1169,9 +1196,9 @@ fn read_remediations(r: &mut Reader, rv: &Value, at: &str, d: &mut ItemDraft) {
     let rems = arr(rv, "remediations");
     // The plan: the first `planned` (or `completed`) remediation; a document without one has
     // no plan, whatever it recommends.
-    let plan = rems.iter().position(|m| {
-        matches!(text(m, "lifecycle"), Some("planned") | Some("completed"))
-    });
+    let plan = rems
+        .iter()
+        .position(|m| matches!(text(m, "lifecycle"), Some("planned") | Some("completed")));
     let mut plan_text = None;
     if let Some(k) = plan {
         plan_text = read_plan(r, &rems[k], &format!("{at}/remediations/{k}"), d);
@@ -1186,7 +1213,18 @@ fn read_remediations(r: &mut Reader, rv: &Value, at: &str, d: &mut ItemDraft) {
                 let desc = text(m, "description").unwrap_or("");
                 if plan_text.as_deref() == Some(desc) {
                     // The recommendation this service writes beside its plan.
-                    r.rest(m, &rat, &["uuid", "lifecycle", "title", "description", "origins", "props"]);
+                    r.rest(
+                        m,
+                        &rat,
+                        &[
+                            "uuid",
+                            "lifecycle",
+                            "title",
+                            "description",
+                            "origins",
+                            "props",
+                        ],
+                    );
                 } else {
                     r.not_kept(
                         rat,
@@ -1256,7 +1294,10 @@ fn read_plan(r: &mut Reader, rem: &Value, rat: &str, d: &mut ItemDraft) -> Optio
                 );
             }
         } else {
-            r.not_kept(aat, "an item keeps one resources description: the first is read");
+            r.not_kept(
+                aat,
+                "an item keeps one resources description: the first is read",
+            );
         }
     }
     let empty = Resources {
@@ -1287,7 +1328,15 @@ fn read_task(r: &mut Reader, t: &Value, tat: &str, d: &mut ItemDraft) {
     r.rest(
         t,
         tat,
-        &["uuid", "type", "title", "description", "props", "timing", "remarks"],
+        &[
+            "uuid",
+            "type",
+            "title",
+            "description",
+            "props",
+            "timing",
+            "remarks",
+        ],
     );
     if text(t, "remarks").is_some() {
         r.not_kept(
@@ -1313,7 +1362,9 @@ fn read_task(r: &mut Reader, t: &Value, tat: &str, d: &mut ItemDraft) {
     let _ = tprops.get("position");
     tprops.finish(r);
     let timing = t.get("timing");
-    let on = timing.and_then(|x| x.pointer("/on-date/date")).and_then(Value::as_str);
+    let on = timing
+        .and_then(|x| x.pointer("/on-date/date"))
+        .and_then(Value::as_str);
     let range_end = timing
         .and_then(|x| x.pointer("/within-date-range/end"))
         .and_then(Value::as_str);
@@ -1429,7 +1480,9 @@ fn read_observation(
     let f = &mut d.fields;
     let mut oprops = Props::of(ov, &oat);
     let kind = oprops
-        .parsed(r, "source-kind", "a source kind", |k| k.parse::<SourceKind>().ok())
+        .parsed(r, "source-kind", "a source kind", |k| {
+            k.parse::<SourceKind>().ok()
+        })
         .unwrap_or_else(|| source_of_methods(arr(ov, "methods")));
     let source = f.source.get_or_insert(Source {
         kind,
@@ -1608,7 +1661,9 @@ mod tests {
         assert_eq!(d.fields.risk_rating, Some(RiskRating::Low));
         assert_eq!(d.notes[0].code, "risk_rating_derived");
         let (d, _) = one(&doc(
-            risk(json!({"characterizations": [{"facets": [facet("likelihood", "moderate", "initial")]}]})),
+            risk(
+                json!({"characterizations": [{"facets": [facet("likelihood", "moderate", "initial")]}]}),
+            ),
             vec![],
         ));
         assert_eq!(d.fields.risk_rating, Some(RiskRating::High));
@@ -1639,8 +1694,8 @@ mod tests {
                 .find(|u| u.pointer.ends_with(p))
                 .map(|u| (u.reason, u.detail.clone()))
         };
-        assert!(why("/remediations/0").is_some_and(|(r, d)| r == UnmappedReason::NotKept
-            && d.contains("Upgrade OpenSSL.")));
+        assert!(why("/remediations/0")
+            .is_some_and(|(r, d)| r == UnmappedReason::NotKept && d.contains("Upgrade OpenSSL.")));
         assert!(why("/remediations/1/props/0")
             .is_some_and(|(r, d)| r == UnmappedReason::Unparseable && d.contains("`lots`")));
         assert!(why("/remediations/1/title").is_some());
@@ -1651,12 +1706,17 @@ mod tests {
     fn dangling_references_refuse_or_keep_out() {
         let d = doc(
             risk(json!({})),
-            vec![json!({"uuid": "6f5fff73-cac6-4da0-a0d9-0f931a5efafa", "title": "t", "description": "d",
-                        "related-risks": [{"risk-uuid": "260d3c0a-fc2e-4627-9fb9-a003acdc4b14"}]})],
+            vec![
+                json!({"uuid": "6f5fff73-cac6-4da0-a0d9-0f931a5efafa", "title": "t", "description": "d",
+                        "related-risks": [{"risk-uuid": "260d3c0a-fc2e-4627-9fb9-a003acdc4b14"}]}),
+            ],
         );
         let refused = read(&d, ReadOptions::default()).err().unwrap_or_default();
         assert_eq!(
-            refused.iter().map(|v| v.pointer.as_str()).collect::<Vec<_>>(),
+            refused
+                .iter()
+                .map(|v| v.pointer.as_str())
+                .collect::<Vec<_>>(),
             ["/plan-of-action-and-milestones/poam-items/1/related-risks/0/risk-uuid"]
         );
         let plan = read(

@@ -150,9 +150,18 @@ pub fn tool_uuid(system: &System, detector: &str) -> String {
 /// names as its origin).
 pub fn write_tool_component(out: &mut Vec<u8>, system: &System, detector: &str) {
     let mut c = Obj::open(out);
-    c.str("description", &format!("The tool {} as a source of findings.", one_line_cow(detector).unwrap_or(Cow::Borrowed("unnamed"))));
+    c.str(
+        "description",
+        &format!(
+            "The tool {} as a source of findings.",
+            one_line_cow(detector).unwrap_or(Cow::Borrowed("unnamed"))
+        ),
+    );
     c.obj("status", |s| s.str("state", "operational"));
-    c.str("title", &one_line_cow(detector).unwrap_or(Cow::Borrowed("unnamed")));
+    c.str(
+        "title",
+        &one_line_cow(detector).unwrap_or(Cow::Borrowed("unnamed")),
+    );
     c.str("type", "software");
     c.str("uuid", &tool_uuid(system, detector));
     c.close();
@@ -188,7 +197,6 @@ pub fn risk_status(status: ItemStatus, deviation: Option<&Deviation>) -> &'stati
         },
     }
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Export, written straight to the output (no `Value` tree per object). Members are written in
@@ -896,7 +904,6 @@ pub fn write_inventory_item(out: &mut Vec<u8>, system: &System, asset: &str) {
     o.close();
 }
 
-
 /// The distinct asset names (sorted), for local-definitions.
 #[derive(Debug, Default)]
 pub struct AssetSet(BTreeSet<String>, BTreeSet<String>);
@@ -940,7 +947,9 @@ impl AssetSet {
 #[cfg(test)]
 mod rendering {
     use super::*;
-    use crate::workflow::{EvidenceKind, Milestone, MilestoneChange, MilestoneKind, MilestoneStatus};
+    use crate::workflow::{
+        EvidenceKind, Milestone, MilestoneChange, MilestoneKind, MilestoneStatus,
+    };
     use crate::{Item, ItemFields, ItemId, ItemMeta, SystemId};
     use chrono::TimeZone;
 
@@ -963,6 +972,10 @@ mod rendering {
             regime: crate::Regime::Fedramp,
             contacts: Default::default(),
             deadline_policy: None,
+            fedramp_class: None,
+            vdr_since: None,
+            vdr_clock: None,
+            certification_package_uri: None,
             version: 1,
             created_at: at("2026-09-01T00:00:00Z"),
             updated_at: at("2026-09-01T00:00:00Z"),

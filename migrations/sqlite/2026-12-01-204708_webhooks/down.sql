@@ -1,0 +1,4 @@
+-- undo webhooks
+DROP TABLE webhook_attempts;
+DROP TABLE webhook_deliveries;
+DROP TABLE webhook_subscriptions;
