@@ -26,4 +26,6 @@ mod rules;
 mod schema;
 mod systems;
 mod validation;
+mod vdr;
+mod webhooks;
 mod workflow;

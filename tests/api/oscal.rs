@@ -664,7 +664,8 @@ fn comparable(doc: &Value) -> Value {
         }
     }
     if let Some(r) = d["back-matter"]["resources"].as_array_mut() {
-        r.truncate(1); // the security plan (named after its system); evidence stays behind
+        // The security plan (named after its system); evidence files stay with their system.
+        r.retain(|x| x["props"][0]["value"] == "system-security-plan");
         if let Some(o) = r.first_mut().and_then(Value::as_object_mut) {
             o.remove("title");
         }

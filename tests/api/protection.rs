@@ -549,6 +549,22 @@ fn a_full_evidence_quota_refuses_the_next_upload(app: &TestApp) {
     let oid = oitem.body["id"].as_str().unwrap_or_default().to_owned();
     app.upload(&oid, &admin, &fields, &[b'e'; 900], &[])
         .expect(201);
+    // The quota and each system's use are in the metrics.
+    let (status, _, metrics) = app.get_bytes("/metrics", &admin);
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("poam_evidence_quota_bytes 1000"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "poam_system_evidence_bytes{{system_id=\"{sid}\"}} 1000"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("poam_limit_refusals_total"), "{metrics}");
+    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
 }
 
 both_with!(

@@ -7,8 +7,8 @@
 use crate::access::Permission;
 use crate::exchange::oscal::MilestoneDraft;
 use crate::item::{Deviation, Item, ItemFields};
-use crate::vdr::Evaluation;
 use crate::rules::{check_item, Violation};
+use crate::vdr::Evaluation;
 use crate::vocab::{DeviationStatus, ItemStatus};
 use crate::workflow::{Milestone, MilestoneChange, MilestoneKind, MilestoneStatus, ReviewKind};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -145,9 +145,7 @@ fn transition_dates(f: &ItemFields) -> [(&'static str, Option<NaiveDate>); 2] {
 
 /// Refuses, by name, each transition date a request set: only the completed and closed
 /// transitions set them.
-fn refuse_set_dates(
-    set: impl IntoIterator<Item = (&'static str, bool)>,
-) -> Result<(), Refusal> {
+fn refuse_set_dates(set: impl IntoIterator<Item = (&'static str, bool)>) -> Result<(), Refusal> {
     let dates: Vec<Violation> = set
         .into_iter()
         .filter(|(_, set)| *set)
@@ -926,6 +924,113 @@ mod tests {
         );
         let done = item(ItemStatus::Closed, fields());
         assert_eq!(refused(archive(&done, &editor(), None)), "ok");
+    }
+
+    fn evaluated(f: &mut ItemFields, extra: serde_json::Value) {
+        let mut e = serde_json::json!({
+            "detected_at": "2026-10-01T08:00:00Z", "detection_source": "scanner",
+            "evaluated_at": "2026-10-02T08:00:00Z", "internet_reachable": true,
+            "likely_exploitable": true, "agency_impact": "N4"
+        });
+        if let (Some(e), serde_json::Value::Object(x)) = (e.as_object_mut(), extra) {
+            e.extend(x);
+        }
+        f.evaluation = Some(serde_json::from_value(e).unwrap_or_else(|e| panic!("{e}")));
+    }
+
+    #[test]
+    fn evaluations_obey_the_same_rules_on_every_path() {
+        let mut f = fields();
+        evaluated(&mut f, serde_json::json!({}));
+        let current = item(ItemStatus::Open, f.clone());
+        let step = serde_json::json!([{"at": "2026-10-05T08:00:00Z", "from": "N4", "to": "N3", "action": "WAF rule"}]);
+        // A lower rating without its step: refused on the API and bulk.
+        let mut lower = f.clone();
+        evaluated(&mut lower, serde_json::json!({"agency_impact": "N3"}));
+        for origin in [Origin::API, Origin::BULK] {
+            assert_eq!(
+                code(update(&current, lower.clone(), &editor(), origin, d(TODAY))),
+                "reduction_needs_step"
+            );
+        }
+        // With it: admitted.
+        let mut reduced = f.clone();
+        evaluated(
+            &mut reduced,
+            serde_json::json!({"agency_impact": "N3", "mitigation": "partial", "reductions": step}),
+        );
+        assert_eq!(
+            code(update(
+                &current,
+                reduced.clone(),
+                &editor(),
+                Origin::API,
+                d(TODAY)
+            )),
+            "ok"
+        );
+        // Recorded steps are append-only; an import keeps the item's and says so.
+        let current = item(ItemStatus::Open, reduced.clone());
+        let mut rewritten = reduced.clone();
+        evaluated(&mut rewritten, serde_json::json!({"agency_impact": "N4"}));
+        assert_eq!(
+            code(update(
+                &current,
+                rewritten.clone(),
+                &editor(),
+                Origin::BULK,
+                d(TODAY)
+            )),
+            "reduction_history_rewritten"
+        );
+        let r = update(&current, rewritten, &editor(), Origin::IMPORT, d(TODAY));
+        let Ok(a) = r else { panic!("{r:?}") };
+        assert_eq!(a.notes[0].code, "reduction_history_kept");
+        let kept = |e: Option<Evaluation>| e.map(|e| (e.reductions, e.agency_impact));
+        assert_eq!(kept(a.fields.evaluation), kept(reduced.evaluation.clone()));
+        // Acceptance is an approver's decision; an import keeps the item's own.
+        let mut accept = reduced.clone();
+        evaluated(
+            &mut accept,
+            serde_json::json!({"agency_impact": "N3", "mitigation": "partial", "reductions": step,
+                "accepted": {"rationale": "end-of-life appliance"}}),
+        );
+        assert_eq!(
+            code(update(
+                &current,
+                accept.clone(),
+                &editor(),
+                Origin::API,
+                d(TODAY)
+            )),
+            "decision_needs_approver"
+        );
+        assert_eq!(
+            code(create(accept.clone(), &editor(), Origin::BULK, d(TODAY))),
+            "decision_needs_approver"
+        );
+        let r = create(accept.clone(), &editor(), Origin::IMPORT, d(TODAY));
+        assert!(r.is_ok_and(
+            |a| a.fields.evaluation.is_some_and(|e| e.accepted.is_none())
+                && a.notes[0].code == "acceptance_not_imported"
+        ));
+        assert_eq!(
+            code(update(&current, accept, &approver(), Origin::API, d(TODAY))),
+            "ok"
+        );
+        // The evaluation's own consistency holds on every path, a migration too.
+        let mut bad = fields();
+        evaluated(&mut bad, serde_json::json!({"mitigation": "full"}));
+        let migrate = Origin {
+            channel: Channel::Import,
+            migrate: true,
+        };
+        for (caller, origin) in [(editor(), Origin::API), (admin(), migrate)] {
+            assert_eq!(
+                code(create(bad.clone(), &caller, origin, d(TODAY))),
+                "mitigated_at_required"
+            );
+        }
     }
 
     #[test]

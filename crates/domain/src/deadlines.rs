@@ -61,6 +61,9 @@ pub struct Context {
     pub custom: Option<Policy>,
     /// CMMC: the Conditional status date (the POA&M closes out within 180 days of it).
     pub conditional_status_date: Option<NaiveDate>,
+    /// FedRAMP 2026 (VDR/VER): the system's class, since when and its clock. From `since` on,
+    /// it replaces the legacy 30/30/90/180 policy (and a custom one) for the system's items.
+    pub vdr: Option<crate::vdr::Regime>,
 }
 
 /// The default scheduled completion and the rule that sets it, if any rule applies.
@@ -105,7 +108,23 @@ pub fn resolve(
     before: Option<(Option<NaiveDate>, Option<&str>)>,
     requested: Option<NaiveDate>,
 ) -> (Option<NaiveDate>, Option<String>) {
-    let by_person = match before {
+    if by_person(before, requested) {
+        return (requested, Some(MANUAL.to_owned()));
+    }
+    match default_deadline(ctx, rating, detected_on) {
+        Some((date, rule)) => (Some(date), Some(rule)),
+        // No rule applies: a date the old policy set stays, unattributed, until one does.
+        None => (requested, None),
+    }
+}
+
+/// Whether the date after a write is a person's: a date sent on creation, a changed date on
+/// update, or an unchanged one a person had set.
+fn by_person(
+    before: Option<(Option<NaiveDate>, Option<&str>)>,
+    requested: Option<NaiveDate>,
+) -> bool {
+    match before {
         // Creation: a date sent is the person's.
         None => requested.is_some(),
         // Update: a changed date is the person's; an unchanged one keeps its origin.
@@ -116,14 +135,57 @@ pub fn resolve(
                 rule == Some(MANUAL)
             }
         }
-    };
-    if by_person {
-        return (requested, Some(MANUAL.to_owned()));
     }
-    match default_deadline(ctx, rating, detected_on) {
-        Some((date, rule)) => (Some(date), Some(rule)),
-        // No rule applies: a date the old policy set stays, unattributed, until one does.
-        None => (requested, None),
+}
+
+/// An item's deadlines after a write: its scheduled completion and the rule that set it, and
+/// under FedRAMP's 2026 rules its VDR/VER schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub scheduled_completion: Option<NaiveDate>,
+    pub rule: Option<String>,
+    pub vdr: Option<crate::vdr::Schedule>,
+}
+
+/// [`resolve`] over the whole item: from the system's `vdr_since` on (`today` reached it),
+/// FedRAMP's 2026 tables decide — the scheduled completion is the earliest pending deadline
+/// (evaluation, reduction, KEV, the 192-day line) and `deadline_rule` names its rule and cell
+/// (`fedramp-vdr:VDR-TFR-PVR:D:N5:irv_lev:12h`); a person's date stays theirs, while the VDR
+/// schedule is computed all the same. Before that date the legacy policy applies.
+pub fn resolve_item(
+    ctx: &Context,
+    f: &crate::item::ItemFields,
+    before: Option<(Option<NaiveDate>, Option<&str>)>,
+    today: NaiveDate,
+) -> Resolved {
+    let requested = f.scheduled_completion;
+    let Some(regime) = ctx.vdr.filter(|r| r.applies(today)) else {
+        let (scheduled_completion, rule) =
+            resolve(ctx, f.risk_rating, f.detected_on, before, requested);
+        return Resolved {
+            scheduled_completion,
+            rule,
+            vdr: None,
+        };
+    };
+    let schedule = crate::vdr::schedule(
+        &crate::vdr::FEDRAMP_2026,
+        &regime,
+        f.evaluation.as_ref(),
+        f.detected_on,
+    );
+    let (scheduled_completion, rule) = if by_person(before, requested) {
+        (requested, Some(MANUAL.to_owned()))
+    } else {
+        match schedule.governing(f.evaluation.as_ref()) {
+            Some(d) => (Some(d.date()), Some(d.rule.clone())),
+            None => (requested, None),
+        }
+    };
+    Resolved {
+        scheduled_completion,
+        rule,
+        vdr: Some(schedule),
     }
 }
 
@@ -140,6 +202,7 @@ mod tests {
             regime: Regime::Fedramp,
             custom: None,
             conditional_status_date: None,
+            vdr: None,
         }
     }
 
@@ -170,6 +233,7 @@ mod tests {
             regime: Regime::CmmcL2,
             custom: None,
             conditional_status_date: Some(d("2026-10-01")),
+            vdr: None,
         };
         assert_eq!(
             default_deadline(&cmmc, RiskRating::Low, d("2026-01-01")),
@@ -204,11 +268,56 @@ mod tests {
             regime: Regime::Emass,
             custom: None,
             conditional_status_date: None,
+            vdr: None,
         };
         assert_eq!(
             default_deadline(&emass, RiskRating::High, d("2026-10-01")),
             None
         );
+    }
+
+    #[test]
+    fn the_2026_rules_take_over_on_vdr_since_and_name_the_cell() {
+        use crate::vdr::{Clock, FedrampClass, Regime as Vdr};
+        let mut f: crate::item::ItemFields = serde_json::from_value(serde_json::json!({
+            "title": "t", "description": "d", "risk_rating": "high",
+            "detected_on": "2026-12-01", "source": {"kind": "scan"},
+            "evaluation": {"detected_at": "2026-12-01T08:00:00Z", "detection_source": "scanner",
+              "evaluated_at": "2026-12-01T20:00:00Z", "internet_reachable": true,
+              "likely_exploitable": true, "agency_impact": "N5"}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ctx = Context {
+            vdr: Some(Vdr {
+                class: FedrampClass::D,
+                since: d("2026-12-07"),
+                clock: Clock::FromReduction,
+            }),
+            ..fedramp()
+        };
+        // Before vdr_since: the legacy 30 days.
+        let legacy = resolve_item(&ctx, &f, None, d("2026-12-02"));
+        assert_eq!(
+            (
+                legacy.scheduled_completion,
+                legacy.rule.as_deref(),
+                legacy.vdr
+            ),
+            (Some(d("2026-12-31")), Some("fedramp:high:30d"), None)
+        );
+        // From it: the 12-hour cell, with its rule.
+        let now = resolve_item(&ctx, &f, None, d("2026-12-07"));
+        assert_eq!(now.scheduled_completion, Some(d("2026-12-02")));
+        assert_eq!(
+            now.rule.as_deref(),
+            Some("fedramp-vdr:VDR-TFR-PVR:D:N5:irv_lev:12h")
+        );
+        assert!(now.vdr.is_some_and(|s| s.reduction.is_some()));
+        // A person's date stays theirs.
+        f.scheduled_completion = Some(d("2027-01-01"));
+        let manual = resolve_item(&ctx, &f, None, d("2026-12-07"));
+        assert_eq!(manual.rule.as_deref(), Some(MANUAL));
+        assert!(manual.vdr.is_some());
     }
 
     #[test]

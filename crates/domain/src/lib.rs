@@ -22,6 +22,7 @@ pub mod profiles;
 pub mod rules;
 pub mod system;
 pub mod vdr;
+pub mod vdr_reports;
 pub mod vocab;
 pub mod webhooks;
 pub mod workflow;

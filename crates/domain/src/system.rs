@@ -91,7 +91,10 @@ pub struct SystemFields {
     /// (`certificationPackageOverviewUri`).
     #[serde(default)]
     #[validate(url, length(max = "RESOURCE"))]
-    #[schema(max_length = 250, example = "https://packages.example.org/acme-payroll/overview")]
+    #[schema(
+        max_length = 250,
+        example = "https://packages.example.org/acme-payroll/overview"
+    )]
     pub certification_package_uri: Option<String>,
 }
 

@@ -365,7 +365,12 @@ impl Evaluation {
 
     /// The ratings it has held: the evaluated one, then each reduction's (VER-RPT-VDT item 6).
     pub fn rating_history(&self) -> Vec<NRating> {
-        let mut out: Vec<NRating> = self.reductions.first().map(|r| r.from).into_iter().collect();
+        let mut out: Vec<NRating> = self
+            .reductions
+            .first()
+            .map(|r| r.from)
+            .into_iter()
+            .collect();
         out.extend(self.reductions.iter().map(|r| r.to));
         if out.is_empty() {
             out.extend(self.agency_impact);
@@ -378,7 +383,10 @@ impl Evaluation {
         let evaluated = self.evaluated_at?;
         Some(match clock {
             Clock::FromEvaluation => evaluated,
-            Clock::FromReduction => self.reductions.last().map_or(evaluated, |r| r.at.max(evaluated)),
+            Clock::FromReduction => self
+                .reductions
+                .last()
+                .map_or(evaluated, |r| r.at.max(evaluated)),
         })
     }
 }
@@ -477,9 +485,8 @@ impl Schedule {
     pub fn governing(&self, evaluation: Option<&Evaluation>) -> Option<&Deadline> {
         let evaluated = evaluation.is_some_and(Evaluation::is_evaluated);
         let resolved = evaluation.is_some_and(Evaluation::is_resolved);
-        let remediated = evaluation.is_some_and(|e| {
-            e.mitigation == Mitigation::Remediated || e.false_positive.is_some()
-        });
+        let remediated = evaluation
+            .is_some_and(|e| e.mitigation == Mitigation::Remediated || e.false_positive.is_some());
         let accepted = evaluation.is_some_and(|e| e.accepted.is_some());
         [
             self.evaluation.as_ref().filter(|_| !evaluated),
@@ -538,7 +545,11 @@ fn late(what: &str, d: &Deadline, now: DateTime<Utc>) -> String {
     } else {
         format!("{hours} hours")
     };
-    format!("{what} was due {} ({}), {by} ago", d.due_at.to_rfc3339(), d.rule)
+    format!(
+        "{what} was due {} ({}), {by} ago",
+        d.due_at.to_rfc3339(),
+        d.rule
+    )
 }
 
 /// The standing of an item with `evaluation` (and `schedule`, as [`schedule`] made it) at `now`.
@@ -615,11 +626,13 @@ pub fn status(
 
     let reportable_incident = e
         .filter(|_| !resolved)
-        .and_then(|e| match (e.internet_reachable, e.likely_exploitable, e.agency_impact) {
-            (Some(true), Some(true), Some(r)) if r > NRating::N3 => Some("VER-TFR-IRI"),
-            (Some(false), Some(true), Some(NRating::N5)) => Some("VER-TFR-NRI"),
-            _ => None,
-        })
+        .and_then(
+            |e| match (e.internet_reachable, e.likely_exploitable, e.agency_impact) {
+                (Some(true), Some(true), Some(r)) if r > NRating::N3 => Some("VER-TFR-IRI"),
+                (Some(false), Some(true), Some(NRating::N5)) => Some("VER-TFR-NRI"),
+                _ => None,
+            },
+        )
         .map(str::to_owned);
 
     let state = if false_positive {
@@ -674,7 +687,11 @@ pub fn check(e: &Evaluation, today: NaiveDate) -> Vec<Violation> {
     let mut out = Vec::new();
     let future = |t: DateTime<Utc>| t.date_naive() > today;
     if future(e.detected_at) {
-        out.push(v("date_in_future", "/detected_at", "must not lie ahead of today"));
+        out.push(v(
+            "date_in_future",
+            "/detected_at",
+            "must not lie ahead of today",
+        ));
     }
     match e.evaluated_at {
         Some(at) => {
@@ -686,7 +703,11 @@ pub fn check(e: &Evaluation, today: NaiveDate) -> Vec<Violation> {
                 ));
             }
             if future(at) {
-                out.push(v("date_in_future", "/evaluated_at", "must not lie ahead of today"));
+                out.push(v(
+                    "date_in_future",
+                    "/evaluated_at",
+                    "must not lie ahead of today",
+                ));
             }
             if e.false_positive.is_none() {
                 for (name, missing) in [
@@ -739,7 +760,11 @@ pub fn check(e: &Evaluation, today: NaiveDate) -> Vec<Violation> {
         }
     }
     if e.mitigated_at.is_some_and(future) {
-        out.push(v("date_in_future", "/mitigated_at", "must not lie ahead of today"));
+        out.push(v(
+            "date_in_future",
+            "/mitigated_at",
+            "must not lie ahead of today",
+        ));
     }
     if e.false_positive.is_some() && resolved_state {
         out.push(v(
@@ -763,7 +788,10 @@ pub fn check(e: &Evaluation, today: NaiveDate) -> Vec<Violation> {
                 out.push(v(
                     "reduction_chain_broken",
                     &format!("{at}/from"),
-                    format!("starts from {}, but the previous step ended at {}", r.from, prev.to),
+                    format!(
+                        "starts from {}, but the previous step ended at {}",
+                        r.from, prev.to
+                    ),
                 ));
             }
         }
@@ -775,7 +803,11 @@ pub fn check(e: &Evaluation, today: NaiveDate) -> Vec<Violation> {
             ));
         }
         if future(r.at) {
-            out.push(v("date_in_future", &format!("{at}/at"), "must not lie ahead of today"));
+            out.push(v(
+                "date_in_future",
+                &format!("{at}/at"),
+                "must not lie ahead of today",
+            ));
         }
         previous_at = Some(r.at);
     }
@@ -803,7 +835,7 @@ pub fn check(e: &Evaluation, today: NaiveDate) -> Vec<Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Bucket::{IrvLev, Nlev, NirvLev};
+    use Bucket::{IrvLev, NirvLev, Nlev};
     use FedrampClass::{A, B, C, D};
     use NRating::{N1, N2, N3, N4, N5};
 
@@ -904,10 +936,7 @@ mod tests {
             }
         }
         // NLEV ignores reachability.
-        assert_eq!(
-            Bucket::of(false, false),
-            Bucket::of(true, false),
-        );
+        assert_eq!(Bucket::of(false, false), Bucket::of(true, false),);
     }
 
     #[test]
@@ -918,12 +947,25 @@ mod tests {
             Some(&evaluated(N5, true, true)),
             day("2026-10-01"),
         );
-        let r = s.reduction.clone().unwrap_or_else(|| panic!("no reduction deadline"));
+        let r = s
+            .reduction
+            .clone()
+            .unwrap_or_else(|| panic!("no reduction deadline"));
         assert_eq!(r.due_at, t("2026-10-02T22:00:00Z"));
         assert_eq!(r.rule, "fedramp-vdr:VDR-TFR-PVR:D:N5:irv_lev:12h");
         assert_eq!(r.date(), day("2026-10-02"));
-        let before = status(D, &s, Some(&evaluated(N5, true, true)), t("2026-10-02T21:59:00Z"));
-        let after = status(D, &s, Some(&evaluated(N5, true, true)), t("2026-10-02T22:00:00Z"));
+        let before = status(
+            D,
+            &s,
+            Some(&evaluated(N5, true, true)),
+            t("2026-10-02T21:59:00Z"),
+        );
+        let after = status(
+            D,
+            &s,
+            Some(&evaluated(N5, true, true)),
+            t("2026-10-02T22:00:00Z"),
+        );
         assert!(!before.overdue);
         assert!(after.overdue);
         assert!(after
@@ -937,7 +979,12 @@ mod tests {
             assert_eq!(FEDRAMP_2026.evaluation(class), Timeframe::Days(days));
             let mut e = evaluated(N3, false, false);
             e.evaluated_at = None;
-            let s = schedule(&FEDRAMP_2026, &regime(class, Clock::FromReduction), Some(&e), day("2026-10-01"));
+            let s = schedule(
+                &FEDRAMP_2026,
+                &regime(class, Clock::FromReduction),
+                Some(&e),
+                day("2026-10-01"),
+            );
             let due = t("2026-10-01T08:00:00Z") + Duration::days(i64::from(days));
             assert_eq!(
                 s.evaluation,
@@ -955,8 +1002,16 @@ mod tests {
             assert!(!status(class, &s, Some(&e), due - Duration::hours(1)).overdue);
         }
         // Without an evaluation, from the detection date's midnight.
-        let s = schedule(&FEDRAMP_2026, &regime(C, Clock::FromReduction), None, day("2026-10-01"));
-        assert_eq!(s.evaluation.map(|d| d.due_at), Some(t("2026-10-06T00:00:00Z")));
+        let s = schedule(
+            &FEDRAMP_2026,
+            &regime(C, Clock::FromReduction),
+            None,
+            day("2026-10-01"),
+        );
+        assert_eq!(
+            s.evaluation.map(|d| d.due_at),
+            Some(t("2026-10-06T00:00:00Z"))
+        );
     }
 
     #[test]
@@ -972,10 +1027,26 @@ mod tests {
         e.agency_impact = Some(N4);
         assert!(check(&e, day("2026-11-01")).is_empty());
         // Class B, N4 IRV+LEV: 8 days.
-        let restart = schedule(&FEDRAMP_2026, &regime(B, Clock::FromReduction), Some(&e), day("2026-10-01"));
-        assert_eq!(restart.reduction.map(|d| d.due_at), Some(t("2026-10-13T10:00:00Z")));
-        let keep = schedule(&FEDRAMP_2026, &regime(B, Clock::FromEvaluation), Some(&e), day("2026-10-01"));
-        assert_eq!(keep.reduction.map(|d| d.due_at), Some(t("2026-10-10T10:00:00Z")));
+        let restart = schedule(
+            &FEDRAMP_2026,
+            &regime(B, Clock::FromReduction),
+            Some(&e),
+            day("2026-10-01"),
+        );
+        assert_eq!(
+            restart.reduction.map(|d| d.due_at),
+            Some(t("2026-10-13T10:00:00Z"))
+        );
+        let keep = schedule(
+            &FEDRAMP_2026,
+            &regime(B, Clock::FromEvaluation),
+            Some(&e),
+            day("2026-10-01"),
+        );
+        assert_eq!(
+            keep.reduction.map(|d| d.due_at),
+            Some(t("2026-10-10T10:00:00Z"))
+        );
         assert_eq!(DEFAULT_CLOCK, Clock::FromReduction);
         assert_eq!(e.rating_history(), vec![N5, N4]);
     }
@@ -983,11 +1054,19 @@ mod tests {
     #[test]
     fn the_192_day_line_makes_an_item_accepted_unless_fully_mitigated() {
         let e = evaluated(N2, false, false);
-        let s = schedule(&FEDRAMP_2026, &regime(B, Clock::FromReduction), Some(&e), day("2026-10-01"));
+        let s = schedule(
+            &FEDRAMP_2026,
+            &regime(B, Clock::FromReduction),
+            Some(&e),
+            day("2026-10-01"),
+        );
         let line = t("2026-10-02T10:00:00Z") + Duration::days(192);
         assert_eq!(
             s.acceptance,
-            Some(Deadline { rule: "fedramp-vdr:VER-TFR-MAV:192d".into(), due_at: line })
+            Some(Deadline {
+                rule: "fedramp-vdr:VER-TFR-MAV:192d".into(),
+                due_at: line
+            })
         );
         // Class B N2 NLEV is also 192 days: overdue never shows before acceptance.
         let before = status(B, &s, Some(&e), line - Duration::seconds(1));
@@ -1001,7 +1080,12 @@ mod tests {
         let mut full = e.clone();
         full.mitigation = Mitigation::Full;
         full.mitigated_at = Some(t("2026-12-01T00:00:00Z"));
-        let sf = schedule(&FEDRAMP_2026, &regime(B, Clock::FromReduction), Some(&full), day("2026-10-01"));
+        let sf = schedule(
+            &FEDRAMP_2026,
+            &regime(B, Clock::FromReduction),
+            Some(&full),
+            day("2026-10-01"),
+        );
         let st = status(B, &sf, Some(&full), line + Duration::days(10));
         assert!(!st.accepted && st.state == State::FullyMitigated);
         assert_eq!(final_disposition(&full), Some("Fully Mitigated"));
@@ -1010,9 +1094,16 @@ mod tests {
         assert!(status(B, &s, Some(&partial), line).accepted);
         // Intent not to fix: accepted at once, with the reason.
         let mut intent = e;
-        intent.accepted = Some(Rationale { rationale: "legacy appliance, retired in 2027".into() });
+        intent.accepted = Some(Rationale {
+            rationale: "legacy appliance, retired in 2027".into(),
+        });
         let st = status(B, &s, Some(&intent), t("2026-10-03T00:00:00Z"));
-        assert!(st.accepted && st.accepted_explanation.is_some_and(|x| x.contains("retired")));
+        assert!(
+            st.accepted
+                && st
+                    .accepted_explanation
+                    .is_some_and(|x| x.contains("retired"))
+        );
         assert_eq!(s.governing(Some(&intent)), None);
     }
 
@@ -1022,16 +1113,26 @@ mod tests {
         e.kev_due_on = Some(day("2026-10-20"));
         e.mitigation = Mitigation::Full;
         e.mitigated_at = Some(t("2026-10-03T00:00:00Z"));
-        let s = schedule(&FEDRAMP_2026, &regime(C, Clock::FromReduction), Some(&e), day("2026-10-01"));
+        let s = schedule(
+            &FEDRAMP_2026,
+            &regime(C, Clock::FromReduction),
+            Some(&e),
+            day("2026-10-01"),
+        );
         let kev = s.kev.clone().unwrap_or_else(|| panic!("no KEV deadline"));
         assert_eq!(kev.rule, "fedramp-vdr:VDR-TFR-KEV:2026-10-20");
         assert_eq!(kev.date(), day("2026-10-20"));
         assert_eq!(s.reduction, None, "fully mitigated: no reduction due");
-        assert_eq!(s.governing(Some(&e)).map(|d| d.rule.as_str()), Some(kev.rule.as_str()));
+        assert_eq!(
+            s.governing(Some(&e)).map(|d| d.rule.as_str()),
+            Some(kev.rule.as_str())
+        );
         assert!(!status(C, &s, Some(&e), t("2026-10-20T23:00:00Z")).overdue);
         let late = status(C, &s, Some(&e), t("2026-10-21T00:00:00Z"));
         assert!(late.overdue);
-        assert!(late.overdue_explanation.is_some_and(|x| x.contains("VDR-TFR-KEV")));
+        assert!(late
+            .overdue_explanation
+            .is_some_and(|x| x.contains("VDR-TFR-KEV")));
         e.mitigation = Mitigation::Remediated;
         assert!(!status(C, &s, Some(&e), t("2026-10-21T00:00:00Z")).overdue);
         assert_eq!(s.governing(Some(&e)), None);
@@ -1042,9 +1143,15 @@ mod tests {
         let s = Schedule::default();
         let at = t("2026-10-03T00:00:00Z");
         let flag = |e: &Evaluation| status(C, &s, Some(e), at).reportable_incident;
-        assert_eq!(flag(&evaluated(N4, true, true)).as_deref(), Some("VER-TFR-IRI"));
+        assert_eq!(
+            flag(&evaluated(N4, true, true)).as_deref(),
+            Some("VER-TFR-IRI")
+        );
         assert_eq!(flag(&evaluated(N3, true, true)), None);
-        assert_eq!(flag(&evaluated(N5, false, true)).as_deref(), Some("VER-TFR-NRI"));
+        assert_eq!(
+            flag(&evaluated(N5, false, true)).as_deref(),
+            Some("VER-TFR-NRI")
+        );
         assert_eq!(flag(&evaluated(N4, false, true)), None);
         assert_eq!(flag(&evaluated(N5, true, false)), None);
         let mut fixed = evaluated(N5, true, true);
@@ -1055,7 +1162,12 @@ mod tests {
     #[test]
     fn evaluations_are_checked() {
         let today = day("2026-11-01");
-        let codes = |e: &Evaluation| check(e, today).into_iter().map(|v| v.code).collect::<Vec<_>>();
+        let codes = |e: &Evaluation| {
+            check(e, today)
+                .into_iter()
+                .map(|v| v.code)
+                .collect::<Vec<_>>()
+        };
         let mut e = evaluated(N4, true, true);
         e.agency_impact = None;
         assert_eq!(codes(&e), vec!["evaluation_incomplete"]);
@@ -1064,16 +1176,34 @@ mod tests {
         assert_eq!(codes(&e), vec!["evaluation_before_detection"]);
         let mut e = evaluated(N4, true, true);
         e.mitigation = Mitigation::Remediated;
-        e.false_positive = Some(Rationale { rationale: "x".into() });
-        assert_eq!(codes(&e), vec!["mitigated_at_required", "false_positive_mitigated"]);
+        e.false_positive = Some(Rationale {
+            rationale: "x".into(),
+        });
+        assert_eq!(
+            codes(&e),
+            vec!["mitigated_at_required", "false_positive_mitigated"]
+        );
         let mut e = evaluated(N4, true, true);
-        e.reductions.push(Reduction { at: t("2026-10-05T00:00:00Z"), from: N4, to: N4, action: "x".into() });
+        e.reductions.push(Reduction {
+            at: t("2026-10-05T00:00:00Z"),
+            from: N4,
+            to: N4,
+            action: "x".into(),
+        });
         assert_eq!(codes(&e), vec!["reduction_not_lower"]);
         let mut e = evaluated(N4, true, true);
-        e.reductions.push(Reduction { at: t("2026-10-05T00:00:00Z"), from: N4, to: N2, action: "x".into() });
+        e.reductions.push(Reduction {
+            at: t("2026-10-05T00:00:00Z"),
+            from: N4,
+            to: N2,
+            action: "x".into(),
+        });
         assert_eq!(codes(&e), vec!["agency_impact_not_last_reduction"]);
         let mut e = evaluated(N4, true, true);
-        e.next_reduction = Some(ProjectedReduction { at: t("2026-10-09T00:00:00Z"), target: N4 });
+        e.next_reduction = Some(ProjectedReduction {
+            at: t("2026-10-09T00:00:00Z"),
+            target: N4,
+        });
         assert_eq!(codes(&e), vec!["projected_not_lower"]);
         let mut e = evaluated(N4, true, true);
         e.evaluated_at = None;
@@ -1085,9 +1215,22 @@ mod tests {
         assert_eq!(codes(&e), vec!["date_in_future"]);
         // A projected reduction after its deadline: likely to become overdue.
         let mut e = evaluated(N4, true, true);
-        e.next_reduction = Some(ProjectedReduction { at: t("2026-10-30T00:00:00Z"), target: N3 });
-        let s = schedule(&FEDRAMP_2026, &regime(C, Clock::FromReduction), Some(&e), day("2026-10-01"));
+        e.next_reduction = Some(ProjectedReduction {
+            at: t("2026-10-30T00:00:00Z"),
+            target: N3,
+        });
+        let s = schedule(
+            &FEDRAMP_2026,
+            &regime(C, Clock::FromReduction),
+            Some(&e),
+            day("2026-10-01"),
+        );
         let st = status(C, &s, Some(&e), t("2026-10-03T00:00:00Z"));
-        assert!(!st.overdue && st.overdue_explanation.is_some_and(|x| x.starts_with("likely")));
+        assert!(
+            !st.overdue
+                && st
+                    .overdue_explanation
+                    .is_some_and(|x| x.starts_with("likely"))
+        );
     }
 }

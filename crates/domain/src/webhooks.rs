@@ -155,7 +155,11 @@ pub fn parse_delay(text: &str) -> Result<Duration, String> {
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
         "d" => Duration::from_secs(n.saturating_mul(86_400)),
-        _ => return Err(format!("`{text}`: unknown unit `{unit}`; use ms, s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}`; use ms, s, m, h or d"
+            ))
+        }
     };
     if d.is_zero() {
         return Err(format!("`{text}` must be more than zero"));
@@ -193,7 +197,11 @@ pub fn after_attempt(
 }
 
 /// Whether a subscription failing since `failing_since` has failed long enough to be paused.
-pub fn should_pause(failing_since: NaiveDateTime, now: NaiveDateTime, pause_after: Duration) -> bool {
+pub fn should_pause(
+    failing_since: NaiveDateTime,
+    now: NaiveDateTime,
+    pause_after: Duration,
+) -> bool {
     chrono::Duration::from_std(pause_after).is_ok_and(|p| now - failing_since >= p)
 }
 
@@ -262,14 +270,14 @@ impl AllowList {
                     .parse()
                     .map_err(|_| format!("`{entry}`: `{addr}` is not an IP address"))?;
                 let max = if ip.is_ipv4() { 32 } else { 128 };
-                let bits: u8 = bits
-                    .parse()
-                    .ok()
-                    .filter(|b| *b <= max)
-                    .ok_or_else(|| format!("`{entry}`: the prefix length must be 0 to {max}"))?;
+                let bits: u8 =
+                    bits.parse().ok().filter(|b| *b <= max).ok_or_else(|| {
+                        format!("`{entry}`: the prefix length must be 0 to {max}")
+                    })?;
                 list.networks.push((ip, bits));
             } else if let Ok(ip) = entry.trim_matches(['[', ']']).parse::<IpAddr>() {
-                list.networks.push((ip, if ip.is_ipv4() { 32 } else { 128 }));
+                list.networks
+                    .push((ip, if ip.is_ipv4() { 32 } else { 128 }));
             } else {
                 list.hosts.push(entry.to_ascii_lowercase());
             }
@@ -284,13 +292,15 @@ impl AllowList {
     /// Whether the host name (as written in the URL) is allowed.
     pub fn allows_host(&self, host: &str) -> bool {
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
-        self.hosts.iter().any(|h| *h == host)
+        self.hosts.contains(&host)
             || host.parse::<IpAddr>().is_ok_and(|ip| self.allows_ip(ip))
     }
 
     /// Whether an address lies in an allowed network.
     pub fn allows_ip(&self, ip: IpAddr) -> bool {
-        self.networks.iter().any(|(net, bits)| in_network(ip, *net, *bits))
+        self.networks
+            .iter()
+            .any(|(net, bits)| in_network(ip, *net, *bits))
     }
 }
 
@@ -446,20 +456,33 @@ mod tests {
         assert!(total > Duration::from_secs(3 * 86_400) && total < Duration::from_secs(4 * 86_400));
         assert_eq!(s.delay_after(1, 0.5), Some(Duration::from_secs(5)));
         assert_eq!(s.delay_after(1, 0.0), Some(Duration::from_secs(4)));
-        assert!(s.delay_after(1, 0.999).is_some_and(|d| d < Duration::from_secs(6)));
+        assert!(s
+            .delay_after(1, 0.999)
+            .is_some_and(|d| d < Duration::from_secs(6)));
         assert_eq!(s.delay_after(10, 0.5), None);
         assert_eq!(s.delay_after(0, 0.5), None);
         let now = chrono::DateTime::from_timestamp(1_700_000_000, 0)
             .map(|d| d.naive_utc())
             .unwrap_or_default();
-        assert_eq!(after_attempt(&s, 0, true, now, 0.5), AfterAttempt::Delivered);
+        assert_eq!(
+            after_attempt(&s, 0, true, now, 0.5),
+            AfterAttempt::Delivered
+        );
         assert_eq!(
             after_attempt(&s, 0, false, now, 0.5),
             AfterAttempt::RetryAt(now + chrono::Duration::seconds(5))
         );
         assert_eq!(after_attempt(&s, 9, false, now, 0.5), AfterAttempt::Dead);
-        assert!(should_pause(now, now + chrono::Duration::days(3), Duration::from_secs(3 * 86_400)));
-        assert!(!should_pause(now, now + chrono::Duration::days(2), Duration::from_secs(3 * 86_400)));
+        assert!(should_pause(
+            now,
+            now + chrono::Duration::days(3),
+            Duration::from_secs(3 * 86_400)
+        ));
+        assert!(!should_pause(
+            now,
+            now + chrono::Duration::days(2),
+            Duration::from_secs(3 * 86_400)
+        ));
         assert_eq!(
             RetrySchedule::parse("100ms, 2s,1m").map(|s| s.delays),
             Ok(vec![
@@ -500,8 +523,8 @@ mod tests {
 
     #[test]
     fn the_allow_list_names_hosts_and_networks() {
-        let a = AllowList::parse("hooks.internal, 127.0.0.1, 10.0.0.0/8, fd00::/8")
-            .unwrap_or_default();
+        let a =
+            AllowList::parse("hooks.internal, 127.0.0.1, 10.0.0.0/8, fd00::/8").unwrap_or_default();
         assert!(a.allows_host("HOOKS.internal"));
         assert!(a.allows_host("127.0.0.1"));
         assert!(a.allows_ip("10.200.1.1".parse().unwrap_or(IpAddr::from([0; 4]))));

@@ -4,8 +4,8 @@
 
 use crate::problem::{ApiError, PROBLEM_JSON};
 use crate::routes::{
-    cmmc, evidence, exchange, health, history, items, metrics, systems, validation, webhooks,
-    workflow,
+    cmmc, evidence, exchange, health, history, items, metrics, reports, systems, validation,
+    webhooks, workflow,
 };
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
@@ -51,6 +51,7 @@ input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETa
         (name = "metrics", description = "Counts, overdue items, aging, time to close and slips, computed in the database."),
         (name = "cmmc", description = "CMMC Level 2: the self-assessment, the SPRS score and the Conditional status check (32 CFR 170.21)."),
         (name = "exchange", description = "Exports (auditor bundle, OSCAL POA&M, FedRAMP template as CSV and XLSX), bulk upserts with one result per element, OSCAL imports."),
+        (name = "reports", description = "FedRAMP 2026 (VDR/VER) reports: the vulnerability detail report and accepted vulnerability info valid against FedRAMP's 2026-06-24 schemas, the historical activity feed and the printable monthly report."),
         (name = "history", description = "The hash-chained record of every change: feed, item history, verification."),
         (name = "webhooks", description = "Subscriptions to the history's events, delivered at least once, in chain order per system, signed per Standard Webhooks (admin)."),
         (name = "health", description = "Liveness and readiness, unauthenticated."),
@@ -121,6 +122,10 @@ macro_rules! every_route {
                 cmmc::what_if,
                 metrics::system_metrics,
                 metrics::all_metrics,
+                reports::fedramp_vdt,
+                reports::fedramp_avi,
+                reports::fedramp_history,
+                reports::fedramp_monthly,
                 history::list_events,
                 history::verify_events,
                 history::item_history,
@@ -492,9 +497,19 @@ async fn serve_metrics(
         return Err(ApiError::RouteNotFound("/metrics".into()));
     }
     actor.require(poam_domain::Permission::Audit)?;
+    let stored = state
+        .db(poam_persistence::evidence::stored_bytes_by_system)
+        .await?;
+    let mut text = crate::telemetry::metrics().render(&state.pool);
+    // The protection series go before the closing `# EOF`.
+    let eof = text.rfind("# EOF").unwrap_or(text.len());
+    text.insert_str(
+        eof,
+        &crate::protection::metrics_text(&state.protection, &stored),
+    );
     Ok(HttpResponse::Ok()
         .content_type(crate::telemetry::CONTENT_TYPE)
-        .body(crate::telemetry::metrics().render(&state.pool)))
+        .body(text))
 }
 
 async fn serve_spec() -> HttpResponse {

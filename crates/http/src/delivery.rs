@@ -274,7 +274,11 @@ pub fn send(agent: &ureq::Agent, claim: &Claim, settings: &WebhookSettings) -> A
             excerpt,
         )
     } else {
-        failed(format!("the receiver answered {status}"), Some(status), excerpt)
+        failed(
+            format!("the receiver answered {status}"),
+            Some(status),
+            excerpt,
+        )
     }
 }
 
@@ -346,7 +350,7 @@ fn run(pool: &DbPool, settings: &WebhookSettings, stop: &AtomicBool) {
     let instance = uuid::Uuid::new_v4().to_string();
     let agent = client(settings);
     // A lease outlives any attempt: a crashed instance's deliveries are taken over after it.
-    let lease = settings.timeout + settings.connect_timeout + Duration::from_secs(30);
+    let lease = settings.timeout + settings.connect_timeout + Duration::from_secs(5);
     tracing::info!(%instance, "webhook delivery started");
     while !stop.load(Ordering::SeqCst) {
         let claimed = db::checkout(pool).and_then(|mut conn| {

@@ -154,6 +154,10 @@ impl ObjectMembers for poam_domain::ItemFields {
         "/vendor_dependency",
         "/change_management",
         "/escalation_contact",
+        "/evaluation",
+        "/evaluation/false_positive",
+        "/evaluation/next_reduction",
+        "/evaluation/accepted",
     ];
 }
 

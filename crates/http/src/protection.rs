@@ -730,3 +730,36 @@ pub fn stream_spool(
         });
     actix_web::body::SizedStream::new(len, body)
 }
+
+/// The protection series for `/metrics` (OpenMetrics text): the evidence quota, each system's
+/// stored evidence bytes, and the requests the limits refused.
+pub fn metrics_text(protection: &Protection, stored: &[(String, i64)]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP poam_evidence_quota_bytes Evidence bytes one system may store (0: no quota).\n\
+         # TYPE poam_evidence_quota_bytes gauge\n\
+         poam_evidence_quota_bytes {}",
+        protection.limits.evidence_quota
+    );
+    let _ = writeln!(
+        out,
+        "# HELP poam_system_evidence_bytes Evidence bytes each system stores.\n\
+         # TYPE poam_system_evidence_bytes gauge"
+    );
+    for (system, bytes) in stored {
+        let _ = writeln!(
+            out,
+            "poam_system_evidence_bytes{{system_id=\"{system}\"}} {bytes}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP poam_limit_refusals Requests refused by a rate limit, concurrency limit or the memory budget.\n\
+         # TYPE poam_limit_refusals counter\n\
+         poam_limit_refusals_total {}",
+        protection.refused()
+    );
+    out
+}

@@ -91,6 +91,18 @@ pub fn stored_bytes(conn: &mut DbConnection, system_id: &str) -> Result<i64, Sto
         .first(conn)?)
 }
 
+/// The bytes of evidence each system stores, for the metrics.
+pub fn stored_bytes_by_system(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(evidence::table
+        .group_by(evidence::system_id)
+        .select((
+            evidence::system_id,
+            diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(COALESCE(SUM(size), 0) AS BIGINT)"),
+        ))
+        .order(evidence::system_id)
+        .load(conn)?)
+}
+
 /// The code of the conflict [`create`] answers when a system's evidence quota is spent.
 pub const QUOTA_EXCEEDED: &str = "evidence_quota_exceeded";
 

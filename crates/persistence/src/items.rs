@@ -16,6 +16,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use poam_domain::deadlines;
 use poam_domain::ids::display_id;
 use poam_domain::profiles::{self, Finding};
+use poam_domain::vdr;
 use poam_domain::IfMatch;
 use poam_domain::{
     ChangeManagement, Deviation, Item, ItemFields, ItemId, ItemMeta, ItemStatus, Level, Person,
@@ -95,6 +96,17 @@ struct Details {
     escalation_contact: Option<Person>,
     /// Why the item was archived: written once, by the archive (an archived item is frozen).
     archive_reason: Option<String>,
+    /// FedRAMP 2026: the item's evaluation.
+    evaluation: Option<poam_domain::vdr::Evaluation>,
+    /// FedRAMP 2026: the deadlines the system's class set on the last write (or move).
+    vdr_schedule: Option<StoredSchedule>,
+}
+
+/// The VDR/VER deadlines an item was given, with the class that gave them.
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+struct StoredSchedule {
+    class: poam_domain::vdr::FedrampClass,
+    schedule: poam_domain::vdr::Schedule,
 }
 
 /// The content columns (and what is derived from them), written on create and every update.
@@ -174,8 +186,9 @@ impl ItemContent {
     fn from_fields(
         f: &ItemFields,
         display_id: &str,
-        deadline_rule: Option<String>,
+        deadline: Resolved,
     ) -> Result<Self, StoreError> {
+        let deadline_rule = deadline.rule;
         let mut search = vec![display_id, f.title.as_str(), f.description.as_str()];
         search.extend(f.external_id.as_deref());
         search.extend(f.source.identifier.as_deref());
@@ -202,6 +215,11 @@ impl ItemContent {
             change_management: f.change_management.clone(),
             escalation_contact: f.escalation_contact.clone(),
             archive_reason: None,
+            evaluation: f.evaluation.clone(),
+            vdr_schedule: deadline
+                .class
+                .zip(deadline.vdr)
+                .map(|(class, schedule)| StoredSchedule { class, schedule }),
         };
         Ok(ItemContent {
             external_id: f.external_id.clone(),
@@ -292,6 +310,7 @@ impl ItemRow {
             comments: d.comments,
             change_management: d.change_management,
             escalation_contact: d.escalation_contact,
+            evaluation: d.evaluation,
         };
         let meta = ItemMeta {
             id: parse_id(&self.id)?,
@@ -304,12 +323,48 @@ impl ItemRow {
             archived_at: self.archived_at.map(utc),
             archive_reason,
         };
-        Ok(Item::assemble_with_grace(
-            meta,
-            fields,
-            today,
-            escalation_grace_days(),
-        ))
+        let mut item = Item::assemble_with_grace(meta, fields, today, escalation_grace_days());
+        if let Some(stored) = d.vdr_schedule {
+            let status = vdr::status(
+                stored.class,
+                &stored.schedule,
+                item.evaluation.as_ref(),
+                utc(db::now()),
+            );
+            // Under the 2026 rules, overdue is FRD-ODV's, to the hour.
+            item.overdue = item.status.is_active() && status.overdue;
+            item.vdr = Some(status);
+        }
+        Ok(item)
+    }
+}
+
+/// An item's deadlines as a write stores them: [`deadlines::resolve_item`]'s, with the class
+/// of the VDR/VER schedule.
+struct Resolved {
+    scheduled_completion: Option<NaiveDate>,
+    rule: Option<String>,
+    class: Option<vdr::FedrampClass>,
+    vdr: Option<vdr::Schedule>,
+}
+
+fn resolved(
+    ctx: &deadlines::Context,
+    f: &ItemFields,
+    before: Option<&Item>,
+    today: NaiveDate,
+) -> Resolved {
+    let r = deadlines::resolve_item(
+        ctx,
+        f,
+        before.map(|c| (c.scheduled_completion, c.deadline_rule.as_deref())),
+        today,
+    );
+    Resolved {
+        scheduled_completion: r.scheduled_completion,
+        rule: r.rule,
+        class: ctx.vdr.map(|v| v.class),
+        vdr: r.vdr,
     }
 }
 
@@ -566,19 +621,13 @@ pub fn create_many(
             continue;
         }
         let mut fields = new.fields.clone();
-        let (scheduled, rule) = deadlines::resolve(
-            &ctx,
-            fields.risk_rating,
-            fields.detected_on,
-            None,
-            fields.scheduled_completion,
-        );
-        fields.scheduled_completion = scheduled;
+        let deadline = resolved(&ctx, &fields, None, today);
+        fields.scheduled_completion = deadline.scheduled_completion;
         seq += 1;
         event_seq += 1;
         let id = ItemId::new().to_string();
         let display = display_id(seq);
-        let content = ItemContent::from_fields(&fields, &display, rule)?;
+        let content = ItemContent::from_fields(&fields, &display, deadline)?;
         let item = content
             .new_row(&id, sid, seq, &display, now)
             .into_domain(today)?;
@@ -708,22 +757,13 @@ pub(crate) fn write_fields(
         return Err(StoreError::Invalid(refused));
     }
     let mut fields = fields.clone();
-    let (scheduled, rule) = deadlines::resolve(
-        &ctx,
-        fields.risk_rating,
-        fields.detected_on,
-        Some((
-            current.scheduled_completion,
-            current.deadline_rule.as_deref(),
-        )),
-        fields.scheduled_completion,
-    );
-    fields.scheduled_completion = scheduled;
+    let deadline = resolved(&ctx, &fields, Some(current), today());
+    fields.scheduled_completion = deadline.scheduled_completion;
     let fields = &fields;
     let n = diesel::update(items::table.find(&iid))
         .filter(items::version.eq(current.version))
         .set((
-            ItemContent::from_fields(fields, &current.display_id, rule)?,
+            ItemContent::from_fields(fields, &current.display_id, deadline)?,
             items::version.eq(current.version + 1),
             items::updated_at.eq(now),
         ))
@@ -748,17 +788,8 @@ pub(crate) fn with_deadline(
     mut fields: ItemFields,
 ) -> Result<ItemFields, StoreError> {
     let ctx = deadline_context(conn, &current.system_id.to_string())?;
-    let (scheduled, _) = deadlines::resolve(
-        &ctx,
-        fields.risk_rating,
-        fields.detected_on,
-        Some((
-            current.scheduled_completion,
-            current.deadline_rule.as_deref(),
-        )),
-        fields.scheduled_completion,
-    );
-    fields.scheduled_completion = scheduled;
+    fields.scheduled_completion =
+        resolved(&ctx, &fields, Some(current), today()).scheduled_completion;
     Ok(fields)
 }
 
@@ -847,6 +878,29 @@ pub(crate) fn deadline_context(
     context_of(conn, system_id, &regime, policy.as_deref())
 }
 
+/// The system's FedRAMP 2026 regime, when it has one.
+fn vdr_regime_of(
+    conn: &mut DbConnection,
+    system_id: &str,
+    regime: Regime,
+) -> Result<Option<vdr::Regime>, StoreError> {
+    if regime != Regime::Fedramp {
+        return Ok(None);
+    }
+    let raw: Option<String> = systems::table
+        .find(system_id)
+        .select(systems::vdr)
+        .first(conn)?;
+    let s = crate::systems::VdrSettings::parse(raw.as_deref())?;
+    Ok(s.fedramp_class
+        .zip(s.vdr_since)
+        .map(|(class, since)| vdr::Regime {
+            class,
+            since,
+            clock: s.vdr_clock.unwrap_or(vdr::DEFAULT_CLOCK),
+        }))
+}
+
 /// [`deadline_context`] from the system's regime and policy, already read.
 fn context_of(
     conn: &mut DbConnection,
@@ -872,11 +926,14 @@ fn context_of(
             .map(|p| serde_json::from_str(p).map_err(|e| corrupt("deadline policy", e)))
             .transpose()?,
         conditional_status_date: conditional.flatten(),
+        vdr: vdr_regime_of(conn, system_id, regime)?,
     })
 }
 
 /// Recomputes the deadlines the policy set (never a date a person set) of a system's unresolved
-/// items, after its policy, regime or Conditional status date changed; each change is recorded.
+/// items, after its policy, regime, FedRAMP 2026 settings or Conditional status date changed;
+/// each change is recorded. (The VDR/VER schedule of an item with a person's date is
+/// recomputed too; the date stays theirs.)
 pub fn apply_policy(
     conn: &mut DbConnection,
     system_id: SystemId,
@@ -889,31 +946,27 @@ pub fn apply_policy(
         .filter(items::system_id.eq(&sid))
         .filter(items::archived_at.is_null())
         .filter(items::status.eq_any(active))
-        .filter(
-            items::deadline_rule
-                .is_null()
-                .or(items::deadline_rule.ne(deadlines::MANUAL)),
-        )
         .select(ItemRow::as_select())
         .load(conn)?;
     let today = today();
     let now = db::now();
     let mut changed = 0;
     for row in rows {
+        let mut details: Details = json("details", &row.details)?;
         let current = row.into_domain(today)?;
-        let (scheduled, rule) = deadlines::resolve(
-            &ctx,
-            current.risk_rating,
-            current.detected_on,
-            Some((
-                current.scheduled_completion,
-                current.deadline_rule.as_deref(),
-            )),
-            current.scheduled_completion,
-        );
-        if scheduled == current.scheduled_completion && rule == current.deadline_rule {
+        let deadline = resolved(&ctx, &current.fields(), Some(&current), today);
+        let (scheduled, rule) = (deadline.scheduled_completion, deadline.rule.clone());
+        let schedule = deadline
+            .class
+            .zip(deadline.vdr)
+            .map(|(class, schedule)| StoredSchedule { class, schedule });
+        if scheduled == current.scheduled_completion
+            && rule == current.deadline_rule
+            && schedule == details.vdr_schedule
+        {
             continue;
         }
+        details.vdr_schedule = schedule;
         let iid = current.id.to_string();
         diesel::update(items::table.find(&iid))
             .filter(items::version.eq(current.version))
@@ -921,6 +974,7 @@ pub fn apply_policy(
                 items::scheduled_completion.eq(scheduled),
                 items::due_key.eq(scheduled.unwrap_or(NO_DUE_DATE)),
                 items::deadline_rule.eq(&rule),
+                items::details.eq(to_json(&details)?),
                 items::version.eq(current.version + 1),
                 items::updated_at.eq(now),
             ))

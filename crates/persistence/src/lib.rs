@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod page;
 pub mod schema;
 pub mod systems;
+pub mod vdr;
 pub mod webhooks;
 pub mod workflow;
 pub mod writer;

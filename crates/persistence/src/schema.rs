@@ -18,6 +18,7 @@ diesel::table! {
         updated_at -> Timestamp,
         archived_at -> Nullable<Timestamp>,
         deadline_policy -> Nullable<Text>,
+        vdr -> Nullable<Text>,
     }
 }
 

@@ -29,6 +29,7 @@ struct SystemRow {
     updated_at: NaiveDateTime,
     archived_at: Option<NaiveDateTime>,
     deadline_policy: Option<String>,
+    vdr: Option<String>,
 }
 
 /// The content columns, written on create and on every update.
@@ -43,6 +44,35 @@ struct SystemContent {
     regime: String,
     contacts: String,
     deadline_policy: Option<String>,
+    vdr: Option<String>,
+}
+
+/// A system's FedRAMP 2026 settings, stored as one JSON document (`systems.vdr`).
+#[derive(serde::Serialize, serde::Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub(crate) struct VdrSettings {
+    pub(crate) fedramp_class: Option<poam_domain::vdr::FedrampClass>,
+    pub(crate) vdr_since: Option<chrono::NaiveDate>,
+    pub(crate) vdr_clock: Option<poam_domain::vdr::Clock>,
+    pub(crate) certification_package_uri: Option<String>,
+}
+
+impl VdrSettings {
+    fn of(f: &SystemFields) -> Option<VdrSettings> {
+        let s = VdrSettings {
+            fedramp_class: f.fedramp_class,
+            vdr_since: f.vdr_since,
+            vdr_clock: f.vdr_clock,
+            certification_package_uri: f.certification_package_uri.clone(),
+        };
+        (s != VdrSettings::default()).then_some(s)
+    }
+
+    pub(crate) fn parse(raw: Option<&str>) -> Result<VdrSettings, StoreError> {
+        raw.map(|s| serde_json::from_str(s).map_err(|e| corrupt("vdr settings", e)))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
 }
 
 impl SystemContent {
@@ -56,6 +86,7 @@ impl SystemContent {
             regime: f.regime.as_str().to_owned(),
             contacts: to_json(&f.contacts)?,
             deadline_policy: f.deadline_policy.as_ref().map(to_json).transpose()?,
+            vdr: VdrSettings::of(f).as_ref().map(to_json).transpose()?,
         })
     }
 }
@@ -84,6 +115,7 @@ where
 
 impl SystemRow {
     fn into_domain(self) -> Result<System, StoreError> {
+        let vdr = VdrSettings::parse(self.vdr.as_deref())?;
         let fields = SystemFields {
             name: self.name,
             description: self.description,
@@ -102,6 +134,10 @@ impl SystemRow {
                 .as_deref()
                 .map(|p| serde_json::from_str(p).map_err(|e| corrupt("deadline policy", e)))
                 .transpose()?,
+            fedramp_class: vdr.fedramp_class,
+            vdr_since: vdr.vdr_since,
+            vdr_clock: vdr.vdr_clock,
+            certification_package_uri: vdr.certification_package_uri,
         };
         let meta = SystemMeta {
             id: parse_id(&self.id)?,
@@ -328,7 +364,12 @@ pub fn update(
         }
         let system = load(conn, id)?;
         record(conn, Some(&current), &system, Action::Updated, actor)?;
-        if system.regime != current.regime || system.deadline_policy != current.deadline_policy {
+        // A new regime or policy, or a move to (or within) FedRAMP's 2026 rules, recomputes
+        // the policy dates; each item's change is recorded in its history.
+        if system.regime != current.regime
+            || system.deadline_policy != current.deadline_policy
+            || system.fields().vdr_regime() != current.fields().vdr_regime()
+        {
             crate::items::apply_policy(conn, id, actor)?;
         }
         Ok(system)

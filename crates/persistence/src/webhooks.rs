@@ -128,7 +128,10 @@ pub struct NewSubscription {
     pub actor: String,
 }
 
-pub fn create(conn: &mut DbConnection, new: NewSubscription) -> Result<SubscriptionRow, StoreError> {
+pub fn create(
+    conn: &mut DbConnection,
+    new: NewSubscription,
+) -> Result<SubscriptionRow, StoreError> {
     let id = uuid::Uuid::now_v7().to_string();
     let now = db::now();
     let systems = new.systems.as_deref().map(text_of).transpose()?;
@@ -160,7 +163,10 @@ pub fn create(conn: &mut DbConnection, new: NewSubscription) -> Result<Subscript
 }
 
 /// Every subscription the scope may see, oldest first.
-pub fn list(conn: &mut DbConnection, scope: &SystemScope) -> Result<Vec<SubscriptionRow>, StoreError> {
+pub fn list(
+    conn: &mut DbConnection,
+    scope: &SystemScope,
+) -> Result<Vec<SubscriptionRow>, StoreError> {
     let rows: Vec<SubscriptionRow> = webhook_subscriptions::table
         .order(webhook_subscriptions::id.asc())
         .select(SubscriptionRow::as_select())
@@ -175,7 +181,11 @@ pub fn list(conn: &mut DbConnection, scope: &SystemScope) -> Result<Vec<Subscrip
 }
 
 /// One subscription, or `NotFound` when it does not exist or the scope may not see it.
-pub fn get(conn: &mut DbConnection, id: &str, scope: &SystemScope) -> Result<SubscriptionRow, StoreError> {
+pub fn get(
+    conn: &mut DbConnection,
+    id: &str,
+    scope: &SystemScope,
+) -> Result<SubscriptionRow, StoreError> {
     let row = webhook_subscriptions::table
         .find(id)
         .select(SubscriptionRow::as_select())
@@ -291,8 +301,10 @@ pub fn delete(conn: &mut DbConnection, id: &str, scope: &SystemScope) -> Result<
             )
             .execute(conn)?;
         }
-        diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::subscription_id.eq(&id)))
-            .execute(conn)?;
+        diesel::delete(
+            webhook_deliveries::table.filter(webhook_deliveries::subscription_id.eq(&id)),
+        )
+        .execute(conn)?;
         diesel::delete(webhook_subscriptions::table.find(&id)).execute(conn)?;
         Ok(())
     })
@@ -335,6 +347,9 @@ pub struct AttemptRow {
     pub instance: String,
 }
 
+/// A delivery with its attempts, oldest first.
+pub type LoggedDelivery = (DeliveryRow, Vec<AttemptRow>);
+
 /// A page of a subscription's deliveries, newest first, each with its attempts (oldest first),
 /// and whether more follow. `before`: the id of the last delivery of the previous page.
 pub fn deliveries(
@@ -344,7 +359,7 @@ pub fn deliveries(
     state: Option<&str>,
     before: Option<&str>,
     limit: i64,
-) -> Result<(Vec<(DeliveryRow, Vec<AttemptRow>)>, bool), StoreError> {
+) -> Result<(Vec<LoggedDelivery>, bool), StoreError> {
     get(conn, subscription_id, scope)?;
     let mut q = webhook_deliveries::table
         .filter(webhook_deliveries::subscription_id.eq(subscription_id.to_owned()))
@@ -370,7 +385,10 @@ pub fn deliveries(
         .load(conn)?;
     let mut by_delivery: BTreeMap<String, Vec<AttemptRow>> = BTreeMap::new();
     for a in attempts {
-        by_delivery.entry(a.delivery_id.clone()).or_default().push(a);
+        by_delivery
+            .entry(a.delivery_id.clone())
+            .or_default()
+            .push(a);
     }
     Ok((
         rows.into_iter()
@@ -535,7 +553,11 @@ pub fn claim(
         .into_iter()
         .filter(|d| heads.contains(&(d.subscription_id.clone(), d.system_id.clone(), d.event_seq)))
         .collect();
-    due.sort_by(|a, b| a.next_attempt_at.cmp(&b.next_attempt_at).then(a.id.cmp(&b.id)));
+    due.sort_by(|a, b| {
+        a.next_attempt_at
+            .cmp(&b.next_attempt_at)
+            .then(a.id.cmp(&b.id))
+    });
     let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
     let mut claimed = Vec::new();
     for mut d in due {

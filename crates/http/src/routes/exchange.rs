@@ -42,7 +42,7 @@ pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadshee
 pub enum ExportFormat {
     /// The auditor bundle (`application/json`, schema at `/v1/schemas/export-bundle.json`).
     Json,
-    /// OSCAL 1.1.2 Plan of Action and Milestones (`application/oscal+json`).
+    /// OSCAL Plan of Action and Milestones (`application/oscal+json`), 1.1.2 or 1.2.1.
     Oscal,
     /// One sheet of the FedRAMP POA&M template (`text/csv`), chosen with `sheet`.
     Csv,
@@ -434,16 +434,16 @@ fn write_oscal(
         }
         w.write_all(b"}").map_err(io_err)?;
     }
-    // The security plan `import-ssp` points at, then the evidence.
+    // The evidence, then the security plan `import-ssp` points at.
     w.write_all(b",\"back-matter\":{\"resources\":[")
         .map_err(io_err)?;
+    if !resources.first {
+        resources.drain(w)?;
+        w.write_all(b",").map_err(io_err)?;
+    }
     buf.clear();
     oscal::write_ssp_resource(&mut buf, system);
     w.write_all(&buf).map_err(io_err)?;
-    if !resources.first {
-        w.write_all(b",").map_err(io_err)?;
-        resources.drain(w)?;
-    }
     w.write_all(b"]}").map_err(io_err)?;
     w.write_all(b"}}").map_err(io_err)
 }
@@ -505,7 +505,8 @@ fn write_xlsx(
 ///
 /// `json`: the auditor bundle — system, items with milestones (and their due-date changes),
 /// status changes, reviews and evidence metadata, and the whole hash chain with its head —
-/// from one snapshot. `oscal`: an OSCAL 1.1.2 POA&M in FedRAMP's conventions (uuids are v5,
+/// from one snapshot. `oscal`: an OSCAL 1.1.2 (or `oscal_version=1.2.1`) POA&M in FedRAMP's
+/// conventions, valid by NIST's schema of that version (uuids are v5,
 /// derived from internal ids: re-exports are stable). `csv` and `xlsx`: the FedRAMP POA&M
 /// template, columns A–AE. Archived items are only in the bundle. Every export is recorded in
 /// the history (`export` events). The body streams: memory stays flat however large the POA&M.

@@ -9,6 +9,7 @@ pub mod health;
 pub mod history;
 pub mod items;
 pub mod metrics;
+pub mod reports;
 pub mod systems;
 pub mod validation;
 pub mod webhooks;

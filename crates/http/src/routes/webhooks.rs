@@ -48,7 +48,11 @@ pub struct NewWebhook {
     /// Where deliveries are POSTed: https (http only for a host in `POAM_WEBHOOK_ALLOW`), never
     /// to a loopback, private, link-local, shared (CGNAT) or metadata address unless allowed.
     #[validate(length(min = 1, max = 2000))]
-    #[schema(min_length = 1, max_length = 2000, example = "https://hooks.example.org/poam")]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        example = "https://hooks.example.org/poam"
+    )]
     pub url: String,
     /// Event types, `<resource kind>.<action>`: `*` (all), `item.*`, `*.created` or
     /// `item.transitioned`.
@@ -240,7 +244,11 @@ pub async fn create_webhook(
     let row = state.db(move |conn| store::create(conn, new)).await?;
     let version = row.version;
     let hook = render(row, true)?;
-    Ok(created(&format!("/v1/webhooks/{}", hook.id), version, &hook))
+    Ok(created(
+        &format!("/v1/webhooks/{}", hook.id),
+        version,
+        &hook,
+    ))
 }
 
 /// List subscriptions (admin).
@@ -353,7 +361,9 @@ pub async fn update_webhook(
                 let url = v
                     .as_str()
                     .filter(|u| !u.is_empty() && u.chars().count() <= 2000)
-                    .ok_or_else(|| refused(&pointer, "invalid_type", "a URL of 1 to 2000 characters"))?;
+                    .ok_or_else(|| {
+                        refused(&pointer, "invalid_type", "a URL of 1 to 2000 characters")
+                    })?;
                 change.url = Some(checked_url(&state, url.to_owned()).await?);
             }
             "events" => {
@@ -372,7 +382,11 @@ pub async fn update_webhook(
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| refused(&pointer, "invalid_id", "system ids are UUIDs"))?;
                 if ids.is_empty() || ids.len() > 1000 {
-                    return Err(refused(&pointer, "invalid_length", "1 to 1000 systems, or null"));
+                    return Err(refused(
+                        &pointer,
+                        "invalid_length",
+                        "1 to 1000 systems, or null",
+                    ));
                 }
                 change.systems = Some(Some(check_systems(&ids, &actor.scope)?));
             }
@@ -386,7 +400,9 @@ pub async fn update_webhook(
                 let d = v
                     .as_str()
                     .filter(|d| d.chars().count() <= 250)
-                    .ok_or_else(|| refused(&pointer, "invalid_type", "text of at most 250 characters"))?;
+                    .ok_or_else(|| {
+                        refused(&pointer, "invalid_type", "text of at most 250 characters")
+                    })?;
                 change.description = Some(Some(d.to_owned()));
             }
             "active" => {
@@ -457,7 +473,9 @@ pub async fn delete_webhook(
     actor.require(Permission::ManageSystems)?;
     let id = path.into_inner().to_string();
     let scope = actor.scope.clone();
-    state.db(move |conn| store::delete(conn, &id, &scope)).await?;
+    state
+        .db(move |conn| store::delete(conn, &id, &scope))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -582,14 +600,25 @@ pub async fn list_deliveries(
         .filter(|c| !c.is_empty())
         .map(|c| {
             c.parse::<uuid::Uuid>().map(|u| u.to_string()).map_err(|_| {
-                ApiError::invalid_param("cursor", "invalid_cursor", "not a cursor this service issued")
+                ApiError::invalid_param(
+                    "cursor",
+                    "invalid_cursor",
+                    "not a cursor this service issued",
+                )
             })
         })
         .transpose()?;
     let scope = actor.scope.clone();
     let (rows, more) = state
         .db(move |conn| {
-            store::deliveries(conn, &id, &scope, p.state.as_deref(), before.as_deref(), limit)
+            store::deliveries(
+                conn,
+                &id,
+                &scope,
+                p.state.as_deref(),
+                before.as_deref(),
+                limit,
+            )
         })
         .await?;
     let next_cursor = more

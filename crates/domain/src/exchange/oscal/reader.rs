@@ -873,7 +873,7 @@ fn read_risk(r: &mut Reader, locals: &mut Locals<'_>, rv: &Value, ri: usize, d: 
         // there.
         f.residual_risk = Some(t.to_owned());
     }
-    if arr(rv, "origins").first().is_some() {
+    if !arr(rv, "origins").is_empty() {
         r.not_kept(
             format!("{at}/origins"),
             "who identified the risk: the observation's origin names the source",

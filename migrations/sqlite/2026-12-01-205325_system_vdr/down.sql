@@ -1,0 +1,2 @@
+-- undo system_vdr
+ALTER TABLE systems DROP COLUMN vdr;

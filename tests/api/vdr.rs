@@ -1,0 +1,467 @@
+//! FedRAMP's 2026 rules (VDR/VER): an item from detection through evaluation, partial
+//! mitigation and reduction to full mitigation and remediation; another to accepted; each
+//! deadline with its rule and cell, the overdue flag, the move from the legacy regime, and the
+//! reports, validated against FedRAMP's schemas read from `../shared/reference/fedramp-schemas/`.
+
+use crate::both;
+use crate::harness::{python_check, python_tools, Resp, TestApp};
+use poam_domain::Role;
+use serde_json::{json, Value};
+
+/// Validates `{"schema": <file name>, "doc": <report>}` against FedRAMP's schema, with every
+/// schema file registered under its `$id`. Their cross-file `$ref`s omit the `#`
+/// (`…schema-2026-06-24.json/$defs/x`): rewritten on load, the files stay byte-exact.
+const FEDRAMP_SCHEMA_CHECK: &str = r#"
+import json, pathlib, sys
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+case = json.load(open(sys.argv[1]))
+root = pathlib.Path(case["dir"])
+def fix(node):
+    if isinstance(node, dict):
+        return {k: (v.replace(".json/$defs/", ".json#/$defs/") if k == "$ref" and isinstance(v, str) else fix(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [fix(v) for v in node]
+    return node
+schemas = {p.name: fix(json.loads(p.read_text())) for p in root.glob("fedramp-*-2026-06-24.json")}
+registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas.values())
+validator = Draft202012Validator(schemas[case["schema"]], registry=registry, format_checker=FormatChecker())
+errors = sorted(validator.iter_errors(case["doc"]), key=lambda e: list(e.path))
+for e in errors:
+    print(list(e.path), e.message)
+sys.exit(1 if errors else 0)
+print("valid")
+"#;
+
+const VDT: &str = "fedramp-vulnerability-detail-report-schema-2026-06-24.json";
+const AVI: &str = "fedramp-accepted-vulnerability-info-schema-2026-06-24.json";
+const HISTORY: &str = "fedramp-historical-ver-activity-schema-2026-06-24.json";
+
+fn schemas_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/reference/fedramp-schemas");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "CI=true but {} is missing",
+        dir.display()
+    );
+    eprintln!("SKIPPED: FedRAMP's schemas ({} is missing)", dir.display());
+    None
+}
+
+/// The report is valid against FedRAMP's schema `schema`.
+fn valid(app: &TestApp, schema: &str, doc: &Value) {
+    let (Some(py), Some(dir)) = (python_tools(), schemas_dir()) else {
+        return;
+    };
+    let path = app.dir.join(format!("{schema}.case.json"));
+    let case = json!({"schema": schema, "doc": doc, "dir": dir});
+    std::fs::write(&path, case.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    python_check(&py, FEDRAMP_SCHEMA_CHECK, &path);
+}
+
+trait Invalid {
+    fn invalid(self, code: &str);
+}
+
+impl Invalid for Resp {
+    /// A 422 whose first field error has `code`.
+    fn invalid(self, code: &str) {
+        let r = self.problem(422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["code"], code, "{}", r.body);
+    }
+}
+
+fn ago(hours: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::hours(hours)
+}
+
+fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn vdr_system(app: &TestApp, class: &str) -> String {
+    let r = app
+        .post(
+            "/v1/systems",
+            &app.admin(),
+            &json!({"name": "Payroll", "regime": "fedramp", "fedramp_class": class,
+                    "vdr_since": "2026-07-04",
+                    "certification_package_uri": "https://packages.example.org/payroll"}),
+        )
+        .expect(201);
+    assert_eq!(r.body["fedramp_class"], class);
+    assert_eq!(r.body["vdr_since"], "2026-07-04");
+    r.body["id"].as_str().unwrap_or_default().to_owned()
+}
+
+fn detected(app: &TestApp, sid: &str, hours_ago: i64) -> Value {
+    let t = ago(hours_ago);
+    app.item(
+        sid,
+        json!({"detected_on": t.date_naive().to_string(),
+               "description": "internal: nginx 1.18 on lb-prod-1, exploit path /x",
+               "evaluation": {"detected_at": ts(t), "detection_source": "Tenable Nessus"}}),
+    )
+    .expect(201)
+    .body
+}
+
+fn patch(app: &TestApp, id: &str, body: Value) -> Value {
+    app.patch(&format!("/v1/items/{id}"), &app.admin(), &body, None)
+        .expect(200)
+        .body
+}
+
+fn due_at(item: &Value, which: &str) -> chrono::DateTime<chrono::Utc> {
+    at(item["vdr"]["schedule"][which]["due_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {which} deadline: {item}")))
+}
+
+fn report(app: &TestApp, sid: &str, name: &str) -> Value {
+    app.get(&format!("/v1/systems/{sid}/reports/{name}"), &app.admin())
+        .expect(200)
+        .body
+}
+
+fn tracking_ids(list: &Value, inner: Option<&str>) -> Vec<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            inner.map_or(v, |k| &v[k])["providerTrackingId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn detection_to_remediation(app: &TestApp) {
+    let sid = vdr_system(app, "C");
+    // Detected 26 hours ago, not yet evaluated: class C evaluates within 5 days.
+    let item = detected(app, &sid, 26);
+    let id = item["id"].as_str().unwrap_or_default().to_owned();
+    let detected_at = at(item["evaluation"]["detected_at"]
+        .as_str()
+        .unwrap_or_default());
+    assert_eq!(item["deadline_rule"], "fedramp-vdr:VER-TFR-EVU:C:5d");
+    assert_eq!(
+        due_at(&item, "evaluation"),
+        detected_at + chrono::Duration::days(5)
+    );
+    assert_eq!(item["vdr"]["state"], "detected");
+    assert_eq!(item["vdr"]["overdue"], false);
+    assert_eq!(item["overdue"], false);
+
+    // Evaluated 20 hours ago: internet-reachable, likely exploitable, N4 → 4 days, and a
+    // reportable incident (VER-TFR-IRI: N-rating above 3, internet-reachable).
+    let evaluated_at = ts(ago(20));
+    let item = patch(
+        app,
+        &id,
+        json!({"evaluation": {"evaluated_at": evaluated_at, "internet_reachable": true,
+               "likely_exploitable": true, "agency_impact": "N4",
+               "supplementary_information": "Exploitation needs an authenticated session."}}),
+    );
+    assert_eq!(
+        item["deadline_rule"],
+        "fedramp-vdr:VDR-TFR-PVR:C:N4:irv_lev:4d"
+    );
+    assert_eq!(
+        due_at(&item, "reduction"),
+        at(&evaluated_at) + chrono::Duration::days(4)
+    );
+    assert_eq!(
+        due_at(&item, "acceptance"),
+        at(&evaluated_at) + chrono::Duration::days(192)
+    );
+    assert_eq!(item["vdr"]["reportable_incident"], "VER-TFR-IRI");
+    assert_eq!(item["vdr"]["state"], "evaluated");
+
+    // A lower rating is a reduction: it needs its step.
+    app.patch(
+        &format!("/v1/items/{id}"),
+        &app.admin(),
+        &json!({"evaluation": {"agency_impact": "N3", "mitigation": "partial"}}),
+        None,
+    )
+    .invalid("reduction_needs_step");
+
+    // Partially mitigated: N4 → N3, recorded; the clock restarts at the reduction (default).
+    let reduced_at = ts(ago(2));
+    let item = patch(
+        app,
+        &id,
+        json!({"evaluation": {"agency_impact": "N3", "mitigation": "partial",
+               "reductions": [{"at": reduced_at, "from": "N4", "to": "N3", "action": "WAF rule blocks the payload"}],
+               "next_reduction": {"at": ts(ago(-72)), "target": "N1"}}}),
+    );
+    assert_eq!(
+        item["deadline_rule"],
+        "fedramp-vdr:VDR-TFR-PVR:C:N3:irv_lev:16d"
+    );
+    assert_eq!(
+        due_at(&item, "reduction"),
+        at(&reduced_at) + chrono::Duration::days(16)
+    );
+    assert_eq!(item["vdr"]["state"], "partially_mitigated");
+    assert_eq!(item["vdr"]["reportable_incident"], Value::Null);
+    assert_eq!(item["vdr"]["rating_history"], json!(["N4", "N3"]));
+    // The recorded step cannot be rewritten.
+    app.patch(
+        &format!("/v1/items/{id}"),
+        &app.admin(),
+        &json!({"evaluation": {"reductions": [{"at": reduced_at, "from": "N4", "to": "N3", "action": "something else"}]}}),
+        None,
+    )
+    .invalid("reduction_history_rewritten");
+
+    // The detail report carries it, with its reductions and projection, and nothing internal.
+    let vdt = report(app, &sid, "fedramp-vdt");
+    valid(app, VDT, &vdt);
+    assert_eq!(
+        tracking_ids(&vdt["vulnerabilities"], None),
+        vec!["POAM-0001"]
+    );
+    let v = &vdt["vulnerabilities"][0];
+    assert_eq!(v["currentRating"], 3);
+    assert_eq!(v["isInternetReachable"], true);
+    assert_eq!(v["historicalRatings"], json!([4, 3]));
+    assert_eq!(v["projectedNextReduction"]["targetRating"], 1);
+    assert_eq!(v["overdueStatus"]["isOverdue"], false);
+    assert_eq!(
+        v["supplementaryRiskInformation"],
+        "Exploitation needs an authenticated session."
+    );
+    assert!(!vdt.to_string().contains("nginx"), "VER-RPT-NID: {vdt}");
+
+    // Fully mitigated: no reduction is due; then remediated.
+    let item = patch(
+        app,
+        &id,
+        json!({"evaluation": {"mitigation": "full", "mitigated_at": ts(ago(1)), "next_reduction": null}}),
+    );
+    assert_eq!(item["vdr"]["state"], "fully_mitigated");
+    assert_eq!(item["vdr"]["schedule"]["reduction"], Value::Null);
+    assert_eq!(item["vdr"]["overdue"], false);
+    let item = patch(
+        app,
+        &id,
+        json!({"evaluation": {"mitigation": "remediated"}}),
+    );
+    assert_eq!(item["vdr"]["state"], "remediated");
+    let vdt = report(app, &sid, "fedramp-vdt");
+    valid(app, VDT, &vdt);
+    assert_eq!(
+        vdt["vulnerabilities"][0]["finalDisposition"],
+        "Fully Mitigated"
+    );
+
+    // Another, detected 6 days ago and never evaluated: overdue (VER-TFR-EVU), explained.
+    let late = detected(app, &sid, 6 * 24);
+    assert_eq!(late["vdr"]["overdue"], true);
+    assert_eq!(late["overdue"], true);
+    assert!(late["vdr"]["overdue_explanation"]
+        .as_str()
+        .is_some_and(|x| x.contains("VER-TFR-EVU:C:5d")));
+    let vdt = report(app, &sid, "fedramp-vdt");
+    valid(app, VDT, &vdt);
+    let v = &vdt["vulnerabilities"][1];
+    assert_eq!(v["providerTrackingId"], "POAM-0002");
+    assert_eq!(v["overdueStatus"]["isOverdue"], true);
+    assert!(v["overdueStatus"]["explanation"].is_string());
+
+    let history = report(app, &sid, "fedramp-history");
+    valid(app, HISTORY, &history);
+    assert_eq!(
+        tracking_ids(&history["activeVulnerabilities"], None),
+        vec!["POAM-0001", "POAM-0002"]
+    );
+    let since = ts(ago(-1));
+    let none = app
+        .get(
+            &format!(
+                "/v1/systems/{sid}/reports/fedramp-history?since={}",
+                since.replace('+', "%2B")
+            ),
+            &app.admin(),
+        )
+        .expect(200)
+        .body;
+    valid(app, HISTORY, &none);
+    assert_eq!(none["activeVulnerabilities"], json!([]));
+
+    let (status, headers, html) = app.get_bytes(
+        &format!("/v1/systems/{sid}/reports/fedramp-monthly"),
+        &app.admin(),
+    );
+    assert_eq!(status, 200);
+    assert!(headers
+        .get("content-type")
+        .is_some_and(|c| c.starts_with("text/html")));
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains("POAM-0002") && html.contains("Overdue (FRD-ODV)"));
+    assert!(html.contains("N4 → N3"));
+    assert!(!html.contains("nginx"));
+}
+both!(detection_to_remediation);
+
+fn accepted_vulnerabilities(app: &TestApp) {
+    let sid = vdr_system(app, "B");
+    // Evaluated 193 days ago, N2, not likely exploitable, partially mitigated: past the
+    // 192-day line (VER-TFR-MAV), accepted.
+    let old = detected(app, &sid, 194 * 24);
+    let id = old["id"].as_str().unwrap_or_default().to_owned();
+    let item = patch(
+        app,
+        &id,
+        json!({"evaluation": {"evaluated_at": ts(ago(193 * 24)), "internet_reachable": false,
+               "likely_exploitable": false, "agency_impact": "N2", "mitigation": "partial",
+               "report_description": "Outdated TLS library on an internal service"}}),
+    );
+    assert_eq!(item["vdr"]["accepted"], true);
+    assert_eq!(item["vdr"]["state"], "accepted");
+    assert_eq!(item["vdr"]["overdue"], false);
+    assert!(item["vdr"]["accepted_explanation"]
+        .as_str()
+        .is_some_and(|x| x.contains("VER-TFR-MAV")));
+
+    // Another the provider does not intend to fix: an approver's decision.
+    let fresh = detected(app, &sid, 30);
+    let fid = fresh["id"].as_str().unwrap_or_default().to_owned();
+    let editor = app.token_as("ed@example.org", &[Role::Editor]);
+    let body = json!({"evaluation": {"evaluated_at": ts(ago(20)), "internet_reachable": false,
+        "likely_exploitable": true, "agency_impact": "N2",
+        "accepted": {"rationale": "Vendor appliance at end of life; replaced in 2027."}}});
+    app.patch(&format!("/v1/items/{fid}"), &editor, &body, None)
+        .problem(403, "decision_needs_approver");
+    let item = patch(app, &fid, body);
+    assert_eq!(item["vdr"]["accepted"], true);
+
+    // Never in the detail report; both in the accepted vulnerability info.
+    let vdt = report(app, &sid, "fedramp-vdt");
+    valid(app, VDT, &vdt);
+    assert_eq!(vdt["vulnerabilities"], json!([]));
+    let avi = report(app, &sid, "fedramp-avi");
+    valid(app, AVI, &avi);
+    assert_eq!(
+        tracking_ids(&avi["acceptedVulnerabilities"], Some("vulnerabilityDetail")),
+        vec!["POAM-0001", "POAM-0002"]
+    );
+    assert_eq!(
+        avi["acceptedVulnerabilities"][0]["vulnerabilityDetail"]["vulnerabilityDescription"],
+        "Outdated TLS library on an internal service"
+    );
+    assert!(avi["acceptedVulnerabilities"][1]["acceptanceRationale"]
+        .as_str()
+        .is_some_and(|x| x.contains("end of life")));
+    let history = report(app, &sid, "fedramp-history");
+    valid(app, HISTORY, &history);
+    assert_eq!(
+        history["acceptedVulnerabilities"].as_array().map(Vec::len),
+        Some(2)
+    );
+}
+both!(accepted_vulnerabilities);
+
+fn a_system_moves_from_the_legacy_regime(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system_in("Legacy", "fedramp");
+    let t = ago(72);
+    let item = app
+        .item(
+            &sid,
+            json!({"detected_on": t.date_naive().to_string(),
+                   "evaluation": {"detected_at": ts(t), "detection_source": "scanner"}}),
+        )
+        .expect(201)
+        .body;
+    let id = item["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(item["deadline_rule"], "fedramp:high:30d");
+    assert_eq!(item["vdr"], Value::Null);
+    // Not yet adopted: no FedRAMP 2026 reports.
+    app.get(&format!("/v1/systems/{sid}/reports/fedramp-vdt"), &admin)
+        .problem(409, "vdr_not_adopted");
+    // vdr_since needs a class.
+    app.patch(
+        &format!("/v1/systems/{sid}"),
+        &admin,
+        &json!({"vdr_since": "2026-07-04"}),
+        None,
+    )
+    .invalid("vdr_needs_fedramp_class");
+    // The move: class D from 2026-07-04, clock from the evaluation.
+    let system = app
+        .patch(
+            &format!("/v1/systems/{sid}"),
+            &admin,
+            &json!({"fedramp_class": "D", "vdr_since": "2026-07-04", "vdr_clock": "from_evaluation"}),
+            None,
+        )
+        .expect(200)
+        .body;
+    assert_eq!(system["vdr_clock"], "from_evaluation");
+    let moved = app.get(&format!("/v1/items/{id}"), &admin).expect(200).body;
+    assert_eq!(moved["deadline_rule"], "fedramp-vdr:VER-TFR-EVU:D:2d");
+    assert_eq!(
+        moved["scheduled_completion"],
+        (t + chrono::Duration::days(2)).date_naive().to_string()
+    );
+    assert_eq!(moved["vdr"]["overdue"], true);
+    // The history keeps the legacy date and records the move.
+    let history = app
+        .get(&format!("/v1/items/{id}/history"), &admin)
+        .expect(200)
+        .body
+        .to_string();
+    assert!(history.contains("fedramp:high:30d"), "{history}");
+    assert!(
+        history.contains("fedramp-vdr:VER-TFR-EVU:D:2d"),
+        "{history}"
+    );
+
+    // Class D, N5, internet-reachable and likely exploitable: 12 hours, to the minute.
+    let evaluated_at = ts(ago(13));
+    let item = patch(
+        app,
+        &id,
+        json!({"evaluation": {"evaluated_at": evaluated_at, "internet_reachable": true,
+               "likely_exploitable": true, "agency_impact": "N5"}}),
+    );
+    assert_eq!(
+        item["deadline_rule"],
+        "fedramp-vdr:VDR-TFR-PVR:D:N5:irv_lev:12h"
+    );
+    assert_eq!(
+        due_at(&item, "reduction"),
+        at(&evaluated_at) + chrono::Duration::hours(12)
+    );
+    assert_eq!(item["vdr"]["overdue"], true);
+    assert!(item["vdr"]["overdue_explanation"]
+        .as_str()
+        .is_some_and(|x| x.contains("VDR-TFR-PVR:D:N5:irv_lev:12h")));
+    let vdt = report(app, &sid, "fedramp-vdt");
+    valid(app, VDT, &vdt);
+    // A KEV is due by the catalog date, even fully mitigated.
+    let item = patch(
+        app,
+        &id,
+        json!({"evaluation": {"mitigation": "full", "mitigated_at": ts(ago(1)),
+               "kev_due_on": (chrono::Utc::now() - chrono::Duration::days(1)).date_naive().to_string()}}),
+    );
+    assert_eq!(item["vdr"]["state"], "fully_mitigated");
+    assert_eq!(item["vdr"]["overdue"], true);
+    assert!(item["deadline_rule"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("fedramp-vdr:VDR-TFR-KEV:")));
+}
+both!(a_system_moves_from_the_legacy_regime);
