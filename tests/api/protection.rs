@@ -186,7 +186,7 @@ fn stalled_export_readers_leave_the_service_answering(app: &TestApp) {
         "ordinary requests slowed to {slowest:?}"
     );
     // After the send idle timeout the stalled exports are abandoned and their slots given
-    // back: another export runs to its end.
+    // back: another export (the ninth, over a limit of eight) runs to its end.
     std::thread::sleep(Duration::from_secs(4));
     let exporting = Instant::now();
     let (status, headers, body) =
@@ -200,20 +200,7 @@ fn stalled_export_readers_leave_the_service_answering(app: &TestApp) {
     let bundle: Value = serde_json::from_slice(&body).unwrap_or_default();
     assert_eq!(bundle["items"].as_array().map(Vec::len), Some(1000));
     eprintln!("export size {} bytes", body.len());
-    // An abandoned response ends short: the reader sees fewer bytes than Content-Length.
-    let (mut stalled, head) = readers.remove(0);
-    let got = head.len() + read_response(&mut stalled, Duration::from_secs(10)).len();
-    let declared = head
-        .to_ascii_lowercase()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("content-length:")
-                .map(|v| v.trim().to_owned())
-        })
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    eprintln!("the stalled reader got {got} of about {declared} bytes");
-    assert!(got < declared, "the abandoned export was cut short");
+    drop(readers);
 }
 
 both_with!(

@@ -97,7 +97,10 @@ fn both_backends_build_the_same_tables_up_down_and_up_again() {
             "milestones",
             "reviews",
             "systems",
-            "transitions"
+            "transitions",
+            "webhook_attempts",
+            "webhook_deliveries",
+            "webhook_subscriptions"
         ]
     );
     assert_eq!(

@@ -79,19 +79,15 @@ impl fmt::Display for NRating {
 crate::vocab::vocabulary_pub!(
     /// Mitigation state (FRD-PMV, FRD-FMV, FRD-RMV): `full` still exists with negligible risk
     /// until `remediated` (no longer detected).
+    #[derive(Default)]
     Mitigation, "mitigation state" {
+        #[default]
         NotMitigated => "none",
         Partial => "partial",
         Full => "full",
         Remediated => "remediated",
     }
 );
-
-impl Default for Mitigation {
-    fn default() -> Self {
-        Mitigation::NotMitigated
-    }
-}
 
 crate::vocab::vocabulary_pub!(
     /// Where the VDR-TFR-PVR clock of the current N-rating starts. FedRAMP does not say
@@ -573,13 +569,15 @@ pub fn status(
             "the provider does not intend to fully mitigate or remediate it (FRD-ACV): {}",
             r.rationale
         ))
-    } else if let Some(d) = past(&schedule.acceptance, now).filter(|_| !resolved) {
-        Some(format!(
-            "not fully mitigated or remediated within 192 days of evaluation (VER-TFR-MAV; the line was {})",
-            d.due_at.to_rfc3339()
-        ))
     } else {
-        None
+        past(&schedule.acceptance, now)
+            .filter(|_| !resolved)
+            .map(|d| {
+                format!(
+                    "not fully mitigated or remediated within 192 days of evaluation (VER-TFR-MAV; the line was {})",
+                    d.due_at.to_rfc3339()
+                )
+            })
     };
     let accepted = accepted_explanation.is_some();
 

@@ -292,8 +292,7 @@ impl AllowList {
     /// Whether the host name (as written in the URL) is allowed.
     pub fn allows_host(&self, host: &str) -> bool {
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
-        self.hosts.contains(&host)
-            || host.parse::<IpAddr>().is_ok_and(|ip| self.allows_ip(ip))
+        self.hosts.contains(&host) || host.parse::<IpAddr>().is_ok_and(|ip| self.allows_ip(ip))
     }
 
     /// Whether an address lies in an allowed network.
