@@ -203,7 +203,9 @@ fn first_start_with_no_configuration_serves_and_stops_on_sigterm() {
     for line in lines.by_ref().take(20) {
         let line = line.unwrap_or_default();
         assert!(!line.contains("eyJ"), "the token is not printed: {line}");
-        if line.contains(&token_file.display().to_string()) || line.contains("bootstrap-admin-token") {
+        if line.contains(&token_file.display().to_string())
+            || line.contains("bootstrap-admin-token")
+        {
             announced = true;
             break;
         }
@@ -213,7 +215,10 @@ fn first_start_with_no_configuration_serves_and_stops_on_sigterm() {
         .unwrap_or_default()
         .trim()
         .to_owned();
-    assert!(token.starts_with("eyJ"), "a bootstrap token is written on first start");
+    assert!(
+        token.starts_with("eyJ"),
+        "a bootstrap token is written on first start"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

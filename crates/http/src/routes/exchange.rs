@@ -5,6 +5,7 @@ use super::docs::{ListProblems, WriteProblems};
 use crate::auth::Actor;
 use crate::input::{apply_patch, json_document, parse_fields, query};
 use crate::problem::{ApiError, FieldError, Problem};
+use crate::protection::Heavy;
 use crate::state::AppState;
 use crate::xlsx::Workbook;
 use actix_web::http::header;
@@ -24,7 +25,6 @@ use poam_persistence::exchange::{
 use poam_persistence::StoreError;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
-use crate::protection::Heavy;
 use utoipa::{IntoParams, ToSchema};
 
 /// Items read per page while an export streams.
@@ -643,7 +643,8 @@ pub async fn export(
     })
     .await
     .map_err(|_| ApiError::Internal)??;
-    let body = crate::protection::stream_spool(file, len, state.protection.limits.send_idle, Some(pass));
+    let body =
+        crate::protection::stream_spool(file, len, state.protection.limits.send_idle, Some(pass));
     let (content_type, extension) = match format {
         ExportFormat::Json => ("application/json", "json"),
         ExportFormat::Oscal => (OSCAL_JSON, "oscal.json"),
