@@ -230,7 +230,6 @@ fn tampering_in_the_database_is_found_and_named(app: &TestApp) {
 }
 both!(tampering_in_the_database_is_found_and_named);
 
-
 /// Every page of an item's history, following `next_cursor`.
 fn history(app: &TestApp, iid: &str, limit: u32) -> Vec<Value> {
     let viewer = app.token(&[Role::Viewer], &[]);

@@ -7,10 +7,6 @@ use crate::harness::{codes, days, id, today, Backend, TestApp};
 use poam_domain::Role;
 use serde_json::{json, Value};
 
-
-
-
-
 const TRESTLE: &str = r#"
 import sys
 from trestle.oscal.poam import PlanOfActionAndMilestones
@@ -179,7 +175,13 @@ fn change_management_and_escalation_contact_round_trip(app: &TestApp) {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|u| u["pointer"].as_str().or(u.as_str()).unwrap_or("").to_owned())
+        .map(|u| {
+            u["pointer"]
+                .as_str()
+                .or(u.as_str())
+                .unwrap_or("")
+                .to_owned()
+        })
         .collect();
     assert!(
         !unmapped

@@ -4,13 +4,9 @@
 //! reproduced against the old main, as a test.
 
 use crate::both;
-use crate::harness::{codes, days, id, today, minimal_item, Resp, TestApp};
+use crate::harness::{codes, days, id, minimal_item, today, Resp, TestApp};
 use poam_domain::Role;
 use serde_json::{json, Value};
-
-
-
-
 
 fn note_codes(v: &Value) -> Vec<String> {
     v["notes"]

@@ -7,10 +7,6 @@ use poam_domain::Role;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-
-
-
-
 fn an_item_walks_from_open_to_closed(app: &TestApp) {
     let lee = app.token_as("lee@example.org", &[Role::Editor]);
     let lee_approver = app.token_as("lee@example.org", &[Role::Approver]);
