@@ -30,6 +30,9 @@ struct Fixture {
     item: String,
     milestone: String,
     evidence: String,
+    /// A webhook subscription to the system's events, and one of its deliveries.
+    webhook: String,
+    delivery: String,
 }
 
 fn fixture(app: &TestApp, name: &str) -> Fixture {
@@ -49,16 +52,39 @@ fn fixture(app: &TestApp, name: &str) -> Fixture {
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    // A public address literal: accepted without a name to resolve; its deliveries fail in
+    // the background, which no cell depends on.
+    let webhook = app
+        .post(
+            "/v1/webhooks",
+            &app.admin(),
+            &json!({"url": "https://8.8.8.8/matrix", "events": ["*"], "systems": [system]}),
+        )
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let milestone = app.milestone(&item, "2026-12-01");
     let evidence = app.evidence(&item).expect(201).body["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    let delivery = app
+        .get(&format!("/v1/webhooks/{webhook}/deliveries"), &app.admin())
+        .expect(200)
+        .body["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!delivery.is_empty(), "the fixture's writes queued deliveries");
     Fixture {
         system,
         item,
         milestone,
         evidence,
+        webhook,
+        delivery,
     }
 }
 
@@ -258,6 +284,35 @@ fn table() -> Vec<Row> {
             WRITE_OR_DECIDE,
             true,
         ),
+        ("GET", "/v1/systems/{s}/reports/fedramp-vdt", None, READ, true),
+        ("GET", "/v1/systems/{s}/reports/fedramp-avi", None, READ, true),
+        ("GET", "/v1/systems/{s}/reports/fedramp-history", None, READ, true),
+        ("GET", "/v1/systems/{s}/reports/fedramp-monthly", None, READ, true),
+        ("GET", "/v1/webhooks", None, MANAGE, false),
+        (
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": "https://8.8.4.4/matrix", "events": ["item.*"]})),
+            MANAGE,
+            false,
+        ),
+        ("GET", "/v1/webhooks/{w}", None, MANAGE, false),
+        (
+            "PATCH",
+            "/v1/webhooks/{w}",
+            Some(json!({"description": "Touched"})),
+            MANAGE,
+            false,
+        ),
+        ("GET", "/v1/webhooks/{w}/deliveries", None, MANAGE, false),
+        (
+            "POST",
+            "/v1/webhooks/{w}/deliveries/{d}/redeliver",
+            None,
+            MANAGE,
+            false,
+        ),
+        ("DELETE", "/v1/webhooks/{w}", None, MANAGE, false),
         ("DELETE", "/v1/systems/{s}", None, MANAGE, true),
     ]
 }
@@ -282,6 +337,8 @@ fn fill(template: &str, f: &Fixture) -> String {
         .replace("{i}", &f.item)
         .replace("{m}", &f.milestone)
         .replace("{e}", &f.evidence)
+        .replace("{w}", &f.webhook)
+        .replace("{d}", &f.delivery)
 }
 
 fn every_endpoint_every_role_own_and_other_system(app: &TestApp) {
@@ -375,7 +432,9 @@ fn the_matrix_covers_every_operation_of_the_spec() {
             .replace("{system_id}", "{s}")
             .replace("{item_id}", "{i}")
             .replace("{milestone_id}", "{m}")
-            .replace("{evidence_id}", "{e}");
+            .replace("{evidence_id}", "{e}")
+            .replace("{webhook_id}", "{w}")
+            .replace("{delivery_id}", "{d}");
         for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
             let key = (method.to_uppercase(), short.clone());
             if !covered.contains(&key) {
