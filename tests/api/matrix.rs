@@ -77,7 +77,10 @@ fn fixture(app: &TestApp, name: &str) -> Fixture {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert!(!delivery.is_empty(), "the fixture's writes queued deliveries");
+    assert!(
+        !delivery.is_empty(),
+        "the fixture's writes queued deliveries"
+    );
     Fixture {
         system,
         item,
@@ -284,10 +287,34 @@ fn table() -> Vec<Row> {
             WRITE_OR_DECIDE,
             true,
         ),
-        ("GET", "/v1/systems/{s}/reports/fedramp-vdt", None, READ, true),
-        ("GET", "/v1/systems/{s}/reports/fedramp-avi", None, READ, true),
-        ("GET", "/v1/systems/{s}/reports/fedramp-history", None, READ, true),
-        ("GET", "/v1/systems/{s}/reports/fedramp-monthly", None, READ, true),
+        (
+            "GET",
+            "/v1/systems/{s}/reports/fedramp-vdt",
+            None,
+            READ,
+            true,
+        ),
+        (
+            "GET",
+            "/v1/systems/{s}/reports/fedramp-avi",
+            None,
+            READ,
+            true,
+        ),
+        (
+            "GET",
+            "/v1/systems/{s}/reports/fedramp-history",
+            None,
+            READ,
+            true,
+        ),
+        (
+            "GET",
+            "/v1/systems/{s}/reports/fedramp-monthly",
+            None,
+            READ,
+            true,
+        ),
         ("GET", "/v1/webhooks", None, MANAGE, false),
         (
             "POST",

@@ -300,6 +300,37 @@ fn oscal_exports_follow_fedramp_conventions(app: &TestApp) {
 }
 both!(oscal_exports_follow_fedramp_conventions);
 
+/// `system-id` carries the FedRAMP package id when the system has one (FedRAMP's
+/// `identifier-type`), the service's own uuid otherwise; the id is checked on the way in.
+fn the_system_id_is_fedramps_when_there_is_one(app: &TestApp) {
+    let sid = rich_system(app, "Identified");
+    let (_, doc) = export(app, &sid, "");
+    assert_eq!(
+        doc["plan-of-action-and-milestones"]["system-id"],
+        json!({"identifier-type": "https://ietf.org/rfc/rfc4122", "id": sid})
+    );
+    let r = app.patch(
+        &format!("/v1/systems/{sid}"),
+        &app.admin(),
+        &json!({"fedramp_id": "F123"}),
+        None,
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    app.patch(
+        &format!("/v1/systems/{sid}"),
+        &app.admin(),
+        &json!({"fedramp_id": "F1234567890"}),
+        None,
+    )
+    .expect(200);
+    let (_, doc) = export(app, &sid, "");
+    assert_eq!(
+        doc["plan-of-action-and-milestones"]["system-id"],
+        json!({"identifier-type": "https://fedramp.gov", "id": "F1234567890"})
+    );
+}
+both!(the_system_id_is_fedramps_when_there_is_one);
+
 /// A document in the shape of FedRAMP's Rev5 template (written here, from its public guide):
 /// a tool component, a tool's recommendation before the provider's planned remediation with
 /// milestone tasks, initial and adjusted facets with `state`, FedRAMP's deviation values.

@@ -96,6 +96,23 @@ pub struct SystemFields {
         example = "https://packages.example.org/acme-payroll/overview"
     )]
     pub certification_package_uri: Option<String>,
+    /// The FedRAMP package identifier (`F` and ten digits, as the FedRAMP Marketplace lists it):
+    /// the OSCAL export's `system-id`.
+    #[serde(default)]
+    #[validate(custom(function = "check_fedramp_id"))]
+    #[schema(pattern = "^F[0-9]{10}$", example = "F1234567890")]
+    pub fedramp_id: Option<String>,
+}
+
+/// A FedRAMP package id: `F` and ten digits.
+fn check_fedramp_id(id: &str) -> Result<(), validator::ValidationError> {
+    let digits = id.strip_prefix('F').unwrap_or("");
+    if digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(validator::ValidationError::new("invalid_fedramp_id")
+            .with_message("a FedRAMP package id is F and ten digits (F1234567890)".into()))
+    }
 }
 
 impl SystemFields {
@@ -132,6 +149,7 @@ pub struct System {
     pub vdr_since: Option<NaiveDate>,
     pub vdr_clock: Option<crate::vdr::Clock>,
     pub certification_package_uri: Option<String>,
+    pub fedramp_id: Option<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -164,6 +182,7 @@ impl System {
             vdr_since: f.vdr_since,
             vdr_clock: f.vdr_clock,
             certification_package_uri: f.certification_package_uri,
+            fedramp_id: f.fedramp_id,
             version: meta.version,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
@@ -185,6 +204,7 @@ impl System {
             vdr_since: self.vdr_since,
             vdr_clock: self.vdr_clock,
             certification_package_uri: self.certification_package_uri.clone(),
+            fedramp_id: self.fedramp_id.clone(),
         }
     }
 }

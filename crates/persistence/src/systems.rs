@@ -55,6 +55,7 @@ pub(crate) struct VdrSettings {
     pub(crate) vdr_since: Option<chrono::NaiveDate>,
     pub(crate) vdr_clock: Option<poam_domain::vdr::Clock>,
     pub(crate) certification_package_uri: Option<String>,
+    pub(crate) fedramp_id: Option<String>,
 }
 
 impl VdrSettings {
@@ -64,6 +65,7 @@ impl VdrSettings {
             vdr_since: f.vdr_since,
             vdr_clock: f.vdr_clock,
             certification_package_uri: f.certification_package_uri.clone(),
+            fedramp_id: f.fedramp_id.clone(),
         };
         (s != VdrSettings::default()).then_some(s)
     }
@@ -138,6 +140,7 @@ impl SystemRow {
             vdr_since: vdr.vdr_since,
             vdr_clock: vdr.vdr_clock,
             certification_package_uri: vdr.certification_package_uri,
+            fedramp_id: vdr.fedramp_id,
         };
         let meta = SystemMeta {
             id: parse_id(&self.id)?,

@@ -101,10 +101,15 @@ pub fn header(
         "import-ssp".into(),
         json!({"href": format!("#{}", ssp_uuid(system))}),
     );
-    root.insert(
-        "system-id".into(),
-        json!({"identifier-type": "https://ietf.org/rfc/rfc4122", "id": system.id.to_string()}),
-    );
+    // FedRAMP's identifier when the system has one (as FedRAMP's template writes it), else
+    // the service's own id as an RFC 4122 uuid.
+    let system_id = match &system.fedramp_id {
+        Some(id) => json!({"identifier-type": "https://fedramp.gov", "id": id}),
+        None => {
+            json!({"identifier-type": "https://ietf.org/rfc/rfc4122", "id": system.id.to_string()})
+        }
+    };
+    root.insert("system-id".into(), system_id);
     root
 }
 
@@ -976,6 +981,7 @@ mod rendering {
             vdr_since: None,
             vdr_clock: None,
             certification_package_uri: None,
+            fedramp_id: None,
             version: 1,
             created_at: at("2026-09-01T00:00:00Z"),
             updated_at: at("2026-09-01T00:00:00Z"),
