@@ -55,6 +55,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_WEBHOOK_POLL", "how often an idle delivery worker looks for due deliveries [default: 1s]"),
     ("POAM_WEBHOOK_CONCURRENCY", "delivery attempts one instance makes at once, 1 to 256 [default: 8]"),
     ("POAM_WEBHOOK_SECRET_OVERLAP", "how long the previous secret keeps signing after a rotation, unless the request says [default: 24h]"),
+    ("POAM_SCHEDULER_PERIOD", "how often the scheduler looks for time-driven events (overdue, due soon, check-ins, closeouts, reviews): units ms, s, m, h, d, or off [default: 1m]"),
     ("POAM_WEBHOOK_DELIVERY", "run the delivery worker in this instance: on or off (the outbox is written either way) [default: on]"),
 ];
 
@@ -116,6 +117,8 @@ pub struct Settings {
     pub limits: poam_http::protection::Limits,
     /// Webhook delivery (`POAM_WEBHOOK_*`).
     pub webhooks: poam_http::delivery::WebhookSettings,
+    /// How often the scheduler ticks; `None`: not in this instance (`POAM_SCHEDULER_PERIOD=off`).
+    pub scheduler_period: Option<Duration>,
 }
 
 /// Reads a `KEY=VALUE` file: blank lines and `#` comments skipped, optional quotes removed.
@@ -328,9 +331,18 @@ impl Settings {
         };
         let limits = limits(&get)?;
         let webhooks = crate::webhook_config::from_lookup(&get)?;
+        let scheduler_period = match get("POAM_SCHEDULER_PERIOD").as_deref().map(str::trim) {
+            None => Some(Duration::from_secs(60)),
+            Some("off") => None,
+            Some(v) => Some(
+                poam_domain::webhooks::parse_delay(v)
+                    .map_err(|e| format!("POAM_SCHEDULER_PERIOD: {e}"))?,
+            ),
+        };
         Ok(Settings {
             limits,
             webhooks,
+            scheduler_period,
             data_dir,
             database_url,
             bind: get("POAM_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod keys;
+pub mod scheduler;
 pub mod webhook_config;
 
 use config::{LogFormat, Settings};
@@ -94,6 +95,8 @@ pub struct Application {
     addr: SocketAddr,
     /// The webhook delivery worker, stopped when the server stops.
     delivery: Option<poam_http::delivery::DeliveryWorker>,
+    /// The scheduler of time-driven events, stopped when the server stops.
+    scheduler: Option<scheduler::Scheduler>,
 }
 
 impl Application {
@@ -143,6 +146,13 @@ impl Application {
         } else {
             None
         };
+        let scheduler = match settings.scheduler_period {
+            Some(period) => Some(
+                scheduler::Scheduler::start(state.pool.clone(), period, scheduler::system_clock())
+                    .map_err(|e| format!("cannot start the scheduler thread: {e}"))?,
+            ),
+            None => None,
+        };
         let mut server = actix_web::HttpServer::new(move || poam_http::app(state.clone()))
             .shutdown_timeout(30)
             .client_request_timeout(std::time::Duration::from_secs(30));
@@ -157,6 +167,7 @@ impl Application {
             server,
             addr,
             delivery,
+            scheduler,
         })
     }
 
@@ -175,6 +186,9 @@ impl Application {
         if let Some(worker) = self.delivery {
             // Joining waits for the attempts in flight, each bounded by its timeout.
             let _ = actix_web::rt::task::spawn_blocking(move || worker.stop()).await;
+        }
+        if let Some(s) = self.scheduler {
+            let _ = actix_web::rt::task::spawn_blocking(move || s.stop()).await;
         }
         served
     }

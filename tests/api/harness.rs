@@ -197,6 +197,9 @@ impl TestApp {
             ("POAM_POOL_SIZE", "8".into()),
             ("POAM_WORKERS", "2".into()),
             ("POAM_AUTO_MIGRATE", "true".into()),
+            // Time-driven events only where a test asks for them (tests/api/reminders.rs):
+            // elsewhere they would add events that tests count.
+            ("POAM_SCHEDULER_PERIOD", "off".into()),
         ]
         .into_iter()
         .chain(GENEROUS_LIMITS.iter().map(|(k, v)| (*k, (*v).to_owned())))
@@ -263,6 +266,7 @@ impl TestApp {
             .env("POAM_JWT_SECRET", SECRET)
             .env("POAM_BIND", format!("127.0.0.1:{port}"))
             .env("POAM_LOG", "warn")
+            .env("POAM_SCHEDULER_PERIOD", "off")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

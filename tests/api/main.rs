@@ -22,6 +22,7 @@ mod observability;
 mod oscal;
 mod plan;
 mod protection;
+mod reminders;
 mod rules;
 mod schema;
 mod systems;

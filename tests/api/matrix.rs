@@ -152,6 +152,8 @@ fn table() -> Vec<Row> {
         ),
         ("GET", "/v1/systems/{s}/metrics", None, READ, true),
         ("GET", "/v1/metrics", None, READ, false),
+        ("GET", "/v1/systems/{s}/attention", None, READ, true),
+        ("GET", "/v1/attention", None, READ, false),
         ("GET", "/v1/systems/{s}/events", None, READ, true),
         (
             "GET",

@@ -95,6 +95,7 @@ fn both_backends_build_the_same_tables_up_down_and_up_again() {
             "item_controls",
             "items",
             "milestones",
+            "reminder_keys",
             "reviews",
             "systems",
             "transitions",

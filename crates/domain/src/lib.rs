@@ -19,6 +19,7 @@ pub mod limits;
 pub mod metrics;
 pub mod precondition;
 pub mod profiles;
+pub mod reminders;
 pub mod rules;
 pub mod system;
 pub mod vdr;

@@ -410,6 +410,7 @@ mod tests {
             vdr_clock: None,
             certification_package_uri: None,
             fedramp_id: None,
+            reminders: None,
         };
         let err = check_system(f.clone()).err().unwrap_or_default();
         assert_eq!(err.len(), 1);

@@ -102,6 +102,11 @@ pub struct SystemFields {
     #[validate(custom(function = "check_fedramp_id"))]
     #[schema(pattern = "^F[0-9]{10}$", example = "F1234567890")]
     pub fedramp_id: Option<String>,
+    /// Reminder settings: milestone due-soon windows per risk (default critical 7, high 14,
+    /// others 30 days) and the POA&M review cadence (default `monthly`; NISP: `quarterly`).
+    #[serde(default)]
+    #[validate(nested)]
+    pub reminders: Option<crate::reminders::ReminderPolicy>,
 }
 
 /// A FedRAMP package id: `F` and ten digits.
@@ -150,6 +155,7 @@ pub struct System {
     pub vdr_clock: Option<crate::vdr::Clock>,
     pub certification_package_uri: Option<String>,
     pub fedramp_id: Option<String>,
+    pub reminders: Option<crate::reminders::ReminderPolicy>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -183,6 +189,7 @@ impl System {
             vdr_clock: f.vdr_clock,
             certification_package_uri: f.certification_package_uri,
             fedramp_id: f.fedramp_id,
+            reminders: f.reminders,
             version: meta.version,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
@@ -205,6 +212,7 @@ impl System {
             vdr_clock: self.vdr_clock,
             certification_package_uri: self.certification_package_uri.clone(),
             fedramp_id: self.fedramp_id.clone(),
+            reminders: self.reminders.clone(),
         }
     }
 }

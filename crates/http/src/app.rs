@@ -4,8 +4,8 @@
 
 use crate::problem::{ApiError, PROBLEM_JSON};
 use crate::routes::{
-    cmmc, evidence, exchange, health, history, items, metrics, reports, systems, validation,
-    webhooks, workflow,
+    attention, cmmc, evidence, exchange, health, history, items, metrics, reports, systems,
+    validation, webhooks, workflow,
 };
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
@@ -52,6 +52,7 @@ input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETa
         (name = "cmmc", description = "CMMC Level 2: the self-assessment, the SPRS score and the Conditional status check (32 CFR 170.21)."),
         (name = "exchange", description = "Exports (auditor bundle, OSCAL POA&M, FedRAMP template as CSV and XLSX), bulk upserts with one result per element, OSCAL imports."),
         (name = "reports", description = "FedRAMP 2026 (VDR/VER) reports: the vulnerability detail report and accepted vulnerability info valid against FedRAMP's 2026-06-24 schemas, the historical activity feed and the printable monthly report."),
+        (name = "attention", description = "What needs someone now, most urgent first: overdue and escalated items, overdue and due-soon milestones, late vendor check-ins, deviations and completed items awaiting a decision, each with its reason and whom it waits on."),
         (name = "history", description = "The hash-chained record of every change: feed, item history, verification."),
         (name = "webhooks", description = "Subscriptions to the history's events, delivered at least once, in chain order per system, signed per Standard Webhooks (admin)."),
         (name = "health", description = "Liveness and readiness, unauthenticated."),
@@ -122,6 +123,8 @@ macro_rules! every_route {
                 cmmc::what_if,
                 metrics::system_metrics,
                 metrics::all_metrics,
+                attention::attention,
+                attention::system_attention,
                 reports::fedramp_vdt,
                 reports::fedramp_avi,
                 reports::fedramp_history,

@@ -168,6 +168,7 @@ impl ObjectMembers for poam_domain::SystemFields {
         "/contacts/issm",
         "/contacts/alternate_issm",
         "/deadline_policy",
+        "/reminders",
     ];
 }
 

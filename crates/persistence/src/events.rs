@@ -25,6 +25,16 @@ pub enum Action {
     /// Imported by an admin's migration (`migrate=true`): statuses and decisions taken in as
     /// the document has them.
     Migrated,
+    /// Time-driven (the scheduler): an item or milestone passed its date unresolved.
+    Overdue,
+    /// Time-driven: a milestone is due within its risk's window.
+    DueSoon,
+    /// Time-driven: a vendor dependency went 30 days without a check-in.
+    CheckInLate,
+    /// Time-driven: a CMMC Conditional status is 30 or 7 days from its closeout.
+    CloseoutNear,
+    /// Time-driven: the periodic POA&M review is due.
+    ReviewDue,
 }
 
 impl Action {
@@ -40,6 +50,11 @@ impl Action {
         "exported",
         "imported",
         "migrated",
+        "overdue",
+        "due_soon",
+        "check_in_late",
+        "closeout_near",
+        "review_due",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +70,11 @@ impl Action {
             Action::Exported => "exported",
             Action::Imported => "imported",
             Action::Migrated => "migrated",
+            Action::Overdue => "overdue",
+            Action::DueSoon => "due_soon",
+            Action::CheckInLate => "check_in_late",
+            Action::CloseoutNear => "closeout_near",
+            Action::ReviewDue => "review_due",
         }
     }
 }

@@ -34,7 +34,7 @@ const NO_DUE_DATE: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
     None => NaiveDate::MIN,
 };
 /// The vendor check-in of a dependency never checked in: older than any real one.
-const NEVER_CHECKED_IN: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+pub(crate) const NEVER_CHECKED_IN: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
     Some(d) => d,
     None => NaiveDate::MIN,
 };

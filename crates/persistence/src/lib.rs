@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod items;
 pub mod metrics;
 pub mod page;
+pub mod reminders;
 pub mod schema;
 pub mod systems;
 pub mod vdr;

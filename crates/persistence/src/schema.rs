@@ -280,3 +280,11 @@ diesel::table! {
         instance -> Text,
     }
 }
+
+diesel::table! {
+    reminder_keys (system_id, key) {
+        system_id -> Text,
+        key -> Text,
+        emitted_at -> Timestamp,
+    }
+}

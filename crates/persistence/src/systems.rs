@@ -56,6 +56,8 @@ pub(crate) struct VdrSettings {
     pub(crate) vdr_clock: Option<poam_domain::vdr::Clock>,
     pub(crate) certification_package_uri: Option<String>,
     pub(crate) fedramp_id: Option<String>,
+    /// Reminder settings (not FedRAMP's, but kept in the same settings document).
+    pub(crate) reminders: Option<poam_domain::reminders::ReminderPolicy>,
 }
 
 impl VdrSettings {
@@ -66,6 +68,7 @@ impl VdrSettings {
             vdr_clock: f.vdr_clock,
             certification_package_uri: f.certification_package_uri.clone(),
             fedramp_id: f.fedramp_id.clone(),
+            reminders: f.reminders.clone(),
         };
         (s != VdrSettings::default()).then_some(s)
     }
@@ -141,6 +144,7 @@ impl SystemRow {
             vdr_clock: vdr.vdr_clock,
             certification_package_uri: vdr.certification_package_uri,
             fedramp_id: vdr.fedramp_id,
+            reminders: vdr.reminders,
         };
         let meta = SystemMeta {
             id: parse_id(&self.id)?,

@@ -105,9 +105,10 @@ pub struct EventParams {
     /// Only the events of this resource.
     resource_id: Option<uuid::Uuid>,
     /// `created`, `updated`, `archived`, `transitioned`, `completed`, `cancelled`, `recorded`,
-    /// `withdrawn`, `exported` or `imported`.
+    /// `withdrawn`, `exported`, `imported` or `migrated`; or a time-driven event of the scheduler:
+    /// `overdue`, `due_soon`, `check_in_late`, `closeout_near` or `review_due`.
     #[param(
-        pattern = "^(created|updated|archived|transitioned|completed|cancelled|recorded|withdrawn|exported|imported)$"
+        pattern = "^(created|updated|archived|transitioned|completed|cancelled|recorded|withdrawn|exported|imported|migrated|overdue|due_soon|check_in_late|closeout_near|review_due)$"
     )]
     action: Option<String>,
     /// Page size, 1 to 500 (default 100).

@@ -1,6 +1,7 @@
 //! Handlers. Each parses its input, checks the caller's permission, calls one store function on
 //! the blocking pool and renders the result; errors go back as `ApiError`.
 
+pub mod attention;
 pub mod cmmc;
 pub mod docs;
 pub mod evidence;

@@ -982,6 +982,7 @@ mod rendering {
             vdr_clock: None,
             certification_package_uri: None,
             fedramp_id: None,
+            reminders: None,
             version: 1,
             created_at: at("2026-09-01T00:00:00Z"),
             updated_at: at("2026-09-01T00:00:00Z"),

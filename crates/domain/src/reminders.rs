@@ -1,0 +1,741 @@
+//! Time-driven events: what becomes due as the calendar moves, decided from a system's facts
+//! and an injected `today` (no clock is read here). Each event carries a stable key: the
+//! scheduler records it once per system, so an event is emitted once however often it asks.
+//!
+//! Keys include the date that makes the event due, so moving that date re-arms it: an item
+//! whose scheduled completion is moved after its overdue event is reminded again when the new
+//! date passes.
+
+use crate::vocab::{ItemStatus, RiskRating};
+use crate::workflow::MilestoneStatus;
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+crate::vocab::vocabulary_pub!(
+    /// How often a system's POA&M is reviewed: `monthly` (the default; seed practice 8 says
+    /// at least monthly) or `quarterly` (what NISP systems may set).
+    ReviewCadence, "review cadence" {
+        Monthly => "monthly",
+        Quarterly => "quarterly",
+    }
+);
+
+/// A system's reminder settings (`reminders` on the system); every field optional, each
+/// defaulting as documented.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderPolicy {
+    /// Days before its due date a milestone of a critical item is reminded (default 7).
+    #[serde(default)]
+    #[validate(range(min = 1, max = 365))]
+    #[schema(minimum = 1, maximum = 365, example = 7)]
+    pub critical_days: Option<u32>,
+    /// Days before its due date a milestone of a high item is reminded (default 14).
+    #[serde(default)]
+    #[validate(range(min = 1, max = 365))]
+    #[schema(minimum = 1, maximum = 365, example = 14)]
+    pub high_days: Option<u32>,
+    /// Days before its due date a milestone of any other item is reminded (default 30).
+    #[serde(default)]
+    #[validate(range(min = 1, max = 365))]
+    #[schema(minimum = 1, maximum = 365, example = 30)]
+    pub other_days: Option<u32>,
+    /// How often the POA&M review falls due (default `monthly`; NISP systems set `quarterly`).
+    #[serde(default)]
+    pub review: Option<ReviewCadence>,
+}
+
+/// Days a vendor dependency may go without a check-in (FedRAMP: at least monthly).
+pub const VENDOR_CHECK_IN_DAYS: i64 = 30;
+/// Days before the CMMC Conditional closeout deadline that are reminded.
+pub const CLOSEOUT_REMINDERS: [i64; 2] = [30, 7];
+
+impl ReminderPolicy {
+    /// The due-soon window of a milestone of an item rated `risk`.
+    pub fn window(&self, risk: RiskRating) -> u32 {
+        match risk {
+            RiskRating::Critical => self.critical_days.unwrap_or(7),
+            RiskRating::High => self.high_days.unwrap_or(14),
+            RiskRating::Moderate | RiskRating::Low => self.other_days.unwrap_or(30),
+        }
+    }
+
+    pub fn cadence(&self) -> ReviewCadence {
+        self.review.unwrap_or(ReviewCadence::Monthly)
+    }
+}
+
+/// The kinds of time-driven event, each the action of a history event (`<resource>.<kind>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimedKind {
+    /// An item passed its scheduled completion date unresolved (`item.overdue`), or a milestone
+    /// its due date unfinished (`milestone.overdue`).
+    Overdue,
+    /// A milestone is due within its risk's window (`milestone.due_soon`).
+    DueSoon,
+    /// A vendor dependency has gone 30 days without a check-in (`item.check_in_late`).
+    CheckInLate,
+    /// A CMMC Conditional status is 30 or 7 days from its closeout
+    /// (`cmmc_assessment.closeout_near`).
+    CloseoutNear,
+    /// The periodic POA&M review falls due (`system.review_due`).
+    ReviewDue,
+}
+
+/// One event that is due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimedEvent {
+    /// Unique within the system; the scheduler emits an event whose key it has not recorded.
+    pub key: String,
+    pub kind: TimedKind,
+    /// `item`, `milestone`, `cmmc_assessment` or `system`.
+    pub resource_kind: &'static str,
+    pub resource_id: String,
+    /// The date the event is about (due date, closeout, check-in deadline, period start).
+    pub due_on: NaiveDate,
+    pub reason: String,
+}
+
+/// An item as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemFact {
+    pub id: String,
+    pub display_id: String,
+    pub status: ItemStatus,
+    pub risk: RiskRating,
+    pub scheduled_completion: Option<NaiveDate>,
+    /// Set when the item has a vendor dependency: its last check-in, else the detection date.
+    pub vendor_check_in: Option<NaiveDate>,
+}
+
+/// A milestone as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MilestoneFact {
+    pub id: String,
+    pub item_display_id: String,
+    pub title: String,
+    pub status: MilestoneStatus,
+    /// The risk of its item.
+    pub risk: RiskRating,
+    pub due_on: NaiveDate,
+}
+
+/// What the decision reads of one system.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    pub system_id: String,
+    /// The day the system was created: no review falls due in the period it was created in.
+    pub created_on: NaiveDate,
+    pub policy: ReminderPolicy,
+    pub items: Vec<ItemFact>,
+    pub milestones: Vec<MilestoneFact>,
+    /// The CMMC Conditional status date, when recorded.
+    pub conditional_status_date: Option<NaiveDate>,
+}
+
+fn unfinished(s: MilestoneStatus) -> bool {
+    matches!(s, MilestoneStatus::Planned | MilestoneStatus::InProgress)
+}
+
+/// The first day of the review period `today` falls in.
+pub fn period_start(cadence: ReviewCadence, today: NaiveDate) -> NaiveDate {
+    let month = match cadence {
+        ReviewCadence::Monthly => today.month(),
+        ReviewCadence::Quarterly => (today.month0() / 3) * 3 + 1,
+    };
+    NaiveDate::from_ymd_opt(today.year(), month, 1).unwrap_or(today)
+}
+
+fn period_label(cadence: ReviewCadence, start: NaiveDate) -> String {
+    match cadence {
+        ReviewCadence::Monthly => format!("{}-{:02}", start.year(), start.month()),
+        ReviewCadence::Quarterly => format!("{}-Q{}", start.year(), start.month0() / 3 + 1),
+    }
+}
+
+/// The events due on `today` for one system, in a stable order. The caller drops those whose
+/// key it has already recorded.
+pub fn due_events(today: NaiveDate, facts: &Facts) -> Vec<TimedEvent> {
+    let mut out = Vec::new();
+    for i in &facts.items {
+        if let Some(due) = i.scheduled_completion {
+            if crate::item::is_overdue(i.status, Some(due), today) {
+                out.push(TimedEvent {
+                    key: format!("item.overdue:{}:{due}", i.id),
+                    kind: TimedKind::Overdue,
+                    resource_kind: "item",
+                    resource_id: i.id.clone(),
+                    due_on: due,
+                    reason: format!(
+                        "{} passed its scheduled completion date {due} unresolved",
+                        i.display_id
+                    ),
+                });
+            }
+        }
+        if let Some(last) = i.vendor_check_in.filter(|_| i.status.is_active()) {
+            let deadline = last + chrono::Days::new(VENDOR_CHECK_IN_DAYS as u64);
+            if today >= deadline {
+                out.push(TimedEvent {
+                    key: format!("item.check_in_late:{}:{last}", i.id),
+                    kind: TimedKind::CheckInLate,
+                    resource_kind: "item",
+                    resource_id: i.id.clone(),
+                    due_on: deadline,
+                    reason: format!(
+                        "{}: no vendor check-in since {last} ({VENDOR_CHECK_IN_DAYS} days allowed)",
+                        i.display_id
+                    ),
+                });
+            }
+        }
+    }
+    for m in facts.milestones.iter().filter(|m| unfinished(m.status)) {
+        let due = m.due_on;
+        if due < today {
+            out.push(TimedEvent {
+                key: format!("milestone.overdue:{}:{due}", m.id),
+                kind: TimedKind::Overdue,
+                resource_kind: "milestone",
+                resource_id: m.id.clone(),
+                due_on: due,
+                reason: format!(
+                    "milestone `{}` of {} passed its due date {due}",
+                    m.title, m.item_display_id
+                ),
+            });
+        } else {
+            let window = facts.policy.window(m.risk);
+            let left = (due - today).num_days();
+            if left <= i64::from(window) {
+                out.push(TimedEvent {
+                    key: format!("milestone.due_soon:{}:{due}", m.id),
+                    kind: TimedKind::DueSoon,
+                    resource_kind: "milestone",
+                    resource_id: m.id.clone(),
+                    due_on: due,
+                    reason: format!(
+                        "milestone `{}` of {} ({} risk) is due {due}, in {left} days (window {window})",
+                        m.title, m.item_display_id, m.risk
+                    ),
+                });
+            }
+        }
+    }
+    if let Some(start) = facts.conditional_status_date {
+        let closeout = start + chrono::Days::new(crate::cmmc::CLOSEOUT_DAYS);
+        let left = (closeout - today).num_days();
+        // The tightest threshold reached, so a late first look does not send both.
+        if let Some(t) = CLOSEOUT_REMINDERS
+            .iter()
+            .rev()
+            .find(|t| (0..=**t).contains(&left))
+        {
+            out.push(TimedEvent {
+                key: format!("cmmc_assessment.closeout_near:{closeout}:{t}"),
+                kind: TimedKind::CloseoutNear,
+                resource_kind: "cmmc_assessment",
+                resource_id: facts.system_id.clone(),
+                due_on: closeout,
+                reason: format!(
+                    "the CMMC Conditional status closes out on {closeout}: {left} days left \
+                     (32 CFR 170.21(a)(2)(vi))"
+                ),
+            });
+        }
+    }
+    let cadence = facts.policy.cadence();
+    let start = period_start(cadence, today);
+    if facts.created_on < start {
+        let label = period_label(cadence, start);
+        out.push(TimedEvent {
+            key: format!("system.review_due:{label}"),
+            kind: TimedKind::ReviewDue,
+            resource_kind: "system",
+            resource_id: facts.system_id.clone(),
+            due_on: start,
+            reason: format!("the {cadence} POA&M review for {label} is due"),
+        });
+    }
+    out
+}
+
+impl TimedKind {
+    /// The action word of the history event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimedKind::Overdue => "overdue",
+            TimedKind::DueSoon => "due_soon",
+            TimedKind::CheckInLate => "check_in_late",
+            TimedKind::CloseoutNear => "closeout_near",
+            TimedKind::ReviewDue => "review_due",
+        }
+    }
+}
+
+crate::vocab::vocabulary_pub!(
+    /// Why something needs someone now, most urgent first.
+    AttentionReason, "attention reason" {
+        /// Overdue past the escalation grace: goes to the escalation contact (else the owner).
+        Escalated => "escalated",
+        /// Past its scheduled completion date, unresolved.
+        Overdue => "overdue",
+        /// A milestone past its due date, unfinished.
+        MilestoneOverdue => "milestone_overdue",
+        /// A vendor dependency without a check-in for 30 days.
+        CheckInLate => "check_in_late",
+        /// A milestone due within its risk's window.
+        DueSoon => "due_soon",
+        /// A deviation request awaiting an approver's decision.
+        DeviationPending => "deviation_pending",
+        /// Remediated (`completed`), awaiting verification and closure by an approver.
+        AwaitingVerification => "awaiting_verification",
+    }
+);
+
+crate::vocab::vocabulary_pub!(
+    /// The role whose move it is.
+    WaitingRole, "waiting role" {
+        Owner => "owner",
+        Implementer => "implementer",
+        EscalationContact => "escalation_contact",
+        /// An approver of the system (a token with the approver or admin role).
+        Approver => "approver",
+    }
+);
+
+/// Whom an entry waits on: a role, and the person when the item names one.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WaitingOn {
+    pub role: WaitingRole,
+    pub person: Option<crate::Person>,
+}
+
+/// One thing that needs someone now.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Attention {
+    pub reason: AttentionReason,
+    /// A sentence saying why.
+    #[schema(example = "POAM-0001 passed its scheduled completion date 2026-11-30 unresolved")]
+    pub detail: String,
+    pub system_id: crate::SystemId,
+    pub item_id: crate::ItemId,
+    #[schema(example = "POAM-0001")]
+    pub display_id: String,
+    pub title: String,
+    /// Set when the entry is about one of the item's milestones.
+    pub milestone_id: Option<crate::MilestoneId>,
+    /// The item's effective rating (adjusted, else original).
+    pub risk_rating: RiskRating,
+    /// The date that makes it urgent (scheduled completion, milestone due date, check-in
+    /// deadline), when there is one.
+    pub due_on: Option<NaiveDate>,
+    pub waiting_on: WaitingOn,
+}
+
+/// An unfinished milestone, with what attention needs of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenMilestone {
+    pub id: crate::MilestoneId,
+    pub item_id: crate::ItemId,
+    pub title: String,
+    pub due_on: NaiveDate,
+}
+
+/// What needs someone now among `items` (with their unfinished `milestones`), ordered by
+/// urgency: the reason (escalated, overdue, milestone overdue, check-in late, due soon,
+/// deviation pending, awaiting verification), then the higher risk, then the earlier date,
+/// then the display id. `policy_of` gives the reminder policy of an item's system.
+pub fn attention<'a>(
+    today: NaiveDate,
+    items: &[crate::Item],
+    milestones: &[OpenMilestone],
+    policy_of: impl Fn(crate::SystemId) -> &'a ReminderPolicy,
+) -> Vec<Attention> {
+    let mut out = Vec::new();
+    for item in items {
+        let risk = item.adjusted_risk_rating.unwrap_or(item.risk_rating);
+        let entry = |reason, detail: String, milestone_id, due_on, waiting_on| Attention {
+            reason,
+            detail,
+            system_id: item.system_id,
+            item_id: item.id,
+            display_id: item.display_id.clone(),
+            title: item.title.clone(),
+            milestone_id,
+            risk_rating: risk,
+            due_on,
+            waiting_on,
+        };
+        let owner = || WaitingOn {
+            role: WaitingRole::Owner,
+            person: item.owner.clone(),
+        };
+        let doer = || match &item.implementer {
+            Some(p) => WaitingOn {
+                role: WaitingRole::Implementer,
+                person: Some(p.clone()),
+            },
+            None => owner(),
+        };
+        let approver = || WaitingOn {
+            role: WaitingRole::Approver,
+            person: None,
+        };
+        let due = item.scheduled_completion;
+        let id = &item.display_id;
+        if item.escalated {
+            let waiting = match &item.escalation_contact {
+                Some(p) => WaitingOn {
+                    role: WaitingRole::EscalationContact,
+                    person: Some(p.clone()),
+                },
+                None => owner(),
+            };
+            let detail = format!(
+                "{id} is overdue since {} beyond the escalation grace",
+                due.map_or_else(String::new, |d| d.to_string())
+            );
+            out.push(entry(
+                AttentionReason::Escalated,
+                detail,
+                None,
+                due,
+                waiting,
+            ));
+        } else if item.overdue {
+            let detail = format!(
+                "{id} passed its scheduled completion date {} unresolved",
+                due.map_or_else(String::new, |d| d.to_string())
+            );
+            out.push(entry(AttentionReason::Overdue, detail, None, due, owner()));
+        }
+        if item.status.is_active() {
+            let policy = policy_of(item.system_id);
+            for m in milestones.iter().filter(|m| m.item_id == item.id) {
+                let left = (m.due_on - today).num_days();
+                if left < 0 {
+                    let detail = format!(
+                        "milestone `{}` of {id} passed its due date {}",
+                        m.title, m.due_on
+                    );
+                    out.push(entry(
+                        AttentionReason::MilestoneOverdue,
+                        detail,
+                        Some(m.id),
+                        Some(m.due_on),
+                        doer(),
+                    ));
+                } else if left <= i64::from(policy.window(risk)) {
+                    let detail = format!(
+                        "milestone `{}` of {id} is due {}, in {left} days",
+                        m.title, m.due_on
+                    );
+                    out.push(entry(
+                        AttentionReason::DueSoon,
+                        detail,
+                        Some(m.id),
+                        Some(m.due_on),
+                        doer(),
+                    ));
+                }
+            }
+            if let Some(v) = &item.vendor_dependency {
+                let last = v.last_check_in.unwrap_or(item.detected_on);
+                let deadline = last + chrono::Days::new(VENDOR_CHECK_IN_DAYS as u64);
+                if today >= deadline {
+                    let detail = format!(
+                        "{id}: no check-in with the vendor of {} since {last}",
+                        v.product
+                    );
+                    out.push(entry(
+                        AttentionReason::CheckInLate,
+                        detail,
+                        None,
+                        Some(deadline),
+                        owner(),
+                    ));
+                }
+            }
+        }
+        if let Some(d) = item
+            .deviation
+            .as_ref()
+            .filter(|d| d.status == crate::DeviationStatus::Pending)
+        {
+            let detail = format!("{id}: the {} deviation request awaits a decision", d.kind);
+            out.push(entry(
+                AttentionReason::DeviationPending,
+                detail,
+                None,
+                None,
+                approver(),
+            ));
+        }
+        if item.status == ItemStatus::Completed {
+            let detail = format!("{id} is remediated and awaits verification and closure");
+            out.push(entry(
+                AttentionReason::AwaitingVerification,
+                detail,
+                None,
+                item.completed_on,
+                approver(),
+            ));
+        }
+    }
+    out.sort_by(|a, b| {
+        a.reason
+            .cmp(&b.reason)
+            .then(b.risk_rating.rank().cmp(&a.risk_rating.rank()))
+            .then(
+                a.due_on
+                    .unwrap_or(NaiveDate::MAX)
+                    .cmp(&b.due_on.unwrap_or(NaiveDate::MAX)),
+            )
+            .then(a.system_id.cmp(&b.system_id))
+            .then(a.display_id.cmp(&b.display_id))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap_or(NaiveDate::MIN)
+    }
+
+    fn facts() -> Facts {
+        Facts {
+            system_id: "s1".into(),
+            created_on: d(2026, 12, 1),
+            policy: ReminderPolicy::default(),
+            items: vec![],
+            milestones: vec![],
+            conditional_status_date: None,
+        }
+    }
+
+    fn item(due: NaiveDate, status: ItemStatus) -> ItemFact {
+        ItemFact {
+            id: "i1".into(),
+            display_id: "POAM-0001".into(),
+            status,
+            risk: RiskRating::High,
+            scheduled_completion: Some(due),
+            vendor_check_in: None,
+        }
+    }
+
+    fn milestone(due: NaiveDate, risk: RiskRating) -> MilestoneFact {
+        MilestoneFact {
+            id: "m1".into(),
+            item_display_id: "POAM-0001".into(),
+            title: "Patch".into(),
+            status: MilestoneStatus::Planned,
+            risk,
+            due_on: due,
+        }
+    }
+
+    fn keys(today: NaiveDate, f: &Facts) -> Vec<String> {
+        due_events(today, f).into_iter().map(|e| e.key).collect()
+    }
+
+    #[test]
+    fn an_item_is_overdue_the_day_after_its_date_and_only_while_unresolved() {
+        let mut f = facts();
+        f.items = vec![item(d(2026, 12, 10), ItemStatus::InProgress)];
+        assert!(keys(d(2026, 12, 10), &f).is_empty());
+        assert_eq!(
+            keys(d(2026, 12, 11), &f),
+            vec!["item.overdue:i1:2026-12-10"]
+        );
+        f.items = vec![item(d(2026, 12, 10), ItemStatus::Completed)];
+        assert!(keys(d(2026, 12, 11), &f).is_empty());
+    }
+
+    #[test]
+    fn milestone_windows_follow_the_risk_and_the_system_policy() {
+        let mut f = facts();
+        f.milestones = vec![milestone(d(2026, 12, 20), RiskRating::Critical)];
+        // Critical: 7 days.
+        assert!(keys(d(2026, 12, 12), &f).is_empty());
+        assert_eq!(
+            keys(d(2026, 12, 13), &f),
+            vec!["milestone.due_soon:m1:2026-12-20"]
+        );
+        // High: 14; others: 30.
+        f.milestones = vec![milestone(d(2026, 12, 20), RiskRating::High)];
+        assert_eq!(keys(d(2026, 12, 6), &f).len(), 1);
+        assert!(keys(d(2026, 12, 5), &f).is_empty());
+        f.milestones = vec![milestone(d(2026, 12, 31), RiskRating::Low)];
+        assert_eq!(keys(d(2026, 12, 1), &f).len(), 1);
+        // A system's own window.
+        f.policy.other_days = Some(3);
+        assert!(keys(d(2026, 12, 27), &f).is_empty());
+        assert_eq!(keys(d(2026, 12, 28), &f).len(), 1);
+        // Overdue the day after; finished milestones are quiet.
+        assert_eq!(
+            keys(d(2027, 1, 1), &f)
+                .into_iter()
+                .filter(|k| k.starts_with("milestone"))
+                .collect::<Vec<_>>(),
+            vec!["milestone.overdue:m1:2026-12-31"]
+        );
+        f.milestones[0].status = MilestoneStatus::Completed;
+        assert!(!keys(d(2027, 1, 1), &f)
+            .iter()
+            .any(|k| k.starts_with("milestone")));
+    }
+
+    #[test]
+    fn a_vendor_dependency_is_late_after_thirty_days_without_check_in() {
+        let mut f = facts();
+        let mut i = item(d(2027, 6, 1), ItemStatus::Open);
+        i.vendor_check_in = Some(d(2026, 11, 1));
+        f.items = vec![i];
+        assert!(keys(d(2026, 11, 30), &f).is_empty());
+        assert_eq!(
+            keys(d(2026, 12, 1), &f),
+            vec!["item.check_in_late:i1:2026-11-01"]
+        );
+    }
+
+    #[test]
+    fn cmmc_closeout_reminds_at_thirty_and_seven_days() {
+        let mut f = facts();
+        // Closeout: 2026-06-01 + 180 days = 2026-11-28.
+        f.conditional_status_date = Some(d(2026, 6, 1));
+        f.created_on = d(2026, 11, 1);
+        let closeout = |today| {
+            keys(today, &f)
+                .into_iter()
+                .filter(|k| k.starts_with("cmmc"))
+                .collect::<Vec<_>>()
+        };
+        assert!(closeout(d(2026, 10, 28)).is_empty());
+        assert_eq!(
+            closeout(d(2026, 10, 29)),
+            vec!["cmmc_assessment.closeout_near:2026-11-28:30"]
+        );
+        assert_eq!(
+            closeout(d(2026, 11, 21)),
+            vec!["cmmc_assessment.closeout_near:2026-11-28:7"]
+        );
+        assert!(closeout(d(2026, 11, 29)).is_empty());
+    }
+
+    #[test]
+    fn reviews_fall_due_monthly_or_quarterly_after_the_first_period() {
+        let mut f = facts();
+        f.created_on = d(2026, 11, 15);
+        assert!(keys(d(2026, 11, 30), &f).is_empty());
+        assert_eq!(keys(d(2026, 12, 1), &f), vec!["system.review_due:2026-12"]);
+        f.policy.review = Some(ReviewCadence::Quarterly);
+        assert!(keys(d(2026, 12, 1), &f).is_empty());
+        assert_eq!(keys(d(2027, 2, 3), &f), vec!["system.review_due:2027-Q1"]);
+    }
+
+    fn stored(display: &str, extra: serde_json::Value, today: NaiveDate) -> crate::Item {
+        let mut base = serde_json::json!({
+            "title": "t", "description": "d", "risk_rating": "high",
+            "detected_on": "2026-10-01", "source": {"kind": "scan"}
+        });
+        if let (Some(b), serde_json::Value::Object(e)) = (base.as_object_mut(), extra) {
+            b.extend(e);
+        }
+        let f: crate::ItemFields =
+            serde_json::from_value(base).unwrap_or_else(|e| panic!("fixture: {e}"));
+        let now = chrono::Utc::now();
+        crate::Item::assemble(
+            crate::ItemMeta {
+                id: crate::ItemId::new(),
+                display_id: display.into(),
+                system_id: crate::SystemId::from_uuid(uuid::Uuid::nil()),
+                deadline_rule: None,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                archived_at: None,
+                archive_reason: None,
+            },
+            f,
+            today,
+        )
+    }
+
+    #[test]
+    fn attention_is_ordered_by_reason_then_risk_then_date() {
+        let today = d(2026, 12, 1);
+        let items = vec![
+            stored(
+                "POAM-0001",
+                serde_json::json!({"status": "completed", "completed_on": "2026-11-30"}),
+                today,
+            ),
+            stored(
+                "POAM-0002",
+                serde_json::json!({"scheduled_completion": "2026-11-29", "risk_rating": "low"}),
+                today,
+            ),
+            stored(
+                "POAM-0003",
+                serde_json::json!({"scheduled_completion": "2026-11-29", "risk_rating": "critical"}),
+                today,
+            ),
+            stored(
+                "POAM-0004",
+                serde_json::json!({"scheduled_completion": "2026-10-01", "escalation_contact": {"name": "Boss"}}),
+                today,
+            ),
+            stored(
+                "POAM-0005",
+                serde_json::json!({"scheduled_completion": "2027-03-01"}),
+                today,
+            ),
+        ];
+        let m = OpenMilestone {
+            id: crate::MilestoneId::new(),
+            item_id: items[4].id,
+            title: "Patch".into(),
+            due_on: d(2026, 12, 10),
+        };
+        let policy = ReminderPolicy::default();
+        let got: Vec<(AttentionReason, String)> = attention(today, &items, &[m], |_| &policy)
+            .into_iter()
+            .map(|a| (a.reason, a.display_id))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (AttentionReason::Escalated, "POAM-0004".to_owned()),
+                (AttentionReason::Overdue, "POAM-0003".to_owned()),
+                (AttentionReason::Overdue, "POAM-0002".to_owned()),
+                (AttentionReason::DueSoon, "POAM-0005".to_owned()),
+                (
+                    AttentionReason::AwaitingVerification,
+                    "POAM-0001".to_owned()
+                ),
+            ]
+        );
+        // A narrower window drops the milestone.
+        let narrow = ReminderPolicy {
+            high_days: Some(5),
+            ..Default::default()
+        };
+        let m2 = OpenMilestone {
+            id: crate::MilestoneId::new(),
+            item_id: items[4].id,
+            title: "Patch".into(),
+            due_on: d(2026, 12, 10),
+        };
+        assert!(!attention(today, &items, &[m2], |_| &narrow)
+            .iter()
+            .any(|a| a.reason == AttentionReason::DueSoon));
+    }
+}

@@ -1,0 +1,2 @@
+-- undo reminder_keys
+DROP TABLE reminder_keys;

@@ -1,0 +1,86 @@
+//! The scheduler: a thread that, every period, asks the store to emit the time-driven events
+//! that have fallen due ([`poam_persistence::reminders::tick`]). Every instance may run one: an
+//! event's key is recorded once per system (a unique key), so a second instance, or a tick after
+//! a restart, finds it and emits nothing.
+
+use chrono::NaiveDate;
+use poam_persistence::db::DbPool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Today, as the scheduler sees it: the real UTC date, or a fixed one in tests.
+pub type Clock = Arc<dyn Fn() -> NaiveDate + Send + Sync>;
+
+/// The wall clock (UTC).
+pub fn system_clock() -> Clock {
+    Arc::new(|| chrono::Utc::now().date_naive())
+}
+
+/// The running scheduler thread of this instance.
+pub struct Scheduler {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Scheduler {
+    /// Starts the thread: a first tick at once, then one every `period`.
+    pub fn start(pool: DbPool, period: Duration, clock: Clock) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("scheduler".into())
+            .spawn(move || {
+                while !flag.load(Ordering::SeqCst) {
+                    run_once(&pool, clock());
+                    pause(&flag, period);
+                }
+            })?;
+        Ok(Scheduler {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread and waits for the tick in flight.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One tick; a failure is logged and the next tick tries again.
+pub fn run_once(pool: &DbPool, today: NaiveDate) {
+    let mut conn = match pool.get() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "scheduler: no database connection");
+            return;
+        }
+    };
+    match poam_persistence::reminders::tick(&mut conn, today) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(emitted = n, %today, "scheduler: time-driven events emitted"),
+        Err(e) => tracing::warn!(error = %e, "scheduler: tick failed"),
+    }
+}
+
+fn pause(stop: &AtomicBool, d: Duration) {
+    let until = Instant::now() + d;
+    while !stop.load(Ordering::SeqCst) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+}
