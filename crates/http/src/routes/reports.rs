@@ -110,11 +110,22 @@ pub async fn fedramp_vdt(
     req: HttpRequest,
     path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
+    period_report(&state, actor, &req, path.into_inner(), vdr_reports::vdt).await
+}
+
+/// A JSON report of a period: the period read, the system and its items loaded, `build` run.
+async fn period_report(
+    state: &web::Data<AppState>,
+    actor: Actor,
+    req: &HttpRequest,
+    id: SystemId,
+    build: fn(&str, &Period, &[Entry]) -> serde_json::Value,
+) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
-    let period = period(&req, now)?;
-    let (system, regime, items) = load(&state, actor, path.into_inner()).await?;
+    let period = period(req, now)?;
+    let (system, regime, items) = load(state, actor, id).await?;
     let e = entries(&regime, &items, now);
-    Ok(HttpResponse::Ok().json(vdr_reports::vdt(&package_uri(&system), &period, &e)))
+    Ok(HttpResponse::Ok().json(build(&package_uri(&system), &period, &e)))
 }
 
 /// The accepted vulnerability info (VER-RPT-AVI): accepted vulnerabilities (FRD-ACV) with
@@ -137,11 +148,7 @@ pub async fn fedramp_avi(
     req: HttpRequest,
     path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = Utc::now();
-    let period = period(&req, now)?;
-    let (system, regime, items) = load(&state, actor, path.into_inner()).await?;
-    let e = entries(&regime, &items, now);
-    Ok(HttpResponse::Ok().json(vdr_reports::avi(&package_uri(&system), &period, &e)))
+    period_report(&state, actor, &req, path.into_inner(), vdr_reports::avi).await
 }
 
 /// The historical VER activity for automated retrieval (VER-TFR-MRH): active and accepted
