@@ -22,9 +22,10 @@ run_against() { # name database_url [role] [examples]
   dir=$(mktemp -d)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   export POAM_DATA_DIR=$dir POAM_BIND=127.0.0.1:$port POAM_DATABASE_URL=$url POAM_LOG=info POAM_LOG_FORMAT=json
-  # The contract run explores the logic behind every operation: rate limits (tested on their own
-  # in tests/api/protection.rs) would answer most of it with 429.
-  export POAM_RATE_LIMIT_PER_SECOND=0 POAM_RATE_LIMIT_ADDRESS_PER_SECOND=0
+  # The contract run explores the logic behind every operation: the rate limits and the
+  # failed-login budget (tested on their own in tests/api/protection.rs) would answer much of it
+  # with 429.
+  export POAM_RATE_LIMIT_PER_SECOND=0 POAM_RATE_LIMIT_ADDRESS_PER_SECOND=0 POAM_AUTH_FAILURES_PER_MINUTE=0
   if [[ $url == postgres* ]]; then "$BIN" migrate >/dev/null; fi
   "$BIN" serve >"$dir/stdout.log" 2>"$dir/server.log" &
   pid=$!
