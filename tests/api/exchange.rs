@@ -109,7 +109,7 @@ fn essentials(app: &TestApp, sid: &str) -> Vec<Value> {
             let milestones: Vec<Value> = app
                 .get(&format!("/v1/items/{iid}/milestones"), &admin)
                 .expect(200)
-                .body["milestones"]
+                .body["items"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default()
@@ -223,7 +223,14 @@ fn oscal_round_trips_into_an_empty_system(app: &TestApp) {
         "{}",
         report.body
     );
-    assert_eq!(essentials(app, &target), essentials(app, &sid));
+    let source = essentials(app, &sid);
+    assert!(
+        source
+            .iter()
+            .any(|e| e["milestones"].as_array().is_some_and(|m| !m.is_empty())),
+        "the comparison covers milestones: {source:?}"
+    );
+    assert_eq!(essentials(app, &target), source);
     // Importing twice changes nothing.
     let twice = app
         .post(
