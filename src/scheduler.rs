@@ -4,11 +4,11 @@
 //! a restart, finds it and emits nothing.
 
 use chrono::NaiveDate;
+use poam_http::background::{pause, Background};
 use poam_persistence::db::DbPool;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Today, as the scheduler sees it: the real UTC date, or a fixed one in tests.
 pub type Clock = Arc<dyn Fn() -> NaiveDate + Send + Sync>;
@@ -19,42 +19,23 @@ pub fn system_clock() -> Clock {
 }
 
 /// The running scheduler thread of this instance.
-pub struct Scheduler {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct Scheduler(Background);
 
 impl Scheduler {
     /// Starts the thread: a first tick at once, then one every `period`.
     pub fn start(pool: DbPool, period: Duration, clock: Clock) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("scheduler".into())
-            .spawn(move || {
-                while !flag.load(Ordering::SeqCst) {
-                    run_once(&pool, clock());
-                    pause(&flag, period);
-                }
-            })?;
-        Ok(Scheduler {
-            stop,
-            thread: Some(thread),
+        Background::spawn("scheduler", move |stop| {
+            while !stop.load(Ordering::SeqCst) {
+                run_once(&pool, clock());
+                pause(stop, period);
+            }
         })
+        .map(Scheduler)
     }
 
     /// Stops the thread and waits for the tick in flight.
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Scheduler {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 
@@ -71,16 +52,5 @@ pub fn run_once(pool: &DbPool, today: NaiveDate) {
         Ok(0) => {}
         Ok(n) => tracing::info!(emitted = n, %today, "scheduler: time-driven events emitted"),
         Err(e) => tracing::warn!(error = %e, "scheduler: tick failed"),
-    }
-}
-
-fn pause(stop: &AtomicBool, d: Duration) {
-    let until = Instant::now() + d;
-    while !stop.load(Ordering::SeqCst) {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(100)));
     }
 }

@@ -4,6 +4,7 @@
 //! follows an attempt (retry when, dead, pause) is the domain's decision
 //! (`poam_domain::webhooks`).
 
+use crate::background::{pause, Background};
 use poam_domain::webhooks::{self, AllowList, RetrySchedule};
 use poam_persistence::db::{self, DbPool};
 use poam_persistence::webhooks::{self as store, Attempt, Claim};
@@ -13,7 +14,6 @@ use std::io::Read;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The bytes of a receiver's response kept in the attempt log.
@@ -298,51 +298,20 @@ pub fn new_secret() -> Result<String, String> {
     Ok(webhooks::secret_from(&b))
 }
 
-/// The running worker; stopped (and joined) by [`DeliveryWorker::stop`], signalled to stop when
-/// dropped.
-pub struct DeliveryWorker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+/// The running worker of this instance ([`Background`]): stopping it waits for the attempts in
+/// flight (each bounded by the timeout).
+pub struct DeliveryWorker(Background);
 
 impl DeliveryWorker {
     /// Starts the worker thread of this instance.
     pub fn start(pool: DbPool, settings: Arc<WebhookSettings>) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("webhook-delivery".into())
-            .spawn(move || run(&pool, &settings, &flag))?;
-        Ok(DeliveryWorker {
-            stop,
-            thread: Some(thread),
-        })
+        Background::spawn("webhook-delivery", move |stop| run(&pool, &settings, stop))
+            .map(DeliveryWorker)
     }
 
-    /// Stops taking deliveries and waits for the attempts in flight (each bounded by the
-    /// timeout).
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for DeliveryWorker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-fn pause(stop: &AtomicBool, d: Duration) {
-    let until = Instant::now() + d;
-    while !stop.load(Ordering::SeqCst) {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
+    /// Stops taking deliveries and waits for the attempts in flight.
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 
