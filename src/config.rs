@@ -22,6 +22,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_IMPORT_MAX_BYTES", "largest bulk or OSCAL import body, in bytes [default: 33554432]"),
     ("POAM_WORKERS", "HTTP worker threads [default: one per CPU]"),
     ("POAM_ESCALATION_GRACE_DAYS", "days an unresolved item may be overdue before it reads as escalated [default: 14]"),
+    ("POAM_CLASSIFICATION_BANNER", "the classification banner in row 1 of eMASS template exports, 1 to 200 characters [default: ***** CONTROLLED UNCLASSIFIED INFORMATION *****]"),
     ("POAM_JWT_ALGORITHM", "HS256, RS256, ES256 or EdDSA [default: HS256]"),
     ("POAM_JWT_SECRET", "HS256 secret, at least 32 bytes [default: generated into $POAM_DATA_DIR/jwt-secret, mode 0600]"),
     ("POAM_JWT_PUBLIC_KEY_FILE", "PEM public key that verifies RS256/ES256/EdDSA tokens (your identity provider's)"),
@@ -110,6 +111,8 @@ pub struct Settings {
     pub import_max_bytes: usize,
     /// Days an unresolved item may be overdue before it is flagged `escalated`.
     pub escalation_grace_days: u32,
+    /// The classification banner of eMASS template exports (`POAM_CLASSIFICATION_BANNER`).
+    pub classification_banner: String,
     pub jwt: JwtSettings,
     pub log: String,
     pub log_format: LogFormat,
@@ -312,6 +315,13 @@ impl Settings {
         if escalation_grace_days > 3650 {
             return Err("POAM_ESCALATION_GRACE_DAYS: at most 3650 days".into());
         }
+        let classification_banner = match get("POAM_CLASSIFICATION_BANNER") {
+            Some(v) if v.trim().is_empty() || v.chars().count() > 200 => {
+                return Err("POAM_CLASSIFICATION_BANNER: 1 to 200 characters".into())
+            }
+            Some(v) => v,
+            None => poam_domain::exchange::emass::DEFAULT_BANNER.to_owned(),
+        };
         let log_format = match get("POAM_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -367,6 +377,7 @@ impl Settings {
             metrics,
             import_max_bytes,
             escalation_grace_days,
+            classification_banner,
             jwt,
             log: get("POAM_LOG").unwrap_or_else(|| "info".into()),
             log_format,

@@ -171,6 +171,20 @@ fn table() -> Vec<Row> {
             WRITE,
             true,
         ),
+        (
+            "POST",
+            "/v1/systems/{s}/imports/fedramp",
+            Some(json!({})),
+            WRITE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/systems/{s}/imports/emass",
+            Some(json!({})),
+            WRITE,
+            true,
+        ),
         ("GET", "/v1/systems/{s}/cmmc/assessment", None, READ, true),
         (
             "PUT",

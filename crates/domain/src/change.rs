@@ -631,6 +631,37 @@ pub fn import_milestone(
     }
 }
 
+/// The due-date changes a spreadsheet records for an imported milestone (FedRAMP's Milestone
+/// Changes): a new milestone starts with the sheet's record of its moves; for an existing one,
+/// the sheet's own record of the move this import makes stands for the import's generic entry
+/// (same dates), and what the milestone already recorded stays as it is.
+pub fn sheet_milestone_history(
+    existing: Option<&Milestone>,
+    next: &mut MilestoneImport,
+    recorded: &[MilestoneChange],
+) {
+    match existing {
+        None => {
+            let own = std::mem::take(&mut next.changes);
+            next.changes = recorded.to_vec();
+            next.changes.extend(own);
+        }
+        Some(m) => {
+            if next.changes.len() > m.changes.len() {
+                if let Some(last) = next.changes.last_mut() {
+                    if let Some(rec) = recorded
+                        .iter()
+                        .rev()
+                        .find(|c| c.from == last.from && c.to == last.to && !m.changes.contains(c))
+                    {
+                        *last = rec.clone();
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One event of an item's story, as separation of duties reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoryEvent {
@@ -662,7 +693,8 @@ pub fn requesters(kind: ReviewKind, story: &[StoryEvent]) -> Vec<String> {
         e.resource_kind == "item" && e.fields.iter().any(|f| names.contains(&f.as_str()))
     };
     let found = match kind {
-        ReviewKind::Periodic => None,
+        // DSS's determination is recorded, not requested of the approver.
+        ReviewKind::Periodic | ReviewKind::DssDetermination => None,
         ReviewKind::Deviation => story.iter().find(|e| item_change(e, &["deviation"])),
         ReviewKind::RiskAcceptance => story
             .iter()

@@ -311,6 +311,12 @@ pub struct ItemFields {
     #[serde(default)]
     #[validate(nested)]
     pub evaluation: Option<crate::vdr::Evaluation>,
+    /// The NISP template's C/W/S code, kept as written (its meaning is not settled: the
+    /// system's `cws_labels` says what each code means there).
+    #[serde(default)]
+    #[validate(length(min = 1, max = 20))]
+    #[schema(min_length = 1, max_length = 20, example = "W")]
+    pub cws_code: Option<String>,
 }
 
 fn open() -> ItemStatus {
@@ -355,6 +361,8 @@ pub struct Item {
     pub change_management: Option<ChangeManagement>,
     pub escalation_contact: Option<Person>,
     pub evaluation: Option<crate::vdr::Evaluation>,
+    /// The NISP template's C/W/S code, raw.
+    pub cws_code: Option<String>,
     /// Which rule set `scheduled_completion`: `manual` (a person), a policy rule such as
     /// `fedramp:high:30d` or `cmmc:conditional_status_date+180d`, or null (none applies).
     #[schema(example = "fedramp:high:30d")]
@@ -442,6 +450,7 @@ impl Item {
             change_management: f.change_management,
             escalation_contact: f.escalation_contact,
             evaluation: f.evaluation,
+            cws_code: f.cws_code,
             deadline_rule: meta.deadline_rule,
             overdue,
             escalated,
@@ -487,6 +496,7 @@ impl Item {
             change_management: self.change_management.clone(),
             escalation_contact: self.escalation_contact.clone(),
             evaluation: self.evaluation.clone(),
+            cws_code: self.cws_code.clone(),
         }
     }
 }

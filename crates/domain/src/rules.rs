@@ -285,6 +285,7 @@ mod tests {
             change_management: None,
             escalation_contact: None,
             evaluation: None,
+            cws_code: None,
         }
     }
 
@@ -411,6 +412,9 @@ mod tests {
             certification_package_uri: None,
             fedramp_id: None,
             reminders: None,
+            emass: None,
+            dss_uid: None,
+            cws_labels: None,
         };
         let err = check_system(f.clone()).err().unwrap_or_default();
         assert_eq!(err.len(), 1);

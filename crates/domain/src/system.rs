@@ -40,6 +40,43 @@ pub struct Contacts {
     pub alternate_issm: Option<Contact>,
 }
 
+/// The header block of the eMASS POA&M template (rows 2–6) beyond the system's name and
+/// contacts: what `format=emass` exports write there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmassHeader {
+    /// Combatant Command, Service, Agency or Field Activity (`CC/S/A/FA:`).
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "NAVY")]
+    pub ccsafa: Option<String>,
+    /// The DoW (DoD) IT registration number, DITPR (`DoW IT Registration No:`).
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "12345")]
+    pub it_registration: Option<String>,
+    /// `System Type:` as eMASS lists it (e.g. `IS Major Application`, `IS Enclave`).
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "IS Major Application")]
+    pub system_type: Option<String>,
+    /// `OMB Project ID:`.
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "007-000001234")]
+    pub omb_project_id: Option<String>,
+    /// `Security Costs:` (in the organisation's currency).
+    #[serde(default)]
+    #[validate(range(min = 0.0, max = 1e12))]
+    #[schema(minimum = 0.0, maximum = 1e12, example = 10000.0)]
+    pub security_costs: Option<f64>,
+    /// The POA&M's point of contact (`POC Name:`, `POC Phone:`, `POC E-Mail:`); without one
+    /// the ISSM, then the system owner.
+    #[serde(default)]
+    #[validate(nested)]
+    pub poc: Option<Contact>,
+}
+
 /// The writable content of a system: the body of a create, and what a merge patch applies to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +144,44 @@ pub struct SystemFields {
     #[serde(default)]
     #[validate(nested)]
     pub reminders: Option<crate::reminders::ReminderPolicy>,
+    /// The eMASS POA&M header fields (CC/S/A/FA, IT registration, system type, OMB project id,
+    /// security costs, POC).
+    #[serde(default)]
+    #[validate(nested)]
+    pub emass: Option<EmassHeader>,
+    /// The DSS (DCSA) Unique Identifier of the system's accreditation package: the NISP
+    /// template's `DSS UID` header field.
+    #[serde(default)]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(min_length = 1, max_length = 100, example = "UID-000123")]
+    pub dss_uid: Option<String>,
+    /// What the NISP template's C/W/S codes mean for this system (code to label, e.g.
+    /// `{"C": "Client", "W": "Workstation", "S": "Server"}`): the meaning of C/W/S is not
+    /// settled in any public source, so each organisation states its own. Items keep the raw
+    /// code (`cws_code`); the NISP export writes the label beside it. Up to 50 codes of 1–20
+    /// characters, labels of 1–100.
+    #[serde(default)]
+    #[validate(custom(function = "check_cws_labels"))]
+    #[schema(example = json!({"C": "Client", "W": "Workstation", "S": "Server"}))]
+    pub cws_labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// A C/W/S label map: at most 50 codes of 1–20 characters, labels of 1–100.
+fn check_cws_labels(
+    map: &std::collections::BTreeMap<String, String>,
+) -> Result<(), validator::ValidationError> {
+    let bad = |k: &String, v: &String| {
+        !(1..=20).contains(&k.chars().count()) || !(1..=100).contains(&v.chars().count())
+    };
+    if map.len() > 50 || map.iter().any(|(k, v)| bad(k, v)) {
+        Err(
+            validator::ValidationError::new("invalid_cws_labels").with_message(
+                "at most 50 codes of 1 to 20 characters, each with a label of 1 to 100".into(),
+            ),
+        )
+    } else {
+        Ok(())
+    }
 }
 
 /// A FedRAMP package id: `F` and ten digits.
@@ -156,6 +231,9 @@ pub struct System {
     pub certification_package_uri: Option<String>,
     pub fedramp_id: Option<String>,
     pub reminders: Option<crate::reminders::ReminderPolicy>,
+    pub emass: Option<EmassHeader>,
+    pub dss_uid: Option<String>,
+    pub cws_labels: Option<std::collections::BTreeMap<String, String>>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -190,6 +268,9 @@ impl System {
             certification_package_uri: f.certification_package_uri,
             fedramp_id: f.fedramp_id,
             reminders: f.reminders,
+            emass: f.emass,
+            dss_uid: f.dss_uid,
+            cws_labels: f.cws_labels,
             version: meta.version,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
@@ -213,6 +294,9 @@ impl System {
             certification_package_uri: self.certification_package_uri.clone(),
             fedramp_id: self.fedramp_id.clone(),
             reminders: self.reminders.clone(),
+            emass: self.emass.clone(),
+            dss_uid: self.dss_uid.clone(),
+            cws_labels: self.cws_labels.clone(),
         }
     }
 }

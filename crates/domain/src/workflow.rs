@@ -29,6 +29,18 @@ vocabulary!(
         RiskAcceptance => "risk_acceptance",
         Deviation => "deviation",
         Extension => "extension",
+        /// DSS's (DCSA's) determination on one item of a NISP POA&M, as the approver records
+        /// it: its date (`determined_on`) and whether the item stays open or is closed
+        /// (`determination`). The NISP export's "DSS Approval Date and Determination".
+        DssDetermination => "dss_determination",
+    }
+);
+
+vocabulary!(
+    /// DSS's determination on a NISP POA&M item.
+    Determination, "determination" {
+        Open => "open",
+        Closed => "closed",
     }
 );
 
@@ -177,6 +189,7 @@ impl ReviewKind {
                 | ReviewKind::RiskAcceptance
                 | ReviewKind::Deviation
                 | ReviewKind::Extension
+                | ReviewKind::DssDetermination
         )
     }
 }
@@ -369,6 +382,15 @@ pub struct NewReview {
     /// The review this one corrects (reviews are never edited).
     #[serde(default)]
     pub supersedes: Option<ReviewId>,
+    /// For `dss_determination` reviews (required there, refused elsewhere): DSS's
+    /// determination, `open` or `closed`.
+    #[serde(default)]
+    pub determination: Option<Determination>,
+    /// For `dss_determination` reviews (required there, refused elsewhere): the date DSS
+    /// made its determination.
+    #[serde(default)]
+    #[schema(example = "2026-11-20")]
+    pub determined_on: Option<NaiveDate>,
 }
 
 /// What a review decides on: a system's POA&M as a whole, or one item.
@@ -396,6 +418,10 @@ pub struct Review {
     pub reviewer_name: Option<String>,
     pub reviewed_at: DateTime<Utc>,
     pub supersedes: Option<ReviewId>,
+    /// `dss_determination` reviews: DSS's determination.
+    pub determination: Option<Determination>,
+    /// `dss_determination` reviews: the date of DSS's determination.
+    pub determined_on: Option<NaiveDate>,
 }
 
 /// What a review's rules need to know about its item.
@@ -443,6 +469,35 @@ pub fn check_review(
         (ReviewKind::Deviation, None) => v.push(Violation::new("deviation_kind_required", "/deviation_kind", "a deviation review names the deviation: risk_adjustment, false_positive or operational_requirement")),
         (k, Some(_)) if k != ReviewKind::Deviation => v.push(Violation::new("deviation_kind_unexpected", "/deviation_kind", "only deviation reviews carry a deviation_kind")),
         _ => {}
+    }
+    if r.kind == ReviewKind::DssDetermination {
+        if r.determination.is_none() {
+            v.push(Violation::new(
+                "determination_required",
+                "/determination",
+                "a dss_determination review carries DSS's determination: open or closed",
+            ));
+        }
+        if r.determined_on.is_none() {
+            v.push(Violation::new(
+                "determined_on_required",
+                "/determined_on",
+                "a dss_determination review carries the date of DSS's determination",
+            ));
+        }
+    } else {
+        for (set, pointer) in [
+            (r.determination.is_some(), "/determination"),
+            (r.determined_on.is_some(), "/determined_on"),
+        ] {
+            if set {
+                v.push(Violation::new(
+                    "determination_unexpected",
+                    pointer,
+                    "only dss_determination reviews carry a determination and its date",
+                ));
+            }
+        }
     }
     // Separation of duties: the requester is who the item's story shows asked for the
     // decision (`requesters`, derived by the server); `requested_by` is a note, and counts
@@ -497,7 +552,34 @@ mod tests {
             action_items: vec![],
             requested_by: Some("dana@example.org".into()),
             supersedes: None,
+            determination: None,
+            determined_on: None,
         }
+    }
+
+    #[test]
+    fn a_dss_determination_carries_its_date_and_determination() {
+        let codes = |v: Vec<Violation>| v.into_iter().map(|v| v.code).collect::<Vec<_>>();
+        assert_eq!(
+            codes(check_review(
+                &review(ReviewKind::DssDetermination),
+                "x",
+                &[],
+                ctx()
+            )),
+            ["determination_required", "determined_on_required"]
+        );
+        let mut r = review(ReviewKind::DssDetermination);
+        r.determination = Some(Determination::Closed);
+        r.determined_on = NaiveDate::from_ymd_opt(2026, 11, 20);
+        assert!(check_review(&r, "x", &[], ctx()).is_empty());
+        r.kind = ReviewKind::Approval;
+        assert_eq!(
+            codes(check_review(&r, "x", &[], ctx())),
+            ["determination_unexpected", "determination_unexpected"]
+        );
+        assert!(ReviewKind::DssDetermination.is_approval());
+        assert!(ReviewKind::DssDetermination.needs_item());
     }
 
     fn ctx() -> ReviewContext {

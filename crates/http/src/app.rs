@@ -4,8 +4,8 @@
 
 use crate::problem::{ApiError, PROBLEM_JSON};
 use crate::routes::{
-    attention, cmmc, evidence, exchange, health, history, items, metrics, reports, systems,
-    validation, webhooks, workflow,
+    attention, cmmc, evidence, exchange, health, history, items, metrics, reports, sheet_import,
+    systems, validation, webhooks, workflow,
 };
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
@@ -136,6 +136,8 @@ macro_rules! every_route {
                 exchange::bundle_schema,
                 exchange::bulk,
                 exchange::import_oscal,
+                sheet_import::import_fedramp,
+                sheet_import::import_emass,
                 webhooks::create_webhook,
                 webhooks::list_webhooks,
                 webhooks::get_webhook,

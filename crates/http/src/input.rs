@@ -169,6 +169,9 @@ impl ObjectMembers for poam_domain::SystemFields {
         "/contacts/alternate_issm",
         "/deadline_policy",
         "/reminders",
+        "/emass",
+        "/emass/poc",
+        "/cws_labels",
     ];
 }
 

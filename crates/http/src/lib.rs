@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod background;
 pub mod delivery;
+pub mod emass_xlsx;
 pub mod idempotency;
 pub mod input;
 pub mod problem;

@@ -27,6 +27,11 @@ pub struct FieldError {
     pub code: String,
     #[schema(example = "must have 1 to 250 characters")]
     pub detail: String,
+    /// The spreadsheet cell the error is about (`Open POA&M Items!K12`), for spreadsheet
+    /// imports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Open POA&M Items!K12")]
+    pub cell: Option<String>,
 }
 
 impl FieldError {
@@ -40,6 +45,23 @@ impl FieldError {
             parameter: None,
             code: code.into(),
             detail: detail.into(),
+            cell: None,
+        }
+    }
+
+    /// An error about a spreadsheet cell (and the item field it maps to, when there is one).
+    pub fn at_cell(
+        cell: impl Into<String>,
+        pointer: Option<String>,
+        code: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            pointer: pointer.filter(|p| !p.is_empty()),
+            parameter: None,
+            code: code.into(),
+            detail: detail.into(),
+            cell: Some(cell.into()),
         }
     }
 
@@ -53,6 +75,7 @@ impl FieldError {
             parameter: Some(name.into()),
             code: code.into(),
             detail: detail.into(),
+            cell: None,
         }
     }
 }
@@ -109,6 +132,13 @@ pub enum ApiError {
     },
     /// 422: well-formed, but it breaks the rules.
     Invalid(Vec<FieldError>),
+    /// 422 with its own code: what was asked cannot be produced by the rules (an eMASS export
+    /// with `strict=true` and items eMASS would refuse), each reason in `errors`.
+    Unprocessable {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     /// 409: conflicts with the current state.
     Conflict(Violation),
     /// 412: `If-Match` is stale.
@@ -174,6 +204,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::BadRequest { code, .. } => code,
             ApiError::Invalid(_) => "validation_failed",
+            ApiError::Unprocessable { code, .. } => code,
             ApiError::Conflict(v) => v.code,
             ApiError::PreconditionFailed { .. } => "precondition_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
@@ -197,6 +228,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::BadRequest { .. } => "The request cannot be read",
             ApiError::Invalid(_) => "The request breaks the rules",
+            ApiError::Unprocessable { .. } => "The request cannot be met under the rules",
             ApiError::Conflict(_) => "Conflict with the current state",
             ApiError::PreconditionFailed { .. } => "The resource has changed",
             ApiError::PayloadTooLarge { .. } => "Request body too large",
@@ -225,7 +257,9 @@ impl ApiError {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            ApiError::BadRequest { detail, .. } => detail.clone(),
+            ApiError::BadRequest { detail, .. } | ApiError::Unprocessable { detail, .. } => {
+                detail.clone()
+            }
             ApiError::Invalid(errors) => match errors.len() {
                 1 => "1 field is invalid".into(),
                 n => format!("{n} fields are invalid"),
@@ -262,7 +296,9 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let code = self.code().to_owned();
         let errors = match self {
-            ApiError::BadRequest { errors, .. } | ApiError::Invalid(errors) => errors.clone(),
+            ApiError::BadRequest { errors, .. }
+            | ApiError::Invalid(errors)
+            | ApiError::Unprocessable { errors, .. } => errors.clone(),
             ApiError::Conflict(v) | ApiError::Refused(v) if !v.pointer.is_empty() => {
                 vec![FieldError::from(v.clone())]
             }
@@ -306,7 +342,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::Unprocessable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } | ApiError::BatchTooLarge { .. } => {

@@ -40,6 +40,8 @@ pub struct AppState {
     pub metrics_enabled: bool,
     /// Where uploads are spooled while they stream in (never held whole in memory).
     pub spool_dir: std::path::PathBuf,
+    /// The classification banner in row 1 of eMASS template exports.
+    pub classification_banner: Arc<str>,
     /// The group-commit writer: on SQLite every single-record write queues here instead of each
     /// taking the file's write lock in turn; on PostgreSQL item creations, batched per system.
     /// `None`: every write runs on the pool.
@@ -62,6 +64,7 @@ impl AppState {
             metrics_enabled: true,
             writer: None,
             spool_dir: std::env::temp_dir(),
+            classification_banner: Arc::from(poam_domain::exchange::emass::DEFAULT_BANNER),
             protection: Arc::new(crate::protection::Protection::default()),
             webhooks: Arc::new(crate::delivery::WebhookSettings::default()),
         }

@@ -1,299 +1,223 @@
-//! A streaming XLSX writer: an OOXML workbook of inline-string sheets inside a stored (not
-//! deflated) ZIP, written entry by entry with data descriptors, so a sheet of any length goes
-//! out without being held in memory.
+//! Workbooks for the template exports (FedRAMP Rev5 and v3.0, NISP, eMASS): the shared writer.
+//!
+//! Built on the maintained `rust_xlsxwriter` crate in constant-memory mode: each worksheet
+//! keeps one row in memory and flushes the rest to a temp file in the export spool directory;
+//! [`Book::finish`] streams the ZIP container (deflated, ZIP64 when an entry needs it) into the
+//! export's spool file. Rows must be written in order, sheet after sheet.
+//!
+//! What every export gets from here:
+//! - [`Book::header`]: a bold header row;
+//! - [`Book::row`]: typed cells ([`Cell`]): dates are real Excel dates formatted `mm/dd/yyyy`,
+//!   numbers are numbers, text is text — text that a spreadsheet would take for a formula
+//!   (leading `=`, `+`, `-`, `@`, tab or carriage return) gets Excel's quote prefix, so it stays
+//!   text even when the cell is edited, and keeps its value for readers;
+//! - [`Book::list`]: a list data validation on a column range (drop-down of allowed values);
+//! - [`Book::widths`]: column widths.
+//!
+//! Helper for the eMASS export (issue 15, part C): use this module, `crate::xlsx::Book`, with
+//! the cells of `poam_domain::exchange::sheet::Cell`; the CSV twin is
+//! `poam_domain::exchange::sheet::csv_row`.
 
-use std::io::{self, Write};
+use poam_domain::Violation;
+use poam_persistence::StoreError;
+use rust_xlsxwriter::{
+    DataValidation, ExcelDateTime, Format, FormatAlign, Workbook, Worksheet, XlsxError,
+};
+use std::io::Write;
+use std::path::Path;
 
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-}
+pub use poam_domain::exchange::sheet::{looks_like_formula, Cell};
 
-static CRC_TABLE: [u32; 256] = crc_table();
+/// Excel's longest cell text.
+const MAX_TEXT: usize = 32_767;
+/// Excel's last row (0-based).
+const LAST_ROW: u32 = 1_048_575;
 
-/// CRC-32 (ISO 3309, as ZIP uses it), updated incrementally.
-#[derive(Clone, Copy)]
-struct Crc(u32);
-
-impl Crc {
-    fn new() -> Self {
-        Crc(0xFFFF_FFFF)
-    }
-    fn update(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = CRC_TABLE[((self.0 ^ u32::from(b)) & 0xFF) as usize] ^ (self.0 >> 8);
-        }
-    }
-    fn value(self) -> u32 {
-        self.0 ^ 0xFFFF_FFFF
-    }
-}
-
-struct Entry {
-    name: String,
-    crc: u32,
-    size: u32,
-    offset: u32,
-}
-
-fn too_big() -> io::Error {
-    io::Error::other("the workbook outgrew the 4 GiB of a ZIP without ZIP64")
-}
-
-/// Writes a ZIP archive entry by entry.
-pub struct Zip<W: Write> {
-    out: W,
-    offset: u64,
-    done: Vec<Entry>,
-    open: Option<(String, Crc, u64, u64)>,
-}
-
-impl<W: Write> Zip<W> {
-    pub fn new(out: W) -> Self {
-        Zip {
-            out,
-            offset: 0,
-            done: Vec::new(),
-            open: None,
-        }
-    }
-
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)?;
-        self.offset += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Starts an entry; the previous one is finished first.
-    pub fn start(&mut self, name: &str) -> io::Result<()> {
-        self.finish_entry()?;
-        let offset = self.offset;
-        let mut h = Vec::with_capacity(30 + name.len());
-        h.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        h.extend_from_slice(&20u16.to_le_bytes()); // version needed
-        h.extend_from_slice(&(0x0008u16 | 0x0800).to_le_bytes()); // data descriptor, UTF-8 names
-        h.extend_from_slice(&0u16.to_le_bytes()); // stored
-        h.extend_from_slice(&0u16.to_le_bytes()); // time
-        h.extend_from_slice(&0x21u16.to_le_bytes()); // date: 1980-01-01
-        h.extend_from_slice(&[0; 12]); // crc and sizes follow the data
-        h.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        h.extend_from_slice(&0u16.to_le_bytes());
-        h.extend_from_slice(name.as_bytes());
-        self.put(&h)?;
-        self.open = Some((name.to_owned(), Crc::new(), 0, offset));
-        Ok(())
-    }
-
-    fn finish_entry(&mut self) -> io::Result<()> {
-        let Some((name, crc, size, offset)) = self.open.take() else {
-            return Ok(());
-        };
-        let size = u32::try_from(size).map_err(|_| too_big())?;
-        let offset = u32::try_from(offset).map_err(|_| too_big())?;
-        let crc = crc.value();
-        let mut d = Vec::with_capacity(16);
-        d.extend_from_slice(&0x0807_4b50u32.to_le_bytes());
-        d.extend_from_slice(&crc.to_le_bytes());
-        d.extend_from_slice(&size.to_le_bytes());
-        d.extend_from_slice(&size.to_le_bytes());
-        self.put(&d)?;
-        self.done.push(Entry {
-            name,
-            crc,
-            size,
-            offset,
-        });
-        Ok(())
-    }
-
-    /// Finishes the last entry and writes the central directory.
-    pub fn finish(mut self) -> io::Result<W> {
-        self.finish_entry()?;
-        let start = u32::try_from(self.offset).map_err(|_| too_big())?;
-        let entries = std::mem::take(&mut self.done);
-        for e in &entries {
-            let mut c = Vec::with_capacity(46 + e.name.len());
-            c.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-            c.extend_from_slice(&20u16.to_le_bytes()); // made by
-            c.extend_from_slice(&20u16.to_le_bytes()); // needed
-            c.extend_from_slice(&(0x0008u16 | 0x0800).to_le_bytes());
-            c.extend_from_slice(&0u16.to_le_bytes());
-            c.extend_from_slice(&0u16.to_le_bytes());
-            c.extend_from_slice(&0x21u16.to_le_bytes());
-            c.extend_from_slice(&e.crc.to_le_bytes());
-            c.extend_from_slice(&e.size.to_le_bytes());
-            c.extend_from_slice(&e.size.to_le_bytes());
-            c.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
-            c.extend_from_slice(&[0; 12]); // extra, comment, disk, attributes
-            c.extend_from_slice(&e.offset.to_le_bytes());
-            c.extend_from_slice(e.name.as_bytes());
-            self.put(&c)?;
-        }
-        let size = u32::try_from(self.offset).map_err(|_| too_big())? - start;
-        let n = entries.len() as u16;
-        let mut end = Vec::with_capacity(22);
-        end.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-        end.extend_from_slice(&[0; 4]);
-        end.extend_from_slice(&n.to_le_bytes());
-        end.extend_from_slice(&n.to_le_bytes());
-        end.extend_from_slice(&size.to_le_bytes());
-        end.extend_from_slice(&start.to_le_bytes());
-        end.extend_from_slice(&0u16.to_le_bytes());
-        self.put(&end)?;
-        self.out.flush()?;
-        Ok(self.out)
+fn err(e: XlsxError) -> StoreError {
+    match e {
+        XlsxError::RowColumnLimitError => StoreError::Conflict(Violation::new(
+            "sheet_too_long",
+            "",
+            "the sheet would pass Excel's 1,048,576 rows: export it as csv",
+        )),
+        e => StoreError::Internal(format!("workbook: {e}")),
     }
 }
 
-impl<W: Write> Write for Zip<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let Some((_, crc, size, _)) = self.open.as_mut() else {
-            return Err(io::Error::other("no open ZIP entry"));
-        };
-        crc.update(buf);
-        *size += buf.len() as u64;
-        self.out.write_all(buf)?;
-        self.offset += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
+/// A workbook being written into a spool file, sheet by sheet, row by row.
+pub struct Book {
+    wb: Workbook,
+    sheet: Option<usize>,
+    count: usize,
+    /// The next row of the current sheet (0-based).
+    row: u32,
+    bold: Format,
+    date: Format,
+    quoted: Format,
+    wrap: Format,
 }
 
-/// Text as XML character data: escaped, and without the control characters XML 1.0 forbids.
-pub fn xml_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn column(mut n: usize) -> String {
-    let mut s = Vec::new();
-    n += 1;
-    while n > 0 {
-        let r = (n - 1) % 26;
-        s.push(b'A' + r as u8);
-        n = (n - 1) / 26;
-    }
-    s.reverse();
-    String::from_utf8_lossy(&s).into_owned()
-}
-
-/// A workbook being written: sheets one after the other, rows streamed into each.
-pub struct Workbook<W: Write> {
-    zip: Zip<W>,
-    sheets: Vec<String>,
-    row: usize,
-}
-
-impl<W: Write> Workbook<W> {
-    pub fn new(out: W) -> Self {
-        Workbook {
-            zip: Zip::new(out),
-            sheets: Vec::new(),
+impl Book {
+    /// A workbook whose worksheets spool to temp files in `spool_dir`.
+    pub fn new(spool_dir: &Path) -> Result<Book, StoreError> {
+        let mut wb = Workbook::new();
+        wb.set_tempdir(spool_dir).map_err(err)?;
+        wb.use_zip_large_file(true);
+        Ok(Book {
+            wb,
+            sheet: None,
+            count: 0,
             row: 0,
-        }
+            bold: Format::new().set_bold().set_align(FormatAlign::Top),
+            date: Format::new()
+                .set_num_format("mm/dd/yyyy")
+                .set_align(FormatAlign::Top),
+            quoted: Format::new().set_quote_prefix().set_align(FormatAlign::Top),
+            wrap: Format::new().set_align(FormatAlign::Top),
+        })
     }
 
-    fn end_sheet(&mut self) -> io::Result<()> {
-        if !self.sheets.is_empty() {
-            self.zip.write_all(b"</sheetData></worksheet>")?;
+    fn current(&mut self) -> Result<&mut Worksheet, StoreError> {
+        let Some(i) = self.sheet else {
+            return Err(StoreError::Internal("workbook: no sheet started".into()));
+        };
+        self.wb.worksheet_from_index(i).map_err(err)
+    }
+
+    /// Starts the next sheet; rows start at its first row.
+    pub fn sheet(&mut self, name: &str) -> Result<(), StoreError> {
+        let ws = self.wb.add_worksheet_with_constant_memory();
+        ws.set_name(name).map_err(err)?;
+        self.sheet = Some(self.count);
+        self.count += 1;
+        self.row = 0;
+        Ok(())
+    }
+
+    /// The next row to be written (0-based).
+    pub fn next_row(&self) -> u32 {
+        self.row
+    }
+
+    /// Moves to `row` (0-based), leaving the rows in between empty. Never back.
+    pub fn skip_to(&mut self, row: u32) {
+        self.row = self.row.max(row);
+    }
+
+    /// Writes a row of typed cells from column `first_col` and moves to the next row.
+    pub fn row(&mut self, first_col: u16, cells: &[Cell]) -> Result<(), StoreError> {
+        let r = self.row;
+        if r > LAST_ROW {
+            return Err(err(XlsxError::RowColumnLimitError));
+        }
+        let (date, quoted, wrap) = (self.date.clone(), self.quoted.clone(), self.wrap.clone());
+        let ws = self.current()?;
+        for (i, cell) in cells.iter().enumerate() {
+            let c = first_col + i as u16;
+            match cell {
+                Cell::Empty => {}
+                Cell::Text(s) => {
+                    let s = clip(s);
+                    let format = if looks_like_formula(s) {
+                        &quoted
+                    } else {
+                        &wrap
+                    };
+                    ws.write_string_with_format(r, c, s, format).map_err(err)?;
+                }
+                Cell::Date(d) => {
+                    let dt = excel_date(*d)?;
+                    ws.write_datetime_with_format(r, c, &dt, &date)
+                        .map_err(err)?;
+                }
+                Cell::Number(n) => {
+                    ws.write_number_with_format(r, c, *n, &wrap).map_err(err)?;
+                }
+            }
+        }
+        self.row += 1;
+        Ok(())
+    }
+
+    /// Writes a bold header row of labels from column `first_col`.
+    pub fn header(&mut self, first_col: u16, labels: &[&str]) -> Result<(), StoreError> {
+        let r = self.row;
+        let bold = self.bold.clone();
+        let ws = self.current()?;
+        for (i, l) in labels.iter().enumerate() {
+            ws.write_string_with_format(r, first_col + i as u16, *l, &bold)
+                .map_err(err)?;
+        }
+        self.row += 1;
+        Ok(())
+    }
+
+    /// Writes a bold label in `label_col` and typed cells after it, on one row.
+    pub fn labelled(
+        &mut self,
+        label_col: u16,
+        label: &str,
+        cells: &[Cell],
+    ) -> Result<(), StoreError> {
+        let r = self.row;
+        let bold = self.bold.clone();
+        self.current()?
+            .write_string_with_format(r, label_col, label, &bold)
+            .map_err(err)?;
+        self.row(label_col + 1, cells)?;
+        self.row = r + 1;
+        Ok(())
+    }
+
+    /// A drop-down of `values` on column `col`, rows `first_row..=last_row` (0-based).
+    pub fn list(
+        &mut self,
+        col: u16,
+        first_row: u32,
+        last_row: u32,
+        values: &[&str],
+    ) -> Result<(), StoreError> {
+        let v = DataValidation::new()
+            .allow_list_strings(values)
+            .map_err(err)?;
+        self.current()?
+            .add_data_validation(first_row, col, last_row.min(LAST_ROW), col, &v)
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Column widths (in characters) from column `first_col`.
+    pub fn widths(&mut self, first_col: u16, widths: &[f64]) -> Result<(), StoreError> {
+        let ws = self.current()?;
+        for (i, w) in widths.iter().enumerate() {
+            ws.set_column_width(first_col + i as u16, *w).map_err(err)?;
         }
         Ok(())
     }
 
-    /// Starts the next sheet.
-    pub fn sheet(&mut self, name: &str) -> io::Result<()> {
-        self.end_sheet()?;
-        self.sheets.push(name.to_owned());
-        self.row = 0;
-        self.zip
-            .start(&format!("xl/worksheets/sheet{}.xml", self.sheets.len()))?;
-        self.zip.write_all(
-            b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\"><sheetData>",
-        )
+    /// Writes the workbook into `out` (the spool file): the sheets' temp files are copied into
+    /// a streamed ZIP container.
+    pub fn finish(mut self, out: &mut (impl Write + Send)) -> Result<(), StoreError> {
+        self.wb.save_to_writer(out).map_err(err)
     }
+}
 
-    /// Appends a row of text cells to the current sheet.
-    pub fn row(&mut self, cells: &[String]) -> io::Result<()> {
-        self.row += 1;
-        let r = self.row;
-        let mut xml = format!("<row r=\"{r}\">");
-        for (i, c) in cells.iter().enumerate() {
-            if c.is_empty() {
-                continue;
-            }
-            xml.push_str(&format!(
-                "<c r=\"{}{r}\" t=\"inlineStr\"><is><t xml:space=\"preserve\">{}</t></is></c>",
-                column(i),
-                xml_text(c)
-            ));
-        }
-        xml.push_str("</row>");
-        self.zip.write_all(xml.as_bytes())
+/// Text clipped to Excel's cell limit, on a character boundary.
+fn clip(s: &str) -> &str {
+    if s.len() <= MAX_TEXT {
+        return s;
     }
+    match s.char_indices().nth(MAX_TEXT) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
 
-    /// Writes the workbook's parts around the sheets and closes the archive.
-    pub fn finish(mut self) -> io::Result<W> {
-        self.end_sheet()?;
-        let n = self.sheets.len();
-        let mut types = String::from(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"><Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/><Default Extension=\"xml\" ContentType=\"application/xml\"/><Override PartName=\"/xl/workbook.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml\"/><Override PartName=\"/xl/styles.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml\"/>",
-        );
-        let mut sheets = String::new();
-        let mut rels = String::from(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">",
-        );
-        for (i, name) in self.sheets.iter().enumerate() {
-            let k = i + 1;
-            types.push_str(&format!("<Override PartName=\"/xl/worksheets/sheet{k}.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/>"));
-            sheets.push_str(&format!(
-                "<sheet name=\"{}\" sheetId=\"{k}\" r:id=\"rId{k}\"/>",
-                xml_text(name)
-            ));
-            rels.push_str(&format!("<Relationship Id=\"rId{k}\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet\" Target=\"worksheets/sheet{k}.xml\"/>"));
-        }
-        types.push_str("</Types>");
-        rels.push_str(&format!("<Relationship Id=\"rId{}\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles\" Target=\"styles.xml\"/></Relationships>", n + 1));
-        let parts = [
-            ("[Content_Types].xml", types),
-            ("_rels/.rels", "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"xl/workbook.xml\"/></Relationships>".to_owned()),
-            ("xl/workbook.xml", format!("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<workbook xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"><sheets>{sheets}</sheets></workbook>")),
-            ("xl/_rels/workbook.xml.rels", rels),
-            ("xl/styles.xml", "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<styleSheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\"><fonts count=\"1\"><font><sz val=\"11\"/><name val=\"Calibri\"/></font></fonts><fills count=\"2\"><fill><patternFill patternType=\"none\"/></fill><fill><patternFill patternType=\"gray125\"/></fill></fills><borders count=\"1\"><border><left/><right/><top/><bottom/><diagonal/></border></borders><cellStyleXfs count=\"1\"><xf numFmtId=\"0\" fontId=\"0\" fillId=\"0\" borderId=\"0\"/></cellStyleXfs><cellXfs count=\"1\"><xf numFmtId=\"0\" fontId=\"0\" fillId=\"0\" borderId=\"0\" xfId=\"0\"/></cellXfs></styleSheet>".to_owned()),
-        ];
-        for (name, body) in parts {
-            self.zip.start(name)?;
-            self.zip.write_all(body.as_bytes())?;
-        }
-        self.zip.finish()
-    }
+fn excel_date(d: chrono::NaiveDate) -> Result<ExcelDateTime, StoreError> {
+    use chrono::Datelike;
+    let year = u16::try_from(d.year())
+        .map_err(|_| StoreError::Internal(format!("workbook: {d} is outside Excel's calendar")))?;
+    ExcelDateTime::from_ymd(year, d.month() as u8, d.day() as u8).map_err(err)
 }
 
 #[cfg(test)]
@@ -301,22 +225,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crc32_matches_the_standard_check_value() {
-        let mut c = Crc::new();
-        c.update(b"123456789");
-        assert_eq!(c.value(), 0xCBF4_3926);
+    fn long_text_is_clipped_on_a_character_boundary() {
+        let s = "é".repeat(MAX_TEXT + 5);
+        assert_eq!(clip(&s).chars().count(), MAX_TEXT);
+        assert_eq!(clip("short"), "short");
     }
 
     #[test]
-    fn columns_run_a_to_ae() {
-        assert_eq!(column(0), "A");
-        assert_eq!(column(25), "Z");
-        assert_eq!(column(26), "AA");
-        assert_eq!(column(30), "AE");
-    }
-
-    #[test]
-    fn xml_text_escapes_and_drops_forbidden_characters() {
-        assert_eq!(xml_text("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
+    fn a_workbook_streams_into_a_writer() -> Result<(), StoreError> {
+        let dir = std::env::temp_dir();
+        let mut book = Book::new(&dir)?;
+        book.sheet("One")?;
+        book.header(0, &["A", "B"])?;
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
+        book.row(0, &[Cell::text("=1+1"), Cell::Date(d), Cell::Number(3.0)])?;
+        book.list(0, 1, 100, &["Yes", "No"])?;
+        let mut out = Vec::new();
+        book.finish(&mut out)?;
+        assert!(out.starts_with(b"PK\x03\x04"));
+        Ok(())
     }
 }

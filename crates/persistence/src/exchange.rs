@@ -18,7 +18,7 @@ use poam_domain::change;
 use poam_domain::exchange::oscal::{self, MilestoneDraft};
 use poam_domain::exchange::{ItemRecord, StatusChange};
 use poam_domain::lifecycle::Request;
-use poam_domain::workflow::{Milestone, Review};
+use poam_domain::workflow::{Milestone, MilestoneChange, Review};
 use poam_domain::{Item, ItemFields, ItemId, ItemStatus, System, SystemId, SystemScope, Violation};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -749,6 +749,7 @@ fn import_milestones(
     run: &ImportRun,
     item: &Item,
     drafts: &[MilestoneDraft],
+    history: Option<&[Vec<MilestoneChange>]>,
     notes: &mut Vec<Violation>,
 ) -> Result<bool, StoreError> {
     let sid = run.sid;
@@ -790,6 +791,10 @@ fn import_milestones(
         ) else {
             continue;
         };
+        let mut next = next;
+        if let Some(recorded) = history.and_then(|h| h.get(n)) {
+            change::sheet_milestone_history(existing.as_ref(), &mut next, recorded);
+        }
         let changes = crate::systems::to_json(&next.changes)?;
         // What the document decides of the milestone, for an update and an insert alike.
         let content = (
@@ -893,7 +898,7 @@ fn one_import(
                 "item",
                 &item.id.to_string(),
             )?;
-            import_milestones(conn, run, &item, &it.milestones, notes)?;
+            import_milestones(conn, run, &item, &it.milestones, None, notes)?;
             Ok(Outcome::Created(item))
         }
         Some(id) => {
@@ -913,7 +918,8 @@ fn one_import(
                 items::record(conn, Some(&current), &item, run.action, run.actor)?;
                 item
             };
-            let milestones_changed = import_milestones(conn, run, &item, &it.milestones, notes)?;
+            let milestones_changed =
+                import_milestones(conn, run, &item, &it.milestones, None, notes)?;
             if item.version == current.version && !milestones_changed {
                 Ok(Outcome::Unchanged(item))
             } else {
@@ -997,4 +1003,136 @@ pub fn import_oscal(
         }
         start = end;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spreadsheet imports (FedRAMP and eMASS templates)
+
+/// One item read from a spreadsheet: its key (the sheet's own id, stored as the item's
+/// external id), its fields as the sheet gives them, its milestones (in the item's order) and
+/// the due-date changes the sheet records for each.
+#[derive(Debug, Clone)]
+pub struct SheetItem {
+    pub key: String,
+    pub fields: ItemFields,
+    pub milestones: Vec<MilestoneDraft>,
+    /// One list per milestone, oldest first.
+    pub history: Vec<Vec<MilestoneChange>>,
+}
+
+fn one_sheet_item(
+    conn: &mut DbConnection,
+    run: &ImportRun,
+    it: &SheetItem,
+    decide: &mut dyn FnMut(Option<&Item>) -> Result<ItemFields, StoreError>,
+    notes: &mut Vec<Violation>,
+) -> Result<Outcome, StoreError> {
+    let target = find_existing(conn, run.sid, &BulkKey::External(it.key.clone()))?;
+    match target {
+        None => {
+            let fields = decide(None)?;
+            let item = items::create_in(conn, run.sid, &fields, run.actor, run.action)?;
+            import_milestones(conn, run, &item, &it.milestones, Some(&it.history), notes)?;
+            Ok(Outcome::Created(item))
+        }
+        Some(id) => {
+            let item_id: ItemId = crate::systems::parse_id(&id)?;
+            let current = items::locked(conn, item_id, run.scope)?;
+            if current.archived_at.is_some() {
+                return Err(archived_conflict("item"));
+            }
+            let fields = decide(Some(&current))?;
+            let fields = items::with_deadline(conn, &current, fields)?;
+            let item = if current.fields() == fields {
+                current.clone()
+            } else {
+                let item = items::write_fields(conn, &current, &fields, db::now())?;
+                items::record(conn, Some(&current), &item, run.action, run.actor)?;
+                item
+            };
+            let milestones_changed =
+                import_milestones(conn, run, &item, &it.milestones, Some(&it.history), notes)?;
+            if item.version == current.version && !milestones_changed {
+                Ok(Outcome::Unchanged(item))
+            } else {
+                Ok(Outcome::Updated(item))
+            }
+        }
+    }
+}
+
+/// Imports the items of one spreadsheet in one transaction (a savepoint per item: a refused
+/// item is reported and the others apply), keyed by the sheet's own ids (the items' external
+/// ids), and records the import — the file's name and SHA-256 in `record.detail`, the counts
+/// and the display ids it created and updated — in the history. `reason` is what the
+/// milestone moves it records say. `decide` is the domain's decision on each item, as for
+/// every write path.
+#[allow(clippy::too_many_arguments)]
+pub fn import_sheet(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    scope: &SystemScope,
+    actor: &str,
+    migrate: bool,
+    record: &mut ExchangeRecord,
+    reason: &str,
+    items: &[SheetItem],
+    mut decide: impl FnMut(usize, Option<&Item>) -> Result<ItemFields, StoreError>,
+) -> Result<(Vec<Outcome>, Vec<Vec<Violation>>), StoreError> {
+    let action = if migrate {
+        Action::Migrated
+    } else {
+        Action::Imported
+    };
+    db::write(conn, |conn| {
+        let sid = live_system(conn, system_id, scope)?;
+        let run = ImportRun {
+            sid: &sid,
+            scope,
+            actor,
+            migrate,
+            action,
+            reason: reason.to_owned(),
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut notes: Vec<Vec<Violation>> = vec![Vec::new(); items.len()];
+        for (i, it) in items.iter().enumerate() {
+            let mut element = |current: Option<&Item>| decide(i, current);
+            let mut found = Vec::new();
+            match conn.transaction(|conn| one_sheet_item(conn, &run, it, &mut element, &mut found))
+            {
+                Ok(o) => {
+                    notes[i] = found;
+                    out.push(o)
+                }
+                Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => return Err(e),
+                Err(e) => out.push(Outcome::Failed(e)),
+            }
+        }
+        let count = |f: fn(&Outcome) -> bool| out.iter().filter(|o| f(o)).count();
+        let touched = |f: fn(&Outcome) -> bool| -> Vec<String> {
+            out.iter()
+                .filter(|o| f(o))
+                .filter_map(outcome_item)
+                .map(|i| i.display_id.clone())
+                .collect()
+        };
+        let mut counts = serde_json::json!({
+            "created": count(|o| matches!(o, Outcome::Created(_))),
+            "updated": count(|o| matches!(o, Outcome::Updated(_))),
+            "unchanged": count(|o| matches!(o, Outcome::Unchanged(_))),
+            "failed": count(|o| matches!(o, Outcome::Failed(_))),
+            "migrated": migrate,
+            "created_items": touched(|o| matches!(o, Outcome::Created(_))),
+            "updated_items": touched(|o| matches!(o, Outcome::Updated(_))),
+        });
+        if let (Some(serde_json::Value::Object(extra)), Some(map)) =
+            (record.counts.take(), counts.as_object_mut())
+        {
+            map.extend(extra);
+        }
+        record.counts = Some(counts);
+        append_record(conn, &sid, "import", action, record, actor)?;
+        Ok((out, notes))
+    })
 }

@@ -100,6 +100,8 @@ struct Details {
     evaluation: Option<poam_domain::vdr::Evaluation>,
     /// FedRAMP 2026: the deadlines the system's class set on the last write (or move).
     vdr_schedule: Option<StoredSchedule>,
+    /// NISP: the C/W/S code, raw.
+    cws_code: Option<String>,
 }
 
 /// The VDR/VER deadlines an item was given, with the class that gave them.
@@ -220,6 +222,7 @@ impl ItemContent {
                 .class
                 .zip(deadline.vdr)
                 .map(|(class, schedule)| StoredSchedule { class, schedule }),
+            cws_code: f.cws_code.clone(),
         };
         Ok(ItemContent {
             external_id: f.external_id.clone(),
@@ -311,6 +314,7 @@ impl ItemRow {
             change_management: d.change_management,
             escalation_contact: d.escalation_contact,
             evaluation: d.evaluation,
+            cws_code: d.cws_code,
         };
         let meta = ItemMeta {
             id: parse_id(&self.id)?,

@@ -128,6 +128,8 @@ diesel::table! {
         reviewer_name -> Nullable<Text>,
         reviewed_at -> Timestamp,
         supersedes -> Nullable<Text>,
+        determination -> Nullable<Text>,
+        determined_on -> Nullable<Date>,
     }
 }
 

@@ -58,6 +58,11 @@ pub(crate) struct VdrSettings {
     pub(crate) fedramp_id: Option<String>,
     /// Reminder settings (not FedRAMP's, but kept in the same settings document).
     pub(crate) reminders: Option<poam_domain::reminders::ReminderPolicy>,
+    /// The eMASS POA&M header fields.
+    pub(crate) emass: Option<poam_domain::system::EmassHeader>,
+    /// NISP: the DSS UID and the C/W/S label map.
+    pub(crate) dss_uid: Option<String>,
+    pub(crate) cws_labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl VdrSettings {
@@ -69,6 +74,9 @@ impl VdrSettings {
             certification_package_uri: f.certification_package_uri.clone(),
             fedramp_id: f.fedramp_id.clone(),
             reminders: f.reminders.clone(),
+            emass: f.emass.clone(),
+            dss_uid: f.dss_uid.clone(),
+            cws_labels: f.cws_labels.clone(),
         };
         (s != VdrSettings::default()).then_some(s)
     }
@@ -145,6 +153,9 @@ impl SystemRow {
             certification_package_uri: vdr.certification_package_uri,
             fedramp_id: vdr.fedramp_id,
             reminders: vdr.reminders,
+            emass: vdr.emass,
+            dss_uid: vdr.dss_uid,
+            cws_labels: vdr.cws_labels,
         };
         let meta = SystemMeta {
             id: parse_id(&self.id)?,

@@ -458,6 +458,8 @@ pub(crate) struct ReviewRow {
     reviewer_name: Option<String>,
     reviewed_at: NaiveDateTime,
     supersedes: Option<String>,
+    determination: Option<String>,
+    determined_on: Option<NaiveDate>,
 }
 
 impl ReviewRow {
@@ -483,6 +485,12 @@ impl ReviewRow {
             reviewer_name: self.reviewer_name,
             reviewed_at: utc(self.reviewed_at),
             supersedes: self.supersedes.as_deref().map(parse_id).transpose()?,
+            determination: self
+                .determination
+                .as_deref()
+                .map(|d| parse_word("determination", d))
+                .transpose()?,
+            determined_on: self.determined_on,
         })
     }
 }
@@ -557,6 +565,8 @@ pub fn create_review(
                 reviews::reviewer_name.eq(reviewer_name),
                 reviews::reviewed_at.eq(now),
                 reviews::supersedes.eq(r.supersedes.map(|u| u.to_string())),
+                reviews::determination.eq(r.determination.map(|d| d.as_str())),
+                reviews::determined_on.eq(r.determined_on),
             ))
             .execute(conn)?;
         let review = reviews::table

@@ -1,6 +1,7 @@
 //! The FedRAMP POA&M template (Rev. 5): columns A–AE in the template's order, open and closed
 //! items on separate sheets, dates as the template writes them (MM/DD/YYYY).
 
+use super::sheet::Cell;
 use super::ItemRecord;
 use crate::workflow::MilestoneStatus;
 use crate::{DeviationKind, DeviationStatus, ItemStatus, RiskRating};
@@ -73,7 +74,8 @@ fn opt_date(d: Option<NaiveDate>) -> String {
     d.map(date).unwrap_or_default()
 }
 
-fn rating(r: RiskRating) -> &'static str {
+/// A risk rating as the template writes it.
+pub fn rating(r: RiskRating) -> &'static str {
     match r {
         RiskRating::Critical => "Critical",
         RiskRating::High => "High",
@@ -90,26 +92,21 @@ fn money(x: f64) -> String {
     }
 }
 
-/// One row of the template, columns A to AE.
-pub fn row(rec: &ItemRecord) -> [String; 31] {
-    let it = &rec.item;
-    let deviation = |kind: DeviationKind| match &it.deviation {
-        Some(d) if d.kind == kind => match d.status {
-            DeviationStatus::Approved => "Yes",
-            DeviationStatus::Pending => "Pending",
-            DeviationStatus::Rejected => "No",
-        },
-        _ => "No",
-    };
-    let contact = it
+/// The item's point of contact as the template writes it: `Name <e-mail>`.
+pub fn contact(rec: &ItemRecord) -> String {
+    rec.item
         .owner
         .as_ref()
         .map(|p| match &p.email {
             Some(e) => format!("{} <{e}>", p.name),
             None => p.name.clone(),
         })
-        .unwrap_or_default();
-    let resources = it
+        .unwrap_or_default()
+}
+
+/// Resources required, in one line.
+pub fn resources(rec: &ItemRecord) -> String {
+    rec.item
         .resources
         .as_ref()
         .map(|r| {
@@ -135,10 +132,12 @@ pub fn row(rec: &ItemRecord) -> [String; 31] {
             }
             parts.join("; ")
         })
-        .unwrap_or_default();
-    // Planned milestones keep their first due date; every move and completion is a change.
-    let planned = rec
-        .milestones
+        .unwrap_or_default()
+}
+
+/// Planned milestones, one a line: `(n) MM/DD/YYYY: title`, each with its first due date.
+pub fn planned_milestones(rec: &ItemRecord) -> String {
+    rec.milestones
         .iter()
         .enumerate()
         .map(|(i, m)| {
@@ -146,7 +145,12 @@ pub fn row(rec: &ItemRecord) -> [String; 31] {
             format!("({}) {}: {}", i + 1, date(original), m.title)
         })
         .collect::<Vec<_>>()
-        .join("\n");
+        .join("\n")
+}
+
+/// Milestone changes, one a line: every move (with its reason, who and when), every
+/// completion and cancellation.
+pub fn milestone_changes(rec: &ItemRecord) -> String {
     let mut changes = Vec::new();
     for (i, m) in rec.milestones.iter().enumerate() {
         for c in &m.changes {
@@ -174,11 +178,28 @@ pub fn row(rec: &ItemRecord) -> [String; 31] {
             _ => {}
         }
     }
-    let status_date = rec
-        .transitions
+    changes.join("\n")
+}
+
+/// The date of the item's last status change (its creation when it never changed).
+pub fn status_date(rec: &ItemRecord) -> NaiveDate {
+    rec.transitions
         .last()
-        .map_or(it.created_at, |t| t.at)
-        .date_naive();
+        .map_or(rec.item.created_at, |t| t.at)
+        .date_naive()
+}
+
+/// One row of the template, columns A to AE, typed: dates are [`Cell::Date`].
+pub fn cells(rec: &ItemRecord) -> [Cell; 31] {
+    let it = &rec.item;
+    let deviation = |kind: DeviationKind| match &it.deviation {
+        Some(d) if d.kind == kind => match d.status {
+            DeviationStatus::Approved => "Yes",
+            DeviationStatus::Pending => "Pending",
+            DeviationStatus::Rejected => "No",
+        },
+        _ => "No",
+    };
     let documents = rec
         .evidence
         .iter()
@@ -188,47 +209,53 @@ pub fn row(rec: &ItemRecord) -> [String; 31] {
         .join("\n");
     let vendor = it.vendor_dependency.as_ref();
     [
-        it.display_id.clone(),
-        it.controls.join(", "),
-        it.title.clone(),
-        it.description.clone(),
-        it.source
-            .detector
-            .clone()
-            .unwrap_or_else(|| it.source.kind.as_str().replace('_', " ")),
-        it.source.identifier.clone().unwrap_or_default(),
-        it.assets.join(", "),
-        contact,
-        resources,
-        it.remediation_plan.clone().unwrap_or_default(),
-        date(it.detected_on),
-        opt_date(it.scheduled_completion),
-        planned,
-        changes.join("\n"),
-        date(status_date),
-        if vendor.is_some() { "Yes" } else { "No" }.into(),
-        opt_date(vendor.and_then(|v| v.last_check_in)),
-        vendor.map(|v| v.product.clone()).unwrap_or_default(),
-        rating(it.risk_rating).into(),
-        it.adjusted_risk_rating
-            .map(rating)
-            .unwrap_or_default()
-            .into(),
-        deviation(DeviationKind::RiskAdjustment).into(),
-        deviation(DeviationKind::FalsePositive).into(),
-        deviation(DeviationKind::OperationalRequirement).into(),
-        it.deviation
-            .as_ref()
-            .map(|d| d.rationale.clone())
-            .unwrap_or_default(),
-        documents,
-        it.comments.clone().unwrap_or_default(),
-        "No".into(),
-        String::new(),
-        String::new(),
-        it.cves.join(", "),
-        String::new(),
+        Cell::text(it.display_id.clone()),
+        Cell::text(it.controls.join(", ")),
+        Cell::text(it.title.clone()),
+        Cell::text(it.description.clone()),
+        Cell::text(
+            it.source
+                .detector
+                .clone()
+                .unwrap_or_else(|| it.source.kind.as_str().replace('_', " ")),
+        ),
+        Cell::text(it.source.identifier.clone().unwrap_or_default()),
+        Cell::text(it.assets.join(", ")),
+        Cell::text(contact(rec)),
+        Cell::text(resources(rec)),
+        Cell::text(it.remediation_plan.clone().unwrap_or_default()),
+        Cell::Date(it.detected_on),
+        Cell::date(it.scheduled_completion),
+        Cell::text(planned_milestones(rec)),
+        Cell::text(milestone_changes(rec)),
+        Cell::Date(status_date(rec)),
+        Cell::text(if vendor.is_some() { "Yes" } else { "No" }),
+        Cell::date(vendor.and_then(|v| v.last_check_in)),
+        Cell::text(vendor.map(|v| v.product.clone()).unwrap_or_default()),
+        Cell::text(rating(it.risk_rating)),
+        Cell::text(it.adjusted_risk_rating.map(rating).unwrap_or_default()),
+        Cell::text(deviation(DeviationKind::RiskAdjustment)),
+        Cell::text(deviation(DeviationKind::FalsePositive)),
+        Cell::text(deviation(DeviationKind::OperationalRequirement)),
+        Cell::text(
+            it.deviation
+                .as_ref()
+                .map(|d| d.rationale.clone())
+                .unwrap_or_default(),
+        ),
+        Cell::text(documents),
+        Cell::text(it.comments.clone().unwrap_or_default()),
+        Cell::text("No"),
+        Cell::Empty,
+        Cell::Empty,
+        Cell::text(it.cves.join(", ")),
+        Cell::Empty,
     ]
+}
+
+/// One row of the template, columns A to AE, as text (dates MM/DD/YYYY).
+pub fn row(rec: &ItemRecord) -> [String; 31] {
+    cells(rec).map(|c| c.to_field())
 }
 
 /// One CSV record (RFC 4180): fields quoted when they hold a comma, quote or line break; CRLF.
@@ -240,7 +267,7 @@ pub fn csv_record(fields: &[String]) -> String {
         }
         // A leading =, +, - or @ would be a formula to a spreadsheet, and so would a tab or a
         // carriage return before one (OWASP's list): neutralised with a quote.
-        let guarded = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        let guarded = if super::sheet::looks_like_formula(f) {
             format!("'{f}")
         } else {
             f.clone()

@@ -2,9 +2,14 @@
 //! conversions between the domain's records and the formats' documents; the store reads, the
 //! HTTP room streams.
 
+pub mod emass;
 pub mod fedramp;
+pub mod fedramp_v3;
 pub mod json_out;
+pub mod nisp;
 pub mod oscal;
+pub mod sheet;
+pub mod sheet_import;
 
 use crate::workflow::{Evidence, Milestone, Review};
 use crate::{Item, ItemStatus};

@@ -7,12 +7,14 @@ use crate::input::{apply_patch, json_document, parse_fields, query};
 use crate::problem::{ApiError, FieldError, Problem};
 use crate::protection::Heavy;
 use crate::state::AppState;
-use crate::xlsx::Workbook;
+use crate::xlsx::{Book, Cell};
 use actix_web::http::header;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use poam_domain::change::{self, Caller, Channel, Origin};
+use poam_domain::exchange::emass;
 use poam_domain::exchange::fedramp::{self, Sheet};
 use poam_domain::exchange::oscal::{self, AssetSet};
+use poam_domain::exchange::{fedramp_v3, nisp, sheet};
 use poam_domain::exchange::{ItemRecord, StatusChange};
 use poam_domain::history::Event;
 use poam_domain::workflow::{Evidence, Milestone, Review};
@@ -48,6 +50,31 @@ pub enum ExportFormat {
     Csv,
     /// The FedRAMP POA&M template's open and closed sheets (`.xlsx`).
     Xlsx,
+    /// The DCSA/NISP POA&M template: header block (company, CAGE, DSS UID, ISSM / A-ISSM,
+    /// last quarterly review) and items in one sheet (`.xlsx`, or `as=csv`).
+    Nisp,
+    /// The eMASS POA&M template (`.xlsx`, or `as=csv`), in the layout `variant` picks.
+    Emass,
+}
+
+/// The FedRAMP template generation of `csv` and `xlsx`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateParam {
+    /// Rev5, columns A–AE, header in row 1 (the layout on FedRAMP's repository today).
+    #[default]
+    Rev5,
+    /// v3.0 (2025-11-17): header block, columns B–AB under row labels, PL-2 Findings sheet.
+    V3,
+}
+
+/// The file a template format (`nisp`) comes as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileParam {
+    #[default]
+    Xlsx,
+    Csv,
 }
 
 /// The template sheet a CSV export holds.
@@ -62,12 +89,29 @@ pub enum SheetParam {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
-    /// `json` (default), `oscal`, `csv` or `xlsx`.
+    /// `json` (default), `oscal`, `csv`, `xlsx`, `nisp` or `emass`.
     #[param(inline)]
     format: Option<ExportFormat>,
+    /// For `emass`: the template's layout, `navy` (default, A–AG), `army` (A–AO) or `marine`
+    /// (A–AF).
+    #[param(inline)]
+    variant: Option<emass::Variant>,
+    /// For `emass`: answer, as JSON, what the export would hold and which items eMASS would
+    /// refuse and why (rule codes), instead of the workbook. Nothing is recorded.
+    dry_run: Option<bool>,
+    /// For `emass`: refuse the export (422 `emass_refused`, each item and rule in `errors`)
+    /// when eMASS would refuse any item, instead of writing them all.
+    strict: Option<bool>,
     /// For `csv`: the template's `open` (default) or `closed` sheet.
     #[param(inline)]
     sheet: Option<SheetParam>,
+    /// For `csv` and `xlsx`: the FedRAMP template generation, `rev5` (default) or `v3`.
+    #[param(inline)]
+    template: Option<TemplateParam>,
+    /// For `nisp`: `xlsx` (default) or `csv` (the header block, a blank line, the items).
+    #[serde(rename = "as")]
+    #[param(inline, rename = "as")]
+    file: Option<FileParam>,
     /// For `oscal`, `csv` and `xlsx`: include archived items. Without it they are left out, and
     /// the response says how many archived unresolved items it leaves out (the header
     /// `POAM-Archived-Unresolved-Excluded`, and in OSCAL a metadata prop of that name). The
@@ -463,42 +507,286 @@ fn write_csv(
     head: &ExportHead,
     archived: bool,
     sheet: Sheet,
+    template: TemplateParam,
     w: &mut impl Write,
 ) -> Result<(), StoreError> {
     // A byte-order mark, so spreadsheet programs read the file as UTF-8.
     w.write_all("\u{feff}".as_bytes()).map_err(io_err)?;
-    let header: Vec<String> = fedramp::COLUMNS.iter().map(|c| (*c).to_owned()).collect();
-    w.write_all(fedramp::csv_record(&header).as_bytes())
+    let header: &[&str] = match (template, sheet) {
+        (TemplateParam::Rev5, _) => &fedramp::COLUMNS,
+        (TemplateParam::V3, Sheet::Open) => &fedramp_v3::OPEN_COLUMNS,
+        (TemplateParam::V3, Sheet::Closed) => &fedramp_v3::CLOSED_COLUMNS,
+    };
+    w.write_all(sheet::csv_row(&sheet::labels(header)).as_bytes())
         .map_err(io_err)?;
     for_each_record(conn, head.system.id, template_load(archived), |rec| {
         if sheet.holds(rec.item.status) {
-            w.write_all(fedramp::csv_record(&fedramp::row(&rec)).as_bytes())
+            let cells = match template {
+                TemplateParam::Rev5 => fedramp::cells(&rec).to_vec(),
+                TemplateParam::V3 => fedramp_v3::cells(&rec),
+            };
+            w.write_all(sheet::csv_row(&cells).as_bytes())
                 .map_err(io_err)?;
         }
         Ok(())
     })
 }
 
+/// FedRAMP's drop-downs on the item rows: Vendor Dependency (yes/no), the three deviation
+/// columns (yes/no/pending) and the risk ratings. `first`: the column of POAM ID; the others
+/// are offsets from it.
+fn fedramp_lists(
+    book: &mut Book,
+    first: u16,
+    rows: (u32, u32),
+    vendor: u16,
+    deviations: &[u16],
+    ratings: &[u16],
+) -> Result<(), StoreError> {
+    let (from, to) = (rows.0, rows.1.max(rows.0));
+    book.list(first + vendor, from, to, &["Yes", "No"])?;
+    for c in deviations {
+        book.list(first + c, from, to, &["Yes", "No", "Pending"])?;
+    }
+    for c in ratings {
+        book.list(
+            first + c,
+            from,
+            to,
+            &["Critical", "High", "Moderate", "Low"],
+        )?;
+    }
+    Ok(())
+}
+
 fn write_xlsx(
     conn: &mut DbConnection,
     head: &ExportHead,
     archived: bool,
-    w: &mut impl Write,
+    template: TemplateParam,
+    spool_dir: &std::path::Path,
+    w: &mut (impl Write + Send),
 ) -> Result<(), StoreError> {
-    let mut book = Workbook::new(w);
-    let header: Vec<String> = fedramp::COLUMNS.iter().map(|c| (*c).to_owned()).collect();
-    for sheet in [Sheet::Open, Sheet::Closed] {
-        book.sheet(sheet.title()).map_err(io_err)?;
-        book.row(&header).map_err(io_err)?;
-        for_each_record(conn, head.system.id, template_load(archived), |rec| {
-            if sheet.holds(rec.item.status) {
-                book.row(&fedramp::row(&rec)).map_err(io_err)?;
+    let mut book = Book::new(spool_dir)?;
+    match template {
+        TemplateParam::Rev5 => {
+            for sheet in [Sheet::Open, Sheet::Closed] {
+                book.sheet(sheet.title())?;
+                book.header(0, &fedramp::COLUMNS)?;
+                for_each_record(conn, head.system.id, template_load(archived), |rec| {
+                    if sheet.holds(rec.item.status) {
+                        book.row(0, &fedramp::cells(&rec))?;
+                    }
+                    Ok(())
+                })?;
+                let last = book.next_row();
+                fedramp_lists(&mut book, 0, (1, last), 15, &[20, 21, 22], &[18, 19])?;
             }
-            Ok(())
-        })?;
+        }
+        TemplateParam::V3 => write_v3(conn, head, archived, &mut book)?,
     }
-    book.finish().map_err(io_err)?;
+    book.finish(w)
+}
+
+/// The FedRAMP template v3.0: the Open sheet with its header block and row labels, then the
+/// Closed, Configuration Findings and PL-2 Findings sheets (header in row 2).
+fn write_v3(
+    conn: &mut DbConnection,
+    head: &ExportHead,
+    archived: bool,
+    book: &mut Book,
+) -> Result<(), StoreError> {
+    use fedramp_v3 as v3;
+    let system = &head.system;
+    book.sheet(v3::OPEN_SHEET)?;
+    book.skip_to(v3::OPEN_BLOCK_ROW);
+    book.header(v3::FIRST_COLUMN, &v3::HEADER_LABELS)?;
+    let impact = system.impact_level.map(|l| match l {
+        poam_domain::ImpactLevel::Low => "Low",
+        poam_domain::ImpactLevel::Moderate => "Moderate",
+        poam_domain::ImpactLevel::High => "High",
+    });
+    book.row(
+        v3::FIRST_COLUMN,
+        &[
+            Cell::text(system.organization.clone().unwrap_or_default()),
+            Cell::text(system.name.clone()),
+            Cell::text(impact.unwrap_or_default()),
+            Cell::Date(chrono::Utc::now().date_naive()),
+        ],
+    )?;
+    book.skip_to(v3::OPEN_HEADER_ROW);
+    book.header(v3::FIRST_COLUMN, &v3::OPEN_COLUMNS)?;
+    for label in v3::ROW_LABELS {
+        book.labelled(0, label, &[])?;
+    }
+    book.skip_to(v3::OPEN_FIRST_ROW);
+    for_each_record(conn, system.id, template_load(archived), |rec| {
+        if Sheet::Open.holds(rec.item.status) {
+            book.row(v3::FIRST_COLUMN, &v3::cells(&rec))?;
+        }
+        Ok(())
+    })?;
+    let last = book.next_row();
+    fedramp_lists(
+        book,
+        v3::FIRST_COLUMN,
+        (v3::OPEN_FIRST_ROW, last),
+        13,
+        &[18, 19, 20],
+        &[16, 17],
+    )?;
+    book.widths(0, &[24.0])?;
+    book.sheet(v3::CLOSED_SHEET)?;
+    book.skip_to(v3::CLOSED_HEADER_ROW);
+    book.header(v3::FIRST_COLUMN, &v3::CLOSED_COLUMNS)?;
+    for_each_record(conn, system.id, template_load(archived), |rec| {
+        if Sheet::Closed.holds(rec.item.status) {
+            book.row(v3::FIRST_COLUMN, &v3::cells(&rec))?;
+        }
+        Ok(())
+    })?;
+    // No item is marked a configuration finding or a PL-2 (documentation) deficiency: the
+    // sheets are there, with their headers, for the CSP to fill.
+    book.sheet(v3::CONFIGURATION_SHEET)?;
+    book.skip_to(v3::CLOSED_HEADER_ROW);
+    book.header(v3::FIRST_COLUMN, &v3::CLOSED_COLUMNS)?;
+    book.sheet(v3::PL2_SHEET)?;
+    book.skip_to(v3::CLOSED_HEADER_ROW);
+    book.header(v3::FIRST_COLUMN, &v3::PL2_COLUMNS)?;
     Ok(())
+}
+
+/// The NISP template: the header block, then every item in one table (open and closed).
+fn write_nisp(
+    conn: &mut DbConnection,
+    head: &ExportHead,
+    archived: bool,
+    file: FileParam,
+    spool_dir: &std::path::Path,
+    w: &mut (impl Write + Send),
+) -> Result<(), StoreError> {
+    let system = &head.system;
+    let last_review = nisp::last_periodic_review(&store::system_reviews(conn, system.id)?);
+    let block = nisp::header(system, last_review);
+    let load = Load {
+        reviews: true,
+        ..template_load(archived)
+    };
+    let labels = system.cws_labels.as_ref();
+    match file {
+        FileParam::Csv => {
+            w.write_all("\u{feff}".as_bytes()).map_err(io_err)?;
+            for (label, value) in block {
+                w.write_all(sheet::csv_row(&[Cell::text(label), value]).as_bytes())
+                    .map_err(io_err)?;
+            }
+            w.write_all(b"\r\n").map_err(io_err)?;
+            w.write_all(sheet::csv_row(&sheet::labels(&nisp::COLUMNS)).as_bytes())
+                .map_err(io_err)?;
+            for_each_record(conn, system.id, load, |rec| {
+                w.write_all(sheet::csv_row(&nisp::cells(&rec, labels)).as_bytes())
+                    .map_err(io_err)
+            })
+        }
+        FileParam::Xlsx => {
+            let mut book = Book::new(spool_dir)?;
+            book.sheet(nisp::SHEET)?;
+            for (label, value) in block {
+                book.labelled(0, label, &[value])?;
+            }
+            book.skip_to(nisp::HEADER_ROW);
+            book.header(0, &nisp::COLUMNS)?;
+            for_each_record(conn, system.id, load, |rec| {
+                book.row(0, &nisp::cells(&rec, labels))
+            })?;
+            let rows = (nisp::FIRST_ROW, book.next_row().max(nisp::FIRST_ROW + 1000));
+            book.list(nisp::STATUS_COLUMN, rows.0, rows.1, &nisp::STATUSES)?;
+            book.list(nisp::RISK_COLUMN, rows.0, rows.1, &nisp::RISK_LEVELS)?;
+            book.list(nisp::TASK_COLUMN, rows.0, rows.1, &nisp::TASK_STATUSES)?;
+            book.widths(0, &[22.0, 50.0, 8.0, 60.0, 14.0, 30.0, 10.0, 22.0, 12.0])?;
+            book.finish(w)
+        }
+    }
+}
+
+/// The `application/json` answers of the export: the bundle (`format=json`) or an eMASS dry
+/// run (`format=emass&dry_run=true`).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)]
+pub enum ExportJson {
+    Bundle(ExportBundle),
+    EmassDryRun(crate::emass_xlsx::EmassDryRun),
+}
+
+/// What an eMASS export writes besides the items.
+struct EmassOut<'a> {
+    variant: emass::Variant,
+    banner: &'a str,
+    exported_by: &'a str,
+    file: FileParam,
+    spool_dir: &'a std::path::Path,
+}
+
+/// The eMASS template (or its CSV): every item's rows, checked by eMASS's rules on the way.
+/// Returns how many items eMASS would refuse.
+fn write_emass(
+    conn: &mut DbConnection,
+    head: &ExportHead,
+    archived: bool,
+    out: &EmassOut<'_>,
+    w: &mut (impl Write + Send),
+) -> Result<usize, StoreError> {
+    let system = &head.system;
+    let today = today();
+    let mut tally = crate::emass_xlsx::Tally::new(false);
+    match out.file {
+        FileParam::Csv => {
+            crate::emass_xlsx::csv_header(out.variant, w)?;
+            for_each_record(conn, system.id, template_load(archived), |rec| {
+                let e = emass::export(&rec, system, out.variant, today);
+                tally.add(&rec, &e);
+                crate::emass_xlsx::csv_rows(&e, w)
+            })?;
+        }
+        FileParam::Xlsx => {
+            let mut book = crate::emass_xlsx::Book::new(
+                out.variant,
+                out.banner,
+                system,
+                out.exported_by,
+                today,
+                out.spool_dir,
+            )?;
+            for_each_record(conn, system.id, template_load(archived), |rec| {
+                let e = emass::export(&rec, system, out.variant, today);
+                tally.add(&rec, &e);
+                book.add(&e)
+            })?;
+            book.finish(w)?;
+        }
+    }
+    Ok(tally.refused)
+}
+
+/// The eMASS rules over every item, without writing (the dry run and `strict=true`).
+fn emass_tally(
+    conn: &mut DbConnection,
+    head: &ExportHead,
+    archived: bool,
+    variant: emass::Variant,
+    keep: bool,
+) -> Result<crate::emass_xlsx::Tally, StoreError> {
+    let system = &head.system;
+    let today = today();
+    let mut tally = crate::emass_xlsx::Tally::new(keep);
+    for_each_record(conn, system.id, template_load(archived), |rec| {
+        let e = emass::export(&rec, system, variant, today);
+        tally.add(&rec, &e);
+        Ok(())
+    })?;
+    Ok(tally)
 }
 
 /// Export a system's POA&M (any role that reads the system, auditors included).
@@ -508,7 +796,23 @@ fn write_xlsx(
 /// from one snapshot. `oscal`: an OSCAL 1.1.2 (or `oscal_version=1.2.1`) POA&M in FedRAMP's
 /// conventions, valid by NIST's schema of that version (uuids are v5,
 /// derived from internal ids: re-exports are stable). `csv` and `xlsx`: the FedRAMP POA&M
-/// template, columns A–AE. Archived items are only in the bundle. Every export is recorded in
+/// template, Rev5 (columns A–AE, the default) or `template=v3` (v3.0: header block, columns
+/// B–AB under row labels, Closed and Configuration sheets with their header in row 2, PL-2
+/// Findings). `nisp`: the DCSA/NISP template (company, CAGE code, DSS UID, ISSM / A-ISSM names
+/// and phones, last quarterly review; items with C/W/S, ISSM/FSO approval, DSS determination,
+/// task status and percent complete), as `xlsx` or `as=csv`. `emass`: the eMASS POA&M
+/// template in the `variant` layout (`navy` by default, `army`, `marine`): the sheet `POA&M`
+/// with the classification banner (`POAM_CLASSIFICATION_BANNER`) in row 1, the header block
+/// (date exported, exported by: the token's subject, the system's `emass` header fields, name
+/// and POC) in rows 2–6, the template's column headers in row 7 and one row per milestone from
+/// row 8 (the item's columns on its first row only), with list validations on the status and
+/// Very Low … Very High columns; `as=csv` gives the same columns (row 7 and the rows, without
+/// the banner and header block). The export checks eMASS's rules (Ongoing and Completed need
+/// milestones, Risk Accepted has neither milestones nor a scheduled date, a Completed item's
+/// milestones are all completed, field limits, …) and says in `POAM-Emass-Refusals` how many
+/// items eMASS would refuse; `dry_run=true` answers which and why (JSON), `strict=true`
+/// refuses the export instead (422). Workbook dates are real dates (`mm/dd/yyyy`). Archived
+/// items are only in the bundle. Every export is recorded in
 /// the history (`export` events). The body streams: memory stays flat however large the POA&M.
 #[utoipa::path(
     tag = "exchange",
@@ -516,13 +820,14 @@ fn write_xlsx(
     responses(
         (status = 200, description = "The export, as the format says.",
          content(
-            (ExportBundle = "application/json"),
+            (ExportJson = "application/json"),
             (Object = "application/oscal+json"),
             (String = "text/csv"),
             (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
          ),
-         headers(("Content-Disposition" = String, description = "attachment; filename=…"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "How many archived items still open, in progress or deferred the export leaves out (0 with include_archived=true, and for json)."))),
+         headers(("Content-Disposition" = String, description = "attachment; filename=…"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "How many archived items still open, in progress or deferred the export leaves out (0 with include_archived=true, and for json)."), ("POAM-Emass-Refusals" = i64, description = "For `emass`: how many of the exported items eMASS would refuse on import (`dry_run=true` says which and why)."))),
         ListProblems,
+        (status = 422, description = "`format=emass&strict=true` and eMASS would refuse items (`emass_refused`): each item and broken rule in `errors` (`pointer` `/items/{display_id}/…`, `code` the rule).", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "OSCAL needs at least one item.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -552,25 +857,78 @@ pub async fn export(
             ))
         }
     };
+    let template = match (format, p.template) {
+        (ExportFormat::Csv | ExportFormat::Xlsx, t) => t.unwrap_or_default(),
+        (_, None) => TemplateParam::Rev5,
+        (_, Some(_)) => {
+            return Err(ApiError::invalid_param(
+                "template",
+                "not_applicable",
+                "`template` selects the FedRAMP template generation of a csv or xlsx export",
+            ))
+        }
+    };
+    let as_file = match (format, p.file) {
+        (ExportFormat::Nisp | ExportFormat::Emass, f) => f.unwrap_or_default(),
+        (_, None) => FileParam::Xlsx,
+        (_, Some(_)) => {
+            return Err(ApiError::invalid_param(
+                "as",
+                "not_applicable",
+                "`as` chooses xlsx or csv for a template format (nisp, emass)",
+            ))
+        }
+    };
+    // The eMASS parameters belong to the eMASS format.
+    let is_emass = format == ExportFormat::Emass;
+    for (name, given) in [
+        ("variant", p.variant.is_some()),
+        ("dry_run", p.dry_run.is_some()),
+        ("strict", p.strict.is_some()),
+    ] {
+        if given && !is_emass {
+            return Err(ApiError::invalid_param(
+                name,
+                "not_applicable",
+                format!("`{name}` belongs to the eMASS export (format=emass)"),
+            ));
+        }
+    }
+    let variant = p.variant.unwrap_or_default();
+    let dry_run = p.dry_run.unwrap_or(false);
+    let strict = p.strict.unwrap_or(false);
     let word = match format {
         ExportFormat::Json => "json",
         ExportFormat::Oscal => "oscal",
         ExportFormat::Csv => "csv",
         ExportFormat::Xlsx => "xlsx",
+        ExportFormat::Nisp => "nisp",
+        ExportFormat::Emass => "emass",
     };
+    let mut details = Vec::new();
+    if format == ExportFormat::Csv {
+        details.push(format!(
+            "sheet={}",
+            if sheet == Sheet::Closed {
+                "closed"
+            } else {
+                "open"
+            }
+        ));
+    }
+    if template == TemplateParam::V3 {
+        details.push("template=v3".to_owned());
+    }
+    if is_emass {
+        details.push(format!("variant={}", variant.as_str()));
+    }
+    if matches!(format, ExportFormat::Nisp | ExportFormat::Emass) && as_file == FileParam::Csv {
+        details.push("as=csv".to_owned());
+    }
     let record = ExchangeRecord {
         id: uuid::Uuid::new_v4().to_string(),
         format: word.to_owned(),
-        detail: (format == ExportFormat::Csv).then(|| {
-            format!(
-                "sheet={}",
-                if sheet == Sheet::Closed {
-                    "closed"
-                } else {
-                    "open"
-                }
-            )
-        }),
+        detail: (!details.is_empty()).then(|| details.join("&")),
         by: actor.sub.clone(),
         counts: None,
     };
@@ -579,6 +937,25 @@ pub async fn export(
     let pass = state
         .protection
         .enter(Heavy::Export, &actor.sub, CHUNK * 4)?;
+    // eMASS: the dry run answers, and strict refuses, from one snapshot before anything is
+    // recorded or written.
+    if is_emass && (dry_run || strict) {
+        let scope = actor.scope.clone();
+        let tally = state
+            .db(move |conn| {
+                db::snapshot(conn, |conn| {
+                    let head = store::head(conn, system_id, &scope)?;
+                    emass_tally(conn, &head, archived, variant, true)
+                })
+            })
+            .await?;
+        if dry_run {
+            return Ok(HttpResponse::Ok().json(tally.dry_run(variant)));
+        }
+        if tally.refused > 0 {
+            return Err(tally.refusal());
+        }
+    }
     let scope = actor.scope.clone();
     let sub = actor.sub.clone();
     // The export is recorded, then the snapshot is written: both before the 200, so an unknown
@@ -613,6 +990,9 @@ pub async fn export(
     let span = tracing::Span::current();
     let spool_dir = state.spool_dir.clone();
     let pool = state.pool.clone();
+    let banner = state.classification_banner.clone();
+    let refusals = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let refused = refusals.clone();
     let (file, len) = web::block(move || -> Result<(std::fs::File, u64), StoreError> {
         let _entered = span.enter();
         let spool = super::evidence::Spool {
@@ -628,8 +1008,33 @@ pub async fn export(
                 ExportFormat::Oscal => {
                     write_oscal(conn, &head, archived, oscal_version, &spool_dir, &mut w)
                 }
-                ExportFormat::Csv => write_csv(conn, &head, archived, sheet, &mut w),
-                ExportFormat::Xlsx => write_xlsx(conn, &head, archived, &mut w),
+                ExportFormat::Csv => write_csv(conn, &head, archived, sheet, template, &mut w),
+                ExportFormat::Xlsx => {
+                    write_xlsx(conn, &head, archived, template, &spool_dir, &mut w)
+                }
+                ExportFormat::Nisp => {
+                    write_nisp(conn, &head, archived, as_file, &spool_dir, &mut w)
+                }
+                ExportFormat::Emass => {
+                    let out = EmassOut {
+                        variant,
+                        banner: &banner,
+                        exported_by: &sub,
+                        file: as_file,
+                        spool_dir: &spool_dir,
+                    };
+                    let n = write_emass(conn, &head, archived, &out, &mut w)?;
+                    refused.store(n, std::sync::atomic::Ordering::Relaxed);
+                    if strict && n > 0 {
+                        // An item changed between the check and this snapshot.
+                        return Err(StoreError::Invalid(vec![Violation::new(
+                            "emass_refused",
+                            "",
+                            "an item changed while the export was checked and eMASS would now refuse it: retry",
+                        )]));
+                    }
+                    Ok(())
+                }
             }?;
             w.flush().map_err(io_err)
         });
@@ -650,13 +1055,38 @@ pub async fn export(
         ExportFormat::Oscal => (OSCAL_JSON, "oscal.json"),
         ExportFormat::Csv => (CSV, "csv"),
         ExportFormat::Xlsx => (XLSX, "xlsx"),
+        ExportFormat::Nisp => match as_file {
+            FileParam::Xlsx => (XLSX, "nisp.xlsx"),
+            FileParam::Csv => (CSV, "nisp.csv"),
+        },
+        ExportFormat::Emass => match as_file {
+            FileParam::Xlsx => (XLSX, "xlsx"),
+            FileParam::Csv => (CSV, "csv"),
+        },
+    };
+    let generation = if template == TemplateParam::V3 {
+        "-v3"
+    } else {
+        ""
     };
     let name = match (format, sheet) {
-        (ExportFormat::Csv, Sheet::Closed) => format!("poam-{system_id}-closed.{extension}"),
-        (ExportFormat::Csv, Sheet::Open) => format!("poam-{system_id}-open.{extension}"),
-        _ => format!("poam-{system_id}.{extension}"),
+        (ExportFormat::Csv, Sheet::Closed) => {
+            format!("poam-{system_id}{generation}-closed.{extension}")
+        }
+        (ExportFormat::Csv, Sheet::Open) => {
+            format!("poam-{system_id}{generation}-open.{extension}")
+        }
+        (ExportFormat::Emass, _) => {
+            format!("poam-{system_id}-emass-{}.{extension}", variant.as_str())
+        }
+        _ => format!("poam-{system_id}{generation}.{extension}"),
     };
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    if is_emass {
+        let n = refusals.load(std::sync::atomic::Ordering::Relaxed);
+        response.insert_header((crate::emass_xlsx::REFUSALS_HEADER, n.to_string()));
+    }
+    Ok(response
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((
             header::CONTENT_DISPOSITION,

@@ -11,6 +11,7 @@ pub mod history;
 pub mod items;
 pub mod metrics;
 pub mod reports;
+pub mod sheet_import;
 pub mod systems;
 pub mod validation;
 pub mod webhooks;
