@@ -19,7 +19,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_POOL_TIMEOUT_MS", "longest wait for a database connection before answering 503 [default: 5000]"),
     ("POAM_EVIDENCE_MAX_BYTES", "largest evidence file accepted, in bytes [default: 31457280, eMASS's 30 MiB]"),
     ("POAM_BULK_MAX_ITEMS", "most elements of one bulk upsert; more is 413 [default: 1000]"),
-    ("POAM_IMPORT_MAX_BYTES", "largest bulk or OSCAL import body, in bytes [default: 33554432]"),
+    ("POAM_IMPORT_MAX_BYTES", "largest bulk, OSCAL or spreadsheet import body, in bytes [default: 33554432]"),
     ("POAM_WORKERS", "HTTP worker threads [default: one per CPU]"),
     ("POAM_ESCALATION_GRACE_DAYS", "days an unresolved item may be overdue before it reads as escalated [default: 14]"),
     ("POAM_CLASSIFICATION_BANNER", "the classification banner in row 1 of eMASS template exports, 1 to 200 characters [default: ***** CONTROLLED UNCLASSIFIED INFORMATION *****]"),

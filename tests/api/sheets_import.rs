@@ -819,6 +819,32 @@ fn the_services_fedramp_export_round_trips_through_an_import(app: &TestApp) {
         json!(["lb-1.example.org", "lb-2.example.org"])
     );
     assert_eq!(by_external(&all, "POAM-0003")["status"], "closed");
+    // v3 has no milestone columns: its Remediation Plan carries the milestones and their
+    // changes, and they read back into milestones, so a v3 export of the imported system gives
+    // the same rows.
+    let v3_first = first["id"].as_str().unwrap_or("").to_owned();
+    assert_eq!(milestones(app, &v3_first).len(), 2, "{first}");
+    assert_eq!(first["remediation_plan"], "Disable TLS below 1.2.\nRescan.");
+    let (status, _, v3_again) = app.get_bytes(
+        &format!("/v1/systems/{v3_target}/export?format=xlsx&template=v3"),
+        &admin,
+    );
+    assert_eq!(status, 200);
+    // Below the header block (whose system name differs).
+    let rows = |bytes: &[u8]| {
+        dump(&python, bytes)["Open POA&M Items"]
+            .as_array()
+            .and_then(|rows| rows.get(2..))
+            .map(<[Value]>::to_vec)
+            .unwrap_or_default()
+    };
+    let before = rows(&v3);
+    assert!(before.len() == 6, "{before:?}");
+    assert_eq!(
+        before,
+        rows(&v3_again),
+        "the same v3 rows after the round trip"
+    );
     // The CSV of the open sheet reads too.
     let (_, _, csv) = app.get_bytes(&format!("/v1/systems/{source}/export?format=csv"), &admin);
     let csv_target = app.system_in("Round trip csv", "fedramp");
@@ -909,6 +935,25 @@ fn bad_input_is_refused_whole_and_stores_nothing(app: &TestApp) {
     assert!(import_events(app, &sid).is_empty(), "no import recorded");
 }
 both!(bad_input_is_refused_whole_and_stores_nothing);
+
+/// The size limit is the import limit of every import (`POAM_IMPORT_MAX_BYTES`), not a
+/// constant of its own: set to 1 MiB, a body one byte over is refused, one at it is read.
+#[test]
+fn the_size_limit_follows_the_import_setting() {
+    let Some(app) = TestApp::spawn_with(
+        crate::harness::Backend::Sqlite,
+        &[("POAM_IMPORT_MAX_BYTES", "1048576")],
+    ) else {
+        return;
+    };
+    let sid = app.system_in("Import limit", "fedramp");
+    let admin = app.admin();
+    let over = vec![0u8; (1 << 20) + 1];
+    import(&app, &sid, "fedramp", "", &admin, "big.xlsx", &over).problem(413, "payload_too_large");
+    let at = vec![0u8; 1 << 20];
+    import(&app, &sid, "emass", "", &admin, "at.xlsx", &at).problem(422, "not_a_workbook");
+    assert!(items(&app, &sid).is_empty(), "nothing stored");
+}
 
 /// From the column-header row on (the header block names the system, which differs).
 fn from_header(sheet: &Value) -> Vec<Value> {

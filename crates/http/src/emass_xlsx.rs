@@ -1,18 +1,15 @@
-//! The eMASS POA&M template out (`format=emass`, `format=emass_csv`): the workbook eMASS
-//! imports, written with `rust_xlsxwriter` in constant-memory mode (one row in memory, the rest
-//! in a temp file in the spool directory) into the export's spool file; the same columns as CSV;
-//! and the dry run that lists what eMASS would refuse. The mapping and the rules are the
-//! domain's (`poam_domain::exchange::emass`).
+//! The eMASS POA&M template out (`format=emass`, and `format=emass&as=csv`): the workbook eMASS
+//! imports, laid out on the shared writer ([`crate::xlsx::Book`]: constant memory, spooled);
+//! the same columns as CSV; and the dry run that lists what eMASS would refuse. The mapping
+//! and the rules are the domain's (`poam_domain::exchange::emass`).
 
+use crate::xlsx::{BlockCell, Book};
 use poam_domain::exchange::emass::{self, Exported, Field, Status, Variant};
 use poam_domain::exchange::sheet::{self, Cell};
 use poam_domain::exchange::ItemRecord;
 use poam_domain::profiles::Finding;
 use poam_domain::System;
 use poam_persistence::StoreError;
-use rust_xlsxwriter::{
-    DataValidation, ExcelDateTime, Format, FormatAlign, FormatBorder, Workbook, XlsxError,
-};
 use serde::Serialize;
 use std::io::Write;
 use utoipa::ToSchema;
@@ -94,193 +91,97 @@ impl Tally {
     }
 }
 
-fn xlsx_err(e: XlsxError) -> StoreError {
-    StoreError::Internal(format!("eMASS workbook: {e}"))
-}
-
 fn io_err(e: std::io::Error) -> StoreError {
     StoreError::Internal(format!("eMASS export: {e}"))
 }
 
-fn excel_date(d: chrono::NaiveDate) -> Result<ExcelDateTime, StoreError> {
-    use chrono::Datelike;
-    let year = u16::try_from(d.year()).map_err(|_| StoreError::Internal("year".into()))?;
-    ExcelDateTime::from_ymd(year, d.month() as u8, d.day() as u8).map_err(xlsx_err)
-}
-
-/// The workbook being written: the `POA&M` sheet, rows in order.
-pub struct Book {
-    workbook: Workbook,
+/// Starts the workbook in the shared writer ([`crate::xlsx::Book`]): the `POA&M` sheet with
+/// column A hidden (unused, as in the template), the banner in row 1, the header block in rows
+/// 2–6 and the column headers in row 7; data rows follow with [`add`]. Temp files go to
+/// `spool_dir`.
+pub fn start(
     variant: Variant,
-    row: u32,
-    date: Format,
-    text: Format,
-}
-
-const SHEET_INDEX: usize = 0;
-
-impl Book {
-    /// A workbook with the banner, the header block and row 7 written; temp files in `tempdir`.
-    pub fn new(
-        variant: Variant,
-        banner: &str,
-        system: &System,
-        exported_by: &str,
-        today: chrono::NaiveDate,
-        tempdir: &std::path::Path,
-    ) -> Result<Book, StoreError> {
-        let mut workbook = Workbook::new();
-        workbook.set_tempdir(tempdir).map_err(xlsx_err)?;
-        workbook.use_zip_large_file(true);
-        let date = Format::new().set_num_format("mm/dd/yyyy");
-        let text = Format::new().set_align(FormatAlign::Top).set_text_wrap();
-        let banner_format = Format::new()
-            .set_bold()
-            .set_font_size(14)
-            .set_align(FormatAlign::Center);
-        let label = Format::new().set_bold().set_align(FormatAlign::Right);
-        let value = Format::new().set_align(FormatAlign::Left);
-        let value_date = Format::new()
-            .set_align(FormatAlign::Left)
-            .set_num_format("mm/dd/yyyy");
-        let heading = Format::new()
-            .set_bold()
-            .set_text_wrap()
-            .set_align(FormatAlign::Center)
-            .set_align(FormatAlign::VerticalCenter)
-            .set_background_color(0xD9D9D9)
-            .set_border(FormatBorder::Thin);
-        let ws = workbook.add_worksheet_with_constant_memory();
-        ws.set_name(emass::SHEET).map_err(xlsx_err)?;
-        // Column A is hidden and unused, as in the template.
-        ws.set_column_hidden(0).map_err(xlsx_err)?;
-        for (i, f) in variant.fields().iter().enumerate() {
-            let col = i as u16 + 1;
-            let width = if f.is_date() || f.list().is_some() {
+    banner: &str,
+    system: &System,
+    exported_by: &str,
+    today: chrono::NaiveDate,
+    spool_dir: &std::path::Path,
+) -> Result<Book, StoreError> {
+    let mut book = Book::new(spool_dir)?.wrapping();
+    book.sheet(emass::SHEET)?;
+    book.hide_column(0)?;
+    let widths: Vec<f64> = variant
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.is_date() || f.list().is_some() {
                 16.0
             } else {
                 28.0
-            };
-            ws.set_column_width(col, width).map_err(xlsx_err)?;
-        }
-        // Row 1: the banner across the sheet.
-        ws.merge_range(0, 0, 0, variant.last_column(), banner, &banner_format)
-            .map_err(xlsx_err)?;
-        // Rows 2–6, in row order (constant memory writes rows in order).
-        let mut cells: Vec<(u32, u16, u32, u16, Cell, bool)> = Vec::new();
-        for h in variant.header() {
-            let (Some(l), Some(v)) = (
-                emass::range_ref(h.label_range),
-                emass::range_ref(h.value_range),
-            ) else {
-                return Err(StoreError::Internal(format!("bad template range {h:?}")));
-            };
-            cells.push((l.0, l.1, l.2, l.3, Cell::text(h.label), true));
-            let content = emass::header_value(h.key, system, today, exported_by);
-            cells.push((v.0, v.1, v.2, v.3, content, false));
-        }
-        cells.sort_by_key(|c| (c.0, c.1));
-        for (r1, c1, r2, c2, content, is_label) in cells {
-            let format = if is_label { &label } else { &value };
-            if (r1, c1) != (r2, c2) {
-                ws.merge_range(r1, c1, r2, c2, "", format)
-                    .map_err(xlsx_err)?;
             }
-            match content {
-                Cell::Empty => {
-                    if (r1, c1) == (r2, c2) {
-                        ws.write_blank(r1, c1, format).map_err(xlsx_err)?;
-                    }
-                }
-                Cell::Text(s) => {
-                    ws.write_string_with_format(r1, c1, emass::clip(&s), format)
-                        .map_err(xlsx_err)?;
-                }
-                Cell::Date(d) => {
-                    ws.write_datetime_with_format(r1, c1, excel_date(d)?, &value_date)
-                        .map_err(xlsx_err)?;
-                }
-                Cell::Number(n) => {
-                    ws.write_number_with_format(r1, c1, n, format)
-                        .map_err(xlsx_err)?;
-                }
-            }
-        }
-        // Row 7: the column headers.
-        let header_row = emass::HEADER_ROW - 1;
-        ws.set_row_height(header_row, 45).map_err(xlsx_err)?;
-        for (i, label) in variant.columns().iter().enumerate() {
-            ws.write_string_with_format(header_row, i as u16 + 1, *label, &heading)
-                .map_err(xlsx_err)?;
-        }
-        ws.set_freeze_panes(emass::FIRST_DATA_ROW - 1, 0)
-            .map_err(xlsx_err)?;
-        Ok(Book {
-            workbook,
-            variant,
-            row: emass::FIRST_DATA_ROW - 1,
-            date,
-            text,
         })
+        .collect();
+    book.widths(1, &widths)?;
+    // Row 1: the banner across the sheet.
+    book.banner(variant.last_column(), banner)?;
+    // Rows 2–6.
+    let mut block = Vec::new();
+    for h in variant.header() {
+        let (Some(l), Some(v)) = (
+            emass::range_ref(h.label_range),
+            emass::range_ref(h.value_range),
+        ) else {
+            return Err(StoreError::Internal(format!("bad template range {h:?}")));
+        };
+        block.push(BlockCell {
+            range: l,
+            cell: Cell::text(h.label),
+            label: true,
+        });
+        block.push(BlockCell {
+            range: v,
+            cell: emass::header_value(h.key, system, today, exported_by),
+            label: false,
+        });
     }
+    book.block(block)?;
+    // Row 7: the column headers.
+    book.skip_to(emass::HEADER_ROW - 1);
+    book.headings(1, variant.columns(), 45.0)?;
+    book.freeze_rows(emass::FIRST_DATA_ROW - 1)?;
+    Ok(book)
+}
 
-    /// Writes an item's rows.
-    pub fn add(&mut self, e: &Exported) -> Result<(), StoreError> {
-        let ws = self
-            .workbook
-            .worksheet_from_index(SHEET_INDEX)
-            .map_err(xlsx_err)?;
-        for row in &e.rows {
-            for (i, c) in row.iter().enumerate() {
-                let col = i as u16 + 1;
-                match c {
-                    Cell::Empty => {}
-                    Cell::Text(s) => {
-                        ws.write_string_with_format(self.row, col, emass::clip(s), &self.text)
-                            .map_err(xlsx_err)?;
-                    }
-                    Cell::Date(d) => {
-                        ws.write_datetime_with_format(self.row, col, excel_date(*d)?, &self.date)
-                            .map_err(xlsx_err)?;
-                    }
-                    Cell::Number(n) => {
-                        ws.write_number(self.row, col, *n).map_err(xlsx_err)?;
-                    }
-                }
+/// Writes an item's rows (from column B).
+pub fn add(book: &mut Book, e: &Exported) -> Result<(), StoreError> {
+    for row in &e.rows {
+        book.row(1, row)?;
+    }
+    Ok(())
+}
+
+/// Adds the list validations and writes the workbook into `w`.
+pub fn finish(
+    mut book: Book,
+    variant: Variant,
+    w: &mut (impl Write + Send),
+) -> Result<(), StoreError> {
+    // The lists cover the data rows and those a user adds below them.
+    let first = emass::FIRST_DATA_ROW - 1;
+    for (i, f) in variant.fields().iter().enumerate() {
+        let Some(list) = f.list() else { continue };
+        let message = match f {
+            Field::Status => {
+                "The POA&M status: Completed, Ongoing, Not Applicable, Archived or Risk Accepted."
             }
-            self.row += 1;
-        }
-        Ok(())
+            Field::MilestoneStatus => {
+                "The milestone status: Open, In Progress, Delayed, Completed or Archived."
+            }
+            _ => "Very Low, Low, Moderate, High or Very High.",
+        };
+        book.list_explained(i as u16 + 1, first, u32::MAX, list, message)?;
     }
-
-    /// Adds the list validations and writes the workbook into `w`.
-    pub fn finish(mut self, w: &mut (impl Write + Send)) -> Result<(), StoreError> {
-        let variant = self.variant;
-        let ws = self
-            .workbook
-            .worksheet_from_index(SHEET_INDEX)
-            .map_err(xlsx_err)?;
-        // The lists cover the data rows and those a user adds below them.
-        let first = emass::FIRST_DATA_ROW - 1;
-        let last = 1_048_575;
-        for (i, f) in variant.fields().iter().enumerate() {
-            let Some(list) = f.list() else { continue };
-            let message = match f {
-                Field::Status => "The POA&M status: Completed, Ongoing, Not Applicable, Archived or Risk Accepted.",
-                Field::MilestoneStatus => "The milestone status: Open, In Progress, Delayed, Completed or Archived.",
-                _ => "Very Low, Low, Moderate, High or Very High.",
-            };
-            let v = DataValidation::new()
-                .allow_list_strings(list)
-                .map_err(xlsx_err)?
-                .set_error_message(message)
-                .map_err(xlsx_err)?;
-            ws.add_data_validation(first, i as u16 + 1, last, i as u16 + 1, &v)
-                .map_err(xlsx_err)?;
-        }
-        self.workbook.save_to_writer(&mut *w).map_err(xlsx_err)?;
-        w.flush().map_err(io_err)
-    }
+    book.finish(w)
 }
 
 /// The CSV of the same columns (row 7's labels, then the rows; no banner, no header block),

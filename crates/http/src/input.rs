@@ -37,6 +37,22 @@ async fn read_json_within(
     payload: &mut Payload,
     limit: usize,
 ) -> Result<web::BytesMut, ApiError> {
+    let (content_type, essence) = media_type(req);
+    if !(essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json")))
+    {
+        return Err(ApiError::UnsupportedMediaType(if content_type.is_empty() {
+            "send the body as application/json".into()
+        } else {
+            format!("`{content_type}` is not accepted: send application/json")
+        }));
+    }
+    read_body_within(req, payload, limit).await
+}
+
+/// The request's `Content-Type` as sent, and its essence (type/subtype, lowercase, no
+/// parameters); empty when there is none.
+pub(crate) fn media_type(req: &HttpRequest) -> (&str, String) {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -48,15 +64,16 @@ async fn read_json_within(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if !(essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json")))
-    {
-        return Err(ApiError::UnsupportedMediaType(if content_type.is_empty() {
-            "send the body as application/json".into()
-        } else {
-            format!("`{content_type}` is not accepted: send application/json")
-        }));
-    }
+    (content_type, essence)
+}
+
+/// Reads a body of any type, at most `limit` bytes: a larger `Content-Length` is refused before
+/// reading, a body that grows past the limit while read too (413 `payload_too_large`).
+pub(crate) async fn read_body_within(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -11,25 +11,29 @@
 //!   numbers are numbers, text is text — text that a spreadsheet would take for a formula
 //!   (leading `=`, `+`, `-`, `@`, tab or carriage return) gets Excel's quote prefix, so it stays
 //!   text even when the cell is edited, and keeps its value for readers;
-//! - [`Book::list`]: a list data validation on a column range (drop-down of allowed values);
-//! - [`Book::widths`]: column widths.
+//! - [`Book::list`] and [`Book::list_explained`]: a list data validation on a column range
+//!   (drop-down of allowed values, with the error message Excel shows);
+//! - [`Book::widths`]: column widths; [`Book::hide_column`], [`Book::freeze_rows`];
+//! - for a template with a title block (the eMASS one): [`Book::banner`] (a merged title row),
+//!   [`Book::block`] (label and value cells of a header block, merged over their ranges) and
+//!   [`Book::headings`] (a shaded, bordered column-header row);
+//! - [`Book::wrapping`]: text cells that wrap.
 //!
-//! Helper for the eMASS export (issue 15, part C): use this module, `crate::xlsx::Book`, with
-//! the cells of `poam_domain::exchange::sheet::Cell`; the CSV twin is
+//! The cells are `poam_domain::exchange::sheet::Cell`; the CSV twin is
 //! `poam_domain::exchange::sheet::csv_row`.
 
 use poam_domain::Violation;
 use poam_persistence::StoreError;
 use rust_xlsxwriter::{
-    DataValidation, ExcelDateTime, Format, FormatAlign, Workbook, Worksheet, XlsxError,
+    DataValidation, ExcelDateTime, Format, FormatAlign, FormatBorder, Workbook, Worksheet,
+    XlsxError,
 };
 use std::io::Write;
 use std::path::Path;
 
+use poam_domain::exchange::sheet::clip;
 pub use poam_domain::exchange::sheet::{looks_like_formula, Cell};
 
-/// Excel's longest cell text.
-const MAX_TEXT: usize = 32_767;
 /// Excel's last row (0-based).
 const LAST_ROW: u32 = 1_048_575;
 
@@ -42,6 +46,17 @@ fn err(e: XlsxError) -> StoreError {
         )),
         e => StoreError::Internal(format!("workbook: {e}")),
     }
+}
+
+/// A cell of a header block (above the column headers): a label or a value, over a range that
+/// is merged when it spans more than one cell; 0-based (first row, first column, last row, last
+/// column).
+#[derive(Debug, Clone)]
+pub struct BlockCell {
+    pub range: (u32, u16, u32, u16),
+    pub cell: Cell,
+    /// A bold, right-aligned label; otherwise a left-aligned value.
+    pub label: bool,
 }
 
 /// A workbook being written into a spool file, sheet by sheet, row by row.
@@ -75,6 +90,13 @@ impl Book {
             quoted: Format::new().set_quote_prefix().set_align(FormatAlign::Top),
             wrap: Format::new().set_align(FormatAlign::Top),
         })
+    }
+
+    /// Text cells wrap (and the quoted ones too).
+    pub fn wrapping(mut self) -> Book {
+        self.wrap = self.wrap.set_text_wrap();
+        self.quoted = self.quoted.set_text_wrap();
+        self
     }
 
     fn current(&mut self) -> Result<&mut Worksheet, StoreError> {
@@ -169,6 +191,108 @@ impl Book {
         Ok(())
     }
 
+    /// Writes a title across columns `0..=last_col` of the next row (merged, bold, large,
+    /// centred) and moves to the row after it.
+    pub fn banner(&mut self, last_col: u16, text: &str) -> Result<(), StoreError> {
+        let r = self.row;
+        let format = Format::new()
+            .set_bold()
+            .set_font_size(14)
+            .set_align(FormatAlign::Center);
+        self.current()?
+            .merge_range(r, 0, r, last_col, clip(text), &format)
+            .map_err(err)?;
+        self.row += 1;
+        Ok(())
+    }
+
+    /// Writes a header block (its cells in any order, none above the next row) and moves to
+    /// the row below its last one.
+    pub fn block(&mut self, mut cells: Vec<BlockCell>) -> Result<(), StoreError> {
+        cells.sort_by_key(|c| (c.range.0, c.range.1));
+        if cells.first().is_some_and(|c| c.range.0 < self.row) {
+            return Err(StoreError::Internal(
+                "workbook: a header block above the next row".into(),
+            ));
+        }
+        let label = Format::new().set_bold().set_align(FormatAlign::Right);
+        let value = Format::new().set_align(FormatAlign::Left);
+        let value_date = value.clone().set_num_format("mm/dd/yyyy");
+        let mut next = self.row;
+        let ws = self.current()?;
+        for BlockCell {
+            range: (r1, c1, r2, c2),
+            cell,
+            label: is_label,
+        } in cells
+        {
+            let format = if is_label { &label } else { &value };
+            let single = (r1, c1) == (r2, c2);
+            if !single {
+                ws.merge_range(r1, c1, r2, c2, "", format).map_err(err)?;
+            }
+            match cell {
+                Cell::Empty if single => {
+                    ws.write_blank(r1, c1, format).map_err(err)?;
+                }
+                Cell::Empty => {}
+                Cell::Text(s) => {
+                    ws.write_string_with_format(r1, c1, clip(&s), format)
+                        .map_err(err)?;
+                }
+                Cell::Date(d) => {
+                    ws.write_datetime_with_format(r1, c1, excel_date(d)?, &value_date)
+                        .map_err(err)?;
+                }
+                Cell::Number(n) => {
+                    ws.write_number_with_format(r1, c1, n, format)
+                        .map_err(err)?;
+                }
+            }
+            next = next.max(r2 + 1);
+        }
+        self.row = next;
+        Ok(())
+    }
+
+    /// Writes a column-header row (bold, wrapped, centred, shaded, bordered, `height` points
+    /// high) of labels from column `first_col`, and moves to the next row.
+    pub fn headings(
+        &mut self,
+        first_col: u16,
+        labels: &[&str],
+        height: f64,
+    ) -> Result<(), StoreError> {
+        let r = self.row;
+        let heading = Format::new()
+            .set_bold()
+            .set_text_wrap()
+            .set_align(FormatAlign::Center)
+            .set_align(FormatAlign::VerticalCenter)
+            .set_background_color(0xD9D9D9)
+            .set_border(FormatBorder::Thin);
+        let ws = self.current()?;
+        ws.set_row_height(r, height).map_err(err)?;
+        for (i, l) in labels.iter().enumerate() {
+            ws.write_string_with_format(r, first_col + i as u16, *l, &heading)
+                .map_err(err)?;
+        }
+        self.row += 1;
+        Ok(())
+    }
+
+    /// Hides column `col`.
+    pub fn hide_column(&mut self, col: u16) -> Result<(), StoreError> {
+        self.current()?.set_column_hidden(col).map_err(err)?;
+        Ok(())
+    }
+
+    /// Keeps the first `rows` rows in view when scrolling.
+    pub fn freeze_rows(&mut self, rows: u32) -> Result<(), StoreError> {
+        self.current()?.set_freeze_panes(rows, 0).map_err(err)?;
+        Ok(())
+    }
+
     /// A drop-down of `values` on column `col`, rows `first_row..=last_row` (0-based).
     pub fn list(
         &mut self,
@@ -177,9 +301,35 @@ impl Book {
         last_row: u32,
         values: &[&str],
     ) -> Result<(), StoreError> {
-        let v = DataValidation::new()
+        self.list_with(col, first_row, last_row, values, None)
+    }
+
+    /// [`Book::list`] with the message Excel shows when a value is not in the list.
+    pub fn list_explained(
+        &mut self,
+        col: u16,
+        first_row: u32,
+        last_row: u32,
+        values: &[&str],
+        message: &str,
+    ) -> Result<(), StoreError> {
+        self.list_with(col, first_row, last_row, values, Some(message))
+    }
+
+    fn list_with(
+        &mut self,
+        col: u16,
+        first_row: u32,
+        last_row: u32,
+        values: &[&str],
+        message: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut v = DataValidation::new()
             .allow_list_strings(values)
             .map_err(err)?;
+        if let Some(m) = message {
+            v = v.set_error_message(m).map_err(err)?;
+        }
         self.current()?
             .add_data_validation(first_row, col, last_row.min(LAST_ROW), col, &v)
             .map_err(err)?;
@@ -198,18 +348,9 @@ impl Book {
     /// Writes the workbook into `out` (the spool file): the sheets' temp files are copied into
     /// a streamed ZIP container.
     pub fn finish(mut self, out: &mut (impl Write + Send)) -> Result<(), StoreError> {
-        self.wb.save_to_writer(out).map_err(err)
-    }
-}
-
-/// Text clipped to Excel's cell limit, on a character boundary.
-fn clip(s: &str) -> &str {
-    if s.len() <= MAX_TEXT {
-        return s;
-    }
-    match s.char_indices().nth(MAX_TEXT) {
-        Some((at, _)) => &s[..at],
-        None => s,
+        self.wb.save_to_writer(&mut *out).map_err(err)?;
+        out.flush()
+            .map_err(|e| StoreError::Internal(format!("workbook: {e}")))
     }
 }
 
@@ -223,13 +364,6 @@ fn excel_date(d: chrono::NaiveDate) -> Result<ExcelDateTime, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_text_is_clipped_on_a_character_boundary() {
-        let s = "é".repeat(MAX_TEXT + 5);
-        assert_eq!(clip(&s).chars().count(), MAX_TEXT);
-        assert_eq!(clip("short"), "short");
-    }
 
     #[test]
     fn a_workbook_streams_into_a_writer() -> Result<(), StoreError> {

@@ -901,31 +901,61 @@ fn one_import(
             import_milestones(conn, run, &item, &it.milestones, None, notes)?;
             Ok(Outcome::Created(item))
         }
-        Some(id) => {
-            let item_id: ItemId = crate::systems::parse_id(&id)?;
-            let current = items::locked(conn, item_id, run.scope)?;
-            if current.archived_at.is_some() {
-                return Err(archived_conflict("item"));
-            }
-            let fields = decide(Some(&current))?;
-            // A document without a deadline leaves the item's derived one as it is: compared
-            // as the write would store it, an unchanged item is not written again.
-            let fields = items::with_deadline(conn, &current, fields)?;
-            let item = if current.fields() == fields {
-                current.clone()
-            } else {
-                let item = items::write_fields(conn, &current, &fields, db::now())?;
-                items::record(conn, Some(&current), &item, run.action, run.actor)?;
-                item
-            };
-            let milestones_changed =
-                import_milestones(conn, run, &item, &it.milestones, None, notes)?;
-            if item.version == current.version && !milestones_changed {
-                Ok(Outcome::Unchanged(item))
-            } else {
-                Ok(Outcome::Updated(item))
-            }
+        Some(id) => update_imported(conn, run, &id, &it.milestones, None, decide, notes),
+    }
+}
+
+/// One element of an import in its own savepoint: its outcome, its notes kept only when it
+/// applied; a refused element is reported as failed, a failure of the database ends the import.
+fn in_savepoint(
+    conn: &mut DbConnection,
+    notes: &mut Vec<Violation>,
+    element: impl FnOnce(&mut DbConnection, &mut Vec<Violation>) -> Result<Outcome, StoreError>,
+) -> Result<Outcome, StoreError> {
+    let mut found = Vec::new();
+    match conn.transaction(|conn| element(conn, &mut found)) {
+        Ok(o) => {
+            *notes = found;
+            Ok(o)
         }
+        Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => Err(e),
+        Err(e) => Ok(Outcome::Failed(e)),
+    }
+}
+
+/// Updates the item an import matched (`id`): the domain's decision on it, written only when
+/// it changes anything, then its milestones (and their recorded moves). Unchanged when
+/// neither the item nor a milestone changed.
+fn update_imported(
+    conn: &mut DbConnection,
+    run: &ImportRun,
+    id: &str,
+    milestones: &[MilestoneDraft],
+    history: Option<&[Vec<MilestoneChange>]>,
+    decide: &mut dyn FnMut(Option<&Item>) -> Result<ItemFields, StoreError>,
+    notes: &mut Vec<Violation>,
+) -> Result<Outcome, StoreError> {
+    let item_id: ItemId = crate::systems::parse_id(id)?;
+    let current = items::locked(conn, item_id, run.scope)?;
+    if current.archived_at.is_some() {
+        return Err(archived_conflict("item"));
+    }
+    let fields = decide(Some(&current))?;
+    // A document without a deadline leaves the item's derived one as it is: compared as the
+    // write would store it, an unchanged item is not written again.
+    let fields = items::with_deadline(conn, &current, fields)?;
+    let item = if current.fields() == fields {
+        current.clone()
+    } else {
+        let item = items::write_fields(conn, &current, &fields, db::now())?;
+        items::record(conn, Some(&current), &item, run.action, run.actor)?;
+        item
+    };
+    let milestones_changed = import_milestones(conn, run, &item, milestones, history, notes)?;
+    if item.version == current.version && !milestones_changed {
+        Ok(Outcome::Unchanged(item))
+    } else {
+        Ok(Outcome::Updated(item))
     }
 }
 
@@ -972,18 +1002,9 @@ pub fn import_oscal(
             };
             for (i, it) in items.iter().enumerate().take(end).skip(start) {
                 let mut element = |current: Option<&Item>| decide(i, current);
-                let mut found = Vec::new();
-                match conn.transaction(|conn| one_import(conn, &run, it, &mut element, &mut found))
-                {
-                    Ok(o) => {
-                        notes[i] = found;
-                        out.push(o)
-                    }
-                    Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => {
-                        return Err(e)
-                    }
-                    Err(e) => out.push(Outcome::Failed(e)),
-                }
+                out.push(in_savepoint(conn, &mut notes[i], |conn, found| {
+                    one_import(conn, &run, it, &mut element, found)
+                })?);
             }
             if last {
                 let count = |f: fn(&Outcome) -> bool| out.iter().filter(|o| f(o)).count();
@@ -996,7 +1017,7 @@ pub fn import_oscal(
                 }));
                 append_record(conn, &sid, "import", action, record, actor)?;
             }
-            Ok(())
+            Ok::<(), StoreError>(())
         })?;
         if last {
             return Ok((out, notes));
@@ -1035,29 +1056,15 @@ fn one_sheet_item(
             import_milestones(conn, run, &item, &it.milestones, Some(&it.history), notes)?;
             Ok(Outcome::Created(item))
         }
-        Some(id) => {
-            let item_id: ItemId = crate::systems::parse_id(&id)?;
-            let current = items::locked(conn, item_id, run.scope)?;
-            if current.archived_at.is_some() {
-                return Err(archived_conflict("item"));
-            }
-            let fields = decide(Some(&current))?;
-            let fields = items::with_deadline(conn, &current, fields)?;
-            let item = if current.fields() == fields {
-                current.clone()
-            } else {
-                let item = items::write_fields(conn, &current, &fields, db::now())?;
-                items::record(conn, Some(&current), &item, run.action, run.actor)?;
-                item
-            };
-            let milestones_changed =
-                import_milestones(conn, run, &item, &it.milestones, Some(&it.history), notes)?;
-            if item.version == current.version && !milestones_changed {
-                Ok(Outcome::Unchanged(item))
-            } else {
-                Ok(Outcome::Updated(item))
-            }
-        }
+        Some(id) => update_imported(
+            conn,
+            run,
+            &id,
+            &it.milestones,
+            Some(&it.history),
+            decide,
+            notes,
+        ),
     }
 }
 
@@ -1098,16 +1105,9 @@ pub fn import_sheet(
         let mut notes: Vec<Vec<Violation>> = vec![Vec::new(); items.len()];
         for (i, it) in items.iter().enumerate() {
             let mut element = |current: Option<&Item>| decide(i, current);
-            let mut found = Vec::new();
-            match conn.transaction(|conn| one_sheet_item(conn, &run, it, &mut element, &mut found))
-            {
-                Ok(o) => {
-                    notes[i] = found;
-                    out.push(o)
-                }
-                Err(e @ (StoreError::Unavailable(_) | StoreError::Internal(_))) => return Err(e),
-                Err(e) => out.push(Outcome::Failed(e)),
-            }
+            out.push(in_savepoint(conn, &mut notes[i], |conn, found| {
+                one_sheet_item(conn, &run, it, &mut element, found)
+            })?);
         }
         let count = |f: fn(&Outcome) -> bool| out.iter().filter(|o| f(o)).count();
         let touched = |f: fn(&Outcome) -> bool| -> Vec<String> {

@@ -33,6 +33,9 @@
 //!   funded or unfunded as the resources say.
 
 use super::sheet::Cell;
+/// Excel's limit of characters in one cell, and a text cut to it (the finding
+/// `emass.field_too_long` says so).
+pub use super::sheet::{clip, EXCEL_CELL_LIMIT};
 use super::ItemRecord;
 use crate::profiles::{Finding, Severity};
 use crate::system::System;
@@ -297,39 +300,8 @@ const NAVY_FIELDS: [Field; 32] = [
     F::ResultingResidualRisk,
 ];
 
-const MARINE_FIELDS: [Field; 31] = [
-    F::ItemId,
-    F::VulnerabilityDescription,
-    F::Controls,
-    F::SecurityChecks,
-    F::Status,
-    F::ScheduledCompletion,
-    F::RiskAcceptedExpiration,
-    F::CompletionDate,
-    F::MilestoneId,
-    F::MilestoneDescription,
-    F::MilestoneStatus,
-    F::MilestoneStatusComments,
-    F::MilestoneScheduledCompletion,
-    F::MilestoneCompletionDate,
-    F::IdentificationSource,
-    F::IdentificationSourceDetails,
-    F::OfficeOrg,
-    F::ResourcesRequired,
-    F::Comments,
-    F::RawSeverity,
-    F::DevicesAffected,
-    F::Mitigations,
-    F::PredisposingConditions,
-    F::Severity,
-    F::RelevanceOfThreat,
-    F::ThreatDescription,
-    F::Likelihood,
-    F::Impact,
-    F::ImpactDescription,
-    F::ResidualRiskLevel,
-    F::Recommendations,
-];
+/// The Navy fields without the last (`Resulting Residual Risk after Proposed Mitigations`).
+const MARINE_FIELDS: &[Field] = NAVY_FIELDS.split_at(31).0;
 
 const ARMY_FIELDS: [Field; 40] = [
     F::ItemId,
@@ -409,9 +381,6 @@ pub const IDENTIFICATION_SOURCES: [&str; 19] = [
     "Training and Awareness",
     "Vulnerability Management",
 ];
-
-/// Excel's limit of characters in one cell.
-pub const EXCEL_CELL_LIMIT: usize = 32_767;
 
 impl Field {
     /// A milestone column (J–O): on every row of an item; the others only on its first row.
@@ -595,7 +564,7 @@ impl Variant {
         match self {
             Variant::Navy => &NAVY_FIELDS,
             Variant::Army => &ARMY_FIELDS,
-            Variant::Marine => &MARINE_FIELDS,
+            Variant::Marine => MARINE_FIELDS,
         }
     }
 
@@ -1202,14 +1171,6 @@ fn check(
         ));
     }
     out
-}
-
-/// A text cut to Excel's cell limit (the finding `emass.field_too_long` says so).
-pub fn clip(s: &str) -> &str {
-    match s.char_indices().nth(EXCEL_CELL_LIMIT) {
-        Some((at, _)) => &s[..at],
-        None => s,
-    }
 }
 
 #[cfg(test)]

@@ -117,13 +117,45 @@ pub fn remediation_plan(rec: &ItemRecord) -> String {
     }
     let planned = fedramp::planned_milestones(rec);
     if !planned.is_empty() {
-        parts.push(format!("Milestones:\n{planned}"));
+        parts.push(format!("{PLANNED_HEADING}{planned}"));
     }
     let changes = fedramp::milestone_changes(rec);
     if !changes.is_empty() {
-        parts.push(format!("Milestone changes:\n{changes}"));
+        parts.push(format!("{CHANGES_HEADING}{changes}"));
     }
     parts.join("\n\n")
+}
+
+/// The heading of the planned milestones in [`remediation_plan`] (Rev5's Planned Milestones).
+const PLANNED_HEADING: &str = "Milestones:\n";
+/// The heading of the milestone changes in [`remediation_plan`] (Rev5's Milestone Changes).
+const CHANGES_HEADING: &str = "Milestone changes:\n";
+
+/// A remediation plan split as [`remediation_plan`] writes it: the plan itself (`None` when
+/// empty), the planned milestones and the milestone changes (empty when the text has no such
+/// section), for an importer to read as Rev5's two milestone columns.
+pub fn split_remediation_plan(text: &str) -> (Option<String>, &str, &str) {
+    let (head, changes) = split_section(text, CHANGES_HEADING);
+    let (plan, planned) = split_section(head, PLANNED_HEADING);
+    let plan = plan.trim();
+    (
+        (!plan.is_empty()).then(|| plan.to_owned()),
+        planned,
+        changes,
+    )
+}
+
+/// The text before the last section under `heading` (at the start, or after a blank line),
+/// and that section.
+fn split_section<'a>(text: &'a str, heading: &str) -> (&'a str, &'a str) {
+    if let Some(rest) = text.strip_prefix(heading) {
+        return ("", rest);
+    }
+    let sep = format!("\n\n{heading}");
+    match text.rfind(&sep) {
+        Some(i) => (&text[..i], &text[i + sep.len()..]),
+        None => (text, ""),
+    }
 }
 
 /// One item row, columns B to AB (27 cells; write them from [`FIRST_COLUMN`]).
@@ -137,6 +169,27 @@ pub fn cells(rec: &ItemRecord) -> Vec<Cell> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_remediation_plan_splits_back_into_its_sections() {
+        let text = "Patch it.\n\nMilestones:\n(1) Test 10/01/2026\n\nMilestone changes:\n(1) moved";
+        assert_eq!(
+            split_remediation_plan(text),
+            (
+                Some("Patch it.".to_owned()),
+                "(1) Test 10/01/2026",
+                "(1) moved"
+            )
+        );
+        assert_eq!(
+            split_remediation_plan("Milestones:\n(1) Test 10/01/2026"),
+            (None, "(1) Test 10/01/2026", "")
+        );
+        assert_eq!(
+            split_remediation_plan("Just a plan."),
+            (Some("Just a plan.".to_owned()), "", "")
+        );
+    }
 
     #[test]
     fn v3_drops_the_milestone_auto_approve_and_service_columns() {

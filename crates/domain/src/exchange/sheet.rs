@@ -61,6 +61,20 @@ pub fn csv_row(cells: &[Cell]) -> String {
     super::fedramp::csv_record(&fields)
 }
 
+/// Excel's longest cell text, in characters.
+pub const EXCEL_CELL_LIMIT: usize = 32_767;
+
+/// A text cut to Excel's cell limit, on a character boundary.
+pub fn clip(s: &str) -> &str {
+    if s.len() <= EXCEL_CELL_LIMIT {
+        return s;
+    }
+    match s.char_indices().nth(EXCEL_CELL_LIMIT) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
 /// The labels of a header row as cells.
 pub fn labels(labels: &[&str]) -> Vec<Cell> {
     labels.iter().map(|l| Cell::text(*l)).collect()
@@ -85,5 +99,12 @@ mod tests {
         );
         assert!(looks_like_formula("@SUM(A1)"));
         assert!(!looks_like_formula("plain"));
+    }
+
+    #[test]
+    fn long_text_is_clipped_on_a_character_boundary() {
+        let s = "é".repeat(EXCEL_CELL_LIMIT + 5);
+        assert_eq!(clip(&s).chars().count(), EXCEL_CELL_LIMIT);
+        assert_eq!(clip("short"), "short");
     }
 }

@@ -135,6 +135,32 @@ pub struct SheetMilestone {
     pub changes: Vec<MilestoneChange>,
 }
 
+impl SheetMilestone {
+    /// Records a move of the due date the sheet tells of (from the current date unless it says;
+    /// reason and author defaulted when it does not give them).
+    fn move_to(
+        &mut self,
+        to: NaiveDate,
+        from: Option<NaiveDate>,
+        reason: String,
+        by: Option<String>,
+        at: NaiveDate,
+    ) {
+        self.changes.push(MilestoneChange {
+            from: from.unwrap_or(self.draft.due_on),
+            to,
+            reason: if reason.is_empty() {
+                "recorded in the imported sheet".into()
+            } else {
+                reason
+            },
+            by: by.unwrap_or_else(|| "imported sheet".into()),
+            at: midnight(at),
+        });
+        self.draft.due_on = to;
+    }
+}
+
 /// One item read from the sheet (one row, or an eMASS item's rows).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowDraft {
@@ -1052,20 +1078,7 @@ pub fn fedramp_milestones(
                 at,
             }) => match index(&numbers, number) {
                 Some(i) => {
-                    let m = &mut out[i];
-                    let from = from.unwrap_or(m.draft.due_on);
-                    m.changes.push(MilestoneChange {
-                        from,
-                        to,
-                        reason: if reason.is_empty() {
-                            "recorded in the imported sheet".into()
-                        } else {
-                            reason
-                        },
-                        by: by.unwrap_or_else(|| "imported sheet".into()),
-                        at: midnight(at.unwrap_or(today)),
-                    });
-                    m.draft.due_on = to;
+                    out[i].move_to(to, from, reason, by, at.unwrap_or(today));
                     true
                 }
                 None => false,
@@ -1367,21 +1380,32 @@ fn fedramp_row(
             "no Original Detection Date: a new item takes today's date, an update keeps the item's",
         );
     }
-    let planned = r.text(Col::PlannedMilestones).unwrap_or_default();
-    let changes = r.text(Col::MilestoneChanges).unwrap_or_default();
+    // FedRAMP v3.0 has no milestone columns: its Remediation Plan carries them, in the
+    // sections this service's v3 export writes.
+    let in_plan = layout.col(Col::PlannedMilestones).is_none();
+    let (planned, changes, planned_cell, changes_cell) = if in_plan {
+        let text = r.text(Col::RemediationPlan).unwrap_or_default();
+        let (plan, planned, changes) = super::fedramp_v3::split_remediation_plan(&text);
+        let (planned, changes) = (planned.to_owned(), changes.to_owned());
+        b.draft.fields.remediation_plan = plan;
+        let cell = r.cell(Col::RemediationPlan);
+        (planned, changes, cell.clone(), cell)
+    } else {
+        (
+            r.text(Col::PlannedMilestones).unwrap_or_default(),
+            r.text(Col::MilestoneChanges).unwrap_or_default(),
+            r.cell(Col::PlannedMilestones),
+            r.cell(Col::MilestoneChanges),
+        )
+    };
     let (milestones, planned_left, changes_left) =
         fedramp_milestones(&planned, &changes, key.as_deref().unwrap_or(""), today);
     b.draft.milestones = milestones;
-    b.keep_text(
-        "Planned Milestones",
-        &planned_left,
-        r.cell(Col::PlannedMilestones),
-    );
-    b.keep_text(
-        "Milestone Changes",
-        &changes_left,
-        r.cell(Col::MilestoneChanges),
-    );
+    b.keep_text("Planned Milestones", &planned_left, planned_cell);
+    b.keep_text("Milestone Changes", &changes_left, changes_cell);
+    if in_plan && layout.col(Col::RemediationPlan).is_some() {
+        b.from("milestones", r.cell(Col::RemediationPlan));
+    }
     for (field, col) in [
         ("external_id", Col::Key),
         ("title", Col::Title),
@@ -1711,20 +1735,7 @@ fn emass_milestone(
                 by,
                 at,
                 ..
-            }) => {
-                m.changes.push(MilestoneChange {
-                    from: from.unwrap_or(m.draft.due_on),
-                    to,
-                    reason: if reason.is_empty() {
-                        "recorded in the imported sheet".into()
-                    } else {
-                        reason
-                    },
-                    by: by.unwrap_or_else(|| "imported sheet".into()),
-                    at: midnight(at.unwrap_or(today)),
-                });
-                m.draft.due_on = to;
-            }
+            }) => m.move_to(to, from, reason, by, at.unwrap_or(today)),
             Some(ChangeText::Completed { on, .. }) => {
                 m.draft.status = MilestoneStatus::Completed;
                 m.draft.completed_on = on;
@@ -1733,19 +1744,7 @@ fn emass_milestone(
             // A bare date after text: the milestone moved to it.
             _ => match find_date(&change) {
                 Some((d, a, b)) if d != m.draft.due_on => {
-                    let reason = tidy(&change[..a], &change[b..]);
-                    m.changes.push(MilestoneChange {
-                        from: m.draft.due_on,
-                        to: d,
-                        reason: if reason.is_empty() {
-                            "recorded in the imported sheet".into()
-                        } else {
-                            reason
-                        },
-                        by: "imported sheet".into(),
-                        at: midnight(today),
-                    });
-                    m.draft.due_on = d;
+                    m.move_to(d, None, tidy(&change[..a], &change[b..]), None, today);
                 }
                 Some(_) => {}
                 None => left.push((r.cell(Col::MilestoneChanges), change)),

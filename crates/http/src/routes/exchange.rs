@@ -108,7 +108,8 @@ pub struct ExportParams {
     /// For `csv` and `xlsx`: the FedRAMP template generation, `rev5` (default) or `v3`.
     #[param(inline)]
     template: Option<TemplateParam>,
-    /// For `nisp`: `xlsx` (default) or `csv` (the header block, a blank line, the items).
+    /// For `nisp` and `emass`: `xlsx` (default) or `csv` (NISP: the header block, a blank
+    /// line, the items; eMASS: row 7's column headers, then the rows).
     #[serde(rename = "as")]
     #[param(inline, rename = "as")]
     file: Option<FileParam>,
@@ -751,7 +752,7 @@ fn write_emass(
             })?;
         }
         FileParam::Xlsx => {
-            let mut book = crate::emass_xlsx::Book::new(
+            let mut book = crate::emass_xlsx::start(
                 out.variant,
                 out.banner,
                 system,
@@ -762,9 +763,9 @@ fn write_emass(
             for_each_record(conn, system.id, template_load(archived), |rec| {
                 let e = emass::export(&rec, system, out.variant, today);
                 tally.add(&rec, &e);
-                book.add(&e)
+                crate::emass_xlsx::add(&mut book, &e)
             })?;
-            book.finish(w)?;
+            crate::emass_xlsx::finish(book, out.variant, w)?;
         }
     }
     Ok(tally.refused)

@@ -16,7 +16,6 @@ use crate::protection::Heavy;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use poam_domain::change::{self, Channel, Origin};
 use poam_domain::exchange::sheet_import::{
     self as sheets, CellIssue, Format, Grid, RowDraft, UnmappedColumn, Value,
@@ -29,8 +28,6 @@ use sha2::{Digest, Sha256};
 use std::io::{Cursor, Read};
 use utoipa::{IntoParams, ToSchema};
 
-/// The largest spreadsheet accepted: 50 MiB.
-pub const SHEET_IMPORT_LIMIT: usize = 50 << 20;
 /// The most a workbook may hold once decompressed (all its parts together): 256 MiB.
 pub const MAX_DECOMPRESSED: u64 = 256 << 20;
 /// The most parts a workbook may have.
@@ -368,17 +365,7 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// The media type of the body: xlsx or CSV.
 fn media(req: &HttpRequest) -> Result<bool, ApiError> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let (ct, essence) = crate::input::media_type(req);
     match essence.as_str() {
         XLSX => Ok(false),
         "text/csv" => Ok(true),
@@ -386,30 +373,6 @@ fn media(req: &HttpRequest) -> Result<bool, ApiError> {
             "`{ct}` is not accepted: send the workbook as {XLSX} (or the sheet as text/csv)"
         ))),
     }
-}
-
-/// Reads the body, at most [`SHEET_IMPORT_LIMIT`] bytes.
-async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
-    let limit = SHEET_IMPORT_LIMIT;
-    if let Some(len) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| crate::protection::body_error(&e))?;
-        if out.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 /// A row ready for the store, with what the decision needs.
@@ -511,21 +474,15 @@ async fn import(
         ));
     }
     // A slot and a share of the memory budget, taken before the body is read.
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(SHEET_IMPORT_LIMIT)
-        .min(SHEET_IMPORT_LIMIT);
+    // The size limit is the import limit (`POAM_IMPORT_MAX_BYTES`), as for bulk and OSCAL.
+    let limit = state.import_limit;
     let _pass = state.protection.enter(
         Heavy::Write,
         &actor.sub,
-        declared
-            .saturating_mul(crate::protection::JSON_EXPANSION)
-            .min(MAX_DECOMPRESSED as usize),
+        crate::protection::json_reservation(&req, limit).min(MAX_DECOMPRESSED as usize),
     )?;
-    let bytes = body(&req, payload).await?;
+    let bytes =
+        Vec::from(crate::input::read_body_within(&req, &mut payload.into_inner(), limit).await?);
     let sha256 = crate::idempotency::hex(&Sha256::digest(&bytes));
     let name = file_name(&req, params.filename.clone());
     let size = bytes.len();
@@ -751,7 +708,8 @@ async fn import(
 /// items too) and decisions come in pending, each row saying what was set aside. One result
 /// per row, each error naming its cell; the columns not mapped are listed with the reason. A
 /// body that is no workbook, has no recognisable header, holds formulas or unreadable dates,
-/// exceeds 50 MiB or inflates past 256 MiB is refused whole and stores nothing.
+/// exceeds the import size limit (`POAM_IMPORT_MAX_BYTES`, 32 MiB by default, as for bulk and
+/// OSCAL imports) or inflates past 256 MiB is refused whole and stores nothing.
 #[utoipa::path(
     tag = "exchange",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), SheetImportParams),
