@@ -15,10 +15,19 @@ DURATION=${BENCH_DURATION:-15s}
 CONNS=${BENCH_CONNECTIONS:-16}
 BIG=${BENCH_BIG_ITEMS:-100000}
 DB=${BENCH_DB:-sqlite}
+ROUNDS=${BENCH_ROUNDS:-3}
+# BENCH_SCENARIOS=get stops after GET by id and the ceiling.
+SCENARIOS=${BENCH_SCENARIOS:-all}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 # The shipped build (the `dist` profile: fat LTO, one codegen unit), as the Dockerfile makes it.
-cargo build --profile dist --quiet
-BIN=target/dist/poam
+# BENCH_BIN names a binary already built (comparing two builds); otherwise this tree's.
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+else
+  cargo build --profile dist --quiet
+  BIN=${CARGO_TARGET_DIR:-target}/dist/poam
+fi
+LIMIT_TARGET=$(realpath -m "${CARGO_TARGET_DIR:-target}")/limit-target
 # The ceiling, built from a writable copy of ../shared/bench/limit.
 if [ -d ../shared/bench/limit ]; then
   mkdir -p target/limit-src
@@ -36,7 +45,7 @@ text = re.sub(r"\[profile\.release\][^\[]*", "", text)
 text += "\n[profile.release]\ncodegen-units = 1\nlto = \"fat\"\n"
 open(path, "w").write(text)
 PY
-  (cd target/limit-src && CARGO_TARGET_DIR=../limit-target cargo build --release --quiet)
+  (cd target/limit-src && CARGO_TARGET_DIR=$LIMIT_TARGET cargo build --release --quiet)
 fi
 dir=$(mktemp -d)
 pids=()
@@ -48,6 +57,10 @@ cleanup() {
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export POAM_DATA_DIR=$dir POAM_BIND=127.0.0.1:$port POAM_LOG=warn POAM_JWT_SECRET=bench-secret-bench-secret-bench-secret-00
+# The rate limiters stay on (their cost is part of every figure) with budgets the load cannot
+# spend: the defaults would throttle wrk, as they should throttle any one client.
+export POAM_RATE_LIMIT_PER_SECOND=1000000 POAM_RATE_LIMIT_BURST=1000000
+export POAM_RATE_LIMIT_ADDRESS_PER_SECOND=1000000 POAM_RATE_LIMIT_ADDRESS_BURST=1000000
 if [ "$DB" = postgres ]; then
   base=${POAM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
   db=poam_bench_$$
@@ -115,7 +128,54 @@ note "bulk upsert, 1,000 findings per request (10 requests)" "$(field "$line" it
 analyze
 ids=$dir/ids.txt
 ids_file "$ids"
-row "GET item by random id (10,000 items)" "$(IDS_FILE=$ids GET_PREFIX=/v1/items/ GET_SUFFIX= wrk_run -s bench/get.lua)"
+# GET by id and the ceiling, interleaved (ROUNDS times each, median kept), so both meet the
+# same machine state. The ceiling is a separate process on its own SQLite file.
+LIMIT_BIN=${LIMIT_TARGET}/release/limit
+if [ -x "$LIMIT_BIN" ]; then
+  LIMIT_ADDR=127.0.0.1:8090 LIMIT_DB=$dir/limit.sqlite3 "$LIMIT_BIN" >/dev/null 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8090/static >/dev/null && break; sleep 0.1; done
+  seq 1 10000 > "$dir/limit-ids.txt"
+fi
+# The ceiling twice: its `/items/{id}` reads on actix's blocking pool (web::block, the usual
+# pattern), its `/items-inline/{id}` on the worker itself, as this service reads one row by key
+# on SQLite when a connection is idle (AppState::read). The second is the fair one.
+ours=() ceiling=() inline=()
+for _ in $(seq 1 "$ROUNDS"); do
+  ours+=("$(IDS_FILE=$ids GET_PREFIX=/v1/items/ GET_SUFFIX= wrk_run -s bench/get.lua)")
+  if [ -x "$LIMIT_BIN" ]; then
+    ceiling+=("$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items/ GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" -s bench/get.lua http://127.0.0.1:8090 | grep WRKJSON)")
+    inline+=("$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items-inline/ GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" -s bench/get.lua http://127.0.0.1:8090 | grep WRKJSON)")
+  fi
+done
+median_run() { printf '%s\n' "$@" | python3 -c '
+import json, sys
+runs = [l for l in sys.stdin.read().splitlines() if l.strip()]
+runs.sort(key=lambda l: json.loads(l.split("WRKJSON ", 1)[1])["rps"])
+print(runs[len(runs) // 2])'; }
+all_rps() { printf '%s\n' "$@" | python3 -c '
+import json, sys
+rates = [json.loads(l.split("WRKJSON ", 1)[1])["rps"] for l in sys.stdin.read().splitlines() if l.strip()]
+print(", ".join("%.0f" % r for r in rates))'; }
+row "GET item by random id (10,000 items; median of $ROUNDS: $(all_rps "${ours[@]}"))" "$(median_run "${ours[@]}")"
+if [ ${#ceiling[@]} -gt 0 ]; then
+  row "ceiling: bare actix + diesel + SQLite GET /items/{id}, web::block (median of $ROUNDS: $(all_rps "${ceiling[@]}"))" "$(median_run "${ceiling[@]}")"
+  row "ceiling inline: GET /items-inline/{id}, read on the worker (median of $ROUNDS: $(all_rps "${inline[@]}"))" "$(median_run "${inline[@]}")"
+  python3 - "$out" >> "$out" <<'PY2'
+import sys
+rows = open(sys.argv[1]).read().splitlines()
+def rps(prefix):
+    for r in rows:
+        if r.startswith("| " + prefix):
+            return float(r.split("|")[2])
+ours = rps("GET item by random id")
+print(f"| GET by id as a share of the ceiling, web::block (medians) | {100 * ours / rps('ceiling:'):.0f}% | | | |")
+print(f"| GET by id as a share of the ceiling inline, the fair one (medians) | {100 * ours / rps('ceiling inline'):.0f}% | | | target ≥ 90% |")
+PY2
+fi
+if [ "$SCENARIOS" = get ]; then
+  echo; cat "$out"; cp "$out" "target/bench-$DB-get.md"; exit 0
+fi
 LIST="/v1/systems/$SID/items?limit=50&status=open&sort=-risk_rating"
 row "list page (50, status filter, -risk_rating) at 10,000" "$(IDS_FILE= GET_PREFIX=$LIST GET_SUFFIX= wrk_run -s bench/get.lua)"
 row "PATCH with If-Match (random item of 10,000)" "$(IDS_FILE=$ids wrk_run -s bench/patch.lua)"
@@ -127,6 +187,8 @@ if [ "$more" -gt 0 ]; then
   note "bulk upsert to $BIG items ($(field "$line" batches) requests)" "$(field "$line" items_per_s) items/s" "p50 $(field "$line" p50_ms) ms per 1,000; max $(field "$line" max_ms) ms"
 fi
 analyze
+ids_file "$ids"
+row "GET item by random id ($BIG items)" "$(IDS_FILE=$ids GET_PREFIX=/v1/items/ GET_SUFFIX= wrk_run -s bench/get.lua)"
 row "list page (50, status filter, -risk_rating) at $BIG" "$(IDS_FILE= GET_PREFIX=$LIST GET_SUFFIX= wrk_run -s bench/get.lua)"
 times=()
 for _ in 1 2 3 4 5; do
@@ -139,30 +201,30 @@ for format in json oscal; do
   bytes=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1].split(" ",1)[1])["out"][0])' "$line")
   note "export $format of $BIG items" "$(field "$line" wall_s) s" "server peak RSS $(field "$line" peak_rss_mib) MiB; $(( bytes / 1048576 )) MiB streamed; target < 5 s, < 100 MiB"
 done
+# Hostile scenarios, each while wrk reads items by id: eight exports read at 1 KB/s, then
+# concurrent 30 MB OSCAL imports (the figures: ordinary reads' rate and latency meanwhile, what
+# the hostile clients were answered, the server's peak RSS and its RSS after).
+hostile() { # label scenario args...
+  local label=$1 line; shift
+  line=$(python3 bench/hostile.py "$@" | grep HOSTILEJSON)
+  python3 - "$label" "$line" >> "$out" <<'PY'
+import json, sys
+d = json.loads(sys.argv[2].split(" ", 1)[1])
+g = d["get"]
+notes = [f"hostile answers {d['hostile_answers']}", f"RSS {d['rss_before_mib']} → peak {d['peak_rss_mib']} → after {d['rss_after_mib']} MiB"]
+if "readyz" in d: notes.append(f"/readyz {d['readyz']}")
+if "body_mb" in d: notes.append(f"{d['body_mb']} MB each")
+print(f"| {sys.argv[1]} | {g['rps']:.0f} | {g['p50_ms']:.2f} | {g['p99_ms']:.2f} | {g['non2xx']} non-2xx; " + "; ".join(notes) + " |")
+PY
+}
+hostile "GET by id during 8 exports read at 1 KB/s" stalled "$BASE" "$SID" "$TOKEN" "$SERVER_PID" "$ids" "$DURATION" "$CONNS" 8
+hostile "GET by id during 4 concurrent 30 MB OSCAL imports" burst "$BASE" "$SID" "$TOKEN" "$SERVER_PID" "$ids" "$DURATION" "$CONNS" 4 30
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 sleep 0.5
 start_server
 note "start to ready on the migrated database ($BIG items)" "$READY_MS ms" "target < 1,000 ms"
 kill "$SERVER_PID" 2>/dev/null || true
 
-if [ -x target/limit-target/release/limit ]; then
-  LIMIT_ADDR=127.0.0.1:8090 LIMIT_DB=$dir/limit.sqlite3 target/limit-target/release/limit >/dev/null 2>&1 &
-  pids+=("$!")
-  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8090/static >/dev/null && break; sleep 0.1; done
-  seq 1 10000 > "$dir/limit-ids.txt"
-  line=$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items/ GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s bench/get.lua http://127.0.0.1:8090 | grep WRKJSON)
-  row "ceiling: bare actix + diesel + SQLite GET /items/{id}" "$line"
-  python3 - "$out" >> "$out" <<'PY'
-import re, sys
-rows = open(sys.argv[1]).read().splitlines()
-def rps(prefix):
-    for r in rows:
-        if r.startswith("| " + prefix):
-            return float(r.split("|")[2])
-ours, ceiling = rps("GET item by random id"), rps("ceiling")
-print(f"| GET by id as a share of the ceiling | {100 * ours / ceiling:.0f}% | | | target ≥ 90% (SQLite) |")
-PY
-fi
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(date -u +%Y-%m-%d)"
 cat "$out"

@@ -640,6 +640,62 @@ fn protective_headers_are_present() {
     );
 }
 
+/// The documentation page works under its policy in a real browser: headless Chromium loads
+/// `/docs/`, runs the vendored Swagger UI (no inline script, no eval), fetches the spec and
+/// renders its operations. A policy that blocked any of it leaves no operation on the page.
+#[test]
+fn swagger_ui_renders_under_its_content_security_policy() {
+    let Some(browser) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI needs chromium for the documentation check (apt-get install chromium)"
+        );
+        eprintln!("skipped: no chromium (apt-get install chromium)");
+        return;
+    };
+    let Some(app) = TestApp::spawn(Backend::Sqlite) else {
+        return;
+    };
+    let profile = temp_dir("chromium");
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--virtual-time-budget=15000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("{}/docs/", app.base))
+        .output();
+    let _ = std::fs::remove_dir_all(&profile);
+    let Ok(out) = out else {
+        panic!("{browser} did not start")
+    };
+    let dom = String::from_utf8_lossy(&out.stdout);
+    // Swagger UI's operation blocks, one per operation, tagged with their paths.
+    assert!(
+        dom.contains("opblock-summary-path"),
+        "Swagger UI rendered no operation under the policy:\n{}\n{}",
+        &dom.chars().take(2000).collect::<String>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dom.contains("/v1/items/{item_id}"),
+        "the operations of this service's spec are on the page"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Small leaks
 

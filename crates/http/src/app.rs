@@ -183,7 +183,105 @@ pub fn openapi() -> OpenApiDoc {
         .split_for_parts()
         .1;
     document_idempotency(&mut openapi);
+    document_protection(&mut openapi);
     openapi
+}
+
+/// The limits every authenticated operation is under (see `crate::protection`): 429 with
+/// `Retry-After` and the `RateLimit` headers, 503 when a heavy-operation budget is spent, 408
+/// for a request body that stalls; and the `RateLimit` headers on every answer.
+fn document_protection(openapi: &mut OpenApiDoc) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::Type;
+    use utoipa::openapi::{ObjectBuilder, Ref};
+    let header = |description: &str, kind: Type| {
+        HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(kind))
+            .description(Some(description))
+            .build()
+    };
+    let policy = header(
+        "The caller's quota (draft-ietf-httpapi-ratelimit-headers): `\"token\";q=<requests>;w=<seconds>`, \
+         or `\"address\"` for calls without a token.",
+        Type::String,
+    );
+    let state = header(
+        "What is left of the quota: `\"token\";r=<remaining>;t=<seconds until whole again>`.",
+        Type::String,
+    );
+    let retry = header("Seconds to wait before trying again.", Type::Integer);
+    let problem = |description: &str, retry_after: bool| {
+        let mut b = utoipa::openapi::ResponseBuilder::new()
+            .description(description)
+            .content(
+                crate::problem::PROBLEM_JSON,
+                utoipa::openapi::Content::new(Some(Ref::from_schema_name("Problem"))),
+            );
+        if retry_after {
+            b = b
+                .header("Retry-After", retry.clone())
+                .header("RateLimit-Policy", policy.clone())
+                .header("RateLimit", state.clone());
+        }
+        b.build()
+    };
+    for item in openapi.paths.paths.values_mut() {
+        for op in [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if op.security.as_ref().is_none_or(|s| s.is_empty()) {
+                continue;
+            }
+            let responses = &mut op.responses.responses;
+            for (status, response) in responses.iter_mut() {
+                if let (true, utoipa::openapi::RefOr::T(r)) = (status.starts_with('2'), response) {
+                    r.headers
+                        .entry("RateLimit-Policy".into())
+                        .or_insert_with(|| policy.clone());
+                    r.headers
+                        .entry("RateLimit".into())
+                        .or_insert_with(|| state.clone());
+                }
+            }
+            responses.entry("429".into()).or_insert_with(|| {
+                problem(
+                    "A budget is spent: the token's or the address's request rate (`rate_limited`), \
+                     the address's failed authentications (`too_many_failed_authentications`), or the \
+                     token's concurrent heavy operations (`too_many_concurrent`). Wait `Retry-After` \
+                     seconds.",
+                    true,
+                )
+                .into()
+            });
+            responses.entry("503".into()).or_insert_with(|| {
+                problem(
+                    "The service is busy: the overall budget of concurrent heavy operations \
+                     (`server_busy`) or their memory budget (`memory_budget_exhausted`) is spent, or the \
+                     database is unreachable or busy (`service_unavailable`). Retry after \
+                     `Retry-After` seconds.",
+                    true,
+                )
+                .into()
+            });
+            if op.request_body.is_some() {
+                responses.entry("408".into()).or_insert_with(|| {
+                    problem(
+                        "The request body stalled: nothing arrived for the idle timeout, or it came \
+                         slower than the minimum rate (`body_timeout`).",
+                        false,
+                    )
+                    .into()
+                });
+            }
+        }
+    }
 }
 
 /// Every POST takes an `Idempotency-Key` (see `crate::idempotency`).

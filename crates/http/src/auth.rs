@@ -90,6 +90,36 @@ pub struct Authenticator {
     validation: Validation,
     /// The longest lifetime a token may claim, in seconds.
     max_lifetime: i64,
+    /// Tokens verified before, with what they grant: a token is checked once, not on every
+    /// request (an RS256 or ES256 signature costs tens of microseconds).
+    verified: VerifiedTokens,
+}
+
+/// Tokens that passed [`Authenticator::verify`], each until its `exp`. Bounded: when full it is
+/// emptied and fills again from the tokens in use. Nothing is cached for a token that failed.
+#[derive(Default)]
+struct VerifiedTokens {
+    map: std::sync::RwLock<std::collections::HashMap<String, (Actor, i64)>>,
+}
+
+/// How many verified tokens are remembered at most.
+const VERIFIED_TOKENS: usize = 4096;
+
+impl VerifiedTokens {
+    fn get(&self, token: &str, now: i64) -> Option<Actor> {
+        let map = self.map.read().ok()?;
+        let (actor, exp) = map.get(token)?;
+        (now < *exp).then(|| actor.clone())
+    }
+
+    fn put(&self, token: &str, actor: &Actor, exp: i64) {
+        if let Ok(mut map) = self.map.write() {
+            if map.len() >= VERIFIED_TOKENS {
+                map.clear();
+            }
+            map.insert(token.to_owned(), (actor.clone(), exp));
+        }
+    }
 }
 
 impl Authenticator {
@@ -121,6 +151,7 @@ impl Authenticator {
             key,
             validation,
             max_lifetime: DEFAULT_MAX_LIFETIME_SECS,
+            verified: VerifiedTokens::default(),
         }
     }
 
@@ -136,6 +167,17 @@ impl Authenticator {
     }
 
     pub fn verify(&self, token: &str) -> Result<Actor, ApiError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(actor) = self.verified.get(token, now) {
+            return Ok(actor);
+        }
+        let (actor, exp) = self.verify_signed(token, now)?;
+        self.verified.put(token, &actor, exp);
+        Ok(actor)
+    }
+
+    /// The full check: signature, claims, lifetime. The actor and the token's `exp`.
+    fn verify_signed(&self, token: &str, now: i64) -> Result<(Actor, i64), ApiError> {
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
                 let (code, detail) = match e.kind() {
@@ -174,7 +216,6 @@ impl Authenticator {
         check_subject(&data.claims.sub).map_err(invalid)?;
         // Lifetime: from `iat` (or now, without one) to `exp`. An `iat` in the future counts
         // from now (within the clock leeway): a future `iat` must not stretch a token's life.
-        let now = chrono::Utc::now().timestamp();
         let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
         let start = data
             .claims
@@ -193,7 +234,8 @@ impl Authenticator {
                 self.max_lifetime
             )));
         }
-        Ok(Actor::from_claims(data.claims))
+        let exp = data.claims.exp;
+        Ok((Actor::from_claims(data.claims), exp))
     }
 }
 

@@ -613,7 +613,13 @@ pub async fn guard(
             }
         }
         let limits = &p.limits;
-        if !limits.body_idle.is_zero() {
+        // A request without a body (no length, or zero, and not chunked) has nothing to clock.
+        let headers = req.headers();
+        let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
+        if has_body && !limits.body_idle.is_zero() {
             let inner = req.take_payload();
             req.set_payload(Payload::Stream {
                 payload: Box::pin(BodyClock {

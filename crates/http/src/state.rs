@@ -93,6 +93,25 @@ impl AppState {
         .map_err(ApiError::from)
     }
 
+    /// A short read by key (one row by its primary key): on SQLite, run right here when a
+    /// connection is idle, since a read from the page cache takes microseconds and handing it to
+    /// the blocking pool and back costs two thread switches; otherwise (PostgreSQL, or the pool
+    /// busy) as [`AppState::db`]. Never for scans, exports or anything that may wait on a lock
+    /// (SQLite readers in WAL mode do not wait on writers).
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match poam_persistence::db::checkout_now(&self.pool) {
+            Some(mut conn) => {
+                let result = f(&mut conn);
+                conn.settle(result).map_err(ApiError::from)
+            }
+            None => self.db(f).await,
+        }
+    }
+
     /// Runs one short write (a record created, changed or moved through its lifecycle): through
     /// the group-commit writer when there is one, else as [`AppState::db`]. `f` makes its
     /// changes through `db::write`, and its answer comes once they are committed.

@@ -256,6 +256,18 @@ pub fn checkout(pool: &DbPool) -> Result<PooledDb, StoreError> {
     ))
 }
 
+/// A free connection at once, when the database is in-process (SQLite) and one is idle: for a
+/// read so short (a primary-key lookup in the page cache) that handing it to another thread and
+/// back costs more than the read. `None`: PostgreSQL, or every connection busy.
+pub fn checkout_now(pool: &DbPool) -> Option<PooledDb> {
+    let mut conn = pool.try_get()?;
+    if !matches!(conn.conn, DbConnection::Sqlite(_)) {
+        return None;
+    }
+    conn.last_checkout = Instant::now();
+    Some(conn)
+}
+
 pub type DbPool = Pool<DbManager>;
 pub type PooledDb = PooledConnection<DbManager>;
 

@@ -8,7 +8,7 @@ use crate::schema::{item_controls, items, milestones};
 use chrono::{Days, NaiveDate};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
-use poam_domain::metrics::{Aging, Metrics, Money};
+use poam_domain::metrics::{Metrics, Money};
 use poam_domain::{ItemStatus, RiskRating, SystemId};
 use std::collections::BTreeMap;
 
@@ -55,10 +55,6 @@ macro_rules! scoped {
         }
         q
     }};
-}
-
-fn grouped(rows: Vec<(String, i64)>) -> BTreeMap<String, i64> {
-    rows.into_iter().collect()
 }
 
 fn median(mut v: Vec<i64>) -> Option<f64> {
@@ -109,77 +105,52 @@ pub fn compute(
 ) -> Result<Metrics, StoreError> {
     let today = db::now().date();
     let active: Vec<String> = ItemStatus::active().map(|s| s.to_string()).collect();
-    let mut m = Metrics {
-        by_status: grouped(
-            scoped!(
-                items::table
-                    .group_by(items::status)
-                    .select((items::status, count_star())),
-                scope,
-                with_archived
-            )
-            .load(conn)?,
-        ),
-        by_rating: grouped(
-            scoped!(
-                items::table
-                    .group_by(items::risk_rating)
-                    .select((items::risk_rating, count_star())),
-                scope,
-                with_archived
-            )
-            .load(conn)?,
-        ),
-        ..Metrics::default()
-    };
+    let mut m = Metrics::default();
+    // Status and rating in one pass over the covering index.
+    let counts: Vec<(String, String, i64)> = scoped!(
+        items::table
+            .group_by((items::status, items::risk_rating))
+            .select((items::status, items::risk_rating, count_star())),
+        scope,
+        with_archived
+    )
+    .load(conn)?;
+    for (status, rating, n) in counts {
+        *m.by_status.entry(status).or_default() += n;
+        *m.by_rating.entry(rating).or_default() += n;
+    }
     m.total = m.by_status.values().sum();
-    m.overdue.by_rating = grouped(
-        scoped!(
-            items::table
-                .filter(items::status.eq_any(active.clone()))
-                .filter(items::due_key.lt(today))
-                .group_by(items::risk_rating)
-                .select((items::risk_rating, count_star())),
-            scope,
-            with_archived
-        )
-        .load(conn)?,
-    );
-    m.overdue.total = m.overdue.by_rating.values().sum();
+    // Overdue, escalated and aging from one range: the overdue unresolved items counted by
+    // rating and due date (a few hundred groups at most), bucketed here.
     let cutoff = poam_domain::item::escalation_cutoff(today, crate::items::escalation_grace_days());
-    m.escalated.by_rating = grouped(
-        scoped!(
-            items::table
-                .filter(items::status.eq_any(active.clone()))
-                .filter(items::due_key.lt(cutoff))
-                .group_by(items::risk_rating)
-                .select((items::risk_rating, count_star())),
-            scope,
-            with_archived
-        )
-        .load(conn)?,
-    );
+    let overdue: Vec<(String, NaiveDate, i64)> = scoped!(
+        items::table
+            .filter(items::status.eq_any(active.clone()))
+            .filter(items::due_key.lt(today))
+            .group_by((items::risk_rating, items::due_key))
+            .select((items::risk_rating, items::due_key, count_star())),
+        scope,
+        with_archived
+    )
+    .load(conn)?;
+    for (rating, due, n) in overdue {
+        *m.overdue.by_rating.entry(rating.clone()).or_default() += n;
+        if due < cutoff {
+            *m.escalated.by_rating.entry(rating).or_default() += n;
+        }
+        match (today - due).num_days() {
+            ..=30 => m.aging.d1_30 += n,
+            31..=90 => m.aging.d31_90 += n,
+            91..=120 => m.aging.d91_120 += n,
+            _ => m.aging.over_120 += n,
+        }
+    }
+    m.overdue.total = m.overdue.by_rating.values().sum();
     m.escalated.total = m.escalated.by_rating.values().sum();
-    // Past due by 1..=30 days: due between today-30 and today-1; and so on.
     let day = |n: u64| {
         today
             .checked_sub_days(Days::new(n))
             .unwrap_or(NaiveDate::MIN)
-    };
-    let mut past_due = |from: u64, to: Option<u64>| -> Result<i64, StoreError> {
-        let mut q = filtered(scope, with_archived)
-            .filter(items::status.eq_any(active.clone()))
-            .filter(items::due_key.le(day(from)));
-        if let Some(to) = to {
-            q = q.filter(items::due_key.ge(day(to)));
-        }
-        Ok(q.select(count_star()).first(conn)?)
-    };
-    m.aging = Aging {
-        d1_30: past_due(1, Some(30))?,
-        d31_90: past_due(31, Some(90))?,
-        d91_120: past_due(91, Some(120))?,
-        over_120: past_due(121, None)?,
     };
     // Resolved items: only their dates are read.
     let resolved: Vec<ResolvedDates> = filtered(scope, with_archived)
@@ -244,11 +215,11 @@ pub fn compute(
     }
     m.milestones_total = total.first(conn)?;
     m.milestones_moved = moved.first(conn)?;
-    let planned: Option<f64> = filtered(scope, with_archived)
-        .select(diesel::dsl::sum(items::estimated_cost))
-        .first(conn)?;
-    let spent: Option<f64> = filtered(scope, with_archived)
-        .select(diesel::dsl::sum(items::actual_cost))
+    let (planned, spent): (Option<f64>, Option<f64>) = filtered(scope, with_archived)
+        .select((
+            diesel::dsl::sum(items::estimated_cost),
+            diesel::dsl::sum(items::actual_cost),
+        ))
         .first(conn)?;
     m.resources = Money {
         planned: planned.unwrap_or(0.0),

@@ -309,7 +309,7 @@ pub async fn get_item(
     actor.require(Permission::Read)?;
     let id = path.into_inner();
     let item = state
-        .db(move |conn| items::get(conn, id, &actor.scope))
+        .read(move |conn| items::get(conn, id, &actor.scope))
         .await?;
     Ok(versioned(StatusCode::OK, item.version, &item))
 }

@@ -37,7 +37,13 @@ pub(crate) fn created<T: Serialize>(location: &str, version: i64, body: &T) -> H
 
 /// A JSON response carrying the resource's version as a strong ETag.
 pub(crate) fn versioned<T: Serialize>(status: StatusCode, version: i64, body: &T) -> HttpResponse {
+    // Rendered into a buffer the size of a typical record, not grown from empty.
+    let mut json = Vec::with_capacity(4096);
+    if serde_json::to_writer(&mut json, body).is_err() {
+        return actix_web::ResponseError::error_response(&crate::problem::ApiError::Internal);
+    }
     HttpResponse::build(status)
         .insert_header((header::ETAG, format!("\"{version}\"")))
-        .json(body)
+        .insert_header(header::ContentType::json())
+        .body(json)
 }

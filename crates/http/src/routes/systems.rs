@@ -168,7 +168,7 @@ pub async fn get_system(
     actor.require(Permission::Read)?;
     let id = path.into_inner();
     let system = state
-        .db(move |conn| systems::get(conn, id, &actor.scope))
+        .read(move |conn| systems::get(conn, id, &actor.scope))
         .await?;
     Ok(versioned(StatusCode::OK, system.version, &system))
 }
