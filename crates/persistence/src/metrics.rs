@@ -258,6 +258,8 @@ pub fn compute(
         .select(count_star())
         .first(conn)?;
     // Days to close by control family, from the closed items' controls.
+    // Driven from the closed items of the system (`items_status_id_idx`, which holds their ids):
+    // without that index SQLite read every item row of a million-item system (4 s).
     let closed_controls: Vec<(String, NaiveDate, Option<NaiveDate>)> = scoped!(
         item_controls::table
             .inner_join(items::table)
