@@ -824,7 +824,7 @@ fn emass_tally(
             (ExportJson = "application/json"),
             (Object = "application/oscal+json"),
             (String = "text/csv"),
-            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (super::docs::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
          ),
          headers(("Content-Disposition" = String, description = "attachment; filename=…"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "How many archived items still open, in progress or deferred the export leaves out (0 with include_archived=true, and for json)."), ("POAM-Emass-Refusals" = i64, description = "For `emass`: how many of the exported items eMASS would refuse on import (`dry_run=true` says which and why)."))),
         ListProblems,

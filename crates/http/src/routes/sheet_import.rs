@@ -714,7 +714,7 @@ async fn import(
     tag = "exchange",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), SheetImportParams),
     request_body(description = "The FedRAMP POA&M template workbook, or one sheet as CSV.", content(
-        (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (super::docs::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         (String = "text/csv"),
     )),
     responses(
@@ -759,7 +759,7 @@ pub async fn import_fedramp(
     tag = "exchange",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), SheetImportParams),
     request_body(description = "The eMASS POA&M template workbook, or its POA&M sheet as CSV.", content(
-        (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (super::docs::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         (String = "text/csv"),
     )),
     responses(
