@@ -144,6 +144,7 @@ impl DbManager {
             self.busy_timeout.as_millis()
         ))
         .map_err(r2d2::Error::QueryError)?;
+        refresh_statistics(&mut conn).map_err(r2d2::Error::QueryError)?;
         Ok(conn)
     }
 }
@@ -311,12 +312,28 @@ fn migration_error(e: Box<dyn std::error::Error + Send + Sync>) -> StoreError {
 
 /// Applies every pending migration; returns the versions applied.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
-    let applied = match conn {
-        DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    let applied: Vec<String> = match conn {
+        DbConnection::Pg(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|a| a.iter().map(|v| v.to_string()).collect()),
+        DbConnection::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|a| a.iter().map(|v| v.to_string()).collect()),
     }
     .map_err(migration_error)?;
-    Ok(applied.iter().map(|v| v.to_string()).collect())
+    // A new index has no statistics until analysed: without them the planner may prefer a scan
+    // (a million-item system's metrics: 2.8 s instead of 0.25 s).
+    if let (DbConnection::Sqlite(c), false) = (&mut *conn, applied.is_empty()) {
+        refresh_statistics(c)?;
+    }
+    Ok(applied)
+}
+
+/// SQLite's planner statistics brought up to date where they are missing or stale, sampling at
+/// most 400 rows per index (milliseconds, whatever the size of the file). PostgreSQL's
+/// autovacuum does this on its own.
+fn refresh_statistics(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
+    conn.batch_execute("PRAGMA analysis_limit = 400; PRAGMA optimize = 0x10002;")
 }
 
 /// The migrations not yet applied.
