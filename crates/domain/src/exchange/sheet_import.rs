@@ -491,12 +491,17 @@ fn layout_name(format: Format, labels: &[(usize, String)]) -> String {
     let has = |l: &str| labels.iter().any(|(_, x)| x == l);
     match format {
         Format::Fedramp => {
-            if has("binding operational directive 22 01 tracking")
-                || (has("remediation plan") && !has("overall remediation plan"))
+            // v3.0 renamed the plan and dropped the milestone columns; the BOD 22-01 columns'
+            // full names are Rev5's too (FedRAMP's own Rev5 workbook carries them).
+            if (has("remediation plan") && !has("overall remediation plan"))
                 || (has("cve") && !has("planned milestones"))
             {
                 "fedramp v3.0".into()
-            } else if has("bod 22 01 tracking") || has("cve") || has("service name") {
+            } else if has("bod 22 01 tracking")
+                || has("binding operational directive 22 01 tracking")
+                || has("cve")
+                || has("service name")
+            {
                 "fedramp rev5".into()
             } else {
                 "fedramp rev4".into()
@@ -2364,6 +2369,42 @@ mod tests {
             assert_eq!(p.rows[1].milestones.len(), 1);
         }
         assert_eq!(a.rows[0].fields, b.rows[0].fields);
+    }
+
+    /// FedRAMP's own Rev5 workbook spells the BOD 22-01 columns out in full (as v3.0 does) and
+    /// still has Planned Milestones, Auto-Approve and Service Name: it is Rev5.
+    #[test]
+    fn a_rev5_header_with_the_bod_columns_spelled_out_is_rev5() {
+        let header = [
+            "POAM ID",
+            "Controls",
+            "Weakness Name",
+            "Weakness Description",
+            "Overall Remediation Plan",
+            "Original Detection Date",
+            "Planned Milestones",
+            "Original Risk Rating",
+            "Auto-Approve",
+            "Binding Operational Directive 22-01 tracking",
+            "Binding Operational Directive 22-01 Due Date",
+            "CVE",
+            "Service Name",
+        ];
+        let item = [
+            "V-1",
+            "AC-2",
+            "Stale accounts",
+            "Not disabled.",
+            "",
+            "10/01/2026",
+        ];
+        let g = grid("Open POA&M Items", &[&header, &item]);
+        let plan = read(Format::Fedramp, &[g], d("2026-11-30")).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            plan.layouts,
+            vec!["Open POA&M Items: fedramp rev5".to_owned()]
+        );
+        assert_eq!(plan.rows.len(), 1);
     }
 
     #[test]
