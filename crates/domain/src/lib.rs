@@ -21,6 +21,7 @@ pub mod precondition;
 pub mod profiles;
 pub mod reminders;
 pub mod rules;
+pub mod scan;
 pub mod system;
 pub mod vdr;
 pub mod vdr_reports;

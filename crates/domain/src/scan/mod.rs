@@ -1,0 +1,291 @@
+//! What scanners and checklists write, read into findings: Nessus v2 XML, STIG Viewer CKL (XML)
+//! and CKLB (JSON), SARIF 2.1.0, and CSV through a column mapping. Each reader streams its
+//! input into a [`Sink`] (a 200 MB `.nessus` is never held), names the place of anything it
+//! cannot read, and accounts for every element: a finding, a skipped element with its reason,
+//! or an unmapped one with its reason. The threat catalogs (CISA KEV, FIRST EPSS, DISA's CCI
+//! list) are read here too. Readers take any `BufRead`: no I/O of their own.
+
+pub mod catalogs;
+pub mod ckl;
+pub mod cklb;
+pub mod csv;
+pub mod nessus;
+pub mod sarif;
+pub mod severity;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// A scan file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Nessus,
+    Ckl,
+    Cklb,
+    Sarif,
+    Csv,
+}
+
+impl Format {
+    pub const ALL: [Format; 5] = [
+        Format::Nessus,
+        Format::Ckl,
+        Format::Cklb,
+        Format::Sarif,
+        Format::Csv,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Nessus => "nessus",
+            Format::Ckl => "ckl",
+            Format::Cklb => "cklb",
+            Format::Sarif => "sarif",
+            Format::Csv => "csv",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// The kind of weakness a format reports: configuration (STIG checklists) or vulnerability.
+    pub fn is_configuration(self) -> bool {
+        matches!(self, Format::Ckl | Format::Cklb)
+    }
+}
+
+/// A finding's severity as its format states it, before a regime's table maps it to a risk
+/// rating ([`severity::Table`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Nessus 0 / `None`, SARIF `none`: informational, skipped unless asked for.
+    Info,
+    /// Nessus 1 (Low).
+    NessusLow,
+    /// Nessus 2 (Medium).
+    NessusMedium,
+    /// Nessus 3 (High).
+    NessusHigh,
+    /// Nessus 4 (Critical).
+    NessusCritical,
+    /// DISA CAT III (STIG `low`).
+    Cat3,
+    /// DISA CAT II (STIG `medium`).
+    Cat2,
+    /// DISA CAT I (STIG `high`).
+    Cat1,
+    /// SARIF `note`.
+    SarifNote,
+    /// SARIF `warning`.
+    SarifWarning,
+    /// SARIF `error`.
+    SarifError,
+    /// A CSV file's own word, mapped by the request's mapping: `critical`.
+    Critical,
+    /// `high`.
+    High,
+    /// `moderate` / `medium`.
+    Moderate,
+    /// `low`.
+    Low,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::NessusLow => "nessus_low",
+            Severity::NessusMedium => "nessus_medium",
+            Severity::NessusHigh => "nessus_high",
+            Severity::NessusCritical => "nessus_critical",
+            Severity::Cat3 => "cat3",
+            Severity::Cat2 => "cat2",
+            Severity::Cat1 => "cat1",
+            Severity::SarifNote => "sarif_note",
+            Severity::SarifWarning => "sarif_warning",
+            Severity::SarifError => "sarif_error",
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Moderate => "moderate",
+            Severity::Low => "low",
+        }
+    }
+
+    /// How a person reads it: `Nessus 4 (Critical)`, `CAT I`, `SARIF error`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Info => "Informational",
+            Severity::NessusLow => "Nessus 1 (Low)",
+            Severity::NessusMedium => "Nessus 2 (Medium)",
+            Severity::NessusHigh => "Nessus 3 (High)",
+            Severity::NessusCritical => "Nessus 4 (Critical)",
+            Severity::Cat3 => "CAT III",
+            Severity::Cat2 => "CAT II",
+            Severity::Cat1 => "CAT I",
+            Severity::SarifNote => "SARIF note",
+            Severity::SarifWarning => "SARIF warning",
+            Severity::SarifError => "SARIF error",
+            Severity::Critical => "Critical",
+            Severity::High => "High",
+            Severity::Moderate => "Moderate",
+            Severity::Low => "Low",
+        }
+    }
+}
+
+/// One finding read from a file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Finding {
+    /// The detector of the de-duplication key: `nessus`, `stig:<STIG id>`, `sarif:<tool>`, or
+    /// the CSV mapping's scanner name. Compared case-insensitively.
+    pub detector: String,
+    /// The format's stable id of the weakness: the plugin id, the STIG rule's Vuln id, the
+    /// SARIF fingerprint (or rule id with location when none), the CSV key column.
+    pub identifier: String,
+    /// The asset: the host (FQDN, else IP, else NetBIOS name) with `:port/protocol` when a
+    /// Nessus port is not 0, the checklist's target host, the SARIF artifact URI.
+    pub asset: String,
+    /// The host the finding was on, as the scan's scope names it (for "not seen since").
+    pub host: String,
+    pub title: String,
+    pub description: String,
+    pub severity: Option<Severity>,
+    pub cves: Vec<String>,
+    /// NIST SP 800-53 controls the file names (CSV mapping); CKL/CKLB give CCIs instead.
+    pub controls: Vec<String>,
+    /// `CCI-000366`, as the checklist gives them.
+    pub ccis: Vec<String>,
+    pub cvss3_base: Option<f64>,
+    pub cvss4_base: Option<f64>,
+    /// The remediation the file suggests (Nessus `solution`, STIG fix text).
+    pub solution: Option<String>,
+    /// When the file says the finding was seen (host scan end, `patch_publication_date` is kept
+    /// in `details`).
+    pub seen_on: Option<chrono::NaiveDate>,
+    /// Everything else the format carries that a person needs, in a stable order:
+    /// `plugin_name`, `synopsis`, `iavm`, `stig_severity`, `rule_id`, `stig_id`, `vuln_id`,
+    /// `finding_details`, `comments`, `fqdn`, `ip`, `netbios`, `port`, `protocol`,
+    /// `patch_publication_date`, `level`, `location`, `rule_id`…
+    pub details: BTreeMap<String, String>,
+    /// Where in the file: `line 120, column 5` (XML, CSV) or a JSON pointer.
+    pub place: String,
+}
+
+/// An element read but not made a finding, and why (`informational`, `not_a_finding`,
+/// `not_applicable`, `not_reviewed`, `suppressed`…).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub place: String,
+    /// The finding key's parts, when the element has them.
+    pub detector: Option<String>,
+    pub identifier: Option<String>,
+    pub asset: Option<String>,
+    pub reason: String,
+    /// A checklist rule that is `NotAFinding`: a fix seen (it was open, it is no longer).
+    pub fixed: bool,
+}
+
+/// An element that could not be mapped, and why: every member of the input is accounted for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unmapped {
+    pub place: String,
+    pub element: String,
+    pub reason: String,
+}
+
+/// The file cannot be read: malformed or truncated. Nothing from it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParseError {
+    /// Where: `line 12, column 4`, `byte 4096`, or a JSON pointer.
+    pub place: String,
+    pub message: String,
+}
+
+impl ParseError {
+    pub fn new(place: impl Into<String>, message: impl Into<String>) -> Self {
+        ParseError {
+            place: place.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.place, self.message)
+    }
+}
+
+/// Where a reader puts what it reads, in file order.
+pub trait Sink {
+    /// A host the scan covered (its scope): every ReportHost, every checklist's target.
+    fn host(&mut self, name: &str);
+    fn finding(&mut self, finding: Finding);
+    fn skipped(&mut self, skipped: Skipped);
+    fn unmapped(&mut self, unmapped: Unmapped);
+    /// The file's own name of the tool and its version, once known (`Nessus`, `STIG Viewer 3`,
+    /// a SARIF driver's name and version).
+    fn scanner(&mut self, name: &str) {
+        let _ = name;
+    }
+}
+
+/// A sink that keeps everything: tests and small files.
+#[derive(Debug, Default, Clone)]
+pub struct Collected {
+    pub hosts: Vec<String>,
+    pub findings: Vec<Finding>,
+    pub skipped: Vec<Skipped>,
+    pub unmapped: Vec<Unmapped>,
+    pub scanner: Option<String>,
+}
+
+impl Sink for Collected {
+    fn host(&mut self, name: &str) {
+        if !self.hosts.iter().any(|h| h == name) {
+            self.hosts.push(name.to_owned());
+        }
+    }
+    fn finding(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+    fn skipped(&mut self, skipped: Skipped) {
+        self.skipped.push(skipped);
+    }
+    fn unmapped(&mut self, unmapped: Unmapped) {
+        self.unmapped.push(unmapped);
+    }
+    fn scanner(&mut self, name: &str) {
+        self.scanner = Some(name.to_owned());
+    }
+}
+
+/// What a reader is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Keep informational findings (Nessus severity 0, SARIF `none`) as findings.
+    pub include_informational: bool,
+}
+
+/// Reads `input` in `format` into `sink`. CSV needs its mapping: use [`csv::read`].
+pub fn read<R: std::io::BufRead>(
+    format: Format,
+    input: R,
+    options: &Options,
+    sink: &mut dyn Sink,
+) -> Result<(), ParseError> {
+    match format {
+        Format::Nessus => nessus::read(input, options, sink),
+        Format::Ckl => ckl::read(input, options, sink),
+        Format::Cklb => cklb::read(input, options, sink),
+        Format::Sarif => sarif::read(input, options, sink),
+        Format::Csv => Err(ParseError::new(
+            "",
+            "a CSV file is read with its column mapping",
+        )),
+    }
+}
