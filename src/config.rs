@@ -20,6 +20,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_EVIDENCE_MAX_BYTES", "largest evidence file accepted, in bytes [default: 31457280, eMASS's 30 MiB]"),
     ("POAM_BULK_MAX_ITEMS", "most elements of one bulk upsert; more is 413 [default: 1000]"),
     ("POAM_IMPORT_MAX_BYTES", "largest bulk, OSCAL or spreadsheet import body, in bytes [default: 33554432]"),
+    ("POAM_SCAN_MAX_BYTES", "largest streamed scan file (.nessus, CKL, CSV), in bytes; CKLB and SARIF take the import limit [default: 1073741824]"),
     ("POAM_WORKERS", "HTTP worker threads [default: one per CPU]"),
     ("POAM_ESCALATION_GRACE_DAYS", "days an unresolved item may be overdue before it reads as escalated [default: 14]"),
     ("POAM_CLASSIFICATION_BANNER", "the classification banner in row 1 of eMASS template exports, 1 to 200 characters [default: ***** CONTROLLED UNCLASSIFIED INFORMATION *****]"),
@@ -109,6 +110,7 @@ pub struct Settings {
     pub bulk_max_items: usize,
     pub metrics: bool,
     pub import_max_bytes: usize,
+    pub scan_max_bytes: usize,
     /// Days an unresolved item may be overdue before it is flagged `escalated`.
     pub escalation_grace_days: u32,
     /// The classification banner of eMASS template exports (`POAM_CLASSIFICATION_BANNER`).
@@ -308,6 +310,10 @@ impl Settings {
             Some(v) => parse_num("POAM_IMPORT_MAX_BYTES", &v)?,
             None => 32 << 20,
         };
+        let scan_max_bytes = match get("POAM_SCAN_MAX_BYTES") {
+            Some(v) => parse_num("POAM_SCAN_MAX_BYTES", &v)?,
+            None => 1 << 30,
+        };
         let escalation_grace_days = match get("POAM_ESCALATION_GRACE_DAYS") {
             Some(v) => parse_num("POAM_ESCALATION_GRACE_DAYS", &v)?,
             None => poam_domain::item::DEFAULT_ESCALATION_GRACE_DAYS,
@@ -376,6 +382,7 @@ impl Settings {
             bulk_max_items,
             metrics,
             import_max_bytes,
+            scan_max_bytes,
             escalation_grace_days,
             classification_banner,
             jwt,

@@ -132,6 +132,7 @@ impl Application {
         state.bulk_max = settings.bulk_max_items;
         state.metrics_enabled = settings.metrics;
         state.import_limit = settings.import_max_bytes;
+        state.scan_limit = settings.scan_max_bytes;
         state.spool_dir = spool_dir;
         state.classification_banner = std::sync::Arc::from(settings.classification_banner.as_str());
         state.protection = std::sync::Arc::new(poam_http::protection::Protection::new(

@@ -64,6 +64,9 @@ pub struct Context {
     /// FedRAMP 2026 (VDR/VER): the system's class, since when and its clock. From `since` on,
     /// it replaces the legacy 30/30/90/180 policy (and a custom one) for the system's items.
     pub vdr: Option<crate::vdr::Regime>,
+    /// CISA's KEV due date binds when earlier than the policy's (the system's
+    /// `scans.kev_deadlines`; FedRAMP's by default).
+    pub kev_deadlines: bool,
 }
 
 /// The default scheduled completion and the rule that sets it, if any rule applies.
@@ -203,6 +206,7 @@ mod tests {
             custom: None,
             conditional_status_date: None,
             vdr: None,
+            kev_deadlines: false,
         }
     }
 
@@ -234,6 +238,7 @@ mod tests {
             custom: None,
             conditional_status_date: Some(d("2026-10-01")),
             vdr: None,
+            kev_deadlines: false,
         };
         assert_eq!(
             default_deadline(&cmmc, RiskRating::Low, d("2026-01-01")),
@@ -269,6 +274,7 @@ mod tests {
             custom: None,
             conditional_status_date: None,
             vdr: None,
+            kev_deadlines: false,
         };
         assert_eq!(
             default_deadline(&emass, RiskRating::High, d("2026-10-01")),

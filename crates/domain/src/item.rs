@@ -37,6 +37,57 @@ pub struct Source {
     #[validate(length(min = 1, max = "RESOURCE"))]
     #[schema(min_length = 1, max_length = 250, example = "plugin 187315")]
     pub identifier: Option<String>,
+    /// What the detector reported about the finding, by name (`plugin_name`, `rule_id`,
+    /// `stig_id`, `severity`, `cvss3_base_score`, `solution`, `finding_details`…): set by scan
+    /// imports, kept as written. Up to 64 entries; names up to 64 characters, values up to
+    /// 4,000.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[validate(custom(function = "check_source_details"))]
+    #[schema(example = json!({"plugin_name": "TLS Version 1.0 Protocol Detection", "severity": "Nessus 2 (Medium)"}))]
+    pub details: std::collections::BTreeMap<String, String>,
+}
+
+/// Entries of [`Source::details`].
+pub const SOURCE_DETAILS_MAX: usize = 64;
+/// Characters of one value of [`Source::details`].
+pub const SOURCE_DETAIL_CHARS: usize = 4000;
+
+fn check_source_details(
+    d: &std::collections::BTreeMap<String, String>,
+) -> Result<(), validator::ValidationError> {
+    if d.len() > SOURCE_DETAILS_MAX {
+        return Err(validator::ValidationError::new("too_many")
+            .with_message(format!("at most {SOURCE_DETAILS_MAX} entries").into()));
+    }
+    for (k, v) in d {
+        if k.is_empty() || k.chars().count() > 64 {
+            return Err(validator::ValidationError::new("length")
+                .with_message("names are 1 to 64 characters".into()));
+        }
+        if v.chars().count() > SOURCE_DETAIL_CHARS {
+            return Err(validator::ValidationError::new("length").with_message(
+                format!("values are at most {SOURCE_DETAIL_CHARS} characters").into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_ccis(ccis: &[String]) -> Result<(), validator::ValidationError> {
+    let ok = |c: &str| {
+        c.strip_prefix("CCI-")
+            .is_some_and(|n| n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if ccis.len() > 500 {
+        return Err(
+            validator::ValidationError::new("length").with_message("at most 500 CCIs".into())
+        );
+    }
+    match ccis.iter().find(|c| !ok(c)) {
+        Some(bad) => Err(validator::ValidationError::new("pattern")
+            .with_message(format!("`{bad}` is not a CCI id (CCI-000366)").into())),
+        None => Ok(()),
+    }
 }
 
 /// Resources required for the remediation (eMASS's "resources", FedRAMP's column I).
@@ -229,6 +280,12 @@ pub struct ItemFields {
     #[validate(length(max = "LIST"))]
     #[schema(max_items = 500, example = json!(["CVE-2011-3389"]))]
     pub cves: Vec<String>,
+    /// DISA Control Correlation Identifiers (`CCI-000366`) a STIG checklist cites; with the
+    /// CCI catalog loaded they map to the item's controls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[validate(custom(function = "check_ccis"))]
+    #[schema(max_items = 500, example = json!(["CCI-000366"]))]
+    pub ccis: Vec<String>,
     /// Affected assets (host names, IPs, image digests), up to 250 characters each.
     #[serde(default)]
     #[validate(length(max = "LIST"))]
@@ -337,6 +394,8 @@ pub struct Item {
     pub controls: Vec<String>,
     pub source: Source,
     pub cves: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ccis: Vec<String>,
     pub assets: Vec<String>,
     pub likelihood: Option<Level>,
     pub impact: Option<Level>,
@@ -376,6 +435,19 @@ pub struct Item {
     /// each naming its rule and cell, and whether it is overdue (FRD-ODV), accepted (FRD-ACV)
     /// or a reportable incident (VER-TFR-IRI/NRI), with explanations. Computed, never written.
     pub vdr: Option<crate::vdr::Status>,
+    /// One of its CVEs is in CISA's Known Exploited Vulnerabilities catalog (the loaded one):
+    /// the entry with the earliest due date.
+    pub kev: Option<crate::threat::Kev>,
+    /// FIRST's EPSS score of its CVEs (the highest), from the loaded catalog.
+    pub epss: Option<crate::threat::Epss>,
+    /// When a scan last reported its finding, and which.
+    pub last_seen: Option<crate::threat::Seen>,
+    /// Set when a scan that covered its host no longer reports its finding (or a checklist
+    /// says NotAFinding): a closure candidate. It is never closed by the scan; the scan is
+    /// attached to it as evidence for the verifier.
+    pub not_seen_since: Option<DateTime<Utc>>,
+    /// The scan that no longer showed it.
+    pub not_seen_scan: Option<uuid::Uuid>,
     /// Optimistic-concurrency version; also the `ETag`.
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -426,6 +498,7 @@ impl Item {
             controls: f.controls,
             source: f.source,
             cves: f.cves,
+            ccis: f.ccis,
             assets: f.assets,
             likelihood: f.likelihood,
             impact: f.impact,
@@ -455,6 +528,11 @@ impl Item {
             overdue,
             escalated,
             vdr: None,
+            kev: None,
+            epss: None,
+            last_seen: None,
+            not_seen_since: None,
+            not_seen_scan: None,
             version: meta.version,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
@@ -472,6 +550,7 @@ impl Item {
             controls: self.controls.clone(),
             source: self.source.clone(),
             cves: self.cves.clone(),
+            ccis: self.ccis.clone(),
             assets: self.assets.clone(),
             likelihood: self.likelihood,
             impact: self.impact,
@@ -537,6 +616,11 @@ pub const READ_ONLY_FIELDS: &[&str] = &[
     "overdue",
     "escalated",
     "vdr",
+    "kev",
+    "epss",
+    "last_seen",
+    "not_seen_since",
+    "not_seen_scan",
     "version",
     "created_at",
     "updated_at",

@@ -23,6 +23,7 @@ pub mod reminders;
 pub mod rules;
 pub mod scan;
 pub mod system;
+pub mod threat;
 pub mod vdr;
 pub mod vdr_reports;
 pub mod vocab;

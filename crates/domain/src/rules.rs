@@ -251,11 +251,13 @@ mod tests {
 
     fn item() -> ItemFields {
         ItemFields {
+            ccis: Vec::new(),
             external_id: None,
             title: "t".into(),
             description: "d".into(),
             controls: vec![],
             source: Source {
+                details: Default::default(),
                 kind: SourceKind::Scan,
                 detector: None,
                 identifier: None,
@@ -415,6 +417,7 @@ mod tests {
             emass: None,
             dss_uid: None,
             cws_labels: None,
+            scans: None,
         };
         let err = check_system(f.clone()).err().unwrap_or_default();
         assert_eq!(err.len(), 1);

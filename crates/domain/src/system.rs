@@ -164,6 +164,17 @@ pub struct SystemFields {
     #[validate(custom(function = "check_cws_labels"))]
     #[schema(example = json!({"C": "Client", "W": "Workstation", "S": "Server"}))]
     pub cws_labels: Option<std::collections::BTreeMap<String, String>>,
+    /// Scan imports: default controls, informational findings, KEV deadlines, the saved CSV
+    /// column mapping.
+    #[serde(default)]
+    #[validate(custom(function = "check_scans"))]
+    pub scans: Option<crate::scan::ScanSettings>,
+}
+
+fn check_scans(s: &crate::scan::ScanSettings) -> Result<(), validator::ValidationError> {
+    s.check().map_err(|v| {
+        validator::ValidationError::new("invalid_control").with_message(v.message.into())
+    })
 }
 
 /// A C/W/S label map: at most 50 codes of 1–20 characters, labels of 1–100.
@@ -234,6 +245,7 @@ pub struct System {
     pub emass: Option<EmassHeader>,
     pub dss_uid: Option<String>,
     pub cws_labels: Option<std::collections::BTreeMap<String, String>>,
+    pub scans: Option<crate::scan::ScanSettings>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -271,6 +283,7 @@ impl System {
             emass: f.emass,
             dss_uid: f.dss_uid,
             cws_labels: f.cws_labels,
+            scans: f.scans,
             version: meta.version,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
@@ -297,6 +310,7 @@ impl System {
             emass: self.emass.clone(),
             dss_uid: self.dss_uid.clone(),
             cws_labels: self.cws_labels.clone(),
+            scans: self.scans.clone(),
         }
     }
 }

@@ -141,6 +141,10 @@ pub struct Evidence {
     pub withdrawn_at: Option<DateTime<Utc>>,
     pub withdrawn_by: Option<String>,
     pub withdrawal_reason: Option<String>,
+    /// Evidence a scan import attached: the scan file (`GET /v1/scans/{id}`), stored once for
+    /// the system.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_id: Option<uuid::Uuid>,
 }
 
 /// The body of withdrawing evidence.

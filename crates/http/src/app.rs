@@ -4,7 +4,7 @@
 
 use crate::problem::{ApiError, PROBLEM_JSON};
 use crate::routes::{
-    attention, cmmc, evidence, exchange, health, history, items, metrics, reports, sheet_import,
+    attention, catalogs, cmmc, evidence, exchange, health, history, items, metrics, reports, scans, sheet_import,
     systems, validation, webhooks, workflow,
 };
 use crate::state::AppState;
@@ -53,6 +53,8 @@ input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETa
         (name = "exchange", description = "Exports (auditor bundle, OSCAL POA&M, FedRAMP template as CSV and XLSX), bulk upserts with one result per element, OSCAL imports."),
         (name = "reports", description = "FedRAMP 2026 (VDR/VER) reports: the vulnerability detail report and accepted vulnerability info valid against FedRAMP's 2026-06-24 schemas, the historical activity feed and the printable monthly report."),
         (name = "attention", description = "What needs someone now, most urgent first: overdue and escalated items, overdue and due-soon milestones, late vendor check-ins, deviations and completed items awaiting a decision, each with its reason and whom it waits on."),
+        (name = "scans", description = "Scanner results in (Nessus, STIG checklists CKL/CKLB, SARIF, CSV through a mapping): new findings, the same weakness again, findings no longer seen; each scan stored as the system's evidence."),
+        (name = "catalogs", description = "Threat and control catalogs loaded offline: CISA KEV, FIRST EPSS, DISA's CCI list."),
         (name = "history", description = "The hash-chained record of every change: feed, item history, verification."),
         (name = "webhooks", description = "Subscriptions to the history's events, delivered at least once, in chain order per system, signed per Standard Webhooks (admin)."),
         (name = "health", description = "Liveness and readiness, unauthenticated."),
@@ -138,6 +140,18 @@ macro_rules! every_route {
                 exchange::import_oscal,
                 sheet_import::import_fedramp,
                 sheet_import::import_emass,
+                scans::import_nessus,
+                scans::import_ckl,
+                scans::import_cklb,
+                scans::import_sarif,
+                scans::import_csv,
+                scans::list_scans,
+                scans::get_scan,
+                scans::scan_content,
+                catalogs::list_catalogs,
+                catalogs::put_kev,
+                catalogs::put_epss,
+                catalogs::put_cci,
                 webhooks::create_webhook,
                 webhooks::list_webhooks,
                 webhooks::get_webhook,

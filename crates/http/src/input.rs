@@ -164,6 +164,7 @@ pub trait ObjectMembers {
 impl ObjectMembers for poam_domain::ItemFields {
     const OBJECTS: &'static [&'static str] = &[
         "/source",
+        "/source/details",
         "/owner",
         "/implementer",
         "/resources",
@@ -189,6 +190,9 @@ impl ObjectMembers for poam_domain::SystemFields {
         "/emass",
         "/emass/poc",
         "/cws_labels",
+        "/scans",
+        "/scans/csv_mapping",
+        "/scans/csv_mapping/severity_values",
     ];
 }
 

@@ -32,6 +32,11 @@ pub struct FieldError {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "Open POA&M Items!K12")]
     pub cell: Option<String>,
+    /// Where in an imported scan file: `line 12, column 4` (XML, CSV) or a JSON pointer into
+    /// the file (`/runs/0/results/3`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "line 12, column 4")]
+    pub place: Option<String>,
 }
 
 impl FieldError {
@@ -46,6 +51,7 @@ impl FieldError {
             code: code.into(),
             detail: detail.into(),
             cell: None,
+            place: None,
         }
     }
 
@@ -62,6 +68,7 @@ impl FieldError {
             code: code.into(),
             detail: detail.into(),
             cell: Some(cell.into()),
+            place: None,
         }
     }
 
@@ -76,6 +83,25 @@ impl FieldError {
             code: code.into(),
             detail: detail.into(),
             cell: None,
+            place: None,
+        }
+    }
+}
+
+impl FieldError {
+    /// An error about a place in an imported file.
+    pub fn at_place(
+        place: impl Into<String>,
+        code: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            pointer: None,
+            parameter: None,
+            code: code.into(),
+            detail: detail.into(),
+            cell: None,
+            place: Some(place.into()),
         }
     }
 }

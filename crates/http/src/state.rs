@@ -22,6 +22,9 @@ pub const DEFAULT_IMPORT_LIMIT: usize = 32 << 20;
 /// The most elements one bulk request may carry by default.
 pub const DEFAULT_BULK_MAX: usize = 1000;
 
+/// The largest streamed scan file: 1 GiB (a large ACAS `.nessus` runs to hundreds of MB).
+pub const DEFAULT_SCAN_LIMIT: usize = 1 << 30;
+
 /// eMASS's limit for one artifact: 30 MiB.
 pub const DEFAULT_EVIDENCE_LIMIT: usize = 30 << 20;
 
@@ -34,6 +37,8 @@ pub struct AppState {
     pub evidence_limit: usize,
     /// The largest bulk or import body.
     pub import_limit: usize,
+    /// The largest scan file streamed from disk (`.nessus`, CKL, CSV): never held in memory.
+    pub scan_limit: usize,
     /// The most elements of one bulk request.
     pub bulk_max: usize,
     /// Serve Prometheus metrics at `/metrics` (to tokens with the audit permission).
@@ -60,6 +65,7 @@ impl AppState {
             body_limit: DEFAULT_BODY_LIMIT,
             evidence_limit: DEFAULT_EVIDENCE_LIMIT,
             import_limit: DEFAULT_IMPORT_LIMIT,
+            scan_limit: DEFAULT_SCAN_LIMIT,
             bulk_max: DEFAULT_BULK_MAX,
             metrics_enabled: true,
             writer: None,

@@ -4,7 +4,7 @@
 use crate::db::{self, DbConnection};
 use crate::error::StoreError;
 use crate::events::{self, Action, Change};
-use crate::schema::{evidence, evidence_chunks, milestones};
+use crate::schema::{evidence, evidence_chunks, milestones, scans};
 use crate::systems::{parse_id, parse_word, utc};
 use crate::workflow::live_item;
 use chrono::{NaiveDate, NaiveDateTime};
@@ -35,6 +35,7 @@ pub(crate) struct EvidenceRow {
     withdrawn_at: Option<NaiveDateTime>,
     withdrawn_by: Option<String>,
     withdrawal_reason: Option<String>,
+    scan_id: Option<String>,
 }
 
 impl EvidenceRow {
@@ -55,6 +56,7 @@ impl EvidenceRow {
             withdrawn_at: self.withdrawn_at.map(utc),
             withdrawn_by: self.withdrawn_by,
             withdrawal_reason: self.withdrawal_reason,
+            scan_id: self.scan_id.as_deref().map(parse_id).transpose()?,
         })
     }
 }
@@ -81,19 +83,29 @@ fn load(conn: &mut DbConnection, id: &str) -> Result<(Evidence, String), StoreEr
     Ok((row.into_domain()?, sid))
 }
 
-/// The bytes of evidence a system stores (withdrawn evidence included: it is kept).
+/// The bytes of evidence a system stores (withdrawn evidence included: it is kept); a scan
+/// file counts once, however many items it is attached to.
 pub fn stored_bytes(conn: &mut DbConnection, system_id: &str) -> Result<i64, StoreError> {
-    Ok(evidence::table
+    let files: i64 = evidence::table
         .filter(evidence::system_id.eq(system_id))
+        .filter(evidence::scan_id.is_null())
         .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
             "CAST(COALESCE(SUM(size), 0) AS BIGINT)",
         ))
-        .first(conn)?)
+        .first(conn)?;
+    let scans: i64 = scans::table
+        .filter(scans::system_id.eq(system_id))
+        .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "CAST(COALESCE(SUM(size), 0) AS BIGINT)",
+        ))
+        .first(conn)?;
+    Ok(files.saturating_add(scans))
 }
 
 /// The bytes of evidence each system stores, for the metrics.
 pub fn stored_bytes_by_system(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(evidence::table
+        .filter(evidence::scan_id.is_null())
         .group_by(evidence::system_id)
         .select((
             evidence::system_id,
@@ -299,13 +311,25 @@ pub fn list(
         .collect()
 }
 
-/// Chunk `n` of the content, if there is one.
+/// Chunk `n` of the content, if there is one (a scan's evidence reads the scan's chunks).
 pub fn chunk(conn: &mut DbConnection, id: &str, n: i32) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(evidence_chunks::table
+    let own: Option<Vec<u8>> = evidence_chunks::table
         .find((id, n))
         .select(evidence_chunks::data)
         .first(conn)
-        .optional()?)
+        .optional()?;
+    if own.is_some() {
+        return Ok(own);
+    }
+    let scan: Option<Option<String>> = evidence::table
+        .find(id)
+        .select(evidence::scan_id)
+        .first(conn)
+        .optional()?;
+    match scan.flatten() {
+        Some(scan) => crate::scans::chunk(conn, &scan, n),
+        None => Ok(None),
+    }
 }
 
 /// Withdraws evidence: recorded with who and why; refused once the item is completed or closed.

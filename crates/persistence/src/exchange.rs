@@ -291,7 +291,7 @@ pub struct ExchangeRecord {
     pub counts: Option<serde_json::Value>,
 }
 
-fn append_record(
+pub(crate) fn append_record(
     conn: &mut DbConnection,
     sid: &str,
     kind: &'static str,
@@ -1135,4 +1135,41 @@ pub fn import_sheet(
         append_record(conn, &sid, "import", action, record, actor)?;
         Ok((out, notes))
     })
+}
+
+/// The items that track these finding keys in a system (`None` where none does): what a repeated
+/// scan import reports without writing anything.
+pub fn tracked(
+    conn: &mut DbConnection,
+    system_id: SystemId,
+    keys: &[String],
+) -> Result<Vec<Option<(String, String)>>, StoreError> {
+    let sid = system_id.to_string();
+    let mut found: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for chunk in keys.chunks(400) {
+        let rows: Vec<(String, String)> = external_refs::table
+            .filter(external_refs::system_id.eq(&sid))
+            .filter(external_refs::scheme.eq(FINDING))
+            .filter(external_refs::ref_key.eq_any(chunk))
+            .select((external_refs::ref_key, external_refs::resource_id))
+            .load(conn)?;
+        found.extend(rows);
+    }
+    let ids: Vec<&String> = found.values().collect();
+    let mut displays: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for chunk in ids.chunks(400) {
+        let rows: Vec<(String, String)> = items_t::table
+            .filter(items_t::id.eq_any(chunk))
+            .select((items_t::id, items_t::display_id))
+            .load(conn)?;
+        displays.extend(rows);
+    }
+    Ok(keys
+        .iter()
+        .map(|k| {
+            found
+                .get(k)
+                .and_then(|id| displays.get(id).map(|d| (id.clone(), d.clone())))
+        })
+        .collect())
 }

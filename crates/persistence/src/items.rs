@@ -5,7 +5,7 @@ use crate::db::{self, Backend, DbConnection};
 use crate::error::{corrupt, StoreError};
 use crate::events::{self, Action, Change};
 use crate::page::{paginate, Cursor, Page};
-use crate::schema::{cmmc_assessments, item_controls, items, systems};
+use crate::schema::{cmmc_assessments, item_controls, item_signals, items, systems};
 use crate::systems::{
     archived_conflict, check_version, escape_like, invalid_cursor, parse_id, parse_word, to_json,
     utc,
@@ -102,6 +102,35 @@ struct Details {
     vdr_schedule: Option<StoredSchedule>,
     /// NISP: the C/W/S code, raw.
     cws_code: Option<String>,
+    ccis: Vec<String>,
+    source_details: std::collections::BTreeMap<String, String>,
+    /// Derived by the service (catalogs, scans), carried across writes.
+    #[serde(flatten)]
+    marks: Marks,
+}
+
+/// What the service derives for an item beside its fields: its KEV and EPSS matches (from the
+/// loaded catalogs, recomputed on every write and catalog load) and its scan sightings.
+#[derive(Serialize, Deserialize, Default, Clone, PartialEq, Debug)]
+#[serde(default)]
+pub(crate) struct Marks {
+    pub(crate) kev: Option<poam_domain::threat::Kev>,
+    pub(crate) epss: Option<poam_domain::threat::Epss>,
+    pub(crate) last_seen: Option<poam_domain::threat::Seen>,
+    pub(crate) not_seen_since: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) not_seen_scan: Option<uuid::Uuid>,
+}
+
+impl Marks {
+    pub(crate) fn of(item: &Item) -> Marks {
+        Marks {
+            kev: item.kev.clone(),
+            epss: item.epss.clone(),
+            last_seen: item.last_seen.clone(),
+            not_seen_since: item.not_seen_since,
+            not_seen_scan: item.not_seen_scan,
+        }
+    }
 }
 
 /// The VDR/VER deadlines an item was given, with the class that gave them.
@@ -189,6 +218,7 @@ impl ItemContent {
         f: &ItemFields,
         display_id: &str,
         deadline: Resolved,
+        marks: &Marks,
     ) -> Result<Self, StoreError> {
         let deadline_rule = deadline.rule;
         let mut search = vec![display_id, f.title.as_str(), f.description.as_str()];
@@ -223,6 +253,9 @@ impl ItemContent {
                 .zip(deadline.vdr)
                 .map(|(class, schedule)| StoredSchedule { class, schedule }),
             cws_code: f.cws_code.clone(),
+            ccis: f.ccis.clone(),
+            source_details: f.source.details.clone(),
+            marks: marks.clone(),
         };
         Ok(ItemContent {
             external_id: f.external_id.clone(),
@@ -280,8 +313,10 @@ impl ItemRow {
                 kind: parse_word::<SourceKind>("source_kind", &self.source_kind)?,
                 detector: d.source_detector,
                 identifier: d.source_identifier,
+                details: d.source_details,
             },
             cves: d.cves,
+            ccis: d.ccis,
             assets: d.assets,
             likelihood: d.likelihood,
             impact: d.impact,
@@ -328,6 +363,12 @@ impl ItemRow {
             archive_reason,
         };
         let mut item = Item::assemble_with_grace(meta, fields, today, escalation_grace_days());
+        let m = d.marks;
+        item.kev = m.kev;
+        item.epss = m.epss;
+        item.last_seen = m.last_seen;
+        item.not_seen_since = m.not_seen_since;
+        item.not_seen_scan = m.not_seen_scan;
         if let Some(stored) = d.vdr_schedule {
             let status = vdr::status(
                 stored.class,
@@ -357,6 +398,7 @@ fn resolved(
     f: &ItemFields,
     before: Option<&Item>,
     today: NaiveDate,
+    kev: Option<&poam_domain::threat::Kev>,
 ) -> Resolved {
     let r = deadlines::resolve_item(
         ctx,
@@ -364,9 +406,18 @@ fn resolved(
         before.map(|c| (c.scheduled_completion, c.deadline_rule.as_deref())),
         today,
     );
+    let (mut scheduled_completion, mut rule) = (r.scheduled_completion, r.rule);
+    if ctx.kev_deadlines && f.status.is_active() {
+        if let Some((date, kev_rule)) =
+            poam_domain::threat::kev_deadline((scheduled_completion, rule.as_deref()), kev)
+        {
+            scheduled_completion = Some(date);
+            rule = Some(kev_rule);
+        }
+    }
     Resolved {
-        scheduled_completion: r.scheduled_completion,
-        rule: r.rule,
+        scheduled_completion,
+        rule,
         class: ctx.vdr.map(|v| v.class),
         vdr: r.vdr,
     }
@@ -619,9 +670,14 @@ pub fn create_many(
     };
     let now = db::now();
     let today = now.date();
+    let threats = crate::threats::Lookup::of(
+        conn,
+        batch.iter().flat_map(|n| n.fields.cves.iter().map(String::as_str)),
+    )?;
     let mut answers = Vec::with_capacity(batch.len());
     let mut rows = Vec::new();
     let mut controls = Vec::new();
+    let mut signals = Vec::new();
     let mut events = Vec::new();
     for new in batch {
         if let Some(display) = new.fields.external_id.as_deref().and_then(|e| taken.get(e)) {
@@ -634,13 +690,15 @@ pub fn create_many(
             continue;
         }
         let mut fields = new.fields.clone();
-        let deadline = resolved(&ctx, &fields, None, today);
+        let marks = threats.marks(&fields.cves, Marks::default());
+        let deadline = resolved(&ctx, &fields, None, today, marks.kev.as_ref());
         fields.scheduled_completion = deadline.scheduled_completion;
         seq += 1;
         event_seq += 1;
         let id = ItemId::new().to_string();
         let display = display_id(seq);
-        let content = ItemContent::from_fields(&fields, &display, deadline)?;
+        let content = ItemContent::from_fields(&fields, &display, deadline, &marks)?;
+        signals.extend(crate::threats::signal_row(&id, sid, &marks));
         let item = content
             .new_row(&id, sid, seq, &display, now)
             .into_domain(today)?;
@@ -685,6 +743,7 @@ pub fn create_many(
             .values(&controls)
             .execute(c))?;
     }
+    crate::threats::insert_signals(conn, &signals)?;
     events::insert_chained(conn, &events)?;
     diesel::update(systems::table.find(sid))
         .set((
@@ -770,13 +829,18 @@ pub(crate) fn write_fields(
         return Err(StoreError::Invalid(refused));
     }
     let mut fields = fields.clone();
-    let deadline = resolved(&ctx, &fields, Some(current), today());
+    let threats = crate::threats::Lookup::of(conn, fields.cves.iter().map(String::as_str))?;
+    let marks = threats.marks(&fields.cves, Marks::of(current));
+    let deadline = resolved(&ctx, &fields, Some(current), today(), marks.kev.as_ref());
     fields.scheduled_completion = deadline.scheduled_completion;
     let fields = &fields;
+    if marks != Marks::of(current) {
+        crate::threats::write_signals(conn, &iid, &sid, &marks)?;
+    }
     let n = diesel::update(items::table.find(&iid))
         .filter(items::version.eq(current.version))
         .set((
-            ItemContent::from_fields(fields, &current.display_id, deadline)?,
+            ItemContent::from_fields(fields, &current.display_id, deadline, &marks)?,
             items::version.eq(current.version + 1),
             items::updated_at.eq(now),
         ))
@@ -801,8 +865,10 @@ pub(crate) fn with_deadline(
     mut fields: ItemFields,
 ) -> Result<ItemFields, StoreError> {
     let ctx = deadline_context(conn, &current.system_id.to_string())?;
+    let threats = crate::threats::Lookup::of(conn, fields.cves.iter().map(String::as_str))?;
+    let marks = threats.marks(&fields.cves, Marks::of(current));
     fields.scheduled_completion =
-        resolved(&ctx, &fields, Some(current), today()).scheduled_completion;
+        resolved(&ctx, &fields, Some(current), today(), marks.kev.as_ref()).scheduled_completion;
     Ok(fields)
 }
 
@@ -891,6 +957,20 @@ pub(crate) fn deadline_context(
     context_of(conn, system_id, &regime, policy.as_deref())
 }
 
+/// The system's scan settings.
+pub(crate) fn scan_settings(
+    conn: &mut DbConnection,
+    system_id: &str,
+) -> Result<poam_domain::scan::ScanSettings, StoreError> {
+    let raw: Option<String> = systems::table
+        .find(system_id)
+        .select(systems::vdr)
+        .first(conn)?;
+    Ok(crate::systems::VdrSettings::parse(raw.as_deref())?
+        .scans
+        .unwrap_or_default())
+}
+
 /// The system's FedRAMP 2026 regime, when it has one.
 fn vdr_regime_of(
     conn: &mut DbConnection,
@@ -940,7 +1020,78 @@ fn context_of(
             .transpose()?,
         conditional_status_date: conditional.flatten(),
         vdr: vdr_regime_of(conn, system_id, regime)?,
+        kev_deadlines: scan_settings(conn, system_id)?.kev_deadlines(regime),
     })
+}
+
+/// Recomputes an item's KEV and EPSS marks from the loaded catalogs, and the deadline a KEV due
+/// date sets (never a person's). Returns whether the marks changed and whether the deadline
+/// moved (recorded in the history as `action` by `actor`).
+pub(crate) fn refresh_marks(
+    conn: &mut DbConnection,
+    iid: &str,
+    actor: &str,
+    action: Action,
+) -> Result<(bool, bool), StoreError> {
+    let current = load(conn, iid)?;
+    let sid = current.system_id.to_string();
+    let threats = crate::threats::Lookup::of(conn, current.cves.iter().map(String::as_str))?;
+    let marks = threats.marks(&current.cves, Marks::of(&current));
+    let ctx = deadline_context(conn, &sid)?;
+    let today = today();
+    let fields = current.fields();
+    let deadline = resolved(&ctx, &fields, Some(&current), today, marks.kev.as_ref());
+    let moved = deadline.scheduled_completion != current.scheduled_completion
+        || deadline.rule != current.deadline_rule;
+    let marked = marks != Marks::of(&current);
+    if !moved && !marked {
+        return Ok((false, false));
+    }
+    let mut next = fields;
+    next.scheduled_completion = deadline.scheduled_completion;
+    crate::threats::write_signals(conn, iid, &sid, &marks)?;
+    diesel::update(items::table.find(iid))
+        .filter(items::version.eq(current.version))
+        .set((
+            ItemContent::from_fields(&next, &current.display_id, deadline, &marks)?,
+            items::version.eq(current.version + 1),
+            items::updated_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    if moved {
+        let item = load(conn, iid)?;
+        record(conn, Some(&current), &item, action, actor)?;
+    }
+    Ok((marked, moved))
+}
+
+/// Changes an item's scan sightings (`last_seen`, `not_seen_since`): a new version, no change
+/// of its fields (the scan itself is in the history and attached as evidence).
+pub(crate) fn set_sightings(
+    conn: &mut DbConnection,
+    iid: &str,
+    change: impl FnOnce(&mut Marks),
+) -> Result<bool, StoreError> {
+    let row: (String, String, i64) = items::table
+        .find(iid)
+        .select((items::details, items::system_id, items::version))
+        .first(conn)?;
+    let (raw, sid, version) = row;
+    let mut details: Details = json("details", &raw)?;
+    let before = details.marks.clone();
+    change(&mut details.marks);
+    if details.marks == before {
+        return Ok(false);
+    }
+    crate::threats::write_signals(conn, iid, &sid, &details.marks)?;
+    diesel::update(items::table.find(iid))
+        .set((
+            items::details.eq(to_json(&details)?),
+            items::version.eq(version + 1),
+            items::updated_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    Ok(true)
 }
 
 /// Recomputes the deadlines the policy set (never a date a person set) of a system's unresolved
@@ -967,7 +1118,7 @@ pub fn apply_policy(
     for row in rows {
         let mut details: Details = json("details", &row.details)?;
         let current = row.into_domain(today)?;
-        let deadline = resolved(&ctx, &current.fields(), Some(&current), today);
+        let deadline = resolved(&ctx, &current.fields(), Some(&current), today, current.kev.as_ref());
         let (scheduled, rule) = (deadline.scheduled_completion, deadline.rule.clone());
         let schedule = deadline
             .class
@@ -1048,6 +1199,8 @@ pub enum SortKey {
     DetectedOn,
     ScheduledCompletion,
     RiskRating,
+    /// The EPSS score (items without one sort as -1).
+    Epss,
 }
 
 /// A sort: a key, ascending or (with a leading `-`) descending. `risk_rating` ascends from
@@ -1067,6 +1220,7 @@ impl ItemSort {
         "detected_on",
         "scheduled_completion",
         "risk_rating",
+        "epss",
     ];
 }
 
@@ -1093,6 +1247,7 @@ impl FromStr for ItemSort {
             "detected_on" => SortKey::DetectedOn,
             "scheduled_completion" => SortKey::ScheduledCompletion,
             "risk_rating" => SortKey::RiskRating,
+            "epss" => SortKey::Epss,
             _ => return Err(()),
         };
         Ok(ItemSort { key, descending })
@@ -1133,6 +1288,10 @@ pub struct ItemQuery {
     /// identifier, controls, CVEs and assets.
     pub q: Option<String>,
     pub include_archived: bool,
+    /// One of its CVEs is in the loaded KEV catalog.
+    pub kev: Option<bool>,
+    /// A scan that covered its host no longer reports it.
+    pub not_seen: Option<bool>,
     pub sort: ItemSort,
     pub limit: i64,
     pub after: Option<Cursor>,
@@ -1167,8 +1326,22 @@ fn sort_key_of(row: &ItemRow, key: SortKey) -> String {
         SortKey::DetectedOn => row.detected_on.format(DATE_KEY).to_string(),
         SortKey::ScheduledCompletion => row.due_key.format(DATE_KEY).to_string(),
         SortKey::RiskRating => row.risk_rank.to_string(),
+        SortKey::Epss => epss_key(row).to_string(),
     }
 }
+
+/// The EPSS sort key of a row: the score its marks hold, -1 without one (as [`EPSS_SQL`]).
+fn epss_key(row: &ItemRow) -> f64 {
+    serde_json::from_str::<Details>(&row.details)
+        .ok()
+        .and_then(|d| d.marks.epss)
+        .map(|e| e.score)
+        .unwrap_or(-1.0)
+}
+
+/// An item's EPSS score in SQL, -1 without one: the sort of `sort=epss`.
+const EPSS_SQL: &str =
+    "COALESCE((SELECT s.epss_score FROM item_signals s WHERE s.item_id = items.id), -1)";
 
 /// One page of a system's items.
 pub fn list(
@@ -1264,6 +1437,28 @@ pub fn list(
     if !q.include_archived {
         query = query.filter(items::archived_at.is_null());
     }
+    if let Some(kev) = q.kev {
+        let marked = item_signals::table
+            .filter(item_signals::system_id.eq(sid.clone()))
+            .filter(item_signals::kev.eq(true))
+            .select(item_signals::item_id);
+        query = if kev {
+            query.filter(items::id.eq_any(marked))
+        } else {
+            query.filter(diesel::dsl::not(items::id.eq_any(marked)))
+        };
+    }
+    if let Some(not_seen) = q.not_seen {
+        let marked = item_signals::table
+            .filter(item_signals::system_id.eq(sid.clone()))
+            .filter(item_signals::not_seen_since.is_not_null())
+            .select(item_signals::item_id);
+        query = if not_seen {
+            query.filter(items::id.eq_any(marked))
+        } else {
+            query.filter(diesel::dsl::not(items::id.eq_any(marked)))
+        };
+    }
     let desc = q.sort.descending;
     if let Some(c) = &q.after {
         if c.sort != q.sort.to_string() {
@@ -1297,6 +1492,20 @@ pub fn list(
                 let k: i32 = c.key.parse().map_err(|_| invalid_cursor())?;
                 keyset!(query, items::risk_rank, k, id, desc)
             }
+            SortKey::Epss => {
+                use diesel::sql_types::{Bool, Double, Text};
+                let k: f64 = c.key.parse().map_err(|_| invalid_cursor())?;
+                let (lt, id_lt) = if desc { ("<", "<") } else { (">", ">") };
+                query.filter(
+                    diesel::dsl::sql::<Bool>(&format!("({EPSS_SQL} {lt} "))
+                        .bind::<Double, _>(k)
+                        .sql(&format!(" OR ({EPSS_SQL} = "))
+                        .bind::<Double, _>(k)
+                        .sql(&format!(" AND items.id {id_lt} "))
+                        .bind::<Text, _>(id)
+                        .sql("))"),
+                )
+            }
         };
     }
     query = match q.sort.key {
@@ -1306,6 +1515,14 @@ pub fn list(
         SortKey::DetectedOn => order!(query, items::detected_on, desc),
         SortKey::ScheduledCompletion => order!(query, items::due_key, desc),
         SortKey::RiskRating => order!(query, items::risk_rank, desc),
+        SortKey::Epss => {
+            let epss = diesel::dsl::sql::<diesel::sql_types::Double>(EPSS_SQL);
+            if desc {
+                query.order((epss.desc(), items::id.desc()))
+            } else {
+                query.order((epss.asc(), items::id.asc()))
+            }
+        }
     };
     let rows: Vec<ItemRow> = query
         .limit(q.limit + 1)

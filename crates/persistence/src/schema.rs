@@ -158,6 +158,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     cmmc_assessments,
     external_refs,
+    scans,
+    scan_findings,
+    item_signals,
 );
 
 diesel::table! {
@@ -178,6 +181,7 @@ diesel::table! {
         withdrawn_at -> Nullable<Timestamp>,
         withdrawn_by -> Nullable<Text>,
         withdrawal_reason -> Nullable<Text>,
+        scan_id -> Nullable<Text>,
     }
 }
 
@@ -288,5 +292,95 @@ diesel::table! {
         system_id -> Text,
         key -> Text,
         emitted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scans (id) {
+        id -> Text,
+        system_id -> Text,
+        format -> Text,
+        filename -> Nullable<Text>,
+        media_type -> Text,
+        size -> BigInt,
+        sha256 -> Text,
+        scanner -> Nullable<Text>,
+        scope -> Text,
+        counts -> Text,
+        uploaded_by -> Text,
+        uploaded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scan_chunks (scan_id, n) {
+        scan_id -> Text,
+        n -> Integer,
+        data -> Binary,
+    }
+}
+
+diesel::table! {
+    scan_findings (system_id, ref_key) {
+        system_id -> Text,
+        ref_key -> Text,
+        item_id -> Text,
+        detector -> Text,
+        host -> Text,
+        last_seen_scan -> Text,
+        last_seen_at -> Timestamp,
+        not_seen_since -> Nullable<Timestamp>,
+        not_seen_scan -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    item_signals (item_id) {
+        item_id -> Text,
+        system_id -> Text,
+        kev -> Bool,
+        epss_score -> Nullable<Double>,
+        not_seen_since -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    catalogs (kind) {
+        kind -> Text,
+        version -> Text,
+        released -> Nullable<Text>,
+        entries -> BigInt,
+        sha256 -> Text,
+        loaded_by -> Text,
+        loaded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    kev_entries (cve) {
+        cve -> Text,
+        date_added -> Date,
+        due_date -> Date,
+        ransomware -> Bool,
+        forensic_triage -> Nullable<Bool>,
+        vendor_project -> Text,
+        product -> Text,
+        name -> Text,
+        required_action -> Text,
+    }
+}
+
+diesel::table! {
+    epss_scores (cve) {
+        cve -> Text,
+        score -> Double,
+        percentile -> Double,
+    }
+}
+
+diesel::table! {
+    cci_controls (cci) {
+        cci -> Text,
+        controls -> Text,
     }
 }

@@ -63,6 +63,8 @@ pub(crate) struct VdrSettings {
     /// NISP: the DSS UID and the C/W/S label map.
     pub(crate) dss_uid: Option<String>,
     pub(crate) cws_labels: Option<std::collections::BTreeMap<String, String>>,
+    /// Scan import settings.
+    pub(crate) scans: Option<poam_domain::scan::ScanSettings>,
 }
 
 impl VdrSettings {
@@ -77,6 +79,7 @@ impl VdrSettings {
             emass: f.emass.clone(),
             dss_uid: f.dss_uid.clone(),
             cws_labels: f.cws_labels.clone(),
+            scans: f.scans.clone(),
         };
         (s != VdrSettings::default()).then_some(s)
     }
@@ -156,6 +159,7 @@ impl SystemRow {
             emass: vdr.emass,
             dss_uid: vdr.dss_uid,
             cws_labels: vdr.cws_labels,
+            scans: vdr.scans,
         };
         let meta = SystemMeta {
             id: parse_id(&self.id)?,

@@ -1264,17 +1264,20 @@ fn fedramp_row(
     f.source = Some(match detector.as_deref() {
         Some(d) => match source_kind(d) {
             Some(kind) => Source {
+                details: Default::default(),
                 kind,
                 detector: None,
                 identifier: identifier.clone(),
             },
             None => Source {
+                details: Default::default(),
                 kind: guess_kind(d),
                 detector: Some(d.to_owned()),
                 identifier: identifier.clone(),
             },
         },
         None => Source {
+            details: Default::default(),
             kind: SourceKind::Assessment,
             detector: None,
             identifier: identifier.clone(),
@@ -1508,6 +1511,7 @@ fn emass_item(
         }
     }
     f.source = Some(Source {
+        details: Default::default(),
         kind: glossary.unwrap_or_else(|| {
             detector
                 .as_deref()

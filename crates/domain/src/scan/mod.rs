@@ -289,3 +289,118 @@ pub fn read<R: std::io::BufRead>(
         )),
     }
 }
+
+/// A system's scan import settings (`scans` on the system).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, validator::Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanSettings {
+    /// The control of a vulnerability finding (Nessus, SARIF, CSV) that names none: eMASS
+    /// practice is `SI-2` (the default).
+    #[serde(default)]
+    #[schema(example = "SI-2")]
+    pub vulnerability_control: Option<String>,
+    /// The control of a STIG finding whose CCIs map to none (no CCI catalog loaded, or CCIs
+    /// it does not list): `CM-6` by default.
+    #[serde(default)]
+    #[schema(example = "CM-6")]
+    pub configuration_control: Option<String>,
+    /// Keep informational findings (Nessus severity 0, SARIF `none`) as items. Default false.
+    #[serde(default)]
+    pub include_informational: Option<bool>,
+    /// Take CISA's KEV due date as the deadline when it is earlier than the policy's (never a
+    /// date a person set). Default: true for FedRAMP systems (VDR-TFR-KEV), false otherwise.
+    #[serde(default)]
+    pub kev_deadlines: Option<bool>,
+    /// The saved column mapping of `imports/csv` (a request may send its own).
+    #[serde(default)]
+    pub csv_mapping: Option<csv::Mapping>,
+}
+
+/// The vulnerability control when a system names none.
+pub const DEFAULT_VULNERABILITY_CONTROL: &str = "SI-2";
+/// The configuration control when a system names none.
+pub const DEFAULT_CONFIGURATION_CONTROL: &str = "CM-6";
+
+impl ScanSettings {
+    /// Checks the controls are controls.
+    pub fn check(&self) -> Result<(), crate::Violation> {
+        for (name, v) in [
+            ("vulnerability_control", &self.vulnerability_control),
+            ("configuration_control", &self.configuration_control),
+        ] {
+            if let Some(c) = v {
+                if crate::controls::normalize_control(c).is_none() {
+                    return Err(crate::Violation::new(
+                        "invalid_control",
+                        format!("/scans/{name}"),
+                        format!("`{c}` is not a control reference (SI-2, CM-6)"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn vulnerability_control(&self) -> String {
+        self.vulnerability_control
+            .as_deref()
+            .and_then(crate::controls::normalize_control)
+            .unwrap_or_else(|| DEFAULT_VULNERABILITY_CONTROL.to_owned())
+    }
+
+    pub fn configuration_control(&self) -> String {
+        self.configuration_control
+            .as_deref()
+            .and_then(crate::controls::normalize_control)
+            .unwrap_or_else(|| DEFAULT_CONFIGURATION_CONTROL.to_owned())
+    }
+
+    /// Whether KEV due dates bind the system's deadlines.
+    pub fn kev_deadlines(&self, regime: crate::vocab::Regime) -> bool {
+        self.kev_deadlines
+            .unwrap_or(regime == crate::vocab::Regime::Fedramp)
+    }
+}
+
+/// One (detector, host) pair a scan covered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub struct Covered {
+    pub detector: String,
+    pub host: String,
+}
+
+/// A stored scan.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScanRecord {
+    pub id: uuid::Uuid,
+    pub system_id: uuid::Uuid,
+    /// `nessus`, `ckl`, `cklb`, `sarif`, `csv`.
+    pub format: String,
+    pub filename: Option<String>,
+    pub media_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// The tool the file names (`Nessus`, `STIG Viewer (CKL)`, a SARIF driver).
+    pub scanner: Option<String>,
+    /// The (detector, host) pairs it covered: what "not seen" is judged against.
+    #[schema(value_type = Vec<Object>)]
+    pub scope: Vec<Covered>,
+    /// The import's counts.
+    #[schema(value_type = Object)]
+    pub counts: serde_json::Value,
+    pub uploaded_by: String,
+    pub uploaded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// An item a scan no longer showed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NotSeen {
+    pub id: uuid::Uuid,
+    pub display_id: String,
+    /// The finding keys of it the scan covered but did not report (or a checklist called
+    /// NotAFinding).
+    pub findings: usize,
+}
+

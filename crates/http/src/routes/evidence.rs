@@ -484,7 +484,7 @@ pub async fn get(
 }
 
 /// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266), safe for any name.
-fn disposition(filename: &str) -> String {
+pub(crate) fn disposition(filename: &str) -> String {
     let ascii: String = filename
         .chars()
         .map(|c| {

@@ -1215,7 +1215,7 @@ pub struct MigrateParams {
 }
 
 /// One element through the domain's decision: a creation, or an update of the item it matched.
-fn admit(
+pub(crate) fn admit(
     element: &serde_json::Value,
     current: Option<&Item>,
     caller: &Caller,

@@ -71,11 +71,17 @@ pub struct ItemListParams {
     q: Option<String>,
     /// Include archived items.
     include_archived: Option<bool>,
+    /// `true`: only items one of whose CVEs is in the loaded KEV catalog; `false`: none of them.
+    kev: Option<bool>,
+    /// `true`: only items a scan covering their host no longer reports (closure candidates);
+    /// `false`: none of them.
+    not_seen: Option<bool>,
     /// Sort key, `-` for descending: `display_id` (default), `created_at`, `updated_at`,
     /// `detected_on`, `scheduled_completion` (undated last), `risk_rating` (`-risk_rating`:
-    /// most severe first).
+    /// most severe first), `epss` (`-epss`: most likely exploited first; items without a score
+    /// last).
     #[param(
-        pattern = "^-?(display_id|created_at|updated_at|detected_on|scheduled_completion|risk_rating)$"
+        pattern = "^-?(display_id|created_at|updated_at|detected_on|scheduled_completion|risk_rating|epss)$"
     )]
     sort: Option<String>,
     /// Page size, 1 to 200 (default 50).
@@ -184,6 +190,8 @@ impl ItemListParams {
             due_after: self.due_after,
             q: bounded("q", self.q, 200)?,
             include_archived: self.include_archived.unwrap_or(false),
+            kev: self.kev,
+            not_seen: self.not_seen,
             sort,
             limit: page_limit(self.limit)?,
             after,

@@ -2,6 +2,7 @@
 //! the blocking pool and renders the result; errors go back as `ApiError`.
 
 pub mod attention;
+pub mod catalogs;
 pub mod cmmc;
 pub mod docs;
 pub mod evidence;
@@ -11,6 +12,7 @@ pub mod history;
 pub mod items;
 pub mod metrics;
 pub mod reports;
+pub mod scans;
 pub mod sheet_import;
 pub mod systems;
 pub mod validation;

@@ -674,6 +674,7 @@ pub fn read(doc: &Value, options: ReadOptions) -> Result<Plan, Vec<Violation>> {
             }
             None => {
                 draft.fields.source.get_or_insert(Source {
+                    details: Default::default(),
                     kind: SourceKind::Assessment,
                     detector: None,
                     identifier: None,
@@ -1179,6 +1180,7 @@ fn read_tool_actor(
             continue;
         }
         let source = f.source.get_or_insert(Source {
+            details: Default::default(),
             kind: SourceKind::Scan,
             detector: None,
             identifier: None,
@@ -1485,6 +1487,7 @@ fn read_observation(
         })
         .unwrap_or_else(|| source_of_methods(arr(ov, "methods")));
     let source = f.source.get_or_insert(Source {
+        details: Default::default(),
         kind,
         detector: None,
         identifier: None,

@@ -986,6 +986,7 @@ mod rendering {
             emass: None,
             dss_uid: None,
             cws_labels: None,
+            scans: None,
             version: 1,
             created_at: at("2026-09-01T00:00:00Z"),
             updated_at: at("2026-09-01T00:00:00Z"),
@@ -1101,6 +1102,7 @@ mod rendering {
             updated_at: at("2026-10-01T00:00:00Z"),
         };
         let evidence = |n: u8, withdrawn: bool| Evidence {
+            scan_id: None,
             id: crate::ids::EvidenceId::from_uuid(uuid::Uuid::from_u128(
                 0x0194_0000_0000_7000_8000_0000_0002_0000 + n as u128,
             )),

@@ -1,0 +1,10 @@
+DROP TABLE cci_controls;
+DROP TABLE epss_scores;
+DROP TABLE kev_entries;
+DROP TABLE catalogs;
+DROP TABLE item_signals;
+DROP TABLE scan_findings;
+DROP INDEX evidence_scan_item_idx;
+ALTER TABLE evidence DROP COLUMN scan_id;
+DROP TABLE scan_chunks;
+DROP TABLE scans;
