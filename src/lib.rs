@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod keys;
+pub mod push;
 pub mod scheduler;
 pub mod webhook_config;
 

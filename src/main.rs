@@ -77,6 +77,9 @@ enum Command {
     /// Ask the running service's `/healthz` (at POAM_BIND); exit status 0 when it answers 200.
     /// The container's HEALTHCHECK.
     Health,
+    /// Upload scanner files (.nessus, .ckl, .cklb, .sarif, .csv) to a running service's
+    /// import endpoints and print what became of each.
+    Push(poam::push::PushArgs),
 }
 
 #[derive(Subcommand)]
@@ -408,12 +411,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => Ok(audit_verify(&settings, system)?),
         Command::Backup { to } => Ok(backup(&settings, &to)?),
         Command::Health => Ok(health(&settings.bind)?),
-        Command::Openapi { .. } => Ok(()),
+        Command::Openapi { .. } | Command::Push(_) => Ok(()),
     }
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // A client of a service elsewhere: no settings of this one are read.
+    if let Some(Command::Push(args)) = &cli.command {
+        return ExitCode::from(poam::push::run(args));
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {
             eprintln!("error: {e}");

@@ -17,7 +17,7 @@ fn today() -> String {
 }
 
 /// Takes an item from open to closed the way the rules demand.
-fn close(app: &TestApp, iid: &str) {
+pub(crate) fn close(app: &TestApp, iid: &str) {
     let doer = app.token_as("doer@example.org", &[Role::Editor]);
     let checker = app.token_as("checker@example.org", &[Role::Approver]);
     app.evidence(iid).expect(201);

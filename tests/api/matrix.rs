@@ -33,6 +33,8 @@ struct Fixture {
     /// A webhook subscription to the system's events, and one of its deliveries.
     webhook: String,
     delivery: String,
+    /// A stored scan of the system.
+    scan: String,
 }
 
 fn fixture(app: &TestApp, name: &str) -> Fixture {
@@ -81,7 +83,21 @@ fn fixture(app: &TestApp, name: &str) -> Fixture {
         !delivery.is_empty(),
         "the fixture's writes queued deliveries"
     );
+    let scan = app
+        .request(
+            "POST",
+            &format!("/v1/systems/{system}/imports/nessus"),
+            Some(&app.admin()),
+            &[],
+            Some(NESSUS.as_bytes()),
+        )
+        .expect(200)
+        .body["scan"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     Fixture {
+        scan,
         system,
         item,
         milestone,
@@ -185,6 +201,50 @@ fn table() -> Vec<Row> {
             WRITE,
             true,
         ),
+        (
+            "POST",
+            "/v1/systems/{s}/imports/nessus",
+            Some(json!({})),
+            WRITE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/systems/{s}/imports/ckl",
+            Some(json!({})),
+            WRITE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/systems/{s}/imports/cklb",
+            Some(json!({})),
+            WRITE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/systems/{s}/imports/sarif",
+            Some(json!({})),
+            WRITE,
+            true,
+        ),
+        (
+            "POST",
+            "/v1/systems/{s}/imports/csv",
+            Some(json!({})),
+            WRITE,
+            true,
+        ),
+        ("GET", "/v1/systems/{s}/scans", None, READ, true),
+        ("GET", "/v1/scans/{c}", None, READ, true),
+        ("GET", "/v1/scans/{c}/content", None, READ, true),
+        ("GET", "/v1/catalogs", None, READ, false),
+        // Catalogs serve every system: a token scoped to some systems never loads one, admin
+        // included (an admin of all systems does: tests/api/scans.rs).
+        ("PUT", "/v1/catalogs/kev", Some(json!({})), &[], false),
+        ("PUT", "/v1/catalogs/epss", Some(json!({})), &[], false),
+        ("PUT", "/v1/catalogs/cci", Some(json!({})), &[], false),
         ("GET", "/v1/systems/{s}/cmmc/assessment", None, READ, true),
         (
             "PUT",
@@ -374,8 +434,12 @@ fn multipart() -> Vec<u8> {
     .into_bytes()
 }
 
+/// The smallest Nessus v2 file: one host, one finding.
+const NESSUS: &str = "<NessusClientData_v2><Report name=\"m\"><ReportHost name=\"10.9.9.9\"><HostProperties><tag name=\"host-ip\">10.9.9.9</tag></HostProperties><ReportItem port=\"0\" svc_name=\"general\" protocol=\"tcp\" severity=\"2\" pluginID=\"1\" pluginName=\"A finding\" pluginFamily=\"General\"><description>d</description></ReportItem></ReportHost></Report></NessusClientData_v2>";
+
 fn fill(template: &str, f: &Fixture) -> String {
     template
+        .replace("{c}", &f.scan)
         .replace("{s}", &f.system)
         .replace("{i}", &f.item)
         .replace("{m}", &f.milestone)
@@ -477,7 +541,8 @@ fn the_matrix_covers_every_operation_of_the_spec() {
             .replace("{milestone_id}", "{m}")
             .replace("{evidence_id}", "{e}")
             .replace("{webhook_id}", "{w}")
-            .replace("{delivery_id}", "{d}");
+            .replace("{delivery_id}", "{d}")
+            .replace("{scan_id}", "{c}");
         for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
             let key = (method.to_uppercase(), short.clone());
             if !covered.contains(&key) {

@@ -4,8 +4,8 @@
 
 use crate::problem::{ApiError, PROBLEM_JSON};
 use crate::routes::{
-    attention, catalogs, cmmc, evidence, exchange, health, history, items, metrics, reports, scans, sheet_import,
-    systems, validation, webhooks, workflow,
+    attention, catalogs, cmmc, evidence, exchange, health, history, items, metrics, reports, scans,
+    sheet_import, systems, validation, webhooks, workflow,
 };
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};

@@ -672,7 +672,9 @@ pub fn create_many(
     let today = now.date();
     let threats = crate::threats::Lookup::of(
         conn,
-        batch.iter().flat_map(|n| n.fields.cves.iter().map(String::as_str)),
+        batch
+            .iter()
+            .flat_map(|n| n.fields.cves.iter().map(String::as_str)),
     )?;
     let mut answers = Vec::with_capacity(batch.len());
     let mut rows = Vec::new();
@@ -1118,7 +1120,13 @@ pub fn apply_policy(
     for row in rows {
         let mut details: Details = json("details", &row.details)?;
         let current = row.into_domain(today)?;
-        let deadline = resolved(&ctx, &current.fields(), Some(&current), today, current.kev.as_ref());
+        let deadline = resolved(
+            &ctx,
+            &current.fields(),
+            Some(&current),
+            today,
+            current.kev.as_ref(),
+        );
         let (scheduled, rule) = (deadline.scheduled_completion, deadline.rule.clone());
         let schedule = deadline
             .class

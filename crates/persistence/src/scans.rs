@@ -9,12 +9,12 @@ use crate::schema::{evidence, items, scan_chunks, scan_findings, scans};
 use crate::systems::{archived_conflict, parse_id, to_json, utc};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use poam_domain::scan::{Covered, NotSeen, ScanRecord};
 use poam_domain::threat::Seen;
 use poam_domain::workflow::EvidenceKind;
 use poam_domain::{SystemId, SystemScope};
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use poam_domain::scan::{Covered, NotSeen, ScanRecord};
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = scans)]

@@ -68,13 +68,7 @@ pub(crate) struct Lookup {
     epss: HashMap<String, Epss>,
 }
 
-type KevRow = (
-    String,
-    NaiveDate,
-    NaiveDate,
-    bool,
-    Option<bool>,
-);
+type KevRow = (String, NaiveDate, NaiveDate, bool, Option<bool>);
 
 const LOOKUP_CHUNK: usize = 500;
 
@@ -121,7 +115,11 @@ impl Lookup {
             if let Some(v) = &epss_version {
                 let rows: Vec<(String, f64, f64)> = epss_scores::table
                     .filter(epss_scores::cve.eq_any(chunk))
-                    .select((epss_scores::cve, epss_scores::score, epss_scores::percentile))
+                    .select((
+                        epss_scores::cve,
+                        epss_scores::score,
+                        epss_scores::percentile,
+                    ))
                     .load(conn)?;
                 for (cve, score, percentile) in rows {
                     out.epss.insert(
@@ -172,7 +170,10 @@ pub(crate) fn signal_row(item_id: &str, system_id: &str, m: &Marks) -> Option<Si
     ))
 }
 
-pub(crate) fn insert_signals(conn: &mut DbConnection, rows: &[SignalRow]) -> Result<(), StoreError> {
+pub(crate) fn insert_signals(
+    conn: &mut DbConnection,
+    rows: &[SignalRow],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(LOOKUP_CHUNK) {
         db::on_inner!(conn, |c| diesel::insert_into(item_signals::table)
             .values(chunk)

@@ -246,8 +246,17 @@ pub fn cells(rec: &ItemRecord) -> [Cell; 31] {
         Cell::text(documents),
         Cell::text(it.comments.clone().unwrap_or_default()),
         Cell::text("No"),
-        Cell::Empty,
-        Cell::Empty,
+        // BOD 22-01 (now 26-04): tracked when a CVE of the item is in the loaded KEV catalog,
+        // due on CISA's date.
+        match &it.kev {
+            Some(_) => Cell::text("Yes"),
+            None if it.cves.is_empty() => Cell::Empty,
+            None => Cell::text("No"),
+        },
+        match &it.kev {
+            Some(k) => Cell::Date(k.due_date),
+            None => Cell::Empty,
+        },
         Cell::text(it.cves.join(", ")),
         Cell::Empty,
     ]

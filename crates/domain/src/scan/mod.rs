@@ -59,7 +59,9 @@ impl Format {
 
 /// A finding's severity as its format states it, before a regime's table maps it to a risk
 /// rating ([`severity::Table`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Nessus 0 / `None`, SARIF `none`: informational, skipped unless asked for.
@@ -291,7 +293,9 @@ pub fn read<R: std::io::BufRead>(
 }
 
 /// A system's scan import settings (`scans` on the system).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, validator::Validate, ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Default, Serialize, Deserialize, validator::Validate, ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct ScanSettings {
     /// The control of a vulnerability finding (Nessus, SARIF, CSV) that names none: eMASS
@@ -403,4 +407,3 @@ pub struct NotSeen {
     /// NotAFinding).
     pub findings: usize,
 }
-

@@ -104,7 +104,8 @@ async fn load(
         &actor.sub,
         crate::protection::json_reservation(&req, limit).min(1 << 30),
     )?;
-    let bytes = Vec::from(crate::input::read_body_within(&req, &mut payload.into_inner(), limit).await?);
+    let bytes =
+        Vec::from(crate::input::read_body_within(&req, &mut payload.into_inner(), limit).await?);
     let sha256 = crate::idempotency::hex(&Sha256::digest(&bytes));
     let actor_sub = actor.sub.clone();
     let (row, refreshed) = match kind {

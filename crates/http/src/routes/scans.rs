@@ -223,12 +223,7 @@ struct Mapper {
     today: chrono::NaiveDate,
 }
 
-fn clip(
-    text: &str,
-    max: usize,
-    pointer: &str,
-    notes: &mut Vec<Violation>,
-) -> Option<String> {
+fn clip(text: &str, max: usize, pointer: &str, notes: &mut Vec<Violation>) -> Option<String> {
     let text = text.trim();
     if text.is_empty() {
         return None;
@@ -310,8 +305,8 @@ impl Mapper {
         }
         let title = clip(&f.title, 250, "/title", notes)
             .unwrap_or_else(|| format!("{} {}", f.detector, f.identifier));
-        let description = clip(&f.description, 2000, "/description", notes)
-            .unwrap_or_else(|| title.clone());
+        let description =
+            clip(&f.description, 2000, "/description", notes).unwrap_or_else(|| title.clone());
         let source = serde_json::json!({
             "kind": "scan",
             "detector": f.detector,
@@ -433,7 +428,10 @@ impl Ingest<'_> {
             .zip(notes.iter_mut())
             .map(|(f, n)| self.mapper.documents(f, &cci_controls, n))
             .collect();
-        let bulk_keys: Vec<BulkKey> = keys.iter().map(|k| BulkKey::Finding(vec![k.clone()])).collect();
+        let bulk_keys: Vec<BulkKey> = keys
+            .iter()
+            .map(|k| BulkKey::Finding(vec![k.clone()]))
+            .collect();
         let origin = Origin {
             channel: Channel::Import,
             migrate: false,
@@ -682,7 +680,11 @@ fn csv_mapping(
             ApiError::invalid_param(
                 "mapping",
                 "invalid_mapping",
-                format!("the column mapping is not valid at `{}`: {}", e.path(), e.inner()),
+                format!(
+                    "the column mapping is not valid at `{}`: {}",
+                    e.path(),
+                    e.inner()
+                ),
             )
         });
     }
@@ -691,7 +693,10 @@ fn csv_mapping(
             ApiError::invalid_param(
                 "preset",
                 "invalid_value",
-                format!("`{p}` is not a preset; use one of {}", scan::csv::PRESETS.join(", ")),
+                format!(
+                    "`{p}` is not a preset; use one of {}",
+                    scan::csv::PRESETS.join(", ")
+                ),
             )
         });
     }
@@ -741,7 +746,11 @@ async fn import(
     };
     // JSON formats are held while read: the import limit; the others stream: the scan limit.
     let held = matches!(format, Format::Cklb | Format::Sarif);
-    let limit = if held { state.import_limit } else { state.scan_limit };
+    let limit = if held {
+        state.import_limit
+    } else {
+        state.scan_limit
+    };
     let reservation = if held {
         crate::protection::json_reservation(&req, limit)
     } else {
@@ -763,7 +772,13 @@ async fn import(
     let (survey_options, survey_mapping) = (options.clone(), mapping.clone());
     let survey = web::block(move || -> Result<Survey, ApiError> {
         let mut survey = Survey::default();
-        read_file(&path, format, survey_mapping.as_ref(), &survey_options, &mut survey)?;
+        read_file(
+            &path,
+            format,
+            survey_mapping.as_ref(),
+            &survey_options,
+            &mut survey,
+        )?;
         Ok(survey)
     })
     .await
@@ -822,8 +837,9 @@ async fn import(
                 error: None,
             };
             // The file was read whole once: a second reading fails only if the disk does.
-            read_file(&path, format, mapping.as_ref(), &options, &mut ingest)
-                .map_err(|_| StoreError::Internal("the spooled scan could not be read again".into()))?;
+            read_file(&path, format, mapping.as_ref(), &options, &mut ingest).map_err(|_| {
+                StoreError::Internal("the spooled scan could not be read again".into())
+            })?;
             ingest.flush();
             if let Some(e) = ingest.error.take() {
                 return Err(e);
