@@ -12,14 +12,15 @@ use sha2::{Digest, Sha256};
 
 /// A Nessus v2 file: `hosts` of (name, fqdn or None, ip, items) with items (plugin id, port,
 /// severity, name, CVEs).
-fn nessus(
-    hosts: &[(
-        &str,
-        Option<&str>,
-        &str,
-        Vec<(u32, u16, u8, &str, Vec<&str>)>,
-    )],
-) -> String {
+/// One host: name, FQDN, IP, and its items (plugin id, port, severity, name, CVEs).
+type Host<'a> = (
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    Vec<(u32, u16, u8, &'a str, Vec<&'a str>)>,
+);
+
+fn nessus(hosts: &[Host<'_>]) -> String {
     let mut s = String::from(
         "<?xml version=\"1.0\" ?>\n<NessusClientData_v2>\n<Policy><policyName>Advanced Scan</policyName>\
          <Preferences><ServerPreferences><preference><name>TARGET</name><value>10.0.0.0/24</value></preference>\
@@ -556,7 +557,7 @@ fn malformed_and_truncated_files_store_nothing(app: &TestApp) {
         ("nessus", checklist.as_bytes().to_vec(), ""),
         (
             "ckl",
-            checklist[..checklist.len() - 40].as_bytes().to_vec(),
+            checklist.as_bytes()[..checklist.len() - 40].to_vec(),
             "line",
         ),
         ("cklb", b"{\"stigs\": [".to_vec(), "line"),

@@ -52,7 +52,7 @@ CREATE TABLE item_signals (
     item_id        TEXT PRIMARY KEY REFERENCES items (id),
     system_id      TEXT NOT NULL,
     kev            BOOLEAN NOT NULL,
-    epss_score     DOUBLE,
+    epss_score     DOUBLE PRECISION,
     not_seen_since TIMESTAMP
 );
 CREATE INDEX item_signals_kev_idx ON item_signals (system_id, kev);
@@ -83,8 +83,8 @@ CREATE TABLE kev_entries (
 
 CREATE TABLE epss_scores (
     cve        TEXT PRIMARY KEY,
-    score      DOUBLE NOT NULL,
-    percentile DOUBLE NOT NULL
+    score      DOUBLE PRECISION NOT NULL,
+    percentile DOUBLE PRECISION NOT NULL
 );
 
 CREATE TABLE cci_controls (
