@@ -527,6 +527,34 @@ fn json_formats_and_csv_take_their_findings(app: &TestApp) {
     .expect(200);
     assert_eq!(r.body["summary"]["created"], 1, "{}", r.body);
     assert_eq!(r.body["results"][0]["risk_rating"], "low");
+
+    // A mapping saved on the system, its default controls, and informational findings kept.
+    let sys = app.get(&format!("/v1/systems/{sid}"), &admin).expect(200);
+    let bad = app.patch(
+        &format!("/v1/systems/{sid}"),
+        &admin,
+        &json!({"scans": {"vulnerability_control": "not a control"}}),
+        Some(&format!("\"{}\"", sys.body["version"])),
+    );
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    app.patch(
+        &format!("/v1/systems/{sid}"),
+        &admin,
+        &json!({"scans": {"csv_mapping": mapping, "vulnerability_control": "RA-5", "include_informational": true}}),
+        Some(&format!("\"{}\"", sys.body["version"])),
+    )
+    .expect(200);
+    let q2 = "QID,Title,Severity,IP\n38174,Traceroute,1,10.0.3.9\n38175,Weak cipher,3,10.0.3.9\n";
+    let r = import(app, &sid, "csv", "", &admin, q2.as_bytes()).expect(200);
+    assert_eq!(
+        r.body["summary"]["created"], 2,
+        "the saved mapping, informational kept: {}",
+        r.body
+    );
+    assert_eq!(
+        item(app, &r.body["results"][1]["id"])["controls"],
+        json!(["RA-5"])
+    );
 }
 both!(json_formats_and_csv_take_their_findings);
 
@@ -785,3 +813,64 @@ fn flate2_gzip(data: &[u8]) -> Vec<u8> {
         .map(|o| o.stdout)
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+fn grouped_findings_are_instances_of_one_item(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system_in("Grouped", "fedramp");
+    let sys = app.get(&format!("/v1/systems/{sid}"), &admin).expect(200);
+    app.patch(
+        &format!("/v1/systems/{sid}"),
+        &admin,
+        &json!({"scans": {"group_instances": true}}),
+        Some(&format!("\"{}\"", sys.body["version"])),
+    )
+    .expect(200);
+    let r = import(app, &sid, "nessus", "", &admin, weekly().as_bytes()).expect(200);
+    assert_eq!(r.body["summary"]["created"], 2, "{}", r.body);
+    let a = result_for(&r.body, "201194", "web1.example.org:22/tcp");
+    let b = result_for(&r.body, "201194", "10.0.0.6:22/tcp");
+    assert_eq!(a["id"], b["id"], "one item for both hosts");
+    let it = item(app, &a["id"]);
+    assert_eq!(
+        it["assets"],
+        json!(["web1.example.org:22/tcp", "10.0.0.6:22/tcp"])
+    );
+    // The same file again: nothing changes.
+    let again = import(app, &sid, "nessus", "", &admin, weekly().as_bytes()).expect(200);
+    assert_eq!(
+        result_for(&again.body, "201194", "10.0.0.6:22/tcp")["id"],
+        a["id"]
+    );
+    // One instance gone, the other still there: not a closure candidate.
+    let one_left = nessus(&[
+        (
+            "web1",
+            Some("web1.example.org"),
+            "10.0.0.5",
+            vec![(201194, 22, 4, "OpenSSH regreSSHion", vec!["CVE-2024-6387"])],
+        ),
+        ("10.0.0.6", None, "10.0.0.6", vec![]),
+    ]);
+    let r = import(app, &sid, "nessus", "", &admin, one_left.as_bytes()).expect(200);
+    assert!(
+        !r.body["not_seen"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|x| x["id"] == a["id"])),
+        "{}",
+        r.body
+    );
+    // Both gone: it is.
+    let none_left = nessus(&[
+        ("web1", Some("web1.example.org"), "10.0.0.5", vec![]),
+        ("10.0.0.6", None, "10.0.0.6", vec![]),
+    ]);
+    let r = import(app, &sid, "nessus", "", &admin, none_left.as_bytes()).expect(200);
+    assert!(
+        r.body["not_seen"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|x| x["id"] == a["id"])),
+        "{}",
+        r.body
+    );
+}
+both!(grouped_findings_are_instances_of_one_item);

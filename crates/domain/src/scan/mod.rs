@@ -318,6 +318,12 @@ pub struct ScanSettings {
     /// The saved column mapping of `imports/csv` (a request may send its own).
     #[serde(default)]
     pub csv_mapping: Option<csv::Mapping>,
+    /// FedRAMP VER-EVA-GRV: findings of the same detector and identifier on several hosts
+    /// attach to one item as its instances (its assets) instead of making one item per asset.
+    /// Each instance is still tracked on its own: the item is a closure candidate once a scan
+    /// no longer shows any of them. Default false.
+    #[serde(default)]
+    pub group_instances: Option<bool>,
 }
 
 /// The vulnerability control when a system names none.

@@ -401,8 +401,18 @@ impl Ingest<'_> {
             problem: None,
             notes: Vec::new(),
         };
+        // Grouped (VER-EVA-GRV): one item per detector and identifier, its instances the assets.
+        let grouped = self.mapper.settings.group_instances.unwrap_or(false);
+        let item_keys: Vec<String> = if grouped {
+            batch
+                .iter()
+                .map(|f| store::finding_key(&f.detector, &f.identifier, ""))
+                .collect()
+        } else {
+            keys.clone()
+        };
         if self.repeat {
-            let tracked = store::tracked(self.conn, self.system_id, &keys)?;
+            let tracked = store::tracked(self.conn, self.system_id, &item_keys)?;
             for (f, t) in batch.iter().zip(tracked) {
                 let mut r = result_of(f);
                 r.status = ScanStatus::Unchanged;
@@ -428,7 +438,7 @@ impl Ingest<'_> {
             .zip(notes.iter_mut())
             .map(|(f, n)| self.mapper.documents(f, &cci_controls, n))
             .collect();
-        let bulk_keys: Vec<BulkKey> = keys
+        let bulk_keys: Vec<BulkKey> = item_keys
             .iter()
             .map(|k| BulkKey::Finding(vec![k.clone()]))
             .collect();
@@ -445,12 +455,20 @@ impl Ingest<'_> {
             &self.actor,
             false,
             &bulk_keys,
-            |i, current| {
-                let doc = match current {
-                    None => &docs[i].0,
-                    Some(_) => &docs[i].1,
-                };
-                super::exchange::admit(doc, current, &caller, origin, &mut admitted[i])
+            |i, current| match current {
+                None => super::exchange::admit(&docs[i].0, None, &caller, origin, &mut admitted[i]),
+                Some(item) if grouped => {
+                    let mut patch = docs[i].1.clone();
+                    let mut assets = item.assets.clone();
+                    if !assets.contains(&batch[i].asset) {
+                        assets.push(batch[i].asset.clone());
+                    }
+                    patch["assets"] = serde_json::json!(assets);
+                    super::exchange::admit(&patch, current, &caller, origin, &mut admitted[i])
+                }
+                Some(_) => {
+                    super::exchange::admit(&docs[i].1, current, &caller, origin, &mut admitted[i])
+                }
             },
         )?;
         let mut sightings = Vec::new();
@@ -784,6 +802,18 @@ async fn import(
     .await
     .map_err(|_| ApiError::Internal)??;
 
+    // A clean scan still covers its hosts: the format's own detector is in its scope even when
+    // the file reports nothing (a Nessus file's is `nessus`, a CSV's the mapping's scanner).
+    let mut survey = survey;
+    match (format, &mapping) {
+        (Format::Nessus, _) => {
+            survey.detectors.insert("nessus".to_owned());
+        }
+        (Format::Csv, Some(m)) => {
+            survey.detectors.insert(m.scanner.clone());
+        }
+        _ => {}
+    }
     let name = file_name(&req, params.filename.clone());
     let meta = NewScan {
         format: format.as_str().to_owned(),
