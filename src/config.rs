@@ -59,6 +59,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_WEBHOOK_SECRET_OVERLAP", "how long the previous secret keeps signing after a rotation, unless the request says [default: 24h]"),
     ("POAM_SCHEDULER_PERIOD", "how often the scheduler looks for time-driven events (overdue, due soon, check-ins, closeouts, reviews): units ms, s, m, h, d, or off [default: 1m]"),
     ("POAM_WEBHOOK_DELIVERY", "run the delivery worker in this instance: on or off (the outbox is written either way) [default: on]"),
+    ("POAM_SMTP_URL", "the SMTP server of the daily e-mail digests, e.g. smtps://user:password@mail.example.org or smtp://relay:25 (smtp:// is plain text; add ?tls=required for STARTTLS); unset: no digests [default: none]"),
+    ("POAM_SMTP_FROM", "the From address of the digests, e.g. POA&M <poam@example.org> (required with POAM_SMTP_URL)"),
+    ("POAM_DIGEST_HOUR", "the UTC hour (0 to 23) from which each day's digest is sent, once per address, to whom the attention list says something waits on [default: 7]"),
 ];
 
 /// A secret value: shown as `[redacted]` in every `Debug` and `Display`.
@@ -124,6 +127,8 @@ pub struct Settings {
     pub webhooks: poam_http::delivery::WebhookSettings,
     /// How often the scheduler ticks; `None`: not in this instance (`POAM_SCHEDULER_PERIOD=off`).
     pub scheduler_period: Option<Duration>,
+    /// The daily e-mail digests (`POAM_SMTP_*`, `POAM_DIGEST_HOUR`); `None`: off.
+    pub digest: Option<crate::digest::DigestSettings>,
 }
 
 /// Reads a `KEY=VALUE` file: blank lines and `#` comments skipped, optional quotes removed.
@@ -355,10 +360,12 @@ impl Settings {
                     .map_err(|e| format!("POAM_SCHEDULER_PERIOD: {e}"))?,
             ),
         };
+        let digest = crate::digest::DigestSettings::from_lookup(&get)?;
         Ok(Settings {
             limits,
             webhooks,
             scheduler_period,
+            digest,
             data_dir,
             database_url,
             bind: get("POAM_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),

@@ -2,6 +2,7 @@
 //! integration tests start the real server through [`Application`].
 
 pub mod config;
+pub mod digest;
 pub mod keys;
 pub mod push;
 pub mod scheduler;
@@ -149,12 +150,27 @@ impl Application {
         } else {
             None
         };
+        let mailer = settings
+            .digest
+            .as_ref()
+            .map(digest::Mailer::new)
+            .transpose()?;
         let scheduler = match settings.scheduler_period {
             Some(period) => Some(
-                scheduler::Scheduler::start(state.pool.clone(), period, scheduler::system_clock())
-                    .map_err(|e| format!("cannot start the scheduler thread: {e}"))?,
+                scheduler::Scheduler::start(
+                    state.pool.clone(),
+                    period,
+                    scheduler::system_clock(),
+                    mailer,
+                )
+                .map_err(|e| format!("cannot start the scheduler thread: {e}"))?,
             ),
-            None => None,
+            None => {
+                if mailer.is_some() {
+                    tracing::warn!("POAM_SMTP_URL is set but POAM_SCHEDULER_PERIOD=off: no digests from this instance");
+                }
+                None
+            }
         };
         let mut server = actix_web::HttpServer::new(move || poam_http::app(state.clone()))
             .shutdown_timeout(30)

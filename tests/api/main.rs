@@ -24,6 +24,7 @@ mod plan;
 mod protection;
 mod push;
 mod reminders;
+mod report;
 mod rules;
 mod scans;
 mod schema;

@@ -465,3 +465,308 @@ fn a_system_moves_from_the_legacy_regime(app: &TestApp) {
         .is_some_and(|r| r.starts_with("fedramp-vdr:VDR-TFR-KEV:")));
 }
 both!(a_system_moves_from_the_legacy_regime);
+
+fn review(app: &TestApp, iid: &str, token: &str, body: Value) -> Resp {
+    app.post(&format!("/v1/items/{iid}/reviews"), token, &body)
+}
+
+/// An evaluated item (N-rating `rating`, internet-reachable `irv`, likely exploitable `lev`),
+/// detected 30 hours ago and evaluated 20 hours ago; returns its id.
+fn evaluated_item(app: &TestApp, sid: &str, irv: bool, lev: bool, rating: &str) -> String {
+    let item = detected(app, sid, 30);
+    let id = item["id"].as_str().unwrap_or_default().to_owned();
+    patch(
+        app,
+        &id,
+        json!({"evaluation": {"evaluated_at": ts(ago(20)), "internet_reachable": irv,
+               "likely_exploitable": lev, "agency_impact": rating}}),
+    );
+    id
+}
+
+fn a_vulnerability_acceptance_review_accepts_the_item(app: &TestApp) {
+    let sid = vdr_system(app, "B");
+    let iid = evaluated_item(app, &sid, false, true, "N2");
+    let item = app
+        .get(&format!("/v1/items/{iid}"), &app.admin())
+        .expect(200)
+        .body;
+    assert_eq!(item["vdr"]["accepted"], false);
+    let why = "Vendor appliance at end of life; replaced in 2027.";
+    let accept = json!({"kind": "vulnerability_acceptance", "decision": "approved", "notes": why});
+
+    // An editor may not record it; an approver needs the explanation.
+    let editor = app.token_as("ed@example.org", &[Role::Editor]);
+    review(app, &iid, &editor, accept.clone()).problem(403, "forbidden");
+    let issm = app.token_as("issm@example.org", &[Role::Approver]);
+    review(
+        app,
+        &iid,
+        &issm,
+        json!({"kind": "vulnerability_acceptance", "decision": "approved"}),
+    )
+    .invalid("notes_required");
+    review(
+        app,
+        &iid,
+        &issm,
+        json!({"kind": "vulnerability_acceptance", "decision": "approved", "notes": "   "}),
+    )
+    .invalid("notes_required");
+    let unchanged = app
+        .get(&format!("/v1/items/{iid}"), &app.admin())
+        .expect(200)
+        .body;
+    assert_eq!(
+        unchanged["version"], item["version"],
+        "refused: nothing written"
+    );
+
+    // The approver's decision: who, when, why, and the review, set in the same write.
+    let first = review(app, &iid, &issm, accept).expect(201).body;
+    assert_eq!(first["kind"], "vulnerability_acceptance");
+    assert_eq!(first["reviewer"], "issm@example.org");
+    let item = app
+        .get(&format!("/v1/items/{iid}"), &app.admin())
+        .expect(200)
+        .body;
+    let accepted = &item["evaluation"]["accepted"];
+    assert_eq!(accepted["rationale"], why);
+    assert_eq!(accepted["decided_by"], "issm@example.org");
+    assert_eq!(accepted["review_id"], first["id"]);
+    assert_eq!(accepted["decided_at"], first["reviewed_at"]);
+    assert_eq!(item["vdr"]["accepted"], true);
+    assert_eq!(item["vdr"]["state"], "accepted");
+    assert!(item["vdr"]["accepted_explanation"]
+        .as_str()
+        .is_some_and(|x| x.contains("end of life") && x.contains("issm@example.org")));
+    // Recorded in the item's history as the approver's change.
+    let history = app
+        .get(&format!("/v1/items/{iid}/history"), &app.admin())
+        .expect(200)
+        .body;
+    let last = history["items"]
+        .as_array()
+        .and_then(|h| {
+            h.iter()
+                .filter(|e| e["action"] == "updated")
+                .max_by_key(|e| e["seq"].as_i64())
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no update in {history}"));
+    assert_eq!(last["actor"], "issm@example.org", "{last}");
+    assert!(
+        last["changes"].to_string().contains("end of life"),
+        "{last}"
+    );
+
+    // In the accepted vulnerability info, not in the detail report.
+    let avi = report(app, &sid, "fedramp-avi");
+    valid(app, AVI, &avi);
+    assert_eq!(
+        tracking_ids(&avi["acceptedVulnerabilities"], Some("vulnerabilityDetail")),
+        vec!["POAM-0001"]
+    );
+    assert!(avi["acceptedVulnerabilities"][0]["acceptanceRationale"]
+        .as_str()
+        .is_some_and(|x| x.contains("end of life")));
+    let vdt = report(app, &sid, "fedramp-vdt");
+    valid(app, VDT, &vdt);
+    assert_eq!(vdt["vulnerabilities"], json!([]));
+
+    // A later acceptance supersedes the earlier one.
+    let other = app.token_as("ao@example.org", &[Role::Approver]);
+    let second = review(
+        app,
+        &iid,
+        &other,
+        json!({"kind": "vulnerability_acceptance", "decision": "approved",
+               "notes": "Compensating network isolation; replacement funded for 2027.",
+               "supersedes": first["id"]}),
+    )
+    .expect(201)
+    .body;
+    let item = app
+        .get(&format!("/v1/items/{iid}"), &app.admin())
+        .expect(200)
+        .body;
+    assert_eq!(item["evaluation"]["accepted"]["review_id"], second["id"]);
+    assert_eq!(
+        item["evaluation"]["accepted"]["decided_by"],
+        "ao@example.org"
+    );
+    assert!(item["evaluation"]["accepted"]["rationale"]
+        .as_str()
+        .is_some_and(|x| x.starts_with("Compensating")));
+
+    // A rejection withdraws the acceptance a review set: back in the detail report.
+    review(
+        app,
+        &iid,
+        &issm,
+        json!({"kind": "vulnerability_acceptance", "decision": "rejected",
+               "notes": "Isolation does not cover the management port."}),
+    )
+    .expect(201);
+    let item = app
+        .get(&format!("/v1/items/{iid}"), &app.admin())
+        .expect(200)
+        .body;
+    assert_eq!(item["evaluation"]["accepted"], Value::Null);
+    assert_eq!(item["vdr"]["accepted"], false);
+    let vdt = report(app, &sid, "fedramp-vdt");
+    valid(app, VDT, &vdt);
+    assert_eq!(
+        tracking_ids(&vdt["vulnerabilities"], None),
+        vec!["POAM-0001"]
+    );
+
+    // PATCH by an approver works as before, recording its approver, without a review; a
+    // rejecting review does not withdraw that one silently.
+    let item = patch(
+        app,
+        &iid,
+        json!({"evaluation": {"accepted": {"rationale": "Decided by the CAB.",
+               "decided_by": "someone@else.org"}}}),
+    );
+    assert_eq!(item["vdr"]["accepted"], true);
+    assert_eq!(
+        item["evaluation"]["accepted"]["decided_by"],
+        "tester@example.org"
+    );
+    assert_eq!(item["evaluation"]["accepted"]["review_id"], Value::Null);
+    review(
+        app,
+        &iid,
+        &issm,
+        json!({"kind": "vulnerability_acceptance", "decision": "rejected"}),
+    )
+    .problem(409, "acceptance_not_from_review");
+    let after = app
+        .get(&format!("/v1/items/{iid}"), &app.admin())
+        .expect(200)
+        .body;
+    assert_eq!(after["version"], item["version"]);
+
+    // An item without an evaluation has nothing to accept.
+    let bare = app.item(&sid, json!({})).expect(201).body;
+    let bid = bare["id"].as_str().unwrap_or_default().to_owned();
+    review(
+        app,
+        &bid,
+        &issm,
+        json!({"kind": "vulnerability_acceptance", "decision": "approved", "notes": why}),
+    )
+    .problem(409, "evaluation_required");
+
+    // A system not under the 2026 rules: 422 not_under_vdr.
+    for (name, body) in [
+        ("Legacy", json!({"name": "Legacy", "regime": "fedramp"})),
+        (
+            "Later",
+            json!({"name": "Later", "regime": "fedramp", "fedramp_class": "C",
+                   "vdr_since": (chrono::Utc::now() + chrono::Duration::days(30)).date_naive().to_string()}),
+        ),
+    ] {
+        let lsid = app
+            .post("/v1/systems", &app.admin(), &body)
+            .expect(201)
+            .body["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let t = ago(30);
+        let litem = app
+            .item(
+                &lsid,
+                json!({"detected_on": t.date_naive().to_string(),
+                       "evaluation": {"detected_at": ts(t), "detection_source": "scanner"}}),
+            )
+            .expect(201)
+            .body;
+        let lid = litem["id"].as_str().unwrap_or_default().to_owned();
+        review(
+            app,
+            &lid,
+            &issm,
+            json!({"kind": "vulnerability_acceptance", "decision": "approved", "notes": why}),
+        )
+        .invalid("not_under_vdr");
+        let unchanged = app
+            .get(&format!("/v1/items/{lid}"), &app.admin())
+            .expect(200)
+            .body;
+        assert_eq!(unchanged["evaluation"]["accepted"], Value::Null, "{name}");
+    }
+}
+both!(a_vulnerability_acceptance_review_accepts_the_item);
+
+fn metrics_count_reportable_incidents_and_vdr_states(app: &TestApp) {
+    let admin = app.admin();
+    let sid = vdr_system(app, "C");
+    // VER-TFR-IRI: internet-reachable, likely exploitable, N4 (class C: 4 days, not yet due).
+    evaluated_item(app, &sid, true, true, "N4");
+    // VER-TFR-NRI: likely exploitable, not internet-reachable, N5 (4 days).
+    evaluated_item(app, &sid, false, true, "N5");
+    // Overdue (FRD-ODV): detected 6 days ago, never evaluated (VER-TFR-EVU, 5 days).
+    detected(app, &sid, 6 * 24);
+    // Accepted (FRD-ACV) by an approver's review.
+    let accepted = evaluated_item(app, &sid, false, false, "N2");
+    review(
+        app,
+        &accepted,
+        &app.token_as("issm@example.org", &[Role::Approver]),
+        json!({"kind": "vulnerability_acceptance", "decision": "approved",
+               "notes": "Internal test harness only; retired next quarter."}),
+    )
+    .expect(201);
+    // Archived: left out unless include_archived.
+    let archived = evaluated_item(app, &sid, true, true, "N5");
+    app.delete(
+        &format!("/v1/items/{archived}?reason=duplicate"),
+        &admin,
+        None,
+    )
+    .expect(200);
+
+    let m = app
+        .get(&format!("/v1/systems/{sid}/metrics"), &admin)
+        .expect(200)
+        .body;
+    let expected = json!({
+        "systems": 1, "items": 4,
+        "reportable_incident_iri": 1, "reportable_incident_nri": 1,
+        "overdue": 1, "accepted": 1,
+        "by_n_rating": {"N1": 0, "N2": 1, "N3": 0, "N4": 1, "N5": 1},
+        "unrated": 1
+    });
+    assert_eq!(m["vdr"], expected, "{m}");
+    let with_archived = app
+        .get(
+            &format!("/v1/systems/{sid}/metrics?include_archived=true"),
+            &admin,
+        )
+        .expect(200)
+        .body;
+    assert_eq!(with_archived["vdr"]["items"], 5);
+    assert_eq!(with_archived["vdr"]["reportable_incident_iri"], 2);
+    assert_eq!(with_archived["vdr"]["by_n_rating"]["N5"], 2);
+
+    // A system not under the rules has no vdr figures; all systems count only those that are.
+    let legacy = app.system_in("Legacy", "fedramp");
+    app.item(&legacy, json!({})).expect(201);
+    let m = app
+        .get(&format!("/v1/systems/{legacy}/metrics"), &admin)
+        .expect(200)
+        .body;
+    assert_eq!(m["vdr"], Value::Null, "{m}");
+    let all = app.get("/v1/metrics", &admin).expect(200).body;
+    assert_eq!(all["vdr"], expected, "{all}");
+    assert_eq!(all["total"], 5);
+    // A token for the legacy system alone sees no vdr figures.
+    let legacy_id = legacy.parse().unwrap_or_else(|e| panic!("{e}"));
+    let only_legacy = app.token(&[Role::Viewer], &[legacy_id]);
+    let m = app.get("/v1/metrics", &only_legacy).expect(200).body;
+    assert_eq!(m["vdr"], Value::Null, "{m}");
+}
+both!(metrics_count_reportable_incidents_and_vdr_states);

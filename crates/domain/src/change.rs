@@ -6,11 +6,14 @@
 
 use crate::access::Permission;
 use crate::exchange::oscal::MilestoneDraft;
+use crate::ids::ReviewId;
 use crate::item::{Deviation, Item, ItemFields};
 use crate::rules::{check_item, Violation};
-use crate::vdr::Evaluation;
+use crate::vdr::{Evaluation, Rationale};
 use crate::vocab::{DeviationStatus, ItemStatus};
-use crate::workflow::{Milestone, MilestoneChange, MilestoneKind, MilestoneStatus, ReviewKind};
+use crate::workflow::{
+    Decision, Milestone, MilestoneChange, MilestoneKind, MilestoneStatus, ReviewKind,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 
 /// Who asks for a change, as the server knows them (never as the request says).
@@ -224,7 +227,7 @@ pub fn create(
                 return Err(forbidden_decision("/deviation/status"));
             }
         }
-        settle_evaluation(None, &mut f.evaluation, caller, origin, &mut notes)?;
+        settle_evaluation(None, &mut f.evaluation, caller, origin, None, &mut notes)?;
     }
     check_evaluation(&f, today)?;
     let fields = check_item(f, today)?;
@@ -261,10 +264,32 @@ pub fn changed_fields(a: &ItemFields, b: &ItemFields) -> Vec<String> {
 ///   `pending` (the approval covered the content that was approved), and says so.
 pub fn update(
     current: &Item,
+    next: ItemFields,
+    caller: &Caller,
+    origin: Origin,
+    today: NaiveDate,
+) -> Result<Admitted, Refusal> {
+    update_decided(current, next, caller, origin, today, None)
+}
+
+/// When, and through which review, a write records the decisions it carries (an acceptance's
+/// `decided_at` and `review_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decided {
+    pub at: DateTime<Utc>,
+    /// The `vulnerability_acceptance` review that makes the change (none for a `PATCH`).
+    pub review: Option<ReviewId>,
+}
+
+/// [`update`], with the moment (and the review) the decisions it carries are recorded at:
+/// `PATCH` and a `vulnerability_acceptance` review go through this one rule.
+pub fn update_decided(
+    current: &Item,
     mut next: ItemFields,
     caller: &Caller,
     origin: Origin,
     today: NaiveDate,
+    decided: Option<&Decided>,
 ) -> Result<Admitted, Refusal> {
     check_migrate(caller, origin)?;
     let mut notes = Vec::new();
@@ -330,6 +355,7 @@ pub fn update(
             &mut next.evaluation,
             caller,
             origin,
+            decided,
             &mut notes,
         )?;
     }
@@ -397,6 +423,10 @@ fn check_evaluation(f: &ItemFields, today: NaiveDate) -> Result<(), Refusal> {
 ///
 /// - Accepting a vulnerability the provider does not intend to fix (FRD-ACV), changing or
 ///   withdrawing that acceptance is an approver's decision; an import keeps the item's own.
+///   A new or changed acceptance records its approver (`decided_by`), its moment
+///   (`decided_at`, when the path knows it: `decided`) and the review it came from
+///   (`review_id`, only through a `vulnerability_acceptance` review), whatever the request
+///   says for these.
 /// - The recorded reductions are append-only: a step once recorded is neither changed nor
 ///   removed (an import keeps the item's), and a new step starts from the current rating.
 /// - A lower N-rating is a reduction: it comes with its recorded step (time, new rating, what
@@ -406,12 +436,20 @@ pub fn settle_evaluation(
     next: &mut Option<Evaluation>,
     caller: &Caller,
     origin: Origin,
+    decided: Option<&Decided>,
     notes: &mut Vec<Violation>,
 ) -> Result<(), Refusal> {
     let import = origin.channel == Channel::Import;
     let before_accepted = before.and_then(|e| e.accepted.as_ref());
-    let next_accepted = next.as_ref().and_then(|e| e.accepted.as_ref());
-    if !caller.can_decide && before_accepted != next_accepted {
+    let changed = before_accepted != next.as_ref().and_then(|e| e.accepted.as_ref());
+    if caller.can_decide && changed {
+        if let Some(a) = next.as_mut().and_then(|e| e.accepted.as_mut()) {
+            a.decided_by = Some(caller.sub.clone());
+            a.decided_at = decided.map(|d| d.at);
+            a.review_id = decided.and_then(|d| d.review);
+        }
+    }
+    if !caller.can_decide && changed {
         if !import {
             return Err(forbidden_decision("/evaluation/accepted"));
         }
@@ -466,6 +504,78 @@ pub fn settle_evaluation(
         }
     }
     Ok(())
+}
+
+/// What an approver's `vulnerability_acceptance` review (`review`, recorded `at`) does to the
+/// item (FRD-ACV), through the same rule as a `PATCH` of `evaluation.accepted`
+/// ([`update_decided`]): `None` when it changes nothing.
+///
+/// - `approved`: the item's `evaluation.accepted` becomes the review's explanation (`notes`,
+///   required), with its approver, moment and review; a later acceptance replaces an earlier
+///   one. The item needs its evaluation (detection) first.
+/// - `rejected`: withdraws an acceptance an earlier acceptance review set. An acceptance set
+///   by a `PATCH` is not the review's to withdraw: refused (409), never passed over in
+///   silence; withdraw it with a `PATCH` of `evaluation.accepted` to null.
+/// - other decisions record the review only.
+#[allow(clippy::too_many_arguments)]
+pub fn vulnerability_acceptance(
+    current: &Item,
+    decision: Decision,
+    notes: Option<&str>,
+    caller: &Caller,
+    review: ReviewId,
+    at: DateTime<Utc>,
+    today: NaiveDate,
+) -> Result<Option<Admitted>, Refusal> {
+    let mut next = current.fields();
+    let accepted = match decision {
+        Decision::Approved => {
+            let Some(why) = notes.map(str::trim).filter(|n| !n.is_empty()) else {
+                return Err(Refusal::Invalid(vec![Violation::new(
+                    "notes_required",
+                    "/notes",
+                    "an approved vulnerability_acceptance carries the explanation of why the vulnerability is accepted (VER-RPT-AVI item 7) in notes",
+                )]));
+            };
+            Some(Rationale {
+                rationale: why.to_owned(),
+                decided_by: Some(caller.sub.clone()),
+                decided_at: Some(at),
+                review_id: Some(review),
+            })
+        }
+        Decision::Rejected => {
+            match current
+                .evaluation
+                .as_ref()
+                .and_then(|e| e.accepted.as_ref())
+            {
+                None => return Ok(None),
+                Some(a) if a.review_id.is_none() => {
+                    return Err(Refusal::Conflict(Violation::new(
+                        "acceptance_not_from_review",
+                        "/decision",
+                        "the item's acceptance was set directly (PATCH of evaluation.accepted), not by a vulnerability_acceptance review: withdraw it with a PATCH of evaluation.accepted to null",
+                    )));
+                }
+                Some(_) => None,
+            }
+        }
+        Decision::ChangesRequested | Decision::Noted => return Ok(None),
+    };
+    let Some(e) = next.evaluation.as_mut() else {
+        return Err(Refusal::Conflict(Violation::new(
+            "evaluation_required",
+            "/kind",
+            "the item has no FedRAMP 2026 evaluation: record its detection (evaluation.detected_at, detection_source) first",
+        )));
+    };
+    e.accepted = accepted;
+    let decided = Decided {
+        at,
+        review: Some(review),
+    };
+    update_decided(current, next, caller, Origin::API, today, Some(&decided)).map(Some)
 }
 
 /// Decides an archive: a resolved item (completed, closed, risk accepted) may be archived by an
@@ -685,7 +795,8 @@ pub struct StoryEvent {
 /// - `extension`: whoever last moved the item's schedule (its scheduled completion, a deferral)
 ///   or last created or changed one of its milestones;
 /// - `approval`: whoever last changed the item's content;
-/// - `periodic`: nobody (it is not a decision).
+/// - `periodic`: nobody (it is not a decision); `dss_determination` and
+///   `vulnerability_acceptance`: nobody (recorded, not requested through the item).
 ///
 /// Subjects come back normalised ([`subject_key`]).
 pub fn requesters(kind: ReviewKind, story: &[StoryEvent]) -> Vec<String> {
@@ -693,8 +804,11 @@ pub fn requesters(kind: ReviewKind, story: &[StoryEvent]) -> Vec<String> {
         e.resource_kind == "item" && e.fields.iter().any(|f| names.contains(&f.as_str()))
     };
     let found = match kind {
-        // DSS's determination is recorded, not requested of the approver.
-        ReviewKind::Periodic | ReviewKind::DssDetermination => None,
+        // DSS's determination is recorded, not requested of the approver; nothing in an
+        // item asks for a vulnerability's acceptance (`requested_by` still refuses more).
+        ReviewKind::Periodic
+        | ReviewKind::DssDetermination
+        | ReviewKind::VulnerabilityAcceptance => None,
         ReviewKind::Deviation => story.iter().find(|e| item_change(e, &["deviation"])),
         ReviewKind::RiskAcceptance => story
             .iter()
@@ -788,6 +902,7 @@ mod tests {
             kind: DeviationKind::FalsePositive,
             status,
             rationale: rationale.into(),
+            expires_on: None,
         })
     }
 
@@ -1063,6 +1178,94 @@ mod tests {
                 "mitigated_at_required"
             );
         }
+    }
+
+    #[test]
+    fn a_vulnerability_acceptance_review_goes_through_the_patch_rule() {
+        let mut f = fields();
+        evaluated(&mut f, serde_json::json!({}));
+        let current = item(ItemStatus::Open, f.clone());
+        let review = ReviewId::new();
+        let at: DateTime<Utc> = "2026-11-20T10:00:00Z".parse().unwrap_or_default();
+        let accept = |current: &Item, caller: &Caller, notes: Option<&str>, d: Decision| {
+            vulnerability_acceptance(current, d, notes, caller, review, at, self::d(TODAY))
+        };
+        let why = Some("  end-of-life appliance, replaced in 2027 ");
+        // An editor may not: the PATCH rule's refusal.
+        let r = accept(&current, &editor(), why, Decision::Approved);
+        assert!(
+            matches!(&r, Err(Refusal::Forbidden(v)) if v.code == "decision_needs_approver"),
+            "{r:?}"
+        );
+        // The explanation is required.
+        let r = accept(&current, &approver(), Some(" "), Decision::Approved);
+        assert!(matches!(&r, Err(Refusal::Invalid(v)) if v[0].code == "notes_required"));
+        // The approver's: who, when, why, and the review.
+        let r = accept(&current, &approver(), why, Decision::Approved);
+        let Ok(Some(a)) = r else { panic!("{r:?}") };
+        let accepted = a
+            .fields
+            .evaluation
+            .as_ref()
+            .and_then(|e| e.accepted.clone());
+        assert_eq!(
+            accepted,
+            Some(Rationale {
+                rationale: "end-of-life appliance, replaced in 2027".into(),
+                decided_by: Some("ap@example.org".into()),
+                decided_at: Some(at),
+                review_id: Some(review),
+            })
+        );
+        // A rejection withdraws an acceptance a review set.
+        let reviewed = item(ItemStatus::Open, a.fields.clone());
+        let r = accept(&reviewed, &approver(), None, Decision::Rejected);
+        let Ok(Some(w)) = r else { panic!("{r:?}") };
+        assert!(w.fields.evaluation.is_some_and(|e| e.accepted.is_none()));
+        // Not one set by a PATCH (which records its approver, without a review), nor nothing.
+        let mut patched = a.fields.clone();
+        if let Some(e) = patched.evaluation.as_mut() {
+            e.accepted = Some(Rationale {
+                rationale: "decided in the CAB".into(),
+                decided_by: Some("forged@example.org".into()),
+                review_id: Some(ReviewId::new()),
+                ..Rationale::default()
+            });
+        }
+        let decided = Decided { at, review: None };
+        let r = update_decided(
+            &reviewed,
+            patched,
+            &approver(),
+            Origin::API,
+            d(TODAY),
+            Some(&decided),
+        );
+        let Ok(p) = r else { panic!("{r:?}") };
+        let stamped = p
+            .fields
+            .evaluation
+            .as_ref()
+            .and_then(|e| e.accepted.clone());
+        assert_eq!(
+            stamped.map(|a| (a.decided_by, a.decided_at, a.review_id)),
+            Some((Some("ap@example.org".into()), Some(at), None))
+        );
+        let by_patch = item(ItemStatus::Open, p.fields);
+        let r = accept(&by_patch, &approver(), None, Decision::Rejected);
+        assert!(matches!(&r, Err(Refusal::Conflict(v)) if v.code == "acceptance_not_from_review"));
+        assert!(matches!(
+            accept(&current, &approver(), None, Decision::Rejected),
+            Ok(None)
+        ));
+        // An item without an evaluation has nothing to accept.
+        let bare = item(ItemStatus::Open, fields());
+        let r = accept(&bare, &approver(), why, Decision::Approved);
+        assert!(matches!(&r, Err(Refusal::Conflict(v)) if v.code == "evaluation_required"));
+        // A frozen item stays frozen.
+        let closed = item(ItemStatus::Closed, f);
+        let r = accept(&closed, &approver(), why, Decision::Approved);
+        assert!(matches!(&r, Err(Refusal::Conflict(v)) if v.code == "item_frozen"));
     }
 
     #[test]

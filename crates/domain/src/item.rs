@@ -128,6 +128,13 @@ pub struct Deviation {
     #[validate(length(min = 1, max = "NARRATIVE"))]
     #[schema(min_length = 1, max_length = 2000)]
     pub rationale: String,
+    /// The last day the approved deviation (and a risk acceptance resting on it: eMASS's
+    /// "Requested Risk Accepted Expiration Date") holds; the scheduler reminds before it and
+    /// says when it has lapsed. After the detection date, and for a pending request after
+    /// today (its decision is today or later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2027-06-30")]
+    pub expires_on: Option<NaiveDate>,
 }
 
 fn pending() -> DeviationStatus {

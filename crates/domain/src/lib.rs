@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod precondition;
 pub mod profiles;
 pub mod reminders;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod system;

@@ -413,6 +413,7 @@ mod tests {
             kind: DeviationKind::OperationalRequirement,
             status: DeviationStatus::Pending,
             rationale: "r".into(),
+            expires_on: None,
         });
         let f = check(Regime::Fedramp, &it, None, None, d(TODAY));
         assert_eq!(rules(&f), ["fedramp.operational_requirement_on_high"]);

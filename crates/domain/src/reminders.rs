@@ -6,9 +6,9 @@
 //! whose scheduled completion is moved after its overdue event is reminded again when the new
 //! date passes.
 
-use crate::vocab::{ItemStatus, RiskRating};
+use crate::vocab::{DeviationKind, ItemStatus, RiskRating};
 use crate::workflow::MilestoneStatus;
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
@@ -45,12 +45,60 @@ pub struct ReminderPolicy {
     /// How often the POA&M review falls due (default `monthly`; NISP systems set `quarterly`).
     #[serde(default)]
     pub review: Option<ReviewCadence>,
+    /// Days before a deviation's (or the risk acceptance resting on it) `expires_on` that are
+    /// reminded, each once (default 30 and 7).
+    #[serde(default)]
+    #[validate(custom(function = "day_windows"))]
+    #[schema(min_items = 1, max_items = 10, example = json!([30, 7]))]
+    pub expiry_days: Option<Vec<u32>>,
+    /// Hours before a FedRAMP 2026 evaluation (VER-TFR-EVU) or N-rating reduction
+    /// (VDR-TFR-PVR) deadline that are reminded, each once (default 72 and 12: the 12 hours
+    /// matter for class D's 12-hour cell).
+    #[serde(default)]
+    #[validate(custom(function = "hour_windows"))]
+    #[schema(min_items = 1, max_items = 10, example = json!([72, 12]))]
+    pub deadline_hours: Option<Vec<u32>>,
+}
+
+fn windows(v: &[u32], max: u32) -> Result<(), validator::ValidationError> {
+    if v.is_empty() || v.len() > 10 || v.iter().any(|d| *d == 0 || *d > max) {
+        let mut e = validator::ValidationError::new("invalid_windows");
+        e.message = Some(format!("1 to 10 windows, each from 1 to {max}").into());
+        return Err(e);
+    }
+    Ok(())
+}
+
+#[allow(clippy::ptr_arg)] // the validator derive passes the field as it is
+fn day_windows(v: &Vec<u32>) -> Result<(), validator::ValidationError> {
+    windows(v, 365)
+}
+
+#[allow(clippy::ptr_arg)]
+fn hour_windows(v: &Vec<u32>) -> Result<(), validator::ValidationError> {
+    windows(v, 24 * 60)
+}
+
+/// Windows largest first, without repeats.
+fn sorted_windows(v: Option<&Vec<u32>>, default: &[u32]) -> Vec<i64> {
+    let mut w: Vec<i64> = v
+        .map_or(default, Vec::as_slice)
+        .iter()
+        .map(|d| i64::from(*d))
+        .collect();
+    w.sort_unstable_by(|a, b| b.cmp(a));
+    w.dedup();
+    w
 }
 
 /// Days a vendor dependency may go without a check-in (FedRAMP: at least monthly).
 pub const VENDOR_CHECK_IN_DAYS: i64 = 30;
 /// Days before the CMMC Conditional closeout deadline that are reminded.
 pub const CLOSEOUT_REMINDERS: [i64; 2] = [30, 7];
+/// Days before an expiry that are reminded unless the policy says otherwise.
+pub const EXPIRY_DAYS: [u32; 2] = [30, 7];
+/// Hours before a FedRAMP 2026 deadline that are reminded unless the policy says otherwise.
+pub const DEADLINE_HOURS: [u32; 2] = [72, 12];
 
 impl ReminderPolicy {
     /// The due-soon window of a milestone of an item rated `risk`.
@@ -64,6 +112,16 @@ impl ReminderPolicy {
 
     pub fn cadence(&self) -> ReviewCadence {
         self.review.unwrap_or(ReviewCadence::Monthly)
+    }
+
+    /// The expiry windows in days, largest first.
+    pub fn expiry_windows(&self) -> Vec<i64> {
+        sorted_windows(self.expiry_days.as_ref(), &EXPIRY_DAYS)
+    }
+
+    /// The FedRAMP 2026 deadline windows in hours, largest first.
+    pub fn deadline_windows(&self) -> Vec<i64> {
+        sorted_windows(self.deadline_hours.as_ref(), &DEADLINE_HOURS)
     }
 }
 
@@ -83,6 +141,17 @@ pub enum TimedKind {
     CloseoutNear,
     /// The periodic POA&M review falls due (`system.review_due`).
     ReviewDue,
+    /// An approved deviation, or the risk acceptance resting on it, is within a window of its
+    /// `expires_on` (`item.expiring`).
+    Expiring,
+    /// An approved deviation or risk acceptance passed its `expires_on` (`item.expired`).
+    Expired,
+    /// FedRAMP 2026: an evaluation or N-rating reduction deadline is within a window
+    /// (`item.deadline_near`).
+    DeadlineNear,
+    /// FedRAMP 2026: an evaluation or N-rating reduction deadline passed
+    /// (`item.deadline_passed`).
+    DeadlinePassed,
 }
 
 /// One event that is due.
@@ -94,9 +163,49 @@ pub struct TimedEvent {
     /// `item`, `milestone`, `cmmc_assessment` or `system`.
     pub resource_kind: &'static str,
     pub resource_id: String,
-    /// The date the event is about (due date, closeout, check-in deadline, period start).
+    /// The date the event is about (due date, closeout, check-in deadline, period start,
+    /// expiry date, the date of a FedRAMP deadline).
     pub due_on: NaiveDate,
+    /// The instant, for FedRAMP 2026 deadlines (timestamps: a class-D cell is 12 hours).
+    pub due_at: Option<DateTime<Utc>>,
     pub reason: String,
+}
+
+/// An approved deviation (or a risk acceptance) with an expiry date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpiryFact {
+    /// The item is `risk_accepted`: the acceptance rests on the deviation and lapses with it.
+    pub risk_acceptance: bool,
+    pub deviation_kind: DeviationKind,
+    /// The last day it holds.
+    pub expires_on: NaiveDate,
+}
+
+/// Which FedRAMP 2026 deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineKind {
+    /// VER-TFR-EVU.
+    Evaluation,
+    /// VDR-TFR-PVR.
+    Reduction,
+}
+
+impl DeadlineKind {
+    fn label(self) -> &'static str {
+        match self {
+            DeadlineKind::Evaluation => "evaluation",
+            DeadlineKind::Reduction => "N-rating reduction",
+        }
+    }
+}
+
+/// A pending FedRAMP 2026 deadline of an item (of a system whose `vdr_since` is reached).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadlineFact {
+    pub kind: DeadlineKind,
+    /// The rule and cell, e.g. `fedramp-vdr:VDR-TFR-PVR:D:N5:irv_lev:12h`.
+    pub rule: String,
+    pub due_at: DateTime<Utc>,
 }
 
 /// An item as the scheduler sees it.
@@ -109,6 +218,10 @@ pub struct ItemFact {
     pub scheduled_completion: Option<NaiveDate>,
     /// Set when the item has a vendor dependency: its last check-in, else the detection date.
     pub vendor_check_in: Option<NaiveDate>,
+    /// Set when an approved deviation (or the risk acceptance resting on it) has an expiry.
+    pub expiry: Option<ExpiryFact>,
+    /// The pending FedRAMP 2026 evaluation and reduction deadlines (none outside the rules).
+    pub deadlines: Vec<DeadlineFact>,
 }
 
 /// A milestone as the scheduler sees it.
@@ -129,6 +242,9 @@ pub struct Facts {
     pub system_id: String,
     /// The day the system was created: no review falls due in the period it was created in.
     pub created_on: NaiveDate,
+    /// The day of the system's last recorded `periodic` review: none falls due again in the
+    /// period it was recorded in.
+    pub last_review_on: Option<NaiveDate>,
     pub policy: ReminderPolicy,
     pub items: Vec<ItemFact>,
     pub milestones: Vec<MilestoneFact>,
@@ -149,6 +265,19 @@ pub fn period_start(cadence: ReviewCadence, today: NaiveDate) -> NaiveDate {
     NaiveDate::from_ymd_opt(today.year(), month, 1).unwrap_or(today)
 }
 
+/// The first day of the period after the one `day` falls in: when the review falls due again
+/// after a review (or the creation) on `day`.
+pub fn next_review_due(cadence: ReviewCadence, day: NaiveDate) -> NaiveDate {
+    let start = period_start(cadence, day);
+    let months = match cadence {
+        ReviewCadence::Monthly => 1,
+        ReviewCadence::Quarterly => 3,
+    };
+    start
+        .checked_add_months(chrono::Months::new(months))
+        .unwrap_or(NaiveDate::MAX)
+}
+
 fn period_label(cadence: ReviewCadence, start: NaiveDate) -> String {
     match cadence {
         ReviewCadence::Monthly => format!("{}-{:02}", start.year(), start.month()),
@@ -156,9 +285,29 @@ fn period_label(cadence: ReviewCadence, start: NaiveDate) -> String {
     }
 }
 
-/// The events due on `today` for one system, in a stable order. The caller drops those whose
-/// key it has already recorded.
+/// The events due on `today` (at its first instant) for one system: [`due_events_at`].
 pub fn due_events(today: NaiveDate, facts: &Facts) -> Vec<TimedEvent> {
+    due_events_at(today.and_time(NaiveTime::MIN).and_utc(), facts)
+}
+
+/// The smallest window (of `windows`, largest first) that `left` has reached.
+fn tightest(windows: &[i64], left: i64) -> Option<i64> {
+    windows
+        .iter()
+        .rev()
+        .copied()
+        .find(|w| (0..=*w).contains(&left))
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The events due at `now` for one system, in a stable order. The caller drops those whose
+/// key it has already recorded. Dates are compared with `now`'s UTC date; FedRAMP 2026
+/// deadlines (timestamps) with `now` itself.
+pub fn due_events_at(now: DateTime<Utc>, facts: &Facts) -> Vec<TimedEvent> {
+    let today = now.date_naive();
     let mut out = Vec::new();
     for i in &facts.items {
         if let Some(due) = i.scheduled_completion {
@@ -169,6 +318,7 @@ pub fn due_events(today: NaiveDate, facts: &Facts) -> Vec<TimedEvent> {
                     resource_kind: "item",
                     resource_id: i.id.clone(),
                     due_on: due,
+                    due_at: None,
                     reason: format!(
                         "{} passed its scheduled completion date {due} unresolved",
                         i.display_id
@@ -185,6 +335,7 @@ pub fn due_events(today: NaiveDate, facts: &Facts) -> Vec<TimedEvent> {
                     resource_kind: "item",
                     resource_id: i.id.clone(),
                     due_on: deadline,
+                    due_at: None,
                     reason: format!(
                         "{}: no vendor check-in since {last} ({VENDOR_CHECK_IN_DAYS} days allowed)",
                         i.display_id
@@ -202,6 +353,7 @@ pub fn due_events(today: NaiveDate, facts: &Facts) -> Vec<TimedEvent> {
                 resource_kind: "milestone",
                 resource_id: m.id.clone(),
                 due_on: due,
+                due_at: None,
                 reason: format!(
                     "milestone `{}` of {} passed its due date {due}",
                     m.title, m.item_display_id
@@ -217,6 +369,7 @@ pub fn due_events(today: NaiveDate, facts: &Facts) -> Vec<TimedEvent> {
                     resource_kind: "milestone",
                     resource_id: m.id.clone(),
                     due_on: due,
+                    due_at: None,
                     reason: format!(
                         "milestone `{}` of {} ({} risk) is due {due}, in {left} days (window {window})",
                         m.title, m.item_display_id, m.risk
@@ -240,6 +393,7 @@ pub fn due_events(today: NaiveDate, facts: &Facts) -> Vec<TimedEvent> {
                 resource_kind: "cmmc_assessment",
                 resource_id: facts.system_id.clone(),
                 due_on: closeout,
+                due_at: None,
                 reason: format!(
                     "the CMMC Conditional status closes out on {closeout}: {left} days left \
                      (32 CFR 170.21(a)(2)(vi))"
@@ -247,17 +401,98 @@ pub fn due_events(today: NaiveDate, facts: &Facts) -> Vec<TimedEvent> {
             });
         }
     }
+    for i in &facts.items {
+        if let Some(x) = &i.expiry {
+            let what = if x.risk_acceptance {
+                format!(
+                    "the risk acceptance of {} (its {} deviation)",
+                    i.display_id, x.deviation_kind
+                )
+            } else {
+                format!(
+                    "the approved {} deviation of {}",
+                    x.deviation_kind, i.display_id
+                )
+            };
+            let on = x.expires_on;
+            let left = (on - today).num_days();
+            if left < 0 {
+                out.push(TimedEvent {
+                    key: format!("item.expired:{}:{on}", i.id),
+                    kind: TimedKind::Expired,
+                    resource_kind: "item",
+                    resource_id: i.id.clone(),
+                    due_on: on,
+                    due_at: None,
+                    reason: format!("{what} expired: it held through {on}"),
+                });
+            } else if let Some(w) = tightest(&facts.policy.expiry_windows(), left) {
+                out.push(TimedEvent {
+                    key: format!("item.expiring:{}:{on}:{w}", i.id),
+                    kind: TimedKind::Expiring,
+                    resource_kind: "item",
+                    resource_id: i.id.clone(),
+                    due_on: on,
+                    due_at: None,
+                    reason: format!(
+                        "{what} expires after {on}: {left} days left (window {w} days)"
+                    ),
+                });
+            }
+        }
+        for d in &i.deadlines {
+            let what = d.kind.label();
+            let at = stamp(d.due_at);
+            let left = d.due_at - now;
+            if left <= chrono::Duration::zero() {
+                out.push(TimedEvent {
+                    key: format!("item.deadline_passed:{}:{}:{at}", i.id, d.rule),
+                    kind: TimedKind::DeadlinePassed,
+                    resource_kind: "item",
+                    resource_id: i.id.clone(),
+                    due_on: d.due_at.date_naive(),
+                    due_at: Some(d.due_at),
+                    reason: format!("the {what} of {} was due {at} ({})", i.display_id, d.rule),
+                });
+                continue;
+            }
+            // Whole hours left, rounded up: 11h59m left is within a 12-hour window.
+            let hours = (left.num_seconds() + 3599) / 3600;
+            if let Some(w) = tightest(&facts.policy.deadline_windows(), hours) {
+                out.push(TimedEvent {
+                    key: format!("item.deadline_near:{}:{}:{at}:{w}h", i.id, d.rule),
+                    kind: TimedKind::DeadlineNear,
+                    resource_kind: "item",
+                    resource_id: i.id.clone(),
+                    due_on: d.due_at.date_naive(),
+                    due_at: Some(d.due_at),
+                    reason: format!(
+                        "the {what} of {} is due {at} ({}): about {hours} hours left (window {w} hours)",
+                        i.display_id, d.rule
+                    ),
+                });
+            }
+        }
+    }
     let cadence = facts.policy.cadence();
     let start = period_start(cadence, today);
-    if facts.created_on < start {
+    // A review recorded in this period (or a system created in it) means none is due yet.
+    let basis = facts
+        .last_review_on
+        .map_or(facts.created_on, |r| r.max(facts.created_on));
+    if basis < start {
         let label = period_label(cadence, start);
+        let last = facts
+            .last_review_on
+            .map_or_else(|| "none recorded".to_owned(), |d| format!("last on {d}"));
         out.push(TimedEvent {
             key: format!("system.review_due:{label}"),
             kind: TimedKind::ReviewDue,
             resource_kind: "system",
             resource_id: facts.system_id.clone(),
             due_on: start,
-            reason: format!("the {cadence} POA&M review for {label} is due"),
+            due_at: None,
+            reason: format!("the {cadence} POA&M review for {label} is due ({last})"),
         });
     }
     out
@@ -272,6 +507,10 @@ impl TimedKind {
             TimedKind::CheckInLate => "check_in_late",
             TimedKind::CloseoutNear => "closeout_near",
             TimedKind::ReviewDue => "review_due",
+            TimedKind::Expiring => "expiring",
+            TimedKind::Expired => "expired",
+            TimedKind::DeadlineNear => "deadline_near",
+            TimedKind::DeadlinePassed => "deadline_passed",
         }
     }
 }
@@ -289,6 +528,9 @@ crate::vocab::vocabulary_pub!(
         CheckInLate => "check_in_late",
         /// A milestone due within its risk's window.
         DueSoon => "due_soon",
+        /// A rescan no longer reports the item's finding (`not_seen_since`): the owner (or, once
+        /// `completed`, an approver) verifies and closes it.
+        ClosureCandidate => "closure_candidate",
         /// A deviation request awaiting an approver's decision.
         DeviationPending => "deviation_pending",
         /// Remediated (`completed`), awaiting verification and closure by an approver.
@@ -347,7 +589,7 @@ pub struct OpenMilestone {
 
 /// What needs someone now among `items` (with their unfinished `milestones`), ordered by
 /// urgency: the reason (escalated, overdue, milestone overdue, check-in late, due soon,
-/// deviation pending, awaiting verification), then the higher risk, then the earlier date,
+/// closure candidate, deviation pending, awaiting verification), then the higher risk, then the earlier date,
 /// then the display id. `policy_of` gives the reminder policy of an item's system.
 pub fn attention<'a>(
     today: NaiveDate,
@@ -461,6 +703,30 @@ pub fn attention<'a>(
                 }
             }
         }
+        if let Some(since) = item
+            .not_seen_since
+            .filter(|_| item.status.is_active() || item.status == ItemStatus::Completed)
+        {
+            let scan = item
+                .not_seen_scan
+                .map_or_else(|| "a scan".to_owned(), |s| format!("scan {s}"));
+            let detail = format!(
+                "{id}: {scan} no longer reports its finding (not seen since {}): verify and close it",
+                since.to_rfc3339_opts(SecondsFormat::Secs, true)
+            );
+            let waiting = if item.status == ItemStatus::Completed {
+                approver()
+            } else {
+                owner()
+            };
+            out.push(entry(
+                AttentionReason::ClosureCandidate,
+                detail,
+                None,
+                Some(since.date_naive()),
+                waiting,
+            ));
+        }
         if let Some(d) = item
             .deviation
             .as_ref()
@@ -501,6 +767,110 @@ pub fn attention<'a>(
     out
 }
 
+/// One e-mail digest: a recipient and the attention entries that wait on them, most urgent
+/// first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Digest {
+    /// The address, lower-cased (one digest per address).
+    pub email: String,
+    pub name: Option<String>,
+    pub entries: Vec<Attention>,
+}
+
+/// The addresses an entry goes to: the person it waits on, by their e-mail; an approver's
+/// entry to the system's ISSM and alternate ISSM (else its system owner); an entry whose
+/// person has no e-mail to the system owner (else the ISSM).
+fn addressees(a: &Attention, contacts: Option<&crate::system::Contacts>) -> Vec<(String, String)> {
+    let contact = |c: &Option<crate::system::Contact>| {
+        c.as_ref()
+            .and_then(|c| c.email.as_ref().map(|e| (e.clone(), c.name.clone())))
+    };
+    if let Some((email, name)) = a
+        .waiting_on
+        .person
+        .as_ref()
+        .and_then(|p| p.email.as_ref().map(|e| (e.clone(), p.name.clone())))
+    {
+        return vec![(email, name)];
+    }
+    let Some(c) = contacts else {
+        return Vec::new();
+    };
+    let approvers: Vec<(String, String)> = [contact(&c.issm), contact(&c.alternate_issm)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let owner = contact(&c.system_owner);
+    match a.waiting_on.role {
+        WaitingRole::Approver if !approvers.is_empty() => approvers,
+        _ => owner
+            .or_else(|| approvers.into_iter().next())
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The digests of an attention list (in its order): one per address that something waits on.
+/// `contacts_of` gives a system's contacts. Ordered by address.
+pub fn digests<'a>(
+    entries: &[Attention],
+    contacts_of: impl Fn(crate::SystemId) -> Option<&'a crate::system::Contacts>,
+) -> Vec<Digest> {
+    let mut by: std::collections::BTreeMap<String, Digest> = std::collections::BTreeMap::new();
+    for a in entries {
+        for (email, name) in addressees(a, contacts_of(a.system_id)) {
+            let key = email.trim().to_lowercase();
+            if key.is_empty() {
+                continue;
+            }
+            let d = by.entry(key.clone()).or_insert_with(|| Digest {
+                email: key,
+                name: Some(name),
+                entries: Vec::new(),
+            });
+            if !d.entries.contains(a) {
+                d.entries.push(a.clone());
+            }
+        }
+    }
+    by.into_values().collect()
+}
+
+/// A digest's subject and plain-text body.
+pub fn digest_text(d: &Digest, today: NaiveDate) -> (String, String) {
+    let n = d.entries.len();
+    let subject = format!(
+        "POA&M digest {today}: {n} {} waiting on you",
+        if n == 1 { "entry" } else { "entries" }
+    );
+    let mut body = String::new();
+    if let Some(name) = &d.name {
+        body.push_str(&format!("Hello {name},\n\n"));
+    }
+    body.push_str(&format!(
+        "These POA&M entries wait on you as of {today}, most urgent first:\n\n"
+    ));
+    for a in &d.entries {
+        body.push_str(&format!(
+            "- [{}] {} ({} risk): {}\n    {}\n    waiting on: {}{}; system {}, item {}\n",
+            a.reason,
+            a.display_id,
+            a.risk_rating,
+            a.title,
+            a.detail,
+            a.waiting_on.role,
+            a.due_on.map_or_else(String::new, |d| format!("; date {d}")),
+            a.system_id,
+            a.item_id,
+        ));
+    }
+    body.push_str(
+        "\nThe same list is at GET /v1/attention. You receive this digest once a day while \
+         something waits on you.\n",
+    );
+    (subject, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,6 +883,7 @@ mod tests {
         Facts {
             system_id: "s1".into(),
             created_on: d(2026, 12, 1),
+            last_review_on: None,
             policy: ReminderPolicy::default(),
             items: vec![],
             milestones: vec![],
@@ -528,6 +899,8 @@ mod tests {
             risk: RiskRating::High,
             scheduled_completion: Some(due),
             vendor_check_in: None,
+            expiry: None,
+            deadlines: vec![],
         }
     }
 
@@ -641,6 +1014,137 @@ mod tests {
         assert_eq!(keys(d(2027, 2, 3), &f), vec!["system.review_due:2027-Q1"]);
     }
 
+    #[test]
+    fn a_recorded_review_moves_the_next_due_date() {
+        let mut f = facts();
+        f.created_on = d(2026, 9, 20);
+        assert_eq!(keys(d(2026, 12, 2), &f), vec!["system.review_due:2026-12"]);
+        // A review in December: none due until January.
+        f.last_review_on = Some(d(2026, 12, 1));
+        assert!(keys(d(2026, 12, 2), &f).is_empty());
+        assert_eq!(
+            next_review_due(ReviewCadence::Monthly, d(2026, 12, 1)),
+            d(2027, 1, 1)
+        );
+        assert_eq!(keys(d(2027, 1, 1), &f), vec!["system.review_due:2027-01"]);
+        // Quarterly: a review in November covers the fourth quarter.
+        f.policy.review = Some(ReviewCadence::Quarterly);
+        f.last_review_on = Some(d(2026, 11, 3));
+        assert!(keys(d(2026, 12, 30), &f).is_empty());
+        assert_eq!(
+            next_review_due(ReviewCadence::Quarterly, d(2026, 11, 3)),
+            d(2027, 1, 1)
+        );
+        assert_eq!(keys(d(2027, 1, 5), &f), vec!["system.review_due:2027-Q1"]);
+    }
+
+    #[test]
+    fn expiries_are_reminded_in_their_windows_then_expire() {
+        let mut f = facts();
+        let mut i = item(d(2027, 6, 1), ItemStatus::RiskAccepted);
+        i.expiry = Some(ExpiryFact {
+            risk_acceptance: true,
+            deviation_kind: DeviationKind::OperationalRequirement,
+            expires_on: d(2027, 3, 31),
+        });
+        f.items = vec![i];
+        f.created_on = d(2027, 3, 1);
+        assert!(keys(d(2027, 2, 28), &f).is_empty());
+        assert_eq!(
+            keys(d(2027, 3, 1), &f),
+            vec!["item.expiring:i1:2027-03-31:30"]
+        );
+        assert_eq!(
+            keys(d(2027, 3, 24), &f),
+            vec!["item.expiring:i1:2027-03-31:7"]
+        );
+        assert_eq!(
+            keys(d(2027, 3, 31), &f),
+            vec!["item.expiring:i1:2027-03-31:7"]
+        );
+        assert_eq!(
+            keys(d(2027, 4, 1), &f),
+            vec!["item.expired:i1:2027-03-31", "system.review_due:2027-04"]
+        );
+        let e = &due_events(d(2027, 3, 24), &f)[0];
+        assert!(
+            e.reason.contains("risk acceptance of POAM-0001"),
+            "{}",
+            e.reason
+        );
+        // The policy's windows are data.
+        f.policy.expiry_days = Some(vec![3, 60]);
+        assert_eq!(
+            keys(d(2027, 2, 1), &f),
+            vec!["item.expiring:i1:2027-03-31:60"]
+        );
+        assert_eq!(
+            keys(d(2027, 3, 29), &f),
+            vec!["item.expiring:i1:2027-03-31:3"]
+        );
+        assert!(ReminderPolicy {
+            expiry_days: Some(vec![0]),
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(f.policy.validate().is_ok());
+    }
+
+    #[test]
+    fn fedramp_deadlines_are_reminded_by_the_hour() {
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let mut f = facts();
+        let mut i = item(d(2027, 6, 1), ItemStatus::Open);
+        i.deadlines = vec![
+            DeadlineFact {
+                kind: DeadlineKind::Evaluation,
+                rule: "fedramp-vdr:VER-TFR-EVU:D:2d".into(),
+                due_at: at("2026-12-05T09:00:00Z"),
+            },
+            DeadlineFact {
+                kind: DeadlineKind::Reduction,
+                rule: "fedramp-vdr:VDR-TFR-PVR:D:N5:irv_lev:12h".into(),
+                due_at: at("2026-12-02T20:00:00Z"),
+            },
+        ];
+        f.items = vec![i];
+        let near = |now: &str| {
+            due_events_at(at(now), &f)
+                .into_iter()
+                .map(|e| e.key)
+                .collect::<Vec<_>>()
+        };
+        // 07:59: the 12-hour cell is within 72 hours, not yet 12; the evaluation 73 hours out.
+        assert_eq!(
+            near("2026-12-02T07:59:00Z"),
+            vec!["item.deadline_near:i1:fedramp-vdr:VDR-TFR-PVR:D:N5:irv_lev:12h:2026-12-02T20:00:00Z:72h"]
+        );
+        // 08:00: the 12-hour cell is due in exactly 12 hours.
+        assert_eq!(
+            near("2026-12-02T08:00:00Z"),
+            vec!["item.deadline_near:i1:fedramp-vdr:VDR-TFR-PVR:D:N5:irv_lev:12h:2026-12-02T20:00:00Z:12h"]
+        );
+        assert_eq!(
+            near("2026-12-02T09:00:00Z"),
+            vec![
+                "item.deadline_near:i1:fedramp-vdr:VER-TFR-EVU:D:2d:2026-12-05T09:00:00Z:72h",
+                "item.deadline_near:i1:fedramp-vdr:VDR-TFR-PVR:D:N5:irv_lev:12h:2026-12-02T20:00:00Z:12h"
+            ]
+        );
+        assert_eq!(
+            near("2026-12-02T20:00:00Z")[1],
+            "item.deadline_passed:i1:fedramp-vdr:VDR-TFR-PVR:D:N5:irv_lev:12h:2026-12-02T20:00:00Z"
+        );
+        let e = &due_events_at(at("2026-12-02T20:00:00Z"), &f)[1];
+        assert_eq!(e.kind, TimedKind::DeadlinePassed);
+        assert_eq!(e.due_at, Some(at("2026-12-02T20:00:00Z")));
+    }
+
     fn stored(display: &str, extra: serde_json::Value, today: NaiveDate) -> crate::Item {
         let mut base = serde_json::json!({
             "title": "t", "description": "d", "risk_rating": "high",
@@ -737,5 +1241,96 @@ mod tests {
         assert!(!attention(today, &items, &[m2], |_| &narrow)
             .iter()
             .any(|a| a.reason == AttentionReason::DueSoon));
+    }
+
+    #[test]
+    fn closure_candidates_wait_on_the_owner_or_an_approver_and_digests_group_by_address() {
+        let today = d(2026, 12, 1);
+        let owner = serde_json::json!({"name": "Dana", "email": "Dana@Example.org"});
+        let mut seen = stored(
+            "POAM-0001",
+            serde_json::json!({"scheduled_completion": "2027-03-01", "owner": owner}),
+            today,
+        );
+        let since = chrono::Utc::now();
+        let scan = uuid::Uuid::nil();
+        seen.not_seen_since = Some(since);
+        seen.not_seen_scan = Some(scan);
+        let mut done = stored(
+            "POAM-0002",
+            serde_json::json!({"status": "completed", "completed_on": "2026-11-30", "owner": owner}),
+            today,
+        );
+        done.not_seen_since = Some(since);
+        let late = stored(
+            "POAM-0003",
+            serde_json::json!({"scheduled_completion": "2026-11-29", "owner": owner}),
+            today,
+        );
+        let policy = ReminderPolicy::default();
+        let items = vec![seen, done, late];
+        let got = attention(today, &items, &[], |_| &policy);
+        let reasons: Vec<(AttentionReason, &str, WaitingRole)> = got
+            .iter()
+            .map(|a| (a.reason, a.display_id.as_str(), a.waiting_on.role))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (AttentionReason::Overdue, "POAM-0003", WaitingRole::Owner),
+                (
+                    AttentionReason::ClosureCandidate,
+                    "POAM-0001",
+                    WaitingRole::Owner
+                ),
+                (
+                    AttentionReason::ClosureCandidate,
+                    "POAM-0002",
+                    WaitingRole::Approver
+                ),
+                (
+                    AttentionReason::AwaitingVerification,
+                    "POAM-0002",
+                    WaitingRole::Approver
+                ),
+            ]
+        );
+        assert!(
+            got[1].detail.contains(&format!("scan {scan}")),
+            "{}",
+            got[1].detail
+        );
+        assert!(
+            got[1].detail.contains("not seen since"),
+            "{}",
+            got[1].detail
+        );
+
+        let contacts: crate::system::Contacts = serde_json::from_value(serde_json::json!({
+            "issm": {"name": "Morgan", "email": "issm@example.org"},
+            "system_owner": {"name": "Sam", "email": "sam@example.org"}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ds = digests(&got, |_| Some(&contacts));
+        let to: Vec<(&str, Vec<&str>)> = ds
+            .iter()
+            .map(|d| {
+                (
+                    d.email.as_str(),
+                    d.entries.iter().map(|a| a.display_id.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            to,
+            vec![
+                ("dana@example.org", vec!["POAM-0003", "POAM-0001"]),
+                ("issm@example.org", vec!["POAM-0002", "POAM-0002"]),
+            ]
+        );
+        let (subject, body) = digest_text(&ds[0], today);
+        assert!(subject.contains("2 entries"), "{subject}");
+        assert!(body.contains("[overdue] POAM-0003"), "{body}");
+        assert!(body.contains("[closure_candidate] POAM-0001"), "{body}");
     }
 }

@@ -84,6 +84,10 @@ pub fn check_item(mut f: ItemFields, today: NaiveDate) -> Result<ItemFields, Vec
             f.vendor_dependency.as_ref().and_then(|vd| vd.last_check_in),
             "/vendor_dependency/last_check_in",
         ),
+        (
+            f.deviation.as_ref().and_then(|d| d.expires_on),
+            "/deviation/expires_on",
+        ),
     ] {
         if let Some(d) = d.filter(|d| !date_in_range(*d)) {
             v.push(Violation::new(
@@ -140,6 +144,27 @@ pub fn check_item(mut f: ItemFields, today: NaiveDate) -> Result<ItemFields, Vec
             today,
             &mut v,
         );
+    }
+    if let Some(dev) = &f.deviation {
+        if let Some(e) = dev.expires_on {
+            // An expiry follows the decision: the detection date comes before any decision,
+            // and a request still pending is decided today at the earliest.
+            let (floor, what) = if dev.status == crate::DeviationStatus::Pending {
+                (
+                    today.max(f.detected_on),
+                    "today (a pending request is decided today or later)",
+                )
+            } else {
+                (f.detected_on, "the detection date")
+            };
+            if e <= floor {
+                v.push(Violation::new(
+                    "expiry_not_after_decision",
+                    "/deviation/expires_on",
+                    format!("the expiry date {e} must be after {what}: {floor}"),
+                ));
+            }
+        }
     }
     if let Some(w) = f.change_management.as_ref().and_then(|c| c.check_window()) {
         v.push(w);

@@ -271,13 +271,41 @@ pub struct ProjectedReduction {
     pub target: NRating,
 }
 
-/// A free-text explanation (a false-positive evaluation, an acceptance).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+/// A free-text explanation (a false-positive evaluation, an acceptance). For an acceptance
+/// (FRD-ACV) the server records who decided it and when, and the `vulnerability_acceptance`
+/// review it came from (whatever a request sends for these three, see
+/// [`crate::change::settle_evaluation`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rationale {
+    /// Why.
     #[validate(length(min = 1, max = "NARRATIVE"))]
     #[schema(min_length = 1, max_length = 2000)]
     pub rationale: String,
+    /// An acceptance: the approver who decided it (token subject); set by the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(min = 1, max = "CONTACT"))]
+    #[schema(max_length = 100, example = "issm@example.org")]
+    pub decided_by: Option<String>,
+    /// An acceptance: when it was decided (a `PATCH`'s or a review's time); set by the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    /// An acceptance recorded through a `vulnerability_acceptance` review: that review (a
+    /// rejecting review withdraws only such an acceptance); set by the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_id: Option<crate::ids::ReviewId>,
+}
+
+impl Rationale {
+    /// Who decided and when, as a report says it (empty when neither is known).
+    pub fn decision(&self) -> String {
+        match (&self.decided_by, self.decided_at) {
+            (Some(by), Some(at)) => format!(" (decided by {by} at {})", at.to_rfc3339()),
+            (Some(by), None) => format!(" (decided by {by})"),
+            (None, Some(at)) => format!(" (decided at {})", at.to_rfc3339()),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// An item's VDR/VER evaluation (VER-EVA): detection, evaluation, mitigation, reductions.
@@ -566,8 +594,9 @@ pub fn status(
         None
     } else if let Some(r) = e.and_then(|e| e.accepted.as_ref()) {
         Some(format!(
-            "the provider does not intend to fully mitigate or remediate it (FRD-ACV): {}",
-            r.rationale
+            "the provider does not intend to fully mitigate or remediate it (FRD-ACV): {}{}",
+            r.rationale,
+            r.decision()
         ))
     } else {
         past(&schedule.acceptance, now)
@@ -1094,13 +1123,15 @@ mod tests {
         let mut intent = e;
         intent.accepted = Some(Rationale {
             rationale: "legacy appliance, retired in 2027".into(),
+            decided_by: Some("issm@example.org".into()),
+            decided_at: Some(t("2026-10-02T12:00:00Z")),
+            ..Rationale::default()
         });
         let st = status(B, &s, Some(&intent), t("2026-10-03T00:00:00Z"));
         assert!(
             st.accepted
-                && st
-                    .accepted_explanation
-                    .is_some_and(|x| x.contains("retired"))
+                && st.accepted_explanation.as_deref().is_some_and(|x| x
+                    .contains("retired in 2027 (decided by issm@example.org at 2026-10-02T12:00:00+00:00)"))
         );
         assert_eq!(s.governing(Some(&intent)), None);
     }
@@ -1176,6 +1207,7 @@ mod tests {
         e.mitigation = Mitigation::Remediated;
         e.false_positive = Some(Rationale {
             rationale: "x".into(),
+            ..Rationale::default()
         });
         assert_eq!(
             codes(&e),

@@ -33,6 +33,12 @@ vocabulary!(
         /// it: its date (`determined_on`) and whether the item stays open or is closed
         /// (`determination`). The NISP export's "DSS Approval Date and Determination".
         DssDetermination => "dss_determination",
+        /// FedRAMP 2026 (FRD-ACV): an approver's decision that the provider does not intend to
+        /// fully mitigate or remediate the item's vulnerability, on an item of a system under
+        /// the 2026 rules. `approved` (with the explanation in `notes`) sets the item's
+        /// `evaluation.accepted` in the same write; `rejected` withdraws an acceptance an
+        /// earlier such review set.
+        VulnerabilityAcceptance => "vulnerability_acceptance",
     }
 );
 
@@ -194,6 +200,7 @@ impl ReviewKind {
                 | ReviewKind::Deviation
                 | ReviewKind::Extension
                 | ReviewKind::DssDetermination
+                | ReviewKind::VulnerabilityAcceptance
         )
     }
 }
@@ -434,6 +441,9 @@ pub struct ReviewContext {
     pub regime: Regime,
     pub item_risk: Option<RiskRating>,
     pub has_item: bool,
+    /// The system follows FedRAMP's 2026 rules today (`fedramp_class` set, `vdr_since`
+    /// reached).
+    pub under_vdr: bool,
 }
 
 /// Checks a review against the rules that do not need the database.
@@ -501,6 +511,24 @@ pub fn check_review(
                     "only dss_determination reviews carry a determination and its date",
                 ));
             }
+        }
+    }
+    if r.kind == ReviewKind::VulnerabilityAcceptance {
+        if !ctx.under_vdr {
+            v.push(Violation::new(
+                "not_under_vdr",
+                "/kind",
+                "a vulnerability_acceptance review decides on an item of a system under FedRAMP's 2026 rules (FRD-ACV): set the system's fedramp_class and a vdr_since already reached",
+            ));
+        }
+        if r.decision == Decision::Approved
+            && r.notes.as_deref().is_none_or(|n| n.trim().is_empty())
+        {
+            v.push(Violation::new(
+                "notes_required",
+                "/notes",
+                "an approved vulnerability_acceptance carries the explanation of why the vulnerability is accepted (VER-RPT-AVI item 7) in notes",
+            ));
         }
     }
     // Separation of duties: the requester is who the item's story shows asked for the
@@ -591,7 +619,38 @@ mod tests {
             regime: Regime::Fedramp,
             item_risk: Some(RiskRating::High),
             has_item: true,
+            under_vdr: true,
         }
+    }
+
+    #[test]
+    fn a_vulnerability_acceptance_needs_the_2026_rules_and_its_explanation() {
+        let mut r = review(ReviewKind::VulnerabilityAcceptance);
+        assert!(ReviewKind::VulnerabilityAcceptance.is_approval());
+        assert!(ReviewKind::VulnerabilityAcceptance.needs_item());
+        assert_eq!(
+            codes(check_review(&r, "x", &[], ctx())),
+            vec!["notes_required"]
+        );
+        r.notes = Some("  ".into());
+        assert_eq!(
+            codes(check_review(&r, "x", &[], ctx())),
+            vec!["notes_required"]
+        );
+        r.notes = Some("End-of-life appliance, replaced in 2027".into());
+        assert!(check_review(&r, "x", &[], ctx()).is_empty());
+        let legacy = ReviewContext {
+            under_vdr: false,
+            ..ctx()
+        };
+        assert_eq!(
+            codes(check_review(&r, "x", &[], legacy)),
+            vec!["not_under_vdr"]
+        );
+        // A rejection needs no explanation.
+        r.decision = Decision::Rejected;
+        r.notes = None;
+        assert!(check_review(&r, "x", &[], ctx()).is_empty());
     }
 
     fn codes(v: Vec<Violation>) -> Vec<&'static str> {

@@ -4,8 +4,8 @@
 
 use crate::problem::{ApiError, PROBLEM_JSON};
 use crate::routes::{
-    attention, catalogs, cmmc, evidence, exchange, health, history, items, metrics, reports, scans,
-    sheet_import, systems, validation, webhooks, workflow,
+    attention, catalogs, cmmc, evidence, exchange, health, history, items, metrics, report,
+    reports, scans, sheet_import, systems, validation, webhooks, workflow,
 };
 use crate::state::AppState;
 use actix_web::body::{BoxBody, MessageBody};
@@ -52,6 +52,7 @@ input, `errors[]` pointing at each field. Writes honour `If-Match` with the `ETa
         (name = "cmmc", description = "CMMC Level 2: the self-assessment, the SPRS score and the Conditional status check (32 CFR 170.21)."),
         (name = "exchange", description = "Exports (auditor bundle, OSCAL POA&M, FedRAMP template as CSV and XLSX), bulk upserts with one result per element, OSCAL imports."),
         (name = "reports", description = "FedRAMP 2026 (VDR/VER) reports: the vulnerability detail report and accepted vulnerability info valid against FedRAMP's 2026-06-24 schemas, the historical activity feed and the printable monthly report."),
+        (name = "report", description = "The reports people look at: the executive (one page) and technical report of a system or of the portfolio, as self-contained printable HTML (inline CSS and SVG charts, no script) or JSON: headline, burn-down, aging, slips, time to close against the deadlines, resources, the 90-day remediation roadmap and what needs attention."),
         (name = "attention", description = "What needs someone now, most urgent first: overdue and escalated items, overdue and due-soon milestones, late vendor check-ins, deviations and completed items awaiting a decision, each with its reason and whom it waits on."),
         (name = "scans", description = "Scanner results in (Nessus, STIG checklists CKL/CKLB, SARIF, CSV through a mapping): new findings, the same weakness again, findings no longer seen; each scan stored as the system's evidence."),
         (name = "catalogs", description = "Threat and control catalogs loaded offline: CISA KEV, FIRST EPSS, DISA's CCI list."),
@@ -131,6 +132,8 @@ macro_rules! every_route {
                 reports::fedramp_avi,
                 reports::fedramp_history,
                 reports::fedramp_monthly,
+                report::system_report,
+                report::portfolio_report,
                 history::list_events,
                 history::verify_events,
                 history::item_history,

@@ -35,6 +35,14 @@ pub enum Action {
     CloseoutNear,
     /// Time-driven: the periodic POA&M review is due.
     ReviewDue,
+    /// Time-driven: an approved deviation or risk acceptance nears its expiry.
+    Expiring,
+    /// Time-driven: an approved deviation or risk acceptance passed its expiry.
+    Expired,
+    /// Time-driven: a FedRAMP 2026 evaluation or reduction deadline is near.
+    DeadlineNear,
+    /// Time-driven: a FedRAMP 2026 evaluation or reduction deadline passed.
+    DeadlinePassed,
 }
 
 impl Action {
@@ -55,6 +63,10 @@ impl Action {
         "check_in_late",
         "closeout_near",
         "review_due",
+        "expiring",
+        "expired",
+        "deadline_near",
+        "deadline_passed",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +87,10 @@ impl Action {
             Action::CheckInLate => "check_in_late",
             Action::CloseoutNear => "closeout_near",
             Action::ReviewDue => "review_due",
+            Action::Expiring => "expiring",
+            Action::Expired => "expired",
+            Action::DeadlineNear => "deadline_near",
+            Action::DeadlinePassed => "deadline_passed",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod items;
 pub mod metrics;
 pub mod page;
 pub mod reminders;
+pub mod report;
 pub mod scans;
 pub mod schema;
 pub mod systems;

@@ -8,7 +8,7 @@ use crate::schema::{item_controls, items, milestones};
 use chrono::{Days, NaiveDate};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
-use poam_domain::metrics::{Metrics, Money};
+use poam_domain::metrics::{Metrics, Money, VdrMetrics};
 use poam_domain::{ItemStatus, RiskRating, SystemId};
 use std::collections::BTreeMap;
 
@@ -289,6 +289,7 @@ pub fn compute(
         .into_iter()
         .filter_map(|(f, v)| median(v).map(|x| (f, x)))
         .collect();
+    m.vdr = vdr_metrics(conn, scope, with_archived)?;
     // Every rating and status appears, zero or not, so clients need no defaults.
     for r in RiskRating::ALL {
         m.by_rating.entry(r.to_string()).or_insert(0);
@@ -300,4 +301,73 @@ pub fn compute(
         m.by_status.entry(s.to_string()).or_insert(0);
     }
     Ok(m)
+}
+
+/// What the FedRAMP 2026 figures read of an item's `details` document: its evaluation alone
+/// (the other keys are skipped unparsed).
+#[derive(serde::Deserialize)]
+struct EvaluationOnly {
+    #[serde(default)]
+    evaluation: Option<poam_domain::vdr::Evaluation>,
+}
+
+/// How an item without an evaluation is stored in `details` (`serde_json`'s compact form; in a
+/// JSON string every quote is escaped, so only the key itself matches).
+const NO_EVALUATION: &str = "%\"evaluation\":null%";
+
+/// The FedRAMP 2026 figures of the scope's systems under the rules (`None` when none is): their
+/// unresolved items' standing by [`VdrMetrics::add`]. Items without an evaluation are counted
+/// by detection date in the database (their standing depends on nothing else); only the
+/// evaluated ones' `details` are read, with their system and detection date.
+fn vdr_metrics(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    with_archived: bool,
+) -> Result<Option<VdrMetrics>, StoreError> {
+    let now = db::now();
+    let ids: Option<Vec<String>> = match scope {
+        Scope::One(id) => Some(vec![id.to_string()]),
+        Scope::Many(Some(ids)) => Some(ids.iter().map(|i| i.to_string()).collect()),
+        Scope::Many(None) => None,
+    };
+    let regimes: BTreeMap<String, poam_domain::vdr::Regime> =
+        crate::vdr::systems_under(conn, ids.as_deref(), now.date())?
+            .into_iter()
+            .collect();
+    if regimes.is_empty() {
+        return Ok(None);
+    }
+    let under: Vec<String> = regimes.keys().cloned().collect();
+    let active: Vec<String> = ItemStatus::active().map(|s| s.to_string()).collect();
+    let at = crate::systems::utc(now);
+    let mut v = VdrMetrics::new(regimes.len() as i64);
+    let unevaluated: Vec<(String, NaiveDate, i64)> = scoped!(
+        items::table
+            .filter(items::system_id.eq_any(under.clone()))
+            .filter(items::status.eq_any(active.clone()))
+            .filter(items::details.like(NO_EVALUATION))
+            .group_by((items::system_id, items::detected_on))
+            .select((items::system_id, items::detected_on, count_star())),
+        scope,
+        with_archived
+    )
+    .load(conn)?;
+    for (sid, detected_on, n) in unevaluated {
+        if let Some(r) = regimes.get(&sid) {
+            v.add(r, None, detected_on, at, n);
+        }
+    }
+    let evaluated: Vec<(String, NaiveDate, String)> = filtered(scope, with_archived)
+        .filter(items::system_id.eq_any(under))
+        .filter(items::status.eq_any(active))
+        .filter(items::details.not_like(NO_EVALUATION))
+        .select((items::system_id, items::detected_on, items::details))
+        .load(conn)?;
+    for (sid, detected_on, details) in evaluated {
+        let Some(r) = regimes.get(&sid) else { continue };
+        let d: EvaluationOnly =
+            serde_json::from_str(&details).map_err(|e| crate::error::corrupt("item details", e))?;
+        v.add(r, d.evaluation.as_ref(), detected_on, at, 1);
+    }
+    Ok(Some(v))
 }

@@ -7,15 +7,16 @@
 use crate::db::{self, DbConnection};
 use crate::error::StoreError;
 use crate::events::{self, Action, Change};
-use crate::schema::{cmmc_assessments, items, milestones, reminder_keys, systems};
+use crate::schema::{cmmc_assessments, items, milestones, reminder_keys, reviews, systems};
 use crate::systems::{parse_id, parse_word, VdrSettings};
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use poam_domain::reminders::{
-    self, Attention, Facts, ItemFact, MilestoneFact, OpenMilestone, ReminderPolicy, TimedEvent,
-    TimedKind,
+    self, Attention, DeadlineFact, DeadlineKind, Digest, ExpiryFact, Facts, ItemFact,
+    MilestoneFact, OpenMilestone, ReminderPolicy, TimedEvent, TimedKind,
 };
-use poam_domain::{Item, ItemStatus, RiskRating, SystemId, SystemScope};
+use poam_domain::system::Contacts;
+use poam_domain::{DeviationStatus, Item, ItemStatus, SystemId, SystemScope};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The actor of time-driven events.
@@ -32,6 +33,10 @@ fn action(kind: TimedKind) -> Action {
         TimedKind::CheckInLate => Action::CheckInLate,
         TimedKind::CloseoutNear => Action::CloseoutNear,
         TimedKind::ReviewDue => Action::ReviewDue,
+        TimedKind::Expiring => Action::Expiring,
+        TimedKind::Expired => Action::Expired,
+        TimedKind::DeadlineNear => Action::DeadlineNear,
+        TimedKind::DeadlinePassed => Action::DeadlinePassed,
     }
 }
 
@@ -40,6 +45,9 @@ struct LiveSystem {
     created_at: NaiveDateTime,
     version: i64,
     policy: ReminderPolicy,
+    /// FedRAMP's 2026 rules apply from this day (a class is set too).
+    vdr_since: Option<NaiveDate>,
+    contacts: Contacts,
 }
 
 fn live_systems(
@@ -53,85 +61,123 @@ fn live_systems(
             systems::created_at,
             systems::version,
             systems::vdr,
+            systems::contacts,
         ))
         .into_boxed();
     if let Some(ids) = only {
         q = q.filter(systems::id.eq_any(ids.to_vec()));
     }
-    let rows: Vec<(String, NaiveDateTime, i64, Option<String>)> =
+    let rows: Vec<(String, NaiveDateTime, i64, Option<String>, String)> =
         q.order(systems::id.asc()).load(conn)?;
     rows.into_iter()
-        .map(|(id, created_at, version, vdr)| {
-            let policy = VdrSettings::parse(vdr.as_deref())?
-                .reminders
-                .unwrap_or_default();
+        .map(|(id, created_at, version, vdr, contacts)| {
+            let settings = VdrSettings::parse(vdr.as_deref())?;
+            let contacts = serde_json::from_str(&contacts)
+                .map_err(|e| crate::error::corrupt("contacts", e))?;
             Ok(LiveSystem {
                 id,
                 created_at,
                 version,
-                policy,
+                policy: settings.reminders.unwrap_or_default(),
+                vdr_since: settings
+                    .vdr_since
+                    .filter(|_| settings.fedramp_class.is_some()),
+                contacts,
             })
         })
         .collect()
+}
+
+/// Statuses whose items the scheduler reads: the unresolved ones and `risk_accepted` (its
+/// expiry).
+const SCHEDULED: &[&str] = &["open", "in_progress", "deferred", "risk_accepted"];
+
+/// The expiry an item's deviation sets: an approved deviation's, or (on a `risk_accepted`
+/// item) the one the acceptance rests on.
+fn expiry_of(item: &Item) -> Option<ExpiryFact> {
+    let d = item.deviation.as_ref()?;
+    let risk_acceptance = item.status == ItemStatus::RiskAccepted;
+    let expires_on = d.expires_on?;
+    (risk_acceptance || (d.status == DeviationStatus::Approved && item.status.is_active()))
+        .then_some(ExpiryFact {
+            risk_acceptance,
+            deviation_kind: d.kind,
+            expires_on,
+        })
+}
+
+/// The FedRAMP 2026 evaluation and reduction deadlines still pending on an unresolved item.
+fn deadlines_of(item: &Item) -> Vec<DeadlineFact> {
+    let Some(st) = item.vdr.as_ref().filter(|_| item.status.is_active()) else {
+        return Vec::new();
+    };
+    let e = item.evaluation.as_ref();
+    let evaluated = e.is_some_and(|e| e.is_evaluated());
+    let resolved = e.is_some_and(|e| e.is_resolved());
+    let mut out = Vec::new();
+    if let Some(d) = st.schedule.evaluation.as_ref().filter(|_| !evaluated) {
+        out.push(DeadlineFact {
+            kind: DeadlineKind::Evaluation,
+            rule: d.rule.clone(),
+            due_at: d.due_at,
+        });
+    }
+    if let Some(d) = st
+        .schedule
+        .reduction
+        .as_ref()
+        .filter(|_| !resolved && !st.accepted)
+    {
+        out.push(DeadlineFact {
+            kind: DeadlineKind::Reduction,
+            rule: d.rule.clone(),
+            due_at: d.due_at,
+        });
+    }
+    out
 }
 
 /// A system's facts, and the version of every resource an event may name.
 fn facts_of(
     conn: &mut DbConnection,
     s: &LiveSystem,
+    today: NaiveDate,
 ) -> Result<(Facts, HashMap<String, i64>), StoreError> {
-    type ItemCols = (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<NaiveDate>,
-        Option<NaiveDate>,
-        NaiveDate,
-        i64,
-    );
-    let rows: Vec<ItemCols> = items::table
+    let rows: Vec<crate::items::ItemRow> = items::table
         .filter(items::system_id.eq(&s.id))
         .filter(items::archived_at.is_null())
-        .filter(items::status.eq_any(["open", "in_progress", "deferred"]))
-        .select((
-            items::id,
-            items::display_id,
-            items::status,
-            items::risk_rating,
-            items::adjusted_risk_rating,
-            items::scheduled_completion,
-            items::vendor_check_in,
-            items::detected_on,
-            items::version,
-        ))
+        .filter(items::status.eq_any(SCHEDULED))
+        .select(crate::items::ItemRow::as_select())
         .load(conn)?;
+    let under_vdr = s.vdr_since.is_some_and(|since| since <= today);
     let mut versions = HashMap::new();
     let mut facts_items = Vec::new();
     let mut risk_of = HashMap::new();
-    for (id, display_id, status, risk, adjusted, due, check_in, detected, version) in rows {
-        let risk: RiskRating = match adjusted {
-            Some(a) => parse_word("adjusted_risk_rating", &a)?,
-            None => parse_word("risk_rating", &risk)?,
-        };
-        // A dependency never checked in counts from the detection date.
-        let vendor_check_in = check_in.map(|d| {
-            if d == crate::items::NEVER_CHECKED_IN {
-                detected
-            } else {
-                d
-            }
-        });
-        versions.insert(id.clone(), version);
-        risk_of.insert(id.clone(), (risk, display_id.clone()));
+    for row in rows {
+        let item = row.into_domain(today)?;
+        let id = item.id.to_string();
+        let risk = item.adjusted_risk_rating.unwrap_or(item.risk_rating);
+        versions.insert(id.clone(), item.version);
+        if item.status.is_active() {
+            risk_of.insert(id.clone(), (risk, item.display_id.clone()));
+        }
         facts_items.push(ItemFact {
             id,
-            display_id,
-            status: parse_word::<ItemStatus>("status", &status)?,
+            display_id: item.display_id.clone(),
+            status: item.status,
             risk,
-            scheduled_completion: due,
-            vendor_check_in,
+            scheduled_completion: item.scheduled_completion,
+            // A dependency never checked in counts from the detection date.
+            vendor_check_in: item
+                .vendor_dependency
+                .as_ref()
+                .map(|v| v.last_check_in.unwrap_or(item.detected_on)),
+            expiry: expiry_of(&item),
+            deadlines: if under_vdr {
+                deadlines_of(&item)
+            } else {
+                Vec::new()
+            },
         });
     }
     let ms: Vec<(String, String, String, NaiveDate, String, i64)> = milestones::table
@@ -170,9 +216,16 @@ fn facts_of(
         ))
         .first(conn)
         .optional()?;
+    // The last periodic review of the system: no review falls due in the period it was in.
+    let last_review: Option<NaiveDateTime> = reviews::table
+        .filter(reviews::system_id.eq(&s.id))
+        .filter(reviews::kind.eq("periodic"))
+        .select(diesel::dsl::max(reviews::reviewed_at))
+        .first(conn)?;
     let facts = Facts {
         system_id: s.id.clone(),
         created_on: s.created_at.date(),
+        last_review_on: last_review.map(|t| t.date()),
         policy: s.policy.clone(),
         items: facts_items,
         milestones: facts_ms,
@@ -190,6 +243,9 @@ struct Reminder<'a> {
     key: &'a str,
     event: &'a str,
     due_on: NaiveDate,
+    /// FedRAMP 2026 deadlines: the instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_at: Option<DateTime<Utc>>,
     reason: &'a str,
 }
 
@@ -233,6 +289,7 @@ fn emit(
                     key: &e.key,
                     event: &event,
                     due_on: e.due_on,
+                    due_at: e.due_at,
                     reason: &e.reason,
                 },
             },
@@ -241,13 +298,14 @@ fn emit(
     })
 }
 
-/// One pass of the scheduler for `today`: emits every due event not yet recorded, and answers
-/// how many it emitted.
-pub fn tick(conn: &mut DbConnection, today: NaiveDate) -> Result<usize, StoreError> {
+/// One pass of the scheduler at `now` (the scheduler's clock): emits every due event not yet
+/// recorded, and answers how many it emitted.
+pub fn tick(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let today = now.date_naive();
     let mut emitted = 0;
     for s in live_systems(conn, None)? {
-        let (facts, versions) = facts_of(conn, &s)?;
-        let due = reminders::due_events(today, &facts);
+        let (facts, versions) = facts_of(conn, &s, today)?;
+        let due = reminders::due_events_at(now, &facts);
         if due.is_empty() {
             continue;
         }
@@ -283,6 +341,20 @@ pub fn attention(
     limit: usize,
 ) -> Result<Vec<Attention>, StoreError> {
     let today = db::now().date();
+    Ok(attention_on(conn, scope, system, today)?
+        .0
+        .into_iter()
+        .take(limit)
+        .collect())
+}
+
+/// The attention list on `today` (every entry), with the contacts of the systems it read.
+fn attention_on(
+    conn: &mut DbConnection,
+    scope: &SystemScope,
+    system: Option<SystemId>,
+    today: NaiveDate,
+) -> Result<(Vec<Attention>, BTreeMap<SystemId, Contacts>), StoreError> {
     let only: Option<Vec<String>> = match (system, scope) {
         (Some(id), _) => Some(vec![id.to_string()]),
         (None, SystemScope::All) => None,
@@ -326,14 +398,76 @@ pub fn attention(
             })
         })
         .collect::<Result<_, StoreError>>()?;
-    let policies: BTreeMap<SystemId, ReminderPolicy> = systems
-        .into_iter()
-        .map(|s| Ok((parse_id(&s.id)?, s.policy)))
-        .collect::<Result<_, StoreError>>()?;
+    let mut policies: BTreeMap<SystemId, ReminderPolicy> = BTreeMap::new();
+    let mut contacts: BTreeMap<SystemId, Contacts> = BTreeMap::new();
+    for s in systems {
+        let id: SystemId = parse_id(&s.id)?;
+        policies.insert(id, s.policy);
+        contacts.insert(id, s.contacts);
+    }
     let fallback = ReminderPolicy::default();
-    let mut out = reminders::attention(today, &items, &open, |id| {
+    let out = reminders::attention(today, &items, &open, |id| {
         policies.get(&id).unwrap_or(&fallback)
     });
-    out.truncate(limit);
-    Ok(out)
+    Ok((out, contacts))
+}
+
+/// The e-mail digests of `today`: every live system's attention list, one digest per address
+/// something waits on ([`reminders::digests`]).
+pub fn digests(conn: &mut DbConnection, today: NaiveDate) -> Result<Vec<Digest>, StoreError> {
+    let (entries, contacts) = attention_on(conn, &SystemScope::All, None, today)?;
+    Ok(reminders::digests(&entries, |id| contacts.get(&id)))
+}
+
+/// The reminder key of `email`'s digest of `today`.
+pub fn digest_key(today: NaiveDate, email: &str) -> String {
+    format!("digest:{today}:{email}")
+}
+
+/// Claims `key` in each of `systems` (the systems a digest covers): answers those this caller
+/// claimed. A system another instance (or an earlier tick) claimed is left to it, so a digest
+/// is sent once per day per address whatever the restarts and instances.
+pub fn claim_digest(
+    conn: &mut DbConnection,
+    systems: &[SystemId],
+    key: &str,
+) -> Result<Vec<SystemId>, StoreError> {
+    let mut claimed = Vec::new();
+    for s in systems {
+        let sid = s.to_string();
+        let inserted = db::write(conn, |conn| {
+            let row = (
+                reminder_keys::system_id.eq(&sid),
+                reminder_keys::key.eq(key),
+                reminder_keys::emitted_at.eq(db::now()),
+            );
+            let n = db::on_inner!(conn, |c| diesel::insert_into(reminder_keys::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c))?;
+            Ok::<usize, StoreError>(n)
+        })?;
+        if inserted > 0 {
+            claimed.push(*s);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Gives back claims whose digest could not be sent, so the next tick tries again.
+pub fn release_digest(
+    conn: &mut DbConnection,
+    systems: &[SystemId],
+    key: &str,
+) -> Result<(), StoreError> {
+    let ids: Vec<String> = systems.iter().map(ToString::to_string).collect();
+    db::write(conn, |conn| {
+        diesel::delete(
+            reminder_keys::table
+                .filter(reminder_keys::system_id.eq_any(&ids))
+                .filter(reminder_keys::key.eq(key)),
+        )
+        .execute(conn)?;
+        Ok(())
+    })
 }

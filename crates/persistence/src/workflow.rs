@@ -496,14 +496,20 @@ impl ReviewRow {
 }
 
 /// Records a review of a system's POA&M or of one item. Append-only: corrections supersede.
+///
+/// A `vulnerability_acceptance` review (FRD-ACV) also sets or withdraws the item's
+/// `evaluation.accepted` in the same transaction, through the rule a `PATCH` follows
+/// ([`change::vulnerability_acceptance`], [`change::update_decided`]), recorded in the item's
+/// history as the reviewer's change.
 pub fn create_review(
     conn: &mut DbConnection,
     target: ReviewTarget,
     scope: &SystemScope,
     r: &NewReview,
-    reviewer: &str,
+    caller: &change::Caller,
     reviewer_name: Option<&str>,
 ) -> Result<Review, StoreError> {
+    let reviewer = caller.sub.as_str();
     db::write(conn, |conn| {
         let (sid, item) = match target {
             ReviewTarget::Item(iid) => {
@@ -519,10 +525,12 @@ pub fn create_review(
             }
         };
         let sid_text = sid.to_string();
+        let now = db::now();
         let ctx = ReviewContext {
             regime: regime_of(conn, &sid_text)?,
             item_risk: item.as_ref().map(|i| i.risk_rating),
             has_item: item.is_some(),
+            under_vdr: crate::vdr::system_regime(conn, &sid_text, now.date())?.is_some(),
         };
         let requesters = match &item {
             Some(i) => change::requesters(r.kind, &story(conn, &i.id.to_string())?),
@@ -547,8 +555,24 @@ pub fn create_review(
         if !errors.is_empty() {
             return Err(StoreError::Invalid(errors));
         }
-        let id = uuid::Uuid::now_v7().to_string();
-        let now = db::now();
+        let review_id = poam_domain::ReviewId::new();
+        let id = review_id.to_string();
+        // FRD-ACV: what the decision does to the item, decided before anything is written.
+        let acceptance = match &item {
+            Some(current) if r.kind == ReviewKind::VulnerabilityAcceptance => {
+                change::vulnerability_acceptance(
+                    current,
+                    r.decision,
+                    r.notes.as_deref(),
+                    caller,
+                    review_id,
+                    utc(now),
+                    now.date(),
+                )?
+                .map(|admitted| (current, admitted))
+            }
+            _ => None,
+        };
         diesel::insert_into(reviews::table)
             .values((
                 reviews::id.eq(&id),
@@ -588,6 +612,10 @@ pub fn create_review(
                 after: &review,
             },
         )?;
+        if let Some((current, admitted)) = acceptance {
+            let changed = crate::items::write_fields(conn, current, &admitted.fields, now)?;
+            crate::items::record(conn, Some(current), &changed, Action::Updated, reviewer)?;
+        }
         Ok(review)
     })
 }

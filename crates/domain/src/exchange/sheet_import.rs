@@ -1341,6 +1341,7 @@ fn fedramp_row(
             rationale: rationale
                 .clone()
                 .unwrap_or_else(|| "(no rationale in the sheet)".into()),
+            expires_on: None,
         });
     }
     if let Some(a) = adjusted {

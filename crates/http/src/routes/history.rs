@@ -106,9 +106,10 @@ pub struct EventParams {
     resource_id: Option<uuid::Uuid>,
     /// `created`, `updated`, `archived`, `transitioned`, `completed`, `cancelled`, `recorded`,
     /// `withdrawn`, `exported`, `imported` or `migrated`; or a time-driven event of the scheduler:
-    /// `overdue`, `due_soon`, `check_in_late`, `closeout_near` or `review_due`.
+    /// `overdue`, `due_soon`, `check_in_late`, `closeout_near`, `review_due`, `expiring`,
+    /// `expired`, `deadline_near` or `deadline_passed`.
     #[param(
-        pattern = "^(created|updated|archived|transitioned|completed|cancelled|recorded|withdrawn|exported|imported|migrated|overdue|due_soon|check_in_late|closeout_near|review_due)$"
+        pattern = "^(created|updated|archived|transitioned|completed|cancelled|recorded|withdrawn|exported|imported|migrated|overdue|due_soon|check_in_late|closeout_near|review_due|expiring|expired|deadline_near|deadline_passed)$"
     )]
     action: Option<String>,
     /// Page size, 1 to 500 (default 100).

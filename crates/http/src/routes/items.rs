@@ -365,7 +365,20 @@ pub async fn update_item(
                     poam_domain::item::READ_ONLY_FIELDS,
                 )
                 .map_err(StoreError::Invalid)?;
-                Ok(change::update(current, next, &caller, Origin::API, today())?.fields)
+                // An acceptance (FRD-ACV) records its approver and this moment.
+                let decided = change::Decided {
+                    at: chrono::Utc::now(),
+                    review: None,
+                };
+                Ok(change::update_decided(
+                    current,
+                    next,
+                    &caller,
+                    Origin::API,
+                    today(),
+                    Some(&decided),
+                )?
+                .fields)
             })
         })
         .await?;

@@ -11,6 +11,7 @@ pub mod health;
 pub mod history;
 pub mod items;
 pub mod metrics;
+pub mod report;
 pub mod reports;
 pub mod scans;
 pub mod sheet_import;

@@ -373,7 +373,7 @@ pub async fn create_system_review(
                 ReviewTarget::System(sid),
                 &actor.scope,
                 &body,
-                &actor.sub,
+                &actor.caller(),
                 actor.name.as_deref(),
             )
         })
@@ -382,7 +382,18 @@ pub async fn create_system_review(
 }
 
 /// Record a decision on one item: approval, closure verification, risk acceptance, deviation,
-/// extension (approver), or a periodic note (editor). Append-only: correct with `supersedes`.
+/// extension, DSS determination, vulnerability acceptance (approver), or a periodic note
+/// (editor). Append-only: correct with `supersedes`.
+///
+/// `vulnerability_acceptance` (FedRAMP 2026, FRD-ACV; only on an item of a system under the
+/// 2026 rules, else 422 `not_under_vdr`): `approved` sets the item's `evaluation.accepted` to
+/// the explanation in `notes` (required, 422 `notes_required`), with the approver
+/// (`decided_by`), the moment (`decided_at`) and this review (`review_id`), in the same
+/// transaction and in the item's history as the approver's change, under the rules a `PATCH`
+/// of `evaluation.accepted` follows (a frozen item: 409 `item_frozen`; no evaluation yet: 409
+/// `evaluation_required`). A later acceptance replaces the earlier one. `rejected` withdraws
+/// an acceptance an earlier acceptance review set; one set by a `PATCH` is refused with 409
+/// `acceptance_not_from_review` (withdraw it with a `PATCH`).
 #[utoipa::path(
     tag = "reviews",
     params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
@@ -409,7 +420,7 @@ pub async fn create_item_review(
                 ReviewTarget::Item(iid),
                 &actor.scope,
                 &body,
-                &actor.sub,
+                &actor.caller(),
                 actor.name.as_deref(),
             )
         })

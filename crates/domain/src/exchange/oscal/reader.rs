@@ -1447,6 +1447,7 @@ fn read_risk_log(
             status,
             rationale: rationale
                 .unwrap_or_else(|| "Recorded in the imported OSCAL document.".into()),
+            expires_on: None,
         });
     }
 }
