@@ -118,7 +118,7 @@ scan_import() {
     line=$(python3 bench/peak.py "$SERVER_PID" -- curl -s -o "$dir/scan.json" -w '%{http_code}' --max-time 3600 \
       -H "$AUTH" -H 'Content-Type: application/xml' -X POST -T "$file" \
       "$BASE/v1/systems/$sid/imports/nessus?filename=bench.nessus" | grep PEAKJSON)
-    summary=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(f"{s[\"findings\"]} findings: {s[\"created\"]} created, {s[\"unchanged\"]} unchanged, {s[\"failed\"]} failed")' "$dir/scan.json" 2>/dev/null || echo "no report")
+    summary=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print("{} findings: {} created, {} unchanged, {} failed".format(s["findings"], s["created"], s["unchanged"], s["failed"]))' "$dir/scan.json" 2>/dev/null || echo "no report")
     note "import ($pass) of a $mb MiB .nessus" "$(field "$line" wall_s) s" "HTTP $(field "$line" out); server peak RSS $(field "$line" peak_rss_mib) MiB, after $(field "$line" after_rss_mib) MiB; $summary"
   done
   rm -f "$file" "$dir/scan.json"

@@ -440,6 +440,7 @@ fn creations_written_together_answer_each_as_alone(app: &TestApp) {
     .map(|v| NewItem {
         fields: serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}")),
         actor: "batch-test".into(),
+        seen: None,
     })
     .collect();
     let refs: Vec<&NewItem> = batch.iter().collect();

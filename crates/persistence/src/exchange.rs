@@ -629,7 +629,8 @@ const BULK_CHUNK: usize = 100;
 /// apply. `decide` turns an element (with the item it matched, if any) into the item's new
 /// fields, or refuses it. If the database fails mid-batch, the chunks before stay committed and
 /// the error is returned: a retry of the same batch finds them `unchanged`. `migrated`: an
-/// admin's migration, recorded as such in the history.
+/// admin's migration, recorded as such in the history. `seen`: the scan whose findings these
+/// are (new items carry it as their `last_seen` from the start).
 pub fn bulk_upsert(
     conn: &mut DbConnection,
     system_id: SystemId,
@@ -638,6 +639,7 @@ pub fn bulk_upsert(
     migrated: bool,
     keys: &[BulkKey],
     mut decide: impl FnMut(usize, Option<&Item>) -> Result<ItemFields, StoreError>,
+    seen: Option<&poam_domain::threat::Seen>,
 ) -> Result<Vec<Outcome>, StoreError> {
     let (create, update) = if migrated {
         (Action::Migrated, Action::Migrated)
@@ -666,6 +668,7 @@ pub fn bulk_upsert(
                             let item = items::NewItem {
                                 fields,
                                 actor: actor.to_owned(),
+                                seen: seen.cloned(),
                             };
                             new.waiting.push((i - start, item, finding_keys));
                             continue;

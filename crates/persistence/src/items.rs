@@ -616,6 +616,7 @@ pub(crate) fn create_in(
     let new = NewItem {
         fields: fields.clone(),
         actor: actor.to_owned(),
+        seen: None,
     };
     create_many(conn, sid, &[&new], action)?
         .pop()
@@ -626,6 +627,8 @@ pub(crate) fn create_in(
 pub struct NewItem {
     pub fields: ItemFields,
     pub actor: String,
+    /// The scan that reported it, when a scan import creates it: its `last_seen` from the start.
+    pub seen: Option<poam_domain::threat::Seen>,
 }
 
 /// Creates several items of one system at once, inside the caller's transaction, the scope
@@ -692,7 +695,13 @@ pub fn create_many(
             continue;
         }
         let mut fields = new.fields.clone();
-        let marks = threats.marks(&fields.cves, Marks::default());
+        let marks = threats.marks(
+            &fields.cves,
+            Marks {
+                last_seen: new.seen.clone(),
+                ..Marks::default()
+            },
+        );
         let deadline = resolved(&ctx, &fields, None, today, marks.kev.as_ref());
         fields.scheduled_completion = deadline.scheduled_completion;
         seq += 1;
@@ -1085,7 +1094,9 @@ pub(crate) fn set_sightings(
     if details.marks == before {
         return Ok(false);
     }
-    crate::threats::write_signals(conn, iid, &sid, &details.marks)?;
+    if details.marks.not_seen_since != before.not_seen_since {
+        crate::threats::write_signals(conn, iid, &sid, &details.marks)?;
+    }
     diesel::update(items::table.find(iid))
         .set((
             items::details.eq(to_json(&details)?),

@@ -27,7 +27,8 @@ pub struct AttentionParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AttentionList {
     /// Ordered by urgency: `reason` (escalated, overdue, milestone_overdue, check_in_late,
-    /// due_soon, deviation_pending, awaiting_verification), then the higher risk, then the
+    /// due_soon, closure_candidate, deviation_pending, awaiting_verification), then the higher
+    /// risk, then the
     /// earlier date.
     pub data: Vec<Attention>,
     /// Whether `limit` cut the list.

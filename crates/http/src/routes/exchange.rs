@@ -1365,6 +1365,7 @@ pub async fn bulk(
                     }
                     admit(element, current, &caller, origin, &mut notes[i])
                 },
+                None,
             )?;
             Ok((outcomes, notes))
         })

@@ -259,6 +259,7 @@ pub async fn create_item(
             items::NewItem {
                 fields,
                 actor: actor.sub,
+                seen: None,
             },
         )
         .await?;

@@ -470,6 +470,10 @@ impl Ingest<'_> {
                     super::exchange::admit(&docs[i].1, current, &caller, origin, &mut admitted[i])
                 }
             },
+            Some(&poam_domain::threat::Seen {
+                scan_id: self.scan.id,
+                at: self.scan.uploaded_at,
+            }),
         )?;
         let mut sightings = Vec::new();
         for (((f, outcome), mut n), a) in batch.iter().zip(outcomes).zip(notes).zip(admitted) {
