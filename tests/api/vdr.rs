@@ -770,3 +770,46 @@ fn metrics_count_reportable_incidents_and_vdr_states(app: &TestApp) {
     assert_eq!(m["vdr"], Value::Null, "{m}");
 }
 both!(metrics_count_reportable_incidents_and_vdr_states);
+
+/// VDR-TFR-KEV with the catalog: an evaluated item whose CVE CISA lists is due by CISA's date
+/// (even fully mitigated) without anyone typing it; a date a person gave stays theirs.
+fn the_kev_catalog_sets_the_vdr_kev_deadline(app: &TestApp) {
+    let admin = app.admin();
+    let sid = vdr_system(app, "B");
+    let id = evaluated_item(app, &sid, true, true, "N4");
+    let due = (chrono::Utc::now() - chrono::Duration::days(2))
+        .date_naive()
+        .to_string();
+    let kev = json!({
+        "catalogVersion": "2026.11.30", "dateReleased": "2026-11-30T17:04:19.9796Z", "count": 1,
+        "vulnerabilities": [{"cveID": "CVE-2024-6387", "vendorProject": "OpenBSD", "product": "OpenSSH",
+            "vulnerabilityName": "regreSSHion", "dateAdded": "2026-11-01",
+            "shortDescription": "A race condition.", "requiredAction": "Patch.", "dueDate": due,
+            "knownRansomwareCampaignUse": "Unknown"}]
+    });
+    app.request(
+        "PUT",
+        "/v1/catalogs/kev",
+        Some(&admin),
+        &[],
+        Some(&serde_json::to_vec(&kev).unwrap_or_default()),
+    )
+    .expect(200);
+    let item = patch(
+        app,
+        &id,
+        json!({"cves": ["CVE-2024-6387"], "evaluation": {"mitigation": "full", "mitigated_at": ts(ago(1))}}),
+    );
+    assert_eq!(item["kev"]["due_date"], due.as_str(), "{item}");
+    assert!(
+        item["deadline_rule"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("fedramp-vdr:VDR-TFR-KEV:") || r.starts_with("kev:")),
+        "{item}"
+    );
+    assert_eq!(
+        item["vdr"]["overdue"], true,
+        "due by CISA's date even fully mitigated: {item}"
+    );
+}
+both!(the_kev_catalog_sets_the_vdr_kev_deadline);

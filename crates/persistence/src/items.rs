@@ -400,6 +400,20 @@ fn resolved(
     today: NaiveDate,
     kev: Option<&poam_domain::threat::Kev>,
 ) -> Resolved {
+    // VDR-TFR-KEV: with the KEV catalog loaded, an evaluated item's KEV due date is the
+    // catalog's unless a person gave one.
+    let with_catalog;
+    let f = match (kev, f.evaluation.as_ref()) {
+        (Some(k), Some(e)) if e.kev_due_on.is_none() => {
+            let mut g = f.clone();
+            if let Some(e) = g.evaluation.as_mut() {
+                e.kev_due_on = Some(k.due_date);
+            }
+            with_catalog = g;
+            &with_catalog
+        }
+        _ => f,
+    };
     let r = deadlines::resolve_item(
         ctx,
         f,
