@@ -240,6 +240,8 @@ fn table() -> Vec<Row> {
         ("GET", "/v1/scans/{c}", None, READ, true),
         ("GET", "/v1/scans/{c}/content", None, READ, true),
         ("GET", "/v1/catalogs", None, READ, false),
+        ("GET", "/v1/systems/{s}/report", None, READ, true),
+        ("GET", "/v1/report", None, READ, false),
         // Catalogs serve every system: a token scoped to some systems never loads one, admin
         // included (an admin of all systems does: tests/api/scans.rs).
         ("PUT", "/v1/catalogs/kev", Some(json!({})), &[], false),

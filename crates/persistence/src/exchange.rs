@@ -631,6 +631,7 @@ const BULK_CHUNK: usize = 100;
 /// the error is returned: a retry of the same batch finds them `unchanged`. `migrated`: an
 /// admin's migration, recorded as such in the history. `seen`: the scan whose findings these
 /// are (new items carry it as their `last_seen` from the start).
+#[allow(clippy::too_many_arguments)]
 pub fn bulk_upsert(
     conn: &mut DbConnection,
     system_id: SystemId,

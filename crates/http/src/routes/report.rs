@@ -243,13 +243,13 @@ fn days(x: Option<f64>) -> String {
 fn money(x: f64) -> String {
     let whole = x.round() as i64;
     let digits = whole.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
+    let mut groups: Vec<String> = Vec::new();
+    let chars: Vec<char> = digits.chars().collect();
+    for chunk in chars.rchunks(3) {
+        groups.push(chunk.iter().collect());
     }
+    groups.reverse();
+    let out = groups.join(",");
     if whole < 0 {
         format!("-{out}")
     } else {

@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 const WIDTH: f64 = 720.0;
 const LABEL: f64 = 170.0;
-const RIGHT: f64 = 70.0;
+const RIGHT: f64 = 130.0;
 
 /// Escapes text for SVG/HTML content and attribute values.
 pub fn esc(s: &str) -> String {
