@@ -24,6 +24,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_WORKERS", "HTTP worker threads [default: one per CPU]"),
     ("POAM_ESCALATION_GRACE_DAYS", "days an unresolved item may be overdue before it reads as escalated [default: 14]"),
     ("POAM_CLASSIFICATION_BANNER", "the classification banner in row 1 of eMASS template exports, 1 to 200 characters [default: ***** CONTROLLED UNCLASSIFIED INFORMATION *****]"),
+    ("POAM_EVIDENCE_KEY_FILE", "the master key that encrypts evidence and scan files at rest (AES-256-GCM): a file of 32 random bytes, raw or as 64 hex characters, mode 0600 (`openssl rand -hex 32`); required once any file is stored encrypted [default: none, files stored unencrypted]"),
+    ("POAM_EVIDENCE_ENCRYPTION", "auto: encrypt when POAM_EVIDENCE_KEY_FILE is set; required: refuse to start without it [default: auto]"),
     ("POAM_JWT_ALGORITHM", "HS256, RS256, ES256 or EdDSA [default: HS256]"),
     ("POAM_JWT_SECRET", "HS256 secret, at least 32 bytes [default: generated into $POAM_DATA_DIR/jwt-secret, mode 0600]"),
     ("POAM_JWT_PUBLIC_KEY_FILE", "PEM public key that verifies RS256/ES256/EdDSA tokens (your identity provider's)"),
@@ -31,6 +33,11 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_JWT_ISSUER", "required `iss` of tokens (and set on minted ones)"),
     ("POAM_JWT_AUDIENCE", "required `aud` of tokens (and set on minted ones)"),
     ("POAM_TOKEN_MAX_TTL", "longest token lifetime (exp - iat) the server accepts and `poam token --ttl` mints: seconds, or a number with s, m, h or d [default: 90d]"),
+    ("POAM_OIDC_ISSUER", "your identity provider's issuer URL: its keys come from the jwks_uri of {issuer}/.well-known/openid-configuration, whose issuer must equal it; tokens must carry it as iss unless POAM_JWT_ISSUER says otherwise; with RS256, ES256 or EdDSA [default: none]"),
+    ("POAM_JWKS_URL", "URL of your identity provider's JWKS (instead of POAM_OIDC_ISSUER); keys chosen by kid; https, or http on loopback [default: none]"),
+    ("POAM_JWKS_FILE", "a JWKS JSON file of verification keys (instead of a URL), read again on the same schedule [default: none]"),
+    ("POAM_JWKS_REFRESH", "how often the JWKS is fetched again (and at most every 30 s when a token names an unknown kid); the last good set is kept when a fetch fails: seconds, or a number with s, m, h or d [default: 10m]"),
+    ("POAM_CLAIMS_MAP", "TOML file mapping token claims (e.g. IdP groups) to roles and systems: subject, name, [[roles]] claim/value/role/systems rules; without it the roles and systems claims are read [default: none]"),
     ("POAM_LOG", "log filter, e.g. info or poam_http=debug,info [default: info]"),
     ("POAM_METRICS", "serve Prometheus metrics at /metrics to admin and auditor tokens: on or off [default: on]"),
     ("POAM_LOG_FORMAT", "text or json [default: text]"),
@@ -99,6 +106,15 @@ pub struct JwtSettings {
     pub audience: Option<String>,
     /// The longest token lifetime accepted and minted, in seconds.
     pub max_ttl: i64,
+    /// Where verification keys come from instead of POAM_JWT_PUBLIC_KEY_FILE: at most one of
+    /// `POAM_OIDC_ISSUER`, `POAM_JWKS_URL`, `POAM_JWKS_FILE`.
+    pub oidc_issuer: Option<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+    /// How often the JWKS is fetched again (`POAM_JWKS_REFRESH`).
+    pub jwks_refresh: Duration,
+    /// The claims map file (`POAM_CLAIMS_MAP`).
+    pub claims_map: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +135,10 @@ pub struct Settings {
     /// The classification banner of eMASS template exports (`POAM_CLASSIFICATION_BANNER`).
     pub classification_banner: String,
     pub jwt: JwtSettings,
+    /// The master key file of evidence encryption (`POAM_EVIDENCE_KEY_FILE`).
+    pub evidence_key_file: Option<PathBuf>,
+    /// `POAM_EVIDENCE_ENCRYPTION=required`: no start without a master key.
+    pub evidence_encryption_required: bool,
     pub log: String,
     pub log_format: LogFormat,
     /// Rate limits, concurrency limits, the memory budget, the evidence quota, idle timeouts.
@@ -349,6 +369,38 @@ impl Settings {
                 Some(v) => parse_duration(&v).map_err(|e| format!("POAM_TOKEN_MAX_TTL: {e}"))?,
                 None => poam_http::auth::DEFAULT_MAX_LIFETIME_SECS,
             },
+            oidc_issuer: get("POAM_OIDC_ISSUER"),
+            jwks_url: get("POAM_JWKS_URL"),
+            jwks_file: get("POAM_JWKS_FILE").map(PathBuf::from),
+            jwks_refresh: match get("POAM_JWKS_REFRESH") {
+                Some(v) => Duration::from_secs(
+                    parse_duration(&v)
+                        .map_err(|e| format!("POAM_JWKS_REFRESH: {e}"))?
+                        .unsigned_abs(),
+                ),
+                None => poam_http::jwks::DEFAULT_REFRESH,
+            },
+            claims_map: get("POAM_CLAIMS_MAP").map(PathBuf::from),
+        };
+        let sources = [
+            jwt.oidc_issuer.is_some(),
+            jwt.jwks_url.is_some(),
+            jwt.jwks_file.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(
+                "POAM_OIDC_ISSUER, POAM_JWKS_URL and POAM_JWKS_FILE: set one of them, not several"
+                    .into(),
+            );
+        }
+        let evidence_encryption_required = match get("POAM_EVIDENCE_ENCRYPTION").as_deref() {
+            None | Some("auto") => false,
+            Some("required") => true,
+            Some(other) => {
+                return Err(format!(
+                    "POAM_EVIDENCE_ENCRYPTION: `{other}` is not auto or required"
+                ))
+            }
         };
         let limits = limits(&get)?;
         let webhooks = crate::webhook_config::from_lookup(&get)?;
@@ -393,6 +445,8 @@ impl Settings {
             escalation_grace_days,
             classification_banner,
             jwt,
+            evidence_key_file: get("POAM_EVIDENCE_KEY_FILE").map(PathBuf::from),
+            evidence_encryption_required,
             log: get("POAM_LOG").unwrap_or_else(|| "info".into()),
             log_format,
         })

@@ -163,6 +163,14 @@ pub fn load(settings: &Settings) -> Result<Keys, String> {
     let jwt = &settings.jwt;
     let algorithm =
         parse_algorithm(&jwt.algorithm).map_err(|e| format!("POAM_JWT_ALGORITHM: {e}"))?;
+    // An identity provider's key set (POAM_OIDC_ISSUER, POAM_JWKS_URL, POAM_JWKS_FILE).
+    if let Some(authenticator) = crate::idp_authenticator(settings, true)? {
+        return Ok(Keys {
+            authenticator,
+            issuer: None,
+            generated: false,
+        });
+    }
     let (decoding, encoding, generated) = match algorithm {
         Algorithm::HS256 => {
             if jwt.public_key_file.is_some() {
@@ -235,13 +243,16 @@ pub fn load(settings: &Settings) -> Result<Keys, String> {
         }
     };
     Ok(Keys {
-        authenticator: Authenticator::new(
-            algorithm,
-            decoding,
-            jwt.issuer.as_deref(),
-            jwt.audience.as_deref(),
-        )
-        .with_max_lifetime(jwt.max_ttl),
+        authenticator: crate::with_claims_map(
+            Authenticator::new(
+                algorithm,
+                decoding,
+                jwt.issuer.as_deref(),
+                jwt.audience.as_deref(),
+            )
+            .with_max_lifetime(jwt.max_ttl),
+            settings,
+        )?,
         issuer: encoding
             .map(|key| TokenIssuer::new(algorithm, key, jwt.issuer.clone(), jwt.audience.clone())),
         generated,

@@ -91,6 +91,61 @@ pub fn prepare_schema(settings: &Settings, pool: &DbPool) -> Result<(), String> 
     }
 }
 
+/// The evidence master key of `POAM_EVIDENCE_KEY_FILE`, if one is configured (the file must
+/// be private to the service's user, as every secret file).
+pub fn load_evidence_key(
+    settings: &Settings,
+) -> Result<Option<std::sync::Arc<poam_persistence::crypto::MasterKey>>, String> {
+    let Some(path) = &settings.evidence_key_file else {
+        return Ok(None);
+    };
+    read_evidence_key(path, "POAM_EVIDENCE_KEY_FILE").map(Some)
+}
+
+/// Reads a master key file, `what` naming where it comes from in errors.
+pub fn read_evidence_key(
+    path: &std::path::Path,
+    what: &str,
+) -> Result<std::sync::Arc<poam_persistence::crypto::MasterKey>, String> {
+    keys::check_private(path, &format!("{what}: the evidence master key file"))?;
+    poam_persistence::crypto::MasterKey::read(path)
+        .map(std::sync::Arc::new)
+        .map_err(|e| format!("{what}: {e}"))
+}
+
+/// Checks the evidence master key against the database (a missing or wrong key is an error
+/// that names the setting) and installs it for this process's stores and downloads.
+pub fn prepare_evidence_keys(settings: &Settings, pool: &DbPool) -> Result<(), String> {
+    let key = load_evidence_key(settings)?;
+    if key.is_none() && settings.evidence_encryption_required {
+        return Err(
+            "POAM_EVIDENCE_ENCRYPTION=required but POAM_EVIDENCE_KEY_FILE is not set: set it to the \
+             evidence master key file (make one with `openssl rand -hex 32`, mode 0600)"
+                .into(),
+        );
+    }
+    let mut conn = pool
+        .get()
+        .map_err(|e| format!("no database connection: {e}"))?;
+    let status = poam_persistence::crypto::check(&mut conn, key.as_deref())?;
+    if let Some(key) = &key {
+        tracing::info!(
+            key_id = key.id(),
+            fips = poam_persistence::crypto::fips_mode(),
+            encrypted_files = status.encrypted,
+            "evidence is encrypted at rest"
+        );
+        if status.plaintext > 0 {
+            tracing::warn!(
+                files = status.plaintext,
+                "evidence stored unencrypted before the master key was set: run `poam evidence-keys encrypt-existing`"
+            );
+        }
+    }
+    poam_persistence::crypto::install(key);
+    Ok(())
+}
+
 /// The running server.
 pub struct Application {
     server: actix_web::dev::Server,
@@ -109,6 +164,7 @@ impl Application {
         authenticator: poam_http::Authenticator,
         listener: Option<TcpListener>,
     ) -> Result<Application, String> {
+        prepare_evidence_keys(settings, &pool)?;
         let listener = match listener {
             Some(l) => l,
             None => TcpListener::bind(&settings.bind)
@@ -210,5 +266,73 @@ impl Application {
             let _ = actix_web::rt::task::spawn_blocking(move || s.stop()).await;
         }
         served
+    }
+}
+
+/// The verifier of an identity provider's tokens when `POAM_OIDC_ISSUER`, `POAM_JWKS_URL` or
+/// `POAM_JWKS_FILE` is set (`None` otherwise): the key set is fetched now (an error when that
+/// fails: discovery naming another issuer, no usable key, the IdP unreachable) and, with
+/// `background`, again every `POAM_JWKS_REFRESH` and on unknown `kid`s by a thread of its own.
+/// The claims map applies.
+pub fn idp_authenticator(
+    settings: &Settings,
+    background: bool,
+) -> Result<Option<poam_http::Authenticator>, String> {
+    use poam_http::jwks::{Jwks, JwksSource};
+    let jwt = &settings.jwt;
+    let (name, source) = match (&jwt.oidc_issuer, &jwt.jwks_url, &jwt.jwks_file) {
+        (Some(issuer), _, _) => (
+            "POAM_OIDC_ISSUER",
+            JwksSource::Url(poam_http::jwks::discover(issuer)?),
+        ),
+        (None, Some(url), _) => {
+            poam_http::jwks::check_url(url, "POAM_JWKS_URL")?;
+            ("POAM_JWKS_URL", JwksSource::Url(url.clone()))
+        }
+        (None, None, Some(file)) => ("POAM_JWKS_FILE", JwksSource::File(file.clone())),
+        (None, None, None) => return Ok(None),
+    };
+    let algorithm = poam_http::auth::parse_algorithm(&jwt.algorithm)
+        .map_err(|e| format!("POAM_JWT_ALGORITHM: {e}"))?;
+    if algorithm == jsonwebtoken::Algorithm::HS256 {
+        return Err(format!(
+            "{name} is set but POAM_JWT_ALGORITHM is HS256: pin the algorithm your identity \
+             provider signs with (RS256, ES256 or EdDSA)"
+        ));
+    }
+    for (set, other) in [
+        (jwt.secret.is_some(), "POAM_JWT_SECRET"),
+        (jwt.public_key_file.is_some(), "POAM_JWT_PUBLIC_KEY_FILE"),
+        (jwt.private_key_file.is_some(), "POAM_JWT_PRIVATE_KEY_FILE"),
+    ] {
+        if set {
+            return Err(format!(
+                "{name} and {other} are both set: with an identity provider's keys, tokens \
+                 come from the identity provider; unset {other}"
+            ));
+        }
+    }
+    let jwks = Jwks::load(source, algorithm, background.then_some(jwt.jwks_refresh))
+        .map_err(|e| format!("{name}: {e}"))?;
+    // An OpenID Connect issuer is the `iss` its tokens carry, unless configured otherwise.
+    let issuer = jwt.issuer.as_deref().or(jwt.oidc_issuer.as_deref());
+    let authenticator =
+        poam_http::Authenticator::with_jwks(algorithm, jwks, issuer, jwt.audience.as_deref())
+            .with_max_lifetime(jwt.max_ttl);
+    with_claims_map(authenticator, settings).map(Some)
+}
+
+/// Applies the claims map of `POAM_CLAIMS_MAP`, when set.
+pub fn with_claims_map(
+    authenticator: poam_http::Authenticator,
+    settings: &Settings,
+) -> Result<poam_http::Authenticator, String> {
+    match &settings.jwt.claims_map {
+        None => Ok(authenticator),
+        Some(path) => {
+            let map = poam_http::claims_map::ClaimsMap::load(path)
+                .map_err(|e| format!("POAM_CLAIMS_MAP: {e}"))?;
+            Ok(authenticator.with_claims_map(map))
+        }
     }
 }

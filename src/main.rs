@@ -77,9 +77,96 @@ enum Command {
     /// Ask the running service's `/healthz` (at POAM_BIND); exit status 0 when it answers 200.
     /// The container's HEALTHCHECK.
     Health,
+    /// Token tools for operators.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
     /// Upload scanner files (.nessus, .ckl, .cklb, .sarif, .csv) to a running service's
     /// import endpoints and print what became of each.
     Push(poam::push::PushArgs),
+    /// The master key that encrypts evidence at rest (POAM_EVIDENCE_KEY_FILE): rotate it, or
+    /// encrypt the files stored before it was set.
+    #[command(name = "evidence-keys", visible_alias = "keys")]
+    EvidenceKeys {
+        #[command(subcommand)]
+        command: EvidenceKeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceKeysCommand {
+    /// Re-wrap every file's data key under a new master key (content is not re-encrypted).
+    /// POAM_EVIDENCE_KEY_FILE names the current key. Resumable: run it again if it stops.
+    /// Then point POAM_EVIDENCE_KEY_FILE at the new key and restart the service.
+    Rotate {
+        /// The new master key: 32 random bytes, raw or as 64 hex characters, mode 0600
+        /// (`openssl rand -hex 32 > new.key`).
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+        /// Data keys re-wrapped per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
+    /// Encrypt the evidence and scan files stored unencrypted (before POAM_EVIDENCE_KEY_FILE
+    /// was set) under the configured master key; one file per transaction, resumable. The
+    /// SHA-256 users verify does not change.
+    EncryptExisting {
+        /// Files looked up per round.
+        #[arg(long, default_value_t = 100)]
+        batch: i64,
+    },
+}
+
+fn evidence_keys(settings: &Settings, command: EvidenceKeysCommand) -> Result<(), String> {
+    use poam_persistence::crypto;
+    let pool = poam::open_pool(settings)?;
+    poam::prepare_schema(settings, &pool)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let current = poam::load_evidence_key(settings)?.ok_or(
+        "POAM_EVIDENCE_KEY_FILE is not set: set it to the current evidence master key file",
+    )?;
+    match command {
+        EvidenceKeysCommand::Rotate {
+            new_key_file,
+            batch,
+        } => {
+            let new = poam::read_evidence_key(&new_key_file, "--new-key-file")?;
+            let done = crypto::rotate(&mut conn, &current, &new, batch, |n| {
+                eprintln!("re-wrapped {n} data keys");
+            })
+            .map_err(|e| e.to_string())?;
+            println!(
+                "{} data keys re-wrapped under master key {} ({} already were). Now set \
+                 POAM_EVIDENCE_KEY_FILE={} and restart the service; keep the old key {} as long \
+                 as backups taken before now are kept.",
+                done.rewrapped,
+                new.id(),
+                done.already,
+                new_key_file.display(),
+                current.id()
+            );
+        }
+        EvidenceKeysCommand::EncryptExisting { batch } => {
+            crypto::check(&mut conn, Some(&current))?;
+            let done = crypto::encrypt_existing(&mut conn, &current, batch, |p| {
+                eprintln!("encrypted {} files ({} bytes)", p.files, p.bytes);
+            })
+            .map_err(|e| e.to_string())?;
+            for file in &done.mismatched {
+                println!(
+                    "warning: {file}: its stored bytes do not match its recorded SHA-256 (encrypted as stored)"
+                );
+            }
+            println!(
+                "{} files ({} bytes) encrypted under master key {}; none is left unencrypted",
+                done.files,
+                done.bytes,
+                current.id()
+            );
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -185,6 +272,102 @@ fn audit_verify(settings: &Settings, system: Option<String>) -> Result<(), Strin
     } else {
         Ok(())
     }
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Verify a token with the configured keys (an identity provider's key set is fetched
+    /// once) and print the subject, name, roles and systems it maps to, or why it is refused.
+    /// Never prints the token. Exit status 1 when it is refused.
+    Explain {
+        /// A file holding the token (a bearer token, nothing else).
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+    },
+}
+
+fn auth_explain(settings: &Settings, token_file: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(token_file)
+        .map_err(|e| format!("cannot read {}: {e}", token_file.display()))?;
+    let token = text.trim();
+    let token = token
+        .strip_prefix("Bearer ")
+        .or_else(|| token.strip_prefix("bearer "))
+        .unwrap_or(token)
+        .trim();
+    if token.is_empty() {
+        return Err(format!("{} holds no token", token_file.display()));
+    }
+    let authenticator = match poam::idp_authenticator(settings, false)? {
+        Some(a) => a,
+        None => {
+            if settings.jwt.algorithm == "HS256"
+                && settings.jwt.secret.is_none()
+                && !keys::secret_path(settings).exists()
+            {
+                return Err(format!(
+                    "no verification key: POAM_JWT_SECRET is not set and {} does not exist",
+                    keys::secret_path(settings).display()
+                ));
+            }
+            keys::load(settings)?.authenticator
+        }
+    };
+    let refused = |e: &poam_http::problem::ApiError| {
+        let problem = e.problem();
+        format!(
+            "the token is refused ({} {}): {}",
+            problem.status, problem.code, problem.detail
+        )
+    };
+    let explained = authenticator.explain(token).map_err(|e| refused(&e))?;
+    if let Some(kid) = &explained.kid {
+        println!("key:      {kid} ({})", settings.jwt.algorithm);
+    }
+    if !explained.claims_read.is_empty() {
+        println!("claims the rules read:");
+        for (claim, value) in &explained.claims_read {
+            match value {
+                Some(v) => println!("  {claim} = {v}"),
+                None => println!("  {claim} (absent)"),
+            }
+        }
+    }
+    let actor = explained.outcome.map_err(|e| refused(&e))?;
+    println!("subject:  {}", actor.sub);
+    println!("name:     {}", actor.name.as_deref().unwrap_or("-"));
+    let roles: Vec<&str> = actor.roles.iter().map(|r| r.as_str()).collect();
+    println!(
+        "roles:    {}",
+        if roles.is_empty() {
+            "none (every request is refused with 403)".to_owned()
+        } else {
+            roles.join(", ")
+        }
+    );
+    match &actor.scope {
+        poam_domain::SystemScope::All => println!("systems:  * (every system)"),
+        poam_domain::SystemScope::Only(ids) if ids.is_empty() => println!("systems:  none"),
+        poam_domain::SystemScope::Only(ids) => println!(
+            "systems:  {}",
+            ids.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+    if explained.mapped {
+        println!("matched rules (POAM_CLAIMS_MAP):");
+        for rule in &explained.matched {
+            println!("  {rule}");
+        }
+        if explained.matched.len() > 1 {
+            println!("  (rules combine: every role above applies on every system above)");
+        }
+    } else {
+        println!("mapped by: the token's own roles and systems claims (no POAM_CLAIMS_MAP)");
+    }
+    Ok(())
 }
 
 fn after_help() -> String {
@@ -410,7 +593,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             command: AuditCommand::Verify { system },
         } => Ok(audit_verify(&settings, system)?),
         Command::Backup { to } => Ok(backup(&settings, &to)?),
+        Command::EvidenceKeys { command } => Ok(evidence_keys(&settings, command)?),
         Command::Health => Ok(health(&settings.bind)?),
+        Command::Auth {
+            command: AuthCommand::Explain { token_file },
+        } => Ok(auth_explain(&settings, &token_file)?),
         Command::Openapi { .. } | Command::Push(_) => Ok(()),
     }
 }

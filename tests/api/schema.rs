@@ -89,6 +89,7 @@ fn both_backends_build_the_same_tables_up_down_and_up_again() {
             "catalogs",
             "cci_controls",
             "cmmc_assessments",
+            "content_keys",
             "epss_scores",
             "events",
             "evidence",

@@ -7,18 +7,22 @@
 //! configured maximum (`POAM_TOKEN_MAX_TTL`, 90 days unless set): `exp - iat`, or `exp - now`
 //! without `iat`.
 
+use crate::claims_map::{ClaimsMap, MapError};
+use crate::jwks::{Jwks, KeyMiss};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::HttpMessage as _;
 use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::Either;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use poam_domain::{Permission, Role, SystemId, SystemScope};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::future::{ready, Ready};
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 /// The longest `sub` accepted, in characters.
@@ -86,39 +90,92 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
 
 /// Verifies bearer tokens.
 pub struct Authenticator {
-    key: DecodingKey,
+    keys: Keys,
     validation: Validation,
     /// The longest lifetime a token may claim, in seconds.
     max_lifetime: i64,
     /// Tokens verified before, with what they grant: a token is checked once, not on every
     /// request (an RS256 or ES256 signature costs tens of microseconds).
     verified: VerifiedTokens,
+    /// How claims become roles and scopes (`POAM_CLAIMS_MAP`); without one, the token's own
+    /// `roles` and `systems` claims.
+    claims_map: Option<ClaimsMap>,
 }
 
-/// Tokens that passed [`Authenticator::verify`], each until its `exp`. Bounded: when full it is
-/// emptied and fills again from the tokens in use. Nothing is cached for a token that failed.
+/// Where the verification key comes from.
+enum Keys {
+    /// One configured key (an HS256 secret or a PEM public key).
+    Static(DecodingKey),
+    /// An identity provider's key set, chosen by `kid`.
+    Jwks(Jwks),
+}
+
+/// Tokens that passed [`Authenticator::verify`], each until its `exp`, under the key set that
+/// verified it: when the key set changes (a rotation), every entry is forgotten, so a token of
+/// a removed key does not keep verifying from here. Bounded: when full it is emptied and fills
+/// again from the tokens in use. Nothing is cached for a token that failed.
 #[derive(Default)]
 struct VerifiedTokens {
-    map: std::sync::RwLock<std::collections::HashMap<String, (Actor, i64)>>,
+    /// The key set generation of the entries, and the entries.
+    map: std::sync::RwLock<(u64, Entries)>,
 }
+
+/// Verified tokens, each with its actor and `exp`.
+type Entries = std::collections::HashMap<String, (Actor, i64)>;
 
 /// How many verified tokens are remembered at most.
 const VERIFIED_TOKENS: usize = 4096;
 
 impl VerifiedTokens {
-    fn get(&self, token: &str, now: i64) -> Option<Actor> {
+    fn get(&self, token: &str, now: i64, generation: u64) -> Option<Actor> {
         let map = self.map.read().ok()?;
-        let (actor, exp) = map.get(token)?;
+        if map.0 != generation {
+            return None;
+        }
+        let (actor, exp) = map.1.get(token)?;
         (now < *exp).then(|| actor.clone())
     }
 
-    fn put(&self, token: &str, actor: &Actor, exp: i64) {
+    fn put(&self, token: &str, actor: &Actor, exp: i64, generation: u64) {
         if let Ok(mut map) = self.map.write() {
-            if map.len() >= VERIFIED_TOKENS {
-                map.clear();
+            if generation < map.0 {
+                // Verified under a key set replaced since.
+                return;
             }
-            map.insert(token.to_owned(), (actor.clone(), exp));
+            if generation > map.0 || map.1.len() >= VERIFIED_TOKENS {
+                map.1.clear();
+                map.0 = generation;
+            }
+            map.1.insert(token.to_owned(), (actor.clone(), exp));
         }
+    }
+}
+
+/// What [`Authenticator::check`] found: a verdict, or an unknown `kid` whose key set refresh
+/// is worth waiting for (the receiver changes when a fetch finishes).
+pub enum Check {
+    Done(Result<Actor, ApiError>),
+    Wait(tokio::sync::watch::Receiver<u64>),
+}
+
+/// What a token maps to, for `poam auth explain`.
+pub struct Explanation {
+    /// The `kid` of the key that verified it (identity provider keys).
+    pub kid: Option<String>,
+    /// The claims the mapping rules read, with their values in the token.
+    pub claims_read: Vec<(String, Option<serde_json::Value>)>,
+    /// The matched rules, described; empty without a claims map.
+    pub matched: Vec<String>,
+    /// Whether a claims map decided (or the token's own `roles`/`systems` claims).
+    pub mapped: bool,
+    /// The caller, or why the token is refused after its signature verified.
+    pub outcome: Result<Actor, ApiError>,
+}
+
+fn unauthorized(code: &'static str, detail: &str) -> ApiError {
+    ApiError::Unauthorized {
+        code,
+        detail: detail.into(),
     }
 }
 
@@ -126,6 +183,26 @@ impl Authenticator {
     pub fn new(
         algorithm: Algorithm,
         key: DecodingKey,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Self {
+        Self::with_keys(algorithm, Keys::Static(key), issuer, audience)
+    }
+
+    /// Verifies with an identity provider's key set, chosen by `kid`; the algorithm stays
+    /// `algorithm` whatever the token or the JWKs say.
+    pub fn with_jwks(
+        algorithm: Algorithm,
+        jwks: Jwks,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Self {
+        Self::with_keys(algorithm, Keys::Jwks(jwks), issuer, audience)
+    }
+
+    fn with_keys(
+        algorithm: Algorithm,
+        keys: Keys,
         issuer: Option<&str>,
         audience: Option<&str>,
     ) -> Self {
@@ -148,10 +225,11 @@ impl Authenticator {
             None => validation.validate_aud = false,
         }
         Authenticator {
-            key,
+            keys,
             validation,
             max_lifetime: DEFAULT_MAX_LIFETIME_SECS,
             verified: VerifiedTokens::default(),
+            claims_map: None,
         }
     }
 
@@ -161,82 +239,262 @@ impl Authenticator {
         self
     }
 
+    /// Maps claims to roles and scopes by `map` instead of the `roles` and `systems` claims.
+    pub fn with_claims_map(mut self, map: ClaimsMap) -> Self {
+        if map.subject != "sub" {
+            // The map's subject claim is required instead (checked when mapping).
+            self.validation.required_spec_claims.remove("sub");
+        }
+        self.claims_map = Some(map);
+        self
+    }
+
     /// The longest lifetime a token may claim, in seconds.
     pub fn max_lifetime(&self) -> i64 {
         self.max_lifetime
     }
 
+    /// Verifies `token` now: an unknown `kid` asks for a key set refresh (rate-limited) but
+    /// is refused without waiting for it.
     pub fn verify(&self, token: &str) -> Result<Actor, ApiError> {
-        let now = chrono::Utc::now().timestamp();
-        if let Some(actor) = self.verified.get(token, now) {
-            return Ok(actor);
+        match self.check(token, false) {
+            Check::Done(result) => result,
+            Check::Wait(_) => Err(unknown_kid()),
         }
-        let (actor, exp) = self.verify_signed(token, now)?;
-        self.verified.put(token, &actor, exp);
-        Ok(actor)
     }
 
-    /// The full check: signature, claims, lifetime. The actor and the token's `exp`.
-    fn verify_signed(&self, token: &str, now: i64) -> Result<(Actor, i64), ApiError> {
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
-                let (code, detail) = match e.kind() {
-                    ErrorKind::ExpiredSignature => ("token_expired", "the token has expired"),
-                    ErrorKind::ImmatureSignature => {
-                        ("token_not_yet_valid", "the token is not valid yet (nbf)")
+    /// Verifies `token`; with `may_wait`, a token naming an unknown `kid` for which a key set
+    /// refresh was started (at most one per 30 s) answers [`Check::Wait`]: call
+    /// [`Authenticator::verify`] again once the refresh finished (or a bounded wait passed).
+    pub fn check(&self, token: &str, may_wait: bool) -> Check {
+        let now = chrono::Utc::now().timestamp();
+        let generation = match &self.keys {
+            Keys::Static(_) => 0,
+            Keys::Jwks(jwks) => jwks.snapshot().generation,
+        };
+        if let Some(actor) = self.verified.get(token, now, generation) {
+            return Check::Done(Ok(actor));
+        }
+        let verified = self
+            .verify_signed(token, now)
+            .and_then(|(claims, exp, generation, _)| {
+                self.map_claims(&claims)
+                    .map(|(actor, _)| (actor, exp, generation))
+            });
+        match verified {
+            Ok((actor, exp, generation)) => {
+                self.verified.put(token, &actor, exp, generation);
+                Check::Done(Ok(actor))
+            }
+            Err(Refusal::UnknownKid) => {
+                if let (true, Keys::Jwks(jwks)) = (may_wait, &self.keys) {
+                    if let Some(rx) = jwks.demand_refresh() {
+                        return Check::Wait(rx);
                     }
-                    ErrorKind::InvalidSignature => {
-                        ("invalid_token", "the token's signature does not verify")
-                    }
-                    ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => (
+                } else if let Keys::Jwks(jwks) = &self.keys {
+                    // Not waiting: the next request with this kid may find it.
+                    let _ = jwks.demand_refresh();
+                }
+                Check::Done(Err(unknown_kid()))
+            }
+            Err(Refusal::Api(e)) => Check::Done(Err(e)),
+        }
+    }
+
+    /// What `token` maps to, or why it is refused (for operators; nothing is cached).
+    pub fn explain(&self, token: &str) -> Result<Explanation, ApiError> {
+        let now = chrono::Utc::now().timestamp();
+        let (claims, _, _, kid) = self.verify_signed(token, now).map_err(|e| match e {
+            Refusal::UnknownKid => unknown_kid(),
+            Refusal::Api(e) => e,
+        })?;
+        let claims_read = self
+            .claims_map
+            .as_ref()
+            .map(|m| m.claims_read(&claims))
+            .unwrap_or_default();
+        let (outcome, matched) = match self.map_claims(&claims) {
+            Ok((actor, matched)) => (Ok(actor), matched),
+            Err(Refusal::Api(e)) => (Err(e), Vec::new()),
+            Err(Refusal::UnknownKid) => (Err(unknown_kid()), Vec::new()),
+        };
+        let matched = match &self.claims_map {
+            Some(map) => matched
+                .iter()
+                .filter_map(|i| map.rules.get(*i).map(|r| r.describe()))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Explanation {
+            kid,
+            claims_read,
+            matched,
+            mapped: self.claims_map.is_some(),
+            outcome,
+        })
+    }
+
+    /// The full check of signature and claims, and the lifetime: the claims, the token's
+    /// `exp`, the key set generation that verified it, and the key's `kid`.
+    fn verify_signed(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(serde_json::Value, i64, u64, Option<String>), Refusal> {
+        let malformed = || unauthorized("invalid_token", "the token is malformed");
+        let (data, generation, kid) = match &self.keys {
+            Keys::Static(key) => (
+                jsonwebtoken::decode::<serde_json::Value>(token, key, &self.validation),
+                0,
+                None,
+            ),
+            Keys::Jwks(jwks) => {
+                let header = jsonwebtoken::decode_header(token).map_err(|_| malformed())?;
+                // The algorithm is the configured one, whatever the token's header says; a
+                // token of another algorithm never asks for a key set refresh.
+                if !self.validation.algorithms.contains(&header.alg) {
+                    return Err(Refusal::Api(unauthorized(
                         "invalid_token",
                         "the token's algorithm is not the one this service accepts",
-                    ),
-                    ErrorKind::InvalidIssuer => {
-                        ("invalid_token", "the token's issuer is not accepted")
-                    }
-                    ErrorKind::InvalidAudience => {
-                        ("invalid_token", "the token's audience is not this service")
-                    }
-                    ErrorKind::MissingRequiredClaim(_) => (
-                        "invalid_token",
-                        "the token lacks a required claim (exp, sub, and iss/aud when configured)",
-                    ),
-                    _ => ("invalid_token", "the token is malformed"),
-                };
-                ApiError::Unauthorized {
-                    code,
-                    detail: detail.into(),
+                    )));
                 }
-            })?;
-        let invalid = |detail: String| ApiError::Unauthorized {
-            code: "invalid_token",
-            detail,
+                let set = jwks.snapshot();
+                let key = set.find(header.kid.as_deref()).map_err(|miss| match miss {
+                    KeyMiss::Unknown(_) => Refusal::UnknownKid,
+                    KeyMiss::NoKid => Refusal::Api(unauthorized(
+                        "invalid_token",
+                        "the token names no key (`kid`) and the identity provider has several",
+                    )),
+                })?;
+                (
+                    jsonwebtoken::decode::<serde_json::Value>(token, key, &self.validation),
+                    set.generation,
+                    header.kid,
+                )
+            }
         };
-        check_subject(&data.claims.sub).map_err(invalid)?;
+        let data = data.map_err(|e| {
+            let (code, detail) = match e.kind() {
+                ErrorKind::ExpiredSignature => ("token_expired", "the token has expired"),
+                ErrorKind::ImmatureSignature => {
+                    ("token_not_yet_valid", "the token is not valid yet (nbf)")
+                }
+                ErrorKind::InvalidSignature => {
+                    ("invalid_token", "the token's signature does not verify")
+                }
+                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => (
+                    "invalid_token",
+                    "the token's algorithm is not the one this service accepts",
+                ),
+                ErrorKind::InvalidIssuer => ("invalid_token", "the token's issuer is not accepted"),
+                ErrorKind::InvalidAudience => {
+                    ("invalid_token", "the token's audience is not this service")
+                }
+                ErrorKind::MissingRequiredClaim(_) => (
+                    "invalid_token",
+                    "the token lacks a required claim (exp, sub, and iss/aud when configured)",
+                ),
+                _ => ("invalid_token", "the token is malformed"),
+            };
+            Refusal::Api(unauthorized(code, detail))
+        })?;
+        let claims = data.claims;
+        if !claims.is_object() {
+            return Err(Refusal::Api(malformed()));
+        }
+        let number = |name: &str| {
+            let v = &claims[name];
+            v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
+        };
+        let exp = number("exp").ok_or_else(|| Refusal::Api(malformed()))?;
+        let iat = if claims.get("iat").is_some() {
+            Some(number("iat").ok_or_else(|| Refusal::Api(malformed()))?)
+        } else {
+            None
+        };
         // Lifetime: from `iat` (or now, without one) to `exp`. An `iat` in the future counts
         // from now (within the clock leeway): a future `iat` must not stretch a token's life.
         let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
-        let start = data
-            .claims
-            .iat
-            .map_or(now, |iat| iat.min(now.saturating_add(leeway)));
-        let lifetime = data.claims.exp.saturating_sub(start);
+        let start = iat.map_or(now, |iat| iat.min(now.saturating_add(leeway)));
+        let lifetime = exp.saturating_sub(start);
         if lifetime > self.max_lifetime {
-            return Err(invalid(format!(
-                "the token's lifetime ({lifetime} seconds from {} to exp) exceeds the maximum \
-                 this service accepts ({} seconds)",
-                if data.claims.iat.is_some() {
-                    "iat"
-                } else {
-                    "now"
-                },
-                self.max_lifetime
-            )));
+            return Err(Refusal::Api(ApiError::Unauthorized {
+                code: "invalid_token",
+                detail: format!(
+                    "the token's lifetime ({lifetime} seconds from {} to exp) exceeds the maximum \
+                     this service accepts ({} seconds)",
+                    if iat.is_some() { "iat" } else { "now" },
+                    self.max_lifetime
+                ),
+            }));
         }
-        let exp = data.claims.exp;
-        Ok((Actor::from_claims(data.claims), exp))
+        Ok((claims, exp, generation, kid))
     }
+
+    /// The caller `claims` name: by the claims map, or by the `roles` and `systems` claims.
+    /// With the matched rules' indexes.
+    fn map_claims(&self, claims: &serde_json::Value) -> Result<(Actor, Vec<usize>), Refusal> {
+        let invalid = |detail: String| {
+            Refusal::Api(ApiError::Unauthorized {
+                code: "invalid_token",
+                detail,
+            })
+        };
+        let Some(map) = &self.claims_map else {
+            let c: Claims = serde_json::from_value(claims.clone())
+                .map_err(|_| invalid("the token is malformed".into()))?;
+            check_subject(&c.sub).map_err(invalid)?;
+            return Ok((Actor::from_claims(c), Vec::new()));
+        };
+        match map.apply(claims) {
+            Ok(m) => {
+                check_subject(&m.sub).map_err(|e| {
+                    invalid(e.replace("`sub` (subject)", &format!("`{}` (subject)", map.subject)))
+                })?;
+                Ok((
+                    Actor {
+                        sub: m.sub,
+                        name: m.name,
+                        roles: m.roles,
+                        scope: m.scope,
+                        granted: None,
+                    },
+                    m.matched,
+                ))
+            }
+            Err(MapError::NoSubject(claim)) => Err(invalid(format!(
+                "the token lacks the subject claim `{claim}` (a string) that the claims map names"
+            ))),
+            Err(MapError::NoRole) => Err(Refusal::Api(ApiError::Refused(
+                poam_domain::rules::Violation::new(
+                    "no_role_mapped",
+                    "",
+                    "the token's claims map to no role: no rule of this service's claims map \
+                     (POAM_CLAIMS_MAP) matches them; ask an administrator which group grants \
+                     access",
+                ),
+            ))),
+        }
+    }
+}
+
+/// Why a token did not verify: a problem to answer, or an unknown `kid`.
+enum Refusal {
+    UnknownKid,
+    Api(ApiError),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Api(e)
+    }
+}
+
+fn unknown_kid() -> ApiError {
+    unauthorized(
+        "invalid_token",
+        "the token's key (kid) is not among the identity provider's keys",
+    )
 }
 
 /// Mints tokens with the configured signing key.
@@ -403,36 +661,66 @@ pub struct Subject(pub String);
 
 impl FromRequest for Actor {
     type Error = ApiError;
-    type Future = Ready<Result<Actor, ApiError>>;
+    type Future = Either<
+        Ready<Result<Actor, ApiError>>,
+        Pin<Box<dyn Future<Output = Result<Actor, ApiError>>>>,
+    >;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = (|| {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or(ApiError::Internal)?;
-            let protection = &state.protection;
-            // An address that spent its failed-authentication budget is refused before its
-            // token is even looked at; each failure spends from that budget.
-            let ip = req.peer_addr().map(|a| a.ip());
-            protection.check_auth_allowed(ip)?;
-            let actor = bearer(req)
-                .and_then(|token| state.auth.verify(token))
-                .map_err(|failure| protection.auth_failed(ip, failure))?;
-            // For the access log: who asked (never the token).
-            req.extensions_mut().insert(Subject(actor.sub.clone()));
-            let standing = protection.check_token(&actor.sub)?;
-            if let Some(s) = standing {
-                req.extensions_mut()
-                    .insert(crate::protection::TokenStanding(s));
+        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+            return Either::Left(ready(Err(ApiError::Internal)));
+        };
+        // An address that spent its failed-authentication budget is refused before its
+        // token is even looked at; each failure spends from that budget.
+        let ip = req.peer_addr().map(|a| a.ip());
+        if let Err(e) = state.protection.check_auth_allowed(ip) {
+            return Either::Left(ready(Err(e)));
+        }
+        let token = match bearer(req) {
+            Ok(t) => t.to_owned(),
+            Err(e) => return Either::Left(ready(finish(req, &state, ip, Err(e)))),
+        };
+        match state.auth.check(&token, true) {
+            Check::Done(result) => Either::Left(ready(finish(req, &state, ip, result))),
+            // An unknown `kid`: the key set is being fetched again on its own thread; this
+            // request waits for it, briefly, without holding the worker.
+            Check::Wait(mut fetched) => {
+                let req = req.clone();
+                Either::Right(Box::pin(async move {
+                    let _ = tokio::time::timeout(crate::jwks::UNKNOWN_KID_WAIT, fetched.changed())
+                        .await;
+                    let result = state.auth.verify(&token);
+                    finish(&req, &state, ip, result)
+                }))
             }
-            Ok(actor)
-        })();
-        let result = result.map(|mut actor| {
-            actor.granted = req.extensions().get::<Granted>().cloned();
-            actor
-        });
-        ready(result)
+        }
     }
+}
+
+/// The rest of the extraction once the token is judged: a 401 spends from the address's
+/// failed-authentication budget; an actor is noted for the access log and its standing
+/// checked.
+fn finish(
+    req: &HttpRequest,
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    result: Result<Actor, ApiError>,
+) -> Result<Actor, ApiError> {
+    let protection = &state.protection;
+    let mut actor = result.map_err(|failure| match failure {
+        ApiError::Unauthorized { .. } => protection.auth_failed(ip, failure),
+        // An authentic token whose claims map to no role: not a guess at a credential.
+        other => other,
+    })?;
+    // For the access log: who asked (never the token).
+    req.extensions_mut().insert(Subject(actor.sub.clone()));
+    let standing = protection.check_token(&actor.sub)?;
+    if let Some(s) = standing {
+        req.extensions_mut()
+            .insert(crate::protection::TokenStanding(s));
+    }
+    actor.granted = req.extensions().get::<Granted>().cloned();
+    Ok(actor)
 }
 
 impl Actor {

@@ -4,10 +4,12 @@
 pub mod app;
 pub mod auth;
 pub mod background;
+pub mod claims_map;
 pub mod delivery;
 pub mod emass_xlsx;
 pub mod idempotency;
 pub mod input;
+pub mod jwks;
 pub mod problem;
 pub mod protection;
 pub mod routes;

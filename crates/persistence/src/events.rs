@@ -43,6 +43,8 @@ pub enum Action {
     DeadlineNear,
     /// Time-driven: a FedRAMP 2026 evaluation or reduction deadline passed.
     DeadlinePassed,
+    /// Someone downloaded a file's content (evidence or a scan file): who read the CUI.
+    Downloaded,
 }
 
 impl Action {
@@ -67,6 +69,7 @@ impl Action {
         "expired",
         "deadline_near",
         "deadline_passed",
+        "downloaded",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +94,7 @@ impl Action {
             Action::Expired => "expired",
             Action::DeadlineNear => "deadline_near",
             Action::DeadlinePassed => "deadline_passed",
+            Action::Downloaded => "downloaded",
         }
     }
 }
@@ -105,6 +109,7 @@ pub const RESOURCES: &[&str] = &[
     "cmmc_assessment",
     "export",
     "import",
+    "scan",
 ];
 
 /// What changed, for [`append`].

@@ -196,6 +196,8 @@ pub fn create(
             .execute(conn)?;
         let mut file = std::fs::File::open(content)
             .map_err(|e| StoreError::Internal(format!("upload spool: {e}")))?;
+        // With a master key, sealed chunk by chunk under a data key of this file's own.
+        let sealer = crate::crypto::begin(conn, crate::crypto::EVIDENCE, &id, meta.size)?;
         let mut buf = vec![0u8; CHUNK];
         let mut n: i32 = 0;
         loop {
@@ -212,17 +214,27 @@ pub fn create(
             if filled == 0 {
                 break;
             }
+            let data = match &sealer {
+                Some(key) => std::borrow::Cow::Owned(key.seal(n, &buf[..filled])?),
+                None => std::borrow::Cow::Borrowed(&buf[..filled]),
+            };
             diesel::insert_into(evidence_chunks::table)
                 .values((
                     evidence_chunks::evidence_id.eq(&id),
                     evidence_chunks::n.eq(n),
-                    evidence_chunks::data.eq(&buf[..filled]),
+                    evidence_chunks::data.eq(data.as_ref()),
                 ))
                 .execute(conn)?;
             n += 1;
             if filled < CHUNK {
                 break;
             }
+        }
+        if sealer.is_some() && i64::from(n) != crate::crypto::chunk_count(meta.size) {
+            return Err(StoreError::Internal(format!(
+                "upload spool: {} bytes expected, {n} chunks read",
+                meta.size
+            )));
         }
         let (saved, sid) = load(conn, &id)?;
         events::append(
@@ -311,7 +323,8 @@ pub fn list(
         .collect()
 }
 
-/// Chunk `n` of the content, if there is one (a scan's evidence reads the scan's chunks).
+/// Chunk `n` of the content, if there is one (a scan's evidence reads the scan's chunks),
+/// decrypted when the file is stored encrypted.
 pub fn chunk(conn: &mut DbConnection, id: &str, n: i32) -> Result<Option<Vec<u8>>, StoreError> {
     let own: Option<Vec<u8>> = evidence_chunks::table
         .find((id, n))
@@ -319,8 +332,9 @@ pub fn chunk(conn: &mut DbConnection, id: &str, n: i32) -> Result<Option<Vec<u8>
         .first(conn)
         .optional()?;
     if own.is_some() {
-        return Ok(own);
+        return crate::crypto::open_chunk(conn, id, n, own);
     }
+
     let scan: Option<Option<String>> = evidence::table
         .find(id)
         .select(evidence::scan_id)
@@ -328,8 +342,69 @@ pub fn chunk(conn: &mut DbConnection, id: &str, n: i32) -> Result<Option<Vec<u8>
         .optional()?;
     match scan.flatten() {
         Some(scan) => crate::scans::chunk(conn, &scan, n),
-        None => Ok(None),
+        // Past the end (an error when an encrypted file lacks one of its chunks).
+        None => crate::crypto::open_chunk(conn, id, n, None),
     }
+}
+
+/// Records that `actor` downloaded the evidence (its content): an event `downloaded` in the
+/// system's history, so an auditor can ask who read it. Returns the evidence.
+pub fn record_download(
+    conn: &mut DbConnection,
+    id: EvidenceId,
+    scope: &SystemScope,
+    actor: &str,
+) -> Result<Evidence, StoreError> {
+    db::write(conn, |conn| {
+        let (e, sid) = load(conn, &id.to_string())?;
+        if !scope.allows(parse_id::<SystemId>(&sid)?) {
+            return Err(StoreError::NotFound);
+        }
+        let key = id.to_string();
+        events::append(
+            conn,
+            Change {
+                system_id: &sid,
+                resource_kind: "evidence",
+                resource_id: &key,
+                action: Action::Downloaded,
+                actor,
+                at: db::now(),
+                version: if e.withdrawn_at.is_some() { 2 } else { 1 },
+                before: Some(&e),
+                after: &e,
+            },
+        )?;
+        Ok(e)
+    })
+}
+
+/// Records that `actor` downloaded a scan file: an event `downloaded` of the resource `scan`
+/// in its system's history. Returns the scan.
+pub fn record_scan_download(
+    conn: &mut DbConnection,
+    id: uuid::Uuid,
+    scope: &SystemScope,
+    actor: &str,
+) -> Result<poam_domain::scan::ScanRecord, StoreError> {
+    db::write(conn, |conn| {
+        let scan = crate::scans::get(conn, id, scope)?;
+        events::append(
+            conn,
+            Change {
+                system_id: &scan.system_id.to_string(),
+                resource_kind: "scan",
+                resource_id: &id.to_string(),
+                action: Action::Downloaded,
+                actor,
+                at: db::now(),
+                version: 1,
+                before: Some(&scan),
+                after: &scan,
+            },
+        )?;
+        Ok(scan)
+    })
 }
 
 /// Withdraws evidence: recorded with who and why; refused once the item is completed or closed.

@@ -3,6 +3,7 @@
 //! aggregate. Rows become domain types at this crate's door.
 
 pub mod cmmc;
+pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod events;

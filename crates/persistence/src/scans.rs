@@ -132,6 +132,7 @@ pub fn store(
         let mut file = std::fs::File::open(content)
             .map_err(|e| StoreError::Internal(format!("scan spool: {e}")))?;
         let chunk = crate::evidence::CHUNK;
+        let sealer = crate::crypto::begin(conn, crate::crypto::SCAN, &id, meta.size)?;
         let mut buf = vec![0u8; chunk];
         let mut n: i32 = 0;
         loop {
@@ -148,11 +149,15 @@ pub fn store(
             if filled == 0 {
                 break;
             }
+            let data = match &sealer {
+                Some(key) => std::borrow::Cow::Owned(key.seal(n, &buf[..filled])?),
+                None => std::borrow::Cow::Borrowed(&buf[..filled]),
+            };
             diesel::insert_into(scan_chunks::table)
                 .values((
                     scan_chunks::scan_id.eq(&id),
                     scan_chunks::n.eq(n),
-                    scan_chunks::data.eq(&buf[..filled]),
+                    scan_chunks::data.eq(data.as_ref()),
                 ))
                 .execute(conn)?;
             n += 1;
@@ -203,13 +208,14 @@ pub fn list(
         .collect()
 }
 
-/// Chunk `n` of a scan's file.
+/// Chunk `n` of a scan's file (decrypted when it is stored encrypted).
 pub fn chunk(conn: &mut DbConnection, id: &str, n: i32) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(scan_chunks::table
+    let stored = scan_chunks::table
         .find((id, n))
         .select(scan_chunks::data)
         .first(conn)
-        .optional()?)
+        .optional()?;
+    crate::crypto::open_chunk(conn, id, n, stored)
 }
 
 /// One finding of the file that an item now tracks.

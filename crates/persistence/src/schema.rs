@@ -161,6 +161,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     scans,
     scan_findings,
     item_signals,
+    content_keys,
 );
 
 diesel::table! {
@@ -382,5 +383,17 @@ diesel::table! {
     cci_controls (cci) {
         cci -> Text,
         controls -> Text,
+    }
+}
+
+diesel::table! {
+    content_keys (owner_id) {
+        owner_id -> Text,
+        owner_kind -> Text,
+        key_id -> Text,
+        wrapped_key -> Binary,
+        nonce_prefix -> Binary,
+        chunks -> BigInt,
+        created_at -> Timestamp,
     }
 }

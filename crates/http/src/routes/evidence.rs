@@ -509,6 +509,10 @@ pub(crate) fn disposition(filename: &str) -> String {
 }
 
 /// Download the exact bytes, with the SHA-256 as `ETag` and `Content-Digest`.
+///
+/// Every download is recorded in the system's history (an event `downloaded` of the evidence,
+/// with who and when) before the content is sent. Content stored encrypted is decrypted chunk
+/// by chunk on the way out; the digests are those of the plaintext.
 #[utoipa::path(
     tag = "evidence",
     params(("evidence_id" = uuid::Uuid, Path, description = "The evidence's id.")),
@@ -528,7 +532,7 @@ pub async fn content(
     actor.require(Permission::Read)?;
     let id = path.into_inner();
     let e = state
-        .db(move |conn| store::get(conn, id, &actor.scope))
+        .write(move |conn| store::record_download(conn, id, &actor.scope, &actor.sub))
         .await?;
     let digest: Vec<u8> = (0..e.sha256.len() / 2)
         .filter_map(|i| u8::from_str_radix(e.sha256.get(2 * i..2 * i + 2)?, 16).ok())

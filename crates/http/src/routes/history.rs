@@ -98,18 +98,21 @@ pub struct EventParams {
     /// Only events after this position (a poller's `last_seq`).
     #[param(minimum = 0)]
     after_seq: Option<i64>,
-    /// `system`, `item`, `milestone`, `review`, `evidence`, `cmmc_assessment`, `export` or
-    /// `import`.
-    #[param(pattern = "^(system|item|milestone|review|evidence|cmmc_assessment|export|import)$")]
+    /// `system`, `item`, `milestone`, `review`, `evidence`, `cmmc_assessment`, `export`,
+    /// `import` or `scan`.
+    #[param(
+        pattern = "^(system|item|milestone|review|evidence|cmmc_assessment|export|import|scan)$"
+    )]
     resource: Option<String>,
     /// Only the events of this resource.
     resource_id: Option<uuid::Uuid>,
     /// `created`, `updated`, `archived`, `transitioned`, `completed`, `cancelled`, `recorded`,
-    /// `withdrawn`, `exported`, `imported` or `migrated`; or a time-driven event of the scheduler:
-    /// `overdue`, `due_soon`, `check_in_late`, `closeout_near`, `review_due`, `expiring`,
-    /// `expired`, `deadline_near` or `deadline_passed`.
+    /// `withdrawn`, `exported`, `imported`, `migrated` or `downloaded` (someone read a file's
+    /// content: evidence or a scan file); or a time-driven event of the scheduler: `overdue`,
+    /// `due_soon`, `check_in_late`, `closeout_near`, `review_due`, `expiring`, `expired`,
+    /// `deadline_near` or `deadline_passed`.
     #[param(
-        pattern = "^(created|updated|archived|transitioned|completed|cancelled|recorded|withdrawn|exported|imported|migrated|overdue|due_soon|check_in_late|closeout_near|review_due|expiring|expired|deadline_near|deadline_passed)$"
+        pattern = "^(created|updated|archived|transitioned|completed|cancelled|recorded|withdrawn|exported|imported|migrated|downloaded|overdue|due_soon|check_in_late|closeout_near|review_due|expiring|expired|deadline_near|deadline_passed)$"
     )]
     action: Option<String>,
     /// Page size, 1 to 500 (default 100).

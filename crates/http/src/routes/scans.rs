@@ -370,7 +370,21 @@ struct Ingest<'a> {
     fixed_keys: Vec<String>,
     unmapped: Vec<ScanUnmapped>,
     error: Option<StoreError>,
+    /// Findings written so far, and when the planner's statistics are next refreshed.
+    written: usize,
+    refresh_at: usize,
 }
+
+/// The tables a scan import grows.
+const GROWN: &[&str] = &[
+    "items",
+    "item_controls",
+    "external_refs",
+    "scan_findings",
+    "evidence",
+    "item_signals",
+    "events",
+];
 
 impl Ingest<'_> {
     fn flush(&mut self) {
@@ -381,6 +395,17 @@ impl Ingest<'_> {
         let batch = std::mem::take(&mut self.batch);
         if let Err(e) = self.write(&batch) {
             self.error = Some(e);
+            return;
+        }
+        // Tables grown from few rows keep their old statistics, and the planner's lookups turn
+        // into scans: refreshed after 500, 1,000, 2,000, … findings (a logarithmic number of
+        // times).
+        self.written += batch.len();
+        if !self.repeat && self.written >= self.refresh_at {
+            self.refresh_at = self.written.saturating_mul(2);
+            if let Err(e) = poam_persistence::db::refresh_after_import(self.conn, GROWN) {
+                self.error = Some(e);
+            }
         }
     }
 
@@ -697,6 +722,13 @@ fn csv_mapping(
     settings: &ScanSettings,
 ) -> Result<scan::csv::Mapping, ApiError> {
     if let Some(raw) = &params.mapping {
+        if raw.len() > 8000 {
+            return Err(ApiError::invalid_param(
+                "mapping",
+                "invalid_length",
+                "the column mapping has at most 8,000 characters",
+            ));
+        }
         let mut de = serde_json::Deserializer::from_str(raw);
         return serde_path_to_error::deserialize::<_, scan::csv::Mapping>(&mut de).map_err(|e| {
             ApiError::invalid_param(
@@ -869,6 +901,8 @@ async fn import(
                 fixed_keys: Vec::new(),
                 unmapped: Vec::new(),
                 error: None,
+                written: 0,
+                refresh_at: BATCH,
             };
             // The file was read whole once: a second reading fails only if the disk does.
             read_file(&path, format, mapping.as_ref(), &options, &mut ingest).map_err(|_| {
@@ -1085,9 +1119,11 @@ pub async fn scan_content(
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let id = path.into_inner();
-    let scope = actor.scope.clone();
+    // Recorded in the system's history (`downloaded`, resource `scan`) before it is sent.
     let scan = state
-        .db(move |conn| scans_store::get(conn, id, &scope))
+        .write(move |conn| {
+            poam_persistence::evidence::record_scan_download(conn, id, &actor.scope, &actor.sub)
+        })
         .await?;
     let key = scan.id.to_string();
     let chunks = futures_util::stream::unfold(Some(0i32), move |next| {
