@@ -6,6 +6,11 @@
 //! 1 to 255 characters, not blank, no control characters. A token may live at most the
 //! configured maximum (`POAM_TOKEN_MAX_TTL`, 90 days unless set): `exp - iat`, or `exp - now`
 //! without `iat`.
+//!
+//! The verification key is one configured key, or an identity provider's key set chosen by
+//! `kid` (see [`crate::jwks`]). Roles and systems come from the token's `roles` and `systems`
+//! claims, or from a claims map (see [`crate::claims_map`]); a token a claims map gives no role
+//! is refused with 403 `no_role_mapped`.
 
 use crate::claims_map::{ClaimsMap, MapError};
 use crate::jwks::{Jwks, KeyMiss};

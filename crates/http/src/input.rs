@@ -612,7 +612,20 @@ fn malformed_if_match() -> ApiError {
 
 /// Parses a query string strictly into `T`: unknown parameters refused, each error named.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    query_with_lists(req, &[])
+}
+
+/// Like [`query`], with the list parameters `lists` accepted both repeated
+/// (`status=open&status=closed`, OpenAPI's `explode: true`, what generated clients send) and
+/// comma-separated (`status=open,closed`): the repeated values are joined with commas, in
+/// order, so the handler sees one comma-separated value. Any other repeated parameter stays a
+/// `duplicate field` error.
+pub fn query_with_lists<T: DeserializeOwned>(
+    req: &HttpRequest,
+    lists: &[&str],
+) -> Result<T, ApiError> {
     let qs = req.query_string();
+    let mut pairs: Vec<(String, String)> = Vec::new();
     for (k, v) in form_urlencoded::parse(qs.as_bytes()) {
         if k.contains('\0') || v.contains('\0') {
             return Err(ApiError::invalid_param(
@@ -621,8 +634,18 @@ pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
                 "text may not contain the NUL character (U+0000)",
             ));
         }
+        match pairs.iter_mut().find(|(name, _)| *name == k) {
+            Some((_, joined)) if lists.contains(&k.as_ref()) => {
+                joined.push(',');
+                joined.push_str(&v);
+            }
+            _ => pairs.push((k.into_owned(), v.into_owned())),
+        }
     }
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(qs.as_bytes()));
+    let joined = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&pairs)
+        .finish();
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(joined.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let message = e.inner().to_string();
         let name = quoted(&message)

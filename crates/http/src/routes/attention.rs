@@ -56,6 +56,7 @@ fn render(mut data: Vec<Attention>, limit: usize) -> HttpResponse {
 /// What needs someone now across every system the token may see (archived systems and items
 /// left out).
 #[utoipa::path(
+    operation_id = "list_attention",
     tag = "attention",
     params(AttentionParams),
     responses((status = 200, body = AttentionList), ReadProblems),
@@ -78,6 +79,7 @@ pub async fn attention(
 
 /// What needs someone now in one system.
 #[utoipa::path(
+    operation_id = "list_system_attention",
     tag = "attention",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), AttentionParams),
     responses((status = 200, body = AttentionList), ReadProblems),

@@ -173,6 +173,7 @@ fn row_of(
 /// default) an earlier KEV due date becomes the item's deadline (`deadline_rule`
 /// `kev:CVE-…`), never replacing a date a person set; each moved deadline is recorded.
 #[utoipa::path(
+    operation_id = "put_kev",
     tag = "catalogs",
     request_body(description = "CISA's KEV JSON.", content((Object = "application/json"))),
     responses(
@@ -198,6 +199,7 @@ pub async fn put_kev(
 /// replaces the loaded scores; items show `epss` (score and percentile of their highest-scored
 /// CVE) and lists sort by `epss`.
 #[utoipa::path(
+    operation_id = "put_epss",
     tag = "catalogs",
     request_body(description = "FIRST's EPSS CSV, plain or gzip.", content((String = "text/csv"), (super::docs::Workbook = "application/gzip"))),
     responses(
@@ -223,6 +225,7 @@ pub async fn put_epss(
 /// of their CCIs. The project does not ship DISA's file: the operator loads the version they
 /// use, and it is shown here and in every checklist import's answer.
 #[utoipa::path(
+    operation_id = "put_cci",
     tag = "catalogs",
     request_body(description = "DISA's U_CCI_List.xml.", content((String = "application/xml"))),
     responses(
@@ -243,6 +246,7 @@ pub async fn put_cci(
 
 /// The loaded catalogs, with their versions (viewer).
 #[utoipa::path(
+    operation_id = "list_catalogs",
     tag = "catalogs",
     responses(
         (status = 200, description = "The loaded catalogs.", body = Vec<Catalog>),

@@ -81,6 +81,7 @@ impl From<cmmc::Conditional> for Score {
 /// Record the system's CMMC Level 2 self-assessment (editor); replaces the previous one, kept in
 /// the history.
 #[utoipa::path(
+    operation_id = "put_cmmc_assessment",
     tag = "cmmc",
     params(
         ("system_id" = uuid::Uuid, Path, description = "A cmmc_l2 or cmmc_l3 system."),
@@ -133,6 +134,7 @@ pub async fn put_assessment(
 
 /// The system's recorded assessment.
 #[utoipa::path(
+    operation_id = "get_cmmc_assessment",
     tag = "cmmc",
     params(("system_id" = uuid::Uuid, Path, description = "A cmmc_l2 or cmmc_l3 system.")),
     responses((status = 200, body = Assessment, headers(("ETag" = String))), ReadProblems),
@@ -155,6 +157,7 @@ pub async fn get_assessment(
 
 /// The SPRS score and whether a Conditional Level 2 status is available, with every reason.
 #[utoipa::path(
+    operation_id = "cmmc_score",
     tag = "cmmc",
     params(("system_id" = uuid::Uuid, Path, description = "A cmmc_l2 or cmmc_l3 system.")),
     responses((status = 200, body = Score), ReadProblems),
@@ -177,6 +180,7 @@ pub async fn score(
 /// The score and eligibility if the given items were closed (their requirements then met,
 /// unless another open item still tracks them). Changes nothing.
 #[utoipa::path(
+    operation_id = "cmmc_what_if",
     tag = "cmmc",
     params(("system_id" = uuid::Uuid, Path, description = "A cmmc_l2 or cmmc_l3 system.")),
     request_body = WhatIf,

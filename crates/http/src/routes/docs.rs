@@ -35,11 +35,17 @@ const NOT_FOUND: (&str, &str) = (
 const OTHER_4XX: (&str, &str) = ("4XX", "Any other client error, as a problem document.");
 const SERVER: (&str, &str) = ("5XX", "`service_unavailable` (503: the database is unreachable or busy; retry) or `internal_error` (500: the cause is in the log under the `x-request-id` of the response).");
 
-/// A spreadsheet workbook (`.xlsx`) sent as the raw request body (documentation of the wire
-/// shape: a binary string, not an array of numbers).
+/// A spreadsheet workbook (`.xlsx`), as the raw body of a request or response (documentation
+/// of the wire shape: a binary string, not an array of numbers).
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct Workbook(pub Vec<u8>);
+
+/// A file's raw bytes, as the body of a response (a binary string: generated clients hand it
+/// over as bytes or a `Blob`).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(pub Vec<u8>);
 
 /// Problems of a read by id.
 pub struct ReadProblems;

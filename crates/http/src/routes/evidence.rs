@@ -138,6 +138,7 @@ fn multipart_error(e: actix_multipart::MultipartError) -> ApiError {
 /// `sha-256` or `sha-512` of the request content) that does not match is answered 400 and
 /// nothing is stored. Over the size limit (default 30 MiB, `POAM_EVIDENCE_MAX_BYTES`): 413.
 #[utoipa::path(
+    operation_id = "upload_evidence",
     tag = "evidence",
     params(
         ("item_id" = uuid::Uuid, Path, description = "The item's id."),
@@ -443,6 +444,7 @@ pub struct EvidenceList {
 
 /// List an item's evidence.
 #[utoipa::path(
+    operation_id = "list_evidence",
     tag = "evidence",
     params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
     responses((status = 200, body = EvidenceList), ReadProblems),
@@ -464,6 +466,7 @@ pub async fn list(
 
 /// Get a piece of evidence's metadata.
 #[utoipa::path(
+    operation_id = "get_evidence",
     tag = "evidence",
     params(("evidence_id" = uuid::Uuid, Path, description = "The evidence's id.")),
     responses((status = 200, body = Evidence), ReadProblems),
@@ -514,10 +517,11 @@ pub(crate) fn disposition(filename: &str) -> String {
 /// with who and when) before the content is sent. Content stored encrypted is decrypted chunk
 /// by chunk on the way out; the digests are those of the plaintext.
 #[utoipa::path(
+    operation_id = "download_evidence",
     tag = "evidence",
     params(("evidence_id" = uuid::Uuid, Path, description = "The evidence's id.")),
     responses(
-        (status = 200, description = "The file as uploaded.", content_type = "application/octet-stream", body = Vec<u8>,
+        (status = 200, description = "The file as uploaded.", content_type = "application/octet-stream", body = super::docs::Binary,
          headers(("ETag" = String, description = "The SHA-256, hex, quoted."), ("Content-Digest" = String), ("Content-Disposition" = String))),
         ReadProblems,
     ),
@@ -576,6 +580,7 @@ pub async fn content(
 /// Withdraw a piece of evidence (editor): recorded with who and why, never deleted; refused
 /// once the item is completed or closed.
 #[utoipa::path(
+    operation_id = "withdraw_evidence",
     tag = "evidence",
     params(("evidence_id" = uuid::Uuid, Path, description = "The evidence's id.")),
     request_body = WithdrawEvidence,

@@ -816,6 +816,7 @@ fn emass_tally(
 /// items are only in the bundle. Every export is recorded in
 /// the history (`export` events). The body streams: memory stays flat however large the POA&M.
 #[utoipa::path(
+    operation_id = "export_system",
     tag = "exchange",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), ExportParams),
     responses(
@@ -1099,6 +1100,7 @@ pub async fn export(
 
 /// The JSON Schema (2020-12) of the export bundle.
 #[utoipa::path(
+    operation_id = "get_export_bundle_schema",
     tag = "exchange",
     responses((status = 200, description = "The JSON Schema of `format=json` exports.", body = Object, content_type = "application/schema+json")),
 )]
@@ -1279,6 +1281,7 @@ fn result_of(index: usize, outcome: Outcome, notes: Vec<Violation>) -> BulkResul
 /// decisions as `POST` and `PATCH`: a status moves only through transitions (unless an admin
 /// migrates), a decided deviation is an approver's, a closed or risk-accepted item is frozen.
 #[utoipa::path(
+    operation_id = "bulk_upsert_items",
     tag = "exchange",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), MigrateParams),
     request_body(content = BulkRequest, example = json!({"items": [
@@ -1459,6 +1462,7 @@ pub struct OscalImportParams {
 /// is the plan, with the milestones), facets by FedRAMP's `state`; a missing risk rating is
 /// derived from likelihood and impact (NIST SP 800-30 Table I-2) and noted on the item.
 #[utoipa::path(
+    operation_id = "import_oscal",
     tag = "exchange",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), OscalImportParams),
     request_body(content = Object, description = "An OSCAL `plan-of-action-and-milestones` document.", content_type = "application/json"),

@@ -13,7 +13,7 @@ pub struct Health {
 }
 
 /// Liveness: the process is up.
-#[utoipa::path(tag = "health", responses((status = 200, body = Health)))]
+#[utoipa::path(operation_id = "get_liveness", tag = "health", responses((status = 200, body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
@@ -21,6 +21,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness: the database answers.
 #[utoipa::path(
+    operation_id = "get_readiness",
     tag = "health",
     responses(
         (status = 200, body = Health),

@@ -135,6 +135,7 @@ fn one_of(name: &str, value: Option<String>, allowed: &[&str]) -> Result<Option<
 
 /// The system's events: every change to the system and its items, in order, hash-chained.
 #[utoipa::path(
+    operation_id = "list_events",
     tag = "history",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), EventParams),
     responses((status = 200, body = EventPage), ListProblems),
@@ -190,6 +191,7 @@ pub struct HistoryParams {
 /// Every change to an item and to its milestones, evidence and reviews, in chain order, with who
 /// made it and what changed; each event as the change feed shows it.
 #[utoipa::path(
+    operation_id = "list_item_history",
     tag = "history",
     params(("item_id" = uuid::Uuid, Path, description = "The item's id."), HistoryParams),
     responses((status = 200, body = EventPage), ReadProblems),
@@ -264,6 +266,7 @@ impl From<events::Verification> for Verification {
 
 /// Recompute the system's hash chain and report the first broken link (auditor, admin).
 #[utoipa::path(
+    operation_id = "verify_event_chain",
     tag = "history",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
     responses(

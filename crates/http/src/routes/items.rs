@@ -35,14 +35,17 @@ pub struct ItemPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ItemListParams {
-    /// Statuses to include, comma-separated (`open,in_progress`).
-    #[param(value_type = Option<Vec<ItemStatus>>, style = Form, explode = false)]
+    /// Statuses to include: repeat the parameter (`status=open&status=in_progress`) or separate them
+    /// with commas (`open,in_progress`); both forms may be mixed.
+    #[param(value_type = Option<Vec<ItemStatus>>, style = Form, explode = true)]
     status: Option<String>,
-    /// Original risk ratings to include, comma-separated (`critical,high`).
-    #[param(value_type = Option<Vec<RiskRating>>, style = Form, explode = false)]
+    /// Original risk ratings to include: repeat the parameter (`risk_rating=critical&risk_rating=high`) or separate them
+    /// with commas (`critical,high`); both forms may be mixed.
+    #[param(value_type = Option<Vec<RiskRating>>, style = Form, explode = true)]
     risk_rating: Option<String>,
-    /// Source kinds to include, comma-separated (`scan,pen_test`).
-    #[param(value_type = Option<Vec<SourceKind>>, style = Form, explode = false)]
+    /// Source kinds to include: repeat the parameter (`source=scan&source=pen_test`) or separate them
+    /// with commas (`scan,pen_test`); both forms may be mixed.
+    #[param(value_type = Option<Vec<SourceKind>>, style = Form, explode = true)]
     source: Option<String>,
     /// Items mapped to this control (`AC-2`, `3.1.1`, `AC.L2-3.1.1`; case-insensitive).
     #[param(
@@ -124,6 +127,9 @@ pub(crate) fn bounded(
 }
 
 impl ItemListParams {
+    /// The list parameters: repeated or comma-separated.
+    const LISTS: &'static [&'static str] = &["status", "risk_rating", "source"];
+
     fn into_query(self) -> Result<ItemQuery, ApiError> {
         let control = self
             .control
@@ -209,6 +215,7 @@ fn today() -> NaiveDate {
 /// normalises control and CVE ids, and checks the dates (nothing that happened is dated in the
 /// future; nothing is scheduled, completed or closed before its detection).
 #[utoipa::path(
+    operation_id = "create_item",
     tag = "items",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
     request_body(
@@ -275,6 +282,7 @@ pub async fn create_item(
 /// Pages are stable while items are added: a page starts strictly after the last item of the
 /// previous one.
 #[utoipa::path(
+    operation_id = "list_items",
     tag = "items",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), ItemListParams),
     responses((status = 200, body = ItemPage), ListProblems),
@@ -289,7 +297,7 @@ pub async fn list_items(
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let system_id = path.into_inner();
-    let q = query::<ItemListParams>(&req)?.into_query()?;
+    let q = crate::input::query_with_lists::<ItemListParams>(&req, ItemListParams::LISTS)?.into_query()?;
     let page = state
         .db(move |conn| items::list(conn, system_id, &actor.scope, &q))
         .await?;
@@ -301,6 +309,7 @@ pub async fn list_items(
 
 /// Get an item.
 #[utoipa::path(
+    operation_id = "get_item",
     tag = "items",
     params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
     responses(
@@ -328,6 +337,7 @@ pub async fn get_item(
 /// The patched item is validated as a whole, exactly as on create. Read-only fields (`id`,
 /// `display_id`, `version`, …) are refused by name.
 #[utoipa::path(
+    operation_id = "update_item",
     tag = "items",
     params(
         ("item_id" = uuid::Uuid, Path, description = "The item's id."),
@@ -415,6 +425,7 @@ pub struct ArchiveParams {
 /// (`reason_required`), given as `?reason=…` or a JSON body `{"reason": …}`. The reason is kept
 /// on the item (`archive_reason`) and in the history event.
 #[utoipa::path(
+    operation_id = "archive_item",
     tag = "items",
     params(
         ("item_id" = uuid::Uuid, Path, description = "The item's id."),

@@ -25,6 +25,7 @@ pub struct ReportParams {
 /// Counts by status and rating, overdue items, aging past due, median days to close, mean slip,
 /// moved milestones and the risk closed items removed.
 #[utoipa::path(
+    operation_id = "get_system_metrics",
     tag = "metrics",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), ReportParams),
     responses((status = 200, body = Metrics), ReadProblems),
@@ -53,6 +54,7 @@ pub async fn system_metrics(
 
 /// The same metrics across every system the token may see.
 #[utoipa::path(
+    operation_id = "get_portfolio_metrics",
     tag = "metrics",
     params(ReportParams),
     responses((status = 200, body = Metrics), ReadProblems),

@@ -131,6 +131,7 @@ async fn answer(
 /// (`executive`) or every open item with its plan (`technical`). Weighted risk counts critical
 /// 4, high 3, moderate 2, low 1.
 #[utoipa::path(
+    operation_id = "get_system_report",
     tag = "report",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), ReportParams),
     responses(
@@ -152,6 +153,7 @@ pub async fn system_report(
 
 /// The portfolio report: the same sections across every unarchived system the token may see.
 #[utoipa::path(
+    operation_id = "get_portfolio_report",
     tag = "report",
     params(ReportParams),
     responses(

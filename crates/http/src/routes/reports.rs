@@ -94,6 +94,7 @@ fn entries<'a>(
 /// in the period, valid against FedRAMP's
 /// `fedramp-vulnerability-detail-report-schema-2026-06-24.json`.
 #[utoipa::path(
+    operation_id = "get_fedramp_vdt_report",
     tag = "reports",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), PeriodParams),
     responses(
@@ -132,6 +133,7 @@ async fn period_report(
 /// activity in the period, valid against FedRAMP's
 /// `fedramp-accepted-vulnerability-info-schema-2026-06-24.json`.
 #[utoipa::path(
+    operation_id = "get_fedramp_avi_report",
     tag = "reports",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), PeriodParams),
     responses(
@@ -155,6 +157,7 @@ pub async fn fedramp_avi(
 /// vulnerabilities changed since `since`, valid against FedRAMP's
 /// `fedramp-historical-ver-activity-schema-2026-06-24.json`.
 #[utoipa::path(
+    operation_id = "get_fedramp_history",
     tag = "reports",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), SinceParams),
     responses(
@@ -181,6 +184,7 @@ pub async fn fedramp_history(
 /// The human-readable monthly report (VER-TFR-MHR): counts by N-rating and state, and what
 /// was detected, evaluated, reduced, overdue and accepted in the period. A printable HTML page.
 #[utoipa::path(
+    operation_id = "get_fedramp_monthly_report",
     tag = "reports",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), PeriodParams),
     responses(

@@ -994,6 +994,7 @@ macro_rules! scan_route {
         /// (`repeat_of`). Streamed formats (.nessus, CKL, CSV) take up to `POAM_SCAN_MAX_BYTES`
         /// (1 GiB); CKLB and SARIF up to `POAM_IMPORT_MAX_BYTES`.
         #[utoipa::path(
+            operation_id = stringify!($name),
             tag = "scans",
             params(("system_id" = uuid::Uuid, Path, description = "The system's id."), ScanImportParams),
             request_body(description = $doc_format, content((String = $media))),
@@ -1054,6 +1055,7 @@ scan_route!(
 
 /// A system's stored scans, newest first (viewer).
 #[utoipa::path(
+    operation_id = "list_scans",
     tag = "scans",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
     responses(
@@ -1078,6 +1080,7 @@ pub async fn list_scans(
 
 /// One stored scan (viewer).
 #[utoipa::path(
+    operation_id = "get_scan",
     tag = "scans",
     params(("scan_id" = uuid::Uuid, Path, description = "The scan's id.")),
     responses(
@@ -1102,10 +1105,11 @@ pub async fn get_scan(
 
 /// The scan file as it was imported (viewer): an attachment, its SHA-256 the `ETag`.
 #[utoipa::path(
+    operation_id = "download_scan",
     tag = "scans",
     params(("scan_id" = uuid::Uuid, Path, description = "The scan's id.")),
     responses(
-        (status = 200, description = "The file as imported.", content_type = "application/octet-stream", body = Vec<u8>,
+        (status = 200, description = "The file as imported.", content_type = "application/octet-stream", body = super::docs::Binary,
          headers(("ETag" = String, description = "The SHA-256, hex, quoted."), ("Content-Disposition" = String))),
         super::docs::ReadProblems,
     ),

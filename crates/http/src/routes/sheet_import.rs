@@ -711,6 +711,7 @@ async fn import(
 /// exceeds the import size limit (`POAM_IMPORT_MAX_BYTES`, 32 MiB by default, as for bulk and
 /// OSCAL imports) or inflates past 256 MiB is refused whole and stores nothing.
 #[utoipa::path(
+    operation_id = "import_fedramp",
     tag = "exchange",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), SheetImportParams),
     request_body(description = "The FedRAMP POA&M template workbook, or one sheet as CSV.", content(
@@ -756,6 +757,7 @@ pub async fn import_fedramp(
 /// (Ongoing, Completed, Risk Accepted, …) are taken only with `migrate=true`. Answers and
 /// refusals as for the FedRAMP import.
 #[utoipa::path(
+    operation_id = "import_emass",
     tag = "exchange",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), SheetImportParams),
     request_body(description = "The eMASS POA&M template workbook, or its POA&M sheet as CSV.", content(

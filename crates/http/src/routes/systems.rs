@@ -76,6 +76,7 @@ fn checked(fields: SystemFields) -> Result<SystemFields, StoreError> {
 
 /// Create a system (admin).
 #[utoipa::path(
+    operation_id = "create_system",
     tag = "systems",
     request_body(
         content = SystemFields,
@@ -120,6 +121,7 @@ pub async fn create_system(
 
 /// List the systems the token may see.
 #[utoipa::path(
+    operation_id = "list_systems",
     tag = "systems",
     params(SystemListParams),
     responses((status = 200, body = SystemPage), ListProblems),
@@ -151,6 +153,7 @@ pub async fn list_systems(
 
 /// Get a system.
 #[utoipa::path(
+    operation_id = "get_system",
     tag = "systems",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
     responses(
@@ -175,6 +178,7 @@ pub async fn get_system(
 
 /// Update a system with a JSON merge patch (admin).
 #[utoipa::path(
+    operation_id = "update_system",
     tag = "systems",
     params(
         ("system_id" = uuid::Uuid, Path, description = "The system's id."),
@@ -221,6 +225,7 @@ pub async fn update_system(
 
 /// Archive a system (admin): kept with its items and history, hidden from default lists, frozen.
 #[utoipa::path(
+    operation_id = "archive_system",
     tag = "systems",
     params(
         ("system_id" = uuid::Uuid, Path, description = "The system's id."),

@@ -41,6 +41,7 @@ fn today() -> chrono::NaiveDate {
 
 /// Check a whole POA&M against its system's profile; each finding names its item.
 #[utoipa::path(
+    operation_id = "validate_system",
     tag = "validation",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
     responses((status = 200, body = Findings), WriteProblems),
@@ -62,6 +63,7 @@ pub async fn validate_system(
 
 /// Check a proposed item without saving it: its shape, the item rules and the system's profile.
 #[utoipa::path(
+    operation_id = "validate_item",
     tag = "validation",
     request_body(content = ProposedItem, example = json!({"system_id": "6f1c1a8e-9b2e-4c1e-8d35-2b8f0d5f7b10", "item": {"title": "TLS 1.0", "description": "d", "risk_rating": "high", "detected_on": "2026-10-01", "source": {"kind": "scan"}}})),
     responses((status = 200, body = Findings), WriteProblems),

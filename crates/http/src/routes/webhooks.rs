@@ -195,6 +195,7 @@ async fn checked_url(state: &AppState, url: String) -> Result<String, ApiError> 
 
 /// Subscribe to events (admin).
 #[utoipa::path(
+    operation_id = "create_webhook",
     tag = "webhooks",
     request_body(
         content = NewWebhook,
@@ -253,6 +254,7 @@ pub async fn create_webhook(
 
 /// List subscriptions (admin).
 #[utoipa::path(
+    operation_id = "list_webhooks",
     tag = "webhooks",
     responses((status = 200, body = WebhookList), ListProblems),
     security(("bearer" = []))
@@ -274,6 +276,7 @@ pub async fn list_webhooks(
 
 /// Get a subscription (admin).
 #[utoipa::path(
+    operation_id = "get_webhook",
     tag = "webhooks",
     params(("webhook_id" = uuid::Uuid, Path, description = "The subscription's id.")),
     responses((status = 200, body = Webhook), ReadProblems),
@@ -326,6 +329,7 @@ fn string_list(v: &serde_json::Value, pointer: &str) -> Result<Vec<String>, ApiE
 /// Change a subscription: pause or resume, events, systems, payload, URL, or rotate the secret
 /// (admin).
 #[utoipa::path(
+    operation_id = "update_webhook",
     tag = "webhooks",
     params(
         ("webhook_id" = uuid::Uuid, Path, description = "The subscription's id."),
@@ -459,6 +463,7 @@ pub async fn update_webhook(
 
 /// Delete a subscription with its delivery log (admin).
 #[utoipa::path(
+    operation_id = "delete_webhook",
     tag = "webhooks",
     params(("webhook_id" = uuid::Uuid, Path, description = "The subscription's id.")),
     responses((status = 204, description = "Deleted."), WriteProblems),
@@ -570,6 +575,7 @@ pub struct DeliveryParams {
 
 /// The delivery log of a subscription: every delivery with its attempts (admin).
 #[utoipa::path(
+    operation_id = "list_webhook_deliveries",
     tag = "webhooks",
     params(("webhook_id" = uuid::Uuid, Path, description = "The subscription's id."), DeliveryParams),
     responses((status = 200, body = DeliveryPage), ListProblems),
@@ -632,6 +638,7 @@ pub async fn list_deliveries(
 
 /// Send a delivery again, from the first step of the retry schedule (admin).
 #[utoipa::path(
+    operation_id = "redeliver_webhook_delivery",
     tag = "webhooks",
     params(
         ("webhook_id" = uuid::Uuid, Path, description = "The subscription's id."),

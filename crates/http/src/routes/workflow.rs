@@ -33,6 +33,7 @@ pub struct MilestoneList {
 /// A milestone due after the item's scheduled completion date is refused unless an approved
 /// extension review exists for the item.
 #[utoipa::path(
+    operation_id = "create_milestone",
     tag = "milestones",
     params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
     request_body(content = NewMilestone, example = json!({"title": "Disable TLS 1.0 in the listener policy", "due_on": "2026-12-15", "kind": "change", "percent_complete": 0})),
@@ -61,6 +62,7 @@ pub async fn create_milestone(
 
 /// List an item's milestones in plan order.
 #[utoipa::path(
+    operation_id = "list_milestones",
     tag = "milestones",
     params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
     responses((status = 200, body = MilestoneList), ReadProblems),
@@ -82,6 +84,7 @@ pub async fn list_milestones(
 
 /// Get a milestone, with every change of its due date.
 #[utoipa::path(
+    operation_id = "get_milestone",
     tag = "milestones",
     params(("milestone_id" = uuid::Uuid, Path, description = "The milestone's id.")),
     responses((status = 200, body = Milestone, headers(("ETag" = String))), ReadProblems),
@@ -120,6 +123,7 @@ async fn edit(
 /// Change a milestone (editor): title, description, position, planned/in progress, or its due
 /// date with a `change_reason` (kept in `changes`).
 #[utoipa::path(
+    operation_id = "update_milestone",
     tag = "milestones",
     params(
         ("milestone_id" = uuid::Uuid, Path, description = "The milestone's id."),
@@ -154,6 +158,7 @@ pub async fn update_milestone(
 /// Its `percent_complete` becomes 100. A `training` milestone completes only with a
 /// non-withdrawn `training_record` evidence attached to it (`training_evidence_required`).
 #[utoipa::path(
+    operation_id = "complete_milestone",
     tag = "milestones",
     params(
         ("milestone_id" = uuid::Uuid, Path, description = "The milestone's id."),
@@ -185,6 +190,7 @@ pub async fn complete_milestone(
 
 /// Cancel a milestone (editor), with the reason.
 #[utoipa::path(
+    operation_id = "cancel_milestone",
     tag = "milestones",
     params(
         ("milestone_id" = uuid::Uuid, Path, description = "The milestone's id."),
@@ -250,6 +256,7 @@ impl crate::input::ObjectMembers for NewReview {}
 ///   justification, no open milestones; refused under CMMC;
 /// - `deferred`: a reason and a new target date; `closed` → `open`: a reason.
 #[utoipa::path(
+    operation_id = "transition_item",
     tag = "items",
     params(
         ("item_id" = uuid::Uuid, Path, description = "The item's id."),
@@ -348,6 +355,7 @@ fn review_permission(actor: &Actor, r: &NewReview) -> Result<(), ApiError> {
 
 /// Record a review of the system's POA&M (periodic: editor; approvals: approver). Append-only.
 #[utoipa::path(
+    operation_id = "create_system_review",
     tag = "reviews",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
     request_body(content = NewReview, example = json!({"kind": "periodic", "decision": "noted", "notes": "Monthly review: 3 items overdue.", "attendees": ["Morgan Reyes (ISSM)"], "action_items": ["Dana: rescan lb-prod-1"]})),
@@ -395,6 +403,7 @@ pub async fn create_system_review(
 /// an acceptance an earlier acceptance review set; one set by a `PATCH` is refused with 409
 /// `acceptance_not_from_review` (withdraw it with a `PATCH`).
 #[utoipa::path(
+    operation_id = "create_item_review",
     tag = "reviews",
     params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
     request_body(content = NewReview, example = json!({"kind": "closure_verification", "decision": "approved", "notes": "Rescan of lb-prod-1 shows TLS 1.2+ only.", "requested_by": "lee.park@example.org"})),
@@ -430,6 +439,7 @@ pub async fn create_item_review(
 
 /// The reviews of a system's POA&M and of all its items, newest first.
 #[utoipa::path(
+    operation_id = "list_system_reviews",
     tag = "reviews",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), ReviewListParams),
     responses((status = 200, body = ReviewList), ReadProblems),
@@ -449,6 +459,7 @@ pub async fn list_system_reviews(
 
 /// The reviews of one item, newest first.
 #[utoipa::path(
+    operation_id = "list_item_reviews",
     tag = "reviews",
     params(("item_id" = uuid::Uuid, Path, description = "The item's id."), ReviewListParams),
     responses((status = 200, body = ReviewList), ReadProblems),
