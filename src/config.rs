@@ -13,6 +13,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("POAM_DATA_DIR", "directory for the SQLite file and the generated signing key [default: ./data]"),
     ("POAM_DATABASE_URL", "sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB [default: sqlite://$POAM_DATA_DIR/poam.db]"),
     ("POAM_BIND", "address to listen on [default: 127.0.0.1:8080]"),
+    ("POAM_TLS_CERT", "PEM certificate chain (server certificate first) to serve HTTPS with, TLS 1.2 and 1.3 only; read again on SIGHUP (a bad new one is logged and the old one kept); with POAM_TLS_KEY [default: none, plain HTTP]"),
+    ("POAM_TLS_KEY", "PEM private key of POAM_TLS_CERT (PKCS#8, PKCS#1 or SEC1), mode 0600; read again on SIGHUP [default: none]"),
+    ("POAM_TLS_CLIENT_CA", "PEM bundle of the CAs whose client certificates are accepted (mutual TLS); a certificate is optional, one from another CA is refused at the handshake; a request without a bearer token is authenticated by its certificate through POAM_CLAIMS_MAP's cert.* rules [default: none, no client certificates asked]"),
     ("POAM_AUTO_MIGRATE", "apply pending migrations on start: true|false [default: true on SQLite, false on PostgreSQL]"),
     ("POAM_POOL_SIZE", "database connections per instance [default: 8]"),
     ("POAM_SQLITE_BUSY_TIMEOUT_MS", "how long a SQLite write waits on another process's lock before 503 [default: 5000]"),
@@ -117,11 +120,22 @@ pub struct JwtSettings {
     pub claims_map: Option<PathBuf>,
 }
 
+/// TLS served by the binary (`POAM_TLS_CERT`, `POAM_TLS_KEY`, `POAM_TLS_CLIENT_CA`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CAs of client certificates (mutual TLS); `None`: none asked for.
+    pub client_ca: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: DatabaseUrl,
     pub bind: String,
+    /// HTTPS instead of plain HTTP; `None`: plain HTTP.
+    pub tls: Option<TlsSettings>,
     pub auto_migrate: bool,
     pub pool: PoolOptions,
     pub workers: Option<usize>,
@@ -413,7 +427,34 @@ impl Settings {
             ),
         };
         let digest = crate::digest::DigestSettings::from_lookup(&get)?;
+        let client_ca = get("POAM_TLS_CLIENT_CA").map(PathBuf::from);
+        let tls = match (get("POAM_TLS_CERT"), get("POAM_TLS_KEY")) {
+            (Some(cert), Some(key)) => Some(TlsSettings {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+                client_ca,
+            }),
+            (None, None) if client_ca.is_some() => {
+                return Err(
+                    "POAM_TLS_CLIENT_CA is set without POAM_TLS_CERT and POAM_TLS_KEY: \
+                            client certificates are asked for in TLS handshakes; set both"
+                        .into(),
+                )
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err("POAM_TLS_CERT is set without POAM_TLS_KEY: set both (the \
+                            certificate chain and its private key, PEM files) or neither"
+                    .into())
+            }
+            (None, Some(_)) => {
+                return Err("POAM_TLS_KEY is set without POAM_TLS_CERT: set both (the \
+                            certificate chain and its private key, PEM files) or neither"
+                    .into())
+            }
+        };
         Ok(Settings {
+            tls,
             limits,
             webhooks,
             scheduler_period,
@@ -527,6 +568,43 @@ mod tests {
             let err = settings(&[(k, v)]).err().unwrap_or_default();
             assert!(err.starts_with(k), "{err}");
         }
+    }
+
+    #[test]
+    fn tls_needs_both_the_certificate_and_the_key() {
+        let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.tls, None);
+        for (pairs, needle) in [
+            (
+                &[("POAM_TLS_CERT", "c.pem")][..],
+                "POAM_TLS_CERT is set without POAM_TLS_KEY",
+            ),
+            (
+                &[("POAM_TLS_KEY", "k.pem")][..],
+                "POAM_TLS_KEY is set without POAM_TLS_CERT",
+            ),
+            (
+                &[("POAM_TLS_CLIENT_CA", "ca.pem")][..],
+                "POAM_TLS_CLIENT_CA is set without",
+            ),
+        ] {
+            let err = settings(pairs).err().unwrap_or_default();
+            assert!(err.contains(needle), "{err}");
+        }
+        let s = settings(&[
+            ("POAM_TLS_CERT", "c.pem"),
+            ("POAM_TLS_KEY", "k.pem"),
+            ("POAM_TLS_CLIENT_CA", "ca.pem"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.tls,
+            Some(TlsSettings {
+                cert: "c.pem".into(),
+                key: "k.pem".into(),
+                client_ca: Some("ca.pem".into()),
+            })
+        );
     }
 
     #[test]

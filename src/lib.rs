@@ -6,6 +6,7 @@ pub mod digest;
 pub mod keys;
 pub mod push;
 pub mod scheduler;
+pub mod tls;
 pub mod webhook_config;
 
 use config::{LogFormat, Settings};
@@ -150,6 +151,8 @@ pub fn prepare_evidence_keys(settings: &Settings, pool: &DbPool) -> Result<(), S
 pub struct Application {
     server: actix_web::dev::Server,
     addr: SocketAddr,
+    /// `https` with `POAM_TLS_CERT`, else `http`.
+    scheme: &'static str,
     /// The webhook delivery worker, stopped when the server stops.
     delivery: Option<poam_http::delivery::DeliveryWorker>,
     /// The scheduler of time-driven events, stopped when the server stops.
@@ -228,19 +231,45 @@ impl Application {
                 None
             }
         };
-        let mut server = actix_web::HttpServer::new(move || poam_http::app(state.clone()))
-            .shutdown_timeout(30)
-            .client_request_timeout(std::time::Duration::from_secs(30));
+        let tls = settings.tls.as_ref().map(tls::server_config).transpose()?;
+        let mut server = actix_web::HttpServer::new(move || {
+            poam_http::app(state.clone()).wrap(actix_web::middleware::from_fn(
+                tls::no_store_for_certificates,
+            ))
+        })
+        .shutdown_timeout(30)
+        .client_request_timeout(std::time::Duration::from_secs(30))
+        // A TLS connection's verified client certificate, for the `Actor` extractor.
+        .on_connect(tls::on_connect);
         if let Some(n) = settings.workers {
             server = server.workers(n);
         }
+        let (server, scheme) = match tls {
+            Some(tls) => {
+                let mutual = settings.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+                if mutual && settings.jwt.claims_map.is_none() {
+                    tracing::warn!(
+                        "POAM_TLS_CLIENT_CA is set but POAM_CLAIMS_MAP is not: client \
+                         certificates are verified, but map to no role without cert.* rules"
+                    );
+                }
+                tracing::info!(
+                    certificate = %tls.certs.describe(),
+                    client_certificates = if mutual { "optional, verified" } else { "not asked" },
+                    "serving HTTPS (TLS 1.3 and 1.2); SIGHUP reloads the certificate"
+                );
+                tls::reload_on_sighup(tls.certs.clone())?;
+                (server.listen_rustls_0_23(listener, tls.config), "https")
+            }
+            None => (server.listen(listener), "http"),
+        };
         let server = server
-            .listen(listener)
             .map_err(|e| format!("cannot serve on {addr}: {e}"))?
             .run();
         Ok(Application {
             server,
             addr,
+            scheme,
             delivery,
             scheduler,
         })
@@ -248,6 +277,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https` when the server serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
     }
 
     /// A handle that stops the server gracefully.

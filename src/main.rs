@@ -191,9 +191,9 @@ fn backup(settings: &Settings, to: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// GET /healthz over plain HTTP/1.1 on the bind address (a wildcard address is asked on
-/// loopback), within 3 s.
-fn health(bind: &str) -> Result<(), String> {
+/// GET /healthz over HTTP/1.1 on the bind address (a wildcard address is asked on loopback),
+/// within 3 s; over TLS when POAM_TLS_CERT is set (the server must present that certificate).
+fn health(bind: &str, tls: Option<&poam::config::TlsSettings>) -> Result<(), String> {
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
     use std::time::Duration;
@@ -215,12 +215,16 @@ fn health(bind: &str) -> Result<(), String> {
         addr
     };
     let timeout = Duration::from_secs(3);
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    tcp.set_read_timeout(Some(timeout))
+        .and_then(|()| tcp.set_write_timeout(Some(timeout)))
         .map_err(|e| e.to_string())?;
+    trait Stream: Read + Write {}
+    impl<T: Read + Write> Stream for T {}
+    let mut stream: Box<dyn Stream> = match tls {
+        Some(tls) => Box::new(poam::tls::pinned_stream(tls, tcp)?),
+        None => Box::new(tcp),
+    };
     write!(
         stream,
         "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
@@ -488,7 +492,7 @@ fn serve(settings: &Settings, print_token: bool) -> Result<(), String> {
         tracing::info!(
             address = %app.local_addr(),
             database = %settings.database_url.redacted(),
-            docs = %format!("http://{}/docs/", app.local_addr()),
+            docs = %format!("{}://{}/docs/", app.scheme(), app.local_addr()),
             "listening"
         );
         app.run().await.map_err(|e| format!("server failed: {e}"))
@@ -594,7 +598,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => Ok(audit_verify(&settings, system)?),
         Command::Backup { to } => Ok(backup(&settings, &to)?),
         Command::EvidenceKeys { command } => Ok(evidence_keys(&settings, command)?),
-        Command::Health => Ok(health(&settings.bind)?),
+        Command::Health => Ok(health(&settings.bind, settings.tls.as_ref())?),
         Command::Auth {
             command: AuthCommand::Explain { token_file },
         } => Ok(auth_explain(&settings, &token_file)?),

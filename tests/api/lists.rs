@@ -65,6 +65,32 @@ fn filters_select_what_they_say(app: &TestApp) {
         ["POAM-0001", "POAM-0004"]
     );
     assert_eq!(list("source=pen_test,audit"), ["POAM-0002", "POAM-0003"]);
+    // The repeated form (OpenAPI's `explode: true`, what generated clients send) selects the
+    // same, and mixes with the comma-separated one.
+    assert_eq!(
+        list("status=in_progress&status=completed"),
+        ["POAM-0001", "POAM-0003"]
+    );
+    assert_eq!(
+        list("risk_rating=critical&risk_rating=high&source=pen_test&source=scan,audit"),
+        ["POAM-0001", "POAM-0004"]
+    );
+    assert_eq!(
+        list("status=open&status=in_progress,completed"),
+        ["POAM-0001", "POAM-0002", "POAM-0003", "POAM-0004"]
+    );
+    // A parameter that is not a list is still refused when repeated.
+    let r = app
+        .get(&format!("/v1/systems/{sid}/items?limit=1&limit=2"), &admin)
+        .problem(400, "invalid_query");
+    assert_eq!(r.body["errors"][0]["parameter"], "limit", "{}", r.body);
+    let r = app
+        .get(
+            &format!("/v1/systems/{sid}/items?status=open&status=opened"),
+            &admin,
+        )
+        .problem(400, "invalid_query");
+    assert_eq!(r.body["errors"][0]["parameter"], "status", "{}", r.body);
     assert_eq!(list("control=ac-2"), ["POAM-0001", "POAM-0003"]);
     assert_eq!(list("control=AC.L2-3.1.1"), Vec::<String>::new());
     assert_eq!(list("owner=dana%40example.org"), ["POAM-0001"]);

@@ -34,6 +34,7 @@ mod sheets_emass;
 mod sheets_import;
 mod sheets_out;
 mod systems;
+mod tls;
 mod validation;
 mod vdr;
 mod webhooks;

@@ -140,8 +140,18 @@ fn an_item_walks_from_open_to_closed(app: &TestApp) {
         (Some("rescan report.pdf"), Some("application/pdf"))
     );
     let eid = id(&e.body);
-    app.post(&format!("/v1/milestones/{mid}/complete"), &lee, &json!({}))
+    // Every field is optional: no body (and no Content-Type) completes it today.
+    let done = app
+        .request(
+            "POST",
+            &format!("/v1/milestones/{mid}/complete"),
+            Some(&lee),
+            &[],
+            None,
+        )
         .expect(200);
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+    assert_eq!(done.body["completed_on"], today().to_string());
     let done = app
         .transition(&iid, &lee, json!({"to": "completed", "comment": "Legacy protocols disabled; rescan clean.", "completed_on": today().to_string()}))
         .expect(200);
@@ -282,6 +292,92 @@ fn an_item_walks_from_open_to_closed(app: &TestApp) {
     assert_eq!(reviews.body["items"].as_array().map(Vec::len), Some(2));
 }
 both!(an_item_walks_from_open_to_closed);
+
+fn the_file_digest_may_come_as_a_form_field(app: &TestApp) {
+    let sid = app.system("Evidence digests");
+    let iid = id(&app.item(&sid, json!({})).expect(201).body);
+    let admin = app.admin();
+    let content = b"config after: ssl_protocols TLSv1.2 TLSv1.3;";
+    let digest = Sha256::digest(content);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let other: String = Sha256::digest(b"something else")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let fields = |extra: (&'static str, String)| {
+        vec![
+            ("title".to_owned(), "Config".to_owned()),
+            ("kind".to_owned(), "config_after".to_owned()),
+            (extra.0.to_owned(), extra.1),
+        ]
+    };
+    let send = |f: Vec<(String, String)>| {
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        app.upload(&iid, &admin, &f, content, &[])
+    };
+    // Before the file part (the harness sends the fields first): hex and RFC 9530 forms.
+    let e = send(fields(("sha256", hex.to_uppercase()))).expect(201);
+    assert_eq!(e.body["sha256"], hex.as_str());
+    send(fields((
+        "content_digest",
+        format!("sha-256=:{}:", base64_of(&digest)),
+    )))
+    .expect(201);
+    // A mismatch: 400 and nothing stored.
+    send(fields(("sha256", other.clone()))).problem(400, "digest_mismatch");
+    send(fields((
+        "content_digest",
+        format!("sha-256=:{}:", base64_of(&Sha256::digest(b"x"))),
+    )))
+    .problem(400, "digest_mismatch");
+    send(fields(("sha256", "not hex".to_owned()))).problem(400, "invalid_content_digest");
+    send(fields(("content_digest", "sha-512=:AAAA:".to_owned())))
+        .problem(400, "invalid_content_digest");
+    // After the file part.
+    let upload_after = |value: &str| {
+        let boundary = "poam-digest-after";
+        let mut body = Vec::new();
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.txt\"\r\nContent-Type: text/plain\r\n\r\n").as_bytes());
+        body.extend_from_slice(content);
+        for (k, v) in [
+            ("title", "Config"),
+            ("kind", "config_after"),
+            ("sha256", value),
+        ] {
+            body.extend_from_slice(
+                format!(
+                    "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let ct = format!("multipart/form-data; boundary={boundary}");
+        app.request(
+            "POST",
+            &format!("/v1/items/{iid}/evidence"),
+            Some(&admin),
+            &[("Content-Type", ct.as_str())],
+            Some(&body),
+        )
+    };
+    upload_after(&other).problem(400, "digest_mismatch");
+    upload_after(&hex).expect(201);
+    let list = app
+        .get(&format!("/v1/items/{iid}/evidence"), &admin)
+        .expect(200);
+    let stored = list.body["items"]
+        .as_array()
+        .or(list.body.as_array())
+        .map(Vec::len);
+    assert_eq!(
+        stored,
+        Some(3),
+        "only the matching uploads are stored: {}",
+        list.body
+    );
+}
+both!(the_file_digest_may_come_as_a_form_field);
 
 fn evidence_is_checked_on_the_way_in(app: &TestApp) {
     let sid = app.system("Evidence");

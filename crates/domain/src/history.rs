@@ -79,7 +79,9 @@ fn serialize_event_time<S: Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok
 /// the canonical JSON (keys sorted, no white space) of every other member to check it offline.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct Event<'a> {
+    #[schema(format = Uuid)]
     pub id: &'a str,
+    #[schema(format = Uuid)]
     pub system_id: &'a str,
     /// Position in the system's chain: 1, 2, 3, … without gaps.
     pub seq: i64,
@@ -101,15 +103,28 @@ pub struct Event<'a> {
     /// The resource's version after the change.
     pub version: i64,
     /// The changed fields: `{"field": {"before": …, "after": …}}`.
-    #[schema(value_type = Object, example = json!({"title": {"before": "TLS 1.0", "after": "TLS 1.0 and 1.1"}}))]
+    #[schema(value_type = std::collections::HashMap<String, FieldChange>, example = json!({"title": {"before": "TLS 1.0", "after": "TLS 1.0 and 1.1"}}))]
     pub changes: &'a RawValue,
-    /// The resource as it was after the change.
-    #[schema(value_type = Object)]
+    /// The resource as it was after the change: the `System`, `Item`, `Milestone`, `Review`,
+    /// `Evidence`, ... document `resource_kind` names, as the API answered it then.
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub snapshot: &'a RawValue,
     /// SHA-256 of the previous event (64 zeros for the first).
     pub prev_hash: &'a str,
     /// SHA-256 of `prev_hash` and this event's canonical content.
     pub hash: &'a str,
+}
+
+/// One changed field of an event (documentation of the wire shape of `Event.changes`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct FieldChange {
+    /// The value before the change (`null`: none, or a creation).
+    #[schema(value_type = serde_json::Value)]
+    before: (),
+    /// The value after the change (`null`: cleared).
+    #[schema(value_type = serde_json::Value)]
+    after: (),
 }
 
 /// Fields kept by the bookkeeping of every resource: they change on every write (or with the

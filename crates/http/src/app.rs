@@ -201,6 +201,10 @@ pub fn openapi() -> OpenApiDoc {
         .1;
     document_idempotency(&mut openapi);
     document_protection(&mut openapi);
+    crate::routes::docs::document_patches(&mut openapi);
+    document_summaries(&mut openapi);
+    document_optional_bodies(&mut openapi);
+    document_problem_examples(&mut openapi);
     openapi
 }
 
@@ -301,6 +305,141 @@ fn document_protection(openapi: &mut OpenApiDoc) {
     }
 }
 
+/// Summaries are plain text (Swagger UI and most generators show them as is, unlike
+/// descriptions, which are CommonMark): the code spans' backticks go, and the line breaks of
+/// the doc comment's first paragraph become spaces.
+fn document_summaries(openapi: &mut OpenApiDoc) {
+    for item in openapi.paths.paths.values_mut() {
+        for op in [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(summary) = op.summary.as_mut() {
+                *summary = summary
+                    .replace('`', "")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
+        }
+    }
+}
+
+/// Every operation of the document, mutably.
+fn operations(
+    openapi: &mut OpenApiDoc,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
+/// A body declared `Option<T>` (utoipa: `oneOf [null, T]`) is an optional body of `T`: the
+/// request may have none, but a body sent is `T`, never the JSON `null`.
+fn document_optional_bodies(openapi: &mut OpenApiDoc) {
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    use utoipa::openapi::{RefOr, Required};
+    for op in operations(openapi) {
+        let Some(body) = op.request_body.as_mut() else {
+            continue;
+        };
+        let mut optional = false;
+        for content in body.content.values_mut() {
+            if let Some(RefOr::T(Schema::OneOf(o))) = content.schema.as_ref() {
+                let rest: Vec<_> = o
+                    .items
+                    .iter()
+                    .filter(|i| !matches!(i, RefOr::T(Schema::Object(x)) if x.schema_type == SchemaType::Type(Type::Null)))
+                    .cloned()
+                    .collect();
+                if rest.len() == 1 && rest.len() < o.items.len() {
+                    content.schema = rest.into_iter().next();
+                    optional = true;
+                }
+            }
+        }
+        if optional {
+            body.required = Some(Required::False);
+        }
+    }
+}
+
+/// Each problem response shows an example of its own status (not the component's 422): the
+/// first code its description names, or the status's usual one.
+fn document_problem_examples(openapi: &mut OpenApiDoc) {
+    use utoipa::openapi::RefOr;
+    for op in operations(openapi) {
+        for (status, response) in op.responses.responses.iter_mut() {
+            let RefOr::T(response) = response else {
+                continue;
+            };
+            let Some(content) = response.content.get_mut(PROBLEM_JSON) else {
+                continue;
+            };
+            if content.example.is_some() || !content.examples.is_empty() {
+                continue;
+            }
+            let number: u16 = match status.as_str() {
+                "4XX" => 405,
+                "5XX" => 503,
+                s => s.parse().unwrap_or(500),
+            };
+            let code = response
+                .description
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .find(|c| {
+                    !c.is_empty()
+                        && *c != "errors"
+                        && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                })
+                .map(str::to_owned)
+                .unwrap_or_else(|| match number {
+                    405 => "method_not_allowed".to_owned(),
+                    _ => actix_web::http::StatusCode::from_u16(number)
+                        .ok()
+                        .and_then(|s| s.canonical_reason())
+                        .unwrap_or("error")
+                        .to_ascii_lowercase()
+                        .replace(' ', "_"),
+                });
+            let title = actix_web::http::StatusCode::from_u16(number)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Error");
+            let mut example = serde_json::json!({
+                "type": format!("urn:poam:problem:{code}"),
+                "title": title,
+                "status": number,
+                "detail": match response.description.split(['.', ':', '(']).next().unwrap_or("").trim() {
+                    d if d.is_empty() || d.starts_with('`') => title,
+                    d => d,
+                },
+                "code": code,
+            });
+            if number == 422 {
+                example["errors"] = serde_json::json!([{"pointer": "/title", "code": "invalid_length", "detail": "must have 1 to 250 characters"}]);
+            }
+            content.example = Some(example);
+        }
+    }
+}
+
 /// Every POST takes an `Idempotency-Key` (see `crate::idempotency`).
 fn document_idempotency(openapi: &mut OpenApiDoc) {
     use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
@@ -328,6 +467,24 @@ fn document_idempotency(openapi: &mut OpenApiDoc) {
                     ))
                     .build();
             op.parameters.get_or_insert_with(Vec::new).push(parameter);
+            let replayed = utoipa::openapi::header::HeaderBuilder::new()
+                .schema(
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::String)
+                        .enum_values(Some(["true"])),
+                )
+                .description(Some(
+                    "`true` when this is the stored response of an earlier request with the same \
+                     `Idempotency-Key` (nothing was done again); absent otherwise.",
+                ))
+                .build();
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let (true, utoipa::openapi::RefOr::T(r)) = (status.starts_with('2'), response) {
+                    r.headers
+                        .entry("Idempotent-Replayed".into())
+                        .or_insert_with(|| replayed.clone());
+                }
+            }
         }
     }
 }

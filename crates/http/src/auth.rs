@@ -11,6 +11,11 @@
 //! `kid` (see [`crate::jwks`]). Roles and systems come from the token's `roles` and `systems`
 //! claims, or from a claims map (see [`crate::claims_map`]); a token a claims map gives no role
 //! is refused with 403 `no_role_mapped`.
+//!
+//! With mutual TLS (`POAM_TLS_CLIENT_CA`) a request without an `Authorization` header may be
+//! authenticated by the connection's verified client certificate instead ([`ClientCertificate`]):
+//! its subject fields are claims (`cert.cn`, `cert.ou`…) that the claims map's `cert.*` rules map
+//! to roles. A request with a bearer token is judged by the token alone.
 
 use crate::claims_map::{ClaimsMap, MapError};
 use crate::jwks::{Jwks, KeyMiss};
@@ -436,6 +441,55 @@ impl Authenticator {
         Ok((claims, exp, generation, kid))
     }
 
+    /// The caller a verified client certificate names, by the claims map's `cert.*` rules:
+    /// without a claims map, or when no rule matches, no role (403 `no_role_mapped`).
+    pub fn certificate(&self, cert: &ClientCertificate) -> Result<Actor, ApiError> {
+        let no_role = |detail: &'static str| {
+            ApiError::Refused(poam_domain::rules::Violation::new(
+                "no_role_mapped",
+                "",
+                detail,
+            ))
+        };
+        let Some(map) = &self.claims_map else {
+            return Err(no_role(
+                "the client certificate maps to no role: certificates map to roles only through \
+                 the claims map (POAM_CLAIMS_MAP, rules on cert.* claims), and none is \
+                 configured; send a bearer token",
+            ));
+        };
+        match map.apply_certificate(&cert.claims) {
+            Ok(m) => {
+                check_subject(&m.sub).map_err(|e| ApiError::Unauthorized {
+                    code: "invalid_certificate",
+                    detail: e.replace(
+                        "the token's `sub` (subject)",
+                        &format!("the client certificate's `{}`", map.certificate_subject),
+                    ),
+                })?;
+                Ok(Actor {
+                    sub: m.sub,
+                    name: m.name,
+                    roles: m.roles,
+                    scope: m.scope,
+                    granted: None,
+                })
+            }
+            Err(MapError::NoSubject(claim)) => Err(ApiError::Unauthorized {
+                code: "invalid_certificate",
+                detail: format!(
+                    "the client certificate lacks `{claim}`, which the claims map names as a \
+                     certificate's subject"
+                ),
+            }),
+            Err(MapError::NoRole) => Err(no_role(
+                "the client certificate maps to no role: no cert.* rule of this service's \
+                 claims map (POAM_CLAIMS_MAP) matches its subject; ask an administrator which \
+                 organisational unit grants access",
+            )),
+        }
+    }
+
     /// The caller `claims` name: by the claims map, or by the `roles` and `systems` claims.
     /// With the matched rules' indexes.
     fn map_claims(&self, claims: &serde_json::Value) -> Result<(Actor, Vec<usize>), Refusal> {
@@ -660,6 +714,14 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
+/// The client certificate a TLS connection presented and the configured CA verified (mutual
+/// TLS), as the claims the claims map reads: `{"cert": {"cn": …, "ou": …, …}}`. The server puts
+/// it in the connection's data (`HttpRequest::conn_data`) when the handshake completes.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate {
+    pub claims: serde_json::Value,
+}
+
 /// The authenticated subject of a request, left in its extensions for the access log.
 #[derive(Clone)]
 pub struct Subject(pub String);
@@ -683,7 +745,17 @@ impl FromRequest for Actor {
         }
         let token = match bearer(req) {
             Ok(t) => t.to_owned(),
-            Err(e) => return Either::Left(ready(finish(req, &state, ip, Err(e)))),
+            Err(e) => {
+                // No Authorization header at all: the connection's verified client certificate
+                // (mutual TLS), if it has one, speaks for the caller.
+                if !req.headers().contains_key(header::AUTHORIZATION) {
+                    if let Some(cert) = req.conn_data::<ClientCertificate>() {
+                        let result = state.auth.certificate(cert);
+                        return Either::Left(ready(finish(req, &state, ip, result)));
+                    }
+                }
+                return Either::Left(ready(finish(req, &state, ip, Err(e))));
+            }
         };
         match state.auth.check(&token, true) {
             Check::Done(result) => Either::Left(ready(finish(req, &state, ip, result))),

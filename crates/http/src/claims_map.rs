@@ -10,7 +10,21 @@
 //! value = "poam-admins"    # matches a string claim equal to it, or an array containing it
 //! role = "admin"           # admin, editor, approver, auditor or viewer
 //! systems = ["*"]          # system ids, or "*" for every system
+//!
+//! [[roles]]                # a client certificate (mutual TLS, POAM_TLS_CLIENT_CA)
+//! claim = "cert.ou"
+//! value = "poam-admins"
+//! role = "admin"
+//! systems = ["*"]
 //! ```
+//!
+//! A verified client certificate is presented to the rules as the claims `cert.cn`, `cert.o`,
+//! `cert.ou`, `cert.email` (subject attributes: a string, or an array when the subject has
+//! several), `cert.san_dns`, `cert.san_email` (arrays of subject alternative names) and
+//! `cert.serial` (upper-case hex, as `openssl x509 -serial` prints it). Rules on `cert.*` claims
+//! apply to certificates only, and other rules to tokens only: a token's claims never satisfy a
+//! certificate rule. A certificate principal's subject is `certificate_subject` [default:
+//! cert.cn] and its display name `cert.cn`.
 //!
 //! Rules combine as a union: the caller holds every role of every rule that matches, over every
 //! system those rules name (`*` in any matched rule: every system). A caller has one set of roles
@@ -32,9 +46,18 @@ struct File {
     subject: String,
     #[serde(default = "default_name")]
     name: String,
+    #[serde(default = "default_certificate_subject")]
+    certificate_subject: String,
     #[serde(default)]
     roles: Vec<RuleFile>,
 }
+
+fn default_certificate_subject() -> String {
+    "cert.cn".into()
+}
+
+/// The prefix of the claims a client certificate presents (see the module documentation).
+pub const CERTIFICATE_PREFIX: &str = "cert.";
 
 fn default_subject() -> String {
     "sub".into()
@@ -88,6 +111,8 @@ impl Rule {
 pub struct ClaimsMap {
     pub subject: String,
     pub name: String,
+    /// The claim that names a client certificate's principal [default: cert.cn].
+    pub certificate_subject: String,
     pub rules: Vec<Rule>,
 }
 
@@ -124,6 +149,13 @@ impl ClaimsMap {
         let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
         if file.subject.trim().is_empty() {
             return Err("`subject` names no claim".into());
+        }
+        if !file.certificate_subject.starts_with(CERTIFICATE_PREFIX) {
+            return Err(format!(
+                "`certificate_subject` must name a certificate claim ({CERTIFICATE_PREFIX}cn, \
+                 {CERTIFICATE_PREFIX}serial…), not `{}`",
+                file.certificate_subject
+            ));
         }
         if file.roles.is_empty() {
             return Err(
@@ -174,17 +206,34 @@ impl ClaimsMap {
         Ok(ClaimsMap {
             subject: file.subject,
             name: file.name,
+            certificate_subject: file.certificate_subject,
             rules,
         })
     }
 
-    /// The roles and scope `claims` map to.
+    /// The roles and scope a token's `claims` map to (rules on `cert.*` claims do not apply).
     pub fn apply(&self, claims: &Value) -> Result<Mapped, MapError> {
-        let sub = lookup(claims, &self.subject)
+        self.apply_as(claims, &self.subject, &self.name, false)
+    }
+
+    /// The roles and scope a verified client certificate's claims map to: only rules on
+    /// `cert.*` claims apply; the subject is `certificate_subject`, the name `cert.cn`.
+    pub fn apply_certificate(&self, claims: &Value) -> Result<Mapped, MapError> {
+        self.apply_as(claims, &self.certificate_subject, "cert.cn", true)
+    }
+
+    fn apply_as(
+        &self,
+        claims: &Value,
+        subject: &str,
+        name: &str,
+        certificate: bool,
+    ) -> Result<Mapped, MapError> {
+        let sub = lookup(claims, subject)
             .and_then(Value::as_str)
-            .ok_or_else(|| MapError::NoSubject(self.subject.clone()))?
+            .ok_or_else(|| MapError::NoSubject(subject.to_owned()))?
             .to_owned();
-        let name = lookup(claims, &self.name)
+        let name = lookup(claims, name)
             .and_then(Value::as_str)
             .map(str::to_owned);
         let mut roles = BTreeSet::new();
@@ -192,6 +241,9 @@ impl ClaimsMap {
         let mut ids = BTreeSet::new();
         let mut matched = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
+            if rule.claim.starts_with(CERTIFICATE_PREFIX) != certificate {
+                continue;
+            }
             if !lookup(claims, &rule.claim).is_some_and(|v| holds(v, &rule.value)) {
                 continue;
             }
@@ -223,6 +275,7 @@ impl ClaimsMap {
         let mut seen = BTreeSet::new();
         self.rules
             .iter()
+            .filter(|r| !r.claim.starts_with(CERTIFICATE_PREFIX))
             .filter(|r| seen.insert(r.claim.clone()))
             .map(|r| (r.claim.clone(), lookup(claims, &r.claim).cloned()))
             .collect()
@@ -328,6 +381,46 @@ systems = ["{SYS}"]
     }
 
     #[test]
+    fn certificate_rules_apply_to_certificates_only() {
+        let m = ClaimsMap::parse(
+            r#"
+[[roles]]
+claim = "groups"
+value = "poam-admins"
+role = "admin"
+systems = ["*"]
+[[roles]]
+claim = "cert.ou"
+value = "poam-admins"
+role = "admin"
+systems = ["*"]
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let cert = json!({"cert": {"cn": "scanner-01", "ou": ["ops", "poam-admins"]}});
+        let mapped = m
+            .apply_certificate(&cert)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(mapped.sub, "scanner-01");
+        assert_eq!(mapped.name.as_deref(), Some("scanner-01"));
+        assert_eq!(mapped.matched, vec![1]);
+        // A token carrying a `cert` claim does not satisfy a certificate rule, nor a
+        // certificate a token rule.
+        let token = json!({"sub": "t", "cert": {"ou": "poam-admins"}});
+        assert_eq!(m.apply(&token).err(), Some(MapError::NoRole));
+        let cert_with_groups = json!({"cert": {"cn": "c"}, "groups": ["poam-admins"]});
+        assert_eq!(
+            m.apply_certificate(&cert_with_groups).err(),
+            Some(MapError::NoRole)
+        );
+        assert_eq!(
+            m.apply_certificate(&json!({"cert": {"ou": "poam-admins"}}))
+                .err(),
+            Some(MapError::NoSubject("cert.cn".into()))
+        );
+    }
+
+    #[test]
     fn bad_files_are_named() {
         for (text, needle) in [
             ("subject = \"sub\"\n", "no [[roles]]"),
@@ -344,6 +437,10 @@ systems = ["{SYS}"]
                 "systems",
             ),
             ("subjet = \"sub\"\n", "subjet"),
+            (
+                "certificate_subject = \"sub\"\n[[roles]]\nclaim = \"g\"\nvalue = \"v\"\nrole = \"viewer\"\nsystems = [\"*\"]\n",
+                "certificate_subject",
+            ),
         ] {
             let err = ClaimsMap::parse(text).err().unwrap_or_default();
             assert!(err.contains(needle), "{text}: {err}");

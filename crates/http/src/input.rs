@@ -518,6 +518,30 @@ where
     Ok(value)
 }
 
+/// Like [`json_body`], for a body whose every field is optional: a request without a body (no
+/// `Content-Type` and nothing in it) is read as `{}`. A body without a `Content-Type` is still
+/// 415.
+pub async fn optional_json_body<T>(req: &HttpRequest, payload: web::Payload) -> Result<T, ApiError>
+where
+    T: DeserializeOwned + Validate + ObjectMembers,
+{
+    if !req.headers().contains_key(header::CONTENT_TYPE) {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(crate::state::DEFAULT_BODY_LIMIT, |s| s.body_limit);
+        let bytes = read_body_within(req, &mut payload.into_inner(), limit).await?;
+        if !bytes.is_empty() {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as application/json, or send none".into(),
+            ));
+        }
+        let value: T = shaped(serde_json::Value::Object(Default::default())).map_err(invalid)?;
+        validate(&value).map_err(invalid)?;
+        return Ok(value);
+    }
+    json_body(req, payload).await
+}
+
 /// Reads a JSON merge patch (RFC 7396): any JSON object.
 pub async fn merge_patch_body(
     req: &HttpRequest,

@@ -395,10 +395,9 @@ pub struct ScanRecord {
     /// The tool the file names (`Nessus`, `STIG Viewer (CKL)`, a SARIF driver).
     pub scanner: Option<String>,
     /// The (detector, host) pairs it covered: what "not seen" is judged against.
-    #[schema(value_type = Vec<Object>)]
     pub scope: Vec<Covered>,
     /// The import's counts.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub counts: serde_json::Value,
     pub uploaded_by: String,
     pub uploaded_at: chrono::DateTime<chrono::Utc>,

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 /// One row of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = SeverityRow)]
 pub struct Row {
     pub severity: Severity,
     pub label: &'static str,
@@ -23,6 +24,7 @@ pub struct Row {
 
 /// A regime's table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = SeverityTable)]
 pub struct Table {
     /// `dod` or `fedramp`.
     pub name: &'static str,

@@ -175,7 +175,7 @@ fn row_of(
 #[utoipa::path(
     operation_id = "put_kev",
     tag = "catalogs",
-    request_body(description = "CISA's KEV JSON.", content((Object = "application/json"))),
+    request_body(description = "CISA's KEV JSON.", content((super::docs::JsonObject = "application/json"))),
     responses(
         (status = 200, description = "Loaded; what it changed.", body = CatalogLoad),
         WriteProblems,

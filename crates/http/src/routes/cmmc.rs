@@ -48,6 +48,7 @@ impl ObjectMembers for WhatIf {}
 
 /// The SPRS score and the Conditional Level 2 check.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SprsScore)]
 pub struct Score {
     /// 110 minus the value of every requirement not met (minimum −203); `null` without an SSP
     /// (3.12.4 not met).

@@ -47,6 +47,92 @@ pub struct Workbook(pub Vec<u8>);
 #[schema(value_type = String, format = Binary)]
 pub struct Binary(pub Vec<u8>);
 
+/// A JSON object whose members another specification defines (named where it is used): any
+/// members.
+#[derive(ToSchema)]
+#[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
+pub struct JsonObject(pub serde_json::Map<String, serde_json::Value>);
+
+/// An OSCAL POA&M document (NIST OSCAL 1.1.2 or 1.2.1, `plan-of-action-and-milestones` model):
+/// its top level; NIST's JSON schema of the version is the full definition.
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct OscalPoamDocument {
+    #[serde(rename = "plan-of-action-and-milestones")]
+    plan_of_action_and_milestones: OscalPoam,
+}
+
+/// The OSCAL `plan-of-action-and-milestones` assembly.
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub struct OscalPoam {
+    uuid: uuid::Uuid,
+    metadata: OscalMetadata,
+    /// `href` of the system security plan.
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    import_ssp: Option<()>,
+    /// `{"identifier-type": …, "id": …}`.
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    system_id: Option<()>,
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    local_definitions: Option<()>,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    observations: Option<()>,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    risks: Option<()>,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    findings: Option<()>,
+    poam_items: Vec<OscalPoamItem>,
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    back_matter: Option<()>,
+}
+
+/// OSCAL document metadata (its other members, `parties`, `roles`, `props`, …, as OSCAL
+/// defines them).
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub struct OscalMetadata {
+    title: String,
+    #[schema(value_type = String, format = DateTime)]
+    last_modified: String,
+    version: String,
+    #[schema(example = "1.1.2")]
+    oscal_version: String,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    props: Option<()>,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    parties: Option<()>,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    roles: Option<()>,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    responsible_parties: Option<()>,
+}
+
+/// One OSCAL `poam-item`.
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub struct OscalPoamItem {
+    uuid: Option<uuid::Uuid>,
+    title: String,
+    description: String,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    props: Option<()>,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    links: Option<()>,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    origins: Option<()>,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    related_findings: Option<()>,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    related_observations: Option<()>,
+    #[schema(value_type = Option<Vec<std::collections::HashMap<String, serde_json::Value>>>)]
+    related_risks: Option<()>,
+    remarks: Option<String>,
+}
+
 /// Problems of a read by id.
 pub struct ReadProblems;
 impl IntoResponses for ReadProblems {
@@ -89,15 +175,91 @@ impl IntoResponses for WriteProblems {
     }
 }
 
-/// A nested object in a merge patch: any subset of its fields, or `null` to clear it.
-fn nested_patch(description: &str) -> RefOr<Schema> {
-    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
-    RefOr::T(Schema::Object(
-        ObjectBuilder::new()
-            .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
-            .description(Some(description))
-            .build(),
-    ))
+/// The component a property refers to (`$ref`, or one of a `oneOf` such as `[null, $ref]`).
+fn referenced(property: &RefOr<Schema>) -> Option<String> {
+    let name = |r: &utoipa::openapi::Ref| {
+        r.ref_location
+            .strip_prefix("#/components/schemas/")
+            .map(str::to_owned)
+    };
+    match property {
+        RefOr::Ref(r) => name(r),
+        RefOr::T(Schema::OneOf(o)) => o.items.iter().find_map(|i| match i {
+            RefOr::Ref(r) => name(r),
+            _ => None,
+        }),
+        RefOr::T(Schema::AllOf(o)) => o.items.iter().find_map(|i| match i {
+            RefOr::Ref(r) => name(r),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// The suffix of the patch variant of a component: `Person` → `PersonPatch`.
+pub const PATCH: &str = "Patch";
+
+/// A nested object in a merge patch: the patch variant of its schema (any subset of its fields,
+/// each nullable), or `null` to clear it. The variant (`<Name>Patch`) is added to the
+/// components by [`document_patches`].
+fn nested_patch(property: RefOr<Schema>, description: &str) -> RefOr<Schema> {
+    use utoipa::openapi::schema::{OneOfBuilder, Type};
+    match referenced(&property) {
+        Some(name) => RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .item(utoipa::openapi::Ref::from_schema_name(format!(
+                    "{name}{PATCH}"
+                )))
+                .item(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Null))
+                .description(Some(description))
+                .build(),
+        )),
+        None => nullable(property),
+    }
+}
+
+/// `property`, accepting `null` too.
+fn nullable(property: RefOr<Schema>) -> RefOr<Schema> {
+    use utoipa::openapi::schema::{OneOfBuilder, SchemaType, Type};
+    let add_null = |t: &SchemaType| match t {
+        SchemaType::Type(x) if *x != Type::Null => SchemaType::from_iter([x.clone(), Type::Null]),
+        SchemaType::Array(v) if !v.contains(&Type::Null) => {
+            SchemaType::from_iter(v.iter().cloned().chain([Type::Null]))
+        }
+        other => other.clone(),
+    };
+    match property {
+        RefOr::T(Schema::Object(mut o)) => {
+            if !matches!(o.schema_type, SchemaType::AnyValue) {
+                o.schema_type = add_null(&o.schema_type);
+            }
+            RefOr::T(Schema::Object(o))
+        }
+        RefOr::T(Schema::Array(mut a)) => {
+            a.schema_type = add_null(&a.schema_type);
+            RefOr::T(Schema::Array(a))
+        }
+        RefOr::T(Schema::OneOf(mut o)) => {
+            let has_null = o.items.iter().any(|i| {
+                matches!(i, RefOr::T(Schema::Object(x)) if x.schema_type == SchemaType::Type(Type::Null))
+            });
+            if !has_null {
+                o.items.insert(
+                    0,
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(Type::Null)
+                        .into(),
+                );
+            }
+            RefOr::T(Schema::OneOf(o))
+        }
+        other => RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .item(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Null))
+                .item(other)
+                .build(),
+        )),
+    }
 }
 
 /// Turns a write schema into its merge-patch schema: nothing is required, nested objects may be
@@ -109,9 +271,12 @@ fn optional_fields(schema: RefOr<Schema>, title: &str, objects: &[&str]) -> RefO
             o.required.clear();
             for (name, property) in o.properties.iter_mut() {
                 if objects.contains(&format!("/{name}").as_str()) {
-                    *property = nested_patch(&format!(
-                        "A merge patch of `{name}`: the fields to change, or null to clear it."
-                    ));
+                    *property = nested_patch(
+                        property.clone(),
+                        &format!(
+                            "A merge patch of `{name}`: the fields to change, or null to clear it."
+                        ),
+                    );
                 } else if let RefOr::T(Schema::Array(a)) = property {
                     a.schema_type = SchemaType::from_iter([Type::Array, Type::Null]);
                 }
@@ -125,6 +290,81 @@ fn optional_fields(schema: RefOr<Schema>, title: &str, objects: &[&str]) -> RefO
             RefOr::T(Schema::Object(o))
         }
         other => other,
+    }
+}
+
+/// Adds the patch variant (`<Name>Patch`) of every component a patch schema refers to: the
+/// component's fields, none required, each nullable; its own nested objects patch variants too.
+pub fn document_patches(openapi: &mut utoipa::openapi::OpenApi) {
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    loop {
+        let mut wanted: Vec<String> = Vec::new();
+        let mut collect = |schema: &RefOr<Schema>| {
+            let mut stack = vec![schema];
+            while let Some(s) = stack.pop() {
+                match s {
+                    RefOr::Ref(r) => {
+                        if let Some(name) = r.ref_location.strip_prefix("#/components/schemas/") {
+                            wanted.push(name.to_owned());
+                        }
+                    }
+                    RefOr::T(Schema::Object(o)) => stack.extend(o.properties.values()),
+                    RefOr::T(Schema::OneOf(o)) => stack.extend(o.items.iter()),
+                    RefOr::T(Schema::AllOf(o)) => stack.extend(o.items.iter()),
+                    RefOr::T(Schema::AnyOf(o)) => stack.extend(o.items.iter()),
+                    _ => {}
+                }
+            }
+        };
+        components.schemas.values().for_each(&mut collect);
+        let missing: Vec<(String, String)> = wanted
+            .into_iter()
+            .filter(|n| !components.schemas.contains_key(n))
+            .filter_map(|n| {
+                let base = n.strip_suffix(PATCH)?.to_owned();
+                components.schemas.contains_key(&base).then_some((n, base))
+            })
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        for (name, base) in missing {
+            let Some(RefOr::T(Schema::Object(mut o))) = components.schemas.get(&base).cloned()
+            else {
+                // Not an object: the patch of it is the value itself.
+                let same = utoipa::openapi::Ref::from_schema_name(base.clone());
+                components.schemas.insert(name, RefOr::Ref(same));
+                continue;
+            };
+            o.required.clear();
+            let objects: Vec<String> = o
+                .properties
+                .iter()
+                .filter(|(_, p)| {
+                    referenced(p).is_some_and(|r| {
+                        matches!(components.schemas.get(&r), Some(RefOr::T(Schema::Object(x))) if !x.properties.is_empty())
+                    })
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for (field, property) in o.properties.iter_mut() {
+                *property = if objects.contains(field) {
+                    nested_patch(
+                        property.clone(),
+                        &format!("A merge patch of `{field}`, or null to clear it."),
+                    )
+                } else {
+                    nullable(property.clone())
+                };
+            }
+            o.title = Some(name.clone());
+            o.description = Some(format!(
+                "A merge patch (RFC 7396) of a `{base}`: the fields to change; `null` clears a field."
+            ));
+            components.schemas.insert(name, RefOr::T(Schema::Object(o)));
+        }
     }
 }
 

@@ -44,6 +44,16 @@ pub struct EvidenceUpload {
     /// When the evidence was collected (not in the future).
     #[schema(value_type = Option<String>, format = Date)]
     collected_on: Option<String>,
+    /// The SHA-256 of the file itself (not of the request), hex: checked against the streamed
+    /// file; a mismatch is 400 `digest_mismatch` and nothing is stored. The part may come before
+    /// or after `file`.
+    #[schema(value_type = Option<String>, pattern = "^[0-9a-fA-F]{64}$", example = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")]
+    sha256: Option<String>,
+    /// The digest of the file itself in RFC 9530 form (`sha-256=:<base64>:`), as an
+    /// alternative to `sha256`: checked the same way. Other algorithms than `sha-256` are
+    /// ignored; a value naming none is 400 `invalid_content_digest`.
+    #[schema(value_type = Option<String>, example = "sha-256=:n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=:")]
+    content_digest: Option<String>,
 }
 
 impl crate::input::ObjectMembers for WithdrawEvidence {}
@@ -123,6 +133,44 @@ fn clean_filename(raw: Option<&str>) -> String {
 
 const FIELD_LIMIT: usize = 4096;
 
+/// Checks the digests of the file a client sent as form fields (`sha256`: hex;
+/// `content_digest`: RFC 9530 `sha-256=:base64:`) against the file's SHA-256 (`actual`, hex).
+fn check_file_digest(
+    actual: &str,
+    sha256: Option<&str>,
+    content_digest: Option<&str>,
+) -> Result<(), ApiError> {
+    let mismatch = || {
+        ApiError::bad_request(
+            "digest_mismatch",
+            "the digest of the file sent with it does not match the file: nothing was stored",
+        )
+    };
+    if let Some(want) = sha256.map(str::trim) {
+        if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::bad_request(
+                "invalid_content_digest",
+                "the `sha256` form field is the file's SHA-256 as 64 hexadecimal digits",
+            ));
+        }
+        if !want.eq_ignore_ascii_case(actual) {
+            return Err(mismatch());
+        }
+    }
+    if let Some(value) = content_digest {
+        let Some(want) = wanted_digests(value)?.sha256 else {
+            return Err(ApiError::bad_request(
+                "invalid_content_digest",
+                "the `content_digest` form field must name a sha-256 digest (`sha-256=:base64:`)",
+            ));
+        };
+        if hex(&want) != actual.to_ascii_lowercase() {
+            return Err(mismatch());
+        }
+    }
+    Ok(())
+}
+
 /// A broken form is 400; a body cut off for idling is 408.
 fn multipart_error(e: actix_multipart::MultipartError) -> ApiError {
     match e {
@@ -134,9 +182,12 @@ fn multipart_error(e: actix_multipart::MultipartError) -> ApiError {
 /// Upload a piece of evidence (editor): `multipart/form-data` with a `file` part and the
 /// fields `title`, `kind`, optional `milestone_id` and `collected_on`.
 ///
-/// The server computes the SHA-256 and size. A `Content-Digest` request header (RFC 9530,
-/// `sha-256` or `sha-512` of the request content) that does not match is answered 400 and
-/// nothing is stored. Over the size limit (default 30 MiB, `POAM_EVIDENCE_MAX_BYTES`): 413.
+/// The server computes the SHA-256 and size. To have the file checked on the way in, send its
+/// digest as a form field, before or after the `file` part: `sha256` (hex) or `content_digest`
+/// (RFC 9530, `sha-256=:base64:`); the `file` part's own `Content-Digest` header works too. A
+/// `Content-Digest` request header (RFC 9530, `sha-256` or `sha-512`) covers the whole
+/// multipart request content instead. Any digest that does not match is 400 `digest_mismatch`
+/// and nothing is stored. Over the size limit (default 30 MiB, `POAM_EVIDENCE_MAX_BYTES`): 413.
 #[utoipa::path(
     operation_id = "upload_evidence",
     tag = "evidence",
@@ -206,6 +257,8 @@ pub async fn upload(
     let mut kind = None;
     let mut milestone_id = None;
     let mut collected_on = None;
+    let mut file_sha256: Option<String> = None;
+    let mut file_digest: Option<String> = None;
     let mut file: Option<(Spool, String, String, i64, String)> = None;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(multipart_error)?;
@@ -301,7 +354,9 @@ pub async fn upload(
             "kind" => kind = Some(text),
             "milestone_id" => milestone_id = Some(text),
             "collected_on" => collected_on = Some(text),
-            other => return Err(invalid(&format!("/{other}"), "unknown_field", format!("unknown form field `{other}`; expected file, title, kind, milestone_id, collected_on"))),
+            "sha256" => file_sha256 = Some(text),
+            "content_digest" => file_digest = Some(text),
+            other => return Err(invalid(&format!("/{other}"), "unknown_field", format!("unknown form field `{other}`; expected file, title, kind, milestone_id, collected_on, sha256, content_digest"))),
         }
     }
     if let Some(Wanted {
@@ -324,6 +379,7 @@ pub async fn upload(
     let Some((spool, filename, media_type, size, sha256)) = file else {
         return Err(invalid("/file", "missing_field", "missing the `file` part"));
     };
+    check_file_digest(&sha256, file_sha256.as_deref(), file_digest.as_deref())?;
     let title = match title.map(|t| t.trim().to_owned()) {
         Some(t) if !t.is_empty() && t.chars().count() <= 250 => Some(t),
         Some(_) => {
@@ -521,7 +577,8 @@ pub(crate) fn disposition(filename: &str) -> String {
     tag = "evidence",
     params(("evidence_id" = uuid::Uuid, Path, description = "The evidence's id.")),
     responses(
-        (status = 200, description = "The file as uploaded.", content_type = "application/octet-stream", body = super::docs::Binary,
+        (status = 200, description = "The file as uploaded, with the media type it was uploaded with (`application/octet-stream` when none was given).",
+         content((super::docs::Binary = "application/octet-stream"), (super::docs::Binary = "*/*")),
          headers(("ETag" = String, description = "The SHA-256, hex, quoted."), ("Content-Digest" = String), ("Content-Disposition" = String))),
         ReadProblems,
     ),

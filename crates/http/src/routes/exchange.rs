@@ -823,7 +823,7 @@ fn emass_tally(
         (status = 200, description = "The export, as the format says.",
          content(
             (ExportJson = "application/json"),
-            (Object = "application/oscal+json"),
+            (super::docs::OscalPoamDocument = "application/oscal+json"),
             (String = "text/csv"),
             (super::docs::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
          ),
@@ -1102,7 +1102,7 @@ pub async fn export(
 #[utoipa::path(
     operation_id = "get_export_bundle_schema",
     tag = "exchange",
-    responses((status = 200, description = "The JSON Schema of `format=json` exports.", body = Object, content_type = "application/schema+json")),
+    responses((status = 200, description = "The JSON Schema (2020-12) of `format=json` exports.", body = super::docs::JsonObject, content_type = "application/schema+json")),
 )]
 #[get("/schemas/export-bundle.json")]
 pub async fn bundle_schema() -> HttpResponse {
@@ -1123,7 +1123,7 @@ pub struct BulkRequest {
     /// finding (`source.identifier` and `assets`) matches the item of the same source, source
     /// identifier and asset; a closed item whose finding reappears is reopened. Anything else
     /// creates an item.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::docs::ItemPatch>)]
     pub items: Vec<serde_json::Value>,
 }
 
@@ -1465,7 +1465,7 @@ pub struct OscalImportParams {
     operation_id = "import_oscal",
     tag = "exchange",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), OscalImportParams),
-    request_body(content = Object, description = "An OSCAL `plan-of-action-and-milestones` document.", content_type = "application/json"),
+    request_body(content = super::docs::OscalPoamDocument, description = "An OSCAL `plan-of-action-and-milestones` document (1.1.2 or 1.2.1).", content_type = "application/json"),
     responses(
         (status = 200, description = "What was created, updated, skipped or refused, and what could not be mapped.", body = ImportReport),
         WriteProblems,

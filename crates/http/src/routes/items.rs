@@ -297,7 +297,8 @@ pub async fn list_items(
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
     let system_id = path.into_inner();
-    let q = crate::input::query_with_lists::<ItemListParams>(&req, ItemListParams::LISTS)?.into_query()?;
+    let q = crate::input::query_with_lists::<ItemListParams>(&req, ItemListParams::LISTS)?
+        .into_query()?;
     let page = state
         .db(move |conn| items::list(conn, system_id, &actor.scope, &q))
         .await?;

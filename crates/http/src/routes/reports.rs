@@ -98,7 +98,7 @@ fn entries<'a>(
     tag = "reports",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), PeriodParams),
     responses(
-        (status = 200, description = "The report (FedRAMP's schema).", body = Object),
+        (status = 200, description = "The report (FedRAMP's schema).", body = super::docs::JsonObject),
         (status = 409, description = "The system does not follow the 2026 rules (`vdr_not_adopted`)."),
         ReadProblems
     ),
@@ -137,7 +137,7 @@ async fn period_report(
     tag = "reports",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), PeriodParams),
     responses(
-        (status = 200, description = "The report (FedRAMP's schema).", body = Object),
+        (status = 200, description = "The report (FedRAMP's schema).", body = super::docs::JsonObject),
         (status = 409, description = "The system does not follow the 2026 rules (`vdr_not_adopted`)."),
         ReadProblems
     ),
@@ -161,7 +161,7 @@ pub async fn fedramp_avi(
     tag = "reports",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), SinceParams),
     responses(
-        (status = 200, description = "The activity (FedRAMP's schema).", body = Object),
+        (status = 200, description = "The activity (FedRAMP's schema).", body = super::docs::JsonObject),
         (status = 409, description = "The system does not follow the 2026 rules (`vdr_not_adopted`)."),
         ReadProblems
     ),

@@ -143,7 +143,6 @@ pub struct ScanImportReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repeat_of: Option<uuid::Uuid>,
     /// The severity table that rated the findings (the system's regime's).
-    #[schema(value_type = Object)]
     pub severity_table: severity::Table,
     /// The CCI list that mapped checklist CCIs to controls, if one is loaded.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1109,7 +1108,8 @@ pub async fn get_scan(
     tag = "scans",
     params(("scan_id" = uuid::Uuid, Path, description = "The scan's id.")),
     responses(
-        (status = 200, description = "The file as imported.", content_type = "application/octet-stream", body = super::docs::Binary,
+        (status = 200, description = "The file as imported, with its media type (`application/xml`, `application/json`, `application/sarif+json`, `text/csv`).",
+         content((super::docs::Binary = "application/octet-stream"), (super::docs::Binary = "*/*")),
          headers(("ETag" = String, description = "The SHA-256, hex, quoted."), ("Content-Disposition" = String))),
         super::docs::ReadProblems,
     ),

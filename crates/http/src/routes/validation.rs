@@ -17,6 +17,7 @@ use validator::Validate;
 
 /// The findings of a dry run; empty when everything passes.
 #[derive(Serialize, ToSchema)]
+#[schema(as = ValidationFindings)]
 pub struct Findings {
     pub findings: Vec<Finding>,
 }
@@ -26,8 +27,9 @@ pub struct Findings {
 #[serde(deny_unknown_fields)]
 pub struct ProposedItem {
     pub system_id: uuid::Uuid,
-    /// The item as it would be created (any JSON: shape problems are findings too).
-    #[schema(value_type = Object)]
+    /// The item as it would be created. Any JSON object is checked: shape problems (a missing
+    /// or mistyped field) are findings too.
+    #[schema(value_type = poam_domain::ItemFields)]
     pub item: serde_json::Value,
 }
 

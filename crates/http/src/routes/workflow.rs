@@ -155,6 +155,7 @@ pub async fn update_milestone(
 
 /// Mark a milestone completed (editor); `completed_on` defaults to today.
 ///
+/// The body is optional: a request without one completes the milestone today.
 /// Its `percent_complete` becomes 100. A `training` milestone completes only with a
 /// non-withdrawn `training_record` evidence attached to it (`training_evidence_required`).
 #[utoipa::path(
@@ -164,7 +165,7 @@ pub async fn update_milestone(
         ("milestone_id" = uuid::Uuid, Path, description = "The milestone's id."),
         ("If-Match" = Option<String>, Header, description = "The ETag you read."),
     ),
-    request_body(content = CompleteMilestone, example = json!({"completed_on": "2026-11-20"})),
+    request_body(content = Option<CompleteMilestone>, description = "Optional: without a body (and without `Content-Type`) the milestone completes today.", example = json!({"completed_on": "2026-11-20"})),
     responses((status = 200, body = Milestone, headers(("ETag" = String))), WriteProblems),
     security(("bearer" = []))
 )]
@@ -177,7 +178,7 @@ pub async fn complete_milestone(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::WriteItems)?;
-    let body: CompleteMilestone = json_body(&req, payload).await?;
+    let body: CompleteMilestone = crate::input::optional_json_body(&req, payload).await?;
     edit(
         state,
         actor,
@@ -359,7 +360,7 @@ fn review_permission(actor: &Actor, r: &NewReview) -> Result<(), ApiError> {
     tag = "reviews",
     params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
     request_body(content = NewReview, example = json!({"kind": "periodic", "decision": "noted", "notes": "Monthly review: 3 items overdue.", "attendees": ["Morgan Reyes (ISSM)"], "action_items": ["Dana: rescan lb-prod-1"]})),
-    responses((status = 201, body = Review, headers(("Location" = String))), WriteProblems),
+    responses((status = 201, body = Review, headers(("ETag" = String, description = "The review's version (reviews are append-only: always `\"1\"`)."), ("Location" = String))), WriteProblems),
     security(("bearer" = []))
 )]
 #[post("/systems/{system_id}/reviews")]
@@ -407,7 +408,7 @@ pub async fn create_system_review(
     tag = "reviews",
     params(("item_id" = uuid::Uuid, Path, description = "The item's id.")),
     request_body(content = NewReview, example = json!({"kind": "closure_verification", "decision": "approved", "notes": "Rescan of lb-prod-1 shows TLS 1.2+ only.", "requested_by": "lee.park@example.org"})),
-    responses((status = 201, body = Review, headers(("Location" = String))), WriteProblems),
+    responses((status = 201, body = Review, headers(("ETag" = String, description = "The review's version (reviews are append-only: always `\"1\"`)."), ("Location" = String))), WriteProblems),
     security(("bearer" = []))
 )]
 #[post("/items/{item_id}/reviews")]
