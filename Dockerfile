@@ -32,9 +32,13 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certi
     && mkdir -p /data && chown poam:poam /data && chmod 0700 /data
 COPY --from=build /src/target/dist/poam /usr/local/bin/poam
 USER poam
+# Two glibc malloc arenas: the blocking threads of imports and exports each keep an arena of
+# their own otherwise, and the memory they free is not given back (a 30,000-finding scan import
+# on PostgreSQL, three times: RSS 120 MiB with the default, 76 MiB with 2; same time).
 ENV POAM_DATA_DIR=/data \
     POAM_BIND=0.0.0.0:8080 \
-    POAM_LOG_FORMAT=json
+    POAM_LOG_FORMAT=json \
+    MALLOC_ARENA_MAX=2
 VOLUME ["/data"]
 EXPOSE 8080
 STOPSIGNAL SIGTERM
