@@ -1,5 +1,11 @@
 //! Configuration: environment variables, optionally layered over a file of `KEY=VALUE` lines
 //! (`POAM_CONFIG`); the environment wins. Secrets are held in [`Secret`], which never prints.
+//!
+//! Each setting is defined once, in [`SETTINGS`]: its name, kind, default, help and whether it
+//! is secret. `poam --help`, `poam config --markdown` (the README's table, which a test compares),
+//! the configuration file's known keys and the defaults [`Settings::from_lookup`] reads all come
+//! from that definition; to add a setting, add it there, read it in `from_lookup`, and paste
+//! `poam config --markdown` into the README.
 
 use poam_persistence::{DatabaseUrl, PoolOptions};
 use std::collections::BTreeMap;
@@ -7,72 +13,322 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Every setting, with its default, as `poam --help` documents it.
-pub const VARIABLES: &[(&str, &str)] = &[
-    ("POAM_CONFIG", "file of KEY=VALUE lines read first; the environment overrides it"),
-    ("POAM_DATA_DIR", "directory for the SQLite file and the generated signing key [default: ./data]"),
-    ("POAM_DATABASE_URL", "sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB [default: sqlite://$POAM_DATA_DIR/poam.db]"),
-    ("POAM_BIND", "address to listen on [default: 127.0.0.1:8080]"),
-    ("POAM_TLS_CERT", "PEM certificate chain (server certificate first) to serve HTTPS with, TLS 1.2 and 1.3 only; read again on SIGHUP (a bad new one is logged and the old one kept); with POAM_TLS_KEY [default: none, plain HTTP]"),
-    ("POAM_TLS_KEY", "PEM private key of POAM_TLS_CERT (PKCS#8, PKCS#1 or SEC1), mode 0600; read again on SIGHUP [default: none]"),
-    ("POAM_TLS_CLIENT_CA", "PEM bundle of the CAs whose client certificates are accepted (mutual TLS); a certificate is optional, one from another CA is refused at the handshake; a request without a bearer token is authenticated by its certificate through POAM_CLAIMS_MAP's cert.* rules [default: none, no client certificates asked]"),
-    ("POAM_AUTO_MIGRATE", "apply pending migrations on start: true|false [default: true on SQLite, false on PostgreSQL]"),
-    ("POAM_POOL_SIZE", "database connections per instance [default: 8]"),
-    ("POAM_SQLITE_BUSY_TIMEOUT_MS", "how long a SQLite write waits on another process's lock before 503 [default: 5000]"),
-    ("POAM_POOL_TIMEOUT_MS", "longest wait for a database connection before answering 503 [default: 5000]"),
-    ("POAM_EVIDENCE_MAX_BYTES", "largest evidence file accepted, in bytes [default: 31457280, eMASS's 30 MiB]"),
-    ("POAM_BULK_MAX_ITEMS", "most elements of one bulk upsert; more is 413 [default: 1000]"),
-    ("POAM_IMPORT_MAX_BYTES", "largest bulk, OSCAL or spreadsheet import body, in bytes [default: 33554432]"),
-    ("POAM_SCAN_MAX_BYTES", "largest streamed scan file (.nessus, CKL, CSV), in bytes; CKLB and SARIF take the import limit [default: 1073741824]"),
-    ("POAM_WORKERS", "HTTP worker threads [default: one per CPU]"),
-    ("POAM_ESCALATION_GRACE_DAYS", "days an unresolved item may be overdue before it reads as escalated [default: 14]"),
-    ("POAM_CLASSIFICATION_BANNER", "the classification banner in row 1 of eMASS template exports, 1 to 200 characters [default: ***** CONTROLLED UNCLASSIFIED INFORMATION *****]"),
-    ("POAM_EVIDENCE_KEY_FILE", "the master key that encrypts evidence and scan files at rest (AES-256-GCM): a file of 32 random bytes, raw or as 64 hex characters, mode 0600 (`openssl rand -hex 32`); required once any file is stored encrypted [default: none, files stored unencrypted]"),
-    ("POAM_EVIDENCE_ENCRYPTION", "auto: encrypt when POAM_EVIDENCE_KEY_FILE is set; required: refuse to start without it [default: auto]"),
-    ("POAM_JWT_ALGORITHM", "HS256, RS256, ES256 or EdDSA [default: HS256]"),
-    ("POAM_JWT_SECRET", "HS256 secret, at least 32 bytes [default: generated into $POAM_DATA_DIR/jwt-secret, mode 0600]"),
-    ("POAM_JWT_PUBLIC_KEY_FILE", "PEM public key that verifies RS256/ES256/EdDSA tokens (your identity provider's)"),
-    ("POAM_JWT_PRIVATE_KEY_FILE", "PEM private key, only for `poam token` with RS256/ES256/EdDSA"),
-    ("POAM_JWT_ISSUER", "required `iss` of tokens (and set on minted ones)"),
-    ("POAM_JWT_AUDIENCE", "required `aud` of tokens (and set on minted ones)"),
-    ("POAM_TOKEN_MAX_TTL", "longest token lifetime (exp - iat) the server accepts and `poam token --ttl` mints: seconds, or a number with s, m, h or d [default: 90d]"),
-    ("POAM_OIDC_ISSUER", "your identity provider's issuer URL: its keys come from the jwks_uri of {issuer}/.well-known/openid-configuration, whose issuer must equal it; tokens must carry it as iss unless POAM_JWT_ISSUER says otherwise; with RS256, ES256 or EdDSA [default: none]"),
-    ("POAM_JWKS_URL", "URL of your identity provider's JWKS (instead of POAM_OIDC_ISSUER); keys chosen by kid; https, or http on loopback [default: none]"),
-    ("POAM_JWKS_FILE", "a JWKS JSON file of verification keys (instead of a URL), read again on the same schedule [default: none]"),
-    ("POAM_JWKS_REFRESH", "how often the JWKS is fetched again (and at most every 30 s when a token names an unknown kid); the last good set is kept when a fetch fails: seconds, or a number with s, m, h or d [default: 10m]"),
-    ("POAM_CLAIMS_MAP", "TOML file mapping token claims (e.g. IdP groups) to roles and systems: subject, name, [[roles]] claim/value/role/systems rules; without it the roles and systems claims are read [default: none]"),
-    ("POAM_LOG", "log filter, e.g. info or poam_http=debug,info [default: info]"),
-    ("POAM_METRICS", "serve Prometheus metrics at /metrics to admin and auditor tokens: on or off [default: on]"),
-    ("POAM_LOG_FORMAT", "text or json [default: text]"),
-    ("POAM_RATE_LIMIT_PER_SECOND", "requests per second one token subject may make, sustained; 0 turns the limit off [default: 100]"),
-    ("POAM_RATE_LIMIT_BURST", "requests one token subject may make at once above that rate; 0 turns the limit off [default: 200]"),
-    ("POAM_RATE_LIMIT_ADDRESS_PER_SECOND", "requests per second from one client address; 0 turns the limit off [default: 500]"),
-    ("POAM_RATE_LIMIT_ADDRESS_BURST", "requests one client address may make at once above that rate [default: 1000]"),
-    ("POAM_AUTH_FAILURES_PER_MINUTE", "failed authentications per minute one client address may make before 429; 0 turns the limit off [default: 30]"),
-    ("POAM_AUTH_FAILURE_BURST", "failed authentications one client address may make at once [default: 10]"),
-    ("POAM_EXPORT_CONCURRENCY", "exports one token subject may run at once, and the service in all unless POAM_EXPORT_CONCURRENCY_TOTAL says otherwise; 0: no limit [default: 4]"),
-    ("POAM_EXPORT_CONCURRENCY_TOTAL", "exports the service runs at once [default: POAM_EXPORT_CONCURRENCY]"),
-    ("POAM_HEAVY_CONCURRENCY", "bulk upserts, OSCAL imports and evidence uploads one token subject may run at once, and the service in all unless POAM_HEAVY_CONCURRENCY_TOTAL says otherwise; 0: no limit [default: 4]"),
-    ("POAM_HEAVY_CONCURRENCY_TOTAL", "bulk upserts, imports and uploads the service runs at once [default: POAM_HEAVY_CONCURRENCY]"),
-    ("POAM_MEMORY_BUDGET_BYTES", "memory the heavy operations may hold together (a bulk or import reserves 12 times its body); 0: no budget [default: 536870912]"),
-    ("POAM_EVIDENCE_QUOTA_BYTES", "evidence bytes one system may store; 0: no quota [default: 10737418240, 10 GiB]"),
-    ("POAM_BODY_IDLE_TIMEOUT", "longest pause in a request body before 408: seconds, or a number with s, m or h [default: 10s]"),
-    ("POAM_BODY_MIN_RATE", "slowest average rate of a request body, bytes per second, once the idle timeout has passed; 0: none [default: 1024]"),
-    ("POAM_SEND_IDLE_TIMEOUT", "longest a streamed response waits for a client that takes nothing before it is abandoned [default: 30s]"),
-    ("POAM_WEBHOOK_ALLOW", "hosts, addresses or CIDRs webhooks may reach despite the private-range rule (loopback, private, link-local, CGNAT, metadata), over http too; comma-separated [default: none]"),
-    ("POAM_WEBHOOK_RETRY_SCHEDULE", "delays between a delivery's attempts, each spread by ±20% jitter; after the last the delivery is dead: comma-separated, units ms, s, m, h, d [default: 5s,5m,30m,2h,5h,10h,14h,20h,24h]"),
-    ("POAM_WEBHOOK_TIMEOUT", "longest one delivery attempt may take, connection included [default: 15s]"),
-    ("POAM_WEBHOOK_CONNECT_TIMEOUT", "longest the connection of one attempt may take [default: 5s]"),
-    ("POAM_WEBHOOK_PAUSE_AFTER", "how long a subscription may fail without a success before it is paused [default: 3d]"),
-    ("POAM_WEBHOOK_POLL", "how often an idle delivery worker looks for due deliveries [default: 1s]"),
-    ("POAM_WEBHOOK_CONCURRENCY", "delivery attempts one instance makes at once, 1 to 256 [default: 8]"),
-    ("POAM_WEBHOOK_SECRET_OVERLAP", "how long the previous secret keeps signing after a rotation, unless the request says [default: 24h]"),
-    ("POAM_SCHEDULER_PERIOD", "how often the scheduler looks for time-driven events (overdue, due soon, check-ins, closeouts, reviews): units ms, s, m, h, d, or off [default: 1m]"),
-    ("POAM_WEBHOOK_DELIVERY", "run the delivery worker in this instance: on or off (the outbox is written either way) [default: on]"),
-    ("POAM_SMTP_URL", "the SMTP server of the daily e-mail digests, e.g. smtps://user:password@mail.example.org or smtp://relay:25 (smtp:// is plain text; add ?tls=required for STARTTLS); unset: no digests [default: none]"),
-    ("POAM_SMTP_FROM", "the From address of the digests, e.g. POA&M <poam@example.org> (required with POAM_SMTP_URL)"),
-    ("POAM_DIGEST_HOUR", "the UTC hour (0 to 23) from which each day's digest is sent, once per address, to whom the attention list says something waits on [default: 7]"),
+/// What a setting takes, and so how it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Free text (an address, a URL, a log filter...).
+    Text,
+    /// A file or directory.
+    Path,
+    /// A whole number.
+    Number,
+    /// Seconds, or a number with `s`, `m`, `h` or `d` ([`parse_duration`]).
+    Duration,
+    /// A number with `ms`, `s`, `m`, `h` or `d` (`poam_domain::webhooks::parse_delay`).
+    Delay,
+    /// `true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+    Bool,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// Comma-separated items.
+    List,
+}
+
+/// A setting's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// This value, read exactly as if it were set; the note says what it amounts to ("30 MiB").
+    Value(&'static str, &'static str),
+    /// Worked out from other settings, as the text says.
+    Derived(&'static str),
+    /// No value; the text (if any) says what that means.
+    Unset(&'static str),
+}
+
+impl DefaultValue {
+    /// The value read when the setting is unset.
+    pub fn value(&self) -> Option<&'static str> {
+        match self {
+            DefaultValue::Value(v, _) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// As `--help` shows it: `[default: 8]`.
+    fn help(&self) -> String {
+        match self {
+            DefaultValue::Value(v, "") => format!("[default: {v}]"),
+            DefaultValue::Value(v, note) => format!("[default: {v}, {note}]"),
+            DefaultValue::Derived(text) => format!("[default: {}]", text.replace('`', "")),
+            DefaultValue::Unset("") => "[default: none]".to_owned(),
+            DefaultValue::Unset(text) => format!("[default: none, {text}]"),
+        }
+    }
+
+    /// As the README's table shows it: `` `8` ``.
+    fn markdown(&self) -> String {
+        match self {
+            DefaultValue::Value(v, "") => format!("`{v}`"),
+            DefaultValue::Value(v, note) => format!("`{v}` ({note})"),
+            DefaultValue::Derived(text) => (*text).to_owned(),
+            DefaultValue::Unset("") => "—".to_owned(),
+            DefaultValue::Unset(text) => format!("none ({text})"),
+        }
+    }
+}
+
+/// One setting: the only place its name, default, help and secrecy are written.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: DefaultValue,
+    pub help: &'static str,
+    /// The value may hold a password or key: read only into [`Secret`] (or a type that redacts).
+    pub secret: bool,
+}
+
+const fn setting(
+    name: &'static str,
+    kind: Kind,
+    default: DefaultValue,
+    help: &'static str,
+) -> Setting {
+    Setting {
+        name,
+        kind,
+        default,
+        help,
+        secret: false,
+    }
+}
+
+const fn secret(
+    name: &'static str,
+    kind: Kind,
+    default: DefaultValue,
+    help: &'static str,
+) -> Setting {
+    Setting {
+        name,
+        kind,
+        default,
+        help,
+        secret: true,
+    }
+}
+
+const ON_OFF: Kind = Kind::Choice(&["on", "off"]);
+const NONE: DefaultValue = DefaultValue::Unset("");
+
+const fn value(v: &'static str) -> DefaultValue {
+    DefaultValue::Value(v, "")
+}
+
+/// Every setting: `poam --help`, `poam config --markdown` (the README's table), the
+/// configuration file's known keys and the defaults [`Settings::from_lookup`] reads all come
+/// from here.
+pub const SETTINGS: &[Setting] = &[
+    setting("POAM_CONFIG", Kind::Path, NONE, "a file of `KEY=VALUE` lines read first (also `--config`); the environment overrides it; refused if its group or others may read it"),
+    setting("POAM_DATA_DIR", Kind::Path, value("./data"), "directory of the SQLite file and the generated signing key"),
+    secret("POAM_DATABASE_URL", Kind::Text, DefaultValue::Derived("`sqlite://$POAM_DATA_DIR/poam.db`"), "`sqlite://PATH` or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`; any other scheme is an error; the password is never logged"),
+    setting("POAM_BIND", Kind::Text, value("127.0.0.1:8080"), "address to listen on"),
+    setting("POAM_TLS_CERT", Kind::Path, DefaultValue::Unset("plain HTTP"), "PEM certificate chain (server certificate first) to serve HTTPS with, TLS 1.2 and 1.3 only; read again on SIGHUP (a bad new one is logged and the old one kept); with `POAM_TLS_KEY`"),
+    setting("POAM_TLS_KEY", Kind::Path, NONE, "PEM private key of `POAM_TLS_CERT` (PKCS#8, PKCS#1 or SEC1), mode 0600; read again on SIGHUP"),
+    setting("POAM_TLS_CLIENT_CA", Kind::Path, DefaultValue::Unset("no client certificates asked for"), "PEM bundle of the CAs whose client certificates are accepted (mutual TLS); a certificate is optional, one from another CA is refused at the handshake; a request without a bearer token is authenticated by its certificate through `POAM_CLAIMS_MAP`'s `cert.*` rules"),
+    setting("POAM_AUTO_MIGRATE", Kind::Bool, DefaultValue::Derived("`true` on SQLite, `false` on PostgreSQL"), "apply pending migrations on start: `true` or `false`"),
+    setting("POAM_POOL_SIZE", Kind::Number, value("8"), "database connections per instance"),
+    setting("POAM_SQLITE_BUSY_TIMEOUT_MS", Kind::Number, value("5000"), "longest wait on another process's SQLite write lock before a 503, in milliseconds"),
+    setting("POAM_POOL_TIMEOUT_MS", Kind::Number, value("5000"), "longest wait for a database connection before a 503, in milliseconds"),
+    setting("POAM_EVIDENCE_MAX_BYTES", Kind::Number, DefaultValue::Value("31457280", "30 MiB, eMASS's"), "largest evidence file accepted, in bytes"),
+    setting("POAM_BULK_MAX_ITEMS", Kind::Number, value("1000"), "most elements of one bulk upsert; more is 413"),
+    setting("POAM_IMPORT_MAX_BYTES", Kind::Number, DefaultValue::Value("33554432", "32 MiB"), "largest bulk, OSCAL or spreadsheet (FedRAMP, eMASS) import body, in bytes; also CKLB and SARIF scan files"),
+    setting("POAM_SCAN_MAX_BYTES", Kind::Number, DefaultValue::Value("1073741824", "1 GiB"), "largest streamed scan file (`.nessus`, CKL, CSV), in bytes: spooled to disk and read twice, never held in memory"),
+    setting("POAM_WORKERS", Kind::Number, DefaultValue::Derived("one per CPU"), "HTTP worker threads"),
+    setting("POAM_ESCALATION_GRACE_DAYS", Kind::Number, value("14"), "days an unresolved item may be overdue before it reads as `escalated`, at most 3650"),
+    setting("POAM_CLASSIFICATION_BANNER", Kind::Text, value(poam_domain::exchange::emass::DEFAULT_BANNER), "the classification banner in row 1 of eMASS template exports, 1 to 200 characters"),
+    setting("POAM_EVIDENCE_KEY_FILE", Kind::Path, DefaultValue::Unset("files stored unencrypted"), "the master key that encrypts evidence and scan files at rest (AES-256-GCM): a file of 32 random bytes, raw or as 64 hex characters, mode 0600 (`openssl rand -hex 32`); required once any file is stored encrypted"),
+    setting("POAM_EVIDENCE_ENCRYPTION", Kind::Choice(&["auto", "required"]), value("auto"), "`auto`: encrypt when `POAM_EVIDENCE_KEY_FILE` is set; `required`: refuse to start without it"),
+    setting("POAM_JWT_ALGORITHM", Kind::Text, value("HS256"), "`HS256`, `RS256`, `ES256` or `EdDSA` (pinned: tokens signed with another are refused)"),
+    secret("POAM_JWT_SECRET", Kind::Text, DefaultValue::Derived("generated into `$POAM_DATA_DIR/jwt-secret`, mode 0600"), "HS256 secret shared by several instances: at least 32 bytes, random (one with fewer than 8 distinct characters or under ~96 bits of estimated entropy, such as `aaaa…`, is refused)"),
+    setting("POAM_JWT_PUBLIC_KEY_FILE", Kind::Path, NONE, "PEM public key that verifies your identity provider's RS256/ES256/EdDSA tokens"),
+    setting("POAM_JWT_PRIVATE_KEY_FILE", Kind::Path, NONE, "PEM private key, only for `poam token` with RS256/ES256/EdDSA"),
+    setting("POAM_JWT_ISSUER", Kind::Text, NONE, "required `iss` of tokens (and set on minted ones)"),
+    setting("POAM_JWT_AUDIENCE", Kind::Text, NONE, "required `aud` of tokens (and set on minted ones)"),
+    setting("POAM_TOKEN_MAX_TTL", Kind::Duration, value("90d"), "longest token lifetime (`exp - iat`) the server accepts and `poam token --ttl` mints: seconds, or a number with s, m, h or d"),
+    setting("POAM_OIDC_ISSUER", Kind::Text, NONE, "your identity provider's issuer URL: its keys come from the `jwks_uri` of `{issuer}/.well-known/openid-configuration`, whose issuer must equal it; tokens must carry it as `iss` unless `POAM_JWT_ISSUER` says otherwise; with RS256, ES256 or EdDSA"),
+    setting("POAM_JWKS_URL", Kind::Text, NONE, "URL of your identity provider's JWKS (instead of `POAM_OIDC_ISSUER`); keys chosen by `kid`; https, or http on loopback"),
+    setting("POAM_JWKS_FILE", Kind::Path, NONE, "a JWKS JSON file of verification keys (instead of a URL), read again on the same schedule"),
+    setting("POAM_JWKS_REFRESH", Kind::Duration, value("10m"), "how often the JWKS is fetched again (and at most every 30 s when a token names an unknown `kid`); the last good set is kept when a fetch fails: seconds, or a number with s, m, h or d"),
+    setting("POAM_CLAIMS_MAP", Kind::Path, NONE, "TOML file mapping token claims (e.g. IdP groups) to roles and systems: `subject`, `name`, `[[roles]]` `claim`/`value`/`role`/`systems` rules; without it the `roles` and `systems` claims are read"),
+    setting("POAM_LOG", Kind::Text, value("info"), "log filter, e.g. `info` or `poam_http=debug,info` (stderr)"),
+    setting("POAM_METRICS", ON_OFF, value("on"), "Prometheus metrics at `/metrics` for admin and auditor tokens; `off` removes them"),
+    setting("POAM_LOG_FORMAT", Kind::Choice(&["text", "json"]), value("text"), "`text`, or `json` for structured logs"),
+    setting("POAM_RATE_LIMIT_PER_SECOND", Kind::Number, value("100"), "requests per second one token subject may make, sustained; over it: 429 `rate_limited` with `Retry-After`; `0` turns the limit off"),
+    setting("POAM_RATE_LIMIT_BURST", Kind::Number, value("200"), "requests one token subject may make at once above that rate; `0` turns the limit off"),
+    setting("POAM_RATE_LIMIT_ADDRESS_PER_SECOND", Kind::Number, value("500"), "requests per second from one client address (the TCP peer: behind a proxy, all its clients share one budget), authenticated or not; `/healthz` and `/readyz` are exempt; `0` turns the limit off"),
+    setting("POAM_RATE_LIMIT_ADDRESS_BURST", Kind::Number, value("1000"), "requests one client address may make at once above that rate; `0` turns the limit off"),
+    setting("POAM_AUTH_FAILURES_PER_MINUTE", Kind::Number, value("30"), "failed authentications per minute one client address may make; once spent, that address is answered 429 `too_many_failed_authentications` (good tokens too) until it recovers; `0` turns the limit off"),
+    setting("POAM_AUTH_FAILURE_BURST", Kind::Number, value("10"), "failed authentications one client address may make at once; `0` turns the limit off"),
+    setting("POAM_EXPORT_CONCURRENCY", Kind::Number, value("4"), "exports one token subject may run at once (429 `too_many_concurrent` beyond), and the service in all (503 `server_busy`) unless `POAM_EXPORT_CONCURRENCY_TOTAL` says otherwise; `0`: no limit"),
+    setting("POAM_EXPORT_CONCURRENCY_TOTAL", Kind::Number, DefaultValue::Derived("`POAM_EXPORT_CONCURRENCY`"), "exports the service runs at once, when it should differ from the per-token limit"),
+    setting("POAM_HEAVY_CONCURRENCY", Kind::Number, value("4"), "bulk upserts, OSCAL imports and evidence uploads one token subject may run at once (429), and the service in all (503) unless `POAM_HEAVY_CONCURRENCY_TOTAL` says otherwise; `0`: no limit"),
+    setting("POAM_HEAVY_CONCURRENCY_TOTAL", Kind::Number, DefaultValue::Derived("`POAM_HEAVY_CONCURRENCY`"), "bulk upserts, imports and uploads the service runs at once"),
+    setting("POAM_MEMORY_BUDGET_BYTES", Kind::Number, DefaultValue::Value("536870912", "512 MiB"), "memory the heavy operations may hold together: a bulk or import reserves 12 × its `Content-Length` (or 12 × `POAM_IMPORT_MAX_BYTES` without one), capped at the budget; an upload or export 1 MiB. Spent: 503 `memory_budget_exhausted`; `0` turns it off"),
+    setting("POAM_EVIDENCE_QUOTA_BYTES", Kind::Number, DefaultValue::Value("10737418240", "10 GiB"), "evidence bytes one system may store (withdrawn evidence counts: it is kept); an upload that does not fit is 413 `evidence_quota_exceeded` and nothing is stored; `0`: no quota"),
+    setting("POAM_BODY_IDLE_TIMEOUT", Kind::Duration, value("10s"), "longest pause in a request body: 408 `body_timeout`, connection closed; seconds, or a number with s, m, h or d"),
+    setting("POAM_BODY_MIN_RATE", Kind::Number, value("1024"), "slowest average rate of a request body in bytes per second, once the idle timeout has passed since it began (a 200 B/s trickle is cut off with 408); `0`: no minimum"),
+    setting("POAM_SEND_IDLE_TIMEOUT", Kind::Duration, value("30s"), "longest a streamed response (an export) waits for a client that takes nothing: then it is abandoned and the connection closes short of its `Content-Length`"),
+    setting("POAM_WEBHOOK_ALLOW", Kind::List, NONE, "hosts, addresses or CIDRs (comma-separated) webhooks may reach although they are loopback, private, link-local, CGNAT or metadata addresses; http is allowed for them too"),
+    setting("POAM_WEBHOOK_RETRY_SCHEDULE", Kind::List, value("5s,5m,30m,2h,5h,10h,14h,20h,24h"), "delays between a delivery's attempts (comma-separated, units `ms`, `s`, `m`, `h`, `d`), each spread by ±20% jitter; after the last failed attempt the delivery is `dead` (about 3 days)"),
+    setting("POAM_WEBHOOK_TIMEOUT", Kind::Delay, value("15s"), "longest one delivery attempt may take, connection included"),
+    setting("POAM_WEBHOOK_CONNECT_TIMEOUT", Kind::Delay, value("5s"), "longest the connection of one attempt may take"),
+    setting("POAM_WEBHOOK_PAUSE_AFTER", Kind::Delay, value("3d"), "a subscription whose deliveries fail this long without one success is paused (also at once on `410 Gone`)"),
+    setting("POAM_WEBHOOK_POLL", Kind::Delay, value("1s"), "how often an idle delivery worker looks for due deliveries"),
+    setting("POAM_WEBHOOK_CONCURRENCY", Kind::Number, value("8"), "delivery attempts one instance makes at once, 1 to 256"),
+    setting("POAM_WEBHOOK_SECRET_OVERLAP", Kind::Delay, value("24h"), "how long the previous secret keeps signing after a rotation, unless the request says"),
+    setting("POAM_SCHEDULER_PERIOD", Kind::Delay, value("1m"), "how often the scheduler looks for time-driven events (overdue, due soon, check-ins, closeouts, reviews): units `ms`, `s`, `m`, `h`, `d`; `off`: not in this instance. Safe to run on every instance"),
+    setting("POAM_WEBHOOK_DELIVERY", ON_OFF, value("on"), "`off`: this instance writes the outbox but does not deliver (another instance does)"),
+    secret("POAM_SMTP_URL", Kind::Text, DefaultValue::Unset("no digests"), "SMTP server for the daily e-mail digests: `smtps://user:password@mail.example.org` (implicit TLS), `smtp://relay:25?tls=required` (STARTTLS), `smtp://relay:25` (plain); the password is never logged"),
+    setting("POAM_SMTP_FROM", Kind::Text, NONE, "From address of the digests (`POA&M <poam@example.org>`); required with `POAM_SMTP_URL`"),
+    setting("POAM_DIGEST_HOUR", Kind::Number, value("7"), "UTC hour (0 to 23) from which each day's digest is sent, once per address, to whom the attention list says something waits on"),
 ];
+
+/// The setting of this name.
+pub fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// The settings as `poam --help` lists them: one line each, help then default.
+pub fn help_text() -> String {
+    let mut out = String::new();
+    for s in SETTINGS {
+        out.push_str(&format!(
+            "  {:<26} {} {}\n",
+            s.name,
+            s.help,
+            s.default.help()
+        ));
+    }
+    out
+}
+
+/// The README's configuration table (`poam config --markdown`).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    for s in SETTINGS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            s.name,
+            s.default.markdown(),
+            s.help
+        ));
+    }
+    out
+}
+
+/// Reads settings by their definitions: the value set (a blank one counts as unset), else the
+/// definition's default value; the reader must match the definition's kind, and a secret is
+/// only read as a [`Secret`].
+struct Lookup<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Lookup<'_> {
+    fn value(
+        &self,
+        name: &str,
+        kind: fn(Kind) -> bool,
+        secret: bool,
+    ) -> Result<Option<String>, String> {
+        let s = find(name).ok_or_else(|| format!("{name}: not a defined setting"))?;
+        if !kind(s.kind) || s.secret != secret {
+            return Err(format!(
+                "{name}: read other than its definition says ({:?})",
+                s.kind
+            ));
+        }
+        Ok((self.get)(name).or_else(|| s.default.value().map(str::to_owned)))
+    }
+
+    fn text(&self, name: &str) -> Result<Option<String>, String> {
+        self.value(name, |k| k == Kind::Text, false)
+    }
+
+    fn secret(&self, name: &str) -> Result<Option<Secret>, String> {
+        Ok(self
+            .value(name, |k| k == Kind::Text, true)?
+            .map(Secret::new))
+    }
+
+    fn path(&self, name: &str) -> Result<Option<PathBuf>, String> {
+        Ok(self
+            .value(name, |k| k == Kind::Path, false)?
+            .map(PathBuf::from))
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
+        self.value(name, |k| k == Kind::Number, false)?
+            .map(|v| parse_num(name, &v))
+            .transpose()
+    }
+
+    fn bool(&self, name: &str) -> Result<Option<bool>, String> {
+        self.value(name, |k| k == Kind::Bool, false)?
+            .map(|v| parse_bool(name, &v))
+            .transpose()
+    }
+
+    fn duration(&self, name: &str) -> Result<Option<Duration>, String> {
+        self.value(name, |k| k == Kind::Duration, false)?
+            .map(|v| {
+                parse_duration(&v)
+                    .map(|s| Duration::from_secs(s.unsigned_abs()))
+                    .map_err(|e| format!("{name}: {e}"))
+            })
+            .transpose()
+    }
+
+    /// A delay, or `None` for `off`.
+    fn delay_or_off(&self, name: &str) -> Result<Option<Option<Duration>>, String> {
+        self.value(name, |k| k == Kind::Delay, false)?
+            .map(|v| match v.trim() {
+                "off" => Ok(None),
+                v => poam_domain::webhooks::parse_delay(v)
+                    .map(Some)
+                    .map_err(|e| format!("{name}: {e}")),
+            })
+            .transpose()
+    }
+
+    /// The position of the value among the definition's choices.
+    fn choice(&self, name: &str) -> Result<Option<usize>, String> {
+        let Some(v) = self.value(name, |k| matches!(k, Kind::Choice(_)), false)? else {
+            return Ok(None);
+        };
+        let choices = match find(name).map(|s| s.kind) {
+            Some(Kind::Choice(choices)) => choices,
+            _ => &[],
+        };
+        choices
+            .iter()
+            .position(|c| *c == v)
+            .map(Some)
+            .ok_or_else(|| {
+                let words = match choices.split_last() {
+                    Some((last, [])) => (*last).to_owned(),
+                    Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                    None => String::new(),
+                };
+                format!("{name}: `{v}` is not {words}")
+            })
+    }
+}
+
+/// A setting that has a default value: `None` is a definition without one.
+fn required<T>(name: &str, value: Option<T>) -> Result<T, String> {
+    value.ok_or_else(|| format!("{name}: no value and no default"))
+}
 
 /// A secret value: shown as `[redacted]` in every `Debug` and `Display`.
 #[derive(Clone)]
@@ -88,6 +344,12 @@ impl Secret {
 }
 
 impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
@@ -179,7 +441,7 @@ pub fn read_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
             .split_once('=')
             .ok_or_else(|| format!("{}:{}: expected KEY=VALUE", path.display(), n + 1))?;
         let k = k.trim().trim_start_matches("export ").trim();
-        if !VARIABLES.iter().any(|(name, _)| *name == k) {
+        if find(k).is_none() {
             return Err(format!(
                 "{}:{}: unknown setting `{k}`",
                 path.display(),
@@ -233,54 +495,33 @@ fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
 }
 
 /// The protection settings (see `poam_http::protection`).
-fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<poam_http::protection::Limits, String> {
+fn limits(l: &Lookup) -> Result<poam_http::protection::Limits, String> {
     use poam_http::protection::Limits;
-    let d = Limits::default();
-    let num = |name: &str, default: u64| -> Result<u64, String> {
-        get(name).map_or(Ok(default), |v| parse_num(name, &v))
-    };
-    let small = |name: &str, default: u32| -> Result<u32, String> {
-        get(name).map_or(Ok(default), |v| parse_num(name, &v))
-    };
-    let secs = |name: &str, default: Duration| -> Result<Duration, String> {
-        match get(name) {
-            Some(v) => parse_duration(&v)
-                .map(|s| Duration::from_secs(s.unsigned_abs()))
-                .map_err(|e| format!("{name}: {e}")),
-            None => Ok(default),
-        }
-    };
+    let num = |name: &str| -> Result<u64, String> { required(name, l.number(name)?) };
+    let small = |name: &str| -> Result<u32, String> { required(name, l.number(name)?) };
+    let secs = |name: &str| -> Result<Duration, String> { required(name, l.duration(name)?) };
     let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     // Either of rate and burst at 0 turns a limiter off.
-    let pair = |rate: &str, burst: &str, d_rate: u32, d_burst: u32| -> Result<(u32, u32), String> {
-        let (r, b) = (small(rate, d_rate)?, small(burst, d_burst)?);
+    let pair = |rate: &str, burst: &str| -> Result<(u32, u32), String> {
+        let (r, b) = (small(rate)?, small(burst)?);
         Ok(if r == 0 || b == 0 { (0, 0) } else { (r, b) })
     };
-    let (rate_per_second, rate_burst) = pair(
-        "POAM_RATE_LIMIT_PER_SECOND",
-        "POAM_RATE_LIMIT_BURST",
-        d.rate_per_second,
-        d.rate_burst,
-    )?;
+    let (rate_per_second, rate_burst) =
+        pair("POAM_RATE_LIMIT_PER_SECOND", "POAM_RATE_LIMIT_BURST")?;
     let (address_per_second, address_burst) = pair(
         "POAM_RATE_LIMIT_ADDRESS_PER_SECOND",
         "POAM_RATE_LIMIT_ADDRESS_BURST",
-        d.address_per_second,
-        d.address_burst,
     )?;
-    let (auth_failures_per_minute, auth_failure_burst) = pair(
-        "POAM_AUTH_FAILURES_PER_MINUTE",
-        "POAM_AUTH_FAILURE_BURST",
-        d.auth_failures_per_minute,
-        d.auth_failure_burst,
-    )?;
-    let export_per_token = size(num("POAM_EXPORT_CONCURRENCY", d.export_per_token as u64)?);
-    let export_total = size(num(
-        "POAM_EXPORT_CONCURRENCY_TOTAL",
-        export_per_token as u64,
-    )?);
-    let heavy_per_token = size(num("POAM_HEAVY_CONCURRENCY", d.heavy_per_token as u64)?);
-    let heavy_total = size(num("POAM_HEAVY_CONCURRENCY_TOTAL", heavy_per_token as u64)?);
+    let (auth_failures_per_minute, auth_failure_burst) =
+        pair("POAM_AUTH_FAILURES_PER_MINUTE", "POAM_AUTH_FAILURE_BURST")?;
+    let export_per_token = size(num("POAM_EXPORT_CONCURRENCY")?);
+    let export_total = l
+        .number("POAM_EXPORT_CONCURRENCY_TOTAL")?
+        .map_or(export_per_token, size);
+    let heavy_per_token = size(num("POAM_HEAVY_CONCURRENCY")?);
+    let heavy_total = l
+        .number("POAM_HEAVY_CONCURRENCY_TOTAL")?
+        .map_or(heavy_per_token, size);
     Ok(Limits {
         rate_per_second,
         rate_burst,
@@ -292,109 +533,88 @@ fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<poam_http::protection
         export_total,
         heavy_per_token,
         heavy_total,
-        memory_budget: size(num("POAM_MEMORY_BUDGET_BYTES", d.memory_budget as u64)?),
-        evidence_quota: num("POAM_EVIDENCE_QUOTA_BYTES", DEFAULT_EVIDENCE_QUOTA)?,
-        body_idle: secs("POAM_BODY_IDLE_TIMEOUT", d.body_idle)?,
-        body_min_rate: num("POAM_BODY_MIN_RATE", d.body_min_rate)?,
-        send_idle: secs("POAM_SEND_IDLE_TIMEOUT", d.send_idle)?,
+        memory_budget: size(num("POAM_MEMORY_BUDGET_BYTES")?),
+        evidence_quota: num("POAM_EVIDENCE_QUOTA_BYTES")?,
+        body_idle: secs("POAM_BODY_IDLE_TIMEOUT")?,
+        body_min_rate: num("POAM_BODY_MIN_RATE")?,
+        send_idle: secs("POAM_SEND_IDLE_TIMEOUT")?,
     })
 }
 
-/// Evidence one system may store unless configured: 10 GiB.
-pub const DEFAULT_EVIDENCE_QUOTA: u64 = 10 << 30;
-
 impl Settings {
-    /// Builds the settings from a lookup (the process environment over the optional file).
+    /// Builds the settings from a lookup (the process environment over the optional file);
+    /// what it does not give takes the default of its definition in [`SETTINGS`].
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let get = |k: &str| get(k).filter(|v| !v.is_empty());
-        let data_dir = PathBuf::from(get("POAM_DATA_DIR").unwrap_or_else(|| "./data".into()));
-        let url_text = get("POAM_DATABASE_URL")
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("poam.db").display()));
+        let set = |k: &str| get(k).filter(|v| !v.is_empty());
+        let l = Lookup { get: &set };
+        // For the readers elsewhere (webhooks, digests): the value set, else the default.
+        let with_default =
+            |k: &str| set(k).or_else(|| find(k).and_then(|s| s.default.value()).map(str::to_owned));
+        let data_dir = required("POAM_DATA_DIR", l.path("POAM_DATA_DIR")?)?;
+        let url_text = match l.secret("POAM_DATABASE_URL")? {
+            Some(url) => url,
+            None => Secret::new(format!("sqlite://{}", data_dir.join("poam.db").display())),
+        };
         let database_url =
-            DatabaseUrl::parse(&url_text).map_err(|e| format!("POAM_DATABASE_URL: {e}"))?;
-        let auto_migrate = match get("POAM_AUTO_MIGRATE") {
-            Some(v) => parse_bool("POAM_AUTO_MIGRATE", &v)?,
+            DatabaseUrl::parse(url_text.expose()).map_err(|e| format!("POAM_DATABASE_URL: {e}"))?;
+        let auto_migrate = match l.bool("POAM_AUTO_MIGRATE")? {
+            Some(v) => v,
             None => matches!(database_url, DatabaseUrl::Sqlite(_)),
         };
-        let mut pool = PoolOptions::default();
-        if let Some(v) = get("POAM_POOL_SIZE") {
-            pool.max_size = parse_num("POAM_POOL_SIZE", &v)?;
-            if pool.max_size == 0 {
-                return Err("POAM_POOL_SIZE: must be at least 1".into());
-            }
+        let max_size = required("POAM_POOL_SIZE", l.number("POAM_POOL_SIZE")?)?;
+        if max_size == 0 {
+            return Err("POAM_POOL_SIZE: must be at least 1".into());
         }
-        let workers = get("POAM_WORKERS")
-            .map(|v| parse_num("POAM_WORKERS", &v))
-            .transpose()?;
+        let workers = l.number("POAM_WORKERS")?;
         if workers == Some(0) {
             return Err("POAM_WORKERS: must be at least 1".into());
         }
-        let evidence_max_bytes = match get("POAM_EVIDENCE_MAX_BYTES") {
-            Some(v) => parse_num("POAM_EVIDENCE_MAX_BYTES", &v)?,
-            None => 30 << 20,
-        };
-        let bulk_max_items = match get("POAM_BULK_MAX_ITEMS") {
-            Some(v) => parse_num("POAM_BULK_MAX_ITEMS", &v)?,
-            None => 1000,
-        };
+        let evidence_max_bytes = required(
+            "POAM_EVIDENCE_MAX_BYTES",
+            l.number("POAM_EVIDENCE_MAX_BYTES")?,
+        )?;
+        let bulk_max_items = required("POAM_BULK_MAX_ITEMS", l.number("POAM_BULK_MAX_ITEMS")?)?;
         if bulk_max_items == 0 {
             return Err("POAM_BULK_MAX_ITEMS: must be at least 1".into());
         }
-        let metrics = match get("POAM_METRICS").as_deref() {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(other) => return Err(format!("POAM_METRICS: `{other}` is not on or off")),
-        };
-        let import_max_bytes = match get("POAM_IMPORT_MAX_BYTES") {
-            Some(v) => parse_num("POAM_IMPORT_MAX_BYTES", &v)?,
-            None => 32 << 20,
-        };
-        let scan_max_bytes = match get("POAM_SCAN_MAX_BYTES") {
-            Some(v) => parse_num("POAM_SCAN_MAX_BYTES", &v)?,
-            None => 1 << 30,
-        };
-        let escalation_grace_days = match get("POAM_ESCALATION_GRACE_DAYS") {
-            Some(v) => parse_num("POAM_ESCALATION_GRACE_DAYS", &v)?,
-            None => poam_domain::item::DEFAULT_ESCALATION_GRACE_DAYS,
-        };
+        let metrics = required("POAM_METRICS", l.choice("POAM_METRICS")?)? == 0;
+        let import_max_bytes =
+            required("POAM_IMPORT_MAX_BYTES", l.number("POAM_IMPORT_MAX_BYTES")?)?;
+        let scan_max_bytes = required("POAM_SCAN_MAX_BYTES", l.number("POAM_SCAN_MAX_BYTES")?)?;
+        let escalation_grace_days: u32 = required(
+            "POAM_ESCALATION_GRACE_DAYS",
+            l.number("POAM_ESCALATION_GRACE_DAYS")?,
+        )?;
         if escalation_grace_days > 3650 {
             return Err("POAM_ESCALATION_GRACE_DAYS: at most 3650 days".into());
         }
-        let classification_banner = match get("POAM_CLASSIFICATION_BANNER") {
-            Some(v) if v.trim().is_empty() || v.chars().count() > 200 => {
-                return Err("POAM_CLASSIFICATION_BANNER: 1 to 200 characters".into())
-            }
-            Some(v) => v,
-            None => poam_domain::exchange::emass::DEFAULT_BANNER.to_owned(),
-        };
-        let log_format = match get("POAM_LOG_FORMAT").as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => return Err(format!("POAM_LOG_FORMAT: `{other}` is not text or json")),
+        let classification_banner = required(
+            "POAM_CLASSIFICATION_BANNER",
+            l.text("POAM_CLASSIFICATION_BANNER")?,
+        )?;
+        if classification_banner.trim().is_empty() || classification_banner.chars().count() > 200 {
+            return Err("POAM_CLASSIFICATION_BANNER: 1 to 200 characters".into());
+        }
+        let log_format = match required("POAM_LOG_FORMAT", l.choice("POAM_LOG_FORMAT")?)? {
+            0 => LogFormat::Text,
+            _ => LogFormat::Json,
         };
         let jwt = JwtSettings {
-            algorithm: get("POAM_JWT_ALGORITHM").unwrap_or_else(|| "HS256".into()),
-            secret: get("POAM_JWT_SECRET").map(Secret::new),
-            public_key_file: get("POAM_JWT_PUBLIC_KEY_FILE").map(PathBuf::from),
-            private_key_file: get("POAM_JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
-            issuer: get("POAM_JWT_ISSUER"),
-            audience: get("POAM_JWT_AUDIENCE"),
-            max_ttl: match get("POAM_TOKEN_MAX_TTL") {
-                Some(v) => parse_duration(&v).map_err(|e| format!("POAM_TOKEN_MAX_TTL: {e}"))?,
-                None => poam_http::auth::DEFAULT_MAX_LIFETIME_SECS,
-            },
-            oidc_issuer: get("POAM_OIDC_ISSUER"),
-            jwks_url: get("POAM_JWKS_URL"),
-            jwks_file: get("POAM_JWKS_FILE").map(PathBuf::from),
-            jwks_refresh: match get("POAM_JWKS_REFRESH") {
-                Some(v) => Duration::from_secs(
-                    parse_duration(&v)
-                        .map_err(|e| format!("POAM_JWKS_REFRESH: {e}"))?
-                        .unsigned_abs(),
-                ),
-                None => poam_http::jwks::DEFAULT_REFRESH,
-            },
-            claims_map: get("POAM_CLAIMS_MAP").map(PathBuf::from),
+            algorithm: required("POAM_JWT_ALGORITHM", l.text("POAM_JWT_ALGORITHM")?)?,
+            secret: l.secret("POAM_JWT_SECRET")?,
+            public_key_file: l.path("POAM_JWT_PUBLIC_KEY_FILE")?,
+            private_key_file: l.path("POAM_JWT_PRIVATE_KEY_FILE")?,
+            issuer: l.text("POAM_JWT_ISSUER")?,
+            audience: l.text("POAM_JWT_AUDIENCE")?,
+            max_ttl: required("POAM_TOKEN_MAX_TTL", l.duration("POAM_TOKEN_MAX_TTL")?)?
+                .as_secs()
+                .try_into()
+                .unwrap_or(i64::MAX),
+            oidc_issuer: l.text("POAM_OIDC_ISSUER")?,
+            jwks_url: l.text("POAM_JWKS_URL")?,
+            jwks_file: l.path("POAM_JWKS_FILE")?,
+            jwks_refresh: required("POAM_JWKS_REFRESH", l.duration("POAM_JWKS_REFRESH")?)?,
+            claims_map: l.path("POAM_CLAIMS_MAP")?,
         };
         let sources = [
             jwt.oidc_issuer.is_some(),
@@ -407,31 +627,22 @@ impl Settings {
                     .into(),
             );
         }
-        let evidence_encryption_required = match get("POAM_EVIDENCE_ENCRYPTION").as_deref() {
-            None | Some("auto") => false,
-            Some("required") => true,
-            Some(other) => {
-                return Err(format!(
-                    "POAM_EVIDENCE_ENCRYPTION: `{other}` is not auto or required"
-                ))
-            }
-        };
-        let limits = limits(&get)?;
-        let webhooks = crate::webhook_config::from_lookup(&get)?;
-        let scheduler_period = match get("POAM_SCHEDULER_PERIOD").as_deref().map(str::trim) {
-            None => Some(Duration::from_secs(60)),
-            Some("off") => None,
-            Some(v) => Some(
-                poam_domain::webhooks::parse_delay(v)
-                    .map_err(|e| format!("POAM_SCHEDULER_PERIOD: {e}"))?,
-            ),
-        };
-        let digest = crate::digest::DigestSettings::from_lookup(&get)?;
-        let client_ca = get("POAM_TLS_CLIENT_CA").map(PathBuf::from);
-        let tls = match (get("POAM_TLS_CERT"), get("POAM_TLS_KEY")) {
+        let evidence_encryption_required = required(
+            "POAM_EVIDENCE_ENCRYPTION",
+            l.choice("POAM_EVIDENCE_ENCRYPTION")?,
+        )? == 1;
+        let limits = limits(&l)?;
+        let webhooks = crate::webhook_config::from_lookup(&with_default)?;
+        let scheduler_period = required(
+            "POAM_SCHEDULER_PERIOD",
+            l.delay_or_off("POAM_SCHEDULER_PERIOD")?,
+        )?;
+        let digest = crate::digest::DigestSettings::from_lookup(&with_default)?;
+        let client_ca = l.path("POAM_TLS_CLIENT_CA")?;
+        let tls = match (l.path("POAM_TLS_CERT")?, l.path("POAM_TLS_KEY")?) {
             (Some(cert), Some(key)) => Some(TlsSettings {
-                cert: PathBuf::from(cert),
-                key: PathBuf::from(key),
+                cert,
+                key,
                 client_ca,
             }),
             (None, None) if client_ca.is_some() => {
@@ -453,6 +664,18 @@ impl Settings {
                     .into())
             }
         };
+        let bind = required("POAM_BIND", l.text("POAM_BIND")?)?;
+        let connection_timeout = match required(
+            "POAM_POOL_TIMEOUT_MS",
+            l.number::<u64>("POAM_POOL_TIMEOUT_MS")?,
+        )? {
+            0 => return Err("POAM_POOL_TIMEOUT_MS: must be at least 1".into()),
+            ms => Duration::from_millis(ms),
+        };
+        let busy_timeout = Duration::from_millis(required(
+            "POAM_SQLITE_BUSY_TIMEOUT_MS",
+            l.number("POAM_SQLITE_BUSY_TIMEOUT_MS")?,
+        )?);
         Ok(Settings {
             tls,
             limits,
@@ -461,21 +684,12 @@ impl Settings {
             digest,
             data_dir,
             database_url,
-            bind: get("POAM_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            bind,
             auto_migrate,
             pool: PoolOptions {
-                connection_timeout: match get("POAM_POOL_TIMEOUT_MS") {
-                    Some(v) => match parse_num::<u64>("POAM_POOL_TIMEOUT_MS", &v)? {
-                        0 => return Err("POAM_POOL_TIMEOUT_MS: must be at least 1".into()),
-                        ms => Duration::from_millis(ms),
-                    },
-                    None => Duration::from_secs(5),
-                },
-                busy_timeout: match get("POAM_SQLITE_BUSY_TIMEOUT_MS") {
-                    Some(v) => Duration::from_millis(parse_num("POAM_SQLITE_BUSY_TIMEOUT_MS", &v)?),
-                    None => Duration::from_secs(5),
-                },
-                ..pool
+                max_size,
+                connection_timeout,
+                busy_timeout,
             },
             workers,
             evidence_max_bytes,
@@ -486,9 +700,9 @@ impl Settings {
             escalation_grace_days,
             classification_banner,
             jwt,
-            evidence_key_file: get("POAM_EVIDENCE_KEY_FILE").map(PathBuf::from),
+            evidence_key_file: l.path("POAM_EVIDENCE_KEY_FILE")?,
             evidence_encryption_required,
-            log: get("POAM_LOG").unwrap_or_else(|| "info".into()),
+            log: required("POAM_LOG", l.text("POAM_LOG")?)?,
             log_format,
         })
     }
@@ -612,6 +826,207 @@ mod tests {
         let s = settings(&[("POAM_JWT_SECRET", "0123456789abcdef0123456789abcdef")])
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!format!("{s:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn definitions_are_well_formed() {
+        let mut names = std::collections::BTreeSet::new();
+        for s in SETTINGS {
+            assert!(s.name.starts_with("POAM_"), "{}", s.name);
+            assert!(names.insert(s.name), "{} is defined twice", s.name);
+            for text in [s.help, s.default.markdown().as_str()] {
+                // One row of a Markdown table each.
+                assert!(
+                    !text.is_empty() && !text.contains(['|', '\n']),
+                    "{}: {text}",
+                    s.name
+                );
+            }
+            if let Kind::Choice(choices) = s.kind {
+                assert!(choices.len() >= 2, "{}", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_default_value_is_valid() {
+        // Each default is read as if it were set: set explicitly, it gives the same settings.
+        let defaults = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let pairs: Vec<(&str, &str)> = SETTINGS
+            .iter()
+            .filter_map(|s| s.default.value().map(|v| (s.name, v)))
+            .collect();
+        let explicit = settings(&pairs).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(format!("{defaults:?}"), format!("{explicit:?}"));
+    }
+
+    #[test]
+    fn the_defaults_are_the_libraries_defaults() {
+        // The crates keep defaults of their own for other callers: they must agree.
+        let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let limits = poam_http::protection::Limits {
+            evidence_quota: 10 << 30,
+            ..poam_http::protection::Limits::default()
+        };
+        assert_eq!(format!("{:?}", s.limits), format!("{limits:?}"));
+        assert_eq!(
+            format!("{:?}", s.webhooks),
+            format!("{:?}", poam_http::delivery::WebhookSettings::default())
+        );
+        assert_eq!(
+            format!("{:?}", s.pool),
+            format!("{:?}", PoolOptions::default())
+        );
+        assert_eq!(
+            s.escalation_grace_days,
+            poam_domain::item::DEFAULT_ESCALATION_GRACE_DAYS
+        );
+        assert_eq!(s.jwt.max_ttl, poam_http::auth::DEFAULT_MAX_LIFETIME_SECS);
+        assert_eq!(s.jwt.jwks_refresh, poam_http::jwks::DEFAULT_REFRESH);
+        assert_eq!(s.evidence_max_bytes, 30 << 20);
+        assert_eq!(s.import_max_bytes, 32 << 20);
+        assert_eq!(s.scan_max_bytes, 1 << 30);
+        assert_eq!(s.scheduler_period, Some(Duration::from_secs(60)));
+        assert!(s.metrics && !s.evidence_encryption_required);
+        assert_eq!(s.log_format, LogFormat::Text);
+        // The digest hour: digest.rs's own default (without a value) and the definition's.
+        let smtp = [
+            ("POAM_SMTP_URL", "smtp://localhost:25"),
+            ("POAM_SMTP_FROM", "poam@example.org"),
+        ];
+        let hour = |lookup: &dyn Fn(&str) -> Option<String>| {
+            crate::digest::DigestSettings::from_lookup(&lookup)
+                .ok()
+                .flatten()
+                .map(|d| d.hour)
+        };
+        let without = |k: &str| {
+            smtp.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        let with = |k: &str| {
+            without(k).or_else(|| find(k).and_then(|s| s.default.value()).map(str::to_owned))
+        };
+        assert!(hour(&without).is_some());
+        assert_eq!(hour(&without), hour(&with));
+    }
+
+    #[test]
+    fn secret_settings_never_print() {
+        // A valid value holding `HUNTER2` for every setting defined as secret.
+        let samples = [
+            (
+                "POAM_JWT_SECRET",
+                "HUNTER2-0123456789abcdef0123456789abcdef",
+            ),
+            (
+                "POAM_DATABASE_URL",
+                "postgres://poam:HUNTER2@db.example.org/poam",
+            ),
+            ("POAM_SMTP_URL", "smtps://poam:HUNTER2@mail.example.org"),
+        ];
+        for s in SETTINGS.iter().filter(|s| s.secret) {
+            assert!(
+                samples.iter().any(|(name, _)| *name == s.name),
+                "add a sample value for the secret {}",
+                s.name
+            );
+        }
+        let mut pairs = samples.to_vec();
+        pairs.push(("POAM_SMTP_FROM", "poam@example.org"));
+        let s = settings(&pairs).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.jwt.secret.is_some() && s.digest.is_some());
+        assert!(!format!("{s:?}").contains("HUNTER2"));
+        let secret = Secret::new("HUNTER2".into());
+        assert_eq!(format!("{secret} {secret:?}"), "[redacted] [redacted]");
+    }
+
+    #[test]
+    fn bad_values_keep_their_messages() {
+        for (k, v, message) in [
+            (
+                "POAM_METRICS",
+                "maybe",
+                "POAM_METRICS: `maybe` is not on or off",
+            ),
+            (
+                "POAM_LOG_FORMAT",
+                "xml",
+                "POAM_LOG_FORMAT: `xml` is not text or json",
+            ),
+            (
+                "POAM_EVIDENCE_ENCRYPTION",
+                "always",
+                "POAM_EVIDENCE_ENCRYPTION: `always` is not auto or required",
+            ),
+            (
+                "POAM_AUTO_MIGRATE",
+                "maybe",
+                "POAM_AUTO_MIGRATE: `maybe` is not true or false",
+            ),
+            (
+                "POAM_BULK_MAX_ITEMS",
+                "x",
+                "POAM_BULK_MAX_ITEMS: `x` is not a positive number",
+            ),
+            (
+                "POAM_BULK_MAX_ITEMS",
+                "0",
+                "POAM_BULK_MAX_ITEMS: must be at least 1",
+            ),
+            ("POAM_WORKERS", "0", "POAM_WORKERS: must be at least 1"),
+            (
+                "POAM_POOL_TIMEOUT_MS",
+                "0",
+                "POAM_POOL_TIMEOUT_MS: must be at least 1",
+            ),
+            (
+                "POAM_ESCALATION_GRACE_DAYS",
+                "4000",
+                "POAM_ESCALATION_GRACE_DAYS: at most 3650 days",
+            ),
+            (
+                "POAM_CLASSIFICATION_BANNER",
+                "  ",
+                "POAM_CLASSIFICATION_BANNER: 1 to 200 characters",
+            ),
+            (
+                "POAM_TOKEN_MAX_TTL",
+                "5y",
+                "POAM_TOKEN_MAX_TTL: unknown unit `y`; use s, m, h or d",
+            ),
+            (
+                "POAM_JWKS_REFRESH",
+                "0",
+                "POAM_JWKS_REFRESH: `0` is out of range",
+            ),
+            (
+                "POAM_BODY_IDLE_TIMEOUT",
+                "x",
+                "POAM_BODY_IDLE_TIMEOUT: `x` is not a duration",
+            ),
+            (
+                "POAM_WEBHOOK_CONCURRENCY",
+                "0",
+                "POAM_WEBHOOK_CONCURRENCY: `0` is not 1 to 256",
+            ),
+            (
+                "POAM_DIGEST_HOUR",
+                "24",
+                "POAM_DIGEST_HOUR: `24` is not an hour from 0 to 23",
+            ),
+        ] {
+            let err = settings(&[(k, v)]).err().unwrap_or_default();
+            assert_eq!(err, message);
+        }
+        let s = settings(&[("POAM_SCHEDULER_PERIOD", "off"), ("POAM_METRICS", "off")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.scheduler_period, None);
+        assert!(!s.metrics);
+        // A blank value is unset: the default.
+        let s = settings(&[("POAM_BIND", "")]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.bind, "127.0.0.1:8080");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `poam`: the POA&M service and its administration commands.
 
 use clap::{Parser, Subcommand};
-use poam::config::{Settings, VARIABLES};
+use poam::config::Settings;
 use poam::{keys, Application};
 use poam_domain::{Role, SystemId};
 use std::path::PathBuf;
@@ -77,6 +77,12 @@ enum Command {
     /// Ask the running service's `/healthz` (at POAM_BIND); exit status 0 when it answers 200.
     /// The container's HEALTHCHECK.
     Health,
+    /// List every setting (environment variable) with its default and meaning.
+    Config {
+        /// As the README's Markdown table.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Token tools for operators.
     Auth {
         #[command(subcommand)]
@@ -376,9 +382,7 @@ fn auth_explain(settings: &Settings, token_file: &std::path::Path) -> Result<(),
 
 fn after_help() -> String {
     let mut out = String::from("Environment:\n");
-    for (name, doc) in VARIABLES {
-        out.push_str(&format!("  {name:<26} {doc}\n"));
-    }
+    out.push_str(&poam::config::help_text());
     out.push_str(
         "\nExamples:\n  poam                                   # serve on SQLite in ./data\n  \
          POAM_DATABASE_URL=postgres://poam@db/poam poam migrate && poam serve\n  \
@@ -513,6 +517,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
         println!("{spec}");
         return Ok(());
     }
+    if let Command::Config { markdown } = command {
+        if markdown {
+            print!("{}", poam::config::markdown_table());
+        } else {
+            print!("{}", poam::config::help_text());
+        }
+        return Ok(());
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     match command {
         Command::Serve => Ok(serve(&settings, cli.print_token)?),
@@ -602,7 +614,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Auth {
             command: AuthCommand::Explain { token_file },
         } => Ok(auth_explain(&settings, &token_file)?),
-        Command::Openapi { .. } | Command::Push(_) => Ok(()),
+        Command::Openapi { .. } | Command::Config { .. } | Command::Push(_) => Ok(()),
     }
 }
 

@@ -31,12 +31,43 @@ fn help_documents_every_setting_and_command() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for (name, _) in poam::config::VARIABLES {
-        assert!(text.contains(name), "--help lacks {name}");
+    for setting in poam::config::SETTINGS {
+        assert!(text.contains(setting.name), "--help lacks {}", setting.name);
     }
     for cmd in ["serve", "migrate", "token", "openapi", "health"] {
         assert!(text.contains(cmd), "--help lacks {cmd}");
     }
+}
+
+/// The README's configuration table is `poam config --markdown`: every setting, its default and
+/// its help, from the one definition of each (`poam::config::SETTINGS`).
+#[test]
+fn the_readme_configuration_table_is_the_definitions() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap_or_default();
+    let table: String = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let expected = poam::config::markdown_table();
+    assert!(
+        table == expected,
+        "README.md's configuration table differs from the settings' definitions; replace it \
+         with the output of `poam config --markdown`:\n{expected}"
+    );
+    let out = poam(&[])
+        .args(["config", "--markdown"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
 }
 
 #[test]
