@@ -2,7 +2,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test tools lint fmt openapi migration schemathesis bench fuzz clean
+.PHONY: help run test tools lint fmt openapi migration schemathesis clients bench fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -61,6 +61,9 @@ migration: ## Create a migration in both backends' folders: make migration name=
 
 schemathesis: ## Property-based API tests against a throwaway server (random seed)
 	SCHEMATHESIS_SEED=random bash .ci/schemathesis.sh
+
+clients: ## Generate the Python and TypeScript clients from openapi/openapi.json, type-check them, run clients/*/scenario.* against a throwaway server
+	bash .ci/clients.sh
 
 bench: ## Load figures (wrk): GET by id, list page, create; writes nothing but stdout
 	bash bench/run.sh

@@ -79,6 +79,7 @@ pub const EXCLUDED: &[&str] = &["3.1.20", "3.1.22", "3.10.3", "3.10.4", "3.10.5"
 /// The state of one requirement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = CmmcStatus)]
 pub enum Status {
     Met,
     NotMet,

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = FindingSeverity)]
 pub enum Severity {
     Error,
     Warning,

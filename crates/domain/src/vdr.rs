@@ -539,6 +539,7 @@ pub enum State {
 
 /// An item's standing under the 2026 rules at a moment: computed, never typed in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = VdrStatus)]
 pub struct Status {
     pub class: FedrampClass,
     pub state: State,

@@ -632,6 +632,7 @@ pub fn range_ref(a1: &str) -> Option<(u32, u16, u32, u16)> {
 
 /// The template's `POA&M Status` of an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = EmassStatus)]
 pub enum Status {
     Ongoing,
     #[serde(rename = "Risk Accepted")]

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 /// spaces ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CsvMapping)]
 pub struct Mapping {
     /// The detector of the findings' key (`Tenable.sc`, `Qualys`).
     pub scanner: String,
