@@ -695,3 +695,32 @@ fn refusals_name_their_rules(app: &TestApp) {
     );
 }
 both!(refusals_name_their_rules);
+
+/// Completing a milestone takes no body, with or without a JSON `Content-Type` (what generated
+/// clients send for an all-optional body), and still refuses a malformed one.
+fn a_milestone_completes_with_an_empty_json_body(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system("Empty bodies");
+    let iid = id(&app.item(&sid, json!({})).expect(201).body);
+    let mid = app.milestone(&iid, "2026-12-31");
+    let path = format!("/v1/milestones/{mid}/complete");
+    app.request(
+        "POST",
+        &path,
+        Some(&admin),
+        &[("Content-Type", "application/json")],
+        Some(b"{"),
+    )
+    .problem(400, "malformed_json");
+    let done = app
+        .request(
+            "POST",
+            &path,
+            Some(&admin),
+            &[("Content-Type", "application/json")],
+            Some(b""),
+        )
+        .expect(200);
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+}
+both!(a_milestone_completes_with_an_empty_json_body);

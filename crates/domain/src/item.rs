@@ -395,6 +395,7 @@ pub struct Item {
     #[schema(example = "POAM-0001")]
     pub display_id: String,
     pub system_id: SystemId,
+    #[schema(required = true)]
     pub external_id: Option<String>,
     pub title: String,
     pub description: String,
@@ -404,34 +405,56 @@ pub struct Item {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ccis: Vec<String>,
     pub assets: Vec<String>,
+    #[schema(required = true)]
     pub likelihood: Option<Level>,
+    #[schema(required = true)]
     pub impact: Option<Level>,
     pub risk_rating: RiskRating,
+    #[schema(required = true)]
     pub adjusted_risk_rating: Option<RiskRating>,
+    #[schema(required = true)]
     pub risk_justification: Option<String>,
     pub status: ItemStatus,
+    #[schema(required = true)]
     pub owner: Option<Person>,
+    #[schema(required = true)]
     pub implementer: Option<Person>,
+    #[schema(required = true)]
     pub remediation_plan: Option<String>,
+    #[schema(required = true)]
     pub resources: Option<Resources>,
+    #[schema(required = true)]
     pub actual_cost: Option<f64>,
+    #[schema(required = true)]
     pub interim_mitigation: Option<String>,
+    #[schema(required = true)]
     pub residual_risk: Option<String>,
     pub detected_on: NaiveDate,
+    #[schema(required = true)]
     pub scheduled_completion: Option<NaiveDate>,
+    #[schema(required = true)]
     pub completed_on: Option<NaiveDate>,
+    #[schema(required = true)]
     pub closed_on: Option<NaiveDate>,
+    #[schema(required = true)]
     pub deviation: Option<Deviation>,
+    #[schema(required = true)]
     pub vendor_dependency: Option<VendorDependency>,
+    #[schema(required = true)]
     pub comments: Option<String>,
+    #[schema(required = true)]
     pub change_management: Option<ChangeManagement>,
+    #[schema(required = true)]
     pub escalation_contact: Option<Person>,
+    #[schema(required = true)]
     pub evaluation: Option<crate::vdr::Evaluation>,
     /// The NISP template's C/W/S code, raw.
+    #[schema(required = true)]
     pub cws_code: Option<String>,
     /// Which rule set `scheduled_completion`: `manual` (a person), a policy rule such as
     /// `fedramp:high:30d` or `cmmc:conditional_status_date+180d`, or null (none applies).
     #[schema(example = "fedramp:high:30d")]
+    #[schema(required = true)]
     pub deadline_rule: Option<String>,
     /// Past its scheduled completion date while still unresolved (open, in progress, deferred).
     pub overdue: bool,
@@ -441,27 +464,35 @@ pub struct Item {
     /// Under FedRAMP's 2026 rules (the system's `vdr_since` reached): the item's deadlines,
     /// each naming its rule and cell, and whether it is overdue (FRD-ODV), accepted (FRD-ACV)
     /// or a reportable incident (VER-TFR-IRI/NRI), with explanations. Computed, never written.
+    #[schema(required = true)]
     pub vdr: Option<crate::vdr::Status>,
     /// One of its CVEs is in CISA's Known Exploited Vulnerabilities catalog (the loaded one):
     /// the entry with the earliest due date.
+    #[schema(required = true)]
     pub kev: Option<crate::threat::Kev>,
     /// FIRST's EPSS score of its CVEs (the highest), from the loaded catalog.
+    #[schema(required = true)]
     pub epss: Option<crate::threat::Epss>,
     /// When a scan last reported its finding, and which.
+    #[schema(required = true)]
     pub last_seen: Option<crate::threat::Seen>,
     /// Set when a scan that covered its host no longer reports its finding (or a checklist
     /// says NotAFinding): a closure candidate. It is never closed by the scan; the scan is
     /// attached to it as evidence for the verifier.
+    #[schema(required = true)]
     pub not_seen_since: Option<DateTime<Utc>>,
     /// The scan that no longer showed it.
+    #[schema(required = true)]
     pub not_seen_scan: Option<uuid::Uuid>,
     /// Optimistic-concurrency version; also the `ETag`.
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Set when the item was archived: it is kept, but hidden from default lists.
+    #[schema(required = true)]
     pub archived_at: Option<DateTime<Utc>>,
     /// Why it was archived (required when it was archived unresolved).
+    #[schema(required = true)]
     pub archive_reason: Option<String>,
 }
 

@@ -130,6 +130,7 @@ fn other_kind() -> MilestoneKind {
 pub struct Evidence {
     pub id: EvidenceId,
     pub item_id: ItemId,
+    #[schema(required = true)]
     pub milestone_id: Option<MilestoneId>,
     pub title: String,
     pub kind: EvidenceKind,
@@ -141,11 +142,15 @@ pub struct Evidence {
     pub size: i64,
     /// SHA-256 of the content, hex; also the download's ETag.
     pub sha256: String,
+    #[schema(required = true)]
     pub collected_on: Option<NaiveDate>,
     pub uploaded_by: String,
     pub uploaded_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub withdrawn_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub withdrawn_by: Option<String>,
+    #[schema(required = true)]
     pub withdrawal_reason: Option<String>,
     /// Evidence a scan import attached: the scan file (`GET /v1/scans/{id}`), stored once for
     /// the system.
@@ -299,9 +304,11 @@ pub struct Milestone {
     pub id: MilestoneId,
     pub item_id: ItemId,
     pub title: String,
+    #[schema(required = true)]
     pub description: Option<String>,
     pub due_on: NaiveDate,
     pub status: MilestoneStatus,
+    #[schema(required = true)]
     pub completed_on: Option<NaiveDate>,
     pub position: i32,
     pub kind: MilestoneKind,
