@@ -32,13 +32,16 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certi
     && mkdir -p /data && chown poam:poam /data && chmod 0700 /data
 COPY --from=build /src/target/dist/poam /usr/local/bin/poam
 USER poam
-# Two glibc malloc arenas: the blocking threads of imports and exports each keep an arena of
-# their own otherwise, and the memory they free is not given back (a 30,000-finding scan import
-# on PostgreSQL, three times: RSS 120 MiB with the default, 76 MiB with 2; same time).
+# glibc malloc as a long-running server needs it: two arenas (the blocking threads of imports
+# and exports each keep one of their own otherwise) and a fixed mmap threshold (glibc raises it
+# after freeing a large block, after which 1 MiB buffers come from the heap and are never given
+# back). A 100,000-finding scan import on PostgreSQL: RSS after 631 MiB with the defaults,
+# 72 MiB with these; the same time.
 ENV POAM_DATA_DIR=/data \
     POAM_BIND=0.0.0.0:8080 \
     POAM_LOG_FORMAT=json \
-    MALLOC_ARENA_MAX=2
+    MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072
 VOLUME ["/data"]
 EXPOSE 8080
 STOPSIGNAL SIGTERM

@@ -61,8 +61,8 @@ export POAM_DATA_DIR=$dir POAM_BIND=127.0.0.1:$port POAM_LOG=warn POAM_JWT_SECRE
 # The rate limiters stay on (their cost is part of every figure) with budgets the load cannot
 # spend: the defaults would throttle wrk, as they should throttle any one client.
 export POAM_RATE_LIMIT_PER_SECOND=1000000 POAM_RATE_LIMIT_BURST=1000000
-# As the Dockerfile ships it: two malloc arenas.
-export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
+# As the Dockerfile ships it: two malloc arenas, a fixed mmap threshold.
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-131072}
 export POAM_RATE_LIMIT_ADDRESS_PER_SECOND=1000000 POAM_RATE_LIMIT_ADDRESS_BURST=1000000
 if [ "$DB" = postgres ]; then
   base=${POAM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
