@@ -86,7 +86,8 @@ pub struct ScanResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub risk_rating: Option<poam_domain::RiskRating>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<Problem>,
+    #[schema(value_type = Option<Problem>)]
+    pub problem: Option<Box<Problem>>,
     /// What was clipped or set aside while taking it in: never silent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<FieldError>,
@@ -521,7 +522,7 @@ impl Ingest<'_> {
                     Some(i)
                 }
                 Outcome::Failed(e) => {
-                    r.problem = Some(ApiError::from(e).problem());
+                    r.problem = Some(Box::new(ApiError::from(e).problem()));
                     None
                 }
             };
@@ -894,7 +895,8 @@ async fn import(
                 scan: &scan,
                 repeat: repeat.is_some(),
                 batch: Vec::new(),
-                results: Vec::new(),
+                // One result per finding, sized once (the survey counted them).
+                results: Vec::with_capacity(survey.findings),
                 skipped: Vec::new(),
                 skipped_truncated: false,
                 fixed_keys: Vec::new(),
