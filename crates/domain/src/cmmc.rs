@@ -162,6 +162,7 @@ pub struct Assessment {
     /// Every requirement named, by 800-171 number; one left out counts as not met.
     #[schema(value_type = BTreeMap<String, Status>)]
     pub requirements: Statuses,
+    #[schema(required = true)]
     pub conditional_status_date: Option<NaiveDate>,
     pub version: i64,
     pub updated_at: chrono::DateTime<chrono::Utc>,
@@ -172,6 +173,7 @@ pub struct Assessment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Reason {
     pub rule: String,
+    #[schema(required = true)]
     pub requirement: Option<String>,
     pub citation: String,
 }

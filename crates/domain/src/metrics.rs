@@ -42,6 +42,7 @@ pub struct Metrics {
     pub median_days_to_close: BTreeMap<String, f64>,
     /// Mean days completed after the scheduled completion date (negative: early), over completed
     /// and closed items that had one.
+    #[schema(required = true)]
     pub mean_slip_days: Option<f64>,
     /// Milestones whose due date was moved at least once, of all milestones.
     pub milestones_moved: i64,
@@ -61,6 +62,7 @@ pub struct Metrics {
     /// FedRAMP's 2026 rules (VDR/VER): the standing of the unresolved items of the systems
     /// that follow them (a `fedramp` system whose `fedramp_class` is set and `vdr_since`
     /// reached). `null` when no system counted follows them.
+    #[schema(required = true)]
     pub vdr: Option<VdrMetrics>,
 }
 

@@ -553,6 +553,7 @@ crate::vocab::vocabulary_pub!(
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct WaitingOn {
     pub role: WaitingRole,
+    #[schema(required = true)]
     pub person: Option<crate::Person>,
 }
 
@@ -569,11 +570,13 @@ pub struct Attention {
     pub display_id: String,
     pub title: String,
     /// Set when the entry is about one of the item's milestones.
+    #[schema(required = true)]
     pub milestone_id: Option<crate::MilestoneId>,
     /// The item's effective rating (adjusted, else original).
     pub risk_rating: RiskRating,
     /// The date that makes it urgent (scheduled completion, milestone due date, check-in
     /// deadline), when there is one.
+    #[schema(required = true)]
     pub due_on: Option<NaiveDate>,
     pub waiting_on: WaitingOn,
 }

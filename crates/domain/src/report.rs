@@ -278,12 +278,15 @@ pub struct CloseTime {
     /// Items closed in the period.
     pub closed: i64,
     /// Median days from detection to closure.
+    #[schema(required = true)]
     pub median_days: Option<f64>,
     /// 90th percentile (nearest rank) of the days from detection to closure.
+    #[schema(required = true)]
     pub p90_days: Option<f64>,
     /// The regime's deadline for the rating, in days from detection (FedRAMP 30/30/90/180, or
     /// the system's own policy); `null` when none applies per rating (CMMC, eMASS, custom, or
     /// systems with different policies).
+    #[schema(required = true)]
     pub deadline_days: Option<u32>,
 }
 
@@ -490,11 +493,14 @@ pub struct SystemRef {
 pub struct CmmcStanding {
     pub system_id: SystemId,
     /// 110 minus every requirement not met; `null` without an SSP.
+    #[schema(required = true)]
     pub score: Option<i32>,
     #[schema(example = 110)]
     pub max: i32,
     pub conditional_eligible: bool,
+    #[schema(required = true)]
     pub closeout_deadline: Option<NaiveDate>,
+    #[schema(required = true)]
     pub days_left: Option<i64>,
 }
 
@@ -510,8 +516,10 @@ pub struct ItemSummary {
     pub risk_rating: RiskRating,
     pub status: ItemStatus,
     /// The owner's name.
+    #[schema(required = true)]
     pub owner: Option<String>,
     pub detected_on: NaiveDate,
+    #[schema(required = true)]
     pub scheduled_completion: Option<NaiveDate>,
     /// Days since detection.
     pub age_days: i64,
@@ -538,6 +546,7 @@ pub struct PlanMilestone {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ItemPlan {
     pub item: ItemSummary,
+    #[schema(required = true)]
     pub remediation_plan: Option<String>,
     pub milestones: Vec<PlanMilestone>,
     /// Evidence files on record (withdrawn ones left out).
@@ -572,6 +581,7 @@ pub struct RoadmapRow {
     #[schema(example = "POAM-0001")]
     pub display_id: String,
     pub item_title: String,
+    #[schema(required = true)]
     pub owner: Option<String>,
     pub risk_rating: RiskRating,
     pub milestone_id: MilestoneId,

@@ -229,26 +229,41 @@ fn custom() -> Regime {
 pub struct System {
     pub id: SystemId,
     pub name: String,
+    #[schema(required = true)]
     pub description: Option<String>,
+    #[schema(required = true)]
     pub organization: Option<String>,
     pub cage_codes: Vec<String>,
+    #[schema(required = true)]
     pub impact_level: Option<ImpactLevel>,
     pub regime: Regime,
     pub contacts: Contacts,
+    #[schema(required = true)]
     pub deadline_policy: Option<crate::deadlines::Policy>,
+    #[schema(required = true)]
     pub fedramp_class: Option<crate::vdr::FedrampClass>,
+    #[schema(required = true)]
     pub vdr_since: Option<NaiveDate>,
+    #[schema(required = true)]
     pub vdr_clock: Option<crate::vdr::Clock>,
+    #[schema(required = true)]
     pub certification_package_uri: Option<String>,
+    #[schema(required = true)]
     pub fedramp_id: Option<String>,
+    #[schema(required = true)]
     pub reminders: Option<crate::reminders::ReminderPolicy>,
+    #[schema(required = true)]
     pub emass: Option<EmassHeader>,
+    #[schema(required = true)]
     pub dss_uid: Option<String>,
+    #[schema(required = true)]
     pub cws_labels: Option<std::collections::BTreeMap<String, String>>,
+    #[schema(required = true)]
     pub scans: Option<crate::scan::ScanSettings>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub archived_at: Option<DateTime<Utc>>,
 }
 

@@ -423,22 +423,30 @@ pub enum ReviewTarget {
 pub struct Review {
     pub id: ReviewId,
     pub system_id: SystemId,
+    #[schema(required = true)]
     pub item_id: Option<ItemId>,
     pub kind: ReviewKind,
+    #[schema(required = true)]
     pub deviation_kind: Option<DeviationKind>,
     pub decision: Decision,
+    #[schema(required = true)]
     pub notes: Option<String>,
     pub attendees: Vec<String>,
     pub action_items: Vec<String>,
+    #[schema(required = true)]
     pub requested_by: Option<String>,
     /// The token subject that recorded it.
     pub reviewer: String,
+    #[schema(required = true)]
     pub reviewer_name: Option<String>,
     pub reviewed_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub supersedes: Option<ReviewId>,
     /// `dss_determination` reviews: DSS's determination.
+    #[schema(required = true)]
     pub determination: Option<Determination>,
     /// `dss_determination` reviews: the date of DSS's determination.
+    #[schema(required = true)]
     pub determined_on: Option<NaiveDate>,
 }
 

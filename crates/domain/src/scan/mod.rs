@@ -386,6 +386,7 @@ pub struct ScanRecord {
     pub system_id: uuid::Uuid,
     /// `nessus`, `ckl`, `cklb`, `sarif`, `csv`.
     pub format: String,
+    #[schema(required = true)]
     pub filename: Option<String>,
     pub media_type: String,
     /// Bytes.
@@ -393,6 +394,7 @@ pub struct ScanRecord {
     /// SHA-256 of the file, hex.
     pub sha256: String,
     /// The tool the file names (`Nessus`, `STIG Viewer (CKL)`, a SARIF driver).
+    #[schema(required = true)]
     pub scanner: Option<String>,
     /// The (detector, host) pairs it covered: what "not seen" is judged against.
     pub scope: Vec<Covered>,

@@ -24,6 +24,7 @@ pub struct Catalog {
     /// KEV `catalogVersion`; EPSS model version and score date; CCI list version.
     pub version: String,
     /// KEV `dateReleased`, EPSS `score_date`, CCI `publishdate`.
+    #[schema(required = true)]
     pub released: Option<String>,
     pub entries: i64,
     /// SHA-256 of the file loaded, hex.

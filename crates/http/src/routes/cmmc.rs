@@ -52,6 +52,7 @@ impl ObjectMembers for WhatIf {}
 pub struct Score {
     /// 110 minus the value of every requirement not met (minimum −203); `null` without an SSP
     /// (3.12.4 not met).
+    #[schema(required = true)]
     pub score: Option<i32>,
     #[schema(example = 110)]
     pub max: i32,

@@ -133,6 +133,7 @@ pub struct BundleTransition {
     pub id: String,
     pub from: ItemStatus,
     pub to: ItemStatus,
+    #[schema(required = true)]
     pub comment: Option<String>,
     pub actor: String,
     pub at: chrono::DateTime<chrono::Utc>,

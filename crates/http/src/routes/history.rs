@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 pub struct EventPage<'a> {
     pub items: Vec<Event<'a>>,
     /// Pass as `cursor` for the next page; `null` when there is nothing more now.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
     /// The `seq` of the last event served (or the position asked for): a poller passes it as
     /// `after_seq` next time.
@@ -228,6 +229,7 @@ pub struct BrokenLink {
     /// The position where the chain breaks.
     pub seq: i64,
     /// The event found there (absent when events are missing from the tail).
+    #[schema(required = true)]
     pub event_id: Option<String>,
     pub reason: String,
 }
@@ -244,6 +246,7 @@ pub struct Verification {
     /// The number of events the system recorded, and the last one's hash.
     pub head_seq: i64,
     pub head_hash: String,
+    #[schema(required = true)]
     pub broken: Option<BrokenLink>,
 }
 
