@@ -18,7 +18,18 @@ from typing import TypeVar
 
 from poam_client import AuthenticatedClient
 from poam_client.api.evidence import download_evidence, upload_evidence
-from poam_client.api.exchange import bulk_upsert_items, export_system
+from poam_client.api.exchange import (
+    bulk_upsert_items,
+    export_emass_csv,
+    export_emass_dry_run,
+    export_emass_xlsx,
+    export_fedramp_csv,
+    export_fedramp_xlsx,
+    export_json,
+    export_nisp_csv,
+    export_nisp_xlsx,
+    export_oscal,
+)
 from poam_client.api.history import list_item_history
 from poam_client.api.items import create_item, list_items, transition_item
 from poam_client.api.milestones import complete_milestone, create_milestone
@@ -39,7 +50,7 @@ from poam_client.models import (
     EvidenceKind,
     EvidenceUpload,
     ExportBundle,
-    ExportSystemFormat,
+    ExportFedrampCsvSheet,
     FindingSeverity,
     Item,
     ItemPage,
@@ -77,6 +88,11 @@ def expect(result: object, kind: type[T], what: str) -> T:
     if isinstance(result, Problem):
         raise AssertionError(f"{what}: {result.status} {result.code}: {result.detail}")
     raise AssertionError(f"{what}: unexpected answer {result!r}")
+
+
+def text_of(result: object, what: str) -> str:
+    """A CSV export's text: the generator reads raw media types as bytes (UTF-8, with a BOM)."""
+    return expect(result, bytes, what).decode("utf-8-sig")
 
 
 def expect_problem(result: object, status: int, code: str, what: str) -> Problem:
@@ -182,36 +198,37 @@ def main() -> None:
     assert len(actions) >= 5 and all(e.resource_id for e in history.items), actions
     assert [e.seq for e in history.items] == sorted(e.seq for e in history.items)
 
-    step("export: json (typed bundle), emass dry run (typed)")
-    bundle = expect(export_system.sync(sid, client=admin, format_=ExportSystemFormat.JSON), ExportBundle, "json")
+    step("export: json (typed bundle), emass dry run (typed), oscal (typed document)")
+    # One operation per format, each with one media type: the generated functions type the answer.
+    bundle = expect(export_json.sync(sid, client=admin), ExportBundle, "json")
     assert {i.item.id for i in bundle.items} == {tls.id, kept.id} and bundle.system.id == sid
-    dry = expect(
-        export_system.sync(sid, client=admin, format_=ExportSystemFormat.EMASS, dry_run=True), EmassDryRun, "dry run"
-    )
+    dry = expect(export_emass_dry_run.sync(sid, client=admin), EmassDryRun, "dry run")
     assert dry.items >= 1, dry
+    oscal = expect(export_oscal.sync(sid, client=admin), OscalPoamDocument, "oscal")
+    assert len(oscal.plan_of_action_and_milestones.poam_items) == 2, oscal
 
-    # openapi-python-client parses a response by its first supported media type only
-    # (application/json here), so the other formats go through the generated request builder and
-    # the client's httpx client; OSCAL is then read with the generated model.
-    http = admin.get_httpx_client()
-    for fmt, media, magic in [
-        (ExportSystemFormat.OSCAL, "application/oscal+json", b"{"),
-        (ExportSystemFormat.CSV, "text/csv", b""),
-        (ExportSystemFormat.XLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", b"PK"),
-        (ExportSystemFormat.EMASS, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", b"PK"),
-        (ExportSystemFormat.NISP, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", b"PK"),
+    step("export: fedramp csv, emass csv, nisp csv (text)")
+    csv = text_of(export_fedramp_csv.sync(sid, client=admin), "fedramp csv")
+    assert "Banner discloses version" in csv, csv[:300]
+    closed_csv = text_of(
+        export_fedramp_csv.sync(sid, client=admin, sheet=ExportFedrampCsvSheet.CLOSED), "fedramp csv, closed"
+    )
+    assert "TLS 1.0 on the load balancer" in closed_csv, closed_csv[:300]
+    for what, text in [
+        ("emass csv", text_of(export_emass_csv.sync(sid, client=admin), "emass csv")),
+        ("nisp csv", text_of(export_nisp_csv.sync(sid, client=admin), "nisp csv")),
     ]:
-        step(f"export: {fmt.value}")
-        response = http.request(**export_system._get_kwargs(sid, format_=fmt))
-        assert response.status_code == 200, (fmt, response.status_code, response.text[:300])
-        assert response.headers["content-type"].startswith(media), response.headers["content-type"]
-        assert response.content.startswith(magic) and len(response.content) > 100, fmt
-        if fmt == ExportSystemFormat.OSCAL:
-            oscal = OscalPoamDocument.from_dict(response.json())
-            items = oscal.plan_of_action_and_milestones.poam_items
-            assert len(items) == 2, len(items)
-        if fmt == ExportSystemFormat.CSV:
-            assert "TLS 1.0 on the load balancer" in response.text or "Banner" in response.text
+        assert "Banner discloses version" in text, (what, text[:300])
+
+    # Workbooks come back as bytes (the generator is told to read the xlsx media type as binary).
+    for what, workbook in [
+        ("fedramp xlsx", export_fedramp_xlsx.sync(sid, client=admin)),
+        ("emass xlsx", export_emass_xlsx.sync(sid, client=admin)),
+        ("nisp xlsx", export_nisp_xlsx.sync(sid, client=admin)),
+    ]:
+        step(f"export: {what} (bytes)")
+        data = expect(workbook, File, what).payload.read()
+        assert data.startswith(b"PK") and len(data) > 1000, what
 
     step("bulk upsert: two created, then the same two unchanged, one invalid element")
     def scan_row(n: int, title: str) -> ItemPatch:

@@ -14,7 +14,6 @@ type Schemas = components["schemas"];
 type Problem = Schemas["Problem"];
 type ItemWrite = Schemas["ItemWrite"];
 type ItemPatch = Schemas["ItemPatch"];
-type ExportQuery = NonNullable<paths["/v1/systems/{system_id}/export"]["get"]["parameters"]["query"]>;
 
 function env(name: string): string {
   const value = process.env[name];
@@ -144,27 +143,33 @@ async function main(): Promise<void> {
   check(history.items.length >= 5, `history: ${history.items.map((e) => e.action).join(", ")}`);
   check(history.items.every((e, i, all) => i === 0 || (all[i - 1]?.seq ?? 0) < e.seq), "history out of order");
 
-  step("export: json (typed bundle), oscal (typed document)");
-  const exportPath = "/v1/systems/{system_id}/export";
-  const json = ok("json", await admin.GET(exportPath, { params: { path: { system_id }, query: { format: "json" } } }));
-  check(typeof json === "object" && "format_version" in json && json.items.length === 2 && json.system.id === system_id, "json bundle");
-  const oscal = ok("oscal", await admin.GET(exportPath, { params: { path: { system_id }, query: { format: "oscal" } } }));
-  check(typeof oscal === "object" && "plan-of-action-and-milestones" in oscal
-    && oscal["plan-of-action-and-milestones"]["poam-items"].length === 2, "oscal document");
-  const dry = ok("emass dry run", await admin.GET(exportPath, { params: { path: { system_id }, query: { format: "emass", dry_run: true } } }));
-  check(typeof dry === "object" && "refusals" in dry && dry.items === 2, "emass dry run");
+  step("export: json (typed bundle), oscal (typed document), emass dry run (typed)");
+  // One operation per format, each with one media type: the answers are typed as they are.
+  const params = { params: { path: { system_id } } };
+  const json = ok("json", await admin.GET("/v1/systems/{system_id}/exports/json", params));
+  check(json.items.length === 2 && json.system.id === system_id, "json bundle");
+  const oscal = ok("oscal", await admin.GET("/v1/systems/{system_id}/exports/oscal", params));
+  check(oscal["plan-of-action-and-milestones"]["poam-items"].length === 2, "oscal document");
+  const dry = ok("emass dry run", await admin.GET("/v1/systems/{system_id}/exports/emass-dry-run", params));
+  check(dry.items === 2, "emass dry run");
 
-  step("export: csv (text)");
-  const csv = ok("csv", await admin.GET(exportPath, { params: { path: { system_id }, query: { format: "csv" } }, parseAs: "text" }));
-  check(csv.includes("Banner discloses version"), "csv lacks the open item");
-  const workbooks: NonNullable<ExportQuery["format"]>[] = ["xlsx", "emass", "nisp"];
-  for (const format of workbooks) {
-    step(`export: ${format} (bytes)`);
-    const r = await admin.GET(exportPath, { params: { path: { system_id }, query: { format } }, parseAs: "arrayBuffer" });
-    const workbook = new Uint8Array(ok(format, r));
-    check(workbook[0] === 0x50 && workbook[1] === 0x4b && workbook.length > 1000, `${format}: not a zip`);
-    check(r.response.headers.get("content-type")?.startsWith("application/vnd.openxmlformats") ?? false, `${format}: media type`);
-  }
+  step("export: fedramp, emass and nisp csv (text)");
+  const csvs: [string, string][] = [
+    ["fedramp csv", ok("fedramp csv", await admin.GET("/v1/systems/{system_id}/exports/fedramp-csv", { ...params, parseAs: "text" }))],
+    ["emass csv", ok("emass csv", await admin.GET("/v1/systems/{system_id}/exports/emass-csv", { ...params, parseAs: "text" }))],
+    ["nisp csv", ok("nisp csv", await admin.GET("/v1/systems/{system_id}/exports/nisp-csv", { ...params, parseAs: "text" }))],
+  ];
+  for (const [what, csv] of csvs) check(csv.includes("Banner discloses version"), `${what} lacks the open item`);
+
+  const workbook = (what: string, r: { data?: ArrayBuffer; error?: Problem; response: Response }): void => {
+    step(`export: ${what} (bytes)`);
+    const bytes = new Uint8Array(ok(what, r));
+    check(bytes[0] === 0x50 && bytes[1] === 0x4b && bytes.length > 1000, `${what}: not a zip`);
+    check(r.response.headers.get("content-type")?.startsWith("application/vnd.openxmlformats") ?? false, `${what}: media type`);
+  };
+  workbook("fedramp xlsx", await admin.GET("/v1/systems/{system_id}/exports/fedramp-xlsx", { ...params, parseAs: "arrayBuffer" }));
+  workbook("emass xlsx", await admin.GET("/v1/systems/{system_id}/exports/emass-xlsx", { ...params, parseAs: "arrayBuffer" }));
+  workbook("nisp xlsx", await admin.GET("/v1/systems/{system_id}/exports/nisp-xlsx", { ...params, parseAs: "arrayBuffer" }));
 
   step("bulk upsert: two created, then the same two unchanged, one invalid element");
   const scanRow = (n: number, title: string): ItemPatch => ({

@@ -807,3 +807,195 @@ fn repeated_keys_in_one_bulk_request_name_one_item(app: &TestApp) {
     app.assert_chain_verifies(&sid);
 }
 both!(repeated_keys_in_one_bulk_request_name_one_item);
+
+/// The entries of a ZIP container (an `.xlsx`) as its central directory lists them: name, CRC-32
+/// and uncompressed size, without `docProps/core.xml` (it holds the second the workbook was
+/// written). Two workbooks with the same entries hold the same sheets, byte for byte.
+fn zip_entries(zip: &[u8]) -> Vec<(String, u32, u32)> {
+    let u16_at = |at: usize| {
+        zip.get(at..at + 2)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u32_at = |at: usize| {
+        zip.get(at..at + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let end = (0..zip.len().saturating_sub(21))
+        .rev()
+        .find(|&at| u32_at(at) == 0x0605_4b50);
+    let Some(end) = end else {
+        return Vec::new();
+    };
+    let (count, mut at) = (u16_at(end + 10), u32_at(end + 16) as usize);
+    let mut out = Vec::new();
+    for _ in 0..count {
+        if u32_at(at) != 0x0201_4b50 {
+            break;
+        }
+        let name_len = u16_at(at + 28);
+        let name =
+            String::from_utf8_lossy(zip.get(at + 46..at + 46 + name_len).unwrap_or_default());
+        if name != "docProps/core.xml" {
+            out.push((name.into_owned(), u32_at(at + 16), u32_at(at + 24)));
+        }
+        at += 46 + name_len + u16_at(at + 30) + u16_at(at + 32);
+    }
+    out
+}
+
+/// What must be equal between two exports of the same state: CSV byte for byte, a workbook's
+/// entries, JSON without what names the export itself (the bundle's time and chain, which its
+/// own export event extends; the OSCAL version, `event-{seq}`).
+fn stable(content_type: &str, body: &[u8]) -> Value {
+    if content_type.starts_with("text/csv") {
+        return json!(String::from_utf8_lossy(body));
+    }
+    if content_type.starts_with("application/vnd.openxmlformats") {
+        return json!(zip_entries(body));
+    }
+    let mut v: Value = serde_json::from_slice(body).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        for volatile in ["exported_at", "chain", "events"] {
+            o.remove(volatile);
+        }
+    }
+    if let Some(m) = v
+        .pointer_mut("/plan-of-action-and-milestones/metadata")
+        .and_then(Value::as_object_mut)
+    {
+        m.remove("version");
+    }
+    v
+}
+
+fn each_format_has_an_operation_of_its_own(app: &TestApp) {
+    let sid = populated(app, "Per format");
+    let admin = app.admin();
+    // An archived item, so that `include_archived` changes what the exports hold.
+    let archived = app
+        .item(&sid, json!({"title": "Archived weakness"}))
+        .expect(201);
+    app.delete(
+        &format!("/v1/items/{}?reason=Duplicate", id(&archived.body)),
+        &admin,
+        None,
+    )
+    .expect(200);
+    let auditor = app.token(&[Role::Auditor], &[]);
+    let spec = serde_json::to_value(poam_http::openapi()).unwrap_or_default();
+    // (the query form's options, the operation, its options)
+    let cases = [
+        ("format=json", "json", ""),
+        ("format=oscal", "oscal", ""),
+        (
+            "format=oscal&oscal_version=1.2.1&include_archived=true",
+            "oscal",
+            "oscal_version=1.2.1&include_archived=true",
+        ),
+        ("format=csv", "fedramp-csv", ""),
+        (
+            "format=csv&sheet=closed&template=v3&include_archived=true",
+            "fedramp-csv",
+            "sheet=closed&template=v3&include_archived=true",
+        ),
+        ("format=xlsx", "fedramp-xlsx", ""),
+        ("format=xlsx&template=v3", "fedramp-xlsx", "template=v3"),
+        ("format=emass", "emass-xlsx", ""),
+        (
+            "format=emass&variant=army&include_archived=true",
+            "emass-xlsx",
+            "variant=army&include_archived=true",
+        ),
+        (
+            "format=emass&as=csv&variant=marine",
+            "emass-csv",
+            "variant=marine",
+        ),
+        ("format=emass&dry_run=true", "emass-dry-run", ""),
+        (
+            "format=emass&dry_run=true&variant=army",
+            "emass-dry-run",
+            "variant=army",
+        ),
+        ("format=emass&strict=true", "emass-xlsx", "strict=true"),
+        (
+            "format=emass&as=csv&strict=true",
+            "emass-csv",
+            "strict=true",
+        ),
+        ("format=nisp", "nisp-xlsx", ""),
+        (
+            "format=nisp&as=csv&include_archived=true",
+            "nisp-csv",
+            "include_archived=true",
+        ),
+    ];
+    for (query, operation, options) in cases {
+        let (q_status, q_headers, q_body) =
+            app.get_bytes(&format!("/v1/systems/{sid}/export?{query}"), &auditor);
+        let (status, headers, body) = app.get_bytes(
+            &format!("/v1/systems/{sid}/exports/{operation}?{options}"),
+            &auditor,
+        );
+        let what = format!("exports/{operation}?{options} against export?{query}");
+        assert_eq!(status, q_status, "{what}");
+        let content_type = headers.get("content-type").cloned().unwrap_or_default();
+        if status != 200 {
+            // The same refusal (eMASS's strict check).
+            assert_eq!(content_type, "application/problem+json", "{what}");
+            let problem = |b: &[u8]| {
+                let v: Value = serde_json::from_slice(b).unwrap_or_default();
+                json!([v["code"], v["errors"]])
+            };
+            assert_eq!(problem(&body), problem(&q_body), "{what}");
+            continue;
+        }
+        // Exactly the media type the operation declares, and the query form's headers.
+        let declared: Vec<String> = spec
+            .pointer(&format!(
+                "/paths/~1v1~1systems~1{{system_id}}~1exports~1{operation}/get/responses/200/content"
+            ))
+            .and_then(Value::as_object)
+            .map(|c| c.keys().cloned().collect())
+            .unwrap_or_default();
+        let media = content_type.split(';').next().unwrap_or_default();
+        assert_eq!(declared, [media], "{what}");
+        for name in [
+            "content-type",
+            "content-disposition",
+            "poam-archived-unresolved-excluded",
+            "poam-emass-refusals",
+        ] {
+            assert_eq!(headers.get(name), q_headers.get(name), "{what}: {name}");
+        }
+        let (ours, theirs) = (stable(&content_type, &body), stable(&content_type, &q_body));
+        assert!(ours != json!([]) && ours != Value::Null, "{what}: {ours}");
+        assert_eq!(ours, theirs, "{what}");
+    }
+    // Only the operation's own options; the format is its path.
+    for (operation, options) in [
+        ("json", "format=oscal"),
+        ("json", "include_archived=true"),
+        ("oscal", "sheet=closed"),
+        ("fedramp-xlsx", "sheet=open"),
+        ("fedramp-csv", "variant=army"),
+        ("emass-xlsx", "as=csv"),
+        ("emass-dry-run", "strict=true"),
+        ("nisp-csv", "template=v3"),
+    ] {
+        app.get(
+            &format!("/v1/systems/{sid}/exports/{operation}?{options}"),
+            &auditor,
+        )
+        .problem(400, "invalid_query");
+    }
+    // The same refusals as the query form: an empty system has no OSCAL, another system is
+    // not found.
+    let empty = app.system("Empty per format");
+    app.get(&format!("/v1/systems/{empty}/exports/oscal"), &auditor)
+        .problem(409, "nothing_to_export");
+    let stranger = app.token(&[Role::Auditor], &[poam_domain::SystemId::new()]);
+    app.get(&format!("/v1/systems/{sid}/exports/nisp-csv"), &stranger)
+        .problem(404, "not_found");
+}
+both!(each_format_has_an_operation_of_its_own);

@@ -337,6 +337,48 @@ fn the_document_is_fit_for_generated_clients() {
                 sheet,
             ],
         ),
+        // One operation per export format, each with one media type.
+        (
+            "get",
+            "/v1/systems/{system_id}/exports/json",
+            &["application/json"],
+        ),
+        (
+            "get",
+            "/v1/systems/{system_id}/exports/oscal",
+            &["application/oscal+json"],
+        ),
+        (
+            "get",
+            "/v1/systems/{system_id}/exports/fedramp-csv",
+            &["text/csv"],
+        ),
+        (
+            "get",
+            "/v1/systems/{system_id}/exports/fedramp-xlsx",
+            &[sheet],
+        ),
+        (
+            "get",
+            "/v1/systems/{system_id}/exports/emass-xlsx",
+            &[sheet],
+        ),
+        (
+            "get",
+            "/v1/systems/{system_id}/exports/emass-csv",
+            &["text/csv"],
+        ),
+        (
+            "get",
+            "/v1/systems/{system_id}/exports/emass-dry-run",
+            &["application/json"],
+        ),
+        ("get", "/v1/systems/{system_id}/exports/nisp-xlsx", &[sheet]),
+        (
+            "get",
+            "/v1/systems/{system_id}/exports/nisp-csv",
+            &["text/csv"],
+        ),
         (
             "get",
             "/v1/evidence/{evidence_id}/content",

@@ -202,7 +202,7 @@ pub async fn put_kev(
 #[utoipa::path(
     operation_id = "put_epss",
     tag = "catalogs",
-    request_body(description = "FIRST's EPSS CSV, plain or gzip.", content((String = "text/csv"), (super::docs::Workbook = "application/gzip"))),
+    request_body(description = "FIRST's EPSS CSV, plain or gzip-compressed as downloaded (recognised by its magic bytes, whatever the Content-Type).", content((super::docs::Binary = "text/csv"))),
     responses(
         (status = 200, description = "Loaded; what it changed.", body = CatalogLoad),
         WriteProblems,
@@ -228,7 +228,7 @@ pub async fn put_epss(
 #[utoipa::path(
     operation_id = "put_cci",
     tag = "catalogs",
-    request_body(description = "DISA's U_CCI_List.xml.", content((String = "application/xml"))),
+    request_body(description = "DISA's U_CCI_List.xml.", content((super::docs::Binary = "application/xml"))),
     responses(
         (status = 200, description = "Loaded.", body = CatalogLoad),
         WriteProblems,

@@ -842,64 +842,149 @@ pub async fn export(
     req: HttpRequest,
     path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
-    actor.require(Permission::Read)?;
-    let system_id = path.into_inner();
-    let p = query::<ExportParams>(&req)?;
-    let format = p.format.unwrap_or(ExportFormat::Json);
-    let archived = p.include_archived.unwrap_or(false) || format == ExportFormat::Json;
-    let oscal_version = p.oscal_version.unwrap_or_default();
-    let sheet = match (format, p.sheet) {
-        (ExportFormat::Csv, Some(SheetParam::Closed)) => Sheet::Closed,
-        (ExportFormat::Csv, _) => Sheet::Open,
-        (_, None) => Sheet::Open,
-        (_, Some(_)) => {
-            return Err(ApiError::invalid_param(
-                "sheet",
-                "not_applicable",
-                "`sheet` selects the sheet of a csv export; xlsx holds both",
-            ))
-        }
-    };
-    let template = match (format, p.template) {
-        (ExportFormat::Csv | ExportFormat::Xlsx, t) => t.unwrap_or_default(),
-        (_, None) => TemplateParam::Rev5,
-        (_, Some(_)) => {
-            return Err(ApiError::invalid_param(
-                "template",
-                "not_applicable",
-                "`template` selects the FedRAMP template generation of a csv or xlsx export",
-            ))
-        }
-    };
-    let as_file = match (format, p.file) {
-        (ExportFormat::Nisp | ExportFormat::Emass, f) => f.unwrap_or_default(),
-        (_, None) => FileParam::Xlsx,
-        (_, Some(_)) => {
-            return Err(ApiError::invalid_param(
-                "as",
-                "not_applicable",
-                "`as` chooses xlsx or csv for a template format (nisp, emass)",
-            ))
-        }
-    };
-    // The eMASS parameters belong to the eMASS format.
-    let is_emass = format == ExportFormat::Emass;
-    for (name, given) in [
-        ("variant", p.variant.is_some()),
-        ("dry_run", p.dry_run.is_some()),
-        ("strict", p.strict.is_some()),
-    ] {
-        if given && !is_emass {
-            return Err(ApiError::invalid_param(
-                name,
-                "not_applicable",
-                format!("`{name}` belongs to the eMASS export (format=emass)"),
-            ));
+    export_as(state, actor, &req, path, ExportParams::resolve).await
+}
+
+/// An export's options, resolved: from the query form's parameters, or fixed by a per-format
+/// operation (`/exports/…`) and read from its own parameters.
+#[derive(Debug, Clone, Copy)]
+struct ExportOptions {
+    format: ExportFormat,
+    /// As asked: the bundle holds every item whatever it says.
+    include_archived: bool,
+    oscal_version: oscal::OscalVersion,
+    sheet: Sheet,
+    template: TemplateParam,
+    file: FileParam,
+    variant: emass::Variant,
+    dry_run: bool,
+    strict: bool,
+}
+
+impl ExportOptions {
+    /// `format` with every option at its default.
+    fn of(format: ExportFormat) -> ExportOptions {
+        ExportOptions {
+            format,
+            include_archived: false,
+            oscal_version: oscal::OscalVersion::default(),
+            sheet: Sheet::Open,
+            template: TemplateParam::Rev5,
+            file: FileParam::Xlsx,
+            variant: emass::Variant::default(),
+            dry_run: false,
+            strict: false,
         }
     }
-    let variant = p.variant.unwrap_or_default();
-    let dry_run = p.dry_run.unwrap_or(false);
-    let strict = p.strict.unwrap_or(false);
+
+    fn archived(self, include: Option<bool>) -> ExportOptions {
+        ExportOptions {
+            include_archived: include.unwrap_or(false),
+            ..self
+        }
+    }
+}
+
+impl ExportParams {
+    /// The query form's options, each refused (400) unless it belongs to the format.
+    fn resolve(self) -> Result<ExportOptions, ApiError> {
+        let p = self;
+        let format = p.format.unwrap_or(ExportFormat::Json);
+        let sheet = match (format, p.sheet) {
+            (ExportFormat::Csv, Some(SheetParam::Closed)) => Sheet::Closed,
+            (ExportFormat::Csv, _) => Sheet::Open,
+            (_, None) => Sheet::Open,
+            (_, Some(_)) => {
+                return Err(ApiError::invalid_param(
+                    "sheet",
+                    "not_applicable",
+                    "`sheet` selects the sheet of a csv export; xlsx holds both",
+                ))
+            }
+        };
+        let template =
+            match (format, p.template) {
+                (ExportFormat::Csv | ExportFormat::Xlsx, t) => t.unwrap_or_default(),
+                (_, None) => TemplateParam::Rev5,
+                (_, Some(_)) => return Err(ApiError::invalid_param(
+                    "template",
+                    "not_applicable",
+                    "`template` selects the FedRAMP template generation of a csv or xlsx export",
+                )),
+            };
+        let file = match (format, p.file) {
+            (ExportFormat::Nisp | ExportFormat::Emass, f) => f.unwrap_or_default(),
+            (_, None) => FileParam::Xlsx,
+            (_, Some(_)) => {
+                return Err(ApiError::invalid_param(
+                    "as",
+                    "not_applicable",
+                    "`as` chooses xlsx or csv for a template format (nisp, emass)",
+                ))
+            }
+        };
+        // The eMASS parameters belong to the eMASS format.
+        for (name, given) in [
+            ("variant", p.variant.is_some()),
+            ("dry_run", p.dry_run.is_some()),
+            ("strict", p.strict.is_some()),
+        ] {
+            if given && format != ExportFormat::Emass {
+                return Err(ApiError::invalid_param(
+                    name,
+                    "not_applicable",
+                    format!("`{name}` belongs to the eMASS export (format=emass)"),
+                ));
+            }
+        }
+        Ok(ExportOptions {
+            oscal_version: p.oscal_version.unwrap_or_default(),
+            sheet,
+            template,
+            file,
+            variant: p.variant.unwrap_or_default(),
+            dry_run: p.dry_run.unwrap_or(false),
+            strict: p.strict.unwrap_or(false),
+            ..ExportOptions::of(format)
+        }
+        .archived(p.include_archived))
+    }
+}
+
+/// An export (the query form or a per-format operation): the parameters `P`, read from the
+/// query and resolved to options by `resolve`, then the one export code.
+async fn export_as<P: serde::de::DeserializeOwned>(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: &HttpRequest,
+    path: web::Path<SystemId>,
+    resolve: impl FnOnce(P) -> Result<ExportOptions, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    actor.require(Permission::Read)?;
+    let options = resolve(query::<P>(req)?)?;
+    run_export(state, actor, path.into_inner(), options).await
+}
+
+/// Writes the export `o` asks for (recorded in the history), and answers it.
+async fn run_export(
+    state: web::Data<AppState>,
+    actor: Actor,
+    system_id: SystemId,
+    o: ExportOptions,
+) -> Result<HttpResponse, ApiError> {
+    let ExportOptions {
+        format,
+        include_archived,
+        oscal_version,
+        sheet,
+        template,
+        file: as_file,
+        variant,
+        dry_run,
+        strict,
+    } = o;
+    let archived = include_archived || format == ExportFormat::Json;
+    let is_emass = format == ExportFormat::Emass;
     let word = match format {
         ExportFormat::Json => "json",
         ExportFormat::Oscal => "oscal",
@@ -1097,6 +1182,403 @@ pub async fn export(
         ))
         .insert_header((ARCHIVED_EXCLUDED, excluded.to_string()))
         .body(body))
+}
+
+// ---------------------------------------------------------------------------------------------
+// One operation per export format: the query form's export with the format fixed, each with
+// one success media type (what generated clients need to type the answer) and only its own
+// options. Same authorization, limits, history records and headers as `export_system`.
+
+/// The options of `exports/oscal`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OscalExportParams {
+    /// Include archived items. Without it they are left out and a metadata prop (and the
+    /// `POAM-Archived-Unresolved-Excluded` header) says how many unresolved ones.
+    include_archived: Option<bool>,
+    /// `1.1.2` (default, the version FedRAMP targets) or `1.2.1`.
+    #[param(inline)]
+    oscal_version: Option<oscal::OscalVersion>,
+}
+
+/// The options of `exports/fedramp-csv`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FedrampCsvParams {
+    /// The template's `open` (default) or `closed` sheet.
+    #[param(inline)]
+    sheet: Option<SheetParam>,
+    /// The template generation, `rev5` (default) or `v3`.
+    #[param(inline)]
+    template: Option<TemplateParam>,
+    /// Include archived items (left out by default: see `POAM-Archived-Unresolved-Excluded`).
+    include_archived: Option<bool>,
+}
+
+/// The options of `exports/fedramp-xlsx`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FedrampXlsxParams {
+    /// The template generation of the workbook, `rev5` (default) or `v3`.
+    #[param(inline)]
+    template: Option<TemplateParam>,
+    /// Include archived items in both sheets (left out by default).
+    include_archived: Option<bool>,
+}
+
+/// The options of `exports/emass-xlsx` and `exports/emass-csv`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EmassExportParams {
+    /// The layout: `navy` (default, A–AG), `army` (A–AO) or `marine` (A–AF).
+    #[param(inline)]
+    variant: Option<emass::Variant>,
+    /// Refuse the export (422 `emass_refused`) when eMASS would refuse any item.
+    strict: Option<bool>,
+    /// Include archived items (left out by default).
+    include_archived: Option<bool>,
+}
+
+/// The options of `exports/emass-dry-run`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EmassDryRunParams {
+    /// The layout checked: `navy` (default), `army` or `marine`.
+    #[param(inline)]
+    variant: Option<emass::Variant>,
+    /// Check archived items too (left out by default, as from the export).
+    include_archived: Option<bool>,
+}
+
+/// The options of `exports/nisp-xlsx` and `exports/nisp-csv`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct NispExportParams {
+    /// Include archived items among the rows (left out by default).
+    include_archived: Option<bool>,
+}
+
+/// `exports/json` takes no option: the bundle holds every item.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleExportParams {}
+
+impl OscalExportParams {
+    fn options(self) -> Result<ExportOptions, ApiError> {
+        Ok(ExportOptions {
+            oscal_version: self.oscal_version.unwrap_or_default(),
+            ..ExportOptions::of(ExportFormat::Oscal)
+        }
+        .archived(self.include_archived))
+    }
+}
+
+impl FedrampCsvParams {
+    fn options(self) -> Result<ExportOptions, ApiError> {
+        let sheet = match self.sheet {
+            Some(SheetParam::Closed) => Sheet::Closed,
+            _ => Sheet::Open,
+        };
+        Ok(ExportOptions {
+            sheet,
+            template: self.template.unwrap_or_default(),
+            ..ExportOptions::of(ExportFormat::Csv)
+        }
+        .archived(self.include_archived))
+    }
+}
+
+impl FedrampXlsxParams {
+    fn options(self) -> Result<ExportOptions, ApiError> {
+        Ok(ExportOptions {
+            template: self.template.unwrap_or_default(),
+            ..ExportOptions::of(ExportFormat::Xlsx)
+        }
+        .archived(self.include_archived))
+    }
+}
+
+impl EmassExportParams {
+    fn options(self, file: FileParam) -> Result<ExportOptions, ApiError> {
+        Ok(ExportOptions {
+            variant: self.variant.unwrap_or_default(),
+            strict: self.strict.unwrap_or(false),
+            file,
+            ..ExportOptions::of(ExportFormat::Emass)
+        }
+        .archived(self.include_archived))
+    }
+}
+
+impl EmassDryRunParams {
+    fn options(self) -> Result<ExportOptions, ApiError> {
+        Ok(ExportOptions {
+            variant: self.variant.unwrap_or_default(),
+            dry_run: true,
+            ..ExportOptions::of(ExportFormat::Emass)
+        }
+        .archived(self.include_archived))
+    }
+}
+
+impl NispExportParams {
+    fn options(self, file: FileParam) -> Result<ExportOptions, ApiError> {
+        Ok(ExportOptions {
+            file,
+            ..ExportOptions::of(ExportFormat::Nisp)
+        }
+        .archived(self.include_archived))
+    }
+}
+
+/// Export the auditor bundle (`export_system` with `format=json`).
+///
+/// The system, items with milestones, status changes, reviews and evidence metadata, and the
+/// whole hash chain with its head, from one snapshot (schema at `/v1/schemas/export-bundle.json`).
+#[utoipa::path(
+    operation_id = "export_json",
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id.")),
+    responses(
+        (status = 200, description = "The auditor bundle.", body = ExportBundle,
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}.json"))),
+        ListProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/exports/json")]
+pub async fn export_json(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<SystemId>,
+) -> Result<HttpResponse, ApiError> {
+    export_as(state, actor, &req, path, |_: BundleExportParams| {
+        Ok(ExportOptions::of(ExportFormat::Json))
+    })
+    .await
+}
+
+/// Export an OSCAL POA&M (`export_system` with `format=oscal`).
+///
+/// OSCAL 1.1.2 (or `oscal_version=1.2.1`) in FedRAMP's conventions, valid by NIST's schema of
+/// that version; uuids are derived from internal ids, so re-exports are stable.
+#[utoipa::path(
+    operation_id = "export_oscal",
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), OscalExportParams),
+    responses(
+        (status = 200, description = "The OSCAL plan-of-action-and-milestones document.",
+         body = super::docs::OscalPoamDocument, content_type = "application/oscal+json",
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}.oscal.json"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."))),
+        ListProblems,
+        (status = 409, description = "OSCAL needs at least one item (`nothing_to_export`).", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/exports/oscal")]
+pub async fn export_oscal(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<SystemId>,
+) -> Result<HttpResponse, ApiError> {
+    export_as(state, actor, &req, path, OscalExportParams::options).await
+}
+
+/// Export one sheet of the FedRAMP POA&M template as CSV (`export_system` with `format=csv`).
+///
+/// Rev5 (columns A–AE, the default) or `template=v3`; the open (default) or `closed` sheet;
+/// UTF-8 with a byte-order mark.
+#[utoipa::path(
+    operation_id = "export_fedramp_csv",
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), FedrampCsvParams),
+    responses(
+        (status = 200, description = "The sheet as CSV.", body = String, content_type = "text/csv",
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}[-v3]-{open|closed}.csv"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."))),
+        ListProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/exports/fedramp-csv")]
+pub async fn export_fedramp_csv(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<SystemId>,
+) -> Result<HttpResponse, ApiError> {
+    export_as(state, actor, &req, path, FedrampCsvParams::options).await
+}
+
+/// Export the FedRAMP POA&M template workbook (`export_system` with `format=xlsx`).
+///
+/// Rev5 (open and closed sheets, the default) or `template=v3` (header block, row labels,
+/// Closed, Configuration Findings and PL-2 Findings sheets).
+#[utoipa::path(
+    operation_id = "export_fedramp_xlsx",
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), FedrampXlsxParams),
+    responses(
+        (status = 200, description = "The workbook.", body = super::docs::Workbook,
+         content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}[-v3].xlsx"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."))),
+        ListProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/exports/fedramp-xlsx")]
+pub async fn export_fedramp_xlsx(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<SystemId>,
+) -> Result<HttpResponse, ApiError> {
+    export_as(state, actor, &req, path, FedrampXlsxParams::options).await
+}
+
+/// Export the eMASS POA&M template workbook (`export_system` with `format=emass`).
+///
+/// The `variant` layout with the banner and header block, one row per milestone, checked by
+/// eMASS's rules: `POAM-Emass-Refusals` says how many items eMASS would refuse
+/// (`exports/emass-dry-run` says which and why; `strict=true` refuses the export instead).
+#[utoipa::path(
+    operation_id = "export_emass_xlsx",
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), EmassExportParams),
+    responses(
+        (status = 200, description = "The workbook.", body = super::docs::Workbook,
+         content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}-emass-{variant}.xlsx"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."), ("POAM-Emass-Refusals" = i64, description = "How many of the exported items eMASS would refuse on import."))),
+        ListProblems,
+        (status = 422, description = "`strict=true` and eMASS would refuse items (`emass_refused`): each item and broken rule in `errors`.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/exports/emass-xlsx")]
+pub async fn export_emass_xlsx(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<SystemId>,
+) -> Result<HttpResponse, ApiError> {
+    export_as(state, actor, &req, path, |p: EmassExportParams| {
+        p.options(FileParam::Xlsx)
+    })
+    .await
+}
+
+/// Export the eMASS POA&M template as CSV (`export_system` with `format=emass&as=csv`).
+///
+/// Row 7's column headers, then the rows (no banner or header block); `POAM-Emass-Refusals`
+/// and `strict` as for the workbook.
+#[utoipa::path(
+    operation_id = "export_emass_csv",
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), EmassExportParams),
+    responses(
+        (status = 200, description = "The template's columns as CSV.", body = String, content_type = "text/csv",
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}-emass-{variant}.csv"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."), ("POAM-Emass-Refusals" = i64, description = "How many of the exported items eMASS would refuse on import."))),
+        ListProblems,
+        (status = 422, description = "`strict=true` and eMASS would refuse items (`emass_refused`): each item and broken rule in `errors`.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/exports/emass-csv")]
+pub async fn export_emass_csv(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<SystemId>,
+) -> Result<HttpResponse, ApiError> {
+    export_as(state, actor, &req, path, |p: EmassExportParams| {
+        p.options(FileParam::Csv)
+    })
+    .await
+}
+
+/// What an eMASS export would hold, and which items eMASS would refuse and why
+/// (`export_system` with `format=emass&dry_run=true`). Nothing is recorded.
+#[utoipa::path(
+    operation_id = "export_emass_dry_run",
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), EmassDryRunParams),
+    responses(
+        (status = 200, description = "The items and eMASS's refusals (rule codes).", body = crate::emass_xlsx::EmassDryRun),
+        ListProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/exports/emass-dry-run")]
+pub async fn export_emass_dry_run(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<SystemId>,
+) -> Result<HttpResponse, ApiError> {
+    export_as(state, actor, &req, path, EmassDryRunParams::options).await
+}
+
+/// Export the DCSA/NISP POA&M template workbook (`export_system` with `format=nisp`).
+///
+/// The header block (company, CAGE code, DSS UID, ISSM / A-ISSM, last quarterly review) and
+/// every item in one sheet.
+#[utoipa::path(
+    operation_id = "export_nisp_xlsx",
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), NispExportParams),
+    responses(
+        (status = 200, description = "The workbook.", body = super::docs::Workbook,
+         content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}.nisp.xlsx"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."))),
+        ListProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/exports/nisp-xlsx")]
+pub async fn export_nisp_xlsx(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<SystemId>,
+) -> Result<HttpResponse, ApiError> {
+    export_as(state, actor, &req, path, |p: NispExportParams| {
+        p.options(FileParam::Xlsx)
+    })
+    .await
+}
+
+/// Export the DCSA/NISP POA&M template as CSV (`export_system` with `format=nisp&as=csv`).
+///
+/// The header block, a blank line, then the items.
+#[utoipa::path(
+    operation_id = "export_nisp_csv",
+    tag = "exchange",
+    params(("system_id" = uuid::Uuid, Path, description = "The system's id."), NispExportParams),
+    responses(
+        (status = 200, description = "The template as CSV.", body = String, content_type = "text/csv",
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}.nisp.csv"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."))),
+        ListProblems,
+    ),
+    security(("bearer" = []))
+)]
+#[get("/systems/{system_id}/exports/nisp-csv")]
+pub async fn export_nisp_csv(
+    state: web::Data<AppState>,
+    actor: Actor,
+    req: HttpRequest,
+    path: web::Path<SystemId>,
+) -> Result<HttpResponse, ApiError> {
+    export_as(state, actor, &req, path, |p: NispExportParams| {
+        p.options(FileParam::Csv)
+    })
+    .await
 }
 
 /// The JSON Schema (2020-12) of the export bundle.

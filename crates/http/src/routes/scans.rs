@@ -998,7 +998,7 @@ macro_rules! scan_route {
             operation_id = stringify!($name),
             tag = "scans",
             params(("system_id" = uuid::Uuid, Path, description = "The system's id."), ScanImportParams),
-            request_body(description = $doc_format, content((String = $media))),
+            request_body(description = $doc_format, content((super::docs::Binary = $media))),
             responses(
                 (status = 200, description = "One result per finding; what was skipped, unmapped and not seen.", body = ScanImportReport),
                 WriteProblems,

@@ -716,7 +716,7 @@ async fn import(
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), SheetImportParams),
     request_body(description = "The FedRAMP POA&M template workbook, or one sheet as CSV.", content(
         (super::docs::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-        (String = "text/csv"),
+        (super::docs::Binary = "text/csv"),
     )),
     responses(
         (status = 200, description = "One result per row, and the columns not mapped.", body = SheetImportReport),
@@ -762,7 +762,7 @@ pub async fn import_fedramp(
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), SheetImportParams),
     request_body(description = "The eMASS POA&M template workbook, or its POA&M sheet as CSV.", content(
         (super::docs::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-        (String = "text/csv"),
+        (super::docs::Binary = "text/csv"),
     )),
     responses(
         (status = 200, description = "One result per item, and the columns not mapped.", body = SheetImportReport),
