@@ -53,7 +53,7 @@ pub struct ScanImportParams {
     preset: Option<String>,
     /// CSV only: the column mapping as JSON (`{"scanner": "…", "identifier": "Plugin", "asset":
     /// "IP Address", …}`); else the preset, else the system's saved `scans.csv_mapping`.
-    #[param(max_length = 8000)]
+    #[param(max_length = 2000)]
     mapping: Option<String>,
 }
 
@@ -722,11 +722,11 @@ fn csv_mapping(
     settings: &ScanSettings,
 ) -> Result<scan::csv::Mapping, ApiError> {
     if let Some(raw) = &params.mapping {
-        if raw.len() > 8000 {
+        if raw.chars().count() > 2000 {
             return Err(ApiError::invalid_param(
                 "mapping",
                 "invalid_length",
-                "the column mapping has at most 8,000 characters",
+                "the column mapping has at most 2,000 characters (a request line stays within the server's 32 KiB header limit)",
             ));
         }
         let mut de = serde_json::Deserializer::from_str(raw);
