@@ -50,6 +50,7 @@ pub struct ScanImportParams {
     /// system's `scans.include_informational`, else false.
     include_informational: Option<bool>,
     /// CSV only: a preset column mapping, `tenable_sc` or `qualys`.
+    #[param(max_length = 50)]
     preset: Option<String>,
     /// CSV only: the column mapping as JSON (`{"scanner": "…", "identifier": "Plugin", "asset":
     /// "IP Address", …}`); else the preset, else the system's saved `scans.csv_mapping`.
