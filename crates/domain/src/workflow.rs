@@ -354,6 +354,13 @@ pub fn check_milestone_due(
     scheduled_completion: Option<NaiveDate>,
     extension_approved: bool,
 ) -> Result<(), Violation> {
+    if !crate::rules::date_in_range(due_on) {
+        return Err(Violation::new(
+            "date_out_of_range",
+            "/due_on",
+            format!("{due_on} is outside the years 1900..=9999"),
+        ));
+    }
     match scheduled_completion {
         Some(s) if due_on > s && !extension_approved => Err(Violation::new(
             "milestone_after_scheduled_completion",
@@ -822,5 +829,9 @@ mod tests {
         );
         assert!(check_milestone_due(d("2027-01-01"), Some(d("2026-12-31")), true).is_ok());
         assert!(check_milestone_due(d("2027-01-01"), None, false).is_ok());
+        assert_eq!(
+            check_milestone_due(d("0183-01-01"), None, false).map_err(|v| v.code),
+            Err("date_out_of_range")
+        );
     }
 }

@@ -147,11 +147,17 @@ impl Book {
                     };
                     ws.write_string_with_format(r, c, s, format).map_err(err)?;
                 }
-                Cell::Date(d) => {
-                    let dt = excel_date(*d)?;
-                    ws.write_datetime_with_format(r, c, &dt, &date)
-                        .map_err(err)?;
-                }
+                Cell::Date(d) => match excel_date(*d) {
+                    Ok(dt) => {
+                        ws.write_datetime_with_format(r, c, &dt, &date)
+                            .map_err(err)?;
+                    }
+                    // Outside Excel's calendar (1900–9999): the date as ISO text, never lost.
+                    Err(_) => {
+                        ws.write_string_with_format(r, c, d.to_string(), &wrap)
+                            .map_err(err)?;
+                    }
+                },
                 Cell::Number(n) => {
                     ws.write_number_with_format(r, c, *n, &wrap).map_err(err)?;
                 }
@@ -240,10 +246,16 @@ impl Book {
                     ws.write_string_with_format(r1, c1, clip(&s), format)
                         .map_err(err)?;
                 }
-                Cell::Date(d) => {
-                    ws.write_datetime_with_format(r1, c1, excel_date(d)?, &value_date)
-                        .map_err(err)?;
-                }
+                Cell::Date(d) => match excel_date(d) {
+                    Ok(dt) => {
+                        ws.write_datetime_with_format(r1, c1, dt, &value_date)
+                            .map_err(err)?;
+                    }
+                    Err(_) => {
+                        ws.write_string_with_format(r1, c1, d.to_string(), format)
+                            .map_err(err)?;
+                    }
+                },
                 Cell::Number(n) => {
                     ws.write_number_with_format(r1, c1, n, format)
                         .map_err(err)?;

@@ -360,7 +360,13 @@ pub fn edit_milestone(
                     )));
                 }
                 let on = on.unwrap_or(today);
-                if on > today {
+                if !poam_domain::rules::date_in_range(on) {
+                    errors.push(Violation::new(
+                        "date_out_of_range",
+                        "/completed_on",
+                        format!("{on} is outside the years 1900..=9999"),
+                    ));
+                } else if on > today {
                     errors.push(Violation::new(
                         "date_in_future",
                         "/completed_on",
