@@ -130,6 +130,7 @@ pub const ARCHIVED_EXCLUDED: &str = "poam-archived-unresolved-excluded";
 /// A status change in the bundle.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BundleTransition {
+    #[schema(format = Uuid)]
     pub id: String,
     pub from: ItemStatus,
     pub to: ItemStatus,

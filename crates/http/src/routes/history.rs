@@ -230,6 +230,7 @@ pub struct BrokenLink {
     pub seq: i64,
     /// The event found there (absent when events are missing from the tail).
     #[schema(required = true)]
+    #[schema(format = Uuid)]
     pub event_id: Option<String>,
     pub reason: String,
 }
@@ -237,6 +238,7 @@ pub struct BrokenLink {
 /// The result of recomputing a system's chain.
 #[derive(Serialize, ToSchema)]
 pub struct Verification {
+    #[schema(format = Uuid)]
     pub system_id: String,
     /// True when every event links to its predecessor and matches its own hash, and the chain
     /// ends where the system says it does.

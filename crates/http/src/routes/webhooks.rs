@@ -77,6 +77,7 @@ impl crate::input::ObjectMembers for NewWebhook {}
 /// A subscription.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Webhook {
+    #[schema(format = Uuid)]
     pub id: String,
     pub url: String,
     pub events: Vec<String>,
@@ -507,10 +508,13 @@ pub struct DeliveryAttempt {
 pub struct Delivery {
     /// Also the `webhook-id` header: the same on every attempt (an idempotency key for the
     /// receiver).
+    #[schema(format = Uuid)]
     pub id: String,
+    #[schema(format = Uuid)]
     pub event_id: String,
     #[schema(example = "item.updated")]
     pub event_type: String,
+    #[schema(format = Uuid)]
     pub system_id: String,
     /// The event's place in its system's chain.
     pub event_seq: i64,
