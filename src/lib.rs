@@ -27,16 +27,27 @@ pub fn init_telemetry(settings: &Settings) {
     };
 }
 
-/// Opens the pool (creating the SQLite file's directory if needed).
-pub fn open_pool(settings: &Settings) -> Result<DbPool, String> {
+/// Opens the pool of a command that runs and exits ([`db::connect_for_command`]).
+pub fn open_command_pool(settings: &Settings) -> Result<DbPool, String> {
+    prepare_database_file(settings)?;
+    db::connect_for_command(&settings.database_url, &settings.pool)
+}
+
+fn prepare_database_file(settings: &Settings) -> Result<(), String> {
     if let DatabaseUrl::Sqlite(path) = &settings.database_url {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             keys::ensure_data_dir(parent)?;
         }
         create_private_file(path)?;
     }
-    // Items read through this process are judged escalated by the configured grace.
     poam_persistence::items::set_escalation_grace_days(settings.escalation_grace_days);
+    Ok(())
+}
+
+/// Opens the pool (creating the SQLite file's directory if needed).
+pub fn open_pool(settings: &Settings) -> Result<DbPool, String> {
+    // Items read through this process are judged escalated by the configured grace.
+    prepare_database_file(settings)?;
     db::connect(&settings.database_url, &settings.pool)
 }
 

@@ -126,7 +126,7 @@ enum EvidenceKeysCommand {
 
 fn evidence_keys(settings: &Settings, command: EvidenceKeysCommand) -> Result<(), String> {
     use poam_persistence::crypto;
-    let pool = poam::open_pool(settings)?;
+    let pool = poam::open_command_pool(settings)?;
     poam::prepare_schema(settings, &pool)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let current = poam::load_evidence_key(settings)?.ok_or(
@@ -186,7 +186,7 @@ enum AuditCommand {
 }
 
 fn backup(settings: &Settings, to: &std::path::Path) -> Result<(), String> {
-    let pool = poam::open_pool(settings)?;
+    let pool = poam::open_command_pool(settings)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     poam_persistence::db::backup_sqlite(&mut conn, to).map_err(|e| match e {
         poam_persistence::StoreError::Internal(m) => m,
@@ -250,7 +250,7 @@ fn health(bind: &str, tls: Option<&poam::config::TlsSettings>) -> Result<(), Str
 }
 
 fn audit_verify(settings: &Settings, system: Option<String>) -> Result<(), String> {
-    let pool = poam::open_pool(settings)?;
+    let pool = poam::open_command_pool(settings)?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let ids = match system {
         Some(id) => vec![id
@@ -530,7 +530,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve => Ok(serve(&settings, cli.print_token)?),
         Command::Migrate { status } => {
             poam::init_telemetry(&settings);
-            let pool = poam::open_pool(&settings)?;
+            let pool = poam::open_command_pool(&settings)?;
             if status {
                 let mut conn = pool.get().map_err(|e| e.to_string())?;
                 let pending = poam_persistence::db::pending_migrations(&mut conn)

@@ -294,16 +294,36 @@ impl Default for PoolOptions {
 
 /// Opens a pool. For SQLite the file's directory must exist; the file is created.
 pub fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<DbPool, String> {
+    connect_keeping(url, options, 1)
+}
+
+/// A pool for a command that runs and exits (`migrate`, `backup`, `audit verify`,
+/// `evidence-keys`): no connection is opened in the background to keep one idle, so none is
+/// half-open (a TLS handshake under way in libpq) when the process exits and the C libraries'
+/// exit handlers run (seen: `free(): invalid pointer` at the exit of `evidence-keys rotate` on
+/// PostgreSQL over TLS).
+pub fn connect_for_command(url: &DatabaseUrl, options: &PoolOptions) -> Result<DbPool, String> {
+    connect_keeping(url, options, 0)
+}
+
+fn connect_keeping(url: &DatabaseUrl, options: &PoolOptions, idle: u32) -> Result<DbPool, String> {
     let manager = DbManager::new(url.clone(), options.busy_timeout);
-    Pool::builder()
+    let pool = Pool::builder()
         .max_size(options.max_size)
-        .min_idle(Some(1))
+        .min_idle(Some(idle))
         .connection_timeout(options.connection_timeout)
         // No ping per checkout: `checkout` pings only connections idle long enough to have
         // been dropped, and connections that failed as dead ones are discarded.
         .test_on_check_out(false)
         .build(manager)
-        .map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))
+        .map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))?;
+    if idle == 0 {
+        // Nothing was opened to build it: one connection now, so a wrong URL or a stopped
+        // server is reported as such, here.
+        pool.get()
+            .map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))?;
+    }
+    Ok(pool)
 }
 
 fn migration_error(e: Box<dyn std::error::Error + Send + Sync>) -> StoreError {
