@@ -314,6 +314,20 @@ fn the_document_is_fit_for_generated_clients() {
         );
     }
 
+    // 1b. A parameter is present or absent, never null: `Option<T>` on a header parameter makes
+    //     utoipa write `"type": ["string", "null"]`, which generated clients type as nullable and
+    //     Swagger UI shows as `stringnull`. Optional is `required: false`.
+    for (method, path, op) in &operations {
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            let schema = param["schema"].to_string();
+            assert!(
+                !schema.contains("\"null\""),
+                "{method} {path}: parameter `{}` admits null: {schema}",
+                param["name"].as_str().unwrap_or("")
+            );
+        }
+    }
+
     // 2. No bare object, in the components and in every operation's bodies.
     let mut bare = Vec::new();
     bare_objects(&spec["components"], "#/components", &mut bare);

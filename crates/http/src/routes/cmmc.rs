@@ -87,7 +87,7 @@ impl From<cmmc::Conditional> for Score {
     tag = "cmmc",
     params(
         ("system_id" = uuid::Uuid, Path, description = "A cmmc_l2 or cmmc_l3 system."),
-        ("If-Match" = Option<String>, Header, description = "The assessment's ETag you read."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The assessment's ETag you read."),
     ),
     request_body = AssessmentBody,
     responses((status = 200, body = Assessment, headers(("ETag" = String))), WriteProblems),

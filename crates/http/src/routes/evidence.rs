@@ -193,7 +193,7 @@ fn multipart_error(e: actix_multipart::MultipartError) -> ApiError {
     tag = "evidence",
     params(
         ("item_id" = uuid::Uuid, Path, description = "The item's id."),
-        ("Content-Digest" = Option<String>, Header, description = "RFC 9530 digest of the request content, e.g. `sha-256=:…:`."),
+        ("Content-Digest" = Option<String>, Header, nullable = false, description = "RFC 9530 digest of the request content, e.g. `sha-256=:…:`."),
     ),
     request_body(content = EvidenceUpload, content_type = "multipart/form-data"),
     responses(

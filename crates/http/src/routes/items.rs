@@ -342,7 +342,7 @@ pub async fn get_item(
     tag = "items",
     params(
         ("item_id" = uuid::Uuid, Path, description = "The item's id."),
-        ("If-Match" = Option<String>, Header, description = "The ETag you read; the update is refused with 412 if the item changed since."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag you read; the update is refused with 412 if the item changed since."),
     ),
     request_body(
         content = ItemPatch,
@@ -430,7 +430,7 @@ pub struct ArchiveParams {
     tag = "items",
     params(
         ("item_id" = uuid::Uuid, Path, description = "The item's id."),
-        ("If-Match" = Option<String>, Header, description = "The ETag you read; refused with 412 if the item changed since."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag you read; refused with 412 if the item changed since."),
         ArchiveParams,
     ),
     request_body(content = Option<ArchiveBody>, description = "Optional: the reason, instead of `?reason=`."),

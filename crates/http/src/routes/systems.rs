@@ -182,7 +182,7 @@ pub async fn get_system(
     tag = "systems",
     params(
         ("system_id" = uuid::Uuid, Path, description = "The system's id."),
-        ("If-Match" = Option<String>, Header, description = "The ETag you read; the update is refused with 412 if the system changed since."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag you read; the update is refused with 412 if the system changed since."),
     ),
     request_body(
         content = SystemPatch,
@@ -229,7 +229,7 @@ pub async fn update_system(
     tag = "systems",
     params(
         ("system_id" = uuid::Uuid, Path, description = "The system's id."),
-        ("If-Match" = Option<String>, Header, description = "The ETag you read; refused with 412 if the system changed since."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag you read; refused with 412 if the system changed since."),
     ),
     responses(
         (status = 200, description = "Archived (or already archived).", body = System, headers(("ETag" = String))),

@@ -334,7 +334,7 @@ fn string_list(v: &serde_json::Value, pointer: &str) -> Result<Vec<String>, ApiE
     tag = "webhooks",
     params(
         ("webhook_id" = uuid::Uuid, Path, description = "The subscription's id."),
-        ("If-Match" = Option<String>, Header, description = "The ETag you read."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag you read."),
     ),
     request_body(
         content = WebhookPatch,

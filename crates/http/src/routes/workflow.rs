@@ -127,7 +127,7 @@ async fn edit(
     tag = "milestones",
     params(
         ("milestone_id" = uuid::Uuid, Path, description = "The milestone's id."),
-        ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 if the milestone changed since."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag you read; 412 if the milestone changed since."),
     ),
     request_body(content = MilestonePatch, example = json!({"due_on": "2027-01-15", "change_reason": "Vendor patch slipped to January"})),
     responses((status = 200, body = Milestone, headers(("ETag" = String))), WriteProblems),
@@ -163,7 +163,7 @@ pub async fn update_milestone(
     tag = "milestones",
     params(
         ("milestone_id" = uuid::Uuid, Path, description = "The milestone's id."),
-        ("If-Match" = Option<String>, Header, description = "The ETag you read."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag you read."),
     ),
     request_body(content = Option<CompleteMilestone>, description = "Optional: without a body (and without `Content-Type`) the milestone completes today.", example = json!({"completed_on": "2026-11-20"})),
     responses((status = 200, body = Milestone, headers(("ETag" = String))), WriteProblems),
@@ -195,7 +195,7 @@ pub async fn complete_milestone(
     tag = "milestones",
     params(
         ("milestone_id" = uuid::Uuid, Path, description = "The milestone's id."),
-        ("If-Match" = Option<String>, Header, description = "The ETag you read."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag you read."),
     ),
     request_body = CancelMilestone,
     responses((status = 200, body = Milestone, headers(("ETag" = String))), WriteProblems),
@@ -261,7 +261,7 @@ impl crate::input::ObjectMembers for NewReview {}
     tag = "items",
     params(
         ("item_id" = uuid::Uuid, Path, description = "The item's id."),
-        ("If-Match" = Option<String>, Header, description = "The item's ETag you read."),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The item's ETag you read."),
     ),
     request_body(content = TransitionBody, example = json!({"to": "completed", "comment": "TLS 1.0 and 1.1 disabled; rescan clean.", "completed_on": "2026-11-20"})),
     responses((status = 200, body = Item, headers(("ETag" = String))), WriteProblems),
