@@ -1,7 +1,7 @@
 # Build: docker build -t poam .
 # Run:   docker run -p 8080:8080 -v poam-data:/data poam
 FROM rust:1.95-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, in a layer of their own: a change to the service's code does not rebuild
 # them. Placeholder sources stand in for the workspace's crates while they build.
@@ -26,7 +26,8 @@ RUN touch crates/*/src/lib.rs src/main.rs src/lib.rs \
     && cargo build --profile dist --locked --bin poam
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates \
+# libpq is built into the binary (pq-sys `bundled`); it needs OpenSSL's libraries at run time.
+RUN apt-get update && apt-get install -y --no-install-recommends libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin poam \
     && mkdir -p /data && chown poam:poam /data && chmod 0700 /data
