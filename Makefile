@@ -2,7 +2,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test tools lint fmt openapi migration schemathesis clients bench fuzz clean
+.PHONY: help run test tools lint fmt openapi migration schemathesis clients bench bench-instructions fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -67,6 +67,9 @@ clients: ## Generate the Python and TypeScript clients from openapi/openapi.json
 
 bench: ## Load figures (wrk): GET by id, list page, create; writes nothing but stdout
 	bash bench/run.sh
+
+bench-instructions: ## Instructions per GET by id (callgrind), the service against the ceiling: a figure that does not swing
+	bash bench/instructions.sh
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := oscal_import item_document query_words

@@ -317,7 +317,9 @@ impl DeliveryWorker {
 
 fn run(pool: &DbPool, settings: &WebhookSettings, stop: &AtomicBool) {
     let instance = uuid::Uuid::new_v4().to_string();
-    let agent = client(settings);
+    // Built at the first delivery: its TLS roots and code stay out of an instance that never
+    // delivers one.
+    let mut agent: Option<ureq::Agent> = None;
     // A lease outlives any attempt: a crashed instance's deliveries are taken over after it.
     let lease = settings.timeout + settings.connect_timeout + Duration::from_secs(5);
     tracing::info!(%instance, "webhook delivery started");
@@ -344,11 +346,11 @@ fn run(pool: &DbPool, settings: &WebhookSettings, stop: &AtomicBool) {
                 continue;
             }
         };
+        let agent = &*agent.get_or_insert_with(|| client(settings));
         let results: Vec<(Claim, Attempt)> = std::thread::scope(|s| {
             let handles: Vec<_> = claims
                 .into_iter()
                 .map(|c| {
-                    let agent = &agent;
                     s.spawn(move || {
                         let a = send(agent, &c, settings);
                         (c, a)

@@ -315,6 +315,14 @@ fn connect_keeping(url: &DatabaseUrl, options: &PoolOptions, idle: u32) -> Resul
         // No ping per checkout: `checkout` pings only connections idle long enough to have
         // been dropped, and connections that failed as dead ones are discarded.
         .test_on_check_out(false)
+        // One thread opens and reaps connections in the background: r2d2's default of three
+        // idles two threads (their stacks and arena) for a pool that opens one at a time.
+        .thread_pool(std::sync::Arc::new(
+            scheduled_thread_pool::ScheduledThreadPool::builder()
+                .num_threads(1)
+                .thread_name_pattern("r2d2-worker-{}")
+                .build(),
+        ))
         .build(manager)
         .map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))?;
     if idle == 0 {

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Instructions per GET item by id, counted by valgrind's callgrind: the same figure on every run
+# (wrk's requests per second swing by 20% on a shared 2-core machine; instruction counts do not).
+# Runs the service (BENCH_BIN, default the dist build) on a fresh SQLite database with one item,
+# and the reference ceiling's /items-inline/{id} when it was built (make bench builds it), each
+# twice under callgrind: with N requests after a warm-up and with none; the difference divided
+# by N is the work of one request in user space (kernel and client time are not counted).
+#
+#   bash bench/instructions.sh            # N=4000
+#   BENCH_BIN=/path/to/poam N=2000 bash bench/instructions.sh
+#
+# Add CALLGRIND_KEEP=dir to keep the profiles (callgrind_annotate dir/service.run) for a
+# per-function breakdown.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/dist/poam}
+LIMIT=$(realpath -m "${CARGO_TARGET_DIR:-target}")/limit-target/release/limit
+N=${N:-4000}
+dir=$(mktemp -d)
+keep=${CALLGRIND_KEEP:-$dir}
+mkdir -p "$keep"
+trap 'rm -rf "$dir"' EXIT
+
+hit() { # URL TOKEN COUNT: sequential keep-alive GETs that must all answer 200
+  python3 - "$@" <<'PY'
+import http.client, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1]); token = sys.argv[2]; n = int(sys.argv[3])
+c = http.client.HTTPConnection(u.hostname, u.port)
+for _ in range(n):
+    c.request("GET", u.path, headers={"Authorization": "Bearer " + token})
+    r = c.getresponse(); r.read()
+    if r.status != 200:
+        sys.exit(f"{u.path}: HTTP {r.status}")
+PY
+}
+total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}'; }
+wait_for() { for _ in $(seq 1 600); do curl -sf "$1" >/dev/null && return 0; sleep 0.2; done; return 1; }
+
+service() { # OUTFILE COUNT
+  local data=$dir/data-$2 port=18557 token sid iid vp
+  mkdir -p "$data"
+  POAM_DATA_DIR=$data POAM_BIND=127.0.0.1:$port POAM_LOG=warn \
+    POAM_JWT_SECRET=bench-secret-bench-secret-bench-secret-00 POAM_DATABASE_URL=sqlite://$data/poam.db \
+    POAM_RATE_LIMIT_PER_SECOND=1000000 POAM_RATE_LIMIT_BURST=1000000 \
+    POAM_RATE_LIMIT_ADDRESS_PER_SECOND=1000000 POAM_RATE_LIMIT_ADDRESS_BURST=1000000 \
+    valgrind --tool=callgrind --callgrind-out-file="$1" "$BIN" serve >/dev/null 2>&1 &
+  vp=$!
+  wait_for "http://127.0.0.1:$port/readyz"
+  token=$(POAM_DATA_DIR=$data POAM_JWT_SECRET=bench-secret-bench-secret-bench-secret-00 \
+    POAM_DATABASE_URL=sqlite://$data/poam.db "$BIN" token --sub bench --role admin --ttl 2h)
+  sid=$(curl -sf -X POST "http://127.0.0.1:$port/v1/systems" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -d '{"name":"Bench","regime":"fedramp","impact_level":"moderate"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  # The item of bench/bulk.py (realistic field sizes).
+  iid=$(python3 - <<'PY' | curl -sf -X POST "http://127.0.0.1:$port/v1/systems/$sid/items" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d @- | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+import json
+print(json.dumps({
+    "title": "Finding 1 from the nightly scan",
+    "description": "The service accepts TLS 1.0 handshakes on its public listener. " * 6,
+    "risk_rating": "high", "detected_on": "2026-10-01", "scheduled_completion": "2026-12-31",
+    "source": {"kind": "scan", "detector": "Tenable Nessus", "identifier": "plugin 100001"},
+    "controls": ["SC-8(1)", "3.13.8"], "cves": ["CVE-2011-3389"], "assets": ["host-1.example.org"],
+    "owner": {"name": "Dana Whitfield", "email": "dana@example.org"},
+    "remediation_plan": "Disable legacy protocols in the listener policy, redeploy, rescan. " * 4,
+}))
+PY
+)
+  hit "http://127.0.0.1:$port/v1/items/$iid" "$token" 200
+  hit "http://127.0.0.1:$port/v1/items/$iid" "$token" "$2"
+  kill "$vp"; wait "$vp" 2>/dev/null || true
+}
+
+ceiling() { # OUTFILE COUNT
+  local vp
+  mkdir -p "$dir/limit-$2"
+  (cd "$dir/limit-$2" && exec valgrind --tool=callgrind --callgrind-out-file="$1" "$LIMIT") >/dev/null 2>&1 &
+  vp=$!
+  wait_for http://127.0.0.1:8090/static
+  hit http://127.0.0.1:8090/items-inline/17 x 200
+  hit http://127.0.0.1:8090/items-inline/17 x "$2"
+  kill "$vp"; wait "$vp" 2>/dev/null || true
+}
+
+service "$keep/service.base" 0
+service "$keep/service.run" "$N"
+s=$(( ($(total "$keep/service.run") - $(total "$keep/service.base")) / N ))
+echo "service GET /v1/items/{id}: $s instructions per request"
+if [ -x "$LIMIT" ]; then
+  ceiling "$keep/ceiling.base" 0
+  ceiling "$keep/ceiling.run" "$N"
+  c=$(( ($(total "$keep/ceiling.run") - $(total "$keep/ceiling.base")) / N ))
+  echo "ceiling GET /items-inline/{id}: $c instructions per request"
+  python3 -c "import sys; print(f'INSTRJSON {{\"service\": {sys.argv[1]}, \"ceiling\": {sys.argv[2]}, \"ratio\": {int(sys.argv[2])/int(sys.argv[1]):.2f}}}')" "$s" "$c"
+else
+  echo "no ceiling at $LIMIT (make bench builds it)"
+fi
