@@ -16,6 +16,52 @@ use std::io::Read;
 /// Bytes per stored chunk: a download streams one at a time.
 pub const CHUNK: usize = 1 << 20;
 
+/// Writes the spooled file `content` as chunks of [`CHUNK`] bytes through `insert` (chunk number,
+/// bytes), sealed chunk by chunk under a data key of the file's own when a master key is
+/// configured (`kind` and `owner` name the file for its key). The evidence and scan tables
+/// share it; a file that yields fewer or more chunks than `size` promises is refused.
+pub(crate) fn write_chunks(
+    conn: &mut DbConnection,
+    content: &std::path::Path,
+    kind: &'static str,
+    owner: &str,
+    size: i64,
+    mut insert: impl FnMut(&mut DbConnection, i32, &[u8]) -> Result<(), diesel::result::Error>,
+) -> Result<i32, StoreError> {
+    let spool = |e: std::io::Error| StoreError::Internal(format!("{kind} spool: {e}"));
+    let mut file = std::fs::File::open(content).map_err(spool)?;
+    let sealer = crate::crypto::begin(conn, kind, owner, size)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut n: i32 = 0;
+    loop {
+        let mut filled = 0;
+        while filled < CHUNK {
+            let read = file.read(&mut buf[filled..]).map_err(spool)?;
+            if read == 0 {
+                break;
+            }
+            filled += read;
+        }
+        if filled == 0 {
+            break;
+        }
+        match &sealer {
+            Some(key) => insert(conn, n, &key.seal(n, &buf[..filled])?)?,
+            None => insert(conn, n, &buf[..filled])?,
+        }
+        n += 1;
+        if filled < CHUNK {
+            break;
+        }
+    }
+    if sealer.is_some() && i64::from(n) != crate::crypto::chunk_count(size) {
+        return Err(StoreError::Internal(format!(
+            "{kind} spool: {size} bytes expected, {n} chunks read"
+        )));
+    }
+    Ok(n)
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = evidence)]
 pub(crate) struct EvidenceRow {
@@ -194,48 +240,23 @@ pub fn create(
                 evidence::uploaded_at.eq(now),
             ))
             .execute(conn)?;
-        let mut file = std::fs::File::open(content)
-            .map_err(|e| StoreError::Internal(format!("upload spool: {e}")))?;
-        // With a master key, sealed chunk by chunk under a data key of this file's own.
-        let sealer = crate::crypto::begin(conn, crate::crypto::EVIDENCE, &id, meta.size)?;
-        let mut buf = vec![0u8; CHUNK];
-        let mut n: i32 = 0;
-        loop {
-            let mut filled = 0;
-            while filled < CHUNK {
-                let read = file
-                    .read(&mut buf[filled..])
-                    .map_err(|e| StoreError::Internal(format!("upload spool: {e}")))?;
-                if read == 0 {
-                    break;
-                }
-                filled += read;
-            }
-            if filled == 0 {
-                break;
-            }
-            let data = match &sealer {
-                Some(key) => std::borrow::Cow::Owned(key.seal(n, &buf[..filled])?),
-                None => std::borrow::Cow::Borrowed(&buf[..filled]),
-            };
-            diesel::insert_into(evidence_chunks::table)
-                .values((
-                    evidence_chunks::evidence_id.eq(&id),
-                    evidence_chunks::n.eq(n),
-                    evidence_chunks::data.eq(data.as_ref()),
-                ))
-                .execute(conn)?;
-            n += 1;
-            if filled < CHUNK {
-                break;
-            }
-        }
-        if sealer.is_some() && i64::from(n) != crate::crypto::chunk_count(meta.size) {
-            return Err(StoreError::Internal(format!(
-                "upload spool: {} bytes expected, {n} chunks read",
-                meta.size
-            )));
-        }
+        write_chunks(
+            conn,
+            content,
+            crate::crypto::EVIDENCE,
+            &id,
+            meta.size,
+            |conn, n, data| {
+                diesel::insert_into(evidence_chunks::table)
+                    .values((
+                        evidence_chunks::evidence_id.eq(&id),
+                        evidence_chunks::n.eq(n),
+                        evidence_chunks::data.eq(data),
+                    ))
+                    .execute(conn)
+                    .map(drop)
+            },
+        )?;
         let (saved, sid) = load(conn, &id)?;
         events::append(
             conn,

@@ -14,7 +14,6 @@ use poam_domain::threat::Seen;
 use poam_domain::workflow::EvidenceKind;
 use poam_domain::{SystemId, SystemScope};
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = scans)]
@@ -129,42 +128,23 @@ pub fn store(
                 scans::uploaded_at.eq(db::now()),
             ))
             .execute(conn)?;
-        let mut file = std::fs::File::open(content)
-            .map_err(|e| StoreError::Internal(format!("scan spool: {e}")))?;
-        let chunk = crate::evidence::CHUNK;
-        let sealer = crate::crypto::begin(conn, crate::crypto::SCAN, &id, meta.size)?;
-        let mut buf = vec![0u8; chunk];
-        let mut n: i32 = 0;
-        loop {
-            let mut filled = 0;
-            while filled < chunk {
-                let read = file
-                    .read(&mut buf[filled..])
-                    .map_err(|e| StoreError::Internal(format!("scan spool: {e}")))?;
-                if read == 0 {
-                    break;
-                }
-                filled += read;
-            }
-            if filled == 0 {
-                break;
-            }
-            let data = match &sealer {
-                Some(key) => std::borrow::Cow::Owned(key.seal(n, &buf[..filled])?),
-                None => std::borrow::Cow::Borrowed(&buf[..filled]),
-            };
-            diesel::insert_into(scan_chunks::table)
-                .values((
-                    scan_chunks::scan_id.eq(&id),
-                    scan_chunks::n.eq(n),
-                    scan_chunks::data.eq(data.as_ref()),
-                ))
-                .execute(conn)?;
-            n += 1;
-            if filled < chunk {
-                break;
-            }
-        }
+        crate::evidence::write_chunks(
+            conn,
+            content,
+            crate::crypto::SCAN,
+            &id,
+            meta.size,
+            |conn, n, data| {
+                diesel::insert_into(scan_chunks::table)
+                    .values((
+                        scan_chunks::scan_id.eq(&id),
+                        scan_chunks::n.eq(n),
+                        scan_chunks::data.eq(data),
+                    ))
+                    .execute(conn)
+                    .map(drop)
+            },
+        )?;
         load(conn, &id)
     })
 }
