@@ -315,8 +315,9 @@ fn connect_keeping(url: &DatabaseUrl, options: &PoolOptions, idle: u32) -> Resul
         // No ping per checkout: `checkout` pings only connections idle long enough to have
         // been dropped, and connections that failed as dead ones are discarded.
         .test_on_check_out(false)
-        // One thread opens and reaps connections in the background: r2d2's default of three
-        // idles two threads (their stacks and arena) for a pool that opens one at a time.
+        // One thread opens and reaps connections in the background (r2d2 starts three, idle
+        // almost always: their stacks and arena). A pool that grows under a burst opens its
+        // new connections one after another, once.
         .thread_pool(std::sync::Arc::new(
             scheduled_thread_pool::ScheduledThreadPool::builder()
                 .num_threads(1)

@@ -27,7 +27,7 @@ pub(crate) fn write_chunks(
     owner: &str,
     size: i64,
     mut insert: impl FnMut(&mut DbConnection, i32, &[u8]) -> Result<(), diesel::result::Error>,
-) -> Result<i32, StoreError> {
+) -> Result<(), StoreError> {
     let spool = |e: std::io::Error| StoreError::Internal(format!("{kind} spool: {e}"));
     let mut file = std::fs::File::open(content).map_err(spool)?;
     let sealer = crate::crypto::begin(conn, kind, owner, size)?;
@@ -59,7 +59,7 @@ pub(crate) fn write_chunks(
             "{kind} spool: {size} bytes expected, {n} chunks read"
         )));
     }
-    Ok(n)
+    Ok(())
 }
 
 #[derive(Queryable, Selectable)]
