@@ -99,7 +99,10 @@ def oscal_document(mb):
         observations.append({"uuid": o, "description": pad, "methods": ["TEST"],
                              "collected": "2026-10-01T00:00:00Z"})
         risks.append({"uuid": r, "title": f"Legacy TLS {n}", "description": pad, "statement": pad,
-                      "status": "open"})
+                      "status": "open", "deadline": "2027-03-31T00:00:00Z",
+                      "characterizations": [{"origin": {"actors": [{"type": "party", "actor-uuid": o}]},
+                                             "facets": [{"name": "risk", "system": "https://fedramp.gov",
+                                                         "value": "moderate"}]}]})
         items.append({"uuid": str(uuid.uuid4()), "title": f"Legacy TLS on listener {n}",
                       "description": pad, "related-observations": [{"observation-uuid": o}],
                       "related-risks": [{"risk-uuid": r}]})

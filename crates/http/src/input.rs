@@ -22,14 +22,56 @@ async fn read_json(req: &HttpRequest, payload: &mut Payload) -> Result<web::Byte
 }
 
 /// Reads a JSON body of any shape, at most `limit` bytes (bulk and import bodies are larger than
-/// the default limit), syntax checked, NUL characters refused.
+/// the default limit), syntax checked, NUL characters refused. The body is kept as the chunks it
+/// arrived in, its nesting measured as they come, and each chunk is freed as soon as the parser
+/// has read past it: a document never sits in memory twice, as text and as a tree.
 pub async fn json_document(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
 ) -> Result<serde_json::Value, ApiError> {
-    let bytes = read_json_within(req, &mut payload.into_inner(), limit).await?;
-    parse_json(&bytes)
+    json_media_type(req)?;
+    let mut scan = Depth::default();
+    let chunks =
+        read_chunks_within(req, &mut payload.into_inner(), limit, |c| scan.feed(c)).await?;
+    too_deep(scan.max)?;
+    let value = strict::parse(serde_json::Deserializer::from_reader(
+        std::io::BufReader::with_capacity(64 << 10, Chunks(chunks)),
+    ))?;
+    refuse_nul(value)
+}
+
+/// A body's chunks read in order; each is dropped once read.
+struct Chunks(std::collections::VecDeque<web::Bytes>);
+
+impl std::io::Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(front) = self.0.front_mut() {
+            if front.is_empty() {
+                self.0.pop_front();
+                continue;
+            }
+            let n = front.len().min(buf.len());
+            buf[..n].copy_from_slice(&front.split_to(n));
+            return Ok(n);
+        }
+        Ok(0)
+    }
+}
+
+/// `application/json` or any `+json` type, or 415.
+fn json_media_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let (content_type, essence) = media_type(req);
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        return Ok(());
+    }
+    Err(ApiError::UnsupportedMediaType(if content_type.is_empty() {
+        "send the body as application/json".into()
+    } else {
+        format!("`{content_type}` is not accepted: send application/json")
+    }))
 }
 
 async fn read_json_within(
@@ -37,16 +79,7 @@ async fn read_json_within(
     payload: &mut Payload,
     limit: usize,
 ) -> Result<web::BytesMut, ApiError> {
-    let (content_type, essence) = media_type(req);
-    if !(essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json")))
-    {
-        return Err(ApiError::UnsupportedMediaType(if content_type.is_empty() {
-            "send the body as application/json".into()
-        } else {
-            format!("`{content_type}` is not accepted: send application/json")
-        }));
-    }
+    json_media_type(req)?;
     read_body_within(req, payload, limit).await
 }
 
@@ -67,24 +100,52 @@ pub(crate) fn media_type(req: &HttpRequest) -> (&str, String) {
     (content_type, essence)
 }
 
-/// Reads a body of any type, at most `limit` bytes: a larger `Content-Length` is refused before
-/// reading, a body that grows past the limit while read too (413 `payload_too_large`).
-pub(crate) async fn read_body_within(
-    req: &HttpRequest,
-    payload: &mut Payload,
-    limit: usize,
-) -> Result<web::BytesMut, ApiError> {
-    if let Some(len) = req
+/// A `Content-Length` over `limit` is refused before anything is read (413
+/// `payload_too_large`); what it declares is the capacity to read into.
+fn declared_length(req: &HttpRequest, limit: usize) -> Result<usize, ApiError> {
+    match req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
     {
+        Some(len) if len > limit => Err(ApiError::PayloadTooLarge { limit }),
+        Some(len) => Ok(len),
+        None => Ok(0),
+    }
+}
+
+/// Reads a body as the chunks it arrives in, at most `limit` bytes: a larger `Content-Length`
+/// is refused before reading, a body that grows past the limit while read too (413
+/// `payload_too_large`). `each` sees every chunk as it comes.
+async fn read_chunks_within(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+    mut each: impl FnMut(&[u8]),
+) -> Result<std::collections::VecDeque<web::Bytes>, ApiError> {
+    declared_length(req, limit)?;
+    let (mut chunks, mut len) = (std::collections::VecDeque::new(), 0usize);
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| crate::protection::body_error(&e))?;
+        len += chunk.len();
         if len > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
+        each(&chunk);
+        chunks.push_back(chunk);
     }
-    let mut body = web::BytesMut::new();
+    Ok(chunks)
+}
+
+/// Reads a body of any type, at most `limit` bytes, into one buffer (see
+/// [`read_chunks_within`]); sized once from `Content-Length` when there is one.
+pub(crate) async fn read_body_within(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    let mut body = web::BytesMut::with_capacity(declared_length(req, limit)?);
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| crate::protection::body_error(&e))?;
         if body.len() + chunk.len() > limit {
@@ -225,20 +286,33 @@ pub(crate) fn shaped<T: DeserializeOwned + ObjectMembers>(
 /// The pointer of the first string (or key) holding U+0000, which PostgreSQL cannot store.
 fn find_nul(v: &serde_json::Value, at: &str) -> Option<String> {
     use serde_json::Value;
+    // Pointers are built along the one path that leads to a NUL, not for every member.
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, x)| k.contains('\0') || has_nul(x)),
+            _ => false,
+        }
+    }
     match v {
-        Value::String(s) if s.contains('\0') => Some(at.to_owned()),
+        Value::String(s) => s.contains('\0').then(|| at.to_owned()),
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .find_map(|(i, x)| find_nul(x, &format!("{at}/{i}"))),
-        Value::Object(map) => map.iter().find_map(|(k, x)| {
-            let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
-            if k.contains('\0') {
-                Some(here)
-            } else {
-                find_nul(x, &here)
-            }
-        }),
+            .find(|(_, x)| has_nul(x))
+            .and_then(|(i, x)| find_nul(x, &format!("{at}/{i}"))),
+        Value::Object(map) => map
+            .iter()
+            .find(|(k, x)| k.contains('\0') || has_nul(x))
+            .and_then(|(k, x)| {
+                let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                if k.contains('\0') {
+                    Some(here)
+                } else {
+                    find_nul(x, &here)
+                }
+            }),
         _ => None,
     }
 }
@@ -265,41 +339,60 @@ where
 /// API (an OSCAL POA&M nests about 10 deep), far below what could exhaust a stack.
 pub const MAX_DEPTH: usize = 64;
 
-/// The nesting depth of a JSON text, strings skipped (a cheap scan before parsing).
-fn depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
+/// The nesting depth of a JSON text, strings skipped (a cheap scan before parsing), fed as
+/// much text at a time as there is.
+#[derive(Default)]
+struct Depth {
+    depth: usize,
+    max: usize,
+    in_string: bool,
+    escaped: bool,
 }
 
-fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
-    if depth(bytes) > MAX_DEPTH {
+impl Depth {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.in_string {
+                match (self.escaped, b) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => {
+                    self.depth += 1;
+                    self.max = self.max.max(self.depth);
+                }
+                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn too_deep(depth: usize) -> Result<(), ApiError> {
+    if depth > MAX_DEPTH {
         return Err(ApiError::Invalid(vec![FieldError::body(
             "",
             "too_deeply_nested",
             format!("arrays and objects may nest at most {MAX_DEPTH} deep"),
         )]));
     }
-    let value = strict::parse(bytes)?;
+    Ok(())
+}
+
+fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let mut scan = Depth::default();
+    scan.feed(bytes);
+    too_deep(scan.max)?;
+    refuse_nul(strict::parse(serde_json::Deserializer::from_slice(bytes))?)
+}
+
+fn refuse_nul(value: serde_json::Value) -> Result<serde_json::Value, ApiError> {
     match find_nul(&value, "") {
         None => Ok(value),
         Some(at) => Err(ApiError::Invalid(vec![FieldError::body(
@@ -406,8 +499,9 @@ mod strict {
 
     /// Parses a JSON text: 400 `malformed_json` when broken, 400 `duplicate_key` naming the
     /// key and where it is when an object repeats a member.
-    pub(super) fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
+    pub(super) fn parse<'de, R: serde_json::de::Read<'de>>(
+        mut de: serde_json::Deserializer<R>,
+    ) -> Result<Value, ApiError> {
         let parsed = Seed(At::Root)
             .deserialize(&mut de)
             .and_then(|v| de.end().map(|()| v));
@@ -738,5 +832,56 @@ mod tests {
         let err = v.err().unwrap_or_default();
         assert_eq!(err[0].pointer, "/a~1b~0c");
         assert_eq!(err[0].code, "invalid_type");
+    }
+
+    /// The body as the chunks a client's writes split it into, at every split point.
+    fn every_split(text: &str) -> impl Iterator<Item = Chunks> + '_ {
+        (0..=text.len()).map(move |at| {
+            let (a, b) = text.as_bytes().split_at(at);
+            Chunks(
+                [a, b]
+                    .into_iter()
+                    .map(web::Bytes::copy_from_slice)
+                    .collect(),
+            )
+        })
+    }
+
+    fn depth_of(chunks: &Chunks) -> usize {
+        let mut scan = Depth::default();
+        for c in &chunks.0 {
+            scan.feed(c);
+        }
+        scan.max
+    }
+
+    fn parsed(chunks: Chunks) -> Result<serde_json::Value, ApiError> {
+        strict::parse(serde_json::Deserializer::from_reader(
+            std::io::BufReader::with_capacity(3, chunks),
+        ))
+    }
+
+    #[test]
+    fn a_body_read_in_chunks_parses_and_measures_as_one_text() {
+        // Brackets and an escaped quote inside strings are not nesting, wherever a chunk ends.
+        let text = r#"{"a":[{"b":"x"]}[{"}],"c":"\","d":{"e":[1,2]}}"#;
+        let whole = serde_json::from_str::<serde_json::Value>(text).ok();
+        for chunks in every_split(text) {
+            assert_eq!(depth_of(&chunks), 3);
+            assert_eq!(parsed(chunks).ok(), whole);
+        }
+    }
+
+    #[test]
+    fn a_duplicate_key_is_named_whatever_the_chunks() {
+        for chunks in every_split(r#"{"items":[{"title":"a","title":"b"}]}"#) {
+            match parsed(chunks) {
+                Err(ApiError::BadRequest { code, errors, .. }) => {
+                    assert_eq!(code, "duplicate_key");
+                    assert_eq!(errors[0].pointer.as_deref(), Some("/items/0/title"));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

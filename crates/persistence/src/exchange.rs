@@ -412,12 +412,31 @@ pub fn finding_key(detector: &str, identifier: &str, asset: &str) -> String {
 /// What happened to one element.
 #[derive(Debug)]
 pub enum Outcome {
-    Created(Item),
-    Updated(Item),
-    Unchanged(Item),
+    Created(Written),
+    Updated(Written),
+    Unchanged(Written),
     /// A closed item whose finding reappeared: reopened (and updated).
-    Reopened(Item),
+    Reopened(Written),
     Failed(StoreError),
+}
+
+/// What an answer says of an item a batch wrote, and no more: a batch of thousands does not
+/// hold every item it wrote until it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub id: ItemId,
+    pub display_id: String,
+    pub version: i64,
+}
+
+impl From<Item> for Written {
+    fn from(item: Item) -> Written {
+        Written {
+            id: item.id,
+            display_id: item.display_id,
+            version: item.version,
+        }
+    }
 }
 
 const FINDING: &str = "finding";
@@ -487,17 +506,17 @@ fn update_element(
     let fields = decide(Some(&current))?;
     let outcome = if fields == current.fields() {
         if reopened {
-            Outcome::Reopened(current)
+            Outcome::Reopened(current.into())
         } else {
-            Outcome::Unchanged(current)
+            Outcome::Unchanged(current.into())
         }
     } else {
         let item = items::write_fields(conn, &current, &fields, db::now())?;
         items::record(conn, Some(&current), &item, action, actor)?;
         if reopened {
-            Outcome::Reopened(item)
+            Outcome::Reopened(item.into())
         } else {
-            Outcome::Updated(item)
+            Outcome::Updated(item.into())
         }
     };
     if let (BulkKey::Finding(keys), Some(item)) = (key, outcome_item(&outcome)) {
@@ -574,7 +593,7 @@ impl NewElements {
         match together {
             Ok(answers) => {
                 for ((at, _, _), answer) in waiting.into_iter().zip(answers) {
-                    slots[at] = Some(settled(answer.map(Outcome::Created))?);
+                    slots[at] = Some(settled(answer.map(|i| Outcome::Created(i.into())))?);
                 }
             }
             Err(e @ StoreError::Unavailable(_)) => return Err(e),
@@ -586,7 +605,7 @@ impl NewElements {
                         for k in &keys {
                             add_ref(conn, sid, FINDING, k, "item", &id)?;
                         }
-                        Ok(Outcome::Created(item))
+                        Ok(Outcome::Created(item.into()))
                     });
                     slots[at] = Some(settled(alone)?);
                 }
@@ -606,7 +625,7 @@ fn settled(result: Result<Outcome, StoreError>) -> Result<Outcome, StoreError> {
     }
 }
 
-fn outcome_item(o: &Outcome) -> Option<&Item> {
+fn outcome_item(o: &Outcome) -> Option<&Written> {
     match o {
         Outcome::Created(i)
         | Outcome::Updated(i)
@@ -903,7 +922,7 @@ fn one_import(
                 &item.id.to_string(),
             )?;
             import_milestones(conn, run, &item, &it.milestones, None, notes)?;
-            Ok(Outcome::Created(item))
+            Ok(Outcome::Created(item.into()))
         }
         Some(id) => update_imported(conn, run, &id, &it.milestones, None, decide, notes),
     }
@@ -957,9 +976,9 @@ fn update_imported(
     };
     let milestones_changed = import_milestones(conn, run, &item, milestones, history, notes)?;
     if item.version == current.version && !milestones_changed {
-        Ok(Outcome::Unchanged(item))
+        Ok(Outcome::Unchanged(item.into()))
     } else {
-        Ok(Outcome::Updated(item))
+        Ok(Outcome::Updated(item.into()))
     }
 }
 
@@ -1058,7 +1077,7 @@ fn one_sheet_item(
             let fields = decide(None)?;
             let item = items::create_in(conn, run.sid, &fields, run.actor, run.action)?;
             import_milestones(conn, run, &item, &it.milestones, Some(&it.history), notes)?;
-            Ok(Outcome::Created(item))
+            Ok(Outcome::Created(item.into()))
         }
         Some(id) => update_imported(
             conn,

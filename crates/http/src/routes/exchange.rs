@@ -1989,7 +1989,10 @@ pub async fn import_oscal(
         on_dangling: migrate.on_dangling.unwrap_or_default(),
     };
     let plan = oscal::read(&doc, options)
-        .map_err(|v| ApiError::Invalid(v.into_iter().map(FieldError::from).collect()))?;
+        .map_err(|v| ApiError::Invalid(v.into_iter().map(FieldError::from).collect()));
+    // The plan owns what it took: the document's tree is not held through the writes.
+    drop(doc);
+    let plan = plan?;
     let mut failed = Vec::new();
     for k in plan.kept_out {
         failed.push(ImportResult {
@@ -2005,17 +2008,18 @@ pub async fn import_oscal(
         });
     }
     let mut ready = Vec::new();
+    // What the report says of each item written: its uuid, pointer and POA&M id, and notes.
     let mut drafts = Vec::new();
-    for d in plan.items {
+    for mut d in plan.items {
         match parse_fields::<ItemFields>(d.fields.to_document()) {
             Ok(fields) => {
                 ready.push(ImportItem {
                     uuid: d.uuid.clone(),
                     poam_id: d.poam_id.clone(),
                     fields,
-                    milestones: d.milestones.clone(),
+                    milestones: std::mem::take(&mut d.milestones),
                 });
-                drafts.push(d);
+                drafts.push((d.uuid, d.pointer, d.poam_id, d.notes));
             }
             Err(v) => failed.push(ImportResult {
                 uuid: d.uuid,
@@ -2076,16 +2080,17 @@ pub async fn import_oscal(
         failed,
         unmapped: plan.unmapped,
     };
-    for ((d, o), notes) in drafts.into_iter().zip(outcomes).zip(notes) {
+    for (((uuid, pointer, poam_id, read_notes), o), notes) in
+        drafts.into_iter().zip(outcomes).zip(notes)
+    {
         let mut r = ImportResult {
-            uuid: d.uuid,
-            pointer: d.pointer,
-            poam_id: d.poam_id,
+            uuid,
+            pointer,
+            poam_id,
             id: None,
             display_id: None,
             problem: None,
-            notes: d
-                .notes
+            notes: read_notes
                 .into_iter()
                 .chain(notes)
                 .map(FieldError::from)
