@@ -7,6 +7,13 @@ use poam_domain::{Role, SystemId};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// jemalloc, configured in `.cargo/config.toml` (`JEMALLOC_SYS_WITH_MALLOC_CONF`): it gives back
+/// within seconds what a burst freed (glibc kept two thirds of a 100 MiB import burst for the
+/// life of the process), at about the same idle RSS and fewer instructions per request
+/// (`docs/benchmarks.md`). The C libraries (SQLite, libpq) still allocate through glibc.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "poam",

@@ -13,7 +13,7 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use poam_domain::change::{self, Caller, Channel, Origin};
 use poam_domain::exchange::emass;
 use poam_domain::exchange::fedramp::{self, Sheet};
-use poam_domain::exchange::oscal::{self, AssetSet};
+use poam_domain::exchange::oscal::{self, ToolSet};
 use poam_domain::exchange::{fedramp_v3, nisp, sheet};
 use poam_domain::exchange::{ItemRecord, StatusChange};
 use poam_domain::history::Event;
@@ -33,6 +33,9 @@ use utoipa::{IntoParams, ToSchema};
 const PAGE: i64 = 500;
 /// Bytes gathered before a chunk goes to the client.
 const CHUNK: usize = 64 << 10;
+/// Asset names an OSCAL export holds in memory before it spills them to sorted runs (about
+/// 100 bytes each).
+const ASSETS_HELD: usize = 50_000;
 
 pub const OSCAL_JSON: &str = "application/oscal+json";
 pub const CSV: &str = "text/csv; charset=utf-8";
@@ -416,7 +419,8 @@ fn write_oscal(
     let mut observations = Part::new(spool_dir, "observations")?;
     let mut poam_items = Part::new(spool_dir, "poam-items")?;
     let mut resources = Part::new(spool_dir, "resources")?;
-    let mut assets = AssetSet::default();
+    let mut tools = ToolSet::default();
+    let mut assets = super::distinct::Distinct::new(spool_dir, ASSETS_HELD);
     let load = Load {
         milestones: true,
         transitions: true,
@@ -430,7 +434,10 @@ fn write_oscal(
     // One buffer, reused for every object written.
     let mut buf = Vec::with_capacity(8 << 10);
     for_each_record(conn, system.id, load, |rec| {
-        assets.add_record(&rec);
+        tools.add_record(&rec);
+        for a in &rec.item.assets {
+            assets.insert(a)?;
+        }
         let u = oscal::ItemUuids::of(system, &rec);
         buf.clear();
         oscal::write_risk(&mut buf, &org, &rec, &u);
@@ -453,14 +460,15 @@ fn write_oscal(
     w.write_all(b"],\"poam-items\":[").map_err(io_err)?;
     poam_items.drain(w)?;
     w.write_all(b"]").map_err(io_err)?;
-    if !assets.is_empty() {
+    let mut tools = tools.tools().peekable();
+    if tools.peek().is_some() || !assets.is_empty() {
         // The detectors as tool components (FedRAMP), the assets as inventory items.
         w.write_all(b",\"local-definitions\":{").map_err(io_err)?;
         let mut open = "";
-        if assets.tools().next().is_some() {
+        if tools.peek().is_some() {
             w.write_all(b"\"components\":[").map_err(io_err)?;
             let mut first = true;
-            for t in assets.tools() {
+            for t in tools {
                 buf.clear();
                 oscal::write_tool_component(&mut buf, system, t);
                 raw_member(w, &mut first, &buf)?;
@@ -468,13 +476,13 @@ fn write_oscal(
             w.write_all(b"]").map_err(io_err)?;
             open = ",";
         }
-        if assets.names().next().is_some() {
+        if !assets.is_empty() {
             w.write_all(open.as_bytes()).map_err(io_err)?;
             w.write_all(b"\"inventory-items\":[").map_err(io_err)?;
             let mut first = true;
-            for a in assets.names() {
+            for a in assets.sorted()? {
                 buf.clear();
-                oscal::write_inventory_item(&mut buf, system, a);
+                oscal::write_inventory_item(&mut buf, system, &a?);
                 raw_member(w, &mut first, &buf)?;
             }
             w.write_all(b"]").map_err(io_err)?;

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod catalogs;
 pub mod cmmc;
+mod distinct;
 pub mod docs;
 pub mod evidence;
 pub mod exchange;

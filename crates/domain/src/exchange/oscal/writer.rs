@@ -909,14 +909,14 @@ pub fn write_inventory_item(out: &mut Vec<u8>, system: &System, asset: &str) {
     o.close();
 }
 
-/// The distinct asset names (sorted), for local-definitions.
+/// The distinct detectors of an export's items, for its tool components. (Its assets, one per
+/// item at worst, are gathered in bounded memory by the export itself.)
 #[derive(Debug, Default)]
-pub struct AssetSet(BTreeSet<String>, BTreeSet<String>);
+pub struct ToolSet(BTreeSet<String>);
 
-impl AssetSet {
-    /// The assets and the detector of a record.
+impl ToolSet {
+    /// The detector of a record.
     pub fn add_record(&mut self, rec: &ItemRecord) {
-        self.0.extend(rec.item.assets.iter().cloned());
         if let Some(d) = rec
             .item
             .source
@@ -924,28 +924,18 @@ impl AssetSet {
             .as_deref()
             .filter(|d| !d.trim().is_empty())
         {
-            self.1.insert(d.to_owned());
+            if !self.0.contains(d) {
+                self.0.insert(d.to_owned());
+            }
         }
-    }
-
-    pub fn add(&mut self, assets: &[String]) {
-        self.0.extend(assets.iter().cloned());
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &String> {
-        self.0.iter()
     }
 
     /// The detectors, each once per its component's key.
     pub fn tools(&self) -> impl Iterator<Item = &String> {
         let mut seen = BTreeSet::new();
-        self.1
+        self.0
             .iter()
             .filter(move |d| seen.insert(d.trim().to_lowercase()))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty() && self.1.is_empty()
     }
 }
 
