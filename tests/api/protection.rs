@@ -336,10 +336,10 @@ fn heavy_operations_beyond_their_budget_are_refused(app: &TestApp) {
     let other = app.token_as("second@example.org", &[Role::Editor]);
     let body = serde_json::to_vec(&json!({"items": [minimal_item()]})).unwrap_or_default();
     // A bulk upsert whose body is still arriving holds its slot and its share of memory
-    // (1 MB declared: 12 MB reserved, more than the whole 8 MB budget).
+    // (2 MB declared: 12 MB reserved, more than the whole 8 MB budget).
     let held = raw(
         app,
-        &bulk_head(app, &sid, &editor, 1 << 20),
+        &bulk_head(app, &sid, &editor, 2 << 20),
         b"{\"items\": [",
     );
     std::thread::sleep(Duration::from_millis(300));
