@@ -35,16 +35,28 @@ if [ -d ../shared/bench/limit ]; then
   cp -r ../shared/bench/limit/. target/limit-src/ && chmod -R u+w target/limit-src
   # Its own workspace, not a member of ours.
   grep -q '^\[workspace\]' target/limit-src/Cargo.toml || printf '\n[workspace]\n' >> target/limit-src/Cargo.toml
-  # Built as fairly as the service: with this project's SQLite flags (.cargo/config.toml applies
-  # under this directory, and an explicit LIBSQLITE3_FLAGS is passed on) and its release profile
-  # (fat LTO, one codegen unit). A ceiling built with less would flatter the ratio.
-  python3 - target/limit-src/Cargo.toml <<'PY'
+  # Built as fairly as the service: with this project's SQLite flags and jemalloc settings
+  # (.cargo/config.toml applies under this directory, and an explicit LIBSQLITE3_FLAGS is passed
+  # on), its allocator (jemalloc) and its release profile (fat LTO, one codegen unit). A ceiling
+  # built with less would flatter the ratio.
+  python3 - target/limit-src <<'PY'
 import re, sys
-path = sys.argv[1]
+root = sys.argv[1]
+path = root + "/Cargo.toml"
 text = open(path).read()
 text = re.sub(r"\[profile\.release\][^\[]*", "", text)
 text += "\n[profile.release]\ncodegen-units = 1\nlto = \"fat\"\n"
+if "tikv-jemallocator" not in text:
+    text = text.replace("[dependencies]\n", "[dependencies]\ntikv-jemallocator = \"0.6\"\n", 1)
 open(path, "w").write(text)
+main = root + "/src/main.rs"
+code = open(main).read()
+if "global_allocator" not in code:
+    lines = code.split("\n")
+    at = next(i for i, l in enumerate(lines) if not l.startswith("//!"))
+    lines.insert(at, "#[global_allocator]\nstatic ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;")
+    code = "\n".join(lines)
+open(main, "w").write(code)
 PY
   (cd target/limit-src && CARGO_TARGET_DIR=$LIMIT_TARGET cargo build --release --quiet)
 fi

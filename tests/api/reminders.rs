@@ -542,6 +542,51 @@ fn expiries_are_reminded_then_expire(app: &TestApp) {
 
 still!(expiries_are_reminded_then_expire);
 
+/// A system larger than the scheduler's page (2,000 items) is reminded whole: the items past
+/// their dates on every page, each once, however often the scheduler looks.
+fn a_system_larger_than_a_page_is_reminded_whole(app: &TestApp) {
+    let editor = app.token_as("bulk@example.org", &[Role::Editor]);
+    let sid = app.system("Large");
+    let total = 2_100;
+    for start in (0..total).step_by(1_000) {
+        let batch: Vec<Value> = (start..(start + 1_000).min(total))
+            .map(|n| {
+                json!({"title": format!("Finding {n}"), "description": "Past its date.",
+                       "risk_rating": "moderate", "detected_on": days(-30),
+                       "scheduled_completion": days(-1), "source": {"kind": "scan"}})
+            })
+            .collect();
+        let r = app
+            .post(
+                &format!("/v1/systems/{sid}/items/bulk"),
+                &editor,
+                &json!({ "items": batch }),
+            )
+            .expect(200);
+        assert_eq!(r.body["summary"]["failed"], 0, "{}", r.body);
+    }
+    // Counted where the scheduler records them (the feed pages at 500).
+    let pool = app.db();
+    let overdue = || {
+        use diesel::prelude::*;
+        use poam_persistence::schema::reminder_keys as k;
+        let mut conn = pool.get().unwrap_or_else(|e| panic!("{e}"));
+        k::table
+            .filter(k::system_id.eq(&sid))
+            .filter(k::key.like("item.overdue:%"))
+            .count()
+            .get_result::<i64>(&mut **conn)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(overdue(), 0);
+    for _ in 0..2 {
+        poam::scheduler::run_once(&pool, chrono::Utc::now());
+        assert_eq!(overdue(), total as i64);
+    }
+}
+
+still!(a_system_larger_than_a_page_is_reminded_whole);
+
 /// A periodic review recorded this period means no review is due until the next one.
 fn a_recorded_review_moves_the_next_due_date(app: &TestApp) {
     let issm = app.token_as("issm@example.org", &[Role::Approver]);

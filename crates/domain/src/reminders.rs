@@ -307,9 +307,21 @@ fn stamp(t: DateTime<Utc>) -> String {
 /// key it has already recorded. Dates are compared with `now`'s UTC date; FedRAMP 2026
 /// deadlines (timestamps) with `now` itself.
 pub fn due_events_at(now: DateTime<Utc>, facts: &Facts) -> Vec<TimedEvent> {
+    let mut out = due_item_events_at(now, &facts.policy, &facts.items);
+    out.extend(due_system_events_at(now, facts));
+    out
+}
+
+/// The events of `items` alone, as [`due_events_at`] finds them: each depends on its item
+/// only, so a scheduler may read a system's items a page at a time.
+pub fn due_item_events_at(
+    now: DateTime<Utc>,
+    policy: &ReminderPolicy,
+    items: &[ItemFact],
+) -> Vec<TimedEvent> {
     let today = now.date_naive();
     let mut out = Vec::new();
-    for i in &facts.items {
+    for i in items {
         if let Some(due) = i.scheduled_completion {
             if crate::item::is_overdue(i.status, Some(due), today) {
                 out.push(TimedEvent {
@@ -344,6 +356,87 @@ pub fn due_events_at(now: DateTime<Utc>, facts: &Facts) -> Vec<TimedEvent> {
             }
         }
     }
+    for i in items {
+        if let Some(x) = &i.expiry {
+            let what = if x.risk_acceptance {
+                format!(
+                    "the risk acceptance of {} (its {} deviation)",
+                    i.display_id, x.deviation_kind
+                )
+            } else {
+                format!(
+                    "the approved {} deviation of {}",
+                    x.deviation_kind, i.display_id
+                )
+            };
+            let on = x.expires_on;
+            let left = (on - today).num_days();
+            if left < 0 {
+                out.push(TimedEvent {
+                    key: format!("item.expired:{}:{on}", i.id),
+                    kind: TimedKind::Expired,
+                    resource_kind: "item",
+                    resource_id: i.id.clone(),
+                    due_on: on,
+                    due_at: None,
+                    reason: format!("{what} expired: it held through {on}"),
+                });
+            } else if let Some(w) = tightest(&policy.expiry_windows(), left) {
+                out.push(TimedEvent {
+                    key: format!("item.expiring:{}:{on}:{w}", i.id),
+                    kind: TimedKind::Expiring,
+                    resource_kind: "item",
+                    resource_id: i.id.clone(),
+                    due_on: on,
+                    due_at: None,
+                    reason: format!(
+                        "{what} expires after {on}: {left} days left (window {w} days)"
+                    ),
+                });
+            }
+        }
+        for d in &i.deadlines {
+            let what = d.kind.label();
+            let at = stamp(d.due_at);
+            let left = d.due_at - now;
+            if left <= chrono::Duration::zero() {
+                out.push(TimedEvent {
+                    key: format!("item.deadline_passed:{}:{}:{at}", i.id, d.rule),
+                    kind: TimedKind::DeadlinePassed,
+                    resource_kind: "item",
+                    resource_id: i.id.clone(),
+                    due_on: d.due_at.date_naive(),
+                    due_at: Some(d.due_at),
+                    reason: format!("the {what} of {} was due {at} ({})", i.display_id, d.rule),
+                });
+                continue;
+            }
+            // Whole hours left, rounded up: 11h59m left is within a 12-hour window.
+            let hours = (left.num_seconds() + 3599) / 3600;
+            if let Some(w) = tightest(&policy.deadline_windows(), hours) {
+                out.push(TimedEvent {
+                    key: format!("item.deadline_near:{}:{}:{at}:{w}h", i.id, d.rule),
+                    kind: TimedKind::DeadlineNear,
+                    resource_kind: "item",
+                    resource_id: i.id.clone(),
+                    due_on: d.due_at.date_naive(),
+                    due_at: Some(d.due_at),
+                    reason: format!(
+                        "the {what} of {} is due {at} ({}): about {hours} hours left (window {w} hours)",
+                        i.display_id, d.rule
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The events of everything in `facts` but its items: milestones, the CMMC closeout, the
+/// periodic review.
+pub fn due_system_events_at(now: DateTime<Utc>, facts: &Facts) -> Vec<TimedEvent> {
+    let today = now.date_naive();
+    let mut out = Vec::new();
     for m in facts.milestones.iter().filter(|m| unfinished(m.status)) {
         let due = m.due_on;
         if due < today {
@@ -399,79 +492,6 @@ pub fn due_events_at(now: DateTime<Utc>, facts: &Facts) -> Vec<TimedEvent> {
                      (32 CFR 170.21(a)(2)(vi))"
                 ),
             });
-        }
-    }
-    for i in &facts.items {
-        if let Some(x) = &i.expiry {
-            let what = if x.risk_acceptance {
-                format!(
-                    "the risk acceptance of {} (its {} deviation)",
-                    i.display_id, x.deviation_kind
-                )
-            } else {
-                format!(
-                    "the approved {} deviation of {}",
-                    x.deviation_kind, i.display_id
-                )
-            };
-            let on = x.expires_on;
-            let left = (on - today).num_days();
-            if left < 0 {
-                out.push(TimedEvent {
-                    key: format!("item.expired:{}:{on}", i.id),
-                    kind: TimedKind::Expired,
-                    resource_kind: "item",
-                    resource_id: i.id.clone(),
-                    due_on: on,
-                    due_at: None,
-                    reason: format!("{what} expired: it held through {on}"),
-                });
-            } else if let Some(w) = tightest(&facts.policy.expiry_windows(), left) {
-                out.push(TimedEvent {
-                    key: format!("item.expiring:{}:{on}:{w}", i.id),
-                    kind: TimedKind::Expiring,
-                    resource_kind: "item",
-                    resource_id: i.id.clone(),
-                    due_on: on,
-                    due_at: None,
-                    reason: format!(
-                        "{what} expires after {on}: {left} days left (window {w} days)"
-                    ),
-                });
-            }
-        }
-        for d in &i.deadlines {
-            let what = d.kind.label();
-            let at = stamp(d.due_at);
-            let left = d.due_at - now;
-            if left <= chrono::Duration::zero() {
-                out.push(TimedEvent {
-                    key: format!("item.deadline_passed:{}:{}:{at}", i.id, d.rule),
-                    kind: TimedKind::DeadlinePassed,
-                    resource_kind: "item",
-                    resource_id: i.id.clone(),
-                    due_on: d.due_at.date_naive(),
-                    due_at: Some(d.due_at),
-                    reason: format!("the {what} of {} was due {at} ({})", i.display_id, d.rule),
-                });
-                continue;
-            }
-            // Whole hours left, rounded up: 11h59m left is within a 12-hour window.
-            let hours = (left.num_seconds() + 3599) / 3600;
-            if let Some(w) = tightest(&facts.policy.deadline_windows(), hours) {
-                out.push(TimedEvent {
-                    key: format!("item.deadline_near:{}:{}:{at}:{w}h", i.id, d.rule),
-                    kind: TimedKind::DeadlineNear,
-                    resource_kind: "item",
-                    resource_id: i.id.clone(),
-                    due_on: d.due_at.date_naive(),
-                    due_at: Some(d.due_at),
-                    reason: format!(
-                        "the {what} of {} is due {at} ({}): about {hours} hours left (window {w} hours)",
-                        i.display_id, d.rule
-                    ),
-                });
-            }
         }
     }
     let cadence = facts.policy.cadence();

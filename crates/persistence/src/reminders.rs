@@ -140,28 +140,23 @@ fn deadlines_of(item: &Item) -> Vec<DeadlineFact> {
 /// Rows of items per page when the scheduler gathers a system's facts.
 const FACTS_PAGE: i64 = 2_000;
 
-/// Reduces a page of item rows to the facts the reminders need.
-fn add_item_facts(
+/// Reduces a page of item rows to the facts the reminders need, noting each item's version.
+fn item_facts(
     rows: Vec<crate::items::ItemRow>,
     today: NaiveDate,
     under_vdr: bool,
     versions: &mut HashMap<String, i64>,
-    facts_items: &mut Vec<ItemFact>,
-    risk_of: &mut HashMap<String, (RiskRating, String)>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<ItemFact>, StoreError> {
+    let mut facts = Vec::with_capacity(rows.len());
     for row in rows {
         let item = row.into_domain(today)?;
         let id = item.id.to_string();
-        let risk = item.adjusted_risk_rating.unwrap_or(item.risk_rating);
         versions.insert(id.clone(), item.version);
-        if item.status.is_active() {
-            risk_of.insert(id.clone(), (risk, item.display_id.clone()));
-        }
-        facts_items.push(ItemFact {
+        facts.push(ItemFact {
             id,
             display_id: item.display_id.clone(),
             status: item.status,
-            risk,
+            risk: item.adjusted_risk_rating.unwrap_or(item.risk_rating),
             scheduled_completion: item.scheduled_completion,
             // A dependency never checked in counts from the detection date.
             vendor_check_in: item
@@ -176,21 +171,23 @@ fn add_item_facts(
             },
         });
     }
-    Ok(())
+    Ok(facts)
 }
 
-/// A system's facts, and the version of every resource an event may name.
-fn facts_of(
+/// A system's scheduled items, a page at a time in id order: each page read as whole rows and
+/// reduced to its facts before the next is read. A tick's memory is a page's, whatever the
+/// system's size (it was every item's facts at once: ~480 MiB at 1,000,000 items).
+fn for_each_item_page(
     conn: &mut DbConnection,
     s: &LiveSystem,
     today: NaiveDate,
-) -> Result<(Facts, HashMap<String, i64>), StoreError> {
+    mut each: impl FnMut(
+        &mut DbConnection,
+        Vec<ItemFact>,
+        HashMap<String, i64>,
+    ) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let under_vdr = s.vdr_since.is_some_and(|since| since <= today);
-    let mut versions = HashMap::new();
-    let mut facts_items = Vec::new();
-    let mut risk_of = HashMap::new();
-    // Read in pages of whole rows, each page reduced to the few facts the reminders need: a
-    // system of 100,000 items is never held as rows (it was: ~500 MiB at each tick).
     let mut after = String::new();
     loop {
         let rows: Vec<crate::items::ItemRow> = items::table
@@ -203,49 +200,86 @@ fn facts_of(
             .select(crate::items::ItemRow::as_select())
             .load(conn)?;
         let Some(last) = rows.last().map(|r| r.id().to_owned()) else {
-            break;
+            return Ok(());
         };
         let full = rows.len() as i64 == FACTS_PAGE;
-        add_item_facts(
-            rows,
-            today,
-            under_vdr,
-            &mut versions,
-            &mut facts_items,
-            &mut risk_of,
-        )?;
+        let mut versions = HashMap::with_capacity(rows.len());
+        let facts = item_facts(rows, today, under_vdr, &mut versions)?;
+        each(conn, facts, versions)?;
         if !full {
-            break;
+            return Ok(());
         }
         after = last;
     }
-    let ms: Vec<(String, String, String, NaiveDate, String, i64)> = milestones::table
-        .filter(milestones::system_id.eq(&s.id))
-        .filter(milestones::status.eq_any(["planned", "in_progress"]))
-        .select((
-            milestones::id,
-            milestones::item_id,
-            milestones::title,
-            milestones::due_on,
-            milestones::status,
-            milestones::version,
-        ))
-        .load(conn)?;
+}
+
+/// A system's facts but its items (its unfinished milestones of active items, a page at a
+/// time; its CMMC assessment; its last periodic review), and the version of every resource an
+/// event may name.
+fn system_facts(
+    conn: &mut DbConnection,
+    s: &LiveSystem,
+) -> Result<(Facts, HashMap<String, i64>), StoreError> {
+    let mut versions = HashMap::new();
     let mut facts_ms = Vec::new();
-    for (id, item_id, title, due_on, status, version) in ms {
+    let active: Vec<&str> = SCHEDULED
+        .iter()
+        .copied()
+        .filter(|w| parse_word::<ItemStatus>("item status", w).is_ok_and(ItemStatus::is_active))
+        .collect();
+    let mut after = String::new();
+    loop {
         // Milestones of resolved or archived items are not reminded.
-        let Some((risk, display)) = risk_of.get(&item_id) else {
-            continue;
-        };
-        versions.insert(id.clone(), version);
-        facts_ms.push(MilestoneFact {
-            id,
-            item_display_id: display.clone(),
-            title,
-            status: parse_word("milestone status", &status)?,
-            risk: *risk,
-            due_on,
-        });
+        type Row = (
+            String,
+            String,
+            NaiveDate,
+            String,
+            i64,
+            String,
+            String,
+            Option<String>,
+        );
+        let ms: Vec<Row> = milestones::table
+            .inner_join(items::table)
+            .filter(milestones::system_id.eq(&s.id))
+            .filter(milestones::status.eq_any(["planned", "in_progress"]))
+            .filter(milestones::id.gt(&after))
+            .filter(items::archived_at.is_null())
+            .filter(items::status.eq_any(&active))
+            .order(milestones::id.asc())
+            .limit(FACTS_PAGE)
+            .select((
+                milestones::id,
+                milestones::title,
+                milestones::due_on,
+                milestones::status,
+                milestones::version,
+                items::display_id,
+                items::risk_rating,
+                items::adjusted_risk_rating,
+            ))
+            .load(conn)?;
+        let full = ms.len() as i64 == FACTS_PAGE;
+        for (id, title, due_on, status, version, display, risk, adjusted) in ms {
+            let risk: RiskRating = match adjusted {
+                Some(a) => parse_word("risk rating", &a)?,
+                None => parse_word("risk rating", &risk)?,
+            };
+            after.clone_from(&id);
+            versions.insert(id.clone(), version);
+            facts_ms.push(MilestoneFact {
+                id,
+                item_display_id: display,
+                title,
+                status: parse_word("milestone status", &status)?,
+                risk,
+                due_on,
+            });
+        }
+        if !full {
+            break;
+        }
     }
     let cmmc: Option<(Option<NaiveDate>, i64)> = cmmc_assessments::table
         .find(&s.id)
@@ -266,7 +300,7 @@ fn facts_of(
         created_on: s.created_at.date(),
         last_review_on: last_review.map(|t| t.date()),
         policy: s.policy.clone(),
-        items: facts_items,
+        items: Vec::new(),
         milestones: facts_ms,
         conditional_status_date: cmmc.and_then(|c| c.0),
     };
@@ -338,38 +372,61 @@ fn emit(
 }
 
 /// One pass of the scheduler at `now` (the scheduler's clock): emits every due event not yet
-/// recorded, and answers how many it emitted.
+/// recorded, and answers how many it emitted. Items are read a page at a time, and only the
+/// keys of a page's due events are looked up among those recorded.
 pub fn tick(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let today = now.date_naive();
     let mut emitted = 0;
     for s in live_systems(conn, None)? {
-        let (facts, versions) = facts_of(conn, &s, today)?;
-        let due = reminders::due_events_at(now, &facts);
-        if due.is_empty() {
-            continue;
-        }
-        let known: HashSet<String> = reminder_keys::table
-            .filter(reminder_keys::system_id.eq(&s.id))
-            .select(reminder_keys::key)
-            .load::<String>(conn)?
-            .into_iter()
-            .collect();
-        for e in due.iter().filter(|e| !known.contains(&e.key)) {
-            let version = match e.resource_kind {
-                "system" => s.version,
-                "cmmc_assessment" => versions
-                    .get(&format!("cmmc:{}", s.id))
-                    .copied()
-                    .unwrap_or(0),
-                _ => versions.get(&e.resource_id).copied().unwrap_or(0),
-            };
-            if emit(conn, &s.id, e, version)? {
-                emitted += 1;
-            }
+        for_each_item_page(conn, &s, today, |conn, facts, versions| {
+            let due = reminders::due_item_events_at(now, &s.policy, &facts);
+            emitted += emit_new(conn, &s.id, &due, |e| {
+                versions.get(&e.resource_id).copied().unwrap_or(0)
+            })?;
+            Ok(())
+        })?;
+        let (facts, versions) = system_facts(conn, &s)?;
+        let due = reminders::due_system_events_at(now, &facts);
+        emitted += emit_new(conn, &s.id, &due, |e| match e.resource_kind {
+            "system" => s.version,
+            "cmmc_assessment" => versions
+                .get(&format!("cmmc:{}", s.id))
+                .copied()
+                .unwrap_or(0),
+            _ => versions.get(&e.resource_id).copied().unwrap_or(0),
+        })?;
+    }
+    Ok(emitted)
+}
+
+/// Emits the events of `due` whose keys are not recorded yet; answers how many it emitted.
+fn emit_new(
+    conn: &mut DbConnection,
+    system_id: &str,
+    due: &[TimedEvent],
+    version_of: impl Fn(&TimedEvent) -> i64,
+) -> Result<usize, StoreError> {
+    let mut known: HashSet<String> = HashSet::new();
+    for keys in due.chunks(KEYS_PER_QUERY) {
+        known.extend(
+            reminder_keys::table
+                .filter(reminder_keys::system_id.eq(system_id))
+                .filter(reminder_keys::key.eq_any(keys.iter().map(|e| e.key.as_str())))
+                .select(reminder_keys::key)
+                .load::<String>(conn)?,
+        );
+    }
+    let mut emitted = 0;
+    for e in due.iter().filter(|e| !known.contains(&e.key)) {
+        if emit(conn, system_id, e, version_of(e))? {
+            emitted += 1;
         }
     }
     Ok(emitted)
 }
+
+/// Reminder keys looked up per query (SQLite binds at most 32,766 parameters).
+const KEYS_PER_QUERY: usize = 500;
 
 /// What needs someone now in the caller's scope (or in `system` only), most urgent first, at
 /// most `limit` entries.
