@@ -100,19 +100,12 @@ pub(crate) fn media_type(req: &HttpRequest) -> (&str, String) {
     (content_type, essence)
 }
 
-/// A `Content-Length` over `limit` is refused before anything is read (413
-/// `payload_too_large`); what it declares is the capacity to read into.
-fn declared_length(req: &HttpRequest, limit: usize) -> Result<usize, ApiError> {
-    match req
-        .headers()
+/// The request's `Content-Length`, when it has a readable one.
+pub(crate) fn content_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-    {
-        Some(len) if len > limit => Err(ApiError::PayloadTooLarge { limit }),
-        Some(len) => Ok(len),
-        None => Ok(0),
-    }
 }
 
 /// Reads a body as the chunks it arrives in, at most `limit` bytes: a larger `Content-Length`
@@ -124,7 +117,9 @@ async fn read_chunks_within(
     limit: usize,
     mut each: impl FnMut(&[u8]),
 ) -> Result<std::collections::VecDeque<web::Bytes>, ApiError> {
-    declared_length(req, limit)?;
+    if content_length(req).is_some_and(|len| len > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
     let (mut chunks, mut len) = (std::collections::VecDeque::new(), 0usize);
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| crate::protection::body_error(&e))?;
@@ -139,19 +134,16 @@ async fn read_chunks_within(
 }
 
 /// Reads a body of any type, at most `limit` bytes, into one buffer (see
-/// [`read_chunks_within`]); sized once from `Content-Length` when there is one.
+/// [`read_chunks_within`]), sized once when the whole body is in.
 pub(crate) async fn read_body_within(
     req: &HttpRequest,
     payload: &mut Payload,
     limit: usize,
 ) -> Result<web::BytesMut, ApiError> {
-    let mut body = web::BytesMut::with_capacity(declared_length(req, limit)?);
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| crate::protection::body_error(&e))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
+    let chunks = read_chunks_within(req, payload, limit, |_| {}).await?;
+    let mut body = web::BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
+    for c in chunks {
+        body.extend_from_slice(&c);
     }
     Ok(body)
 }

@@ -485,11 +485,7 @@ impl Protection {
 /// What a bulk upsert or an import reserves from the memory budget: its declared length (or,
 /// without one, the largest body it may send) times [`JSON_EXPANSION`].
 pub fn json_reservation(req: &actix_web::HttpRequest, limit: usize) -> usize {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
+    let declared = crate::input::content_length(req)
         .unwrap_or(limit)
         .min(limit);
     declared.saturating_mul(JSON_EXPANSION)

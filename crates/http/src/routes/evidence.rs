@@ -226,11 +226,7 @@ pub async fn upload(
         ));
     }
     let limit = state.evidence_limit;
-    let declared: Option<usize> = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let declared = crate::input::content_length(&req);
     if declared.is_some_and(|n| n > limit + 64 * 1024) {
         return Err(ApiError::PayloadTooLarge { limit });
     }

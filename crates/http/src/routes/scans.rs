@@ -627,12 +627,7 @@ async fn spool(
     payload: web::Payload,
     limit: usize,
 ) -> Result<(Spool, usize, String), ApiError> {
-    if let Some(len) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    if let Some(len) = crate::input::content_length(req) {
         if len > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
