@@ -380,7 +380,14 @@ fn events_arrive_in_order_and_verify(app: &TestApp) {
     );
     assert_eq!(receiver.log().bad_signatures, 0);
 
-    // The log: one successful attempt each.
+    // The log: one successful attempt each (recorded once the receiver has answered).
+    wait_for("seven deliveries recorded", || {
+        deliveries(app, &hook)
+            .iter()
+            .filter(|d| d["state"] != "pending")
+            .count()
+            >= 7
+    });
     let log = deliveries(app, &hook);
     assert_eq!(log.len(), 7);
     for d in &log {

@@ -351,8 +351,23 @@ pub struct AttemptRow {
 pub type LoggedDelivery = (DeliveryRow, Vec<AttemptRow>);
 
 /// A page of a subscription's deliveries, newest first, each with its attempts (oldest first),
-/// and whether more follow. `before`: the id of the last delivery of the previous page.
+/// and whether more follow. `before`: the id of the last delivery of the previous page. Read
+/// in one snapshot: a delivery and its attempts are written together, and two reads on either
+/// side of that write showed an attempt of 200 on a delivery still pending.
 pub fn deliveries(
+    conn: &mut DbConnection,
+    subscription_id: &str,
+    scope: &SystemScope,
+    state: Option<&str>,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<(Vec<LoggedDelivery>, bool), StoreError> {
+    db::snapshot(conn, |conn| {
+        deliveries_in(conn, subscription_id, scope, state, before, limit)
+    })
+}
+
+fn deliveries_in(
     conn: &mut DbConnection,
     subscription_id: &str,
     scope: &SystemScope,
