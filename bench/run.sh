@@ -169,7 +169,9 @@ ids_file "$ids"
 # same machine state. The ceiling is a separate process on its own SQLite file.
 LIMIT_BIN=${LIMIT_TARGET}/release/limit
 if [ -x "$LIMIT_BIN" ]; then
-  LIMIT_ADDR=127.0.0.1:8090 LIMIT_DB=$dir/limit.sqlite3 "$LIMIT_BIN" >/dev/null 2>&1 &
+  # No "SELECT 1" on each checkout (r2d2's default): the service does not test its connections
+  # on checkout either (only one idle long enough to have been dropped).
+  LIMIT_ADDR=127.0.0.1:8090 LIMIT_DB=$dir/limit.sqlite3 LIMIT_TEST_ON_CHECKOUT=0 "$LIMIT_BIN" >/dev/null 2>&1 &
   pids+=("$!")
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8090/static >/dev/null && break; sleep 0.1; done
   seq 1 10000 > "$dir/limit-ids.txt"

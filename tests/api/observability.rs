@@ -49,6 +49,49 @@ fn metrics_count_requests_by_route_and_are_protected(app: &TestApp) {
 }
 crate::both!(metrics_count_requests_by_route_and_are_protected);
 
+/// `GET /v1/items/{item_id}` with a hyphenated id is answered before actix's router
+/// (`hot_routes`); any other spelling of the id goes through the router. Both answer alike, to
+/// the same callers, under the same route in the metrics.
+fn an_item_reads_alike_whichever_way_it_is_routed(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system("Hot");
+    let iid = crate::harness::id(&app.item(&sid, serde_json::json!({})).expect(201).body);
+    let simple = iid.replace('-', "");
+    let hot = app.get(&format!("/v1/items/{iid}"), &admin).expect(200);
+    let routed = app.get(&format!("/v1/items/{simple}"), &admin).expect(200);
+    assert_eq!(hot.body, routed.body);
+    assert_eq!(hot.header("etag"), routed.header("etag"));
+    for name in [
+        "cache-control",
+        "x-content-type-options",
+        "ratelimit",
+        "content-type",
+    ] {
+        assert_eq!(hot.header(name), routed.header(name), "{name}");
+    }
+    // The same refusals: no token, a token for another system, an unknown item.
+    let other: poam_domain::SystemId = app.system("Other").parse().unwrap_or_default();
+    let stranger = app.token(&[Role::Viewer], &[other]);
+    for path in [format!("/v1/items/{iid}"), format!("/v1/items/{simple}")] {
+        app.request("GET", &path, None, &[], None)
+            .problem(401, "missing_token");
+        app.get(&path, &stranger).problem(404, "not_found");
+    }
+    let unknown = uuid::Uuid::new_v4();
+    app.get(&format!("/v1/items/{unknown}"), &admin)
+        .problem(404, "not_found");
+    let auditor = app.token(&[Role::Auditor], &[]);
+    let text = app.get("/metrics", &auditor).expect(200).body;
+    let text = text.as_str().unwrap_or_default();
+    let line = |status: u16| {
+        format!("poam_http_requests_total{{method=\"GET\",route=\"/v1/items/{{item_id}}\",status=\"{status}\"}}")
+    };
+    assert!(text.contains(&format!("{} 2\n", line(200))), "{text}");
+    assert!(text.contains(&format!("{} 2\n", line(401))), "{text}");
+    assert!(text.contains(&format!("{} 3\n", line(404))), "{text}");
+}
+crate::both!(an_item_reads_alike_whichever_way_it_is_routed);
+
 #[test]
 fn metrics_can_be_turned_off() {
     let Some(app) = TestApp::spawn_with(Backend::Sqlite, &[("POAM_METRICS", "off")]) else {

@@ -587,6 +587,88 @@ fn a_system_larger_than_a_page_is_reminded_whole(app: &TestApp) {
 
 still!(a_system_larger_than_a_page_is_reminded_whole);
 
+/// The scheduler reads only the items a date or a window has reached, or that changed: after
+/// a tick each item records the next instant it needs a look (`remind_after`), any new version
+/// of the item (whatever path wrote it) moves that to the past, and so does a change to the
+/// system's reminder policy. Nothing is missed meanwhile: the overdue event comes on the day.
+fn the_scheduler_looks_again_only_when_time_or_a_change_says_so(app: &TestApp) {
+    use diesel::prelude::*;
+    use poam_persistence::schema::item_reminders as r;
+    let admin = app.admin();
+    let sid = app.system("Watched");
+    let later = id(&app
+        .item(&sid, json!({"scheduled_completion": days(10)}))
+        .expect(201)
+        .body);
+    let late = id(&app
+        .item(&sid, json!({"scheduled_completion": days(-3)}))
+        .expect(201)
+        .body);
+    let pool = app.db();
+    let after = |item: &str| -> String {
+        let mut conn = pool.get().unwrap_or_else(|e| panic!("{e}"));
+        r::table
+            .find(item)
+            .select(r::remind_after)
+            .first::<chrono::NaiveDateTime>(&mut **conn)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_string()
+    };
+    let past = "1970-01-01 00:00:00";
+    let never = "9999-12-31 00:00:00";
+    assert_eq!(
+        after(&later),
+        past,
+        "a new item is looked at on the next tick"
+    );
+    poam::scheduler::run_once(&pool, at(&days(0), "09:00:00"));
+    // Overdue from the day after its date; the late one is reminded and then waits for a change.
+    assert_eq!(after(&later), format!("{} 00:00:00", days(11)));
+    assert_eq!(after(&late), never);
+    assert_eq!(
+        keys_of(app, &sid, "item.overdue"),
+        [format!("item.overdue:{late}:{}", days(-3))]
+    );
+    // Ticks before that day read neither item and emit nothing.
+    for day in [1, 5, 10] {
+        poam::scheduler::run_once(&pool, at(&days(day), "09:00:00"));
+    }
+    assert_eq!(keys_of(app, &sid, "item.overdue").len(), 1);
+    assert_eq!(after(&later), format!("{} 00:00:00", days(11)));
+    // The day comes: reminded, once.
+    poam::scheduler::run_once(&pool, at(&days(11), "00:00:01"));
+    poam::scheduler::run_once(&pool, at(&days(12), "09:00:00"));
+    assert_eq!(keys_of(app, &sid, "item.overdue"), {
+        let mut k = vec![
+            format!("item.overdue:{late}:{}", days(-3)),
+            format!("item.overdue:{later}:{}", days(10)),
+        ];
+        k.sort();
+        k
+    });
+    // A write to the item (a comment, here) makes it due for a look again, on both backends.
+    app.patch(
+        &format!("/v1/items/{late}"),
+        &admin,
+        &json!({"comments": "Vendor patch expected."}),
+        None,
+    )
+    .expect(200);
+    assert_eq!(after(&late), past);
+    assert_eq!(after(&later), never);
+    // So does a new reminder policy for the system.
+    app.patch(
+        &format!("/v1/systems/{sid}"),
+        &admin,
+        &json!({"reminders": {"expiry_days": [45, 7]}}),
+        None,
+    )
+    .expect(200);
+    assert_eq!(after(&later), past);
+}
+
+still!(the_scheduler_looks_again_only_when_time_or_a_change_says_so);
+
 /// A periodic review recorded this period means no review is due until the next one.
 fn a_recorded_review_moves_the_next_due_date(app: &TestApp) {
     let issm = app.token_as("issm@example.org", &[Role::Approver]);

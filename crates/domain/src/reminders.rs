@@ -432,6 +432,49 @@ pub fn due_item_events_at(
     out
 }
 
+/// The first instant after `now` at which [`due_item_events_at`] may answer for `item` an
+/// event it does not answer at `now`: a date passing (overdue, check-in, expiry) or a window
+/// opening (an expiry's days, a deadline's hours). `None` when time alone changes nothing. Until
+/// then, and unless the item itself changes, a scheduler need not look at the item again.
+pub fn next_item_check(
+    now: DateTime<Utc>,
+    policy: &ReminderPolicy,
+    item: &ItemFact,
+) -> Option<DateTime<Utc>> {
+    let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+    let day_after = |d: NaiveDate| d.succ_opt().map(midnight);
+    let mut at: Vec<Option<DateTime<Utc>>> = Vec::new();
+    if item.status.is_active() {
+        // Overdue from the day after the scheduled completion.
+        at.push(item.scheduled_completion.and_then(day_after));
+        // Late on the day the check-in allowance runs out.
+        at.push(
+            item.vendor_check_in
+                .and_then(|last| {
+                    last.checked_add_days(chrono::Days::new(VENDOR_CHECK_IN_DAYS as u64))
+                })
+                .map(midnight),
+        );
+    }
+    if let Some(x) = &item.expiry {
+        at.push(day_after(x.expires_on));
+        for w in policy.expiry_windows() {
+            at.push(
+                x.expires_on
+                    .checked_sub_days(chrono::Days::new(w.unsigned_abs()))
+                    .map(midnight),
+            );
+        }
+    }
+    for d in &item.deadlines {
+        at.push(Some(d.due_at));
+        for w in policy.deadline_windows() {
+            at.push(d.due_at.checked_sub_signed(chrono::Duration::hours(w)));
+        }
+    }
+    at.into_iter().flatten().filter(|t| *t > now).min()
+}
+
 /// The events of everything in `facts` but its items: milestones, the CMMC closeout, the
 /// periodic review.
 pub fn due_system_events_at(now: DateTime<Utc>, facts: &Facts) -> Vec<TimedEvent> {
@@ -936,6 +979,104 @@ mod tests {
             risk,
             due_on: due,
         }
+    }
+
+    /// Until `next_item_check`'s instant, an item's events are those it has now: a scheduler
+    /// that looks again only then misses nothing. Checked for items with every kind of timed
+    /// event, from every 37 minutes over 70 days (deadlines off the hour), just before the
+    /// instant and at points between.
+    #[test]
+    fn an_item_answers_nothing_new_before_its_next_check() {
+        let at = |y, m, day, h, min| {
+            d(y, m, day)
+                .and_hms_opt(h, min, 0)
+                .map(|t| t.and_utc())
+                .unwrap_or_default()
+        };
+        let mut policy = ReminderPolicy::default();
+        let mut items = vec![
+            item(d(2026, 12, 20), ItemStatus::Open),
+            item(d(2026, 12, 20), ItemStatus::Completed),
+        ];
+        let mut vendor = item(d(2027, 3, 1), ItemStatus::InProgress);
+        vendor.vendor_check_in = Some(d(2026, 11, 25));
+        items.push(vendor);
+        for risk_acceptance in [false, true] {
+            let mut x = item(d(2027, 6, 1), ItemStatus::Deferred);
+            x.expiry = Some(ExpiryFact {
+                risk_acceptance,
+                deviation_kind: DeviationKind::OperationalRequirement,
+                expires_on: d(2027, 1, 15),
+            });
+            items.push(x);
+        }
+        let mut vdr = item(d(2027, 6, 1), ItemStatus::Open);
+        vdr.deadlines = vec![
+            DeadlineFact {
+                kind: DeadlineKind::Evaluation,
+                rule: "r1".into(),
+                due_at: at(2026, 12, 9, 13, 17),
+            },
+            DeadlineFact {
+                kind: DeadlineKind::Reduction,
+                rule: "r2".into(),
+                due_at: at(2027, 1, 3, 2, 41),
+            },
+        ];
+        items.push(vdr);
+        let item_keys = |t: DateTime<Utc>, i: &ItemFact, p: &ReminderPolicy| {
+            due_item_events_at(t, p, std::slice::from_ref(i))
+                .into_iter()
+                .map(|e| e.key)
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let start = at(2026, 12, 1, 0, 0);
+        let mut checked = 0;
+        for custom in [false, true] {
+            if custom {
+                policy.expiry_days = Some(vec![45, 10, 1]);
+                policy.deadline_hours = Some(vec![200, 24, 1]);
+            }
+            for i in &items {
+                for step in 0..(70 * 24 * 60 / 37) {
+                    let now = start + chrono::Duration::minutes(37 * step);
+                    let keys_now = item_keys(now, i, &policy);
+                    let next = next_item_check(now, &policy, i);
+                    let until = next.unwrap_or(now + chrono::Duration::days(90));
+                    assert!(until > now);
+                    let span = until - now;
+                    for t in [
+                        until - chrono::Duration::seconds(1),
+                        now + span / 2,
+                        now + span / 3,
+                        now + chrono::Duration::seconds(1),
+                    ] {
+                        if t > now && t < until {
+                            let later = item_keys(t, i, &policy);
+                            assert!(
+                                later.is_subset(&keys_now),
+                                "{} at {now}, next {next:?}: {later:?} at {t} beyond {keys_now:?}",
+                                i.id
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
+        // And it does come: an open item overdue from the day after its date.
+        let open = item(d(2026, 12, 20), ItemStatus::Open);
+        assert_eq!(
+            next_item_check(start, &ReminderPolicy::default(), &open),
+            Some(at(2026, 12, 21, 0, 0))
+        );
+        // A resolved item without an expiry never needs another look.
+        let done = item(d(2026, 12, 20), ItemStatus::Completed);
+        assert_eq!(
+            next_item_check(start, &ReminderPolicy::default(), &done),
+            None
+        );
     }
 
     fn keys(today: NaiveDate, f: &Facts) -> Vec<String> {

@@ -301,11 +301,6 @@ fn json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreE
 }
 
 impl ItemRow {
-    /// The item's id.
-    pub(crate) fn id(&self) -> &str {
-        &self.id
-    }
-
     pub(crate) fn into_domain(self, today: NaiveDate) -> Result<Item, StoreError> {
         let mut d: Details = json("details", &self.details)?;
         let archive_reason = d.archive_reason.take();

@@ -60,6 +60,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// The items table as the reminders scheduler reads it: `items` is at diesel's 32 columns,
+    /// and `remind_after` is the scheduler's alone (the next instant it needs to look at an
+    /// item; a trigger moves it to the past on every new version).
+    #[sql_name = "items"]
+    item_reminders (id) {
+        id -> Text,
+        system_id -> Text,
+        version -> BigInt,
+        remind_after -> Timestamp,
+    }
+}
+
+diesel::table! {
     item_controls (item_id, control) {
         item_id -> Text,
         system_id -> Text,

@@ -394,6 +394,14 @@ pub fn update(
         {
             crate::items::apply_policy(conn, id, actor)?;
         }
+        // What the reminders of its items depend on besides the items themselves: the
+        // scheduler looks at every one of them again.
+        if system.reminders != current.reminders
+            || system.vdr_since != current.vdr_since
+            || system.fedramp_class != current.fedramp_class
+        {
+            crate::reminders::look_again(conn, &id.to_string())?;
+        }
         Ok(system)
     })
 }

@@ -325,8 +325,16 @@ pub async fn get_item(
     actor: Actor,
     path: web::Path<ItemId>,
 ) -> Result<HttpResponse, ApiError> {
+    read_item(&state, actor, path.into_inner()).await
+}
+
+/// What `GET /v1/items/{item_id}` answers, routed or not (see `crate::app::hot_routes`).
+pub(crate) async fn read_item(
+    state: &AppState,
+    actor: Actor,
+    id: ItemId,
+) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let id = path.into_inner();
     let item = state
         .read(move |conn| items::get(conn, id, &actor.scope))
         .await?;
