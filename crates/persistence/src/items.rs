@@ -58,15 +58,23 @@ pub(crate) struct ItemRow {
     adjusted_risk_rating: Option<String>,
     status: String,
     owner: Option<String>,
+    #[diesel(deserialize_as = crate::dates::Day)]
     detected_on: NaiveDate,
+    #[diesel(deserialize_as = crate::dates::MaybeDay)]
     scheduled_completion: Option<NaiveDate>,
+    #[diesel(deserialize_as = crate::dates::Day)]
     due_key: NaiveDate,
+    #[diesel(deserialize_as = crate::dates::MaybeDay)]
     completed_on: Option<NaiveDate>,
+    #[diesel(deserialize_as = crate::dates::MaybeDay)]
     closed_on: Option<NaiveDate>,
     details: String,
     version: i64,
+    #[diesel(deserialize_as = crate::dates::Instant)]
     created_at: NaiveDateTime,
+    #[diesel(deserialize_as = crate::dates::Instant)]
     updated_at: NaiveDateTime,
+    #[diesel(deserialize_as = crate::dates::MaybeInstant)]
     archived_at: Option<NaiveDateTime>,
     deadline_rule: Option<String>,
 }

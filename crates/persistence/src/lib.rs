@@ -4,6 +4,7 @@
 
 pub mod cmmc;
 pub mod crypto;
+mod dates;
 pub mod db;
 pub mod error;
 pub mod events;
