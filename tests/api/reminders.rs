@@ -669,6 +669,68 @@ fn the_scheduler_looks_again_only_when_time_or_a_change_says_so(app: &TestApp) {
 
 still!(the_scheduler_looks_again_only_when_time_or_a_change_says_so);
 
+/// The attention list of a system larger than a page (2,000 items) is read a page at a time
+/// and merged: the most urgent entries come first whichever page their items are on, and the
+/// list is whole (`truncated` only when the limit cuts it).
+fn attention_of_a_system_larger_than_a_page_is_whole(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system("Large attention");
+    let total = 2_050;
+    for start in (0..total).step_by(1_000) {
+        let batch: Vec<Value> = (start..(start + 1_000).min(total))
+            .map(|n| {
+                json!({"title": format!("Finding {n}"), "description": "Past its date.",
+                       "risk_rating": "low", "detected_on": days(-30),
+                       "scheduled_completion": days(-1), "source": {"kind": "scan"}})
+            })
+            .collect();
+        let r = app
+            .post(
+                &format!("/v1/systems/{sid}/items/bulk"),
+                &admin,
+                &json!({ "items": batch }),
+            )
+            .expect(200);
+        assert_eq!(r.body["summary"]["failed"], 0, "{}", r.body);
+    }
+    // Created last, so on the second page of ids: overdue and critical, the most urgent.
+    let mut critical: Vec<String> = (0..3)
+        .map(|_| {
+            id(&app
+                .item(
+                    &sid,
+                    json!({"scheduled_completion": days(-1), "risk_rating": "critical"}),
+                )
+                .expect(201)
+                .body)
+        })
+        .collect();
+    critical.sort();
+    let r = app
+        .get(&format!("/v1/systems/{sid}/attention?limit=3"), &admin)
+        .expect(200);
+    let mut first: Vec<String> = r.body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["item_id"].as_str().map(str::to_owned))
+        .collect();
+    first.sort();
+    assert_eq!(first, critical, "{}", r.body);
+    assert_eq!(r.body["truncated"], true);
+    for e in r.body["data"].as_array().into_iter().flatten() {
+        assert_eq!(e["reason"], "overdue");
+        assert_eq!(e["risk_rating"], "critical");
+    }
+    let all = app
+        .get(&format!("/v1/systems/{sid}/attention?limit=1000"), &admin)
+        .expect(200);
+    assert_eq!(all.body["data"].as_array().map_or(0, Vec::len), 1000);
+    assert_eq!(all.body["truncated"], true);
+}
+
+still!(attention_of_a_system_larger_than_a_page_is_whole);
+
 /// A periodic review recorded this period means no review is due until the next one.
 fn a_recorded_review_moves_the_next_due_date(app: &TestApp) {
     let issm = app.token_as("issm@example.org", &[Role::Approver]);

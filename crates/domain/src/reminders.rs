@@ -818,19 +818,24 @@ pub fn attention<'a>(
             ));
         }
     }
-    out.sort_by(|a, b| {
-        a.reason
-            .cmp(&b.reason)
-            .then(b.risk_rating.rank().cmp(&a.risk_rating.rank()))
-            .then(
-                a.due_on
-                    .unwrap_or(NaiveDate::MAX)
-                    .cmp(&b.due_on.unwrap_or(NaiveDate::MAX)),
-            )
-            .then(a.system_id.cmp(&b.system_id))
-            .then(a.display_id.cmp(&b.display_id))
-    });
+    out.sort_by(attention_order);
     out
+}
+
+/// The attention list's order: by reason, then risk (highest first), then date (none last),
+/// then system and display id. Each item's entries depend on that item alone, so lists made a
+/// page of items at a time and merged in this order are the whole list's.
+pub fn attention_order(a: &Attention, b: &Attention) -> std::cmp::Ordering {
+    a.reason
+        .cmp(&b.reason)
+        .then(b.risk_rating.rank().cmp(&a.risk_rating.rank()))
+        .then(
+            a.due_on
+                .unwrap_or(NaiveDate::MAX)
+                .cmp(&b.due_on.unwrap_or(NaiveDate::MAX)),
+        )
+        .then(a.system_id.cmp(&b.system_id))
+        .then(a.display_id.cmp(&b.display_id))
 }
 
 /// One e-mail digest: a recipient and the attention entries that wait on them, most urgent

@@ -490,19 +490,19 @@ pub fn attention(
     limit: usize,
 ) -> Result<Vec<Attention>, StoreError> {
     let today = db::now().date();
-    Ok(attention_on(conn, scope, system, today)?
-        .0
-        .into_iter()
-        .take(limit)
-        .collect())
+    Ok(attention_on(conn, scope, system, today, Some(limit))?.0)
 }
 
-/// The attention list on `today` (every entry), with the contacts of the systems it read.
+/// The attention list on `today` (every entry, or the `keep` most urgent), with the contacts of
+/// the systems it read. Items are read a page at a time with their open milestones, and each
+/// page's entries merged into the list in its order: the list's memory is its entries' (at most
+/// `keep` of them), not every watched item's (a million-item system held them all: gigabytes).
 fn attention_on(
     conn: &mut DbConnection,
     scope: &SystemScope,
     system: Option<SystemId>,
     today: NaiveDate,
+    keep: Option<usize>,
 ) -> Result<(Vec<Attention>, BTreeMap<SystemId, Contacts>), StoreError> {
     let only: Option<Vec<String>> = match (system, scope) {
         (Some(id), _) => Some(vec![id.to_string()]),
@@ -510,65 +510,80 @@ fn attention_on(
         (None, SystemScope::Only(ids)) => Some(ids.iter().map(|i| i.to_string()).collect()),
     };
     let systems = live_systems(conn, only.as_deref())?;
-    let ids: Vec<String> = systems.iter().map(|s| s.id.clone()).collect();
-    let rows: Vec<crate::items::ItemRow> = items::table
-        .filter(items::system_id.eq_any(&ids))
-        .filter(items::archived_at.is_null())
-        .filter(
-            items::status
-                .eq_any(WATCHED)
-                .or(items::deviation_state.like("%/pending")),
-        )
-        .select(crate::items::ItemRow::as_select())
-        .load(conn)?;
-    let items: Vec<Item> = rows
-        .into_iter()
-        .map(|r| r.into_domain(today))
-        .collect::<Result<_, _>>()?;
-    // By system, not by item id: a system of 100,000 items would pass SQLite's limit of bound
-    // parameters; the open milestones of other items are dropped below.
-    let item_ids: std::collections::HashSet<String> =
-        items.iter().map(|i| i.id.to_string()).collect();
-    let ms: Vec<(String, String, String, NaiveDate)> = milestones::table
-        .filter(milestones::system_id.eq_any(&ids))
-        .filter(milestones::status.eq_any(["planned", "in_progress"]))
-        .select((
-            milestones::id,
-            milestones::item_id,
-            milestones::title,
-            milestones::due_on,
-        ))
-        .load(conn)?;
-    let open: Vec<OpenMilestone> = ms
-        .into_iter()
-        .filter(|(_, item_id, _, _)| item_ids.contains(item_id))
-        .map(|(id, item_id, title, due_on)| {
-            Ok(OpenMilestone {
-                id: parse_id(&id)?,
-                item_id: parse_id(&item_id)?,
-                title,
-                due_on,
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
     let mut policies: BTreeMap<SystemId, ReminderPolicy> = BTreeMap::new();
     let mut contacts: BTreeMap<SystemId, Contacts> = BTreeMap::new();
-    for s in systems {
-        let id: SystemId = parse_id(&s.id)?;
-        policies.insert(id, s.policy);
-        contacts.insert(id, s.contacts);
-    }
     let fallback = ReminderPolicy::default();
-    let out = reminders::attention(today, &items, &open, |id| {
-        policies.get(&id).unwrap_or(&fallback)
-    });
+    let mut out: Vec<Attention> = Vec::new();
+    for s in systems {
+        let sid: SystemId = parse_id(&s.id)?;
+        policies.insert(sid, s.policy);
+        contacts.insert(sid, s.contacts);
+        let mut after = String::new();
+        loop {
+            let rows: Vec<crate::items::ItemRow> = items::table
+                .filter(items::system_id.eq(&s.id))
+                .filter(items::archived_at.is_null())
+                .filter(
+                    items::status
+                        .eq_any(WATCHED)
+                        .or(items::deviation_state.like("%/pending")),
+                )
+                .filter(items::id.gt(&after))
+                .order(items::id.asc())
+                .limit(FACTS_PAGE)
+                .select(crate::items::ItemRow::as_select())
+                .load(conn)?;
+            let full = rows.len() as i64 == FACTS_PAGE;
+            let items: Vec<Item> = rows
+                .into_iter()
+                .map(|r| r.into_domain(today))
+                .collect::<Result<_, _>>()?;
+            let Some(last) = items.last().map(|i| i.id.to_string()) else {
+                break;
+            };
+            let ids: Vec<String> = items.iter().map(|i| i.id.to_string()).collect();
+            let ms: Vec<(String, String, String, NaiveDate)> = milestones::table
+                .filter(milestones::item_id.eq_any(&ids))
+                .filter(milestones::status.eq_any(["planned", "in_progress"]))
+                .select((
+                    milestones::id,
+                    milestones::item_id,
+                    milestones::title,
+                    milestones::due_on,
+                ))
+                .load(conn)?;
+            let open: Vec<OpenMilestone> = ms
+                .into_iter()
+                .map(|(id, item_id, title, due_on)| {
+                    Ok(OpenMilestone {
+                        id: parse_id(&id)?,
+                        item_id: parse_id(&item_id)?,
+                        title,
+                        due_on,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            out.extend(reminders::attention(today, &items, &open, |id| {
+                policies.get(&id).unwrap_or(&fallback)
+            }));
+            if let Some(n) = keep {
+                out.sort_by(reminders::attention_order);
+                out.truncate(n);
+            }
+            if !full {
+                break;
+            }
+            after = last;
+        }
+    }
+    out.sort_by(reminders::attention_order);
     Ok((out, contacts))
 }
 
 /// The e-mail digests of `today`: every live system's attention list, one digest per address
 /// something waits on ([`reminders::digests`]).
 pub fn digests(conn: &mut DbConnection, today: NaiveDate) -> Result<Vec<Digest>, StoreError> {
-    let (entries, contacts) = attention_on(conn, &SystemScope::All, None, today)?;
+    let (entries, contacts) = attention_on(conn, &SystemScope::All, None, today, None)?;
     Ok(reminders::digests(&entries, |id| contacts.get(&id)))
 }
 
