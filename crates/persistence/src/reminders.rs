@@ -518,62 +518,70 @@ fn attention_on(
         let sid: SystemId = parse_id(&s.id)?;
         policies.insert(sid, s.policy);
         contacts.insert(sid, s.contacts);
-        let mut after = String::new();
-        loop {
-            let rows: Vec<crate::items::ItemRow> = items::table
-                .filter(items::system_id.eq(&s.id))
-                .filter(items::archived_at.is_null())
-                .filter(
-                    items::status
-                        .eq_any(WATCHED)
-                        .or(items::deviation_state.like("%/pending")),
-                )
-                .filter(items::id.gt(&after))
-                .order(items::id.asc())
-                .limit(FACTS_PAGE)
-                .select(crate::items::ItemRow::as_select())
-                .load(conn)?;
-            let full = rows.len() as i64 == FACTS_PAGE;
-            let items: Vec<Item> = rows
-                .into_iter()
-                .map(|r| r.into_domain(today))
-                .collect::<Result<_, _>>()?;
-            let Some(last) = items.last().map(|i| i.id.to_string()) else {
-                break;
-            };
-            let ids: Vec<String> = items.iter().map(|i| i.id.to_string()).collect();
-            let ms: Vec<(String, String, String, NaiveDate)> = milestones::table
-                .filter(milestones::item_id.eq_any(&ids))
-                .filter(milestones::status.eq_any(["planned", "in_progress"]))
-                .select((
-                    milestones::id,
-                    milestones::item_id,
-                    milestones::title,
-                    milestones::due_on,
-                ))
-                .load(conn)?;
-            let open: Vec<OpenMilestone> = ms
-                .into_iter()
-                .map(|(id, item_id, title, due_on)| {
-                    Ok(OpenMilestone {
-                        id: parse_id(&id)?,
-                        item_id: parse_id(&item_id)?,
-                        title,
-                        due_on,
+        // One status at a time, each page a range of `items_status_id_idx` in id order (with
+        // the statuses together the planner sorted the system's items for every page), then
+        // the pending deviations of items in other statuses.
+        for pass in WATCHED.iter().copied().map(Some).chain([None]) {
+            let mut after = String::new();
+            loop {
+                let mut q = items::table
+                    .filter(items::system_id.eq(&s.id))
+                    .filter(items::archived_at.is_null())
+                    .filter(items::id.gt(&after))
+                    .into_boxed();
+                q = match pass {
+                    Some(status) => q.filter(items::status.eq(status)),
+                    None => q
+                        .filter(items::status.ne_all(WATCHED))
+                        .filter(items::deviation_state.like("%/pending")),
+                };
+                let rows: Vec<crate::items::ItemRow> = q
+                    .order(items::id.asc())
+                    .limit(FACTS_PAGE)
+                    .select(crate::items::ItemRow::as_select())
+                    .load(conn)?;
+                let full = rows.len() as i64 == FACTS_PAGE;
+                let items: Vec<Item> = rows
+                    .into_iter()
+                    .map(|r| r.into_domain(today))
+                    .collect::<Result<_, _>>()?;
+                let Some(last) = items.last().map(|i| i.id.to_string()) else {
+                    break;
+                };
+                let ids: Vec<String> = items.iter().map(|i| i.id.to_string()).collect();
+                let ms: Vec<(String, String, String, NaiveDate)> = milestones::table
+                    .filter(milestones::item_id.eq_any(&ids))
+                    .filter(milestones::status.eq_any(["planned", "in_progress"]))
+                    .select((
+                        milestones::id,
+                        milestones::item_id,
+                        milestones::title,
+                        milestones::due_on,
+                    ))
+                    .load(conn)?;
+                let open: Vec<OpenMilestone> = ms
+                    .into_iter()
+                    .map(|(id, item_id, title, due_on)| {
+                        Ok(OpenMilestone {
+                            id: parse_id(&id)?,
+                            item_id: parse_id(&item_id)?,
+                            title,
+                            due_on,
+                        })
                     })
-                })
-                .collect::<Result<_, StoreError>>()?;
-            out.extend(reminders::attention(today, &items, &open, |id| {
-                policies.get(&id).unwrap_or(&fallback)
-            }));
-            if let Some(n) = keep {
-                out.sort_by(reminders::attention_order);
-                out.truncate(n);
+                    .collect::<Result<_, StoreError>>()?;
+                out.extend(reminders::attention(today, &items, &open, |id| {
+                    policies.get(&id).unwrap_or(&fallback)
+                }));
+                if let Some(n) = keep {
+                    out.sort_by(reminders::attention_order);
+                    out.truncate(n);
+                }
+                if !full {
+                    break;
+                }
+                after = last;
             }
-            if !full {
-                break;
-            }
-            after = last;
         }
     }
     out.sort_by(reminders::attention_order);
