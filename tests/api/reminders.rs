@@ -542,29 +542,35 @@ fn expiries_are_reminded_then_expire(app: &TestApp) {
 
 still!(expiries_are_reminded_then_expire);
 
-/// A system larger than the scheduler's page (2,000 items) is reminded whole: the items past
-/// their dates on every page, each once, however often the scheduler looks.
-fn a_system_larger_than_a_page_is_reminded_whole(app: &TestApp) {
-    let editor = app.token_as("bulk@example.org", &[Role::Editor]);
-    let sid = app.system("Large");
-    let total = 2_100;
+/// `total` items of `risk` in `sid`, each a day past its scheduled completion, created by bulk
+/// requests of 1,000.
+fn seed_overdue(app: &TestApp, sid: &str, token: &str, total: usize, risk: &str) {
     for start in (0..total).step_by(1_000) {
         let batch: Vec<Value> = (start..(start + 1_000).min(total))
             .map(|n| {
                 json!({"title": format!("Finding {n}"), "description": "Past its date.",
-                       "risk_rating": "moderate", "detected_on": days(-30),
+                       "risk_rating": risk, "detected_on": days(-30),
                        "scheduled_completion": days(-1), "source": {"kind": "scan"}})
             })
             .collect();
         let r = app
             .post(
                 &format!("/v1/systems/{sid}/items/bulk"),
-                &editor,
+                token,
                 &json!({ "items": batch }),
             )
             .expect(200);
         assert_eq!(r.body["summary"]["failed"], 0, "{}", r.body);
     }
+}
+
+/// A system larger than the scheduler's page (2,000 items) is reminded whole: the items past
+/// their dates on every page, each once, however often the scheduler looks.
+fn a_system_larger_than_a_page_is_reminded_whole(app: &TestApp) {
+    let editor = app.token_as("bulk@example.org", &[Role::Editor]);
+    let sid = app.system("Large");
+    let total = 2_100;
+    seed_overdue(app, &sid, &editor, total, "moderate");
     // Counted where the scheduler records them (the feed pages at 500).
     let pool = app.db();
     let overdue = || {
@@ -676,23 +682,7 @@ fn attention_of_a_system_larger_than_a_page_is_whole(app: &TestApp) {
     let admin = app.admin();
     let sid = app.system("Large attention");
     let total = 2_050;
-    for start in (0..total).step_by(1_000) {
-        let batch: Vec<Value> = (start..(start + 1_000).min(total))
-            .map(|n| {
-                json!({"title": format!("Finding {n}"), "description": "Past its date.",
-                       "risk_rating": "low", "detected_on": days(-30),
-                       "scheduled_completion": days(-1), "source": {"kind": "scan"}})
-            })
-            .collect();
-        let r = app
-            .post(
-                &format!("/v1/systems/{sid}/items/bulk"),
-                &admin,
-                &json!({ "items": batch }),
-            )
-            .expect(200);
-        assert_eq!(r.body["summary"]["failed"], 0, "{}", r.body);
-    }
+    seed_overdue(app, &sid, &admin, total, "low");
     // Created last, so on the second page of ids: overdue and critical, the most urgent.
     let mut critical: Vec<String> = (0..3)
         .map(|_| {

@@ -772,7 +772,8 @@ async fn hot_routes(
         .flatten()
         .filter(|rest| rest.len() == 36)
         .and_then(|rest| uuid::Uuid::try_parse(rest).ok());
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    // Every other request goes on without looking anything up.
+    let state = item.and_then(|_| req.app_data::<web::Data<AppState>>().cloned());
     let (Some(id), Some(state)) = (item, state) else {
         return next
             .call(req)

@@ -114,20 +114,6 @@ impl FromSql<Date, Sqlite> for Day {
     }
 }
 
-impl FromSql<Nullable<Date>, Sqlite> for MaybeDay {
-    fn from_sql(value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        <Day as FromSql<Date, Sqlite>>::from_sql(value).map(|d| MaybeDay(Some(d.0)))
-    }
-
-    fn from_nullable_sql(
-        value: Option<<Sqlite as Backend>::RawValue<'_>>,
-    ) -> deserialize::Result<Self> {
-        value.map_or(Ok(MaybeDay(None)), |v| {
-            <Self as FromSql<Nullable<Date>, Sqlite>>::from_sql(v)
-        })
-    }
-}
-
 impl FromSql<Timestamp, Sqlite> for Instant {
     fn from_sql(value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
         sqlite(
@@ -139,98 +125,48 @@ impl FromSql<Timestamp, Sqlite> for Instant {
     }
 }
 
-impl FromSql<Nullable<Timestamp>, Sqlite> for MaybeInstant {
-    fn from_sql(value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        <Instant as FromSql<Timestamp, Sqlite>>::from_sql(value).map(|t| MaybeInstant(Some(t.0)))
-    }
+/// PostgreSQL's binary value, read by diesel; and the service's connection (either backend),
+/// each value read by its backend's impl.
+macro_rules! other_backends {
+    ($wrapper:ident, $chrono:ty, $sql:ty) => {
+        impl FromSql<$sql, Pg> for $wrapper {
+            fn from_sql(value: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+                <$chrono as FromSql<$sql, Pg>>::from_sql(value).map($wrapper)
+            }
+        }
 
-    fn from_nullable_sql(
-        value: Option<<Sqlite as Backend>::RawValue<'_>>,
-    ) -> deserialize::Result<Self> {
-        value.map_or(Ok(MaybeInstant(None)), |v| {
-            <Self as FromSql<Nullable<Timestamp>, Sqlite>>::from_sql(v)
-        })
-    }
+        impl FromSql<$sql, Multi> for $wrapper {
+            fn from_sql(value: <Multi as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+                value.from_sql::<Self, $sql>()
+            }
+        }
+    };
 }
 
-impl FromSql<Date, Pg> for Day {
-    fn from_sql(value: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        <NaiveDate as FromSql<Date, Pg>>::from_sql(value).map(Day)
-    }
+other_backends!(Day, NaiveDate, Date);
+other_backends!(Instant, NaiveDateTime, Timestamp);
+
+/// The nullable column on `$backend`: NULL is `None`, a value is read as `$inner` reads it.
+macro_rules! nullable {
+    ($maybe:ident, $inner:ident, $sql:ty, $($backend:ty),+) => {$(
+        impl FromSql<Nullable<$sql>, $backend> for $maybe {
+            fn from_sql(value: <$backend as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+                <$inner as FromSql<$sql, $backend>>::from_sql(value).map(|v| $maybe(Some(v.0)))
+            }
+
+            fn from_nullable_sql(
+                value: Option<<$backend as Backend>::RawValue<'_>>,
+            ) -> deserialize::Result<Self> {
+                value.map_or(Ok($maybe(None)), |v| {
+                    <Self as FromSql<Nullable<$sql>, $backend>>::from_sql(v)
+                })
+            }
+        }
+    )+};
 }
 
-impl FromSql<Nullable<Date>, Pg> for MaybeDay {
-    fn from_sql(value: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        <NaiveDate as FromSql<Date, Pg>>::from_sql(value).map(|d| MaybeDay(Some(d)))
-    }
-
-    fn from_nullable_sql(
-        value: Option<<Pg as Backend>::RawValue<'_>>,
-    ) -> deserialize::Result<Self> {
-        value.map_or(Ok(MaybeDay(None)), |v| {
-            <Self as FromSql<Nullable<Date>, Pg>>::from_sql(v)
-        })
-    }
-}
-
-impl FromSql<Timestamp, Pg> for Instant {
-    fn from_sql(value: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        <NaiveDateTime as FromSql<Timestamp, Pg>>::from_sql(value).map(Instant)
-    }
-}
-
-impl FromSql<Nullable<Timestamp>, Pg> for MaybeInstant {
-    fn from_sql(value: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        <NaiveDateTime as FromSql<Timestamp, Pg>>::from_sql(value).map(|t| MaybeInstant(Some(t)))
-    }
-
-    fn from_nullable_sql(
-        value: Option<<Pg as Backend>::RawValue<'_>>,
-    ) -> deserialize::Result<Self> {
-        value.map_or(Ok(MaybeInstant(None)), |v| {
-            <Self as FromSql<Nullable<Timestamp>, Pg>>::from_sql(v)
-        })
-    }
-}
-
-// The service's connection, either backend: each value parsed by its backend's impl above.
-impl FromSql<Date, Multi> for Day {
-    fn from_sql(value: <Multi as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        value.from_sql::<Self, Date>()
-    }
-}
-
-impl FromSql<Nullable<Date>, Multi> for MaybeDay {
-    fn from_sql(value: <Multi as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        value.from_sql::<Self, Nullable<Date>>()
-    }
-
-    fn from_nullable_sql(
-        value: Option<<Multi as Backend>::RawValue<'_>>,
-    ) -> deserialize::Result<Self> {
-        value.map_or(Ok(MaybeDay(None)), |v| v.from_sql::<Self, Nullable<Date>>())
-    }
-}
-
-impl FromSql<Timestamp, Multi> for Instant {
-    fn from_sql(value: <Multi as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        value.from_sql::<Self, Timestamp>()
-    }
-}
-
-impl FromSql<Nullable<Timestamp>, Multi> for MaybeInstant {
-    fn from_sql(value: <Multi as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-        value.from_sql::<Self, Nullable<Timestamp>>()
-    }
-
-    fn from_nullable_sql(
-        value: Option<<Multi as Backend>::RawValue<'_>>,
-    ) -> deserialize::Result<Self> {
-        value.map_or(Ok(MaybeInstant(None)), |v| {
-            v.from_sql::<Self, Nullable<Timestamp>>()
-        })
-    }
-}
+nullable!(MaybeDay, Day, Date, Sqlite, Pg, Multi);
+nullable!(MaybeInstant, Instant, Timestamp, Sqlite, Pg, Multi);
 
 #[cfg(test)]
 mod tests {

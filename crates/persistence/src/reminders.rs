@@ -243,11 +243,10 @@ fn for_each_item_page(
         // Archived, resolved or closed items wait for a change (reopened, say).
         let mut next: HashMap<&str, NaiveDateTime> = HashMap::with_capacity(facts.len());
         for f in &facts {
-            let at = reminders::next_item_check(now, &s.policy, f);
-            let at = match (at, vdr_starts) {
-                (Some(a), Some(v)) => Some(a.min(v)),
-                (a, v) => a.or(v),
-            };
+            let at = [reminders::next_item_check(now, &s.policy, f), vdr_starts]
+                .into_iter()
+                .flatten()
+                .min();
             next.insert(f.id.as_str(), at.map_or_else(never, |t| t.naive_utc()));
         }
         db::write(conn, |conn| {
@@ -545,10 +544,10 @@ fn attention_on(
                     .into_iter()
                     .map(|r| r.into_domain(today))
                     .collect::<Result<_, _>>()?;
-                let Some(last) = items.last().map(|i| i.id.to_string()) else {
+                let ids: Vec<String> = items.iter().map(|i| i.id.to_string()).collect();
+                let Some(last) = ids.last().cloned() else {
                     break;
                 };
-                let ids: Vec<String> = items.iter().map(|i| i.id.to_string()).collect();
                 let ms: Vec<(String, String, String, NaiveDate)> = milestones::table
                     .filter(milestones::item_id.eq_any(&ids))
                     .filter(milestones::status.eq_any(["planned", "in_progress"]))
