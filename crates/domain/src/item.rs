@@ -429,12 +429,16 @@ pub struct Item {
     pub interim_mitigation: Option<String>,
     #[schema(required = true)]
     pub residual_risk: Option<String>,
+    #[serde(serialize_with = "crate::json_time::day")]
     pub detected_on: NaiveDate,
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::json_time::maybe_day")]
     pub scheduled_completion: Option<NaiveDate>,
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::json_time::maybe_day")]
     pub completed_on: Option<NaiveDate>,
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::json_time::maybe_day")]
     pub closed_on: Option<NaiveDate>,
     #[schema(required = true)]
     pub deviation: Option<Deviation>,
@@ -480,16 +484,20 @@ pub struct Item {
     /// says NotAFinding): a closure candidate. It is never closed by the scan; the scan is
     /// attached to it as evidence for the verifier.
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::json_time::maybe_instant")]
     pub not_seen_since: Option<DateTime<Utc>>,
     /// The scan that no longer showed it.
     #[schema(required = true)]
     pub not_seen_scan: Option<uuid::Uuid>,
     /// Optimistic-concurrency version; also the `ETag`.
     pub version: i64,
+    #[serde(serialize_with = "crate::json_time::instant")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::json_time::instant")]
     pub updated_at: DateTime<Utc>,
     /// Set when the item was archived: it is kept, but hidden from default lists.
     #[schema(required = true)]
+    #[serde(serialize_with = "crate::json_time::maybe_instant")]
     pub archived_at: Option<DateTime<Utc>>,
     /// Why it was archived (required when it was archived unresolved).
     #[schema(required = true)]

@@ -14,6 +14,7 @@ pub mod exchange;
 pub mod history;
 pub mod ids;
 pub mod item;
+pub mod json_time;
 pub mod lifecycle;
 pub mod limits;
 pub mod metrics;

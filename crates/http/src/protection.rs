@@ -110,6 +110,11 @@ impl Default for Limits {
     }
 }
 
+/// Whole seconds, rounded up.
+fn seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
 /// Where a caller stands against one budget: what the `RateLimit` headers say.
@@ -129,10 +134,22 @@ impl Standing {
     /// `q` over a window of `w` seconds, the requests `r` remaining and the seconds `t` until
     /// the quota is whole again.
     pub(crate) fn insert_into(&self, headers: &mut actix_web::http::header::HeaderMap) {
-        let policy = format!("\"{}\";q={};w={}", self.policy, self.quota, self.window);
-        let state = format!("\"{}\";r={};t={}", self.policy, self.remaining, self.reset);
+        // Written with itoa rather than `format!`: on every answer.
+        let item = |a: &str, x: u64, b: &str, y: u64| {
+            let mut s = String::with_capacity(48);
+            s.push('"');
+            s.push_str(self.policy);
+            s.push_str(a);
+            s.push_str(itoa::Buffer::new().format(x));
+            s.push_str(b);
+            s.push_str(itoa::Buffer::new().format(y));
+            HeaderValue::from_str(&s)
+        };
+        let quota = u64::from(self.quota);
+        let policy = item("\";q=", quota, ";w=", self.window);
+        let state = item("\";r=", u64::from(self.remaining), ";t=", self.reset);
         for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
-            if let Ok(v) = HeaderValue::from_str(&value) {
+            if let Ok(v) = value {
                 headers.insert(HeaderName::from_static(name), v);
             }
         }
@@ -167,18 +184,14 @@ impl<K: Hash + Eq + Clone> Budget<K> {
         })
     }
 
-    fn seconds(&self, d: Duration) -> u64 {
-        d.as_secs() + u64::from(d.subsec_nanos() > 0)
-    }
-
     fn standing(&self, remaining: u32, retry_after: Option<u64>) -> Standing {
         let missing = self.burst.saturating_sub(remaining);
         Standing {
             policy: self.policy,
             quota: self.burst,
-            window: self.seconds(self.interval * self.burst).max(1),
+            window: seconds(self.interval * self.burst).max(1),
             remaining,
-            reset: self.seconds(self.interval * missing),
+            reset: seconds(self.interval * missing),
             retry_after,
         }
     }
@@ -201,7 +214,7 @@ impl<K: Hash + Eq + Clone> Budget<K> {
 
     fn refusal(&self, n: &NotUntil<<DefaultClock as Clock>::Instant>) -> Standing {
         let wait = n.wait_time_from(self.limiter.clock().now());
-        self.standing(0, Some(self.seconds(wait).max(1)))
+        self.standing(0, Some(seconds(wait).max(1)))
     }
 }
 

@@ -80,41 +80,96 @@ pub(crate) struct ItemRow {
 }
 
 /// The item fields no query filters or sorts on, stored as one JSON document. Missing keys
-/// read as empty, so a field added later needs no data migration.
+/// read as empty, so a field added later needs no data migration; empty ones are not written
+/// (an item read parses only what it holds), except `evaluation`, whose `null` the FedRAMP
+/// metrics find with `LIKE` (`metrics::NO_EVALUATION`).
 #[derive(Serialize, Deserialize, Default)]
 #[serde(default)]
 struct Details {
+    #[serde(skip_serializing_if = "Option::is_none")]
     source_detector: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     source_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     cves: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     assets: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     likelihood: Option<Level>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     impact: Option<Level>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     risk_justification: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     implementer: Option<Person>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     remediation_plan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     resources: Option<Resources>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     actual_cost: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     interim_mitigation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     residual_risk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     deviation: Option<Deviation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     vendor_dependency: Option<VendorDependency>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     comments: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     change_management: Option<ChangeManagement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     escalation_contact: Option<Person>,
     /// Why the item was archived: written once, by the archive (an archived item is frozen).
+    #[serde(skip_serializing_if = "Option::is_none")]
     archive_reason: Option<String>,
     /// FedRAMP 2026: the item's evaluation.
     evaluation: Option<poam_domain::vdr::Evaluation>,
     /// FedRAMP 2026: the deadlines the system's class set on the last write (or move).
+    #[serde(skip_serializing_if = "Option::is_none")]
     vdr_schedule: Option<StoredSchedule>,
     /// NISP: the C/W/S code, raw.
+    #[serde(skip_serializing_if = "Option::is_none")]
     cws_code: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     ccis: Vec<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     source_details: std::collections::BTreeMap<String, String>,
-    /// Derived by the service (catalogs, scans), carried across writes.
-    #[serde(flatten)]
-    marks: Marks,
+    // Derived by the service (catalogs, scans), carried across writes: the fields of
+    // [`Marks`], at the document's top level. Spelled out rather than `#[serde(flatten)]`,
+    // which made serde buffer the whole document before reading it (a third of an item read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kev: Option<poam_domain::threat::Kev>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epss: Option<poam_domain::threat::Epss>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_seen: Option<poam_domain::threat::Seen>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_seen_since: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_seen_scan: Option<uuid::Uuid>,
+}
+
+impl Details {
+    fn marks(&self) -> Marks {
+        Marks {
+            kev: self.kev.clone(),
+            epss: self.epss.clone(),
+            last_seen: self.last_seen.clone(),
+            not_seen_since: self.not_seen_since,
+            not_seen_scan: self.not_seen_scan,
+        }
+    }
+
+    fn set_marks(&mut self, m: Marks) {
+        self.kev = m.kev;
+        self.epss = m.epss;
+        self.last_seen = m.last_seen;
+        self.not_seen_since = m.not_seen_since;
+        self.not_seen_scan = m.not_seen_scan;
+    }
 }
 
 /// What the service derives for an item beside its fields: its KEV and EPSS matches (from the
@@ -263,7 +318,11 @@ impl ItemContent {
             cws_code: f.cws_code.clone(),
             ccis: f.ccis.clone(),
             source_details: f.source.details.clone(),
-            marks: marks.clone(),
+            kev: marks.kev.clone(),
+            epss: marks.epss.clone(),
+            last_seen: marks.last_seen.clone(),
+            not_seen_since: marks.not_seen_since,
+            not_seen_scan: marks.not_seen_scan,
         };
         Ok(ItemContent {
             external_id: f.external_id.clone(),
@@ -304,8 +363,10 @@ impl ItemContent {
     }
 }
 
+/// A stored JSON column, read by sonic-rs (SIMD string scanning: an item's details are most of
+/// its text).
 fn json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(|e| corrupt(what, e))
+    sonic_rs::from_str(s).map_err(|e| corrupt(what, e))
 }
 
 impl ItemRow {
@@ -371,12 +432,11 @@ impl ItemRow {
             archive_reason,
         };
         let mut item = Item::assemble_with_grace(meta, fields, today, escalation_grace_days());
-        let m = d.marks;
-        item.kev = m.kev;
-        item.epss = m.epss;
-        item.last_seen = m.last_seen;
-        item.not_seen_since = m.not_seen_since;
-        item.not_seen_scan = m.not_seen_scan;
+        item.kev = d.kev;
+        item.epss = d.epss;
+        item.last_seen = d.last_seen;
+        item.not_seen_since = d.not_seen_since;
+        item.not_seen_scan = d.not_seen_scan;
         if let Some(stored) = d.vdr_schedule {
             let status = vdr::status(
                 stored.class,
@@ -1111,14 +1171,16 @@ pub(crate) fn set_sightings(
         .first(conn)?;
     let (raw, sid, version) = row;
     let mut details: Details = json("details", &raw)?;
-    let before = details.marks.clone();
-    change(&mut details.marks);
-    if details.marks == before {
+    let before = details.marks();
+    let mut marks = before.clone();
+    change(&mut marks);
+    if marks == before {
         return Ok(false);
     }
-    if details.marks.not_seen_since != before.not_seen_since {
-        crate::threats::write_signals(conn, iid, &sid, &details.marks)?;
+    if marks.not_seen_since != before.not_seen_since {
+        crate::threats::write_signals(conn, iid, &sid, &marks)?;
     }
+    details.set_marks(marks);
     diesel::update(items::table.find(iid))
         .set((
             items::details.eq(to_json(&details)?),
@@ -1375,7 +1437,7 @@ fn sort_key_of(row: &ItemRow, key: SortKey) -> String {
 fn epss_key(row: &ItemRow) -> f64 {
     serde_json::from_str::<Details>(&row.details)
         .ok()
-        .and_then(|d| d.marks.epss)
+        .and_then(|d| d.epss)
         .map(|e| e.score)
         .unwrap_or(-1.0)
 }
