@@ -130,8 +130,10 @@ struct VerifiedTokens {
     map: std::sync::RwLock<(u64, Entries)>,
 }
 
-/// Verified tokens, each with its actor and `exp`.
-type Entries = std::collections::HashMap<String, (Actor, i64)>;
+/// Verified tokens, each with its actor and `exp`. Hashed by foldhash (randomly seeded) rather
+/// than SipHash: a token is a few hundred bytes hashed on every request, and only tokens whose
+/// signature verified are ever keys.
+type Entries = std::collections::HashMap<String, (Actor, i64), foldhash::fast::RandomState>;
 
 /// How many verified tokens are remembered at most.
 const VERIFIED_TOKENS: usize = 4096;
