@@ -5,8 +5,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-
 WORKDIR /src
 # Dependencies first, in a layer of their own: a change to the service's code does not rebuild
 # them. Placeholder sources stand in for the workspace's crates while they build.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY .cargo .cargo
+# The linker's symbol order for the service's code (build.rs): the functions a running service
+# touches, laid out together.
+COPY link link
 COPY crates/domain/Cargo.toml crates/domain/Cargo.toml
 COPY crates/persistence/Cargo.toml crates/persistence/Cargo.toml
 COPY crates/http/Cargo.toml crates/http/Cargo.toml

@@ -2,7 +2,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test tools lint fmt openapi migration schemathesis clients bench bench-instructions fuzz clean
+.PHONY: help run test tools lint fmt openapi migration schemathesis clients bench bench-instructions symbol-order fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -70,6 +70,9 @@ bench: ## Load figures (wrk): GET by id, list page, create; writes nothing but s
 
 bench-instructions: ## Instructions per GET by id (callgrind), the service against the ceiling: a figure that does not swing
 	bash bench/instructions.sh
+
+symbol-order: ## Rewrite link/poam.order (the code layout of the shipped build) from callgrind on a dist build; rebuild after
+	bash bench/symbol-order.sh
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := oscal_import item_document query_words

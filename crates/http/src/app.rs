@@ -799,24 +799,27 @@ const ITEM_PREFIX: &str = "/v1/items/";
 const ITEM_ROUTE: &str = "/v1/items/{item_id}";
 
 /// A request id: the caller's `x-request-id` when it is short and printable, else a new one.
-fn request_id(req: &ServiceRequest) -> String {
+fn request_id(req: &ServiceRequest) -> HeaderValue {
     req.headers()
         .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.as_bytes().iter().all(u8::is_ascii_graphic))
+        .cloned()
         .unwrap_or_else(new_request_id)
 }
 
 /// A fresh request id, UUID-shaped and unique within the process (and, by its random base,
 /// across processes) without a call into the kernel's random source per request.
-fn new_request_id() -> String {
+fn new_request_id() -> HeaderValue {
     use std::sync::atomic::{AtomicU64, Ordering};
     static BASE: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let base = *BASE.get_or_init(|| uuid::Uuid::new_v4().as_u128());
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    uuid::Uuid::from_u128(base ^ u128::from(n)).to_string()
+    let mut buf = uuid::Uuid::encode_buffer();
+    let id = uuid::Uuid::from_u128(base ^ u128::from(n))
+        .hyphenated()
+        .encode_lower(&mut buf);
+    HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("-"))
 }
 
 /// Request id, span, access log, and problem+json for errors actix produced by itself
@@ -835,13 +838,11 @@ async fn edge(
         let (req, _) = req.into_parts();
         let mut res = ApiError::Other(actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
             .error_response();
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            res.headers_mut()
-                .insert(HeaderName::from_static(REQUEST_ID), v);
-        }
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), id);
         return Ok(ServiceResponse::new(req, res));
     }
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or("-"), method = %req.method(), path = %req.path());
     let started = Instant::now();
     let res = next.call(req).instrument(span.clone()).await?;
     let mut res = res.map_into_boxed_body();
@@ -854,39 +855,33 @@ async fn edge(
         let (req, _) = res.into_parts();
         res = ServiceResponse::new(req, ApiError::Other(status).error_response());
     }
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut()
-            .insert(HeaderName::from_static(REQUEST_ID), v);
-    }
+    res.headers_mut()
+        .insert(HeaderName::from_static(REQUEST_ID), id);
     let seconds = started.elapsed().as_secs_f64();
     let ms = seconds * 1000.0;
-    let hot = res.request().extensions().get::<HotRoute>().copied();
-    let route = match hot {
-        Some(HotRoute(route)) => route.to_owned(),
-        None => res
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned()),
-    };
-    let subject = res
-        .request()
-        .extensions()
-        .get::<crate::auth::Subject>()
-        .map(|s| s.0.clone())
-        .unwrap_or_default();
-    crate::telemetry::metrics().request(
-        res.request().method().as_str(),
-        &route,
-        status.as_u16(),
-        seconds,
-    );
-    span.in_scope(|| {
-        if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), ms, route, subject, "response");
-        } else {
-            tracing::info!(status = status.as_u16(), ms, route, subject, "response");
-        }
-    });
+    {
+        let req = res.request();
+        let extensions = req.extensions();
+        let route: std::borrow::Cow<'static, str> = match extensions.get::<HotRoute>() {
+            Some(HotRoute(route)) => std::borrow::Cow::Borrowed(route),
+            None => req.match_pattern().map_or(
+                std::borrow::Cow::Borrowed("unmatched"),
+                std::borrow::Cow::Owned,
+            ),
+        };
+        let route = route.as_ref();
+        let subject = extensions
+            .get::<crate::auth::Subject>()
+            .map_or("", |s| s.0.as_str());
+        crate::telemetry::metrics().request(req.method().as_str(), route, status.as_u16(), seconds);
+        span.in_scope(|| {
+            if status.is_server_error() {
+                tracing::error!(status = status.as_u16(), ms, route, subject, "response");
+            } else {
+                tracing::info!(status = status.as_u16(), ms, route, subject, "response");
+            }
+        });
+    }
     Ok(res)
 }
 

@@ -115,7 +115,14 @@ fn seconds(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+/// Keys hashed by foldhash (seeded per process) rather than SipHash: a key is hashed on every
+/// request.
+type Keyed<K> = RateLimiter<
+    K,
+    DefaultKeyedStateStore<K, foldhash::quality::RandomState>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
 
 /// Where a caller stands against one budget: what the `RateLimit` headers say.
 #[derive(Debug, Clone)]
@@ -176,7 +183,11 @@ impl<K: Hash + Eq + Clone> Budget<K> {
         let interval = period / rate.get();
         let quota = Quota::with_period(interval.max(Duration::from_nanos(1)))?.allow_burst(burst);
         Some(Budget {
-            limiter: RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>(),
+            limiter: RateLimiter::dashmap_with_hasher(
+                quota,
+                foldhash::quality::RandomState::default(),
+            )
+            .with_middleware::<StateInformationMiddleware>(),
             policy,
             burst: burst.get(),
             interval,

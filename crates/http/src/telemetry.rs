@@ -47,8 +47,35 @@ fn latency_histogram() -> Histogram {
 
 type Durations = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
+/// How many request series each worker thread keeps at hand.
+const RECENT_SERIES: usize = 8;
+
+/// A request series' handles, with its labels and the registry they belong to.
+struct Series {
+    registry: u64,
+    labels: RequestLabels,
+    count: Counter,
+    duration: Histogram,
+}
+
+impl Series {
+    fn is(&self, registry: u64, method: &'static str, route: &str, status: u16) -> bool {
+        self.registry == registry
+            && self.labels.status == status
+            && self.labels.method == method
+            && self.labels.route == route
+    }
+}
+
+thread_local! {
+    static RECENT: std::cell::RefCell<Vec<Series>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The process's metrics and the registry that renders them.
 pub struct Metrics {
+    /// Tells this registry's series from another's (tests make their own).
+    id: u64,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Durations,
@@ -116,7 +143,9 @@ impl Metrics {
             "Bytes of evidence stored by this process",
             evidence_bytes.clone(),
         );
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Metrics {
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             registry,
             requests,
             durations,
@@ -137,13 +166,41 @@ impl Metrics {
         if status == 500 {
             self.internal_errors.inc();
         }
-        let labels = RequestLabels {
-            method: method_label(method),
-            route: route.to_owned(),
-            status,
-        };
-        self.requests.get_or_create(&labels).inc();
-        self.durations.get_or_create(&labels).observe(seconds);
+        let method = method_label(method);
+        // The series this worker thread counted last few times, by their labels: a request
+        // like one of them counts without hashing its labels or taking the families' locks.
+        // The handles share their atomics with the registry's series.
+        RECENT.with(|recent| {
+            let mut recent = recent.borrow_mut();
+            if let Some(i) = recent
+                .iter()
+                .position(|s| s.is(self.id, method, route, status))
+            {
+                let series = &recent[i];
+                series.count.inc();
+                series.duration.observe(seconds);
+                // The most recent first.
+                recent[..=i].rotate_right(1);
+                return;
+            }
+            let labels = RequestLabels {
+                method,
+                route: route.to_owned(),
+                status,
+            };
+            let series = Series {
+                registry: self.id,
+                count: self.requests.get_or_create(&labels).clone(),
+                duration: self.durations.get_or_create(&labels).clone(),
+                labels,
+            };
+            series.count.inc();
+            series.duration.observe(seconds);
+            if recent.len() == RECENT_SERIES {
+                recent.pop();
+            }
+            recent.insert(0, series);
+        });
     }
 
     /// Counts stored evidence bytes.
@@ -172,6 +229,44 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The series a thread keeps at hand count into the registry's: more series than it keeps,
+    /// interleaved, each counted exactly, and two registries on one thread kept apart.
+    #[test]
+    fn series_kept_at_hand_count_into_their_own_registry() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        let routes: Vec<String> = (0..RECENT_SERIES + 3).map(|i| format!("/r{i}")).collect();
+        for round in 0..5 {
+            for (i, r) in routes.iter().enumerate() {
+                a.request("GET", r, 200, 0.002);
+                if (i + round) % 2 == 0 {
+                    a.request("GET", &routes[0], 200, 0.002);
+                }
+            }
+            b.request("GET", &routes[0], 200, 0.002);
+        }
+        let (ta, tb) = (a.text(), b.text());
+        let count = |text: &str, r: &str| -> Option<u64> {
+            let key =
+                format!("poam_http_requests_total{{method=\"GET\",route=\"{r}\",status=\"200\"}} ");
+            let line = text.lines().find(|l| l.starts_with(&key))?;
+            line[key.len()..].parse().ok()
+        };
+        // routes[0]: once per round on its own, and on every other position of each round.
+        let extra: u64 = (0..5u64)
+            .map(|round| {
+                (0..routes.len() as u64)
+                    .filter(|i| (i + round) % 2 == 0)
+                    .count() as u64
+            })
+            .sum();
+        assert_eq!(count(&ta, &routes[0]), Some(5 + extra), "{ta}");
+        for r in &routes[1..] {
+            assert_eq!(count(&ta, r), Some(5), "{r}: {ta}");
+            assert_eq!(count(&tb, r), None, "{r}: {tb}");
+        }
+        assert_eq!(count(&tb, &routes[0]), Some(5), "{tb}");
+    }
 
     #[test]
     fn series_render_in_the_openmetrics_text_format() {

@@ -41,6 +41,8 @@ pub(crate) const NEVER_CHECKED_IN: NaiveDate = match NaiveDate::from_ymd_opt(190
 const TIME_KEY: &str = "%Y-%m-%dT%H:%M:%S%.6f";
 const DATE_KEY: &str = "%Y-%m-%d";
 
+/// An item's row as reads need it: the sort keys derived from its content (`risk_rank`,
+/// `due_key`) are the list's business and are not read.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = items)]
 pub(crate) struct ItemRow {
@@ -54,7 +56,6 @@ pub(crate) struct ItemRow {
     controls: String,
     source_kind: String,
     risk_rating: String,
-    risk_rank: i32,
     adjusted_risk_rating: Option<String>,
     status: String,
     owner: Option<String>,
@@ -62,8 +63,6 @@ pub(crate) struct ItemRow {
     detected_on: NaiveDate,
     #[diesel(deserialize_as = crate::dates::MaybeDay)]
     scheduled_completion: Option<NaiveDate>,
-    #[diesel(deserialize_as = crate::dates::Day)]
-    due_key: NaiveDate,
     #[diesel(deserialize_as = crate::dates::MaybeDay)]
     completed_on: Option<NaiveDate>,
     #[diesel(deserialize_as = crate::dates::MaybeDay)]
@@ -259,13 +258,11 @@ impl ItemContent {
             controls: self.controls.clone(),
             source_kind: self.source_kind.clone(),
             risk_rating: self.risk_rating.clone(),
-            risk_rank: self.risk_rank,
             adjusted_risk_rating: self.adjusted_risk_rating.clone(),
             status: self.status.clone(),
             owner: self.owner.clone(),
             detected_on: self.detected_on,
             scheduled_completion: self.scheduled_completion,
-            due_key: self.due_key,
             completed_on: self.completed_on,
             closed_on: self.closed_on,
             details: self.details.clone(),
@@ -1427,8 +1424,15 @@ fn sort_key_of(row: &ItemRow, key: SortKey) -> String {
         SortKey::CreatedAt => row.created_at.format(TIME_KEY).to_string(),
         SortKey::UpdatedAt => row.updated_at.format(TIME_KEY).to_string(),
         SortKey::DetectedOn => row.detected_on.format(DATE_KEY).to_string(),
-        SortKey::ScheduledCompletion => row.due_key.format(DATE_KEY).to_string(),
-        SortKey::RiskRating => row.risk_rank.to_string(),
+        // The stored `due_key` and `risk_rank`, as every write derives them (`from_fields`).
+        SortKey::ScheduledCompletion => row
+            .scheduled_completion
+            .unwrap_or(NO_DUE_DATE)
+            .format(DATE_KEY)
+            .to_string(),
+        SortKey::RiskRating => parse_word::<RiskRating>("risk_rating", &row.risk_rating)
+            .map_or(0, RiskRating::rank)
+            .to_string(),
         SortKey::Epss => epss_key(row).to_string(),
     }
 }

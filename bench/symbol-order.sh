@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Regenerates link/poam.order, the linker's symbol order for the shipped build (build.rs hands
+# it to lld): the functions the service runs from start to ready and while idle come first, then
+# those of its ordinary requests, so the code a running service touches sits together at the
+# start of .text instead of across all of it. Each page it touches is then mostly code it uses,
+# and the kernel's fault-around (64 KiB around each faulting page of a cached file) maps little
+# else: idle RSS. The functions are taken from callgrind (a full record of what ran, by symbol,
+# unmangled names as the linker sees them) on a dist build.
+#
+#   CARGO_TARGET_DIR=... bash bench/symbol-order.sh      # then rebuild the dist binary
+#
+# A stale order costs nothing but locality: a name that no longer exists is skipped by the
+# linker (warnings off), a new function is laid out where it would have been anyway.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+BIN=$(realpath "${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/dist/poam}")
+OUT=${ORDER_OUT:-link/poam.order}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+wait_for() { for _ in $(seq 1 600); do curl -sf "$1" >/dev/null && return 0; sleep 0.2; done; return 1; }
+
+run() { # OUTFILE WITH_REQUESTS
+  local data=$dir/data-$2 port=18558 token sid iid vp base
+  mkdir -p "$data"
+  base=http://127.0.0.1:$port
+  export POAM_DATA_DIR=$data POAM_LOG=warn POAM_JWT_SECRET=bench-secret-bench-secret-bench-secret-00 \
+    POAM_DATABASE_URL=sqlite://$data/poam.db
+  POAM_BIND=127.0.0.1:$port valgrind --tool=callgrind --demangle=no --dump-instr=no \
+    --callgrind-out-file="$1" "$BIN" serve >/dev/null 2>&1 &
+  vp=$!
+  wait_for "$base/readyz"
+  # Idle long enough for the scheduler's first ticks.
+  sleep 5
+  if [ "$2" = yes ]; then
+    token=$("$BIN" token --sub bench --role admin --ttl 2h)
+    auth="Authorization: Bearer $token"
+    sid=$(curl -sf -X POST "$base/v1/systems" -H "$auth" -H 'Content-Type: application/json' \
+      -d '{"name":"Order","regime":"fedramp","impact_level":"moderate"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    iid=$(curl -sf -X POST "$base/v1/systems/$sid/items" -H "$auth" -H 'Content-Type: application/json' \
+      -d '{"title":"Finding","description":"TLS 1.0 accepted","risk_rating":"high","detected_on":"2026-10-01","scheduled_completion":"2026-12-31","source":{"kind":"scan","detector":"Nessus","identifier":"100001"},"controls":["SC-8(1)"],"cves":["CVE-2011-3389"],"owner":{"name":"Dana","email":"dana@example.org"}}' |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    for _ in 1 2 3; do
+      curl -sf "$base/v1/items/$iid" -H "$auth" >/dev/null
+      curl -sf "$base/v1/systems/$sid/items?limit=50" -H "$auth" >/dev/null
+      curl -sf "$base/v1/systems/$sid" -H "$auth" >/dev/null
+      curl -sf -X PATCH "$base/v1/items/$iid" -H "$auth" -H 'Content-Type: application/merge-patch+json' \
+        -H "If-Match: *" -d '{"comments":"checked"}' >/dev/null || true
+      curl -s "$base/v1/items/00000000-0000-0000-0000-000000000000" -H "$auth" >/dev/null
+      curl -s "$base/v1/items/$iid" >/dev/null
+    done
+  fi
+  kill "$vp"; wait "$vp" 2>/dev/null || true
+}
+
+# The functions of the binary itself (not libc's) with any cost, in callgrind's order.
+functions() {
+  python3 - "$1" "$BIN" <<'PY'
+import re, sys
+path, binary = sys.argv[1], sys.argv[2]
+# Names are given once, at their first mention (in ob=/fn= or in cob=/cfn= lines), then
+# referred to by number.
+ref = re.compile(r"^\((\d+)\)(?: (.*))?$")
+obs, fns, cur, seen, out = {}, {}, None, set(), []
+for line in open(path, errors="replace"):
+    for key, table in (("ob=", obs), ("cob=", obs), ("fn=", fns), ("cfn=", fns)):
+        if not line.startswith(key):
+            continue
+        m = ref.match(line[len(key):].strip())
+        if not m:
+            continue
+        if m.group(2):
+            table[m.group(1)] = m.group(2)
+        if key == "ob=":
+            cur = obs.get(m.group(1))
+        elif key == "fn=":
+            name = fns.get(m.group(1))
+            if cur == binary and name and not name.startswith("0x") and name not in seen:
+                seen.add(name)
+                out.append(name)
+print("\n".join(out))
+PY
+}
+
+run "$dir/idle" no
+run "$dir/busy" yes
+functions "$dir/idle" >"$dir/idle.txt"
+functions "$dir/busy" >"$dir/busy.txt"
+mkdir -p "$(dirname "$OUT")"
+# Start and idle first, then what requests add.
+awk 'NR==FNR{seen[$0]=1; print; next} !($0 in seen)' "$dir/idle.txt" "$dir/busy.txt" >"$OUT"
+echo "$(wc -l <"$dir/idle.txt") functions at start and idle, $(wc -l <"$OUT") in all: $OUT"
