@@ -582,16 +582,22 @@ struct RouteTable {
 /// A route's path pattern, segment by segment: a `{parameter}` segment matches any one
 /// non-empty segment, as actix's `[^/]+` does. (actix's own `ResourceDef` compiles a regex per
 /// pattern: 70 more of them, kept for the process, for a table that needs none.)
-struct Pattern(Vec<Option<String>>);
+/// Its text up to the first parameter is compared first: most paths differ from most patterns
+/// there, and a path is looked up against the shadowed routes on every request.
+struct Pattern {
+    segments: Vec<Option<String>>,
+    prefix: String,
+}
 
 impl Pattern {
     fn new(pattern: &str) -> Self {
-        Pattern(
-            pattern
+        Pattern {
+            segments: pattern
                 .split('/')
                 .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
                 .collect(),
-        )
+            prefix: pattern[..pattern.find('{').unwrap_or(pattern.len())].to_owned(),
+        }
     }
 
     /// A path `pattern` matches, each parameter filled in with `x`.
@@ -604,12 +610,18 @@ impl Pattern {
     }
 
     fn is_match(&self, path: &str) -> bool {
+        if !path.starts_with(&self.prefix) {
+            return false;
+        }
         let mut segments = path.split('/');
-        self.0.iter().all(|want| match (want, segments.next()) {
-            (Some(literal), Some(segment)) => literal == segment,
-            (None, Some(segment)) => !segment.is_empty(),
-            (_, None) => false,
-        }) && segments.next().is_none()
+        self.segments
+            .iter()
+            .all(|want| match (want, segments.next()) {
+                (Some(literal), Some(segment)) => literal == segment,
+                (None, Some(segment)) => !segment.is_empty(),
+                (_, None) => false,
+            })
+            && segments.next().is_none()
     }
 }
 
@@ -760,9 +772,12 @@ struct HotRoute(&'static str);
 /// `GET /v1/items/{item_id}` with a hyphenated id, the service's busiest request, is answered
 /// here without actix's router: the router tries each route with a `regex-lite` regex, and the
 /// one that matches costs about 37,000 instructions, a fifth of the whole request. The same
-/// extractor and handler body answer ([`items::read_item`]); every other middleware has run;
-/// any other shape of the path (another spelling of the id, a longer path) goes through the
-/// router as before.
+/// extractor and handler body answer ([`items::read_item`]); the request id, access log,
+/// metrics, rate limits and protective headers (`edge`, `protection::guard`) wrap it as any
+/// other; the two middlewares inside it have nothing to do for this request (idempotency keys
+/// are for `POST`, and no literal route shadows a UUID), so it answers before them. Any other
+/// shape of the path (another spelling of the id, a longer path) goes through the router as
+/// before.
 async fn hot_routes(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -945,9 +960,9 @@ pub fn app(
                 .config(utoipa_swagger_ui::Config::new(["/v1/openapi.json"]).validator_url("none")),
         )
         .default_service(web::to(fallback))
-        .wrap(from_fn(hot_routes))
         .wrap(from_fn(crate::idempotency::middleware))
         .wrap(from_fn(literal_routes_first))
+        .wrap(from_fn(hot_routes))
         .wrap(from_fn(crate::protection::guard))
         .wrap(from_fn(edge))
 }

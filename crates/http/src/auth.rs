@@ -833,3 +833,44 @@ impl Actor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_authorization(value: &[u8]) -> Result<String, &'static str> {
+        let sent = header::HeaderValue::from_bytes(value).map_err(|_| "not a header value")?;
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((header::AUTHORIZATION, sent))
+            .to_http_request();
+        bearer(&req).map(str::to_owned).map_err(|e| match e {
+            ApiError::Unauthorized { code, .. } => code,
+            _ => "another error",
+        })
+    }
+
+    /// The header is read as `HeaderValue::to_str` reads it: visible ASCII (and tab) only,
+    /// whatever the position of the byte that is not.
+    #[test]
+    fn a_bearer_token_is_visible_ascii() {
+        assert_eq!(with_authorization(b"Bearer abc.def"), Ok("abc.def".into()));
+        assert_eq!(with_authorization(b"bearer   abc "), Ok("abc".into()));
+        assert_eq!(with_authorization(b"Bearer a\tb"), Ok("a\tb".into()));
+        let long = [b"Bearer ".as_slice(), &[b'x'; 700]].concat();
+        assert_eq!(with_authorization(&long), Ok("x".repeat(700)));
+        for at in [7, 8, 100, 706] {
+            for bad in [0x80u8, 0xe9, 0xff] {
+                let mut v = long.clone();
+                v[at] = bad;
+                assert_eq!(
+                    with_authorization(&v),
+                    Err("missing_token"),
+                    "{bad:#x} at {at}"
+                );
+            }
+        }
+        assert_eq!(with_authorization(b"Basic YTpi"), Err("missing_token"));
+        assert_eq!(with_authorization(b"Bearer"), Err("missing_token"));
+        assert_eq!(with_authorization(b"Bearer    "), Err("missing_token"));
+    }
+}

@@ -128,8 +128,8 @@ type Keyed<K> = RateLimiter<
 #[derive(Debug, Clone)]
 pub struct Standing {
     policy: &'static str,
-    quota: u32,
-    window: u64,
+    /// `RateLimit-Policy`, the same for every answer of its budget: written once.
+    policy_header: HeaderValue,
     remaining: u32,
     reset: u64,
     /// Seconds until the next request would be let through, when this one was refused.
@@ -141,24 +141,18 @@ impl Standing {
     /// `q` over a window of `w` seconds, the requests `r` remaining and the seconds `t` until
     /// the quota is whole again.
     pub(crate) fn insert_into(&self, headers: &mut actix_web::http::header::HeaderMap) {
-        // Written with itoa rather than `format!`: on every answer.
-        let item = |a: &str, x: u64, b: &str, y: u64| {
-            let mut s = String::with_capacity(48);
-            s.push('"');
-            s.push_str(self.policy);
-            s.push_str(a);
-            s.push_str(itoa::Buffer::new().format(x));
-            s.push_str(b);
-            s.push_str(itoa::Buffer::new().format(y));
-            HeaderValue::from_str(&s)
-        };
-        let quota = u64::from(self.quota);
-        let policy = item("\";q=", quota, ";w=", self.window);
-        let state = item("\";r=", u64::from(self.remaining), ";t=", self.reset);
-        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
-            if let Ok(v) = value {
-                headers.insert(HeaderName::from_static(name), v);
-            }
+        headers.insert(
+            HeaderName::from_static("ratelimit-policy"),
+            self.policy_header.clone(),
+        );
+        if let Ok(v) = HeaderValue::from_str(&item(
+            self.policy,
+            "\";r=",
+            u64::from(self.remaining),
+            ";t=",
+            self.reset,
+        )) {
+            headers.insert(HeaderName::from_static("ratelimit"), v);
         }
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -166,10 +160,24 @@ impl Standing {
     }
 }
 
+/// `"policy"` followed by `a`, `x`, `b`, `y`: a `RateLimit` header's list item, written with
+/// itoa rather than `format!` (on every answer).
+fn item(policy: &str, a: &str, x: u64, b: &str, y: u64) -> String {
+    let mut s = String::with_capacity(48);
+    s.push('"');
+    s.push_str(policy);
+    s.push_str(a);
+    s.push_str(itoa::Buffer::new().format(x));
+    s.push_str(b);
+    s.push_str(itoa::Buffer::new().format(y));
+    s
+}
+
 /// One keyed budget.
 struct Budget<K: Hash + Eq + Clone> {
     limiter: Keyed<K>,
     policy: &'static str,
+    policy_header: HeaderValue,
     burst: u32,
     interval: Duration,
     checks: AtomicU64,
@@ -182,6 +190,10 @@ impl<K: Hash + Eq + Clone> Budget<K> {
         let burst = NonZeroU32::new(burst.max(1)).unwrap_or(rate);
         let interval = period / rate.get();
         let quota = Quota::with_period(interval.max(Duration::from_nanos(1)))?.allow_burst(burst);
+        let window = seconds(interval * burst.get()).max(1);
+        let policy_header =
+            HeaderValue::from_str(&item(policy, "\";q=", burst.get().into(), ";w=", window))
+                .ok()?;
         Some(Budget {
             limiter: RateLimiter::dashmap_with_hasher(
                 quota,
@@ -189,6 +201,7 @@ impl<K: Hash + Eq + Clone> Budget<K> {
             )
             .with_middleware::<StateInformationMiddleware>(),
             policy,
+            policy_header,
             burst: burst.get(),
             interval,
             checks: AtomicU64::new(0),
@@ -199,8 +212,7 @@ impl<K: Hash + Eq + Clone> Budget<K> {
         let missing = self.burst.saturating_sub(remaining);
         Standing {
             policy: self.policy,
-            quota: self.burst,
-            window: seconds(self.interval * self.burst).max(1),
+            policy_header: self.policy_header.clone(),
             remaining,
             reset: seconds(self.interval * missing),
             retry_after,

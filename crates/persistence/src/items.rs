@@ -847,7 +847,9 @@ pub fn create_many(
 
 /// An item whose system is in the caller's scope; archived items included.
 pub fn get(conn: &mut DbConnection, id: ItemId, scope: &SystemScope) -> Result<Item, StoreError> {
-    let item = load(conn, &id.to_string())?;
+    // The id's text written into a buffer on the stack, not through `Display`'s formatter.
+    let mut buf = uuid::Uuid::encode_buffer();
+    let item = load(conn, id.as_uuid().hyphenated().encode_lower(&mut buf))?;
     if scope.allows(item.system_id) {
         Ok(item)
     } else {
