@@ -358,12 +358,14 @@ impl Protection {
         self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Spends one request of a token subject's budget.
-    pub fn check_token(&self, sub: &str) -> Result<Option<Standing>, ApiError> {
+    /// Spends one request of a token subject's budget. (The subject as the budget's key type,
+    /// not a `&str` copied into one on every request.)
+    #[allow(clippy::ptr_arg)]
+    pub fn check_token(&self, sub: &String) -> Result<Option<Standing>, ApiError> {
         let Some(budget) = &self.tokens else {
             return Ok(None);
         };
-        match budget.check(&sub.to_owned()) {
+        match budget.check(sub) {
             Ok(s) => Ok(Some(s)),
             Err(s) => {
                 self.refuse();
