@@ -128,8 +128,9 @@ type Keyed<K> = RateLimiter<
 #[derive(Debug, Clone)]
 pub struct Standing {
     policy: &'static str,
-    /// `RateLimit-Policy`, the same for every answer of its budget: written once.
-    policy_header: HeaderValue,
+    /// `RateLimit-Policy`, the same for every answer of its budget: written once (shared, so
+    /// that a refusal carrying it stays small).
+    policy_header: Arc<HeaderValue>,
     remaining: u32,
     reset: u64,
     /// Seconds until the next request would be let through, when this one was refused.
@@ -143,7 +144,7 @@ impl Standing {
     pub(crate) fn insert_into(&self, headers: &mut actix_web::http::header::HeaderMap) {
         headers.insert(
             HeaderName::from_static("ratelimit-policy"),
-            self.policy_header.clone(),
+            HeaderValue::clone(&self.policy_header),
         );
         if let Ok(v) = HeaderValue::from_str(&item(
             self.policy,
@@ -177,7 +178,7 @@ fn item(policy: &str, a: &str, x: u64, b: &str, y: u64) -> String {
 struct Budget<K: Hash + Eq + Clone> {
     limiter: Keyed<K>,
     policy: &'static str,
-    policy_header: HeaderValue,
+    policy_header: Arc<HeaderValue>,
     burst: u32,
     interval: Duration,
     checks: AtomicU64,
@@ -191,9 +192,10 @@ impl<K: Hash + Eq + Clone> Budget<K> {
         let interval = period / rate.get();
         let quota = Quota::with_period(interval.max(Duration::from_nanos(1)))?.allow_burst(burst);
         let window = seconds(interval * burst.get()).max(1);
-        let policy_header =
+        let policy_header = Arc::new(
             HeaderValue::from_str(&item(policy, "\";q=", burst.get().into(), ";w=", window))
-                .ok()?;
+                .ok()?,
+        );
         Some(Budget {
             limiter: RateLimiter::dashmap_with_hasher(
                 quota,
@@ -212,7 +214,7 @@ impl<K: Hash + Eq + Clone> Budget<K> {
         let missing = self.burst.saturating_sub(remaining);
         Standing {
             policy: self.policy,
-            policy_header: self.policy_header.clone(),
+            policy_header: Arc::clone(&self.policy_header),
             remaining,
             reset: seconds(self.interval * missing),
             retry_after,
