@@ -3,8 +3,10 @@
 //! time). Exposed at `/metrics` in the OpenMetrics text format, behind a token with the audit
 //! permission.
 //!
-//! The registry is `prometheus-client`'s: a request finds its series under a shared (read)
-//! lock and counts with atomics, so concurrent requests never queue behind one another here.
+//! The registry is `prometheus-client`'s: a request counts with atomics through handles to its
+//! series that its worker thread keeps for the last few series it counted, and finds a new one
+//! under the families' shared (read) lock; concurrent requests never queue behind one another
+//! here.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
