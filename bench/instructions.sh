@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
 BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/dist/poam}
 LIMIT=$(realpath -m "${CARGO_TARGET_DIR:-target}")/limit-target/release/limit
+# The ceiling as bench/run.sh laid it out, when it did.
+[ -x "${LIMIT%/release/limit}-ordered/release/limit" ] && LIMIT=${LIMIT%/release/limit}-ordered/release/limit
 N=${N:-4000}
 dir=$(mktemp -d)
 keep=${CALLGRIND_KEEP:-$dir}

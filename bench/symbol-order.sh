@@ -8,6 +8,7 @@
 # unmangled names as the linker sees them) on a dist build.
 #
 #   CARGO_TARGET_DIR=... bash bench/symbol-order.sh      # then rebuild the dist binary
+#   CEILING_BIN=... ORDER_OUT=... bash bench/symbol-order.sh   # the ceiling's (bench/run.sh)
 #
 # Three runs: start and idle; start, idle and requests; and the requests alone (costs collected
 # only inside actix's HTTP/1 dispatcher, which runs each request from its bytes to its answer). The order: the functions of the requests first, the
@@ -19,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
-BIN=$(realpath "${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/dist/poam}")
+BIN=$(realpath -m "${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/dist/poam}")
 OUT=${ORDER_OUT:-link/poam.order}
 dir=$(mktemp -d)
 vp=
@@ -109,6 +110,28 @@ if by_cost:
 print("\n".join(out))
 PY
 }
+
+# The reference ceiling (bench/run.sh gives it a layout of its own, as fair as the service's):
+# CEILING_BIN=path, its requests' path only, busiest first.
+if [ -n "${CEILING_BIN:-}" ]; then
+  BIN=$(realpath "$CEILING_BIN")
+  mkdir -p "$dir/ceiling"
+  (cd "$dir/ceiling" && LIMIT_ADDR=127.0.0.1:8091 LIMIT_ROWS=100 LIMIT_TEST_ON_CHECKOUT=0 exec valgrind \
+    --tool=callgrind --demangle=no --dump-instr=no \
+    '--toggle-collect=*actix_http..h1..dispatcher..Dispatcher*Future$GT$4poll*' \
+    --callgrind-out-file="$dir/ceiling.out" "$BIN" >/dev/null 2>&1) &
+  vp=$!
+  wait_for http://127.0.0.1:8091/static
+  for _ in $(seq 1 50); do
+    curl -sf http://127.0.0.1:8091/items-inline/17 >/dev/null
+    curl -sf http://127.0.0.1:8091/items/17 >/dev/null
+  done
+  kill "$vp"; wait "$vp" 2>/dev/null || true
+  vp=
+  functions "$dir/ceiling.out" by-cost | grep -v '^$' >"$OUT"
+  echo "$(wc -l <"$OUT") functions on the ceiling's requests' path: $OUT"
+  exit 0
+fi
 
 run "$dir/idle" no
 run "$dir/busy" yes
