@@ -405,6 +405,75 @@ fn a_checklist_takes_open_rules_and_sees_fixes(app: &TestApp) {
 }
 both!(a_checklist_takes_open_rules_and_sees_fixes);
 
+/// eMASS requires a point of contact and resources on every POA&M item, and a scan names
+/// neither: in an eMASS system each new finding is refused with eMASS's rule (and the rest of
+/// the file still answered), until the system names its defaults for scanned items.
+fn an_emass_system_gives_scanned_items_its_point_of_contact(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system_in("eMASS checklists", "emass");
+    let file = ckl(&[
+        ("V-230221", "high", "Open", "CCI-000213"),
+        ("V-230222", "medium", "NotAFinding", "CCI-000366"),
+    ]);
+    let r = import(app, &sid, "ckl", "", &admin, file.as_bytes()).expect(200);
+    assert_eq!(r.body["summary"]["failed"], 1, "{}", r.body);
+    assert_eq!(r.body["summary"]["created"], 0, "{}", r.body);
+    let failed = result_for(&r.body, "V-230221", "db1.example.org");
+    let codes: Vec<&str> = failed["problem"]["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|x| x["code"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(codes.contains(&"emass.poc_required"), "{failed}");
+    assert!(codes.contains(&"emass.resources_required"), "{failed}");
+
+    // Defaults that break the rules are refused, by name.
+    let sys = app.get(&format!("/v1/systems/{sid}"), &admin).expect(200);
+    let version = format!("\"{}\"", sys.body["version"]);
+    let bad = app.patch(
+        &format!("/v1/systems/{sid}"),
+        &admin,
+        &json!({"scans": {"default_owner": {"name": ""}}}),
+        Some(&version),
+    );
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(
+        bad.body.to_string().contains("default_owner"),
+        "{}",
+        bad.body
+    );
+
+    let owner = json!({"name": "Lee Park", "email": "lee.park@example.org"});
+    let resources = json!({"description": "ISSO review and a maintenance window"});
+    app.patch(
+        &format!("/v1/systems/{sid}"),
+        &admin,
+        &json!({"scans": {"default_owner": owner, "default_resources": resources}}),
+        Some(&version),
+    )
+    .expect(200);
+    // The same file again: its refused finding is taken this time, not called unchanged.
+    let r = import(app, &sid, "ckl", "", &admin, file.as_bytes()).expect(200);
+    assert!(r.body["repeat_of"].is_null(), "{}", r.body);
+    assert_eq!(r.body["summary"]["created"], 1, "{}", r.body);
+    let created = result_for(&r.body, "V-230221", "db1.example.org");
+    let it = item(app, &created["id"]);
+    assert_eq!(it["owner"], owner);
+    assert_eq!(it["resources"]["description"], resources["description"]);
+    // Once nothing in it failed, the same file is a repeat that changes nothing.
+    let again = import(app, &sid, "ckl", "", &admin, file.as_bytes()).expect(200);
+    assert_eq!(
+        again.body["repeat_of"], r.body["scan"]["id"],
+        "{}",
+        again.body
+    );
+    assert_eq!(again.body["summary"]["created"], 0, "{}", again.body);
+    assert_eq!(
+        result_for(&again.body, "V-230221", "db1.example.org")["id"],
+        created["id"]
+    );
+}
+both!(an_emass_system_gives_scanned_items_its_point_of_contact);
+
 fn cklb() -> Value {
     json!({
         "title": "db1", "id": "2f1c", "active": false, "mode": 1, "has_path": true,

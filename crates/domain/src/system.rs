@@ -165,16 +165,15 @@ pub struct SystemFields {
     #[schema(example = json!({"C": "Client", "W": "Workstation", "S": "Server"}))]
     pub cws_labels: Option<std::collections::BTreeMap<String, String>>,
     /// Scan imports: default controls, informational findings, KEV deadlines, the saved CSV
-    /// column mapping.
+    /// column mapping, the point of contact and resources of the items scans create.
     #[serde(default)]
     #[validate(custom(function = "check_scans"))]
     pub scans: Option<crate::scan::ScanSettings>,
 }
 
 fn check_scans(s: &crate::scan::ScanSettings) -> Result<(), validator::ValidationError> {
-    s.check().map_err(|v| {
-        validator::ValidationError::new("invalid_control").with_message(v.message.into())
-    })
+    s.check()
+        .map_err(|v| validator::ValidationError::new(v.code).with_message(v.message.into()))
 }
 
 /// A C/W/S label map: at most 50 codes of 1–20 characters, labels of 1–100.

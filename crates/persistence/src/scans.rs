@@ -65,20 +65,30 @@ pub struct NewScan {
     pub scope: Vec<Covered>,
 }
 
-/// The scan of this system with the same SHA-256, if the file was imported before.
+/// The scan of this system with the same SHA-256 whose import left no finding failed, if the
+/// file was imported so before: the same file again has nothing to change. A file some of whose
+/// findings were refused (an eMASS system without a point of contact for them, say) is taken
+/// again: what was refused goes through the decisions once more.
 pub fn repeat_of(
     conn: &mut DbConnection,
     system_id: SystemId,
     sha256: &str,
 ) -> Result<Option<ScanRecord>, StoreError> {
-    let row: Option<ScanRow> = scans::table
+    let rows: Vec<ScanRow> = scans::table
         .filter(scans::system_id.eq(system_id.to_string()))
         .filter(scans::sha256.eq(sha256))
         .order(scans::uploaded_at.asc())
         .select(ScanRow::as_select())
-        .first(conn)
-        .optional()?;
-    row.map(ScanRow::into_record).transpose()
+        .load(conn)?;
+    let complete = |row: &ScanRow| {
+        serde_json::from_str::<serde_json::Value>(&row.counts)
+            .ok()
+            .is_some_and(|c| c["failed"].as_u64() == Some(0))
+    };
+    rows.into_iter()
+        .find(complete)
+        .map(ScanRow::into_record)
+        .transpose()
 }
 
 /// Stores a scan file (already on disk, hashed) as the system's evidence, with its scope. With

@@ -324,6 +324,15 @@ pub struct ScanSettings {
     /// no longer shows any of them. Default false.
     #[serde(default)]
     pub group_instances: Option<bool>,
+    /// The point of contact of an item a scan creates: a scan names none, and eMASS requires
+    /// one on every POA&M item (an eMASS system refuses the item without it). The system's
+    /// ISSO, say. Items already tracked keep theirs.
+    #[serde(default)]
+    pub default_owner: Option<crate::item::Person>,
+    /// The resources of an item a scan creates (eMASS requires them too), until a person plans
+    /// the remediation.
+    #[serde(default)]
+    pub default_resources: Option<crate::item::Resources>,
 }
 
 /// The vulnerability control when a system names none.
@@ -334,6 +343,26 @@ pub const DEFAULT_CONFIGURATION_CONTROL: &str = "CM-6";
 impl ScanSettings {
     /// Checks the controls are controls.
     pub fn check(&self) -> Result<(), crate::Violation> {
+        use validator::Validate as _;
+        let invalid = |name: &str, e: validator::ValidationErrors| {
+            let errors = e.field_errors();
+            let mut fields: Vec<&str> = errors.keys().map(|k| k.as_ref()).collect();
+            fields.sort_unstable();
+            crate::Violation::new(
+                "invalid_value",
+                format!("/scans/{name}"),
+                format!(
+                    "`{name}` has an invalid `{}` (a name of 1 to 100 characters, an email address; a description of 1 to 250)",
+                    fields.join("`, `")
+                ),
+            )
+        };
+        if let Some(p) = &self.default_owner {
+            p.validate().map_err(|e| invalid("default_owner", e))?;
+        }
+        if let Some(r) = &self.default_resources {
+            r.validate().map_err(|e| invalid("default_resources", e))?;
+        }
         for (name, v) in [
             ("vulnerability_control", &self.vulnerability_control),
             ("configuration_control", &self.configuration_control),

@@ -338,6 +338,15 @@ impl Mapper {
         {
             create["remediation_plan"] = serde_json::Value::String(plan);
         }
+        // The system's defaults for what a scan never says (eMASS requires both).
+        let owner = self.settings.default_owner.as_ref();
+        if let Some(v) = owner.and_then(|o| serde_json::to_value(o).ok()) {
+            create["owner"] = v;
+        }
+        let resources = self.settings.default_resources.as_ref();
+        if let Some(v) = resources.and_then(|r| serde_json::to_value(r).ok()) {
+            create["resources"] = v;
+        }
         let mut patch = serde_json::json!({
             "title": create["title"],
             "description": create["description"],
