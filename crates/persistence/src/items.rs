@@ -33,6 +33,10 @@ const NO_DUE_DATE: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
     Some(d) => d,
     None => NaiveDate::MIN,
 };
+/// The stored sort key of a scheduled completion date: undated items last.
+fn due_key(scheduled_completion: Option<NaiveDate>) -> NaiveDate {
+    scheduled_completion.unwrap_or(NO_DUE_DATE)
+}
 /// The vendor check-in of a dependency never checked in: older than any real one.
 pub(crate) const NEVER_CHECKED_IN: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
     Some(d) => d,
@@ -340,7 +344,7 @@ impl ItemContent {
                 .map(|e| e.to_lowercase()),
             detected_on: f.detected_on,
             scheduled_completion: f.scheduled_completion,
-            due_key: f.scheduled_completion.unwrap_or(NO_DUE_DATE),
+            due_key: due_key(f.scheduled_completion),
             completed_on: f.completed_on,
             closed_on: f.closed_on,
             details: to_json(&details)?,
@@ -1238,7 +1242,7 @@ pub fn apply_policy(
             .filter(items::version.eq(current.version))
             .set((
                 items::scheduled_completion.eq(scheduled),
-                items::due_key.eq(scheduled.unwrap_or(NO_DUE_DATE)),
+                items::due_key.eq(due_key(scheduled)),
                 items::deadline_rule.eq(&rule),
                 items::details.eq(to_json(&details)?),
                 items::version.eq(current.version + 1),
@@ -1427,9 +1431,7 @@ fn sort_key_of(row: &ItemRow, key: SortKey) -> String {
         SortKey::UpdatedAt => row.updated_at.format(TIME_KEY).to_string(),
         SortKey::DetectedOn => row.detected_on.format(DATE_KEY).to_string(),
         // The stored `due_key` and `risk_rank`, as every write derives them (`from_fields`).
-        SortKey::ScheduledCompletion => row
-            .scheduled_completion
-            .unwrap_or(NO_DUE_DATE)
+        SortKey::ScheduledCompletion => due_key(row.scheduled_completion)
             .format(DATE_KEY)
             .to_string(),
         SortKey::RiskRating => parse_word::<RiskRating>("risk_rating", &row.risk_rating)

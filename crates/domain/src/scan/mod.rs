@@ -352,8 +352,9 @@ impl ScanSettings {
                 "invalid_value",
                 format!("/scans/{name}"),
                 format!(
-                    "`{name}` has an invalid `{}` (a name of 1 to 100 characters, an email address; a description of 1 to 250)",
-                    fields.join("`, `")
+                    "`{name}` has an invalid `{}` (the limits of an item's own `{}`)",
+                    fields.join("`, `"),
+                    name.trim_start_matches("default_")
                 ),
             )
         };
