@@ -27,10 +27,15 @@ fn put_day(out: &mut [u8], d: &NaiveDate) -> Option<()> {
     Some(())
 }
 
+/// The text [`day`] writes for `d`, in `buf`; `None` where chrono is asked instead.
+pub fn day_text<'a>(d: &NaiveDate, buf: &'a mut [u8; 10]) -> Option<&'a str> {
+    put_day(&mut buf[..], d)?;
+    std::str::from_utf8(&buf[..]).ok()
+}
+
 /// A date, as chrono's `Serialize` writes it.
 pub fn day<S: Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
-    let mut buf = [0u8; 10];
-    match put_day(&mut buf, d).and_then(|()| std::str::from_utf8(&buf).ok()) {
+    match day_text(d, &mut [0u8; 10]) {
         Some(text) => s.serialize_str(text),
         None => d.serialize(s),
     }
@@ -74,13 +79,15 @@ fn put_instant(buf: &mut [u8; 30], t: &DateTime<Utc>) -> Option<usize> {
     Some(end + 1)
 }
 
+/// The text [`instant`] writes for `t`, in `buf`; `None` where chrono is asked instead.
+pub fn instant_text<'a>(t: &DateTime<Utc>, buf: &'a mut [u8; 30]) -> Option<&'a str> {
+    let len = put_instant(buf, t)?;
+    std::str::from_utf8(buf.get(..len)?).ok()
+}
+
 /// An instant, as chrono's `Serialize` writes it.
 pub fn instant<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    let mut buf = [0u8; 30];
-    let text = put_instant(&mut buf, t)
-        .and_then(|len| buf.get(..len))
-        .and_then(|b| std::str::from_utf8(b).ok());
-    match text {
+    match instant_text(t, &mut [0u8; 30]) {
         Some(text) => s.serialize_str(text),
         None => t.serialize(s),
     }

@@ -12,6 +12,7 @@ pub mod input;
 pub mod jwks;
 pub mod problem;
 pub mod protection;
+mod render;
 pub mod routes;
 pub mod state;
 pub mod telemetry;

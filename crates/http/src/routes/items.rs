@@ -2,7 +2,7 @@
 
 use super::docs::{ItemPatch, ListProblems, ReadProblems, WriteProblems};
 use super::systems::{cursor, page_limit};
-use super::{created, versioned};
+use super::{located, versioned_item};
 use crate::auth::Actor;
 use crate::input::{apply_patch, if_match, json_body, merge_patch_body, query};
 use crate::problem::ApiError;
@@ -270,10 +270,9 @@ pub async fn create_item(
             },
         )
         .await?;
-    Ok(created(
+    Ok(located(
+        versioned_item(StatusCode::CREATED, &item),
         &format!("/v1/items/{}", item.id),
-        item.version,
-        &item,
     ))
 }
 
@@ -302,10 +301,13 @@ pub async fn list_items(
     let page = state
         .db(move |conn| items::list(conn, system_id, &actor.scope, &q))
         .await?;
-    Ok(HttpResponse::Ok().json(ItemPage {
-        items: page.rows,
-        next_cursor: page.next_cursor,
-    }))
+    // As `ItemPage` renders, written by hand (see `crate::render`).
+    let mut json = Vec::with_capacity(1024 + 2048 * page.rows.len());
+    crate::render::item_page(&mut json, &page.rows, page.next_cursor.as_deref())
+        .map_err(|_| ApiError::Internal)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(actix_web::http::header::ContentType::json())
+        .body(json))
 }
 
 /// Get an item.
@@ -338,7 +340,7 @@ pub(crate) async fn read_item(
     let item = state
         .read(move |conn| items::get(conn, id, &actor.scope))
         .await?;
-    Ok(versioned(StatusCode::OK, item.version, &item))
+    Ok(versioned_item(StatusCode::OK, &item))
 }
 
 /// Update an item with a JSON merge patch (editor).
@@ -402,7 +404,7 @@ pub async fn update_item(
             })
         })
         .await?;
-    Ok(versioned(StatusCode::OK, item.version, &item))
+    Ok(versioned_item(StatusCode::OK, &item))
 }
 
 /// Why an item is archived: the JSON body of `DELETE /v1/items/{id}` (or `?reason=`).
@@ -496,5 +498,5 @@ pub async fn archive_item(
             )
         })
         .await?;
-    Ok(versioned(StatusCode::OK, item.version, &item))
+    Ok(versioned_item(StatusCode::OK, &item))
 }

@@ -1,7 +1,7 @@
 //! The remediation workflow: milestones, status transitions and reviews.
 
 use super::docs::{ReadProblems, WriteProblems};
-use super::{created, versioned};
+use super::{created, versioned, versioned_item};
 use crate::auth::Actor;
 use crate::input::{if_match, json_body, query};
 use crate::problem::ApiError;
@@ -292,7 +292,7 @@ pub async fn transition(
             store::transition(conn, id, &actor.scope, &expected, &actor.sub, &request)
         })
         .await?;
-    Ok(versioned(StatusCode::OK, item.version, &item))
+    Ok(versioned_item(StatusCode::OK, &item))
 }
 
 /// Reviews, newest first.
