@@ -756,7 +756,7 @@ impl FromRequest for Actor {
             return Either::Left(ready(Err(e)));
         }
         let token = match bearer(req) {
-            Ok(t) => t.to_owned(),
+            Ok(t) => t,
             Err(e) => {
                 // No Authorization header at all: the connection's verified client certificate
                 // (mutual TLS), if it has one, speaks for the caller.
@@ -769,12 +769,13 @@ impl FromRequest for Actor {
                 return Either::Left(ready(finish(req, &state, ip, Err(e))));
             }
         };
-        match state.auth.check(&token, true) {
+        match state.auth.check(token, true) {
             Check::Done(result) => Either::Left(ready(finish(req, &state, ip, result))),
             // An unknown `kid`: the key set is being fetched again on its own thread; this
             // request waits for it, briefly, without holding the worker.
             Check::Wait(mut fetched) => {
                 let req = req.clone();
+                let token = token.to_owned();
                 Either::Right(Box::pin(async move {
                     let _ = tokio::time::timeout(crate::jwks::UNKNOWN_KID_WAIT, fetched.changed())
                         .await;

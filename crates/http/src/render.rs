@@ -72,6 +72,17 @@ fn value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Rendered {
     sonic_rs::to_writer(&mut *out, v).map_err(std::io::Error::other)
 }
 
+/// An optional record: `null`, or the record through its `Serialize`.
+fn maybe<T: Serialize>(out: &mut Vec<u8>, v: &Option<T>) -> Rendered {
+    match v {
+        Some(v) => value(out, v),
+        None => {
+            null(out);
+            Ok(())
+        }
+    }
+}
+
 fn day(out: &mut Vec<u8>, d: &chrono::NaiveDate) -> Rendered {
     match poam_domain::json_time::day_text(d, &mut [0u8; 10]) {
         Some(t) => {
@@ -223,15 +234,15 @@ pub(crate) fn item(out: &mut Vec<u8>, item: &Item) -> Rendered {
     out.extend_from_slice(b",\"status\":");
     word(out, status.as_str());
     out.extend_from_slice(b",\"owner\":");
-    value(out, owner)?;
+    maybe(out, owner)?;
     out.extend_from_slice(b",\"implementer\":");
-    value(out, implementer)?;
+    maybe(out, implementer)?;
     out.extend_from_slice(b",\"remediation_plan\":");
     maybe_text(out, remediation_plan.as_deref())?;
     out.extend_from_slice(b",\"resources\":");
-    value(out, resources)?;
+    maybe(out, resources)?;
     out.extend_from_slice(b",\"actual_cost\":");
-    value(out, actual_cost)?;
+    maybe(out, actual_cost)?;
     out.extend_from_slice(b",\"interim_mitigation\":");
     maybe_text(out, interim_mitigation.as_deref())?;
     out.extend_from_slice(b",\"residual_risk\":");
@@ -245,17 +256,17 @@ pub(crate) fn item(out: &mut Vec<u8>, item: &Item) -> Rendered {
     out.extend_from_slice(b",\"closed_on\":");
     maybe_day(out, closed_on.as_ref())?;
     out.extend_from_slice(b",\"deviation\":");
-    value(out, deviation)?;
+    maybe(out, deviation)?;
     out.extend_from_slice(b",\"vendor_dependency\":");
-    value(out, vendor_dependency)?;
+    maybe(out, vendor_dependency)?;
     out.extend_from_slice(b",\"comments\":");
     maybe_text(out, comments.as_deref())?;
     out.extend_from_slice(b",\"change_management\":");
-    value(out, change_management)?;
+    maybe(out, change_management)?;
     out.extend_from_slice(b",\"escalation_contact\":");
-    value(out, escalation_contact)?;
+    maybe(out, escalation_contact)?;
     out.extend_from_slice(b",\"evaluation\":");
-    value(out, evaluation)?;
+    maybe(out, evaluation)?;
     out.extend_from_slice(b",\"cws_code\":");
     maybe_text(out, cws_code.as_deref())?;
     out.extend_from_slice(b",\"deadline_rule\":");
@@ -271,13 +282,13 @@ pub(crate) fn item(out: &mut Vec<u8>, item: &Item) -> Rendered {
         b",\"escalated\":false"
     });
     out.extend_from_slice(b",\"vdr\":");
-    value(out, vdr)?;
+    maybe(out, vdr)?;
     out.extend_from_slice(b",\"kev\":");
-    value(out, kev)?;
+    maybe(out, kev)?;
     out.extend_from_slice(b",\"epss\":");
-    value(out, epss)?;
+    maybe(out, epss)?;
     out.extend_from_slice(b",\"last_seen\":");
-    value(out, last_seen)?;
+    maybe(out, last_seen)?;
     out.extend_from_slice(b",\"not_seen_since\":");
     maybe_instant(out, not_seen_since.as_ref())?;
     out.extend_from_slice(b",\"not_seen_scan\":");

@@ -658,6 +658,32 @@ pub fn refresh_after_import(conn: &mut DbConnection, tables: &[&str]) -> Result<
 mod tests {
     use super::*;
 
+    /// The bundled SQLite is built as `.cargo/config.toml` asks: plans stable across bound
+    /// values (a cached statement is not prepared again) and no per-connection mutex.
+    #[test]
+    fn the_bundled_sqlite_has_the_flags_the_service_relies_on() {
+        use diesel::Connection;
+        #[derive(diesel::QueryableByName)]
+        struct CompileOption {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            compile_options: String,
+        }
+        let mut c = diesel::SqliteConnection::establish(":memory:")
+            .unwrap_or_else(|e| panic!("in-memory SQLite: {e}"));
+        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut c)
+            .unwrap_or_else(|e| panic!("compile options: {e}"))
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        for wanted in ["ENABLE_QPSG", "THREADSAFE=2"] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "{wanted} in {options:?}"
+            );
+        }
+    }
+
     #[test]
     fn urls_pick_the_backend_by_scheme_and_refuse_others() {
         assert_eq!(
