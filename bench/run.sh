@@ -125,7 +125,30 @@ row() { # scenario WRKJSON-line
   python3 - "$1" "$2" >> "$out" <<'PY'
 import json, sys
 d = json.loads(sys.argv[2].split("WRKJSON ", 1)[1])
-print(f"| {sys.argv[1]} | {d['rps']:.0f} | {d['p50_ms']:.2f} | {d['p99_ms']:.2f} | {d['non2xx']} |")
+cpu = ""
+if "server_user_us" in d:
+    cpu = f"; server CPU per request {d['server_user_us'] + d['server_sys_us']:.1f} µs ({d['server_user_us']:.1f} user + {d['server_sys_us']:.1f} system)"
+print(f"| {sys.argv[1]} | {d['rps']:.0f} | {d['p50_ms']:.2f} | {d['p99_ms']:.2f} | {d['non2xx']}{cpu} |")
+PY
+}
+# with_cpu PID CMD...: runs CMD (one wrk run, printing its WRKJSON line) and adds the CPU time
+# the server process PID spent per request meanwhile (/proc/PID/stat, user and system): a figure
+# of the server alone, which wrk's share of the two cores does not move.
+with_cpu() {
+  local pid=$1 before line after
+  shift
+  before=$(awk '{print $14, $15}' "/proc/$pid/stat")
+  line=$("$@")
+  after=$(awk '{print $14, $15}' "/proc/$pid/stat")
+  python3 - "$line" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+line, before, after, hz = sys.argv[1:]
+d = json.loads(line.split("WRKJSON ", 1)[1])
+(u0, s0), (u1, s1) = (map(int, before.split()), map(int, after.split()))
+n = max(d["requests"], 1)
+d["server_user_us"] = (u1 - u0) / int(hz) * 1e6 / n
+d["server_sys_us"] = (s1 - s0) / int(hz) * 1e6 / n
+print("WRKJSON " + json.dumps(d))
 PY
 }
 note() { echo "| $1 | $2 | | | $3 |" >> "$out"; }
@@ -183,19 +206,21 @@ if [ -x "$LIMIT_BIN" ]; then
   # No "SELECT 1" on each checkout (r2d2's default): the service does not test its connections
   # on checkout either (only one idle long enough to have been dropped).
   LIMIT_ADDR=127.0.0.1:8090 LIMIT_DB=$dir/limit.sqlite3 LIMIT_TEST_ON_CHECKOUT=0 "$LIMIT_BIN" >/dev/null 2>&1 &
-  pids+=("$!")
+  LIMIT_PID=$!
+  pids+=("$LIMIT_PID")
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:8090/static >/dev/null && break; sleep 0.1; done
   seq 1 10000 > "$dir/limit-ids.txt"
 fi
 # The ceiling twice: its `/items/{id}` reads on actix's blocking pool (web::block, the usual
 # pattern), its `/items-inline/{id}` on the worker itself, as this service reads one row by key
 # on SQLite when a connection is idle (AppState::read). The second is the fair one.
+limit_run() { wrk -t2 -c"$CONNS" -d"$DURATION" -s bench/get.lua http://127.0.0.1:8090 | grep WRKJSON; }
 ours=() ceiling=() inline=()
 for _ in $(seq 1 "$ROUNDS"); do
-  ours+=("$(IDS_FILE=$ids GET_PREFIX=/v1/items/ GET_SUFFIX= wrk_run -s bench/get.lua)")
+  ours+=("$(IDS_FILE=$ids GET_PREFIX=/v1/items/ GET_SUFFIX= with_cpu "$SERVER_PID" wrk_run -s bench/get.lua)")
   if [ -x "$LIMIT_BIN" ]; then
-    ceiling+=("$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items/ GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" -s bench/get.lua http://127.0.0.1:8090 | grep WRKJSON)")
-    inline+=("$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items-inline/ GET_SUFFIX= wrk -t2 -c"$CONNS" -d"$DURATION" -s bench/get.lua http://127.0.0.1:8090 | grep WRKJSON)")
+    ceiling+=("$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items/ GET_SUFFIX= with_cpu "$LIMIT_PID" limit_run /items/)")
+    inline+=("$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items-inline/ GET_SUFFIX= with_cpu "$LIMIT_PID" limit_run /items-inline/)")
   fi
 done
 median_run() { printf '%s\n' "$@" | python3 -c '
@@ -218,9 +243,16 @@ def rps(prefix):
     for r in rows:
         if r.startswith("| " + prefix):
             return float(r.split("|")[2])
+def cpu(prefix):
+    for r in rows:
+        if r.startswith("| " + prefix) and "server CPU per request " in r:
+            return float(r.split("server CPU per request ")[1].split(" ")[0])
 ours = rps("GET item by random id")
 print(f"| GET by id as a share of the ceiling, web::block (medians) | {100 * ours / rps('ceiling:'):.0f}% | | | |")
 print(f"| GET by id as a share of the ceiling inline, the fair one (medians) | {100 * ours / rps('ceiling inline'):.0f}% | | | target ≥ 90% |")
+mine, theirs = cpu("GET item by random id"), cpu("ceiling inline")
+if mine and theirs:
+    print(f"| server CPU per request, the ceiling inline's as a share of ours (the median runs) | {100 * theirs / mine:.0f}% | | | {theirs:.1f} µs against {mine:.1f} µs |")
 PY2
 fi
 if [ "$SCENARIOS" = get ]; then
