@@ -337,7 +337,7 @@ pub(crate) async fn read_item(
     id: ItemId,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    // Boxed where it is read: the item (about 1.5 KiB) is then moved out of the store, the
+    // Boxed where it is read: the item (1,824 bytes) is then moved out of the store, the
     // pool's guard and this future as a pointer rather than copied at each step.
     let item = state
         .read(move |conn| items::get(conn, id, &actor.scope).map(Box::new))
