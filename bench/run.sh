@@ -219,8 +219,8 @@ ours=() ceiling=() inline=()
 for _ in $(seq 1 "$ROUNDS"); do
   ours+=("$(IDS_FILE=$ids GET_PREFIX=/v1/items/ GET_SUFFIX= with_cpu "$SERVER_PID" wrk_run -s bench/get.lua)")
   if [ -x "$LIMIT_BIN" ]; then
-    ceiling+=("$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items/ GET_SUFFIX= with_cpu "$LIMIT_PID" limit_run /items/)")
-    inline+=("$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items-inline/ GET_SUFFIX= with_cpu "$LIMIT_PID" limit_run /items-inline/)")
+    ceiling+=("$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items/ GET_SUFFIX= with_cpu "$LIMIT_PID" limit_run)")
+    inline+=("$(IDS_FILE=$dir/limit-ids.txt GET_PREFIX=/items-inline/ GET_SUFFIX= with_cpu "$LIMIT_PID" limit_run)")
   fi
 done
 median_run() { printf '%s\n' "$@" | python3 -c '

@@ -33,9 +33,14 @@ fn null(out: &mut Vec<u8>) {
     out.extend_from_slice(b"null");
 }
 
-fn maybe_text(out: &mut Vec<u8>, s: Option<&str>) -> Rendered {
-    match s {
-        Some(s) => text(out, s),
+/// `null`, or `v` as `write` writes it.
+fn or_null<T>(
+    out: &mut Vec<u8>,
+    v: Option<T>,
+    write: impl FnOnce(&mut Vec<u8>, T) -> Rendered,
+) -> Rendered {
+    match v {
+        Some(v) => write(out, v),
         None => {
             null(out);
             Ok(())
@@ -43,11 +48,15 @@ fn maybe_text(out: &mut Vec<u8>, s: Option<&str>) -> Rendered {
     }
 }
 
-fn maybe_word(out: &mut Vec<u8>, w: Option<&str>) {
-    match w {
-        Some(w) => word(out, w),
-        None => null(out),
-    }
+fn maybe_text(out: &mut Vec<u8>, s: Option<&str>) -> Rendered {
+    or_null(out, s, text)
+}
+
+fn maybe_word(out: &mut Vec<u8>, w: Option<&str>) -> Rendered {
+    or_null(out, w, |out, w| {
+        word(out, w);
+        Ok(())
+    })
 }
 
 fn texts(out: &mut Vec<u8>, list: &[String]) -> Rendered {
@@ -74,13 +83,7 @@ fn value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Rendered {
 
 /// An optional record: `null`, or the record through its `Serialize`.
 fn maybe<T: Serialize>(out: &mut Vec<u8>, v: &Option<T>) -> Rendered {
-    match v {
-        Some(v) => value(out, v),
-        None => {
-            null(out);
-            Ok(())
-        }
-    }
+    or_null(out, v.as_ref(), value)
 }
 
 fn day(out: &mut Vec<u8>, d: &chrono::NaiveDate) -> Rendered {
@@ -94,13 +97,7 @@ fn day(out: &mut Vec<u8>, d: &chrono::NaiveDate) -> Rendered {
 }
 
 fn maybe_day(out: &mut Vec<u8>, d: Option<&chrono::NaiveDate>) -> Rendered {
-    match d {
-        Some(d) => day(out, d),
-        None => {
-            null(out);
-            Ok(())
-        }
-    }
+    or_null(out, d, day)
 }
 
 fn instant(out: &mut Vec<u8>, t: &chrono::DateTime<chrono::Utc>) -> Rendered {
@@ -114,13 +111,11 @@ fn instant(out: &mut Vec<u8>, t: &chrono::DateTime<chrono::Utc>) -> Rendered {
 }
 
 fn maybe_instant(out: &mut Vec<u8>, t: Option<&chrono::DateTime<chrono::Utc>>) -> Rendered {
-    match t {
-        Some(t) => instant(out, t),
-        None => {
-            null(out);
-            Ok(())
-        }
-    }
+    or_null(out, t, instant)
+}
+
+fn boolean(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
 fn source(out: &mut Vec<u8>, s: &Source) -> Rendered {
@@ -222,13 +217,13 @@ pub(crate) fn item(out: &mut Vec<u8>, item: &Item) -> Rendered {
     out.extend_from_slice(b",\"assets\":");
     texts(out, assets)?;
     out.extend_from_slice(b",\"likelihood\":");
-    maybe_word(out, likelihood.map(|l| l.as_str()));
+    maybe_word(out, likelihood.map(|l| l.as_str()))?;
     out.extend_from_slice(b",\"impact\":");
-    maybe_word(out, impact.map(|l| l.as_str()));
+    maybe_word(out, impact.map(|l| l.as_str()))?;
     out.extend_from_slice(b",\"risk_rating\":");
     word(out, risk_rating.as_str());
     out.extend_from_slice(b",\"adjusted_risk_rating\":");
-    maybe_word(out, adjusted_risk_rating.map(|r| r.as_str()));
+    maybe_word(out, adjusted_risk_rating.map(|r| r.as_str()))?;
     out.extend_from_slice(b",\"risk_justification\":");
     maybe_text(out, risk_justification.as_deref())?;
     out.extend_from_slice(b",\"status\":");
@@ -271,16 +266,10 @@ pub(crate) fn item(out: &mut Vec<u8>, item: &Item) -> Rendered {
     maybe_text(out, cws_code.as_deref())?;
     out.extend_from_slice(b",\"deadline_rule\":");
     maybe_text(out, deadline_rule.as_deref())?;
-    out.extend_from_slice(if *overdue {
-        b",\"overdue\":true"
-    } else {
-        b",\"overdue\":false"
-    });
-    out.extend_from_slice(if *escalated {
-        b",\"escalated\":true"
-    } else {
-        b",\"escalated\":false"
-    });
+    out.extend_from_slice(b",\"overdue\":");
+    boolean(out, *overdue);
+    out.extend_from_slice(b",\"escalated\":");
+    boolean(out, *escalated);
     out.extend_from_slice(b",\"vdr\":");
     maybe(out, vdr)?;
     out.extend_from_slice(b",\"kev\":");
@@ -292,10 +281,10 @@ pub(crate) fn item(out: &mut Vec<u8>, item: &Item) -> Rendered {
     out.extend_from_slice(b",\"not_seen_since\":");
     maybe_instant(out, not_seen_since.as_ref())?;
     out.extend_from_slice(b",\"not_seen_scan\":");
-    match not_seen_scan {
-        Some(scan) => uuid(out, *scan),
-        None => null(out),
-    }
+    or_null(out, *not_seen_scan, |out, scan| {
+        uuid(out, scan);
+        Ok(())
+    })?;
     out.extend_from_slice(b",\"version\":");
     out.extend_from_slice(itoa::Buffer::new().format(*version).as_bytes());
     out.extend_from_slice(b",\"created_at\":");
@@ -326,13 +315,15 @@ pub(crate) fn item_page(out: &mut Vec<u8>, items: &[Item], next_cursor: Option<&
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use poam_domain::threat::{Epss, Kev, Seen};
     use poam_domain::vdr::{self, Deadline, FedrampClass, Schedule};
     use poam_domain::{ItemFields, ItemId, ItemMeta, SystemId};
 
-    fn nasty() -> String {
+    /// Every byte JSON escapes (the controls, `"`, `\\`) and some it does not (`/`, DEL,
+    /// U+2028, astral characters, HTML's).
+    pub(crate) fn nasty() -> String {
         (0u8..0x20)
             .map(char::from)
             .chain("\"\\/\u{7f}é\u{2028}\u{2029}😀 <script>&'".chars())

@@ -81,10 +81,7 @@ mod tests {
     /// filled: sonic-rs writes what serde_json writes, byte for byte.
     #[test]
     fn single_resources_render_as_serde_json_does() {
-        let nasty: String = (0u8..0x20)
-            .map(char::from)
-            .chain("\"\\/\u{7f}é\u{2028}\u{2029}😀 <script>&'".chars())
-            .collect();
+        let nasty = crate::render::tests::nasty();
         let fields: Result<ItemFields, _> = serde_json::from_value(serde_json::json!({
             "external_id": nasty,
             "title": format!("Title {nasty}"),
