@@ -321,7 +321,7 @@ pub(crate) mod tests {
     use poam_domain::vdr::{self, Deadline, FedrampClass, Schedule};
     use poam_domain::{ItemFields, ItemId, ItemMeta, SystemId};
 
-    /// Every byte JSON escapes (the controls, `"`, `\\`) and some it does not (`/`, DEL,
+    /// Every byte JSON escapes (the controls, `"`, `\`) and some it does not (`/`, DEL,
     /// U+2028, astral characters, HTML's).
     pub(crate) fn nasty() -> String {
         (0u8..0x20)
