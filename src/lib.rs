@@ -243,15 +243,11 @@ impl Application {
             }
         };
         let tls = settings.tls.as_ref().map(tls::server_config).transpose()?;
-        let mut server = actix_web::HttpServer::new(move || {
-            poam_http::app(state.clone()).wrap(actix_web::middleware::from_fn(
-                tls::no_store_for_certificates,
-            ))
-        })
-        .shutdown_timeout(30)
-        .client_request_timeout(std::time::Duration::from_secs(30))
-        // A TLS connection's verified client certificate, for the `Actor` extractor.
-        .on_connect(tls::on_connect);
+        let mut server = actix_web::HttpServer::new(move || poam_http::app(state.clone()))
+            .shutdown_timeout(30)
+            .client_request_timeout(std::time::Duration::from_secs(30))
+            // A TLS connection's verified client certificate, for the `Actor` extractor.
+            .on_connect(tls::on_connect);
         if let Some(n) = settings.workers {
             server = server.workers(n);
         }

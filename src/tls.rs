@@ -308,23 +308,6 @@ pub fn certificate_claims(der: &[u8]) -> Result<Value, String> {
     Ok(json!({ "cert": out }))
 }
 
-/// Marks responses to certificate-authenticated connections `Cache-Control: no-store`, as
-/// the protection middleware marks those of requests with a bearer token.
-pub async fn no_store_for_certificates(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let certificate = req.conn_data::<ClientCertificate>().is_some();
-    let mut res = next.call(req).await?;
-    if certificate {
-        res.headers_mut().insert(
-            actix_web::http::header::CACHE_CONTROL,
-            actix_web::http::header::HeaderValue::from_static("no-store"),
-        );
-    }
-    Ok(res)
-}
-
 /// A TLS client stream to this server for `poam health`: it must present the certificate of
 /// `POAM_TLS_CERT` (pinned: the probe dials the bind address, whatever names the certificate
 /// holds, and sends nothing secret).

@@ -636,7 +636,10 @@ pub async fn guard(
     let path = req.path();
     let probe = path == "/healthz" || path == "/readyz";
     let docs = path == "/docs" || path.starts_with("/docs/");
-    let authenticated = req.headers().contains_key(header::AUTHORIZATION);
+    // A bearer token, or a connection whose verified client certificate speaks for the caller
+    // (mutual TLS): either way the response is someone's and is not to be cached.
+    let authenticated = req.headers().contains_key(header::AUTHORIZATION)
+        || req.conn_data::<crate::auth::ClientCertificate>().is_some();
     let mut address_standing = None;
     if let (Some(p), false) = (&protection, probe) {
         if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
