@@ -10,7 +10,10 @@
 #   BENCH_BIN=/path/to/poam N=2000 bash bench/instructions.sh
 #
 # Add CALLGRIND_KEEP=dir to keep the profiles (callgrind_annotate dir/service.run) for a
-# per-function breakdown.
+# per-function breakdown. ITEMS=10000 reads, on both sides, ITEMS items at random (the same
+# pseudo-random sequence every run) from a database of ITEMS items, as make bench's GET by id does
+# (the service's seeded by bench/bulk.py, the ceiling's its own 10,000 rows): B-trees three
+# levels deep and SQLite's page cache missing, where the default reads one item over and over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
@@ -19,21 +22,26 @@ LIMIT=$(realpath -m "${CARGO_TARGET_DIR:-target}")/limit-target/release/limit
 # The ceiling as bench/run.sh laid it out, when it did.
 [ -x "${LIMIT%/release/limit}-ordered/release/limit" ] && LIMIT=${LIMIT%/release/limit}-ordered/release/limit
 N=${N:-4000}
+ITEMS=${ITEMS:-1}
 dir=$(mktemp -d)
 keep=${CALLGRIND_KEEP:-$dir}
 mkdir -p "$keep"
 trap 'rm -rf "$dir"' EXIT
 
-hit() { # URL TOKEN COUNT: sequential keep-alive GETs that must all answer 200
+hit() { # URL TOKEN COUNT [IDS_FILE]: sequential keep-alive GETs that must all answer 200; with
+  # IDS_FILE, of URL followed by one of its ids drawn at random (seeded: the same every run)
   python3 - "$@" <<'PY'
-import http.client, sys, urllib.parse
+import http.client, random, sys, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1]); token = sys.argv[2]; n = int(sys.argv[3])
+ids = open(sys.argv[4]).read().split() if len(sys.argv) > 4 else None
+draw = random.Random(17)
 c = http.client.HTTPConnection(u.hostname, u.port)
 for _ in range(n):
-    c.request("GET", u.path, headers={"Authorization": "Bearer " + token})
+    path = u.path + draw.choice(ids) if ids else u.path
+    c.request("GET", path, headers={"Authorization": "Bearer " + token})
     r = c.getresponse(); r.read()
     if r.status != 200:
-        sys.exit(f"{u.path}: HTTP {r.status}")
+        sys.exit(f"{path}: HTTP {r.status}")
 PY
 }
 total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}'; }
@@ -68,30 +76,60 @@ print(json.dumps({
 }))
 PY
 )
-  hit "http://127.0.0.1:$port/v1/items/$iid" "$token" 200
-  hit "http://127.0.0.1:$port/v1/items/$iid" "$token" "$2"
+  if [ "$ITEMS" -gt 1 ]; then
+    python3 bench/bulk.py "http://127.0.0.1:$port" "$sid" "$token" 1 "$((ITEMS - 1))" >/dev/null
+    python3 -c 'import sqlite3,sys; print("\n".join(r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT id FROM items")))' \
+      "$data/poam.db" > "$data/ids.txt"
+    hit "http://127.0.0.1:$port/v1/items/" "$token" 2000 "$data/ids.txt"
+    # The seeding's instructions differ from run to run by more than a request's: counted from
+    # zero after the warm-up instead, up to a dump (OUTFILE.1) after the N requests.
+    callgrind_control -z "$vp" >/dev/null
+    hit "http://127.0.0.1:$port/v1/items/" "$token" "$2" "$data/ids.txt"
+    callgrind_control -d "$vp" >/dev/null
+  else
+    hit "http://127.0.0.1:$port/v1/items/$iid" "$token" 200
+    hit "http://127.0.0.1:$port/v1/items/$iid" "$token" "$2"
+  fi
   kill "$vp"; wait "$vp" 2>/dev/null || true
 }
 
 ceiling() { # OUTFILE COUNT
   local vp
   mkdir -p "$dir/limit-$2"
-  (cd "$dir/limit-$2" && LIMIT_TEST_ON_CHECKOUT=0 exec valgrind --tool=callgrind --callgrind-out-file="$1" "$LIMIT") >/dev/null 2>&1 &
+  (cd "$dir/limit-$2" && LIMIT_ROWS=$((ITEMS > 10000 ? ITEMS : 10000)) LIMIT_TEST_ON_CHECKOUT=0 exec valgrind --tool=callgrind --callgrind-out-file="$1" "$LIMIT") >/dev/null 2>&1 &
   vp=$!
   wait_for http://127.0.0.1:8090/static
-  hit http://127.0.0.1:8090/items-inline/17 x 200
-  hit http://127.0.0.1:8090/items-inline/17 x "$2"
+  if [ "$ITEMS" -gt 1 ]; then
+    seq 1 "$ITEMS" > "$dir/limit-$2/ids.txt"
+    hit http://127.0.0.1:8090/items-inline/ x 2000 "$dir/limit-$2/ids.txt"
+    callgrind_control -z "$vp" >/dev/null
+    hit http://127.0.0.1:8090/items-inline/ x "$2" "$dir/limit-$2/ids.txt"
+    callgrind_control -d "$vp" >/dev/null
+  else
+    hit http://127.0.0.1:8090/items-inline/17 x 200
+    hit http://127.0.0.1:8090/items-inline/17 x "$2"
+  fi
   kill "$vp"; wait "$vp" 2>/dev/null || true
 }
 
-service "$keep/service.base" 0
-service "$keep/service.run" "$N"
-s=$(( ($(total "$keep/service.run") - $(total "$keep/service.base")) / N ))
+if [ "$ITEMS" -gt 1 ]; then
+  service "$keep/service.run" "$N"
+  s=$(( $(total "$keep/service.run.1") / N ))
+else
+  service "$keep/service.base" 0
+  service "$keep/service.run" "$N"
+  s=$(( ($(total "$keep/service.run") - $(total "$keep/service.base")) / N ))
+fi
 echo "service GET /v1/items/{id}: $s instructions per request"
 if [ -x "$LIMIT" ]; then
-  ceiling "$keep/ceiling.base" 0
-  ceiling "$keep/ceiling.run" "$N"
-  c=$(( ($(total "$keep/ceiling.run") - $(total "$keep/ceiling.base")) / N ))
+  if [ "$ITEMS" -gt 1 ]; then
+    ceiling "$keep/ceiling.run" "$N"
+    c=$(( $(total "$keep/ceiling.run.1") / N ))
+  else
+    ceiling "$keep/ceiling.base" 0
+    ceiling "$keep/ceiling.run" "$N"
+    c=$(( ($(total "$keep/ceiling.run") - $(total "$keep/ceiling.base")) / N ))
+  fi
   echo "ceiling GET /items-inline/{id}: $c instructions per request"
   python3 -c "import sys; print(f'INSTRJSON {{\"service\": {sys.argv[1]}, \"ceiling\": {sys.argv[2]}, \"ratio\": {int(sys.argv[2])/int(sys.argv[1]):.2f}}}')" "$s" "$c"
 else

@@ -254,6 +254,16 @@ mine, theirs = cpu("GET item by random id"), cpu("ceiling inline")
 if mine and theirs:
     print(f"| server CPU per request, the ceiling inline's as a share of ours (the median runs) | {100 * theirs / mine:.0f}% | | | {theirs:.1f} µs against {mine:.1f} µs |")
 PY2
+  # Each round's two runs meet the same machine state (ours, then the ceiling's, seconds apart):
+  # their ratio, round by round, is steadier than the ratio of the two medians when the machine's
+  # speed drifts between rounds.
+  python3 - "${#ours[@]}" "${ours[@]}" "${inline[@]}" >> "$out" <<'PY3'
+import json, sys
+n = int(sys.argv[1])
+rps = [json.loads(l.split("WRKJSON ", 1)[1])["rps"] for l in sys.argv[2:]]
+shares = sorted(100 * a / b for a, b in zip(rps[:n], rps[n:]))
+print(f"| GET by id as a share of the ceiling inline, round by round (paired) | {shares[len(shares) // 2]:.0f}% | | | median of {', '.join('%.0f%%' % s for s in shares)} |")
+PY3
 fi
 if [ "$SCENARIOS" = get ]; then
   echo; cat "$out"; cp "$out" "target/bench-$DB-get.md"; exit 0
