@@ -137,7 +137,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("POAM_TLS_KEY", Kind::Path, NONE, "PEM private key of `POAM_TLS_CERT` (PKCS#8, PKCS#1 or SEC1), mode 0600; read again on SIGHUP"),
     setting("POAM_TLS_CLIENT_CA", Kind::Path, DefaultValue::Unset("no client certificates asked for"), "PEM bundle of the CAs whose client certificates are accepted (mutual TLS); a certificate is optional, one from another CA is refused at the handshake; a request without a bearer token is authenticated by its certificate through `POAM_CLAIMS_MAP`'s `cert.*` rules"),
     setting("POAM_AUTO_MIGRATE", Kind::Bool, DefaultValue::Derived("`true` on SQLite, `false` on PostgreSQL"), "apply pending migrations on start: `true` or `false`"),
-    setting("POAM_POOL_SIZE", Kind::Number, value("8"), "database connections per instance"),
+    setting("POAM_POOL_SIZE", Kind::Number, value("8"), "database connections per instance; on SQLite all are opened at start and kept (SQLite's page cache, one for the process, is 2 MiB per open connection)"),
     setting("POAM_SQLITE_BUSY_TIMEOUT_MS", Kind::Number, value("5000"), "longest wait on another process's SQLite write lock before a 503, in milliseconds"),
     setting("POAM_POOL_TIMEOUT_MS", Kind::Number, value("5000"), "longest wait for a database connection before a 503, in milliseconds"),
     setting("POAM_EVIDENCE_MAX_BYTES", Kind::Number, DefaultValue::Value("31457280", "30 MiB, eMASS's"), "largest evidence file accepted, in bytes"),
