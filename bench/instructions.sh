@@ -83,9 +83,9 @@ PY
     hit "http://127.0.0.1:$port/v1/items/" "$token" 2000 "$data/ids.txt"
     # The seeding's instructions differ from run to run by more than a request's: counted from
     # zero after the warm-up instead, up to a dump (OUTFILE.1) after the N requests.
-    callgrind_control -z "$vp" >/dev/null
+    callgrind_control -z "$vp" >/dev/null 2>&1
     hit "http://127.0.0.1:$port/v1/items/" "$token" "$2" "$data/ids.txt"
-    callgrind_control -d "$vp" >/dev/null
+    callgrind_control -d "$vp" >/dev/null 2>&1
   else
     hit "http://127.0.0.1:$port/v1/items/$iid" "$token" 200
     hit "http://127.0.0.1:$port/v1/items/$iid" "$token" "$2"
@@ -102,9 +102,9 @@ ceiling() { # OUTFILE COUNT
   if [ "$ITEMS" -gt 1 ]; then
     seq 1 "$ITEMS" > "$dir/limit-$2/ids.txt"
     hit http://127.0.0.1:8090/items-inline/ x 2000 "$dir/limit-$2/ids.txt"
-    callgrind_control -z "$vp" >/dev/null
+    callgrind_control -z "$vp" >/dev/null 2>&1
     hit http://127.0.0.1:8090/items-inline/ x "$2" "$dir/limit-$2/ids.txt"
-    callgrind_control -d "$vp" >/dev/null
+    callgrind_control -d "$vp" >/dev/null 2>&1
   else
     hit http://127.0.0.1:8090/items-inline/17 x 200
     hit http://127.0.0.1:8090/items-inline/17 x "$2"
