@@ -137,7 +137,8 @@ pub const SETTINGS: &[Setting] = &[
     setting("POAM_TLS_KEY", Kind::Path, NONE, "PEM private key of `POAM_TLS_CERT` (PKCS#8, PKCS#1 or SEC1), mode 0600; read again on SIGHUP"),
     setting("POAM_TLS_CLIENT_CA", Kind::Path, DefaultValue::Unset("no client certificates asked for"), "PEM bundle of the CAs whose client certificates are accepted (mutual TLS); a certificate is optional, one from another CA is refused at the handshake; a request without a bearer token is authenticated by its certificate through `POAM_CLAIMS_MAP`'s `cert.*` rules"),
     setting("POAM_AUTO_MIGRATE", Kind::Bool, DefaultValue::Derived("`true` on SQLite, `false` on PostgreSQL"), "apply pending migrations on start: `true` or `false`"),
-    setting("POAM_POOL_SIZE", Kind::Number, value("8"), "database connections per instance; on SQLite all are opened at start and kept (SQLite's page cache, one for the process, is 2 MiB per open connection)"),
+    setting("POAM_POOL_SIZE", Kind::Number, value("8"), "database connections per instance; on SQLite all are opened at start and kept (they share `POAM_SQLITE_CACHE_MIB`)"),
+    setting("POAM_SQLITE_CACHE_MIB", Kind::Number, value("32"), "SQLite's page cache in MiB, one for the process, shared by the pool's connections; filled as pages are read (10,000 items and their id index take 21 MiB); at least 1"),
     setting("POAM_SQLITE_BUSY_TIMEOUT_MS", Kind::Number, value("5000"), "longest wait on another process's SQLite write lock before a 503, in milliseconds"),
     setting("POAM_POOL_TIMEOUT_MS", Kind::Number, value("5000"), "longest wait for a database connection before a 503, in milliseconds"),
     setting("POAM_EVIDENCE_MAX_BYTES", Kind::Number, DefaultValue::Value("31457280", "30 MiB, eMASS's"), "largest evidence file accepted, in bytes"),
@@ -676,6 +677,11 @@ impl Settings {
             "POAM_SQLITE_BUSY_TIMEOUT_MS",
             l.number("POAM_SQLITE_BUSY_TIMEOUT_MS")?,
         )?);
+        let sqlite_cache_mib: u32 =
+            required("POAM_SQLITE_CACHE_MIB", l.number("POAM_SQLITE_CACHE_MIB")?)?;
+        if !(1..=1 << 20).contains(&sqlite_cache_mib) {
+            return Err("POAM_SQLITE_CACHE_MIB: must be 1 to 1048576".into());
+        }
         Ok(Settings {
             tls,
             limits,
@@ -690,6 +696,7 @@ impl Settings {
                 max_size,
                 connection_timeout,
                 busy_timeout,
+                sqlite_cache_kib: sqlite_cache_mib << 10,
             },
             workers,
             evidence_max_bytes,

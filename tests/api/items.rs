@@ -608,3 +608,41 @@ fn two_instances_share_one_counter(app: &TestApp) {
     );
 }
 both!(two_instances_share_one_counter);
+
+/// SQLite: a worker reads an item it read before by the row id it remembers, and checks the id
+/// in the same statement. Row ids can move (`VACUUM` renumbers them); here they are moved by
+/// hand, so that the row id remembered for A holds B: A must still be A, and B still B.
+#[test]
+fn an_item_read_again_is_that_item_after_its_row_id_moved() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    let Some(app) = TestApp::spawn_with(crate::harness::Backend::Sqlite, &[("POAM_WORKERS", "1")])
+    else {
+        return;
+    };
+    let admin = app.admin();
+    let sid = app.system("Row ids");
+    let a = crate::harness::id(&app.item(&sid, json!({"title": "Item A"})).expect(201).body);
+    let b = crate::harness::id(&app.item(&sid, json!({"title": "Item B"})).expect(201).body);
+    let title =
+        |id: &str| app.get(&format!("/v1/items/{id}"), &admin).expect(200).body["title"].clone();
+    // Read twice each: the one worker remembers both row ids.
+    for _ in 0..2 {
+        assert_eq!((title(&a), title(&b)), (json!("Item A"), json!("Item B")));
+    }
+    let path = app.dir.join("poam.db");
+    let mut conn =
+        SqliteConnection::establish(&path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
+    diesel::sql_query(format!(
+        "UPDATE items SET rowid = rowid + 1000000 WHERE id = '{a}'; "
+    ))
+    .execute(&mut conn)
+    .unwrap_or_else(|e| panic!("{e}"));
+    diesel::sql_query(format!(
+        "UPDATE items SET rowid = (SELECT rowid - 1000000 FROM items WHERE id = '{a}') WHERE id = '{b}'"
+    ))
+    .execute(&mut conn)
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((title(&a), title(&b)), (json!("Item A"), json!("Item B")));
+    // And again, by the row ids remembered now.
+    assert_eq!((title(&a), title(&b)), (json!("Item A"), json!("Item B")));
+}

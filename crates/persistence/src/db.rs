@@ -121,11 +121,17 @@ fn mask_query_password(url: &str) -> String {
 pub struct DbManager {
     url: DatabaseUrl,
     busy_timeout: Duration,
+    /// Each SQLite connection's `cache_size`, in KiB.
+    cache_kib: u32,
 }
 
 impl DbManager {
-    pub fn new(url: DatabaseUrl, busy_timeout: Duration) -> Self {
-        Self { url, busy_timeout }
+    pub fn new(url: DatabaseUrl, options: &PoolOptions) -> Self {
+        Self {
+            url,
+            busy_timeout: options.busy_timeout,
+            cache_kib: (options.sqlite_cache_kib / options.max_size.max(1)).max(64),
+        }
     }
 
     fn open_sqlite(&self, path: &Path) -> Result<SqliteConnection, r2d2::Error> {
@@ -140,8 +146,10 @@ impl DbManager {
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
-             PRAGMA temp_store = MEMORY;",
-            self.busy_timeout.as_millis()
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -{};",
+            self.busy_timeout.as_millis(),
+            self.cache_kib
         ))
         .map_err(r2d2::Error::QueryError)?;
         refresh_statistics(&mut conn).map_err(r2d2::Error::QueryError)?;
@@ -280,6 +288,10 @@ pub struct PoolOptions {
     pub connection_timeout: Duration,
     /// How long SQLite waits on a lock held by another writer.
     pub busy_timeout: Duration,
+    /// SQLite's page cache in KiB, for the whole pool: the bundled SQLite keeps one cache for
+    /// the process, as large as its open connections' `cache_size` together, so each
+    /// connection is given its share.
+    pub sqlite_cache_kib: u32,
 }
 
 impl Default for PoolOptions {
@@ -288,6 +300,7 @@ impl Default for PoolOptions {
             max_size: 8,
             connection_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
+            sqlite_cache_kib: 32 << 10,
         }
     }
 }
@@ -320,7 +333,7 @@ pub fn connect_for_command(url: &DatabaseUrl, options: &PoolOptions) -> Result<D
 }
 
 fn connect_keeping(url: &DatabaseUrl, options: &PoolOptions, idle: u32) -> Result<DbPool, String> {
-    let manager = DbManager::new(url.clone(), options.busy_timeout);
+    let manager = DbManager::new(url.clone(), options);
     let pool = Pool::builder()
         .max_size(options.max_size)
         .min_idle(Some(idle))
