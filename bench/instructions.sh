@@ -14,6 +14,8 @@
 # pseudo-random sequence every run) from a database of ITEMS items, as make bench's GET by id does
 # (the service's seeded by bench/bulk.py, the ceiling's its own 10,000 rows): B-trees three
 # levels deep and SQLite's page cache missing, where the default reads one item over and over.
+# WARM=each warms up by reading every one of the ITEMS items once (make bench's GET by id reads
+# each of its 10,000 about 30 times), WARM=2000 (the default) by 2,000 drawn at random.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
@@ -23,21 +25,25 @@ LIMIT=$(realpath -m "${CARGO_TARGET_DIR:-target}")/limit-target/release/limit
 [ -x "${LIMIT%/release/limit}-ordered/release/limit" ] && LIMIT=${LIMIT%/release/limit}-ordered/release/limit
 N=${N:-4000}
 ITEMS=${ITEMS:-1}
+WARM=${WARM:-2000}
 dir=$(mktemp -d)
 keep=${CALLGRIND_KEEP:-$dir}
 mkdir -p "$keep"
 trap 'rm -rf "$dir"' EXIT
 
 hit() { # URL TOKEN COUNT [IDS_FILE]: sequential keep-alive GETs that must all answer 200; with
-  # IDS_FILE, of URL followed by one of its ids drawn at random (seeded: the same every run)
+  # IDS_FILE, of URL followed by one of its ids drawn at random (seeded: the same every run);
+  # COUNT `each`: every id of IDS_FILE once, in its order
   python3 - "$@" <<'PY'
 import http.client, random, sys, urllib.parse
-u = urllib.parse.urlparse(sys.argv[1]); token = sys.argv[2]; n = int(sys.argv[3])
+u = urllib.parse.urlparse(sys.argv[1]); token = sys.argv[2]
 ids = open(sys.argv[4]).read().split() if len(sys.argv) > 4 else None
 draw = random.Random(17)
+each = sys.argv[3] == "each"
+n = len(ids) if each else int(sys.argv[3])
 c = http.client.HTTPConnection(u.hostname, u.port)
-for _ in range(n):
-    path = u.path + draw.choice(ids) if ids else u.path
+for i in range(n):
+    path = u.path + (ids[i] if each else draw.choice(ids)) if ids else u.path
     c.request("GET", path, headers={"Authorization": "Bearer " + token})
     r = c.getresponse(); r.read()
     if r.status != 200:
@@ -80,7 +86,7 @@ PY
     python3 bench/bulk.py "http://127.0.0.1:$port" "$sid" "$token" 1 "$((ITEMS - 1))" >/dev/null
     python3 -c 'import sqlite3,sys; print("\n".join(r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT id FROM items")))' \
       "$data/poam.db" > "$data/ids.txt"
-    hit "http://127.0.0.1:$port/v1/items/" "$token" 2000 "$data/ids.txt"
+    hit "http://127.0.0.1:$port/v1/items/" "$token" "$WARM" "$data/ids.txt"
     # The seeding's instructions differ from run to run by more than a request's: counted from
     # zero after the warm-up instead, up to a dump (OUTFILE.1) after the N requests.
     callgrind_control -z "$vp" >/dev/null 2>&1
@@ -101,7 +107,7 @@ ceiling() { # OUTFILE COUNT
   wait_for http://127.0.0.1:8090/static
   if [ "$ITEMS" -gt 1 ]; then
     seq 1 "$ITEMS" > "$dir/limit-$2/ids.txt"
-    hit http://127.0.0.1:8090/items-inline/ x 2000 "$dir/limit-$2/ids.txt"
+    hit http://127.0.0.1:8090/items-inline/ x "$WARM" "$dir/limit-$2/ids.txt"
     callgrind_control -z "$vp" >/dev/null 2>&1
     hit http://127.0.0.1:8090/items-inline/ x "$2" "$dir/limit-$2/ids.txt"
     callgrind_control -d "$vp" >/dev/null 2>&1
