@@ -14,6 +14,8 @@
 # pseudo-random sequence every run) from a database of ITEMS items, as make bench's GET by id does
 # (the service's seeded by bench/bulk.py, the ceiling's its own 10,000 rows): B-trees three
 # levels deep and SQLite's page cache missing, where the default reads one item over and over.
+# One worker thread on each side: the warm-up and the measured requests (two connections) meet
+# the same thread and what it keeps (the service's remembered row ids).
 # WARM=each warms up by reading every one of the ITEMS items once (make bench's GET by id reads
 # each of its 10,000 about 30 times), WARM=2000 (the default) by 2,000 drawn at random.
 set -euo pipefail
@@ -59,7 +61,7 @@ service() { # OUTFILE COUNT
   POAM_DATA_DIR=$data POAM_BIND=127.0.0.1:$port POAM_LOG=warn \
     POAM_JWT_SECRET=bench-secret-bench-secret-bench-secret-00 POAM_DATABASE_URL=sqlite://$data/poam.db \
     POAM_RATE_LIMIT_PER_SECOND=1000000 POAM_RATE_LIMIT_BURST=1000000 \
-    POAM_RATE_LIMIT_ADDRESS_PER_SECOND=1000000 POAM_RATE_LIMIT_ADDRESS_BURST=1000000 \
+    POAM_RATE_LIMIT_ADDRESS_PER_SECOND=1000000 POAM_RATE_LIMIT_ADDRESS_BURST=1000000 POAM_WORKERS=1 \
     valgrind --tool=callgrind --callgrind-out-file="$1" "$BIN" serve >/dev/null 2>&1 &
   vp=$!
   wait_for "http://127.0.0.1:$port/readyz"
@@ -102,7 +104,7 @@ PY
 ceiling() { # OUTFILE COUNT
   local vp
   mkdir -p "$dir/limit-$2"
-  (cd "$dir/limit-$2" && LIMIT_ROWS=$((ITEMS > 10000 ? ITEMS : 10000)) LIMIT_TEST_ON_CHECKOUT=0 exec valgrind --tool=callgrind --callgrind-out-file="$1" "$LIMIT") >/dev/null 2>&1 &
+  (cd "$dir/limit-$2" && LIMIT_ROWS=$((ITEMS > 10000 ? ITEMS : 10000)) LIMIT_TEST_ON_CHECKOUT=0 LIMIT_WORKERS=1 exec valgrind --tool=callgrind --callgrind-out-file="$1" "$LIMIT") >/dev/null 2>&1 &
   vp=$!
   wait_for http://127.0.0.1:8090/static
   if [ "$ITEMS" -gt 1 ]; then
