@@ -783,6 +783,8 @@ mod tests {
     fn bad_values_are_named() {
         for (k, v) in [
             ("POAM_POOL_SIZE", "0"),
+            ("POAM_SQLITE_CACHE_MIB", "0"),
+            ("POAM_SQLITE_CACHE_MIB", "1048577"),
             ("POAM_LOG_FORMAT", "xml"),
             ("POAM_AUTO_MIGRATE", "maybe"),
         ] {

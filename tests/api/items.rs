@@ -633,7 +633,7 @@ fn an_item_read_again_is_that_item_after_its_row_id_moved() {
     let mut conn =
         SqliteConnection::establish(&path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
     diesel::sql_query(format!(
-        "UPDATE items SET rowid = rowid + 1000000 WHERE id = '{a}'; "
+        "UPDATE items SET rowid = rowid + 1000000 WHERE id = '{a}'"
     ))
     .execute(&mut conn)
     .unwrap_or_else(|e| panic!("{e}"));
