@@ -24,7 +24,7 @@ BIN=$(realpath -m "${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/dist/poam}")
 OUT=${ORDER_OUT:-link/poam.order}
 dir=$(mktemp -d)
 vp=
-trap '[ -n "$vp" ] && kill "$vp" 2>/dev/null; rm -rf "$dir"' EXIT
+trap '[ -z "$vp" ] || kill "$vp" 2>/dev/null || true; rm -rf "$dir"' EXIT
 wait_for() { for _ in $(seq 1 600); do curl -sf "$1" >/dev/null && return 0; sleep 0.2; done; return 1; }
 
 run() { # OUTFILE no|yes|only (requests: none, after start and idle, or only they are counted)

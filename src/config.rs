@@ -139,6 +139,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("POAM_AUTO_MIGRATE", Kind::Bool, DefaultValue::Derived("`true` on SQLite, `false` on PostgreSQL"), "apply pending migrations on start: `true` or `false`"),
     setting("POAM_POOL_SIZE", Kind::Number, value("8"), "database connections per instance; on SQLite all are opened at start and kept (they share `POAM_SQLITE_CACHE_MIB`)"),
     setting("POAM_SQLITE_CACHE_MIB", Kind::Number, value("32"), "SQLite's page cache in MiB, one for the process, shared by the pool's connections; filled as pages are read (10,000 items and their id index take 21 MiB); at least 1"),
+    setting("POAM_ITEM_CACHE_MIB", Kind::Number, value("32"), "the rendered items `GET /v1/items/{id}` may keep, in MiB, shared by the workers: a read still reads the item's row and answers a kept rendering only of its current version (and day); SQLite only; `0` keeps none; at most 4096"),
     setting("POAM_SQLITE_BUSY_TIMEOUT_MS", Kind::Number, value("5000"), "longest wait on another process's SQLite write lock before a 503, in milliseconds"),
     setting("POAM_POOL_TIMEOUT_MS", Kind::Number, value("5000"), "longest wait for a database connection before a 503, in milliseconds"),
     setting("POAM_EVIDENCE_MAX_BYTES", Kind::Number, DefaultValue::Value("31457280", "30 MiB, eMASS's"), "largest evidence file accepted, in bytes"),
@@ -402,6 +403,8 @@ pub struct Settings {
     pub auto_migrate: bool,
     pub pool: PoolOptions,
     pub workers: Option<usize>,
+    /// What the item renderings may take (`POAM_ITEM_CACHE_MIB`), in bytes; 0: none kept.
+    pub item_cache_bytes: u64,
     pub evidence_max_bytes: usize,
     pub bulk_max_items: usize,
     pub metrics: bool,
@@ -682,6 +685,11 @@ impl Settings {
         if !(1..=1 << 20).contains(&sqlite_cache_mib) {
             return Err("POAM_SQLITE_CACHE_MIB: must be 1 to 1048576".into());
         }
+        let item_cache_mib: u64 =
+            required("POAM_ITEM_CACHE_MIB", l.number("POAM_ITEM_CACHE_MIB")?)?;
+        if item_cache_mib > 4096 {
+            return Err("POAM_ITEM_CACHE_MIB: at most 4096".into());
+        }
         Ok(Settings {
             tls,
             limits,
@@ -699,6 +707,7 @@ impl Settings {
                 sqlite_cache_kib: sqlite_cache_mib << 10,
             },
             workers,
+            item_cache_bytes: item_cache_mib << 20,
             evidence_max_bytes,
             bulk_max_items,
             metrics,
@@ -785,6 +794,7 @@ mod tests {
             ("POAM_POOL_SIZE", "0"),
             ("POAM_SQLITE_CACHE_MIB", "0"),
             ("POAM_SQLITE_CACHE_MIB", "1048577"),
+            ("POAM_ITEM_CACHE_MIB", "4097"),
             ("POAM_LOG_FORMAT", "xml"),
             ("POAM_AUTO_MIGRATE", "maybe"),
         ] {

@@ -203,6 +203,9 @@ impl Application {
         state.evidence_limit = settings.evidence_max_bytes;
         state.bulk_max = settings.bulk_max_items;
         state.metrics_enabled = settings.metrics;
+        state.item_cache = std::sync::Arc::new(poam_http::item_cache::ItemCache::new(
+            settings.item_cache_bytes,
+        ));
         state.import_limit = settings.import_max_bytes;
         state.scan_limit = settings.scan_max_bytes;
         state.spool_dir = spool_dir;

@@ -646,3 +646,130 @@ fn an_item_read_again_is_that_item_after_its_row_id_moved() {
     // And again, by the row ids remembered now.
     assert_eq!((title(&a), title(&b)), (json!("Item A"), json!("Item B")));
 }
+
+/// The item-cache counters of `/metrics`: (hits, misses, entries).
+fn item_cache_counters(app: &TestApp, admin: &str) -> (u64, u64, u64) {
+    let (status, _, text) = app.get_bytes("/metrics", admin);
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&text);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in {text}"))
+    };
+    (
+        value("poam_item_cache_hits_total"),
+        value("poam_item_cache_misses_total"),
+        value("poam_item_cache_entries"),
+    )
+}
+
+/// SQLite: a read answers the rendering it kept only for the item's current version, after the
+/// scope is checked against the row: a change (PATCH, a transition, the archive) is read at once,
+/// a token without the item's system is refused though the rendering is kept, and an item with a
+/// FedRAMP 2026 schedule (its `vdr` status read to the hour) is never kept.
+#[test]
+fn a_kept_rendering_answers_only_for_the_current_version() {
+    let Some(app) = TestApp::spawn_with(crate::harness::Backend::Sqlite, &[]) else {
+        return;
+    };
+    let admin = app.admin();
+    let sid = app.system("Renderings");
+    let id = crate::harness::id(&app.item(&sid, json!({"title": "First"})).expect(201).body);
+    let path = format!("/v1/items/{id}");
+    let first = app.get(&path, &admin).expect(200);
+    assert_eq!(item_cache_counters(&app, &admin), (0, 1, 1));
+    let again = app.get(&path, &admin).expect(200);
+    assert_eq!(item_cache_counters(&app, &admin), (1, 1, 1));
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.headers.get("etag"), first.headers.get("etag"));
+    assert_eq!(again.headers.get("etag").map(String::as_str), Some("\"1\""));
+
+    // A change is read at once, with its version.
+    let etag = first.headers.get("etag").cloned().unwrap_or_default();
+    app.patch(&path, &admin, &json!({"title": "Second"}), Some(&etag))
+        .expect(200);
+    let changed = app.get(&path, &admin).expect(200);
+    assert_eq!(changed.body["title"], "Second");
+    assert_eq!(changed.body["version"], 2);
+    assert_eq!(
+        changed.headers.get("etag").map(String::as_str),
+        Some("\"2\"")
+    );
+    assert_eq!(item_cache_counters(&app, &admin), (1, 2, 1));
+    assert_eq!(app.get(&path, &admin).expect(200).body, changed.body);
+    assert_eq!(item_cache_counters(&app, &admin), (2, 2, 1));
+
+    // The scope is the row's, checked before any kept rendering is looked at.
+    let other = app.system("Elsewhere");
+    let other: poam_domain::SystemId = other.parse().unwrap_or_else(|e| panic!("{e:?}"));
+    let elsewhere = app.token(&[Role::Viewer], &[other]);
+    app.get(&path, &elsewhere).problem(404, "not_found");
+    assert_eq!(item_cache_counters(&app, &admin), (2, 2, 1));
+
+    // The archive is a new version too.
+    let archived = app
+        .request(
+            "DELETE",
+            &format!("{path}?reason=Duplicate"),
+            Some(&admin),
+            &[("If-Match", "\"2\"")],
+            None,
+        )
+        .expect(200);
+    assert!(archived.body["archived_at"].is_string());
+    let read = app.get(&path, &admin).expect(200);
+    assert_eq!(read.body["archived_at"], archived.body["archived_at"]);
+    assert_eq!(read.body["archive_reason"], "Duplicate");
+
+    // Under the 2026 rules the item's `vdr` status moves with the clock: read whole every time.
+    let vdr = app
+        .post(
+            "/v1/systems",
+            &admin,
+            &json!({"name": "Payroll", "regime": "fedramp", "fedramp_class": "B",
+                    "vdr_since": "2026-07-04",
+                    "certification_package_uri": "https://packages.example.org/payroll"}),
+        )
+        .expect(201);
+    let vsid = crate::harness::id(&vdr.body);
+    let today = chrono::Utc::now();
+    let vitem = app
+        .item(
+            &vsid,
+            json!({"detected_on": today.date_naive().to_string(),
+                   "evaluation": {"detected_at": today.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                                  "detection_source": "Tenable Nessus"}}),
+        )
+        .expect(201);
+    let vpath = format!("/v1/items/{}", crate::harness::id(&vitem.body));
+    let (hits, misses, entries) = item_cache_counters(&app, &admin);
+    for _ in 0..2 {
+        assert!(app.get(&vpath, &admin).expect(200).body["vdr"].is_object());
+    }
+    assert_eq!(
+        item_cache_counters(&app, &admin),
+        (hits, misses + 2, entries)
+    );
+}
+
+/// `POAM_ITEM_CACHE_MIB=0`: nothing is kept, every read reads the item whole.
+#[test]
+fn no_rendering_is_kept_without_a_budget() {
+    let Some(app) = TestApp::spawn_with(
+        crate::harness::Backend::Sqlite,
+        &[("POAM_ITEM_CACHE_MIB", "0")],
+    ) else {
+        return;
+    };
+    let admin = app.admin();
+    let sid = app.system("No renderings");
+    let id = crate::harness::id(&app.item(&sid, json!({"title": "Only"})).expect(201).body);
+    for _ in 0..3 {
+        assert_eq!(
+            app.get(&format!("/v1/items/{id}"), &admin).expect(200).body["title"],
+            "Only"
+        );
+    }
+    assert_eq!(item_cache_counters(&app, &admin), (0, 0, 0));
+}

@@ -922,10 +922,9 @@ async fn serve_metrics(
     let mut text = crate::telemetry::metrics().render(&state.pool);
     // The protection series go before the closing `# EOF`.
     let eof = text.rfind("# EOF").unwrap_or(text.len());
-    text.insert_str(
-        eof,
-        &crate::protection::metrics_text(&state.protection, &stored),
-    );
+    let mut series = crate::protection::metrics_text(&state.protection, &stored);
+    series.push_str(&state.item_cache.metrics_text());
+    text.insert_str(eof, &series);
     Ok(HttpResponse::Ok()
         .content_type(crate::telemetry::CONTENT_TYPE)
         .body(text))

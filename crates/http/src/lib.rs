@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod emass_xlsx;
 pub mod idempotency;
 pub mod input;
+pub mod item_cache;
 pub mod jwks;
 pub mod problem;
 pub mod protection;

@@ -25,6 +25,10 @@ pub const DEFAULT_BULK_MAX: usize = 1000;
 /// The largest streamed scan file: 1 GiB (a large ACAS `.nessus` runs to hundreds of MB).
 pub const DEFAULT_SCAN_LIMIT: usize = 1 << 30;
 
+/// What the item renderings may take by default (`POAM_ITEM_CACHE_MIB`): 32 MiB, about 16,000
+/// items.
+pub const DEFAULT_ITEM_CACHE_BYTES: u64 = 32 << 20;
+
 /// eMASS's limit for one artifact: 30 MiB.
 pub const DEFAULT_EVIDENCE_LIMIT: usize = 30 << 20;
 
@@ -55,6 +59,8 @@ pub struct AppState {
     pub protection: Arc<crate::protection::Protection>,
     /// Webhook settings: the URL checks of subscriptions and the secret overlap of rotations.
     pub webhooks: Arc<crate::delivery::WebhookSettings>,
+    /// Items as `GET /v1/items/{id}` last rendered them, by version.
+    pub item_cache: Arc<crate::item_cache::ItemCache>,
 }
 
 impl AppState {
@@ -73,6 +79,7 @@ impl AppState {
             classification_banner: Arc::from(poam_domain::exchange::emass::DEFAULT_BANNER),
             protection: Arc::new(crate::protection::Protection::default()),
             webhooks: Arc::new(crate::delivery::WebhookSettings::default()),
+            item_cache: Arc::new(crate::item_cache::ItemCache::new(DEFAULT_ITEM_CACHE_BYTES)),
         }
     }
 

@@ -696,17 +696,30 @@ fn insert_controls(
 }
 
 pub(crate) fn load(conn: &mut DbConnection, id: &str) -> Result<Box<Item>, StoreError> {
+    load_row(conn, id)?.into_boxed(today())
+}
+
+fn load_row(conn: &mut DbConnection, id: &str) -> Result<ItemRow, StoreError> {
     // On each backend's own connection, with the columns as a plain tuple: a query of static
     // shape, whose prepared statement diesel finds by its type instead of writing its SQL (32
     // quoted identifiers) again on every read, as it does through the multi-backend connection.
-    let row = match conn {
+    Ok(match conn {
         DbConnection::Sqlite(c) => rowid::load(c, id)?,
         DbConnection::Pg(c) => items::table
             .find(id)
             .select(<ItemRow as Selectable<diesel::pg::Pg>>::construct_selection())
             .first::<ItemRow>(c)?,
-    };
-    row.into_boxed(today())
+    })
+}
+
+/// The columns of an item's [`Stamp`], and its system for the scope.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = items)]
+struct StampRow {
+    system_id: String,
+    version: i64,
+    #[diesel(deserialize_as = crate::dates::Instant)]
+    updated_at: NaiveDateTime,
 }
 
 /// On SQLite an item's row is found through its id's index (`items.id` is text) and then the
@@ -718,7 +731,7 @@ pub(crate) fn load(conn: &mut DbConnection, id: &str) -> Result<Box<Item>, Store
 /// row ids; another database in the same process) finds no row, and the item is read through
 /// the index as before. A hint only: never an answer from memory.
 mod rowid {
-    use super::{items, ItemRow, StoreError};
+    use super::{items, ItemRow, StampRow, StoreError};
     use diesel::prelude::*;
     use diesel::query_builder::{AstPass, QueryFragment, QueryId};
     use diesel::sqlite::{Sqlite, SqliteConnection};
@@ -754,25 +767,12 @@ mod rowid {
     impl AppearsOnTable<items::table> for Rowid {}
     impl SelectableExpression<items::table> for Rowid {}
 
-    pub(super) fn load(c: &mut SqliteConnection, id: &str) -> Result<ItemRow, StoreError> {
-        let selection = <ItemRow as Selectable<Sqlite>>::construct_selection;
-        let key = Key::try_from(id.as_bytes()).ok();
-        let hint = key.and_then(|k| ROWIDS.with(|r| r.borrow().get(&k).copied()));
-        if let Some(rowid) = hint {
-            let row = items::table
-                .filter(Rowid.eq(rowid))
-                .filter(items::id.eq(id))
-                .select(selection())
-                .first::<ItemRow>(c)
-                .optional()?;
-            if let Some(row) = row {
-                return Ok(row);
-            }
-        }
-        let (rowid, row) = items::table
-            .find(id)
-            .select((Rowid, selection()))
-            .first::<(i64, ItemRow)>(c)?;
+    /// The row id this thread remembers for `key`.
+    fn hint(key: Option<Key>) -> Option<i64> {
+        key.and_then(|k| ROWIDS.with(|r| r.borrow().get(&k).copied()))
+    }
+
+    fn remember(key: Option<Key>, rowid: i64) {
         if let Some(key) = key {
             ROWIDS.with(|r| {
                 let mut r = r.borrow_mut();
@@ -782,7 +782,44 @@ mod rowid {
                 r.insert(key, rowid);
             });
         }
-        Ok(row)
+    }
+
+    /// The row of `$id` as `$row` selects it: by the remembered row id, else through the id's
+    /// index (its row id remembered). One static statement of each shape per connection.
+    macro_rules! read {
+        ($c:expr, $id:expr, $row:ty) => {{
+            let (c, id) = ($c, $id);
+            let selection = <$row as Selectable<Sqlite>>::construct_selection;
+            let key = Key::try_from(id.as_bytes()).ok();
+            let found = match hint(key) {
+                Some(rowid) => items::table
+                    .filter(Rowid.eq(rowid))
+                    .filter(items::id.eq(id))
+                    .select(selection())
+                    .first::<$row>(c)
+                    .optional()?,
+                None => None,
+            };
+            match found {
+                Some(row) => row,
+                None => {
+                    let (rowid, row) = items::table
+                        .find(id)
+                        .select((Rowid, selection()))
+                        .first::<(i64, $row)>(c)?;
+                    remember(key, rowid);
+                    row
+                }
+            }
+        }};
+    }
+
+    pub(super) fn load(c: &mut SqliteConnection, id: &str) -> Result<ItemRow, StoreError> {
+        Ok(read!(c, id, ItemRow))
+    }
+
+    pub(super) fn stamp(c: &mut SqliteConnection, id: &str) -> Result<StampRow, StoreError> {
+        Ok(read!(c, id, StampRow))
     }
 }
 
@@ -976,11 +1013,76 @@ pub fn get(
     // The id's text written into a buffer on the stack, not through `Display`'s formatter.
     let mut buf = uuid::Uuid::encode_buffer();
     let item = load(conn, id.as_uuid().hyphenated().encode_lower(&mut buf))?;
+    in_scope(item, scope)
+}
+
+fn in_scope(item: Box<Item>, scope: &SystemScope) -> Result<Box<Item>, StoreError> {
     if scope.allows(item.system_id) {
         Ok(item)
     } else {
         Err(StoreError::NotFound)
     }
+}
+
+/// What tells one state of an item's row from every other: its version (every write of the row
+/// raises it), when that version was written, and the day its derived fields (`overdue`,
+/// `escalated`) are read for. Two reads with equal stamps read the same item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub version: i64,
+    pub updated_at: NaiveDateTime,
+    pub today: NaiveDate,
+}
+
+/// What [`get_or_cached`] found.
+pub enum Read<T> {
+    /// The caller's own answer for the row as it stands (the item's row was read for its
+    /// [`Stamp`] and system alone).
+    Cached(T, Stamp),
+    /// The item, read whole, with its stamp where answers may be kept for it (SQLite).
+    Item(Box<Item>, Option<Stamp>),
+}
+
+/// [`get`] for a caller that keeps answers of its own (a rendering of the item): on SQLite the
+/// row's [`Stamp`] and system are read first (three short columns, by the remembered row id),
+/// the scope checked, and `cached` asked for an answer of that stamp; without one (or on
+/// PostgreSQL, where a second round trip on every miss would cost more than the reading it
+/// saves) the item is read whole. Every answer is of the row as it stands at this read.
+pub fn get_or_cached<T>(
+    conn: &mut DbConnection,
+    id: ItemId,
+    scope: &SystemScope,
+    cached: impl FnOnce(&Stamp) -> Option<T>,
+) -> Result<Read<T>, StoreError> {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let text = id.as_uuid().hyphenated().encode_lower(&mut buf);
+    let today = today();
+    let (row, keep) = match conn {
+        DbConnection::Sqlite(c) => {
+            let stamp = rowid::stamp(c, text)?;
+            if !scope.allows(parse_id(&stamp.system_id)?) {
+                return Err(StoreError::NotFound);
+            }
+            let stamp = Stamp {
+                version: stamp.version,
+                updated_at: stamp.updated_at,
+                today,
+            };
+            if let Some(answer) = cached(&stamp) {
+                return Ok(Read::Cached(answer, stamp));
+            }
+            (rowid::load(c, text)?, true)
+        }
+        DbConnection::Pg(_) => (load_row(conn, text)?, false),
+    };
+    let updated_at = row.updated_at;
+    let item = in_scope(row.into_boxed(today)?, scope)?;
+    let stamp = keep.then_some(Stamp {
+        version: item.version,
+        updated_at,
+        today,
+    });
+    Ok(Read::Item(item, stamp))
 }
 
 /// The item, read under its row's write lock (a no-op update first, as `systems::update`),

@@ -337,11 +337,34 @@ pub(crate) async fn read_item(
     id: ItemId,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    // Boxed by the store (`items::get`): the item travels up as a pointer.
-    let item = state
-        .read(move |conn| items::get(conn, id, &actor.scope))
+    let cache = state.item_cache.clone();
+    if !cache.enabled() {
+        // Boxed by the store (`items::get`): the item travels up as a pointer.
+        let item = state
+            .read(move |conn| items::get(conn, id, &actor.scope))
+            .await?;
+        return Ok(versioned_item(StatusCode::OK, &item));
+    }
+    // The row's stamp is read on every request; a rendering answers only for that stamp (see
+    // `crate::item_cache`).
+    let kept = cache.clone();
+    let read = state
+        .read(move |conn| items::get_or_cached(conn, id, &actor.scope, |stamp| kept.get(id, stamp)))
         .await?;
-    Ok(versioned_item(StatusCode::OK, &item))
+    let (item, stamp) = match read {
+        items::Read::Cached(body, stamp) => {
+            return Ok(super::versioned_body(StatusCode::OK, stamp.version, body))
+        }
+        items::Read::Item(item, stamp) => (item, stamp),
+    };
+    let mut json = Vec::with_capacity(4096);
+    crate::render::item(&mut json, &item).map_err(|_| ApiError::Internal)?;
+    let body = actix_web::web::Bytes::from(json);
+    // A FedRAMP 2026 status is read to the hour: not kept.
+    if let Some(stamp) = stamp.filter(|_| item.vdr.is_none()) {
+        cache.put(id, stamp, body.clone());
+    }
+    Ok(super::versioned_body(StatusCode::OK, item.version, body))
 }
 
 /// Update an item with a JSON merge patch (editor).

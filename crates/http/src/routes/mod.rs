@@ -62,6 +62,15 @@ fn versioned_with(
     if render(&mut json).is_err() {
         return actix_web::ResponseError::error_response(&crate::problem::ApiError::Internal);
     }
+    versioned_body(status, version, json.into())
+}
+
+/// A JSON body of the given version, with its `ETag`.
+pub(crate) fn versioned_body(
+    status: StatusCode,
+    version: i64,
+    json: actix_web::web::Bytes,
+) -> HttpResponse {
     let mut etag = String::with_capacity(22);
     etag.push('"');
     etag.push_str(itoa::Buffer::new().format(version));

@@ -1,0 +1,164 @@
+//! Items as `GET /v1/items/{id}` last rendered them, kept by their [`Stamp`]: a read finds the
+//! item's row, checks its system against the caller's scope, and answers the rendering of that
+//! very stamp when one is kept; otherwise the item is read whole and rendered, and the rendering
+//! kept. Never an answer from memory alone: the row is read on every request, and a rendering
+//! answers only for the version, the instant of that version and the day it was rendered for
+//! (`overdue`, `escalated` are the day's). An item with a FedRAMP 2026 schedule is not kept: its
+//! `vdr` status is read to the hour.
+//!
+//! Bounded by the bytes of the renderings (`POAM_ITEM_CACHE_MIB`), evicted by `quick_cache`'s
+//! S3-FIFO policy; shared by the workers (sharded locks, no global one).
+
+use actix_web::web::Bytes;
+use poam_domain::ItemId;
+use poam_persistence::items::Stamp;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What one kept rendering costs beside its bytes (the key, the stamp, the bytes' handle and the
+/// cache's own slot), counted against the budget.
+const ENTRY_OVERHEAD: u64 = 96;
+
+#[derive(Clone)]
+struct Entry {
+    stamp: Stamp,
+    body: Bytes,
+}
+
+#[derive(Clone)]
+struct Weight;
+
+impl quick_cache::Weighter<u128, Entry> for Weight {
+    fn weight(&self, _: &u128, e: &Entry) -> u64 {
+        e.body.len() as u64 + ENTRY_OVERHEAD
+    }
+}
+
+/// The renderings, with what they answered and what they did not.
+pub struct ItemCache {
+    kept: Option<quick_cache::sync::Cache<u128, Entry, Weight>>,
+    budget: u64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl ItemCache {
+    /// At most `budget` bytes of renderings; `0` keeps none.
+    pub fn new(budget: u64) -> Self {
+        // Renderings run to about 2 KiB; the estimate only sizes the cache's tables.
+        let estimated = usize::try_from(budget / 2048).unwrap_or(usize::MAX).max(16);
+        ItemCache {
+            kept: (budget > 0)
+                .then(|| quick_cache::sync::Cache::with_weighter(estimated, budget, Weight)),
+            budget,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether renderings are kept at all (a read without the cache skips the stamp's query).
+    pub(crate) fn enabled(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    /// The rendering of `id` at exactly `stamp`, if kept.
+    pub(crate) fn get(&self, id: ItemId, stamp: &Stamp) -> Option<Bytes> {
+        let found = self
+            .kept
+            .as_ref()?
+            .get(&id.as_uuid().as_u128())
+            .filter(|e| e.stamp == *stamp)
+            .map(|e| e.body);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Keeps `body`, the rendering of `id` at `stamp` (in place of any older one).
+    pub(crate) fn put(&self, id: ItemId, stamp: Stamp, body: Bytes) {
+        if let Some(kept) = &self.kept {
+            kept.insert(id.as_uuid().as_u128(), Entry { stamp, body });
+        }
+    }
+
+    /// The Prometheus series (text format), for `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        let (entries, bytes) = self.kept.as_ref().map_or((0, 0), |k| (k.len(), k.weight()));
+        format!(
+            "# HELP poam_item_cache_hits Item reads answered by the rendering of the item's current version.\n\
+             # TYPE poam_item_cache_hits counter\n\
+             poam_item_cache_hits_total {}\n\
+             # HELP poam_item_cache_misses Item reads that found no rendering of the item's current version.\n\
+             # TYPE poam_item_cache_misses counter\n\
+             poam_item_cache_misses_total {}\n\
+             # HELP poam_item_cache_entries Item renderings kept.\n\
+             # TYPE poam_item_cache_entries gauge\n\
+             poam_item_cache_entries {entries}\n\
+             # HELP poam_item_cache_bytes Bytes the kept renderings count against the budget.\n\
+             # TYPE poam_item_cache_bytes gauge\n\
+             poam_item_cache_bytes {bytes}\n\
+             # HELP poam_item_cache_budget_bytes Bytes the renderings may take (POAM_ITEM_CACHE_MIB).\n\
+             # TYPE poam_item_cache_budget_bytes gauge\n\
+             poam_item_cache_budget_bytes {}\n",
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+            self.budget,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn stamp(version: i64, day: u32) -> Stamp {
+        let date = NaiveDate::from_ymd_opt(2026, 12, day).unwrap_or_default();
+        Stamp {
+            version,
+            updated_at: date.and_hms_opt(9, 0, 0).unwrap_or_default(),
+            today: date,
+        }
+    }
+
+    #[test]
+    fn a_rendering_answers_only_its_own_stamp() {
+        let cache = ItemCache::new(1 << 20);
+        let id = ItemId::new();
+        cache.put(id, stamp(3, 1), Bytes::from_static(b"{\"version\":3}"));
+        assert_eq!(
+            cache.get(id, &stamp(3, 1)).as_deref(),
+            Some(&b"{\"version\":3}"[..])
+        );
+        // Another version, another day, another instant of the same version: no answer.
+        assert!(cache.get(id, &stamp(4, 1)).is_none());
+        assert!(cache.get(id, &stamp(3, 2)).is_none());
+        let mut moved = stamp(3, 1);
+        moved.updated_at += chrono::Duration::microseconds(1);
+        assert!(cache.get(id, &moved).is_none());
+        assert!(cache.get(ItemId::new(), &stamp(3, 1)).is_none());
+        let text = cache.metrics_text();
+        assert!(text.contains("poam_item_cache_hits_total 1\n"), "{text}");
+        assert!(text.contains("poam_item_cache_misses_total 4\n"), "{text}");
+        assert!(text.contains("poam_item_cache_entries 1\n"), "{text}");
+    }
+
+    #[test]
+    fn the_budget_bounds_the_renderings() {
+        let cache = ItemCache::new(64 << 10);
+        let body = Bytes::from(vec![b'x'; 2000]);
+        for _ in 0..1000 {
+            cache.put(ItemId::new(), stamp(1, 1), body.clone());
+        }
+        let kept = cache.kept.as_ref().map_or(0, |k| k.weight());
+        assert!(kept <= 64 << 10, "{kept}");
+        assert!(kept > 0);
+        let off = ItemCache::new(0);
+        off.put(ItemId::new(), stamp(1, 1), body);
+        assert!(!off.enabled());
+        assert!(off.metrics_text().contains("poam_item_cache_entries 0\n"));
+    }
+}
