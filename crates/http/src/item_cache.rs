@@ -2,9 +2,9 @@
 //! item's row, checks its system against the caller's scope, and answers the rendering of that
 //! very stamp when one is kept; otherwise the item is read whole and rendered, and the rendering
 //! kept. Never an answer from memory alone: the row is read on every request, and a rendering
-//! answers only for the version, the instant of that version and the day it was rendered for
-//! (`overdue`, `escalated` are the day's). An item with a FedRAMP 2026 schedule is not kept: its
-//! `vdr` status is read to the hour.
+//! answers only for the version, the instant of that version, the day and the escalation grace
+//! it was rendered for (`overdue`, `escalated` are the day's). An item with a FedRAMP 2026
+//! schedule is not kept: its `vdr` status is read to the hour.
 //!
 //! Bounded by the bytes of the renderings (`POAM_ITEM_CACHE_MIB`), evicted by `quick_cache`'s
 //! S3-FIFO policy; shared by the workers (sharded locks, no global one).
@@ -14,9 +14,10 @@ use poam_domain::ItemId;
 use poam_persistence::items::Stamp;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// What one kept rendering costs beside its bytes (the key, the stamp, the bytes' handle and the
-/// cache's own slot), counted against the budget.
-const ENTRY_OVERHEAD: u64 = 96;
+/// What one kept rendering costs beside its bytes (the key, the stamp, the bytes' handle and its
+/// shared count, the cache's slot and hash entry), counted against the budget. The bytes are
+/// kept at their length (the handler shrinks its buffer before keeping it).
+const ENTRY_OVERHEAD: u64 = 160;
 
 #[derive(Clone)]
 struct Entry {
@@ -121,6 +122,7 @@ mod tests {
             version,
             updated_at: date.and_hms_opt(9, 0, 0).unwrap_or_default(),
             today: date,
+            grace_days: 14,
         }
     }
 
@@ -139,10 +141,13 @@ mod tests {
         let mut moved = stamp(3, 1);
         moved.updated_at += chrono::Duration::microseconds(1);
         assert!(cache.get(id, &moved).is_none());
+        let mut graced = stamp(3, 1);
+        graced.grace_days = 0;
+        assert!(cache.get(id, &graced).is_none());
         assert!(cache.get(ItemId::new(), &stamp(3, 1)).is_none());
         let text = cache.metrics_text();
         assert!(text.contains("poam_item_cache_hits_total 1\n"), "{text}");
-        assert!(text.contains("poam_item_cache_misses_total 4\n"), "{text}");
+        assert!(text.contains("poam_item_cache_misses_total 5\n"), "{text}");
         assert!(text.contains("poam_item_cache_entries 1\n"), "{text}");
     }
 

@@ -411,13 +411,12 @@ impl ItemRow {
     /// item then hands a pointer up through the store, the pool's guard and the handler's
     /// future instead of copying its 1,824 bytes at each step.
     pub(crate) fn into_boxed(self, today: NaiveDate) -> Result<Box<Item>, StoreError> {
+        self.assemble_boxed(today, escalation_grace_days())
+    }
+
+    fn assemble_boxed(self, today: NaiveDate, grace_days: u32) -> Result<Box<Item>, StoreError> {
         let (meta, fields, derived) = self.into_parts()?;
-        let mut item = Box::new(Item::assemble_with_grace(
-            meta,
-            fields,
-            today,
-            escalation_grace_days(),
-        ));
+        let mut item = Box::new(Item::assemble_with_grace(meta, fields, today, grace_days));
         derived.apply(&mut item);
         Ok(item)
     }
@@ -1025,13 +1024,15 @@ fn in_scope(item: Box<Item>, scope: &SystemScope) -> Result<Box<Item>, StoreErro
 }
 
 /// What tells one state of an item's row from every other: its version (every write of the row
-/// raises it), when that version was written, and the day its derived fields (`overdue`,
-/// `escalated`) are read for. Two reads with equal stamps read the same item.
+/// raises it), when that version was written, and what its derived fields are read for: the day
+/// (`overdue`, `escalated`) and the escalation grace (`POAM_ESCALATION_GRACE_DAYS`, set per
+/// process, but settable again). Two reads with equal stamps read the same item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     pub version: i64,
     pub updated_at: NaiveDateTime,
     pub today: NaiveDate,
+    pub grace_days: u32,
 }
 
 /// What [`get_or_cached`] found.
@@ -1056,7 +1057,7 @@ pub fn get_or_cached<T>(
 ) -> Result<Read<T>, StoreError> {
     let mut buf = uuid::Uuid::encode_buffer();
     let text = id.as_uuid().hyphenated().encode_lower(&mut buf);
-    let today = today();
+    let (today, grace_days) = (today(), escalation_grace_days());
     let (row, keep) = match conn {
         DbConnection::Sqlite(c) => {
             let stamp = rowid::stamp(c, text)?;
@@ -1067,6 +1068,7 @@ pub fn get_or_cached<T>(
                 version: stamp.version,
                 updated_at: stamp.updated_at,
                 today,
+                grace_days,
             };
             if let Some(answer) = cached(&stamp) {
                 return Ok(Read::Cached(answer, stamp));
@@ -1076,11 +1078,12 @@ pub fn get_or_cached<T>(
         DbConnection::Pg(_) => (load_row(conn, text)?, false),
     };
     let updated_at = row.updated_at;
-    let item = in_scope(row.into_boxed(today)?, scope)?;
+    let item = in_scope(row.assemble_boxed(today, grace_days)?, scope)?;
     let stamp = keep.then_some(Stamp {
         version: item.version,
         updated_at,
         today,
+        grace_days,
     });
     Ok(Read::Item(item, stamp))
 }

@@ -359,6 +359,8 @@ pub(crate) async fn read_item(
     };
     let mut json = Vec::with_capacity(4096);
     crate::render::item(&mut json, &item).map_err(|_| ApiError::Internal)?;
+    // Kept at its length: the cache counts the bytes it holds.
+    json.shrink_to_fit();
     let body = actix_web::web::Bytes::from(json);
     // A FedRAMP 2026 status is read to the hour: not kept.
     if let Some(stamp) = stamp.filter(|_| item.vdr.is_none()) {
