@@ -709,13 +709,7 @@ fn a_kept_rendering_answers_only_for_the_current_version() {
 
     // The archive is a new version too.
     let archived = app
-        .request(
-            "DELETE",
-            &format!("{path}?reason=Duplicate"),
-            Some(&admin),
-            &[("If-Match", "\"2\"")],
-            None,
-        )
+        .delete(&format!("{path}?reason=Duplicate"), &admin, Some("\"2\""))
         .expect(200);
     assert!(archived.body["archived_at"].is_string());
     let read = app.get(&path, &admin).expect(200);
@@ -723,26 +717,9 @@ fn a_kept_rendering_answers_only_for_the_current_version() {
     assert_eq!(read.body["archive_reason"], "Duplicate");
 
     // Under the 2026 rules the item's `vdr` status moves with the clock: read whole every time.
-    let vdr = app
-        .post(
-            "/v1/systems",
-            &admin,
-            &json!({"name": "Payroll", "regime": "fedramp", "fedramp_class": "B",
-                    "vdr_since": "2026-07-04",
-                    "certification_package_uri": "https://packages.example.org/payroll"}),
-        )
-        .expect(201);
-    let vsid = crate::harness::id(&vdr.body);
-    let today = chrono::Utc::now();
-    let vitem = app
-        .item(
-            &vsid,
-            json!({"detected_on": today.date_naive().to_string(),
-                   "evaluation": {"detected_at": today.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                                  "detection_source": "Tenable Nessus"}}),
-        )
-        .expect(201);
-    let vpath = format!("/v1/items/{}", crate::harness::id(&vitem.body));
+    let vsid = crate::vdr::vdr_system(&app, "B");
+    let vitem = crate::vdr::detected(&app, &vsid, 0);
+    let vpath = format!("/v1/items/{}", crate::harness::id(&vitem));
     let (hits, misses, entries) = item_cache_counters(&app, &admin);
     for _ in 0..2 {
         assert!(app.get(&vpath, &admin).expect(200).body["vdr"].is_object());

@@ -87,7 +87,7 @@ fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
-fn vdr_system(app: &TestApp, class: &str) -> String {
+pub(crate) fn vdr_system(app: &TestApp, class: &str) -> String {
     let r = app
         .post(
             "/v1/systems",
@@ -102,7 +102,7 @@ fn vdr_system(app: &TestApp, class: &str) -> String {
     r.body["id"].as_str().unwrap_or_default().to_owned()
 }
 
-fn detected(app: &TestApp, sid: &str, hours_ago: i64) -> Value {
+pub(crate) fn detected(app: &TestApp, sid: &str, hours_ago: i64) -> Value {
     let t = ago(hours_ago);
     app.item(
         sid,

@@ -359,13 +359,18 @@ pub(crate) async fn read_item(
     };
     let mut json = Vec::with_capacity(4096);
     crate::render::item(&mut json, &item).map_err(|_| ApiError::Internal)?;
+    // A FedRAMP 2026 status is read to the hour: not kept.
+    let Some(stamp) = stamp.filter(|_| item.vdr.is_none()) else {
+        return Ok(super::versioned_body(
+            StatusCode::OK,
+            item.version,
+            json.into(),
+        ));
+    };
     // Kept at its length: the cache counts the bytes it holds.
     json.shrink_to_fit();
     let body = actix_web::web::Bytes::from(json);
-    // A FedRAMP 2026 status is read to the hour: not kept.
-    if let Some(stamp) = stamp.filter(|_| item.vdr.is_none()) {
-        cache.put(id, stamp, body.clone());
-    }
+    cache.put(id, stamp, body.clone());
     Ok(super::versioned_body(StatusCode::OK, item.version, body))
 }
 
