@@ -788,24 +788,30 @@ async fn hot_routes(
         .filter(|rest| rest.len() == 36)
         .and_then(|rest| uuid::Uuid::try_parse(rest).ok());
     // Every other request goes on without looking anything up.
-    let state = item.and_then(|_| req.app_data::<web::Data<AppState>>().cloned());
-    let (Some(id), Some(state)) = (item, state) else {
+    let Some(id) = item else {
         return next
             .call(req)
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
     req.extensions_mut().insert(HotRoute(ITEM_ROUTE));
+    // The state borrowed through a second handle on the request (its count is the worker's
+    // own), not cloned: an `Arc`'s count is a line every worker writes.
+    let shared = req.request().clone();
+    let Some(state) = shared.app_data::<web::Data<AppState>>() else {
+        return Err(ApiError::Internal.into());
+    };
     let (http, payload) = req.parts_mut();
     let answer =
         match <crate::auth::Actor as actix_web::FromRequest>::from_request(http, payload).await {
-            Ok(actor) => items::read_item(&state, actor, poam_domain::ItemId::from_uuid(id)).await,
+            Ok(actor) => items::read_item(state, actor, poam_domain::ItemId::from_uuid(id)).await,
             Err(e) => Err(e),
         };
     let res = match answer {
         Ok(res) => res,
         Err(e) => HttpResponse::from_error(e),
     };
+    drop(shared);
     let (http, _) = req.into_parts();
     Ok(ServiceResponse::new(http, res))
 }
@@ -823,13 +829,23 @@ fn request_id(req: &ServiceRequest) -> HeaderValue {
 }
 
 /// A fresh request id, UUID-shaped and unique within the process (and, by its random base,
-/// across processes) without a call into the kernel's random source per request.
+/// across processes) without a call into the kernel's random source per request. Each thread
+/// counts in its own range (its number in the high 32 bits of the counter): no line shared
+/// between the workers is written per request.
 fn new_request_id() -> HeaderValue {
+    use std::cell::Cell;
     use std::sync::atomic::{AtomicU64, Ordering};
     static BASE: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
-    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static THREADS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static NEXT: Cell<u64> = Cell::new(THREADS.fetch_add(1, Ordering::Relaxed) << 32);
+    }
     let base = *BASE.get_or_init(|| uuid::Uuid::new_v4().as_u128());
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let n = NEXT.with(|next| {
+        let n = next.get();
+        next.set(n.wrapping_add(1));
+        n
+    });
     let mut buf = uuid::Uuid::encode_buffer();
     let id = uuid::Uuid::from_u128(base ^ u128::from(n))
         .hyphenated()

@@ -9,10 +9,10 @@
 //! Bounded by the bytes of the renderings (`POAM_ITEM_CACHE_MIB`), evicted by `quick_cache`'s
 //! S3-FIFO policy; shared by the workers (sharded locks, no global one).
 
+use crate::telemetry::ShardedCounter;
 use actix_web::web::Bytes;
 use poam_domain::ItemId;
 use poam_persistence::items::Stamp;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What one kept rendering costs beside its bytes (the key, the stamp, the bytes' handle and its
 /// shared count, the cache's slot and hash entry), counted against the budget. The bytes are
@@ -38,8 +38,9 @@ impl quick_cache::Weighter<u128, Entry> for Weight {
 pub struct ItemCache {
     kept: Option<quick_cache::sync::Cache<u128, Entry, Weight>>,
     budget: u64,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    /// Counted per worker thread and summed when shown.
+    hits: ShardedCounter,
+    misses: ShardedCounter,
 }
 
 impl ItemCache {
@@ -51,8 +52,8 @@ impl ItemCache {
             kept: (budget > 0)
                 .then(|| quick_cache::sync::Cache::with_weighter(estimated, budget, Weight)),
             budget,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: ShardedCounter::default(),
+            misses: ShardedCounter::default(),
         }
     }
 
@@ -74,7 +75,7 @@ impl ItemCache {
         } else {
             &self.misses
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         found
     }
 
@@ -104,8 +105,8 @@ impl ItemCache {
              # HELP poam_item_cache_budget_bytes Bytes the renderings may take (POAM_ITEM_CACHE_MIB).\n\
              # TYPE poam_item_cache_budget_bytes gauge\n\
              poam_item_cache_budget_bytes {}\n",
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
+            self.hits.get(),
+            self.misses.get(),
             self.budget,
         )
     }

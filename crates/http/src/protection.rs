@@ -630,9 +630,12 @@ pub async fn guard(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let protection = req
+    // Borrowed through a second handle on the request (its count is this worker's own), not
+    // cloned: an `Arc`'s count is a line every worker writes.
+    let shared = req.request().clone();
+    let protection = shared
         .app_data::<web::Data<AppState>>()
-        .map(|s| s.protection.clone());
+        .map(|s| &s.protection);
     let path = req.path();
     let probe = path == "/healthz" || path == "/readyz";
     let docs = path == "/docs" || path.starts_with("/docs/");
@@ -675,6 +678,8 @@ pub async fn guard(
             });
         }
     }
+    // Routing needs the request's only handle (actix takes it mutably).
+    drop(shared);
     let mut res = next.call(req).await?.map_into_boxed_body();
     let token = res.request().extensions().get::<TokenStanding>().cloned();
     if let Some(s) = token.map(|t| t.0).or(address_standing) {

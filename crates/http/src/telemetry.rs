@@ -3,19 +3,23 @@
 //! time). Exposed at `/metrics` in the OpenMetrics text format, behind a token with the audit
 //! permission.
 //!
-//! The registry is `prometheus-client`'s: a request counts with atomics through handles to its
-//! series that its worker thread keeps for the last few series it counted, and finds a new one
-//! under the families' shared (read) lock; concurrent requests never queue behind one another
-//! here.
+//! The registry is `prometheus-client`'s. A request series (method, route template, status)
+//! is [`Sharded`]: each worker thread adds its count and latency to a cache line of its own,
+//! and a scrape sums the parts, so two workers answering the same route never pass a line (or a
+//! lock: the crate's `Histogram` takes a mutex per observation) between cores. A worker keeps
+//! handles to the last few series it counted; it finds a new one under a shared (read) lock.
+//! Concurrent requests never queue behind one another here.
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// The media type of [`Metrics::render`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -26,7 +30,7 @@ const BUCKETS: [f64; 12] = [
 ];
 
 /// The labels of a request series.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
     route: String,
@@ -43,24 +47,156 @@ fn method_label(method: &str) -> &'static str {
         .unwrap_or("OTHER")
 }
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(BUCKETS)
+/// How many ways a sharded count is split: threads take shards in turn (a thread beyond the
+/// sixteenth shares one, correctly, as atomics do).
+pub const SHARDS: usize = 16;
+
+/// The shard the current thread adds to.
+pub fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
 }
 
-type Durations = Family<RequestLabels, Histogram, fn() -> Histogram>;
+/// A counter split by thread ([`shard`]), each part on its own cache line.
+#[derive(Debug, Default)]
+pub struct ShardedCounter([Line; SHARDS]);
+
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct Line(AtomicU64);
+
+impl ShardedCounter {
+    pub fn inc(&self) {
+        self.0[shard()].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.iter().map(|l| l.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// One thread's part of a request series: its count, its latencies' sum in nanoseconds and
+/// its per-bucket counts (the last one above every bound), on cache lines of their own.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct Part {
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+}
+
+/// A series' count, latencies' sum in seconds, and per-bucket counts (upper bound, count).
+type Totals = (u64, f64, Vec<(f64, u64)>);
+
+/// A request series' count and latency histogram, split by thread ([`shard`]) and summed when
+/// rendered. Clones share the parts.
+#[derive(Clone, Debug, Default)]
+struct Sharded(Arc<[Part; SHARDS]>);
+
+impl Sharded {
+    fn observe(&self, seconds: f64) {
+        let part = &self.0[shard()];
+        part.count.fetch_add(1, Ordering::Relaxed);
+        // Saturating, and NaN as zero (`as` does both); 2^64 ns is 584 years.
+        part.sum_nanos
+            .fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
+        let bucket = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        part.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count, the sum in seconds and the per-bucket counts, upper bound first.
+    fn totals(&self) -> Totals {
+        let mut buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .map(|bound| (bound, 0))
+            .collect();
+        let (mut count, mut nanos) = (0u64, 0u64);
+        for part in self.0.iter() {
+            count += part.count.load(Ordering::Relaxed);
+            nanos = nanos.saturating_add(part.sum_nanos.load(Ordering::Relaxed));
+            for (total, n) in buckets.iter_mut().zip(&part.buckets) {
+                total.1 += n.load(Ordering::Relaxed);
+            }
+        }
+        (count, nanos as f64 / 1e9, buckets)
+    }
+}
+
+/// Every request series, rendered as two families: the count and the latency histogram.
+#[derive(Debug, Default)]
+struct RequestSeries(RwLock<HashMap<RequestLabels, Sharded>>);
+
+impl RequestSeries {
+    fn get_or_create(&self, labels: &RequestLabels) -> Sharded {
+        if let Some(s) = self.0.read().unwrap_or_else(|p| p.into_inner()).get(labels) {
+            return s.clone();
+        }
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(labels.clone())
+            .or_default()
+            .clone()
+    }
+}
+
+impl Collector for RequestSeries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut series: Vec<(RequestLabels, Totals)> = self
+            .0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(labels, s)| (labels.clone(), s.totals()))
+            .collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        {
+            let mut family = encoder.encode_descriptor(
+                "poam_http_requests",
+                "Requests answered, by method, route template and status",
+                None,
+                MetricType::Counter,
+            )?;
+            for (labels, (count, _, _)) in &series {
+                family
+                    .encode_family(labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(count, None)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "poam_http_request_duration_seconds",
+            "Time to answer, by method, route template and status",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (labels, (count, sum, buckets)) in &series {
+            family
+                .encode_family(labels)?
+                .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+        }
+        Ok(())
+    }
+}
 
 /// How many request series each worker thread keeps at hand.
 const RECENT_SERIES: usize = 8;
 
-/// A request series' handles, with its labels and the registry they belong to.
-struct Series {
+/// A request series' handle, with its labels and the registry it belongs to.
+struct Recent {
     registry: u64,
     labels: RequestLabels,
-    count: Counter,
-    duration: Histogram,
+    series: Sharded,
 }
 
-impl Series {
+impl Recent {
     fn is(&self, registry: u64, method: &'static str, route: &str, status: u16) -> bool {
         self.registry == registry
             && self.labels.status == status
@@ -70,7 +206,7 @@ impl Series {
 }
 
 thread_local! {
-    static RECENT: std::cell::RefCell<Vec<Series>> =
+    static RECENT: std::cell::RefCell<Vec<Recent>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -79,8 +215,7 @@ pub struct Metrics {
     /// Tells this registry's series from another's (tests make their own).
     id: u64,
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    durations: Durations,
+    series: Arc<RequestSeries>,
     unavailable: Counter,
     internal_errors: Counter,
     evidence_bytes: Counter,
@@ -98,23 +233,13 @@ pub fn metrics() -> &'static Metrics {
 impl Metrics {
     fn new() -> Metrics {
         let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        let durations: Durations = Family::new_with_constructor(latency_histogram);
+        let series = Arc::new(RequestSeries::default());
+        registry.register_collector(Box::new(series.clone()));
         let unavailable = Counter::default();
         let internal_errors = Counter::default();
         let evidence_bytes = Counter::default();
         let (pool_connections, pool_idle, pool_max) =
             (Gauge::default(), Gauge::default(), Gauge::default());
-        registry.register(
-            "poam_http_requests",
-            "Requests answered, by method, route template and status",
-            requests.clone(),
-        );
-        registry.register(
-            "poam_http_request_duration_seconds",
-            "Time to answer, by method, route template and status",
-            durations.clone(),
-        );
         registry.register(
             "poam_db_pool_connections",
             "Open database connections",
@@ -149,8 +274,7 @@ impl Metrics {
         Metrics {
             id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             registry,
-            requests,
-            durations,
+            series,
             unavailable,
             internal_errors,
             evidence_bytes,
@@ -170,17 +294,15 @@ impl Metrics {
         }
         let method = method_label(method);
         // The series this worker thread counted last few times, by their labels: a request
-        // like one of them counts without hashing its labels or taking the families' locks.
-        // The handles share their atomics with the registry's series.
+        // like one of them counts without hashing its labels or taking the series' lock.
+        // The handles share their parts with the registry's series.
         RECENT.with(|recent| {
             let mut recent = recent.borrow_mut();
             if let Some(i) = recent
                 .iter()
                 .position(|s| s.is(self.id, method, route, status))
             {
-                let series = &recent[i];
-                series.count.inc();
-                series.duration.observe(seconds);
+                recent[i].series.observe(seconds);
                 // The most recent first.
                 recent[..=i].rotate_right(1);
                 return;
@@ -190,14 +312,13 @@ impl Metrics {
                 route: route.to_owned(),
                 status,
             };
-            let series = Series {
+            let series = self.series.get_or_create(&labels);
+            series.observe(seconds);
+            let series = Recent {
                 registry: self.id,
-                count: self.requests.get_or_create(&labels).clone(),
-                duration: self.durations.get_or_create(&labels).clone(),
                 labels,
+                series,
             };
-            series.count.inc();
-            series.duration.observe(seconds);
             if recent.len() == RECENT_SERIES {
                 recent.pop();
             }
@@ -268,6 +389,55 @@ mod tests {
             assert_eq!(count(&tb, r), None, "{r}: {tb}");
         }
         assert_eq!(count(&tb, &routes[0]), Some(5), "{tb}");
+    }
+
+    /// Threads count into parts of their own; the rendering sums them: every request is
+    /// counted once, in the right bucket, with its time in the sum.
+    #[test]
+    fn parts_counted_by_many_threads_sum_to_every_request() {
+        let m = Metrics::new();
+        std::thread::scope(|scope| {
+            for t in 0..(SHARDS + 4) {
+                let m = &m;
+                scope.spawn(move || {
+                    for _ in 0..1000 {
+                        m.request("GET", "/v1/items/{item_id}", 200, 0.002);
+                    }
+                    if t == 0 {
+                        m.request("GET", "/v1/items/{item_id}", 200, 20.0);
+                    }
+                });
+            }
+        });
+        let text = m.text();
+        let n = (SHARDS + 4) * 1000;
+        let labels = "method=\"GET\",route=\"/v1/items/{item_id}\",status=\"200\"";
+        for line in [
+            format!("poam_http_requests_total{{{labels}}} {}", n + 1),
+            format!(
+                "poam_http_request_duration_seconds_count{{{labels}}} {}",
+                n + 1
+            ),
+            format!("poam_http_request_duration_seconds_bucket{{le=\"0.001\",{labels}}} 0"),
+            format!("poam_http_request_duration_seconds_bucket{{le=\"0.0025\",{labels}}} {n}"),
+            format!("poam_http_request_duration_seconds_bucket{{le=\"10.0\",{labels}}} {n}"),
+            format!(
+                "poam_http_request_duration_seconds_bucket{{le=\"+Inf\",{labels}}} {}",
+                n + 1
+            ),
+        ] {
+            assert!(text.contains(&format!("{line}\n")), "{line} in:\n{text}");
+        }
+        let sum: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "poam_http_request_duration_seconds_sum{{{labels}}} "
+                ))
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default();
+        assert!((sum - (n as f64 * 0.002 + 20.0)).abs() < 1e-6, "{sum}");
     }
 
     #[test]

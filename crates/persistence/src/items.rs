@@ -712,8 +712,7 @@ fn load_row(conn: &mut DbConnection, id: &str) -> Result<ItemRow, StoreError> {
 }
 
 /// The columns of an item's [`Stamp`], and its system for the scope.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = items)]
+#[derive(Queryable)]
 struct StampRow {
     system_id: String,
     version: i64,
@@ -732,7 +731,7 @@ struct StampRow {
 mod rowid {
     use super::{items, ItemRow, StampRow, StoreError};
     use diesel::prelude::*;
-    use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
     use diesel::sqlite::{Sqlite, SqliteConnection};
     use std::cell::RefCell;
     use std::collections::HashMap;
@@ -783,42 +782,63 @@ mod rowid {
         }
     }
 
-    /// The row of `$id` as `$row` selects it: by the remembered row id, else through the id's
-    /// index (its row id remembered). One static statement of each shape per connection.
-    macro_rules! read {
-        ($c:expr, $id:expr, $row:ty) => {{
-            let (c, id) = ($c, $id);
-            let selection = <$row as Selectable<Sqlite>>::construct_selection;
-            let key = Key::try_from(id.as_bytes()).ok();
-            let found = match hint(key) {
-                Some(rowid) => items::table
-                    .filter(Rowid.eq(rowid))
-                    .filter(items::id.eq(id))
-                    .select(selection())
-                    .first::<$row>(c)
-                    .optional()?,
-                None => None,
-            };
-            match found {
-                Some(row) => row,
-                None => {
-                    let (rowid, row) = items::table
-                        .find(id)
-                        .select((Rowid, selection()))
-                        .first::<(i64, $row)>(c)?;
-                    remember(key, rowid);
-                    row
-                }
-            }
-        }};
+    /// The row of `id`: by the remembered row id, else through the id's index (its row id
+    /// remembered). One static statement of each shape per connection.
+    pub(super) fn load(c: &mut SqliteConnection, id: &str) -> Result<ItemRow, StoreError> {
+        let selection = <ItemRow as Selectable<Sqlite>>::construct_selection;
+        let key = Key::try_from(id.as_bytes()).ok();
+        let found = match hint(key) {
+            Some(rowid) => items::table
+                .filter(Rowid.eq(rowid))
+                .filter(items::id.eq(id))
+                .select(selection())
+                .first::<ItemRow>(c)
+                .optional()?,
+            None => None,
+        };
+        if let Some(row) = found {
+            return Ok(row);
+        }
+        let (rowid, row) = items::table
+            .find(id)
+            .select((Rowid, selection()))
+            .first::<(i64, ItemRow)>(c)?;
+        remember(key, rowid);
+        Ok(row)
     }
 
-    pub(super) fn load(c: &mut SqliteConnection, id: &str) -> Result<ItemRow, StoreError> {
-        Ok(read!(c, id, ItemRow))
+    /// `id`'s stamp and system, from the `items_stamp_key` index alone (named: the planner
+    /// would take the id's own unique index and then the row).
+    #[derive(Debug, Clone, Copy)]
+    struct StampById<'a>(&'a str);
+
+    impl QueryId for StampById<'_> {
+        type QueryId = StampById<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
     }
+
+    impl Query for StampById<'_> {
+        type SqlType = (
+            diesel::sql_types::Text,
+            diesel::sql_types::BigInt,
+            diesel::sql_types::Timestamp,
+        );
+    }
+
+    impl QueryFragment<Sqlite> for StampById<'_> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+            out.push_sql(
+                "SELECT `system_id`, `version`, `updated_at` FROM `items` \
+                 INDEXED BY `items_stamp_key` WHERE `id` = ",
+            );
+            out.push_bind_param::<diesel::sql_types::Text, _>(self.0)
+        }
+    }
+
+    impl<Conn> RunQueryDsl<Conn> for StampById<'_> {}
 
     pub(super) fn stamp(c: &mut SqliteConnection, id: &str) -> Result<StampRow, StoreError> {
-        Ok(read!(c, id, StampRow))
+        Ok(StampById(id).get_result::<StampRow>(c)?)
     }
 }
 
@@ -1045,9 +1065,9 @@ pub enum Read<T> {
 }
 
 /// [`get`] for a caller that keeps answers of its own (a rendering of the item): on SQLite the
-/// row's [`Stamp`] and system are read first (three short columns, by the remembered row id),
-/// the scope checked, and `cached` asked for an answer of that stamp; without one (or on
-/// PostgreSQL, where a second round trip on every miss would cost more than the reading it
+/// row's [`Stamp`] and system are read first (three short columns, from the `items_stamp_key`
+/// index alone), the scope checked, and `cached` asked for an answer of that stamp; without one
+/// (or on PostgreSQL, where a second round trip on every miss would cost more than the reading it
 /// saves) the item is read whole. Every answer is of the row as it stands at this read.
 pub fn get_or_cached<T>(
     conn: &mut DbConnection,
