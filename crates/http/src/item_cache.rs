@@ -1,7 +1,7 @@
-//! Items as `GET /v1/items/{id}` last rendered them, kept by their [`Stamp`]: a read finds the
-//! item's row, checks its system against the caller's scope, and answers the rendering of that
-//! very stamp when one is kept; otherwise the item is read whole and rendered, and the rendering
-//! kept. Never an answer from memory alone: the row is read on every request, and a rendering
+//! Items as `GET /v1/items/{id}` last rendered them, kept by their [`Stamp`]: a read of an item
+//! with a kept rendering reads the row's stamp, checks its system against the caller's scope,
+//! and answers the rendering when it is of that very stamp; otherwise (and at once for an item
+//! with none kept) the item is read whole and rendered, and the rendering kept. Never an answer from memory alone: the row is read on every request, and a rendering
 //! answers only for the version, the instant of that version, the day and the escalation grace
 //! it was rendered for (`overdue`, `escalated` are the day's). An item with a FedRAMP 2026
 //! schedule is not kept: its `vdr` status is read to the hour.
@@ -62,21 +62,22 @@ impl ItemCache {
         self.kept.is_some()
     }
 
-    /// The rendering of `id` at exactly `stamp`, if kept.
-    pub(crate) fn get(&self, id: ItemId, stamp: &Stamp) -> Option<Bytes> {
-        let found = self
-            .kept
+    /// The rendering kept for `id`, with the stamp it is of: an answer only if the row still
+    /// has that stamp (the store reads it, `items::get_or_cached`).
+    pub(crate) fn candidate(&self, id: ItemId) -> Option<(Stamp, Bytes)> {
+        self.kept
             .as_ref()?
             .get(&id.as_uuid().as_u128())
-            .filter(|e| e.stamp == *stamp)
-            .map(|e| e.body);
-        let counter = if found.is_some() {
-            &self.hits
+            .map(|e| (e.stamp, e.body))
+    }
+
+    /// Counts a read the cache could have answered: a kept rendering answered it, or not.
+    pub(crate) fn count(&self, hit: bool) {
+        if hit {
+            self.hits.inc();
         } else {
-            &self.misses
-        };
-        counter.inc();
-        found
+            self.misses.inc();
+        }
     }
 
     /// Keeps `body`, the rendering of `id` at `stamp` (in place of any older one).
@@ -127,25 +128,29 @@ mod tests {
         }
     }
 
+    /// A rendering is offered with the stamp it was made for, and a stamp that differs in
+    /// anything (version, day, instant, grace) is another stamp: the store answers the
+    /// rendering only for an equal one (`items::get_or_cached`).
     #[test]
-    fn a_rendering_answers_only_its_own_stamp() {
+    fn a_rendering_is_offered_with_its_own_stamp() {
         let cache = ItemCache::new(1 << 20);
         let id = ItemId::new();
         cache.put(id, stamp(3, 1), Bytes::from_static(b"{\"version\":3}"));
-        assert_eq!(
-            cache.get(id, &stamp(3, 1)).as_deref(),
-            Some(&b"{\"version\":3}"[..])
-        );
-        // Another version, another day, another instant of the same version: no answer.
-        assert!(cache.get(id, &stamp(4, 1)).is_none());
-        assert!(cache.get(id, &stamp(3, 2)).is_none());
+        let (kept, body) = cache.candidate(id).unwrap_or_else(|| panic!("kept"));
+        assert_eq!(kept, stamp(3, 1));
+        assert_eq!(&body[..], &b"{\"version\":3}"[..]);
+        assert!(cache.candidate(ItemId::new()).is_none());
         let mut moved = stamp(3, 1);
         moved.updated_at += chrono::Duration::microseconds(1);
-        assert!(cache.get(id, &moved).is_none());
         let mut graced = stamp(3, 1);
         graced.grace_days = 0;
-        assert!(cache.get(id, &graced).is_none());
-        assert!(cache.get(ItemId::new(), &stamp(3, 1)).is_none());
+        for other in [stamp(4, 1), stamp(3, 2), moved, graced] {
+            assert_ne!(kept, other);
+        }
+        cache.count(true);
+        for _ in 0..5 {
+            cache.count(false);
+        }
         let text = cache.metrics_text();
         assert!(text.contains("poam_item_cache_hits_total 1\n"), "{text}");
         assert!(text.contains("poam_item_cache_misses_total 5\n"), "{text}");

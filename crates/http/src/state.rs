@@ -25,9 +25,9 @@ pub const DEFAULT_BULK_MAX: usize = 1000;
 /// The largest streamed scan file: 1 GiB (a large ACAS `.nessus` runs to hundreds of MB).
 pub const DEFAULT_SCAN_LIMIT: usize = 1 << 30;
 
-/// What the item renderings may take by default (`POAM_ITEM_CACHE_MIB`): 32 MiB, about 16,000
+/// What the item renderings may take by default (`POAM_ITEM_CACHE_MIB`): 24 MiB, about 12,000
 /// items.
-pub const DEFAULT_ITEM_CACHE_BYTES: u64 = 32 << 20;
+pub const DEFAULT_ITEM_CACHE_BYTES: u64 = 24 << 20;
 
 /// eMASS's limit for one artifact: 30 MiB.
 pub const DEFAULT_EVIDENCE_LIMIT: usize = 30 << 20;

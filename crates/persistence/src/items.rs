@@ -1064,34 +1064,39 @@ pub enum Read<T> {
     Item(Box<Item>, Option<Stamp>),
 }
 
-/// [`get`] for a caller that keeps answers of its own (a rendering of the item): on SQLite the
-/// row's [`Stamp`] and system are read first (three short columns, from the `items_stamp_key`
-/// index alone), the scope checked, and `cached` asked for an answer of that stamp; without one
-/// (or on PostgreSQL, where a second round trip on every miss would cost more than the reading it
-/// saves) the item is read whole. Every answer is of the row as it stands at this read.
+/// [`get`] for a caller that keeps answers of its own (a rendering of the item). With a
+/// `candidate` (an answer the caller kept, and the stamp it is for), on SQLite the row's
+/// [`Stamp`] and system are read first (three short columns, from the `items_stamp_key` index
+/// alone), the scope checked, and the candidate answered when its stamp is exactly the row's.
+/// Otherwise the item is read whole: without a candidate the stamp is not read first (one
+/// statement, not two, for an item the caller never kept). On PostgreSQL the item is always
+/// read whole (a second round trip would cost more than the reading it saves). Every answer is
+/// of the row as it stands at this read.
 pub fn get_or_cached<T>(
     conn: &mut DbConnection,
     id: ItemId,
     scope: &SystemScope,
-    cached: impl FnOnce(&Stamp) -> Option<T>,
+    candidate: Option<(Stamp, T)>,
 ) -> Result<Read<T>, StoreError> {
     let mut buf = uuid::Uuid::encode_buffer();
     let text = id.as_uuid().hyphenated().encode_lower(&mut buf);
     let (today, grace_days) = (today(), escalation_grace_days());
     let (row, keep) = match conn {
         DbConnection::Sqlite(c) => {
-            let stamp = rowid::stamp(c, text)?;
-            if !scope.allows(parse_id(&stamp.system_id)?) {
-                return Err(StoreError::NotFound);
-            }
-            let stamp = Stamp {
-                version: stamp.version,
-                updated_at: stamp.updated_at,
-                today,
-                grace_days,
-            };
-            if let Some(answer) = cached(&stamp) {
-                return Ok(Read::Cached(answer, stamp));
+            if let Some((kept, answer)) = candidate {
+                let row = rowid::stamp(c, text)?;
+                if !scope.allows(parse_id(&row.system_id)?) {
+                    return Err(StoreError::NotFound);
+                }
+                let stamp = Stamp {
+                    version: row.version,
+                    updated_at: row.updated_at,
+                    today,
+                    grace_days,
+                };
+                if stamp == kept {
+                    return Ok(Read::Cached(answer, stamp));
+                }
             }
             (rowid::load(c, text)?, true)
         }

@@ -337,7 +337,7 @@ pub(crate) async fn read_item(
     id: ItemId,
 ) -> Result<HttpResponse, ApiError> {
     actor.require(Permission::Read)?;
-    let cache = state.item_cache.clone();
+    let cache = &state.item_cache;
     if !cache.enabled() {
         // Boxed by the store (`items::get`): the item travels up as a pointer.
         let item = state
@@ -345,20 +345,25 @@ pub(crate) async fn read_item(
             .await?;
         return Ok(versioned_item(StatusCode::OK, &item));
     }
-    // The row's stamp is read on every request; a rendering answers only for that stamp (see
+    // A kept rendering answers only for the stamp the row has now, read on this request (see
     // `crate::item_cache`).
-    let kept = cache.clone();
+    let candidate = cache.candidate(id);
     let read = state
-        .read(move |conn| items::get_or_cached(conn, id, &actor.scope, |stamp| kept.get(id, stamp)))
+        .read(move |conn| items::get_or_cached(conn, id, &actor.scope, candidate))
         .await?;
     let (item, stamp) = match read {
         items::Read::Cached(body, stamp) => {
-            return Ok(super::versioned_body(StatusCode::OK, stamp.version, body))
+            cache.count(true);
+            return Ok(super::versioned_body(StatusCode::OK, stamp.version, body));
         }
         items::Read::Item(item, stamp) => (item, stamp),
     };
     let mut json = Vec::with_capacity(4096);
     crate::render::item(&mut json, &item).map_err(|_| ApiError::Internal)?;
+    // Only a read that could have been kept (SQLite) counts as a miss.
+    if stamp.is_some() {
+        cache.count(false);
+    }
     // A FedRAMP 2026 status is read to the hour: not kept.
     let Some(stamp) = stamp.filter(|_| item.vdr.is_none()) else {
         return Ok(super::versioned_body(
