@@ -56,9 +56,9 @@ if "global_allocator" not in code:
     at = next(i for i, l in enumerate(lines) if not l.startswith("//!"))
     lines.insert(at, "#[global_allocator]\nstatic ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;")
     code = "\n".join(lines)
-# The service's page cache (POAM_SQLITE_CACHE_MIB, 24 MiB shared by its 8 connections): the
+# The service's page cache (POAM_SQLITE_CACHE_MIB, 16 MiB shared by its 8 connections): the
 # same per connection here, so neither side reads more of its file than the other would.
-code = code.replace("PRAGMA foreign_keys=ON;", "PRAGMA foreign_keys=ON; PRAGMA cache_size=-3072;", 1)
+code = code.replace("PRAGMA foreign_keys=ON;", "PRAGMA foreign_keys=ON; PRAGMA cache_size=-2048;", 1)
 open(main, "w").write(code)
 PY
   (cd target/limit-src && CARGO_TARGET_DIR=$LIMIT_TARGET cargo build --release --quiet)

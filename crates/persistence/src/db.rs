@@ -300,7 +300,7 @@ impl Default for PoolOptions {
             max_size: 8,
             connection_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
-            sqlite_cache_kib: 24 << 10,
+            sqlite_cache_kib: 16 << 10,
         }
     }
 }
