@@ -1,9 +1,10 @@
 //! Items as `GET /v1/items/{id}` last rendered them, kept by their [`Stamp`]: a read of an item
 //! with a kept rendering reads the row's stamp, checks its system against the caller's scope,
 //! and answers the rendering when it is of that very stamp; otherwise (and at once for an item
-//! with none kept) the item is read whole and rendered, and the rendering kept. Never an answer from memory alone: the row is read on every request, and a rendering
-//! answers only for the version, the instant of that version, the day and the escalation grace
-//! it was rendered for (`overdue`, `escalated` are the day's). An item with a FedRAMP 2026
+//! with none kept) the item is read whole and rendered, and the rendering kept. Never an answer
+//! from memory alone: the row's stamp is read from the database on every request, and a
+//! rendering answers only for the version, the instant of that version, the day and the
+//! escalation grace it was rendered for (`overdue`, `escalated` are the day's). An item with a FedRAMP 2026
 //! schedule is not kept: its `vdr` status is read to the hour.
 //!
 //! Bounded by the bytes of the renderings (`POAM_ITEM_CACHE_MIB`), evicted by `quick_cache`'s

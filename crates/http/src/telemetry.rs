@@ -78,12 +78,12 @@ impl ShardedCounter {
     }
 }
 
-/// One thread's part of a request series: its count, its latencies' sum in nanoseconds and
-/// its per-bucket counts (the last one above every bound), on cache lines of their own.
+/// One thread's part of a request series: its latencies' sum in nanoseconds and its
+/// per-bucket counts (the last one above every bound; their sum is the count), on cache lines
+/// of their own.
 #[repr(align(128))]
 #[derive(Debug, Default)]
 struct Part {
-    count: AtomicU64,
     sum_nanos: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len() + 1],
 }
@@ -99,7 +99,6 @@ struct Sharded(Arc<[Part; SHARDS]>);
 impl Sharded {
     fn observe(&self, seconds: f64) {
         let part = &self.0[shard()];
-        part.count.fetch_add(1, Ordering::Relaxed);
         // Saturating, and NaN as zero (`as` does both); 2^64 ns is 584 years.
         part.sum_nanos
             .fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
@@ -118,14 +117,14 @@ impl Sharded {
             .chain(std::iter::once(f64::INFINITY))
             .map(|bound| (bound, 0))
             .collect();
-        let (mut count, mut nanos) = (0u64, 0u64);
+        let mut nanos = 0u64;
         for part in self.0.iter() {
-            count += part.count.load(Ordering::Relaxed);
             nanos = nanos.saturating_add(part.sum_nanos.load(Ordering::Relaxed));
             for (total, n) in buckets.iter_mut().zip(&part.buckets) {
                 total.1 += n.load(Ordering::Relaxed);
             }
         }
+        let count = buckets.iter().map(|(_, n)| n).sum();
         (count, nanos as f64 / 1e9, buckets)
     }
 }
