@@ -35,7 +35,11 @@ pub enum Backend {
 }
 
 /// The PostgreSQL server the tests use; `POAM_TEST_DATABASE_URL` overrides it.
+/// Every test's PostgreSQL connection is made with this URL: OpenSSL is initialised here
+/// first, as the binary does (`db::init_tls_library`), so its exit-time cleanup never runs
+/// under the pool threads still closing TLS connections when the test process exits.
 pub fn postgres_url() -> String {
+    poam_persistence::db::init_tls_library();
     std::env::var("POAM_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }

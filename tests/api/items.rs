@@ -730,6 +730,92 @@ fn a_kept_rendering_answers_only_for_the_current_version() {
     );
 }
 
+/// The rechecks of `/metrics`: kept renderings checked against the row's stamp.
+fn item_cache_rechecks(app: &TestApp, admin: &str) -> u64 {
+    let (status, _, text) = app.get_bytes("/metrics", admin);
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&text);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("poam_item_cache_rechecks_total ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no rechecks in {text}"))
+}
+
+/// SQLite: while nothing is committed, a kept rendering answers without the item's row being
+/// read; a commit by anyone makes the next read check the row's stamp first: this instance's
+/// (another item), a second instance's on the same file (the item itself, read at once), a
+/// plain connection of another program's (a version raised by hand), and a commit the kept
+/// rendering's own connection made.
+#[test]
+fn a_kept_rendering_is_rechecked_after_a_commit_from_anywhere() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    let Some(app) =
+        TestApp::spawn_with(crate::harness::Backend::Sqlite, &[("POAM_POOL_SIZE", "1")])
+    else {
+        return;
+    };
+    let admin = app.admin();
+    let sid = app.system("Commits");
+    let id = crate::harness::id(&app.item(&sid, json!({"title": "First"})).expect(201).body);
+    let path = format!("/v1/items/{id}");
+    let counts = || {
+        let (hits, misses, _) = item_cache_counters(&app, &admin);
+        (hits, misses, item_cache_rechecks(&app, &admin))
+    };
+    let read = || app.get(&path, &admin).expect(200);
+    assert_eq!(read().body["title"], "First");
+    assert_eq!(counts(), (0, 1, 0));
+    // Nothing committed: answered on the count alone, again and again.
+    for n in 1..=3 {
+        assert_eq!(read().body["title"], "First");
+        assert_eq!(counts(), (n, 1, 0));
+    }
+
+    // This instance commits something else (on the pool's one connection, the one that kept
+    // the rendering: its own change count moved): the stamp is read once, then not again.
+    app.item(&sid, json!({"title": "Unrelated"})).expect(201);
+    assert_eq!(read().body["version"], 1);
+    assert_eq!(counts(), (4, 1, 1));
+    assert_eq!(read().body["version"], 1);
+    assert_eq!(counts(), (5, 1, 1));
+
+    // A second instance on the same file changes the item: read whole at once.
+    let other = app.sibling();
+    let patched = ureq::request("PATCH", &format!("{}{path}", other.base))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .set("Content-Type", "application/merge-patch+json")
+        .set("If-Match", "\"1\"")
+        .send_string(r#"{"title": "Second"}"#)
+        .map(|r| r.status())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(patched, 200);
+    let changed = read();
+    assert_eq!(changed.body["title"], "Second");
+    assert_eq!(changed.header("etag"), Some("\"2\""));
+    assert_eq!(counts(), (5, 2, 1));
+    assert_eq!(read().body["title"], "Second");
+    assert_eq!(counts(), (6, 2, 1));
+
+    // Another program's plain connection raises the version by hand: read at once too.
+    let file = app.dir.join("poam.db");
+    let mut conn =
+        SqliteConnection::establish(&file.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
+    diesel::sql_query(format!(
+        "UPDATE items SET version = 3, updated_at = '2026-12-03 10:00:00.000000' WHERE id = '{id}'"
+    ))
+    .execute(&mut conn)
+    .unwrap_or_else(|e| panic!("{e}"));
+    let by_hand = read();
+    assert_eq!(by_hand.header("etag"), Some("\"3\""));
+    assert_eq!(by_hand.body["version"], 3);
+    assert_eq!(counts(), (6, 3, 1));
+    assert_eq!(read().body["version"], 3);
+    assert_eq!(counts(), (7, 3, 1));
+}
+
 /// `POAM_ITEM_CACHE_MIB=0`: nothing is kept, every read reads the item whole.
 #[test]
 fn no_rendering_is_kept_without_a_budget() {

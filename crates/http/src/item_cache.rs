@@ -1,28 +1,36 @@
-//! Items as `GET /v1/items/{id}` last rendered them, kept by their [`Stamp`]: a read of an item
-//! with a kept rendering reads the row's stamp, checks its system against the caller's scope,
-//! and answers the rendering when it is of that very stamp; otherwise (and at once for an item
-//! with none kept) the item is read whole and rendered, and the rendering kept. Never an answer
-//! from memory alone: the row's stamp is read from the database on every request, and a
-//! rendering answers only for the version, the instant of that version, the day and the
-//! escalation grace it was rendered for (`overdue`, `escalated` are the day's). An item with a FedRAMP 2026
-//! schedule is not kept: its `vdr` status is read to the hour.
+//! Items as `GET /v1/items/{id}` last rendered them, kept with the row's [`Stamp`] they were
+//! rendered from, the item's system, and the count of noticed changes
+//! (`poam_persistence::db::changes_seen`) read before that stamp was read. A read of an item
+//! with a kept rendering asks the database first whether anything was committed since that
+//! count (one statement on the connection, no page of the items read): if nothing was, the
+//! caller's scope is checked against the kept system and the rendering answers. Otherwise the
+//! row's stamp is read, its system checked against the caller's scope, and the rendering
+//! answers when it is of that very stamp (kept again under the new count); otherwise (and at
+//! once for an item with none kept) the item is read whole and rendered, and the rendering
+//! kept. Never an answer from memory alone: every request asks the database, and a rendering
+//! answers only for the version, the instant of that version, the day and the escalation
+//! grace it was rendered for (`overdue`, `escalated` are the day's). An item with a FedRAMP
+//! 2026 schedule is not kept: its `vdr` status is read to the hour.
 //!
 //! Bounded by the bytes of the renderings (`POAM_ITEM_CACHE_MIB`), evicted by `quick_cache`'s
 //! S3-FIFO policy; shared by the workers (sharded locks, no global one).
 
 use crate::telemetry::ShardedCounter;
 use actix_web::web::Bytes;
-use poam_domain::ItemId;
-use poam_persistence::items::Stamp;
+use poam_domain::{ItemId, SystemId};
+use poam_persistence::items::{Kept, Stamp};
 
-/// What one kept rendering costs beside its bytes (the key, the stamp, the bytes' handle and its
-/// shared count, the cache's slot and hash entry), counted against the budget. The bytes are
-/// kept at their length (the handler shrinks its buffer before keeping it).
-const ENTRY_OVERHEAD: u64 = 160;
+/// What one kept rendering costs beside its bytes (the key, the stamp, the system, the count,
+/// the bytes' handle and its shared count, the cache's slot and hash entry), counted against
+/// the budget. The bytes are kept at their length (the handler shrinks its buffer before
+/// keeping it).
+const ENTRY_OVERHEAD: u64 = 184;
 
 #[derive(Clone)]
 struct Entry {
     stamp: Stamp,
+    system: SystemId,
+    seen: u64,
     body: Bytes,
 }
 
@@ -42,6 +50,9 @@ pub struct ItemCache {
     /// Counted per worker thread and summed when shown.
     hits: ShardedCounter,
     misses: ShardedCounter,
+    /// Hits whose rendering was checked against the row's stamp (something was committed since
+    /// it was last checked).
+    rechecks: ShardedCounter,
 }
 
 impl ItemCache {
@@ -55,6 +66,7 @@ impl ItemCache {
             budget,
             hits: ShardedCounter::default(),
             misses: ShardedCounter::default(),
+            rechecks: ShardedCounter::default(),
         }
     }
 
@@ -63,13 +75,18 @@ impl ItemCache {
         self.kept.is_some()
     }
 
-    /// The rendering kept for `id`, with the stamp it is of: an answer only if the row still
-    /// has that stamp (the store reads it, `items::get_or_cached`).
-    pub(crate) fn candidate(&self, id: ItemId) -> Option<(Stamp, Bytes)> {
+    /// The rendering kept for `id`, with what it is of: an answer only if nothing was committed
+    /// since its count, or the row still has its stamp (the store asks, `items::get_or_cached`).
+    pub(crate) fn candidate(&self, id: ItemId) -> Option<Kept<Bytes>> {
         self.kept
             .as_ref()?
             .get(&id.as_uuid().as_u128())
-            .map(|e| (e.stamp, e.body))
+            .map(|e| Kept {
+                stamp: e.stamp,
+                system: e.system,
+                seen: e.seen,
+                answer: e.body,
+            })
     }
 
     /// Counts a read the cache could have answered: a kept rendering answered it, or not.
@@ -81,10 +98,22 @@ impl ItemCache {
         }
     }
 
-    /// Keeps `body`, the rendering of `id` at `stamp` (in place of any older one).
-    pub(crate) fn put(&self, id: ItemId, stamp: Stamp, body: Bytes) {
+    /// Counts a hit whose rendering was checked against the row's stamp first.
+    pub(crate) fn count_recheck(&self) {
+        self.rechecks.inc();
+    }
+
+    /// Keeps `body`, the rendering of `id` in `system` at `stamp`, read under the count `seen`
+    /// (in place of any older one).
+    pub(crate) fn put(&self, id: ItemId, system: SystemId, stamp: Stamp, seen: u64, body: Bytes) {
         if let Some(kept) = &self.kept {
-            kept.insert(id.as_uuid().as_u128(), Entry { stamp, body });
+            let entry = Entry {
+                stamp,
+                system,
+                seen,
+                body,
+            };
+            kept.insert(id.as_uuid().as_u128(), entry);
         }
     }
 
@@ -98,6 +127,9 @@ impl ItemCache {
              # HELP poam_item_cache_misses Item reads that found no rendering of the item's current version.\n\
              # TYPE poam_item_cache_misses counter\n\
              poam_item_cache_misses_total {}\n\
+             # HELP poam_item_cache_rechecks Item reads answered by a kept rendering after the row's stamp was read (something was committed since the rendering was last checked; otherwise the row is not read).\n\
+             # TYPE poam_item_cache_rechecks counter\n\
+             poam_item_cache_rechecks_total {}\n\
              # HELP poam_item_cache_entries Item renderings kept.\n\
              # TYPE poam_item_cache_entries gauge\n\
              poam_item_cache_entries {entries}\n\
@@ -109,6 +141,7 @@ impl ItemCache {
              poam_item_cache_budget_bytes {}\n",
             self.hits.get(),
             self.misses.get(),
+            self.rechecks.get(),
             self.budget,
         )
     }
@@ -135,11 +168,19 @@ mod tests {
     #[test]
     fn a_rendering_is_offered_with_its_own_stamp() {
         let cache = ItemCache::new(1 << 20);
-        let id = ItemId::new();
-        cache.put(id, stamp(3, 1), Bytes::from_static(b"{\"version\":3}"));
-        let (kept, body) = cache.candidate(id).unwrap_or_else(|| panic!("kept"));
+        let (id, system) = (ItemId::new(), SystemId::new());
+        cache.put(
+            id,
+            system,
+            stamp(3, 1),
+            7,
+            Bytes::from_static(b"{\"version\":3}"),
+        );
+        let found = cache.candidate(id).unwrap_or_else(|| panic!("kept"));
+        let kept = found.stamp;
         assert_eq!(kept, stamp(3, 1));
-        assert_eq!(&body[..], &b"{\"version\":3}"[..]);
+        assert_eq!((found.system, found.seen), (system, 7));
+        assert_eq!(&found.answer[..], &b"{\"version\":3}"[..]);
         assert!(cache.candidate(ItemId::new()).is_none());
         let mut moved = stamp(3, 1);
         moved.updated_at += chrono::Duration::microseconds(1);
@@ -163,13 +204,13 @@ mod tests {
         let cache = ItemCache::new(64 << 10);
         let body = Bytes::from(vec![b'x'; 2000]);
         for _ in 0..1000 {
-            cache.put(ItemId::new(), stamp(1, 1), body.clone());
+            cache.put(ItemId::new(), SystemId::new(), stamp(1, 1), 1, body.clone());
         }
         let kept = cache.kept.as_ref().map_or(0, |k| k.weight());
         assert!(kept <= 64 << 10, "{kept}");
         assert!(kept > 0);
         let off = ItemCache::new(0);
-        off.put(ItemId::new(), stamp(1, 1), body);
+        off.put(ItemId::new(), SystemId::new(), stamp(1, 1), 1, body);
         assert!(!off.enabled());
         assert!(off.metrics_text().contains("poam_item_cache_entries 0\n"));
     }

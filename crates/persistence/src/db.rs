@@ -153,8 +153,99 @@ impl DbManager {
         ))
         .map_err(r2d2::Error::QueryError)?;
         refresh_statistics(&mut conn).map_err(r2d2::Error::QueryError)?;
+        register_changes_seen(&mut conn).map_err(r2d2::Error::QueryError)?;
         Ok(conn)
     }
+}
+
+/// How often a connection of this process has found the SQLite database changed since it last
+/// looked ([`changes_seen`]): equal counts, read one after the other, mean nothing was committed
+/// in between that any connection of this process has noticed.
+static CHANGES_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+diesel::define_sql_function! {
+    /// The connection's own `(total_changes(), data_version)` given, [`CHANGES_SEEN`] returned,
+    /// raised first when the pair is not what this connection gave last time.
+    fn poam_changes_seen(changes: diesel::sql_types::BigInt, data_version: diesel::sql_types::BigInt) -> diesel::sql_types::BigInt;
+}
+
+/// Gives `conn` the function [`changes_seen`] asks, with this connection's last pair of its
+/// own: none yet, so its first answer is a raised count.
+fn register_changes_seen(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
+    use std::sync::atomic::Ordering;
+    let mut last: Option<(i64, i64)> = None;
+    poam_changes_seen_utils::register_nondeterministic_impl(
+        conn,
+        move |changes: i64, version: i64| {
+            let now = Some((changes, version));
+            let seen = if last == now {
+                CHANGES_SEEN.load(Ordering::SeqCst)
+            } else {
+                last = now;
+                CHANGES_SEEN.fetch_add(1, Ordering::SeqCst).wrapping_add(1)
+            };
+            // Compared for equality only: the wrap of a cast is harmless.
+            seen as i64
+        },
+    )
+}
+
+/// Whether anything may have been committed to the SQLite database since an earlier answer: a
+/// count that is the same as an earlier one (from any connection of this process) means
+/// nothing was. Each connection compares, in one statement, its own `total_changes()` (what it
+/// wrote itself, committed or not) and `PRAGMA data_version` (which changes when any other
+/// connection, of this process or another, committed) with what it saw the last time it was
+/// asked, and raises the process's count when either moved.
+///
+/// Why an equal count is proof: a commit C finishes; a connection asked after C reads a
+/// `data_version` (or, on C's own connection, a `total_changes()`) other than the one it read
+/// before C, unless an earlier question on that connection after C already saw the change and
+/// raised the count then. Either way the count was raised after C, so a count read before C
+/// differs from every count read after C's first noticing, and a later question on any
+/// connection notices (every connection looks at its own pair each time it is asked). A
+/// reader that takes the count *before* reading the rows it answers from (see
+/// `items::get_or_cached`) can trust those rows for as long as the count stays the same.
+pub fn changes_seen(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+    let seen: i64 = ChangesSeen.get_result(conn)?;
+    Ok(seen as u64)
+}
+
+/// `SELECT poam_changes_seen(total_changes(), data_version) FROM pragma_data_version()`, a
+/// statement of static shape (prepared once per connection).
+#[derive(Debug, Clone, Copy)]
+struct ChangesSeen;
+
+impl diesel::query_builder::QueryId for ChangesSeen {
+    type QueryId = ChangesSeen;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for ChangesSeen {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for ChangesSeen {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> diesel::QueryResult<()> {
+        out.push_sql(
+            "SELECT poam_changes_seen(total_changes(), data_version) FROM pragma_data_version()",
+        );
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for ChangesSeen {}
+
+/// Initialises OpenSSL, which libpq speaks TLS with, before anything else does, and without
+/// OpenSSL's exit-time cleanup: that cleanup frees OpenSSL's global state from `exit()` while
+/// other threads may still be closing or opening TLS connections (a pool's maintenance thread,
+/// a worker dropping its connection), which aborted a process at exit with "double free or
+/// corruption" (a test process of ours, after its test had passed). The first initialisation
+/// decides: called by [`connect`] and by the binary before any connection; idempotent.
+pub fn init_tls_library() {
+    openssl_sys::init();
 }
 
 impl ManageConnection for DbManager {
@@ -325,15 +416,16 @@ pub fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<DbPool, Strin
 }
 
 /// A pool for a command that runs and exits (`migrate`, `backup`, `audit verify`,
-/// `evidence-keys`): no connection is opened in the background to keep one idle, so none is
-/// half-open (a TLS handshake under way in libpq) when the process exits and the C libraries'
-/// exit handlers run (seen: `free(): invalid pointer` at the exit of `evidence-keys rotate` on
-/// PostgreSQL over TLS).
+/// `evidence-keys`): no connection is opened in the background to keep one idle, only to be
+/// closed at once (seen before [`init_tls_library`]: `free(): invalid pointer` at the exit of
+/// `evidence-keys rotate` on PostgreSQL over TLS, a handshake under way in libpq while OpenSSL's
+/// exit handler ran).
 pub fn connect_for_command(url: &DatabaseUrl, options: &PoolOptions) -> Result<DbPool, String> {
     connect_keeping(url, options, 0)
 }
 
 fn connect_keeping(url: &DatabaseUrl, options: &PoolOptions, idle: u32) -> Result<DbPool, String> {
+    init_tls_library();
     let manager = DbManager::new(url.clone(), options);
     let pool = Pool::builder()
         .max_size(options.max_size)
@@ -684,6 +776,58 @@ pub fn refresh_after_import(conn: &mut DbConnection, tables: &[&str]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `changes_seen` stays the same while nothing is committed, and moves after a commit by
+    /// another connection (`data_version`) and after one by the asking connection itself
+    /// (`total_changes()`, which `data_version` does not count).
+    #[test]
+    fn changes_seen_moves_after_every_commit_and_only_then() {
+        let dir = std::env::temp_dir().join(format!("poam-seen-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.join("seen.db");
+        let manager = DbManager::new(DatabaseUrl::Sqlite(file.clone()), &PoolOptions::default());
+        let open = || {
+            manager
+                .open_sqlite(&file)
+                .unwrap_or_else(|e| panic!("open: {e}"))
+        };
+        let (mut a, mut b) = (open(), open());
+        let seen = |c: &mut SqliteConnection| changes_seen(c).unwrap_or_else(|e| panic!("{e}"));
+        a.batch_execute("CREATE TABLE t (x INTEGER)")
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Each connection's first answer is a raised count; then the same while nothing moves.
+        seen(&mut a);
+        seen(&mut b);
+        let quiet = seen(&mut a);
+        assert_eq!(seen(&mut b), quiet);
+        assert_eq!(seen(&mut a), quiet);
+
+        // B commits: A notices (data_version); B notices its own (total_changes).
+        b.batch_execute("INSERT INTO t VALUES (1)")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let after_b = seen(&mut a);
+        assert_ne!(after_b, quiet);
+        assert_ne!(seen(&mut b), after_b);
+        let quiet = seen(&mut a);
+        assert_eq!(seen(&mut b), quiet);
+
+        // A commits and asks first, and again after B's question.
+        a.batch_execute("UPDATE t SET x = 2")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let after_a = seen(&mut a);
+        assert_ne!(after_a, quiet);
+        assert_ne!(seen(&mut b), after_a);
+        let quiet = seen(&mut b);
+        assert_eq!(seen(&mut a), quiet);
+
+        // A write that changed no row and a read are no commit of a change.
+        a.batch_execute("UPDATE t SET x = 3 WHERE x = 99; SELECT * FROM t")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(seen(&mut a), quiet);
+        assert_eq!(seen(&mut b), quiet);
+        drop((a, b));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// The bundled SQLite is built as `.cargo/config.toml` asks: plans stable across bound
     /// values (a cached statement is not prepared again) and no per-connection mutex.

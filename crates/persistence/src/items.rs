@@ -1055,37 +1055,78 @@ pub struct Stamp {
     pub grace_days: u32,
 }
 
-/// What [`get_or_cached`] found.
-pub enum Read<T> {
-    /// The caller's own answer for the row as it stands (the item's row was read for its
-    /// [`Stamp`] and system alone).
-    Cached(T, Stamp),
-    /// The item, read whole, with its stamp where answers may be kept for it (SQLite).
-    Item(Box<Item>, Option<Stamp>),
+/// An answer the caller kept for an item (a rendering), and what it is known to be of.
+pub struct Kept<T> {
+    /// The row's stamp the answer was made from.
+    pub stamp: Stamp,
+    /// The item's system at that stamp, for the caller's scope.
+    pub system: SystemId,
+    /// [`db::changes_seen`]'s count, read before the stamp was last read from the row.
+    pub seen: u64,
+    pub answer: T,
 }
 
-/// [`get`] for a caller that keeps answers of its own (a rendering of the item). With a
-/// `candidate` (an answer the caller kept, and the stamp it is for), on SQLite the row's
-/// [`Stamp`] and system are read first (three short columns, from the `items_stamp_key` index
-/// alone), the scope checked, and the candidate answered when its stamp is exactly the row's.
-/// Otherwise the item is read whole: without a candidate the stamp is not read first (one
-/// statement, not two, for an item the caller never kept). On PostgreSQL the item is always
-/// read whole (a second round trip would cost more than the reading it saves). Every answer is
-/// of the row as it stands at this read.
+/// What [`get_or_cached`] found.
+pub enum Read<T> {
+    /// The caller's own answer, of the row as it stands. `renewed`: the count the row's stamp
+    /// was read again under (the caller keeps it with the answer); `None` when nothing was
+    /// committed since the kept count, so the row was not read at all.
+    Cached {
+        answer: T,
+        stamp: Stamp,
+        system: SystemId,
+        renewed: Option<u64>,
+    },
+    /// The item, read whole, with its stamp and the count read before it where answers may be
+    /// kept for it (SQLite).
+    Item(Box<Item>, Option<(Stamp, u64)>),
+}
+
+/// [`get`] for a caller that keeps answers of its own (a rendering of the item). On SQLite,
+/// [`db::changes_seen`] is asked first (one statement, no page of the items' table or its
+/// indexes read): when it is the count the `kept` answer was checked under, nothing was
+/// committed since, so the answer is of the row as it stands, and only the caller's scope is
+/// checked against the kept system (with the day and the escalation grace, which are not the
+/// row's). Otherwise, with a kept answer, the row's [`Stamp`] and system are read (three short
+/// columns, from the `items_stamp_key` index alone), the scope checked, and the answer given
+/// when its stamp is exactly the row's. Otherwise the item is read whole (one statement). On
+/// PostgreSQL the item is always read whole (a second round trip would cost more than the
+/// reading it saves). Every answer is of the row as it stands at this read.
 pub fn get_or_cached<T>(
     conn: &mut DbConnection,
     id: ItemId,
     scope: &SystemScope,
-    candidate: Option<(Stamp, T)>,
+    kept: Option<Kept<T>>,
 ) -> Result<Read<T>, StoreError> {
     let mut buf = uuid::Uuid::encode_buffer();
     let text = id.as_uuid().hyphenated().encode_lower(&mut buf);
     let (today, grace_days) = (today(), escalation_grace_days());
-    let (row, keep) = match conn {
+    let (row, seen) = match conn {
         DbConnection::Sqlite(c) => {
-            if let Some((kept, answer)) = candidate {
+            // Before any read of the row: what it reads is at least as new as this count.
+            let seen = db::changes_seen(c)?;
+            if let Some(kept) = kept {
+                let Kept {
+                    stamp: kept_stamp,
+                    system,
+                    seen: kept_seen,
+                    answer,
+                } = kept;
+                let same_day = kept_stamp.today == today && kept_stamp.grace_days == grace_days;
+                if kept_seen == seen && same_day {
+                    if !scope.allows(system) {
+                        return Err(StoreError::NotFound);
+                    }
+                    return Ok(Read::Cached {
+                        answer,
+                        stamp: kept_stamp,
+                        system,
+                        renewed: None,
+                    });
+                }
                 let row = rowid::stamp(c, text)?;
-                if !scope.allows(parse_id(&row.system_id)?) {
+                let system = parse_id(&row.system_id)?;
+                if !scope.allows(system) {
                     return Err(StoreError::NotFound);
                 }
                 let stamp = Stamp {
@@ -1094,21 +1135,29 @@ pub fn get_or_cached<T>(
                     today,
                     grace_days,
                 };
-                if stamp == kept {
-                    return Ok(Read::Cached(answer, stamp));
+                if stamp == kept_stamp {
+                    return Ok(Read::Cached {
+                        answer,
+                        stamp,
+                        system,
+                        renewed: Some(seen),
+                    });
                 }
             }
-            (rowid::load(c, text)?, true)
+            (rowid::load(c, text)?, Some(seen))
         }
-        DbConnection::Pg(_) => (load_row(conn, text)?, false),
+        DbConnection::Pg(_) => (load_row(conn, text)?, None),
     };
     let updated_at = row.updated_at;
     let item = in_scope(row.assemble_boxed(today, grace_days)?, scope)?;
-    let stamp = keep.then_some(Stamp {
-        version: item.version,
-        updated_at,
-        today,
-        grace_days,
+    let stamp = seen.map(|seen| {
+        let stamp = Stamp {
+            version: item.version,
+            updated_at,
+            today,
+            grace_days,
+        };
+        (stamp, seen)
     });
     Ok(Read::Item(item, stamp))
 }

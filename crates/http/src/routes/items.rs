@@ -345,16 +345,26 @@ pub(crate) async fn read_item(
             .await?;
         return Ok(versioned_item(StatusCode::OK, &item));
     }
-    // A kept rendering answers only for the stamp the row has now, read on this request (see
+    // A kept rendering answers only for the row as it stands now, asked on this request (see
     // `crate::item_cache`).
     let candidate = cache.candidate(id);
     let read = state
         .read(move |conn| items::get_or_cached(conn, id, &actor.scope, candidate))
         .await?;
     let (item, stamp) = match read {
-        items::Read::Cached(body, stamp) => {
+        items::Read::Cached {
+            answer,
+            stamp,
+            system,
+            renewed,
+        } => {
             cache.count(true);
-            return Ok(super::versioned_body(StatusCode::OK, stamp.version, body));
+            if let Some(seen) = renewed {
+                cache.count_recheck();
+                // Kept under the new count (a `Bytes` clone shares the rendering).
+                cache.put(id, system, stamp, seen, answer.clone());
+            }
+            return Ok(super::versioned_body(StatusCode::OK, stamp.version, answer));
         }
         items::Read::Item(item, stamp) => (item, stamp),
     };
@@ -365,7 +375,7 @@ pub(crate) async fn read_item(
         cache.count(false);
     }
     // A FedRAMP 2026 status is read to the hour: not kept.
-    let Some(stamp) = stamp.filter(|_| item.vdr.is_none()) else {
+    let Some((stamp, seen)) = stamp.filter(|_| item.vdr.is_none()) else {
         return Ok(super::versioned_body(
             StatusCode::OK,
             item.version,
@@ -375,7 +385,7 @@ pub(crate) async fn read_item(
     // Kept at its length: the cache counts the bytes it holds.
     json.shrink_to_fit();
     let body = actix_web::web::Bytes::from(json);
-    cache.put(id, stamp, body.clone());
+    cache.put(id, item.system_id, stamp, seen, body.clone());
     Ok(super::versioned_body(StatusCode::OK, item.version, body))
 }
 
