@@ -139,7 +139,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("POAM_AUTO_MIGRATE", Kind::Bool, DefaultValue::Derived("`true` on SQLite, `false` on PostgreSQL"), "apply pending migrations on start: `true` or `false`"),
     setting("POAM_POOL_SIZE", Kind::Number, value("8"), "database connections per instance; on SQLite all are opened at start and kept (they share `POAM_SQLITE_CACHE_MIB`)"),
     setting("POAM_SQLITE_CACHE_MIB", Kind::Number, value("16"), "SQLite's page cache in MiB, one for the process, shared by the pool's connections; filled as pages are read (10,000 items and their indexes take 22 MiB; `GET /v1/items/{id}` reads 1.2 MiB of them); at least 1"),
-    setting("POAM_ITEM_CACHE_MIB", Kind::Number, value("24"), "the rendered items `GET /v1/items/{id}` may keep, in MiB, shared by the workers (24 MiB hold 12,000 items); a read still reads the item's stamp and answers a kept rendering only of its current version (and day); SQLite only; `0` keeps none; at most 4096"),
+    setting("POAM_ITEM_CACHE_MIB", Kind::Number, value("24"), "the rendered items `GET /v1/items/{id}` may keep, in MiB, shared by the workers (24 MiB hold 12,000 items); a kept rendering answers only of the item's current version (and day): every read asks the database whether anything was committed since it was last checked, and reads the item's stamp if so; SQLite only; `0` keeps none; at most 4096"),
     setting("POAM_SQLITE_BUSY_TIMEOUT_MS", Kind::Number, value("5000"), "longest wait on another process's SQLite write lock before a 503, in milliseconds"),
     setting("POAM_POOL_TIMEOUT_MS", Kind::Number, value("5000"), "longest wait for a database connection before a 503, in milliseconds"),
     setting("POAM_EVIDENCE_MAX_BYTES", Kind::Number, DefaultValue::Value("31457280", "30 MiB, eMASS's"), "largest evidence file accepted, in bytes"),
@@ -180,6 +180,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("POAM_EVIDENCE_QUOTA_BYTES", Kind::Number, DefaultValue::Value("10737418240", "10 GiB"), "evidence bytes one system may store (withdrawn evidence counts: it is kept); an upload that does not fit is 413 `evidence_quota_exceeded` and nothing is stored; `0`: no quota"),
     setting("POAM_BODY_IDLE_TIMEOUT", Kind::Duration, value("10s"), "longest pause in a request body: 408 `body_timeout`, connection closed; seconds, or a number with s, m, h or d"),
     setting("POAM_BODY_MIN_RATE", Kind::Number, value("1024"), "slowest average rate of a request body in bytes per second, once the idle timeout has passed since it began (a 200 B/s trickle is cut off with 408); `0`: no minimum"),
+    setting("POAM_LINGER_TIMEOUT", Kind::Duration, value("10s"), "after an answer given before a request's body was read (a refusal: 401, 413, 429, 503), how long the rest of the body is still read and thrown away before the connection closes, so that a client that sends its whole body before reading sees the answer rather than a reset connection; `0` closes at once"),
     setting("POAM_SEND_IDLE_TIMEOUT", Kind::Duration, value("30s"), "longest a streamed response (an export) waits for a client that takes nothing: then it is abandoned and the connection closes short of its `Content-Length`"),
     setting("POAM_WEBHOOK_ALLOW", Kind::List, NONE, "hosts, addresses or CIDRs (comma-separated) webhooks may reach although they are loopback, private, link-local, CGNAT or metadata addresses; http is allowed for them too"),
     setting("POAM_WEBHOOK_RETRY_SCHEDULE", Kind::List, value("5s,5m,30m,2h,5h,10h,14h,20h,24h"), "delays between a delivery's attempts (comma-separated, units `ms`, `s`, `m`, `h`, `d`), each spread by ±20% jitter; after the last failed attempt the delivery is `dead` (about 3 days)"),
@@ -542,6 +543,7 @@ fn limits(l: &Lookup) -> Result<poam_http::protection::Limits, String> {
         body_idle: secs("POAM_BODY_IDLE_TIMEOUT")?,
         body_min_rate: num("POAM_BODY_MIN_RATE")?,
         send_idle: secs("POAM_SEND_IDLE_TIMEOUT")?,
+        linger: secs("POAM_LINGER_TIMEOUT")?,
     })
 }
 

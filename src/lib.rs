@@ -249,6 +249,9 @@ impl Application {
         let mut server = actix_web::HttpServer::new(move || poam_http::app(state.clone()))
             .shutdown_timeout(30)
             .client_request_timeout(std::time::Duration::from_secs(30))
+            // actix's linger: the rest of a refused request's body is read and thrown away for
+            // this long (its default, 1 s, reset clients still sending a 30 MB import).
+            .client_disconnect_timeout(settings.limits.linger)
             // A TLS connection's verified client certificate, for the `Actor` extractor.
             .on_connect(tls::on_connect);
         if let Some(n) = settings.workers {

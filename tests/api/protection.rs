@@ -432,6 +432,36 @@ fn exports_beyond_the_concurrency_limit_are_refused() {
 // ---------------------------------------------------------------------------------------------
 // Trickling bodies
 
+/// A refusal answered before the body was read reaches a client that sends its whole body
+/// before reading (as Python's `urllib` does): the server reads and throws away the rest for
+/// `POAM_LINGER_TIMEOUT` rather than closing at once, which would have the kernel reset the
+/// connection, and the answer with it, at the client's next write. Here 8 MiB take about 3 s
+/// to send, past actix's own linger of 1 s (with `POAM_LINGER_TIMEOUT=1s` the connection is
+/// closed after 11 of the 32 chunks).
+#[test]
+fn a_refusal_reaches_a_client_that_sends_its_whole_body_first() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite) else {
+        return;
+    };
+    let sid = app.system("Linger");
+    let len = 8 << 20;
+    let head = format!(
+        "POST /v1/systems/{sid}/imports/oscal HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    );
+    let mut s = raw(&app, &head, b"");
+    let chunk = vec![b' '; 256 << 10];
+    for n in 0..32 {
+        s.write_all(&chunk).unwrap_or_else(|e| {
+            panic!("the connection was closed after {n} of 32 chunks, the answer lost: {e}")
+        });
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answer = read_response(&mut s, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+}
+
 #[test]
 fn a_trickling_or_stalled_body_is_cut_off() {
     let Some(app) = TestApp::spawn_with(

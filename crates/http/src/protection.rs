@@ -67,6 +67,12 @@ pub struct Limits {
     pub body_min_rate: u64,
     /// Longest a streamed response waits for the client to take more before it is abandoned.
     pub send_idle: Duration,
+    /// After an answer given before the request's body was read (a refusal), how long the rest
+    /// of the body is still read and thrown away before the connection closes: a client that
+    /// sends its whole body before it reads (Python's `urllib`, many scripts) then sees the
+    /// answer, not a reset connection (the kernel resets a connection closed with unread data,
+    /// and the answer is lost with it).
+    pub linger: Duration,
 }
 
 pub const DEFAULT_RATE_PER_SECOND: u32 = 100;
@@ -81,6 +87,7 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 512 << 20;
 pub const DEFAULT_BODY_IDLE_SECS: u64 = 10;
 pub const DEFAULT_BODY_MIN_RATE: u64 = 1024;
 pub const DEFAULT_SEND_IDLE_SECS: u64 = 30;
+pub const DEFAULT_LINGER_SECS: u64 = 10;
 
 /// How many times its text size a JSON document takes in memory while it is taken in: what a
 /// bulk or import reserves from the memory budget. Measured as the peak RSS over the RSS before:
@@ -106,6 +113,7 @@ impl Default for Limits {
             body_idle: Duration::from_secs(DEFAULT_BODY_IDLE_SECS),
             body_min_rate: DEFAULT_BODY_MIN_RATE,
             send_idle: Duration::from_secs(DEFAULT_SEND_IDLE_SECS),
+            linger: Duration::from_secs(DEFAULT_LINGER_SECS),
         }
     }
 }
