@@ -626,8 +626,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
-    // Before any thread or connection: OpenSSL without its exit-time cleanup (see there).
-    poam_persistence::db::init_tls_library();
     let cli = Cli::parse();
     // A client of a service elsewhere: no settings of this one are read.
     if let Some(Command::Push(args)) = &cli.command {

@@ -474,6 +474,138 @@ fn an_emass_system_gives_scanned_items_its_point_of_contact(app: &TestApp) {
 }
 both!(an_emass_system_gives_scanned_items_its_point_of_contact);
 
+/// A Nessus v2 file of one host with audit compliance checks `(check id, name, result,
+/// reference)` under plugin 21157, as Tenable writes them (`cm` declared on `Report`).
+fn compliance(checks: &[(&str, &str, &str, &str)]) -> String {
+    let items: String = checks
+        .iter()
+        .map(|(id, name, result, reference)| {
+            format!(
+                "<ReportItem port=\"0\" svc_name=\"general\" protocol=\"tcp\" severity=\"3\" \
+                 pluginID=\"21157\" pluginName=\"Unix Compliance Checks\" pluginFamily=\"Policy Compliance\">\n\
+                 <description>\"{name}\" : [{result}]</description>\n\
+                 <cm:compliance-audit-file>DISA_STIG_RHEL_8_v1r13.audit</cm:compliance-audit-file>\n\
+                 <cm:compliance-check-id>{id}</cm:compliance-check-id>\n\
+                 <cm:compliance-check-name>{name}</cm:compliance-check-name>\n\
+                 <cm:compliance-info>Why it matters.</cm:compliance-info>\n\
+                 <cm:compliance-solution>Set it.</cm:compliance-solution>\n\
+                 <cm:compliance-reference>{reference}</cm:compliance-reference>\n\
+                 <cm:compliance-result>{result}</cm:compliance-result>\n\
+                 </ReportItem>\n"
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\" ?>\n<NessusClientData_v2>\n\
+         <Report name=\"STIG audit\" xmlns:cm=\"http://www.nessus.org/cm\">\n\
+         <ReportHost name=\"10.0.1.7\"><HostProperties>\
+         <tag name=\"host-fqdn\">db1.example.org</tag>\
+         <tag name=\"HOST_END\">Tue Dec  1 10:12:01 2026</tag></HostProperties>\n\
+         {items}</ReportHost>\n</Report>\n</NessusClientData_v2>\n"
+    )
+}
+
+/// An audit's compliance checks: one item per failed check (not one per plugin and host), with
+/// the CCI its references name; a check that passes in the next scan is a fix seen. A
+/// checklist that names no target host takes the importer's `host`; a `host` for a format that
+/// names its own hosts is refused.
+fn compliance_checks_and_unnamed_checklists(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system_in("Audits", "cmmc_l2");
+    let stig = "CAT|II, CCI|CCI-000213, Rule-ID|SV-230221r1_rule, STIG-ID|RHEL-08-010000, Vuln-ID|V-230221";
+    let first = compliance(&[
+        (
+            "c1",
+            "RHEL-08-010000 - RHEL 8 must be a vendor-supported release",
+            "FAILED",
+            stig,
+        ),
+        (
+            "c2",
+            "RHEL-08-010010 - RHEL 8 must have security patches installed",
+            "FAILED",
+            "800-53|SI-2",
+        ),
+        (
+            "c3",
+            "RHEL-08-010020 - RHEL 8 must use FIPS mode",
+            "PASSED",
+            "800-53|SC-13",
+        ),
+        (
+            "c4",
+            "RHEL-08-010030 - Review the banner by hand",
+            "WARNING",
+            "800-53|AC-8",
+        ),
+    ]);
+    let r = import(app, &sid, "nessus", "", &admin, first.as_bytes()).expect(200);
+    let b = &r.body;
+    assert_eq!(b["summary"]["findings"], 2, "{b}");
+    assert_eq!(b["summary"]["created"], 2, "{b}");
+    assert_eq!(b["summary"]["skipped_other"], 2, "{b}");
+    let reasons: Vec<&str> = b["skipped"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|x| x["reason"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(reasons, ["passed", "needs_review"]);
+    let c1 = result_for(b, "21157:c1", "db1.example.org");
+    let c2 = result_for(b, "21157:c2", "db1.example.org");
+    assert_ne!(c1["id"], c2["id"]);
+    let it = item(app, &c1["id"]);
+    assert_eq!(
+        it["title"],
+        "RHEL-08-010000 - RHEL 8 must be a vendor-supported release"
+    );
+    assert_eq!(it["source"]["identifier"], "21157:c1");
+    assert_eq!(it["ccis"], json!(["CCI-000213"]));
+    assert_eq!(it["source"]["details"]["vuln_id"], "V-230221");
+    assert_eq!(it["source"]["details"]["compliance_result"], "FAILED");
+    assert_eq!(item(app, &c2["id"])["controls"], json!(["SI-2"]));
+
+    // The next scan: c1 passes (a fix seen), c2 still fails.
+    let second = compliance(&[
+        (
+            "c1",
+            "RHEL-08-010000 - RHEL 8 must be a vendor-supported release",
+            "PASSED",
+            stig,
+        ),
+        (
+            "c2",
+            "RHEL-08-010010 - RHEL 8 must have security patches installed",
+            "FAILED",
+            "800-53|SI-2",
+        ),
+    ]);
+    let r = import(app, &sid, "nessus", "", &admin, second.as_bytes()).expect(200);
+    assert_eq!(r.body["summary"]["unchanged"], 1, "{}", r.body);
+    assert_eq!(r.body["not_seen"][0]["id"], c1["id"], "{}", r.body);
+    assert!(item(app, &c1["id"])["not_seen_since"].is_string());
+    assert!(item(app, &c2["id"])["not_seen_since"].is_null());
+
+    // A checklist without a target host: unmapped, or on the host the importer names.
+    let mut unnamed = cklb();
+    unnamed["target_data"]["host_name"] = json!("");
+    unnamed["target_data"]["ip_address"] = json!("");
+    unnamed["target_data"]["fqdn"] = json!("");
+    let body = serde_json::to_vec(&unnamed).unwrap_or_default();
+    let r = import(app, &sid, "cklb", "", &admin, &body).expect(200);
+    assert_eq!(r.body["summary"]["unmapped"], 2, "{}", r.body);
+    assert_eq!(r.body["summary"]["created"], 0, "{}", r.body);
+    let r = import(app, &sid, "cklb", "&host=kiosk-7", &admin, &body).expect(200);
+    assert_eq!(r.body["summary"]["created"], 1, "{}", r.body);
+    result_for(&r.body, "V-214048", "kiosk-7");
+    import(app, &sid, "cklb", "&host=%20", &admin, &body).problem(400, "invalid_query");
+    import(app, &sid, "nessus", "&host=x", &admin, second.as_bytes()).problem(400, "invalid_query");
+    // With a byte-order mark, as PowerShell tools write checklists: the same checklist.
+    let mut marked = b"\xEF\xBB\xBF".to_vec();
+    marked.extend_from_slice(&serde_json::to_vec(&cklb()).unwrap_or_default());
+    let r = import(app, &sid, "cklb", "", &admin, &marked).expect(200);
+    result_for(&r.body, "V-214048", "db1.example.org");
+}
+both!(compliance_checks_and_unnamed_checklists);
+
 fn cklb() -> Value {
     json!({
         "title": "db1", "id": "2f1c", "active": false, "mode": 1, "has_path": true,

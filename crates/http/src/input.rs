@@ -32,9 +32,16 @@ pub async fn json_document(
 ) -> Result<serde_json::Value, ApiError> {
     json_media_type(req)?;
     let mut scan = Depth::default();
-    let chunks =
+    let mut chunks =
         read_chunks_within(req, &mut payload.into_inner(), limit, |c| scan.feed(c)).await?;
     too_deep(scan.max)?;
+    // A document saved by a tool on Windows may begin with a UTF-8 byte-order mark, which JSON
+    // must not have (RFC 8259 §8.1) and a parser may ignore: ignored.
+    if let Some(first) = chunks.front_mut() {
+        if first.starts_with(b"\xEF\xBB\xBF") {
+            let _ = first.split_to(3);
+        }
+    }
     let value = strict::parse(serde_json::Deserializer::from_reader(
         std::io::BufReader::with_capacity(64 << 10, Chunks(chunks)),
     ))?;

@@ -65,14 +65,18 @@ pub struct NewScan {
     pub scope: Vec<Covered>,
 }
 
-/// The scan of this system with the same SHA-256 whose import left no finding failed, if the
-/// file was imported so before: the same file again has nothing to change. A file some of whose
-/// findings were refused (an eMASS system without a point of contact for them, say) is taken
-/// again: what was refused goes through the decisions once more.
+/// The scan of this system with the same SHA-256, read the same way (`reading`: the options
+/// that decide what the file's findings are, kept in the scan's counts), whose import left no
+/// finding failed, if the file was imported so before: the same file read the same way again
+/// has nothing to change. A file some of whose findings were refused (an eMASS system without a
+/// point of contact for them, say) is taken again: what was refused goes through the decisions
+/// once more; so is a file read otherwise (informational findings kept this time, a
+/// checklist's host named) and one imported before the reading was kept.
 pub fn repeat_of(
     conn: &mut DbConnection,
     system_id: SystemId,
     sha256: &str,
+    reading: &serde_json::Value,
 ) -> Result<Option<ScanRecord>, StoreError> {
     let rows: Vec<ScanRow> = scans::table
         .filter(scans::system_id.eq(system_id.to_string()))
@@ -83,7 +87,7 @@ pub fn repeat_of(
     let complete = |row: &ScanRow| {
         serde_json::from_str::<serde_json::Value>(&row.counts)
             .ok()
-            .is_some_and(|c| c["failed"].as_u64() == Some(0))
+            .is_some_and(|c| c["failed"].as_u64() == Some(0) && c["reading"] == *reading)
     };
     rows.into_iter()
         .find(complete)

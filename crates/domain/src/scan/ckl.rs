@@ -17,13 +17,12 @@ pub fn read<R: BufRead>(
     options: &Options,
     sink: &mut dyn Sink,
 ) -> Result<(), ParseError> {
-    let _ = options;
     let (mut xml, root) = xml::XmlReader::open(input, ROOT)?;
     sink.scanner("STIG Viewer (CKL)");
     if root.empty {
         return Ok(());
     }
-    let mut target = Target::default();
+    let mut target = Target::given(options);
     while let Some(child) = xml.next_child()? {
         match child.name.as_str() {
             "ASSET" if !child.empty => {
@@ -59,16 +58,27 @@ pub(super) struct Target {
     pub host_name: String,
     pub ip: String,
     pub fqdn: String,
+    /// The host the importer named for a checklist that names none ([`Options::host`]).
+    pub given: String,
     announced: bool,
 }
 
 impl Target {
-    /// The FQDN, else the host name, else the IP; none when the checklist names none.
+    /// The FQDN, else the host name, else the IP, else the host the importer named; none when
+    /// neither the checklist nor the importer names one.
     pub fn host(&self) -> Option<&str> {
-        [&self.fqdn, &self.host_name, &self.ip]
+        [&self.fqdn, &self.host_name, &self.ip, &self.given]
             .into_iter()
             .map(|s| s.trim())
             .find(|s| !s.is_empty())
+    }
+
+    /// A target with nothing read yet but the host the importer named.
+    pub fn given(options: &Options) -> Self {
+        Target {
+            given: options.host.clone().unwrap_or_default(),
+            ..Target::default()
+        }
     }
 
     /// Tells the sink the host once, when there is one.
@@ -179,7 +189,8 @@ pub(super) fn map_rule(
         sink.unmapped(Unmapped {
             place,
             element: element.to_owned(),
-            reason: "the checklist names no target host".into(),
+            reason: "the checklist names no target host (name one with the `host` parameter)"
+                .into(),
         });
         return;
     };
@@ -549,10 +560,8 @@ mod tests {
         assert!(got.findings.is_empty());
         assert!(got.skipped.is_empty());
         assert_eq!(got.unmapped.len(), 8);
-        assert!(got
-            .unmapped
-            .iter()
-            .all(|u| u.reason == "the checklist names no target host"));
+        assert!(got.unmapped.iter().all(|u| u.reason
+            == "the checklist names no target host (name one with the `host` parameter)"));
         Ok(())
     }
 

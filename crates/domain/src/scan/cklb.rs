@@ -15,7 +15,8 @@ pub fn read<R: BufRead>(
     options: &Options,
     sink: &mut dyn Sink,
 ) -> Result<(), ParseError> {
-    let _ = options;
+    let mut input = input;
+    super::skip_bom(&mut input)?;
     let checklist: Checklist = serde_json::from_reader(input).map_err(json_error)?;
     let Some(stigs) = checklist.stigs else {
         return Err(ParseError::new(
@@ -29,7 +30,7 @@ pub fn read<R: BufRead>(
         value => serde_json::from_value(value)
             .map_err(|e| ParseError::new("/target_data", format!("unreadable target: {e}")))?,
     };
-    let mut target = Target::default();
+    let mut target = Target::given(options);
     target.fqdn = data.fqdn.0;
     target.host_name = data.host_name.0;
     target.ip = data.ip_address.0;
@@ -300,6 +301,22 @@ mod tests {
         Ok(())
     }
 
+    /// A checklist saved with a UTF-8 byte-order mark (as PowerShell tools such as
+    /// Evaluate-STIG write them) reads as the same checklist without it.
+    #[test]
+    fn a_byte_order_mark_is_ignored() -> Result<(), ParseError> {
+        let plain = collect(SAMPLE)?;
+        let marked = collect(&format!("\u{feff}{SAMPLE}"))?;
+        assert!(!plain.findings.is_empty());
+        assert_eq!(marked.findings, plain.findings);
+        assert_eq!(marked.skipped, plain.skipped);
+        assert_eq!(marked.unmapped, plain.unmapped);
+        // Only at the start: elsewhere it is a character like any other (here, not JSON).
+        let err = collect(&format!(" \u{feff}{SAMPLE}")).err();
+        assert!(err.is_some());
+        Ok(())
+    }
+
     #[test]
     fn accounts_for_every_rule() -> Result<(), ParseError> {
         let got = collect(SAMPLE)?;
@@ -367,10 +384,36 @@ mod tests {
         let no_host = got
             .unmapped
             .iter()
-            .filter(|u| u.reason == "the checklist names no target host")
+            .filter(|u| {
+                u.reason
+                    == "the checklist names no target host (name one with the `host` parameter)"
+            })
             .count();
         // The rule that is not an object cannot be read at all.
         assert_eq!(no_host, 8);
+
+        // Named by the importer (`host`), the same rules map to that host; a checklist that
+        // names its own keeps it.
+        let given = Options {
+            host: Some("kiosk-7".into()),
+            ..Options::default()
+        };
+        let mut named = Collected::default();
+        read(text.as_bytes(), &given, &mut named)?;
+        assert_eq!(named.hosts, ["kiosk-7"]);
+        let plain = collect(SAMPLE)?;
+        assert_eq!(named.findings.len(), plain.findings.len());
+        assert!(!named.findings.is_empty());
+        assert!(named
+            .findings
+            .iter()
+            .all(|f| f.asset == "kiosk-7" && f.host == "kiosk-7"));
+        // What is unmapped is what is unmapped with the checklist's own host (a rule that is
+        // not an object, an unknown status…), no longer every rule.
+        assert_eq!(named.unmapped, plain.unmapped);
+        let mut own = Collected::default();
+        read(SAMPLE.as_bytes(), &given, &mut own)?;
+        assert_eq!(own.findings, plain.findings);
         Ok(())
     }
 

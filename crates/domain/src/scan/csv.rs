@@ -633,6 +633,7 @@ mod tests {
             &mapping,
             &Options {
                 include_informational: true,
+                ..Options::default()
             },
         )?;
         assert_eq!(with_info.findings.len(), 5);

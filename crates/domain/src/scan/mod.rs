@@ -271,6 +271,23 @@ impl Sink for Collected {
 pub struct Options {
     /// Keep informational findings (Nessus severity 0, SARIF `none`) as findings.
     pub include_informational: bool,
+    /// CKL and CKLB: the target host of a checklist that names none (its own FQDN, host name
+    /// or address always wins).
+    pub host: Option<String>,
+}
+
+/// Consumes a UTF-8 byte-order mark at the start of `input`, if there is one. JSON must not
+/// begin with one (RFC 8259 §8.1), but tools on Windows write it (PowerShell's
+/// `Out-File -Encoding UTF8`, and so checklists made by Evaluate-STIG), and a parser may ignore
+/// it: a checklist is not refused for it.
+pub(crate) fn skip_bom<R: std::io::BufRead>(input: &mut R) -> Result<(), ParseError> {
+    let start = input
+        .fill_buf()
+        .map_err(|e| ParseError::new("", format!("cannot read the file: {e}")))?;
+    if start.starts_with(b"\xEF\xBB\xBF") {
+        input.consume(3);
+    }
+    Ok(())
 }
 
 /// Reads `input` in `format` into `sink`. CSV needs its mapping: use [`csv::read`].

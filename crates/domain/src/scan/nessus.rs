@@ -1,5 +1,9 @@
 //! Nessus v2 (`.nessus`, root `<NessusClientData_v2>`): one finding per `ReportItem` (plugin,
-//! host, port, protocol). The file is streamed: only the current `ReportHost`'s properties and
+//! host, port, protocol). A compliance check's `ReportItem` (an audit file's check: the
+//! `cm:compliance-*` elements, every check of one audit under one plugin id, 21156 or 21157, on
+//! port 0) is one finding per check when it `FAILED`, identified as `<plugin id>:<check id>`;
+//! `PASSED` is a fix seen, `WARNING` (a check for a person to judge) and `ERROR` (the check did
+//! not run) are listed as skipped. The file is streamed: only the current `ReportHost`'s properties and
 //! the current `ReportItem` are held, so a file of hundreds of megabytes reads in bounded memory.
 //! The `Policy` section is skipped.
 
@@ -172,6 +176,36 @@ fn read_item<R: BufRead>(
     })
 }
 
+/// A compliance check's `ReportItem`: its result, its stable id (`cm:compliance-check-id`,
+/// else its name, clipped) and its name.
+struct Check {
+    result: String,
+    id: String,
+    name: Option<String>,
+}
+
+impl Check {
+    /// The length a check's name may take as its id (without a `cm:compliance-check-id`).
+    const ID_MAX: usize = 200;
+
+    fn of(item: &Item) -> Option<Check> {
+        let result = item.child("cm:compliance-result").map(str::trim)?;
+        let name = item
+            .child("cm:compliance-check-name")
+            .map(|n| n.trim().to_owned());
+        let id = item
+            .child("cm:compliance-check-id")
+            .map(|i| i.trim().to_owned())
+            .or_else(|| name.as_deref().map(|n| clip(n, Self::ID_MAX)))
+            .unwrap_or_default();
+        Some(Check {
+            result: result.to_owned(),
+            id,
+            name,
+        })
+    }
+}
+
 fn map_item(item: &Item, host: &mut Host, options: &Options, sink: &mut dyn Sink) {
     let element = &item.element;
     let place = element.place.clone();
@@ -215,11 +249,54 @@ fn map_item(item: &Item, host: &mut Host, options: &Options, sink: &mut dyn Sink
     } else {
         format!("{host_name}:{port}/{protocol}")
     };
+    let check = Check::of(item);
+    let identifier = match &check {
+        Some(c) => format!("{plugin_id}:{}", c.id),
+        None => plugin_id.to_owned(),
+    };
+    if let Some(c) = &check {
+        if c.id.is_empty() {
+            sink.unmapped(Unmapped {
+                place,
+                element: format!("ReportItem pluginID={plugin_id}"),
+                reason: "the compliance check has neither a cm:compliance-check-id nor a name"
+                    .into(),
+            });
+            return;
+        }
+        let skipped = match c.result.to_ascii_uppercase().as_str() {
+            "FAILED" => None,
+            "PASSED" => Some(("passed", true)),
+            "WARNING" => Some(("needs_review", false)),
+            "ERROR" => Some(("check_error", false)),
+            other => {
+                sink.unmapped(Unmapped {
+                    place,
+                    element: format!("ReportItem pluginID={plugin_id}"),
+                    reason: format!(
+                        "the compliance result \"{other}\" is not one of FAILED, PASSED, WARNING, ERROR"
+                    ),
+                });
+                return;
+            }
+        };
+        if let Some((reason, fixed)) = skipped {
+            sink.skipped(Skipped {
+                place,
+                detector: Some(DETECTOR.into()),
+                identifier: Some(identifier),
+                asset: Some(asset),
+                reason: reason.into(),
+                fixed,
+            });
+            return;
+        }
+    }
     if severity == Severity::Info && !options.include_informational {
         sink.skipped(Skipped {
             place,
             detector: Some(DETECTOR.into()),
-            identifier: Some(plugin_id.into()),
+            identifier: Some(identifier),
             asset: Some(asset),
             reason: "informational".into(),
             fixed: false,
@@ -282,31 +359,107 @@ fn map_item(item: &Item, host: &mut Host, options: &Options, sink: &mut dyn Sink
     }
     put("unparsed_cves", Some(&unparsed.join(", ")));
 
-    let description = [item.child("synopsis"), item.child("description")]
+    let mut description = [item.child("synopsis"), item.child("description")]
         .into_iter()
         .flatten()
         .collect::<Vec<_>>()
         .join("\n\n");
     let score = |name: &str| item.child(name).and_then(|s| s.trim().parse::<f64>().ok());
+    let mut title = if plugin_name.is_empty() {
+        format!("Nessus plugin {plugin_id}")
+    } else {
+        plugin_name.into()
+    };
+    let mut solution = item.child("solution").map(str::to_owned);
+    let (mut controls, mut ccis) = (Vec::new(), Vec::new());
+    if let Some(c) = &check {
+        title = c
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{title}: {}", c.id));
+        if let Some(info) = item.child("cm:compliance-info") {
+            description = info.to_owned();
+        }
+        if let Some(fix) = item.child("cm:compliance-solution") {
+            solution = Some(fix.to_owned());
+        }
+        for (key, value) in [
+            ("compliance_result", Some(c.result.as_str())),
+            ("audit_file", item.child("cm:compliance-audit-file")),
+            ("check_id", Some(c.id.as_str())),
+            (
+                "actual_value",
+                item.child("cm:compliance-actual-value")
+                    .map(|v| clip(v, CLIP))
+                    .as_deref(),
+            ),
+            (
+                "policy_value",
+                item.child("cm:compliance-policy-value")
+                    .map(|v| clip(v, CLIP))
+                    .as_deref(),
+            ),
+            (
+                "reference",
+                item.child("cm:compliance-reference")
+                    .map(|v| clip(v, CLIP))
+                    .as_deref(),
+            ),
+        ] {
+            if let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) {
+                details.insert(key.to_owned(), v.to_owned());
+            }
+        }
+        // `800-53|AU-9, CCI|CCI-000366, Vuln-ID|V-220697, …`: the controls and CCIs it names,
+        // and a DISA STIG audit's rule ids under the names a checklist's findings use.
+        for entry in item
+            .child("cm:compliance-reference")
+            .unwrap_or_default()
+            .split(',')
+        {
+            let Some((scheme, value)) = entry.split_once('|') else {
+                continue;
+            };
+            let (scheme, value) = (scheme.trim(), value.trim());
+            let scheme = scheme.to_ascii_uppercase();
+            if scheme.starts_with("800-53") || scheme == "800-171" {
+                if let Some(control) = crate::controls::normalize_control(value) {
+                    if !controls.contains(&control) {
+                        controls.push(control);
+                    }
+                }
+            } else if scheme == "CCI" {
+                let cci = value.to_ascii_uppercase();
+                if cci.starts_with("CCI-") && !ccis.contains(&cci) {
+                    ccis.push(cci);
+                }
+            } else if let Some(key) = match scheme.as_str() {
+                "VULN-ID" => Some("vuln_id"),
+                "STIG-ID" => Some("stig_id"),
+                "RULE-ID" => Some("rule_id"),
+                _ => None,
+            } {
+                details
+                    .entry(key.to_owned())
+                    .or_insert_with(|| value.to_owned());
+            }
+        }
+    }
 
     sink.finding(Finding {
         detector: DETECTOR.into(),
-        identifier: plugin_id.into(),
+        identifier,
         asset,
         host: host_name,
-        title: if plugin_name.is_empty() {
-            format!("Nessus plugin {plugin_id}")
-        } else {
-            plugin_name.into()
-        },
+        title,
         description,
         severity: Some(severity),
         cves,
-        controls: Vec::new(),
-        ccis: Vec::new(),
+        controls,
+        ccis,
         cvss3_base: score("cvss3_base_score"),
         cvss4_base: score("cvss4_base_score"),
-        solution: item.child("solution").map(str::to_owned),
+        solution,
         seen_on: host.seen_on(),
         details,
         place,
@@ -839,10 +992,142 @@ mod tests {
         Ok(())
     }
 
+    /// An audit's compliance checks, all under plugin 21157 on port 0 as Nessus reports them
+    /// (the `cm` namespace declared on `Report`, as Tenable's exports do): one finding per
+    /// failed check, each its own key; a passed check is a fix seen; a warning and an error are
+    /// listed as skipped; an unknown result is unmapped. Read from Tenable's documented
+    /// `cm:compliance-*` elements, not from a file of ours alone: a real CIS audit export of
+    /// 381 checks on 3 hosts became 3 items before (every check of a host one key).
+    #[test]
+    fn compliance_checks_are_one_finding_per_failed_check() -> Result<(), ParseError> {
+        let check = |sev: u8, id: &str, name: &str, result: &str, reference: &str| {
+            format!(
+                "<ReportItem port=\"0\" svc_name=\"general\" protocol=\"tcp\" severity=\"{sev}\" \
+                 pluginID=\"21157\" pluginName=\"Unix Compliance Checks\" pluginFamily=\"Policy Compliance\">\
+                 <description>\"{name}\" : [{result}]</description>\
+                 <cm:compliance-audit-file>CIS_Demo_L1.audit</cm:compliance-audit-file>\
+                 <cm:compliance-check-id>{id}</cm:compliance-check-id>\
+                 <cm:compliance-check-name>{name}</cm:compliance-check-name>\
+                 <cm:compliance-info>Why {name} matters.</cm:compliance-info>\
+                 <cm:compliance-solution>Fix {name}.</cm:compliance-solution>\
+                 <cm:compliance-actual-value>found 0 &amp; nothing</cm:compliance-actual-value>\
+                 <cm:compliance-policy-value>expect: 1</cm:compliance-policy-value>\
+                 <cm:compliance-reference>{reference}</cm:compliance-reference>\
+                 <cm:compliance-result>{result}</cm:compliance-result>\
+                 </ReportItem>"
+            )
+        };
+        let items = [
+            check(3, "aa11", "1.1.12 Ensure separate partition exists for /var/log/audit", "FAILED",
+                  "800-171|3.3.8, 800-53|AU-9, 800-53|CM-6, CSCv7|6.4, LEVEL|2S"),
+            check(3, "bb22", "WN10-00-000005 - Domain-joined systems must use Enterprise", "FAILED",
+                  "CAT|II, CCI|CCI-000366, Rule-ID|SV-220697r569187_rule, STIG-ID|WN10-00-000005, Vuln-ID|V-220697"),
+            check(1, "cc33", "1.2 Ensure updates are installed", "PASSED", "800-53|SI-2"),
+            check(2, "dd44", "1.3 Ensure the FAT module is limited", "WARNING", "800-53|CM-6"),
+            check(2, "ee55", "1.4 Ensure a check that cannot run", "ERROR", ""),
+            check(2, "ff66", "1.5 Ensure something odd", "SKIPPED-ISH", ""),
+            // Not a compliance check: a plugin finding on the same host, keyed as before.
+            "<ReportItem port=\"0\" protocol=\"tcp\" severity=\"2\" pluginID=\"12345\" pluginName=\"p\"/>".to_owned(),
+        ];
+        let text = format!(
+            "<?xml version=\"1.0\" ?><NessusClientData_v2>\
+             <Report name=\"CIS\" xmlns:cm=\"http://www.nessus.org/cm\">\
+             <ReportHost name=\"10.0.0.9\"><HostProperties><tag name=\"host-fqdn\">db9.example.org</tag></HostProperties>\
+             {}</ReportHost></Report></NessusClientData_v2>",
+            items.concat()
+        );
+        let got = collect(&text, &Options::default())?;
+        let keys: Vec<(&str, &str)> = got
+            .findings
+            .iter()
+            .map(|f| (f.identifier.as_str(), f.title.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (
+                    "21157:aa11",
+                    "1.1.12 Ensure separate partition exists for /var/log/audit"
+                ),
+                (
+                    "21157:bb22",
+                    "WN10-00-000005 - Domain-joined systems must use Enterprise"
+                ),
+                ("12345", "p"),
+            ]
+        );
+        let Some(first) = got.findings.first() else {
+            panic!("no finding")
+        };
+        assert_eq!(first.asset, "db9.example.org");
+        assert_eq!(first.severity, Some(Severity::NessusHigh));
+        assert_eq!(first.controls, ["3.3.8", "AU-9", "CM-6"]);
+        assert!(first.ccis.is_empty());
+        assert_eq!(
+            first.description,
+            "Why 1.1.12 Ensure separate partition exists for /var/log/audit matters."
+        );
+        assert_eq!(
+            first.solution.as_deref(),
+            Some("Fix 1.1.12 Ensure separate partition exists for /var/log/audit.")
+        );
+        let detail = |f: &super::super::Finding, k: &str| f.details.get(k).cloned();
+        assert_eq!(
+            detail(first, "compliance_result").as_deref(),
+            Some("FAILED")
+        );
+        assert_eq!(
+            detail(first, "audit_file").as_deref(),
+            Some("CIS_Demo_L1.audit")
+        );
+        assert_eq!(
+            detail(first, "actual_value").as_deref(),
+            Some("found 0 & nothing")
+        );
+        assert_eq!(detail(first, "policy_value").as_deref(), Some("expect: 1"));
+        assert_eq!(detail(first, "check_id").as_deref(), Some("aa11"));
+        let Some(stig) = got.findings.get(1) else {
+            panic!("no second finding")
+        };
+        assert_eq!(stig.ccis, ["CCI-000366"]);
+        assert!(stig.controls.is_empty());
+        assert_eq!(detail(stig, "vuln_id").as_deref(), Some("V-220697"));
+        assert_eq!(detail(stig, "stig_id").as_deref(), Some("WN10-00-000005"));
+        assert_eq!(
+            detail(stig, "rule_id").as_deref(),
+            Some("SV-220697r569187_rule")
+        );
+
+        let skipped: Vec<(Option<&str>, &str, bool)> = got
+            .skipped
+            .iter()
+            .map(|s| (s.identifier.as_deref(), s.reason.as_str(), s.fixed))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (Some("21157:cc33"), "passed", true),
+                (Some("21157:dd44"), "needs_review", false),
+                (Some("21157:ee55"), "check_error", false),
+            ]
+        );
+        let reasons: Vec<&str> = got.unmapped.iter().map(|u| u.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            ["the compliance result \"SKIPPED-ISH\" is not one of FAILED, PASSED, WARNING, ERROR"]
+        );
+        assert_eq!(
+            got.findings.len() + got.skipped.len() + got.unmapped.len(),
+            items.len()
+        );
+        Ok(())
+    }
+
     #[test]
     fn keeps_informational_when_asked() -> Result<(), ParseError> {
         let options = Options {
             include_informational: true,
+            ..Options::default()
         };
         let got = collect(SAMPLE, &options)?;
         assert!(got.skipped.is_empty());

@@ -148,6 +148,7 @@ pub fn read<R: std::io::BufRead>(
     sink: &mut dyn Sink,
 ) -> Result<(), ParseError> {
     let mut input = input;
+    super::skip_bom(&mut input)?;
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut input, &mut bytes)
         .map_err(|e| ParseError::new("", format!("cannot read the SARIF log: {e}")))?;
@@ -591,6 +592,7 @@ mod tests {
     fn keeps_informational_when_asked() -> Result<(), ParseError> {
         let options = Options {
             include_informational: true,
+            ..Options::default()
         };
         let c = read_str(TWO_RUNS, &options)?;
         assert_eq!(c.findings.len(), 6);

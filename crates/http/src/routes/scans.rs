@@ -56,6 +56,11 @@ pub struct ScanImportParams {
     /// "IP Address", …}`); else the preset, else the system's saved `scans.csv_mapping`.
     #[param(max_length = 2000)]
     mapping: Option<String>,
+    /// CKL and CKLB only: the target host of a checklist that names none (a checklist's own
+    /// FQDN, host name or address always wins); without it such a checklist's rules are listed
+    /// as unmapped.
+    #[param(max_length = 255)]
+    host: Option<String>,
 }
 
 /// What became of one finding.
@@ -785,6 +790,24 @@ async fn import(
             "a column mapping is for CSV files; this format names its own fields",
         ));
     }
+    let host = match params.host.as_deref().map(str::trim) {
+        None => None,
+        Some(_) if !matches!(format, Format::Ckl | Format::Cklb) => {
+            return Err(ApiError::invalid_param(
+                "host",
+                "not_applicable",
+                "a target host is for CKL and CKLB checklists; this format names its own hosts",
+            ))
+        }
+        Some(h) if h.is_empty() || h.chars().count() > 255 || h.chars().any(char::is_control) => {
+            return Err(ApiError::invalid_param(
+                "host",
+                "invalid",
+                "a host name of 1 to 255 characters, without control characters",
+            ))
+        }
+        Some(h) => Some(h.to_owned()),
+    };
     // Another system's import is a 404 whatever the file says.
     let scope = actor.scope.clone();
     let system = state
@@ -824,6 +847,7 @@ async fn import(
             .include_informational
             .or(settings.include_informational)
             .unwrap_or(false),
+        host,
     };
 
     // First reading: the whole file checked; nothing is stored if it cannot be read.
@@ -875,9 +899,15 @@ async fn import(
         today: chrono::Utc::now().date_naive(),
     };
     let path = spooled.path.clone();
+    // What decides the findings besides the file: a repeat is the same file read the same way.
+    let reading = serde_json::json!({
+        "include_informational": options.include_informational,
+        "host": options.host,
+        "mapping": mapping,
+    });
     let report = state
         .db(move |conn| {
-            let repeat = scans_store::repeat_of(conn, system_id, &sha256)?;
+            let repeat = scans_store::repeat_of(conn, system_id, &sha256, &reading)?;
             let scan = match &repeat {
                 Some(s) => s.clone(),
                 None => scans_store::store(
@@ -954,6 +984,7 @@ async fn import(
             let mut counts = counts;
             if let Some(map) = counts.as_object_mut() {
                 map.insert("repeat".into(), serde_json::Value::Bool(repeat.is_some()));
+                map.insert("reading".into(), reading.clone());
                 map.insert(
                     "not_seen_items".into(),
                     serde_json::json!(not_seen.iter().map(|n| &n.display_id).collect::<Vec<_>>()),
