@@ -270,7 +270,13 @@ fn a_nessus_scan_creates_then_changes_nothing_then_marks_what_is_gone(app: &Test
         r.body
     );
     let tls_id = tls["id"].as_str().unwrap_or_default().to_owned();
-    app.milestone(&tls_id, &days(10));
+    // Due on the item's own schedule (detection + 90 days): a date relative to today would
+    // pass the schedule once today is within 10 days of it, and be refused.
+    let due = item(app, &tls["id"])["scheduled_completion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    app.milestone(&tls_id, &due);
     crate::exchange::close(app, &tls_id);
     let r = import(
         app,
@@ -841,7 +847,7 @@ fn kev(cve: &str, due: &str) -> Value {
         "vulnerabilities": [{
             "cveID": cve, "vendorProject": "OpenBSD ", "product": "OpenSSH",
             "vulnerabilityName": "OpenSSH Signal Handler Race Condition",
-            "dateAdded": days(-5), "shortDescription": "A race condition in sshd.",
+            "dateAdded": "2026-11-06", "shortDescription": "A race condition in sshd.",
             "requiredAction": "Apply mitigations per vendor instructions.", "dueDate": due,
             "knownRansomwareCampaignUse": "Known", "notes": "https://nvd.nist.gov", "cwes": ["CWE-364"]
         }]
@@ -875,7 +881,9 @@ fn catalogs_mark_items_deadlines_and_the_template(app: &TestApp) {
     );
 
     // Before the policy's date (detection on Nov 3 + 30 days): the KEV date governs.
-    let due = days(-1);
+    // A fixed date: the detection date is fixed too, so one relative to today
+    // stops being the earlier of the two once today passes Dec 4.
+    let due = "2026-11-20".to_owned();
     let r = app
         .request(
             "PUT",

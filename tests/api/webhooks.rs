@@ -283,6 +283,9 @@ impl Instance {
             .env("POAM_DATABASE_URL", app.settings.database_url.redacted())
             .env("POAM_DATA_DIR", &app.dir)
             .envs(GENEROUS_LIMITS.iter().copied())
+            // No time-driven events of its own (a month's review due, at midnight on the 1st,
+            // would add deliveries the tests count); a caller may still turn it on.
+            .env("POAM_SCHEDULER_PERIOD", "off")
             .envs(env.iter().copied())
             .env("POAM_JWT_SECRET", SECRET)
             .env("POAM_BIND", format!("127.0.0.1:{port}"))
