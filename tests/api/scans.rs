@@ -612,6 +612,90 @@ fn compliance_checks_and_unnamed_checklists(app: &TestApp) {
 }
 both!(compliance_checks_and_unnamed_checklists);
 
+/// One `ReportItem` of plugin 142591 on web1's port 443: severity, CVEs, output.
+fn php(severity: u8, cves: &[&str], output: &str) -> String {
+    let cves: String = cves.iter().map(|c| format!("<cve>{c}</cve>")).collect();
+    format!(
+        "<ReportItem port=\"443\" svc_name=\"www\" protocol=\"tcp\" severity=\"{severity}\" pluginID=\"142591\" \
+         pluginName=\"PHP &lt; 7.3.24 Multiple Vulnerabilities\" pluginFamily=\"CGI abuses\">\
+         <synopsis>The version of PHP running on the remote web server is affected by multiple vulnerabilities.</synopsis>\
+         <description>PHP before 7.3.24 is affected.</description><solution>Upgrade to PHP version 7.3.24 or later.</solution>\
+         {cves}<plugin_output>{output}</plugin_output></ReportItem>\n"
+    )
+}
+
+fn php_scan(items: &[String]) -> String {
+    format!(
+        "<?xml version=\"1.0\" ?>\n<NessusClientData_v2><Report name=\"PHP\" xmlns:cm=\"http://www.nessus.org/cm\">\n\
+         <ReportHost name=\"10.0.0.5\"><HostProperties><tag name=\"HOST_END\">Tue Nov  3 10:12:01 2026</tag>\
+         <tag name=\"host-fqdn\">web1.example.org</tag><tag name=\"host-ip\">10.0.0.5</tag></HostProperties>\n\
+         {}</ReportHost></Report></NessusClientData_v2>\n",
+        items.concat()
+    )
+}
+
+/// The same plugin on the same port of one host twice (a host with two PHP installations,
+/// as in a real Nessus file): one item, and nothing of either element is lost.
+fn a_finding_met_twice_in_one_file_keeps_both(app: &TestApp) {
+    let admin = app.admin();
+    let sid = app.system("Twice");
+    let old =
+        "URL: https://web1.example.org/\n  Installed version : 5.6.40\n  Fixed version : 7.3.24";
+    let new =
+        "URL: https://web1.example.org/app/\n  Installed version : 7.2.1\n  Fixed version : 7.3.24";
+    let file = php_scan(&[
+        php(3, &["CVE-2020-7070"], old),
+        php(2, &["CVE-2020-7069", "CVE-2020-7070"], new),
+    ]);
+    let r = import(app, &sid, "nessus", "", &admin, file.as_bytes()).expect(200);
+    let b = &r.body;
+    assert_eq!(b["summary"]["findings"], 2, "every element answered: {b}");
+    let results = b["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 2, "{b}");
+    assert_eq!(results[0]["id"], results[1]["id"], "one item: {b}");
+    assert_eq!(results[0]["status"], "created", "{b}");
+    let again: Vec<&str> = results[1]["notes"]
+        .as_array()
+        .map(|n| n.iter().filter_map(|x| x["code"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(again.contains(&"found_again"), "{b}");
+    let it = item(app, &results[0]["id"]);
+    let output = it["source"]["details"]["plugin_output"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        output.contains("5.6.40") && output.contains("7.2.1"),
+        "both outputs kept: {it}"
+    );
+    assert!(
+        output.find("5.6.40") < output.find("7.2.1"),
+        "in file order: {output}"
+    );
+    assert_eq!(it["cves"], json!(["CVE-2020-7069", "CVE-2020-7070"]));
+    assert_eq!(it["risk_rating"], "high", "the higher of the two: {it}");
+    assert_eq!(it["title"], "PHP < 7.3.24 Multiple Vulnerabilities");
+
+    // The same file again changes nothing; the outputs are not added a second time.
+    let r = import(app, &sid, "nessus", "", &admin, file.as_bytes()).expect(200);
+    assert_eq!(r.body["summary"]["unchanged"], 2, "{}", r.body);
+    let kept = item(app, &results[0]["id"]);
+    assert_eq!(kept["source"]["details"], it["source"]["details"]);
+
+    // The next scan finds one installation: the item says what this scan saw.
+    let next = php_scan(&[php(2, &["CVE-2020-7069", "CVE-2020-7070"], new)]);
+    let r = import(app, &sid, "nessus", "", &admin, next.as_bytes()).expect(200);
+    assert_eq!(r.body["summary"]["updated"], 1, "{}", r.body);
+    let it = item(app, &results[0]["id"]);
+    let output = it["source"]["details"]["plugin_output"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        !output.contains("5.6.40") && output.contains("7.2.1"),
+        "{it}"
+    );
+}
+both!(a_finding_met_twice_in_one_file_keeps_both);
+
 fn cklb() -> Value {
     json!({
         "title": "db1", "id": "2f1c", "active": false, "mode": 1, "has_path": true,

@@ -29,7 +29,7 @@ use poam_persistence::scans::{self as scans_store, NewScan, Sighting};
 use poam_persistence::{DbConnection, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{hash_map, BTreeMap, BTreeSet, HashMap};
 use std::io::{BufReader, Write};
 use utoipa::{IntoParams, ToSchema};
 
@@ -384,6 +384,10 @@ struct Ingest<'a> {
     skipped_truncated: bool,
     fixed_keys: Vec<String>,
     unmapped: Vec<ScanUnmapped>,
+    /// Where each finding key was first met in this file: a finding met again (a real Nessus
+    /// file lists the same plugin on the same port twice, one per installed version) adds
+    /// its details to the item's instead of replacing the first one's.
+    first_at: HashMap<String, String>,
     error: Option<StoreError>,
     /// Findings written so far, and when the planner's statistics are next refreshed.
     written: usize,
@@ -464,6 +468,17 @@ impl Ingest<'_> {
             }
             return Ok(());
         }
+        let again: Vec<Option<String>> = batch
+            .iter()
+            .zip(&keys)
+            .map(|(f, k)| match self.first_at.entry(k.clone()) {
+                hash_map::Entry::Occupied(first) => Some(first.get().clone()),
+                hash_map::Entry::Vacant(v) => {
+                    v.insert(f.place.clone());
+                    None
+                }
+            })
+            .collect();
         let mut ccis: Vec<String> = batch.iter().flat_map(|f| f.ccis.iter().cloned()).collect();
         ccis.sort();
         ccis.dedup();
@@ -495,20 +510,30 @@ impl Ingest<'_> {
             &self.actor,
             false,
             &bulk_keys,
-            |i, current| match current {
-                None => super::exchange::admit(&docs[i].0, None, &caller, origin, &mut admitted[i]),
-                Some(item) if grouped => {
-                    let mut patch = docs[i].1.clone();
+            |i, current| {
+                let Some(item) = current else {
+                    return super::exchange::admit(
+                        &docs[i].0,
+                        None,
+                        &caller,
+                        origin,
+                        &mut admitted[i],
+                    );
+                };
+                let mut patch = match &again[i] {
+                    Some(first) => {
+                        merge_again(&docs[i].1, item, &batch[i].place, first, &mut admitted[i])
+                    }
+                    None => docs[i].1.clone(),
+                };
+                if grouped {
                     let mut assets = item.assets.clone();
                     if !assets.contains(&batch[i].asset) {
                         assets.push(batch[i].asset.clone());
                     }
                     patch["assets"] = serde_json::json!(assets);
-                    super::exchange::admit(&patch, current, &caller, origin, &mut admitted[i])
                 }
-                Some(_) => {
-                    super::exchange::admit(&docs[i].1, current, &caller, origin, &mut admitted[i])
-                }
+                super::exchange::admit(&patch, current, &caller, origin, &mut admitted[i])
             },
             Some(&poam_domain::threat::Seen {
                 scan_id: self.scan.id,
@@ -559,6 +584,81 @@ impl Ingest<'_> {
             scans_store::record_sightings(conn, scan, &sightings)
         })
     }
+}
+
+/// The patch of a finding met again in the same file (at `place`; first at `first`), over the
+/// item its first meeting wrote: nothing of the first is lost. Details that differ are kept
+/// both, the later under its place (`— line 180, column 5 —`); CVEs, CCIs and named controls
+/// are the union; the rating is the higher; title and description stay the first's.
+fn merge_again(
+    patch: &serde_json::Value,
+    item: &poam_domain::Item,
+    place: &str,
+    first: &str,
+    notes: &mut Vec<Violation>,
+) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let mut merged = patch.clone();
+    let mut details = item.source.details.clone();
+    let later = patch["source"]["details"].as_object().into_iter().flatten();
+    for (key, value) in later {
+        let Some(value) = value.as_str() else {
+            continue;
+        };
+        let room = details.len() < poam_domain::item::SOURCE_DETAILS_MAX;
+        match details.get_mut(key) {
+            Some(kept) if kept.as_str() == value || kept.contains(value) => {}
+            Some(kept) => {
+                let both = format!("{kept}\n\n— {place} —\n{value}");
+                let pointer = format!("/source/details/{key}");
+                if let Some(both) = clip(&both, poam_domain::item::SOURCE_DETAIL_CHARS, &pointer, notes) {
+                    *kept = both;
+                }
+            }
+            None if room => {
+                details.insert(key.clone(), value.to_owned());
+            }
+            None => notes.push(Violation::new(
+                "detail_left_out",
+                "/source/details",
+                format!("`{key}` was left out: an item keeps {} scanner details; the stored scan file has it", poam_domain::item::SOURCE_DETAILS_MAX),
+            )),
+        }
+    }
+    merged["source"]["details"] = json!(details);
+    let union = |kept: &[String], later: &Value| {
+        let mut all: Vec<String> = kept.to_vec();
+        for v in later
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !all.iter().any(|k| k == v) {
+                all.push(v.to_owned());
+            }
+        }
+        all.sort();
+        json!(all)
+    };
+    merged["cves"] = union(&item.cves, &patch["cves"]);
+    merged["ccis"] = union(&item.ccis, &patch["ccis"]);
+    if !patch["controls"].is_null() {
+        merged["controls"] = union(&item.controls, &patch["controls"]);
+    }
+    let later_rating =
+        serde_json::from_value::<poam_domain::RiskRating>(patch["risk_rating"].clone());
+    if later_rating.is_ok_and(|r| r.rank() < item.risk_rating.rank()) {
+        merged["risk_rating"] = json!(item.risk_rating);
+    }
+    merged["title"] = json!(item.title);
+    merged["description"] = json!(item.description);
+    notes.push(Violation::new(
+        "found_again",
+        "/source/details",
+        format!("the same finding again in this file (first at {first}): its details were added to the item's"),
+    ));
+    merged
 }
 
 impl Sink for Ingest<'_> {
@@ -936,6 +1036,7 @@ async fn import(
                 skipped_truncated: false,
                 fixed_keys: Vec::new(),
                 unmapped: Vec::new(),
+                first_at: HashMap::new(),
                 error: None,
                 written: 0,
                 refresh_at: BATCH,
@@ -1022,7 +1123,8 @@ macro_rules! scan_route {
         ///
         /// One finding per element the format defines; a finding already tracked (same
         /// detector, identifier and asset) updates its item, a closed one reopens through the
-        /// lifecycle; tracked findings on hosts the file covered that it no longer reports
+        /// lifecycle; a finding met twice in one file (two installed versions) is one item that
+        /// keeps both elements' details (note `found_again`); tracked findings on hosts the file covered that it no longer reports
         /// become closure candidates (`not_seen_since`), never closed, and the scan is attached
         /// to them as evidence. The file is stored as the system's evidence and every item it
         /// created or touched links to it. Severities become risk ratings by the regime's table
