@@ -214,6 +214,7 @@ pub fn openapi() -> OpenApiDoc {
     document_idempotency(&mut openapi);
     document_protection(&mut openapi);
     crate::routes::docs::document_patches(&mut openapi);
+    crate::routes::exchange::document_export_headers(&mut openapi);
     document_summaries(&mut openapi);
     document_optional_bodies(&mut openapi);
     document_problem_examples(&mut openapi);
@@ -344,7 +345,7 @@ fn document_summaries(openapi: &mut OpenApiDoc) {
 }
 
 /// Every operation of the document, mutably.
-fn operations(
+pub(crate) fn operations(
     openapi: &mut OpenApiDoc,
 ) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
     openapi.paths.paths.values_mut().flat_map(|item| {

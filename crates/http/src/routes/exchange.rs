@@ -837,7 +837,7 @@ fn emass_tally(
             (String = "text/csv"),
             (super::docs::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
          ),
-         headers(("Content-Disposition" = String, description = "attachment; filename=…"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "How many archived items still open, in progress or deferred the export leaves out (0 with include_archived=true, and for json)."), ("POAM-Emass-Refusals" = i64, description = "For `emass`: how many of the exported items eMASS would refuse on import (`dry_run=true` says which and why)."))),
+         headers(("Content-Disposition" = String, description = "attachment; filename=…"))),
         ListProblems,
         (status = 422, description = "`format=emass&strict=true` and eMASS would refuse items (`emass_refused`): each item and broken rule in `errors` (`pointer` `/items/{display_id}/…`, `code` the rule).", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "OSCAL needs at least one item.", body = Problem, content_type = "application/problem+json"),
@@ -852,6 +852,61 @@ pub async fn export(
     path: web::Path<SystemId>,
 ) -> Result<HttpResponse, ApiError> {
     export_as(state, actor, &req, path, ExportParams::resolve).await
+}
+
+/// The export operations that send `POAM-Archived-Unresolved-Excluded`, and whether they also
+/// send `POAM-Emass-Refusals` ([`export_as`] sets both): declared once here, not per operation.
+const EXPORT_COUNT_HEADERS: &[(&str, bool)] = &[
+    ("export_system", true),
+    ("export_oscal", false),
+    ("export_fedramp_csv", false),
+    ("export_fedramp_xlsx", false),
+    ("export_emass_xlsx", true),
+    ("export_emass_csv", true),
+    ("export_nisp_xlsx", false),
+    ("export_nisp_csv", false),
+];
+
+/// Adds the count headers of [`EXPORT_COUNT_HEADERS`] to those operations' 200 answers.
+pub(crate) fn document_export_headers(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{KnownFormat, SchemaFormat, Type};
+    use utoipa::openapi::{ObjectBuilder, RefOr};
+    let header = |description: &str| {
+        let int64 = SchemaFormat::KnownFormat(KnownFormat::Int64);
+        HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(int64)),
+            )
+            .description(Some(description))
+            .build()
+    };
+    let excluded = header(
+        "How many archived items still open, in progress or deferred the export leaves out \
+         (0 with include_archived=true, and in the JSON bundle, which keeps them).",
+    );
+    let refusals = header(
+        "For the eMASS formats: how many of the exported items eMASS would refuse on import \
+         (`exports/emass-dry-run` says which and why).",
+    );
+    for op in crate::app::operations(openapi) {
+        let Some(&(_, emass)) = EXPORT_COUNT_HEADERS
+            .iter()
+            .find(|(id, _)| op.operation_id.as_deref() == Some(id))
+        else {
+            continue;
+        };
+        if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+            ok.headers
+                .insert("POAM-Archived-Unresolved-Excluded".into(), excluded.clone());
+            if emass {
+                ok.headers
+                    .insert("POAM-Emass-Refusals".into(), refusals.clone());
+            }
+        }
+    }
 }
 
 /// An export's options, resolved: from the query form's parameters, or fixed by a per-format
@@ -1385,7 +1440,7 @@ pub async fn export_json(
     responses(
         (status = 200, description = "The OSCAL plan-of-action-and-milestones document.",
          body = super::docs::OscalPoamDocument, content_type = "application/oscal+json",
-         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}.oscal.json"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."))),
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}.oscal.json"))),
         ListProblems,
         (status = 409, description = "OSCAL needs at least one item (`nothing_to_export`).", body = Problem, content_type = "application/problem+json"),
     ),
@@ -1411,7 +1466,7 @@ pub async fn export_oscal(
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), FedrampCsvParams),
     responses(
         (status = 200, description = "The sheet as CSV.", body = String, content_type = "text/csv",
-         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}[-v3]-{open|closed}.csv"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."))),
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}[-v3]-{open|closed}.csv"))),
         ListProblems,
     ),
     security(("bearer" = []))
@@ -1437,7 +1492,7 @@ pub async fn export_fedramp_csv(
     responses(
         (status = 200, description = "The workbook.", body = super::docs::Workbook,
          content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}[-v3].xlsx"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."))),
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}[-v3].xlsx"))),
         ListProblems,
     ),
     security(("bearer" = []))
@@ -1464,7 +1519,7 @@ pub async fn export_fedramp_xlsx(
     responses(
         (status = 200, description = "The workbook.", body = super::docs::Workbook,
          content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}-emass-{variant}.xlsx"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."), ("POAM-Emass-Refusals" = i64, description = "How many of the exported items eMASS would refuse on import."))),
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}-emass-{variant}.xlsx"))),
         ListProblems,
         (status = 422, description = "`strict=true` and eMASS would refuse items (`emass_refused`): each item and broken rule in `errors`.", body = Problem, content_type = "application/problem+json"),
     ),
@@ -1493,7 +1548,7 @@ pub async fn export_emass_xlsx(
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), EmassExportParams),
     responses(
         (status = 200, description = "The template's columns as CSV.", body = String, content_type = "text/csv",
-         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}-emass-{variant}.csv"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."), ("POAM-Emass-Refusals" = i64, description = "How many of the exported items eMASS would refuse on import."))),
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}-emass-{variant}.csv"))),
         ListProblems,
         (status = 422, description = "`strict=true` and eMASS would refuse items (`emass_refused`): each item and broken rule in `errors`.", body = Problem, content_type = "application/problem+json"),
     ),
@@ -1545,7 +1600,7 @@ pub async fn export_emass_dry_run(
     responses(
         (status = 200, description = "The workbook.", body = super::docs::Workbook,
          content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}.nisp.xlsx"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."))),
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}.nisp.xlsx"))),
         ListProblems,
     ),
     security(("bearer" = []))
@@ -1572,7 +1627,7 @@ pub async fn export_nisp_xlsx(
     params(("system_id" = uuid::Uuid, Path, description = "The system's id."), NispExportParams),
     responses(
         (status = 200, description = "The template as CSV.", body = String, content_type = "text/csv",
-         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}.nisp.csv"), ("POAM-Archived-Unresolved-Excluded" = i64, description = "Archived unresolved items left out (0 with include_archived=true)."))),
+         headers(("Content-Disposition" = String, description = "attachment; filename=poam-{system_id}.nisp.csv"))),
         ListProblems,
     ),
     security(("bearer" = []))
