@@ -247,6 +247,18 @@ fn clip(text: &str, max: usize, pointer: &str, notes: &mut Vec<Violation>) -> Op
     Some(s)
 }
 
+/// The note of a scanner detail an item has no room for.
+fn detail_left_out(key: &str) -> Violation {
+    Violation::new(
+        "detail_left_out",
+        "/source/details",
+        format!(
+            "`{key}` was left out: an item keeps {} scanner details; the stored scan file has it",
+            poam_domain::item::SOURCE_DETAILS_MAX
+        ),
+    )
+}
+
 impl Mapper {
     /// The item document of a new finding and the patch of a tracked one.
     fn documents(
@@ -297,11 +309,7 @@ impl Mapper {
         let mut kept = BTreeMap::new();
         for (k, v) in details {
             if kept.len() >= poam_domain::item::SOURCE_DETAILS_MAX {
-                notes.push(Violation::new(
-                    "detail_left_out",
-                    "/source/details",
-                    format!("`{k}` was left out: an item keeps {} scanner details; the stored scan file has it", poam_domain::item::SOURCE_DETAILS_MAX),
-                ));
+                notes.push(detail_left_out(&k));
                 continue;
             }
             let key: String = k.chars().take(64).collect();
@@ -607,22 +615,24 @@ fn merge_again(
         };
         let room = details.len() < poam_domain::item::SOURCE_DETAILS_MAX;
         match details.get_mut(key) {
-            Some(kept) if kept.as_str() == value || kept.contains(value) => {}
+            // Already there (this element's value, or all of it within the joined ones).
+            Some(kept) if kept.contains(value) => {}
             Some(kept) => {
                 let both = format!("{kept}\n\n— {place} —\n{value}");
                 let pointer = format!("/source/details/{key}");
-                if let Some(both) = clip(&both, poam_domain::item::SOURCE_DETAIL_CHARS, &pointer, notes) {
+                if let Some(both) = clip(
+                    &both,
+                    poam_domain::item::SOURCE_DETAIL_CHARS,
+                    &pointer,
+                    notes,
+                ) {
                     *kept = both;
                 }
             }
             None if room => {
                 details.insert(key.clone(), value.to_owned());
             }
-            None => notes.push(Violation::new(
-                "detail_left_out",
-                "/source/details",
-                format!("`{key}` was left out: an item keeps {} scanner details; the stored scan file has it", poam_domain::item::SOURCE_DETAILS_MAX),
-            )),
+            None => notes.push(detail_left_out(key)),
         }
     }
     merged["source"]["details"] = json!(details);
@@ -1124,8 +1134,9 @@ macro_rules! scan_route {
         /// One finding per element the format defines; a finding already tracked (same
         /// detector, identifier and asset) updates its item, a closed one reopens through the
         /// lifecycle; a finding met twice in one file (two installed versions) is one item that
-        /// keeps both elements' details (note `found_again`); tracked findings on hosts the file covered that it no longer reports
-        /// become closure candidates (`not_seen_since`), never closed, and the scan is attached
+        /// keeps both elements' details (note `found_again`); tracked findings on hosts the
+        /// file covered that it no longer reports become closure candidates
+        /// (`not_seen_since`), never closed, and the scan is attached
         /// to them as evidence. The file is stored as the system's evidence and every item it
         /// created or touched links to it. Severities become risk ratings by the regime's table
         /// (in the answer). A malformed or truncated file is refused naming the place (422
